@@ -1,0 +1,94 @@
+"""Load and validate the lifecycle configuration (SPEC §3).
+
+``load_config()`` reads every file, checks shape and cross-references, and
+either returns a ``Config`` or raises one ``ConfigError`` listing every
+problem with its file and key path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from lifecycle.catalog import Catalog
+from lifecycle.config import checks
+from lifecycle.config.loader import config_dir, parse_model, read_yaml
+from lifecycle.config.models import (
+    CancellationFile,
+    CatalogFile,
+    IncidentsFile,
+    RecipientsFile,
+    RetentionFile,
+)
+from lifecycle.errors import ConfigError, Problem
+
+# file -> (model, required); optional files switch their DAG off when absent.
+FILES = {
+    "catalog.yaml": (CatalogFile, True),
+    "retention.yaml": (RetentionFile, False),
+    "cancellation.yaml": (CancellationFile, False),
+    "recipients.yaml": (RecipientsFile, False),
+    "incidents.yaml": (IncidentsFile, False),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    directory: Path
+    catalog_file: CatalogFile
+    retention: RetentionFile
+    cancellation: CancellationFile | None
+    recipients: RecipientsFile
+    incidents: IncidentsFile | None
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.catalog_file)
+
+
+def collect(directory: str | os.PathLike | None = None) -> tuple[dict, list[Problem], Path]:
+    """Parse every file; return the models that parsed and every problem."""
+    folder = config_dir(directory)
+    models: dict[str, object] = {}
+    problems: list[Problem] = []
+    if not folder.is_dir():
+        return models, [Problem(str(folder), "", "configuration folder not found (set LIFECYCLE_CONFIG_DIR)")], folder
+    for file, (model, required) in FILES.items():
+        path = folder / file
+        if not path.exists() and not required:
+            continue
+        data, found = read_yaml(path)
+        problems += found
+        if not found:
+            parsed, found = parse_model(file, data, model)
+            problems += found
+            if parsed is not None:
+                models[file] = parsed
+    if "catalog.yaml" in models:
+        catalog = Catalog(models["catalog.yaml"])
+        problems += checks.check_catalog(catalog)
+        for file, check in (
+            ("retention.yaml", checks.check_retention),
+            ("cancellation.yaml", checks.check_cancellation),
+            ("recipients.yaml", checks.check_recipients),
+            ("incidents.yaml", checks.check_incidents),
+        ):
+            if file in models:
+                problems += check(catalog, models[file])
+    return models, problems, folder
+
+
+def load_config(directory: str | os.PathLike | None = None) -> Config:
+    models, problems, folder = collect(directory)
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        directory=folder,
+        catalog_file=models["catalog.yaml"],
+        retention=models.get("retention.yaml", RetentionFile()),
+        cancellation=models.get("cancellation.yaml"),
+        recipients=models.get("recipients.yaml", RecipientsFile()),
+        incidents=models.get("incidents.yaml"),
+    )

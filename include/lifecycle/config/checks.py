@@ -1,0 +1,201 @@
+"""Rules that span keys or files: references, subject links, statutory floors.
+
+Each check yields ``Problem``s naming the file and key path; ``load_config``
+collects them all before refusing the configuration.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterator
+
+from lifecycle import anonymize
+from lifecycle.catalog import Catalog, LinkError
+from lifecycle.config.models import AppliesTo, CatalogFile
+from lifecycle.errors import Problem
+
+CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS = (
+    "catalog.yaml", "retention.yaml", "cancellation.yaml", "recipients.yaml", "incidents.yaml",
+)
+
+
+def _system(catalog: Catalog, file: str, path: str, name: str, kind: str) -> Iterator[Problem]:
+    system = catalog.systems.get(name)
+    if system is None:
+        yield Problem(file, path, f"unknown system {name!r}; the catalog has {', '.join(sorted(catalog.systems))}")
+    elif system.type != kind:
+        yield Problem(file, path, f"system {name!r} is of type {system.type}, this needs {'an s3' if kind == 's3' else 'a sql'} system")
+
+
+def _category(catalog: Catalog, file: str, path: str, name: str | None) -> Iterator[Problem]:
+    if name is not None and name not in catalog.model.categories:
+        yield Problem(file, path, f"unknown category {name!r}; defined: {', '.join(sorted(catalog.model.categories))}")
+
+
+def check_catalog(catalog: Catalog) -> Iterator[Problem]:
+    model: CatalogFile = catalog.model
+    yield from _system(catalog, CATALOG, "state", model.state, "sql")
+    if model.reports.system:
+        yield from _system(catalog, CATALOG, "reports.system", model.reports.system, "s3")
+
+    for name, category in model.categories.items():
+        yield from _category(catalog, CATALOG, f"categories.{name}.parent", category.parent)
+        lineage, current = [name], category.parent
+        while current in model.categories:
+            if current in lineage:
+                yield Problem(CATALOG, f"categories.{name}.parent", f"category parents form a cycle: {' -> '.join(lineage + [current])}")
+                break
+            lineage.append(current)
+            current = model.categories[current].parent
+
+    subject = model.subject
+    if subject.dataset not in model.datasets:
+        yield Problem(CATALOG, "subject.dataset", f"unknown dataset {subject.dataset!r}")
+    elif not model.datasets[subject.dataset].is_table:
+        yield Problem(CATALOG, "subject.dataset", f"the subject dataset {subject.dataset!r} must be a table")
+
+    for name, ds in model.datasets.items():
+        where = f"datasets.{name}"
+        yield from _system(catalog, CATALOG, f"{where}.system", ds.system, "sql" if ds.is_table else "s3")
+        yield from _category(catalog, CATALOG, f"{where}.category", ds.category)
+        if not ds.personal and (ds.category or any(f.personal for f in ds.fields.values())):
+            yield Problem(CATALOG, where, "personal: false, yet it has a category or personal fields; mark those fields personal: false")
+        for column, spec in ds.fields.items():
+            fpath = f"{where}.fields.{column}"
+            yield from _category(catalog, CATALOG, f"{fpath}.category", spec.category)
+            if ds.personal and spec.personal and not (spec.category or ds.category):
+                yield Problem(CATALOG, f"{fpath}.category", "personal field without a category, and the dataset has no whole-row category")
+            if spec.anonymize:
+                apath = f"{fpath}.anonymize"
+                if spec.anonymize.strategy not in anonymize.STRATEGIES:
+                    yield Problem(CATALOG, apath, f"unknown strategy {spec.anonymize.strategy!r}; valid: {', '.join(anonymize.STRATEGIES)}")
+                else:
+                    for message in anonymize.option_problems(spec.anonymize):
+                        yield Problem(CATALOG, apath, message)
+                if not ds.is_table:
+                    yield Problem(CATALOG, apath, "objects in S3 cannot be anonymized field by field; use delete")
+        if ds.is_table:
+            if ds.personal and name != subject.dataset:
+                try:
+                    catalog.path_to_subject(name)
+                except LinkError as exc:
+                    yield Problem(CATALOG, f"{where}.subject", f"does not reach the subject: {exc}")
+        else:
+            placeholders = catalog.prefix_fields(ds.prefix)
+            if placeholders - {"subject"}:
+                yield Problem(CATALOG, f"{where}.prefix", f"unknown placeholder(s) {sorted(placeholders - {'subject'})}; only {{subject}} is allowed")
+            if ds.personal and "subject" not in placeholders:
+                yield Problem(CATALOG, f"{where}.prefix", "a personal object dataset needs {subject} in its prefix, so a person's objects can be found")
+            if ds.subject:
+                yield Problem(CATALOG, f"{where}.subject", "an object dataset reaches its person through {subject} in the prefix, not a subject link")
+            if ds.created not in (None, "last_modified"):
+                yield Problem(CATALOG, f"{where}.created", f"{ds.created!r}: objects are dated by last_modified only")
+
+
+def _applies_to(catalog: Catalog, file: str, path: str, applies: AppliesTo) -> Iterator[Problem]:
+    for i, category in enumerate(applies.categories):
+        yield from _category(catalog, file, f"{path}.categories[{i}]", category)
+    for i, dataset in enumerate(applies.datasets):
+        if dataset not in catalog.datasets:
+            yield Problem(file, f"{path}.datasets[{i}]", f"unknown dataset {dataset!r}")
+
+
+def _anonymizable(catalog: Catalog, file: str, path: str, datasets: list[str]) -> Iterator[Problem]:
+    for name in datasets:
+        if not catalog.dataset(name).is_table:
+            yield Problem(file, path, f"anonymize cannot apply to object dataset {name!r}; objects are deleted")
+            continue
+        for field in catalog.personal_fields(name):
+            if field.spec.anonymize is None:
+                yield Problem(file, path, f"anonymize applies to {name!r}, but its personal field {field.column!r} has no anonymize strategy in catalog.yaml")
+
+
+def check_retention(catalog: Catalog, retention) -> Iterator[Problem]:
+    for kind, items in (("rules", retention.rules), ("statutory", retention.statutory)):
+        for name, count in Counter(item.name for item in items).items():
+            if count > 1:
+                yield Problem(RETENTION, kind, f"name {name!r} is used {count} times; names must be unique")
+    floors = []
+    for i, floor in enumerate(retention.statutory):
+        yield from _applies_to(catalog, RETENTION, f"statutory[{i}].applies_to", floor.applies_to)
+        floors.append((floor, set(catalog.resolve(floor.applies_to.categories, floor.applies_to.datasets))))
+    owner: dict[str, tuple[int, str]] = {}
+    for i, rule in enumerate(retention.rules):
+        path = f"rules[{i}]"
+        yield from _applies_to(catalog, RETENTION, f"{path}.applies_to", rule.applies_to)
+        datasets = catalog.resolve(rule.applies_to.categories, rule.applies_to.datasets)
+        if not datasets:
+            yield Problem(RETENTION, f"{path}.applies_to", f"rule {rule.name!r} applies to no dataset")
+        for name in datasets:
+            if name in owner:
+                yield Problem(RETENTION, f"{path}.applies_to", f"dataset {name!r} is already covered by rules[{owner[name][0]}] ({owner[name][1]}); a dataset may have one retention rule")
+            owner.setdefault(name, (i, rule.name))
+            if not catalog.dataset(name).created and catalog.dataset(name).is_table:
+                yield Problem(RETENTION, f"{path}.applies_to", f"dataset {name!r} has no created column in catalog.yaml, so its age is unknown")
+        for floor, covered in floors:
+            hit = sorted(covered.intersection(datasets))
+            if hit and rule.keep.surely_shorter_than(floor.minimum):
+                yield Problem(
+                    RETENTION, f"{path}.keep",
+                    f"{rule.keep} is shorter than the statutory minimum {floor.minimum} ({', '.join(hit)}: {floor.basis})",
+                )
+        if rule.action == "anonymize":
+            yield from _anonymizable(catalog, RETENTION, f"{path}.action", datasets)
+
+
+def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
+    requests = cancellation.requests
+    if requests.dataset not in catalog.datasets:
+        yield Problem(CANCELLATION, "requests.dataset", f"unknown dataset {requests.dataset!r}")
+    elif not catalog.dataset(requests.dataset).is_table:
+        yield Problem(CANCELLATION, "requests.dataset", f"{requests.dataset!r} must be a table dataset")
+    if not cancellation.grace_period.surely_shorter_than(cancellation.complete_within):
+        yield Problem(CANCELLATION, "complete_within", f"{cancellation.complete_within} leaves no time after the grace period {cancellation.grace_period}")
+    for i, override in enumerate(cancellation.overrides):
+        yield from _applies_to(catalog, CANCELLATION, f"overrides[{i}].applies_to", override.applies_to)
+        if override.action == "anonymize":
+            datasets = catalog.resolve(override.applies_to.categories, override.applies_to.datasets)
+            yield from _anonymizable(catalog, CANCELLATION, f"overrides[{i}].action", datasets)
+
+
+def check_recipients(catalog: Catalog, recipients) -> Iterator[Problem]:
+    for name, count in Counter(r.id for r in recipients.recipients).items():
+        if count > 1:
+            yield Problem(RECIPIENTS, "recipients", f"id {name!r} is used {count} times; ids must be unique")
+    for i, recipient in enumerate(recipients.recipients):
+        path = f"recipients[{i}]"
+        yield from _system(catalog, RECIPIENTS, f"{path}.delivery.system", recipient.delivery.system, "s3")
+        for dataset, columns in recipient.share.items():
+            if dataset not in catalog.datasets:
+                yield Problem(RECIPIENTS, f"{path}.share.{dataset}", f"unknown dataset {dataset!r}")
+                continue
+            ds = catalog.dataset(dataset)
+            if not ds.is_table:
+                yield Problem(RECIPIENTS, f"{path}.share.{dataset}", "only table datasets can be shared")
+            personal = {f.column: f for f in catalog.personal_fields(dataset)}
+            for j, column in enumerate(columns):
+                if column not in ds.fields and column not in catalog.structural_columns(dataset):
+                    yield Problem(RECIPIENTS, f"{path}.share.{dataset}[{j}]", f"{column!r} is not a column of {dataset!r} in catalog.yaml")
+                elif column in personal and not catalog.shareable(personal[column].category):
+                    yield Problem(RECIPIENTS, f"{path}.share.{dataset}[{j}]", f"{column!r} is {personal[column].category}, a category that is never shared")
+        if recipient.legal_basis == "consent" and recipient.consent is None:
+            yield Problem(RECIPIENTS, f"{path}.consent", "legal_basis consent needs consent: {dataset, purpose}")
+        if recipient.consent:
+            consent_ds = catalog.datasets.get(recipient.consent.dataset)
+            if consent_ds is None:
+                yield Problem(RECIPIENTS, f"{path}.consent.dataset", f"unknown dataset {recipient.consent.dataset!r}")
+            elif consent_ds.consent is None:
+                yield Problem(RECIPIENTS, f"{path}.consent.dataset", f"dataset {recipient.consent.dataset!r} has no consent: {{purpose, granted, withdrawn}} in catalog.yaml")
+
+
+def check_incidents(catalog: Catalog, incidents) -> Iterator[Problem]:
+    if incidents.announcement:
+        yield from _system(catalog, INCIDENTS, "announcement.system", incidents.announcement.system, "s3")
+    for name, count in Counter(r.id for r in incidents.regulators).items():
+        if count > 1:
+            yield Problem(INCIDENTS, "regulators", f"id {name!r} is used {count} times; ids must be unique")
+    for i, regulator in enumerate(incidents.regulators):
+        for j, category in enumerate(regulator.when.categories):
+            yield from _category(catalog, INCIDENTS, f"regulators[{i}].when.categories[{j}]", category)
+    if not incidents.locales:
+        yield Problem(INCIDENTS, "locales", "name at least one locale")

@@ -1,0 +1,343 @@
+"""Typed models of the five configuration files (SPEC §3).
+
+Shape only: unknown keys, wrong types and bad durations are refused here.
+Rules that need more than one value (references, cycles, statutory floors)
+live in ``checks.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from lifecycle.durations import Duration
+
+DurationField = Annotated[Duration, BeforeValidator(Duration.parse), PlainSerializer(str)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+LINK = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*->\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- catalog.yaml
+
+
+class System(Model):
+    type: Literal["sql", "s3"]
+    conn_id: str
+    bucket: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self):
+        if self.type == "s3" and not self.bucket:
+            raise ValueError("an s3 system needs a bucket")
+        if self.type == "sql" and self.bucket:
+            raise ValueError("a sql system has no bucket")
+        return self
+
+
+class Category(Model):
+    title: str | None = None
+    parent: str | None = None
+    shareable: bool = True          # false: never leaves to a third party (credentials)
+
+
+class Anonymize(Model):
+    """A strategy and its options; ``anonymize: hmac`` is short for ``{strategy: hmac}``."""
+
+    strategy: str
+    text: str | None = None                       # redact: the replacement
+    to: Literal["day", "month", "year"] | None = None   # generalize_date: the precision kept
+
+
+def _anonymize_shorthand(value):
+    if value is None:
+        raise ValueError('unquoted null is ambiguous: write anonymize: "null" for the null strategy, or leave the key out')
+    return {"strategy": value} if isinstance(value, str) else value
+
+
+class FieldSpec(Model):
+    category: str | None = None     # none: the dataset's whole-row category
+    personal: bool = True
+    anonymize: Annotated[Anonymize | None, BeforeValidator(_anonymize_shorthand)] = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _non_personal_is_plain(self):
+        if not self.personal and (self.category or self.anonymize):
+            raise ValueError("a field with personal: false has no category and no anonymize")
+        return self
+
+
+class SubjectLink(Model):
+    column: str
+    dataset: str
+    target_column: str
+
+    def __str__(self) -> str:
+        return f"{self.column} -> {self.dataset}.{self.target_column}"
+
+
+def _parse_link(value):
+    if isinstance(value, str):
+        match = LINK.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a subject link; write '<column> -> <dataset>.<column>'")
+        return {"column": match[1], "dataset": match[2], "target_column": match[3]}
+    return value
+
+
+class Consent(Model):
+    purpose: str
+    granted: str
+    withdrawn: str | None = None
+
+
+class Dataset(Model):
+    system: str
+    personal: bool = True
+    description: str | None = None
+    table: str | None = None
+    primary_key: str | None = None
+    prefix: str | None = None
+    subject: Annotated[SubjectLink | None, BeforeValidator(_parse_link)] = None
+    created: str | None = None
+    category: str | None = None
+    fields: dict[str, FieldSpec] = {}
+    consent: Consent | None = None
+
+    @model_validator(mode="after")
+    def _table_or_prefix(self):
+        if bool(self.table) == bool(self.prefix):
+            raise ValueError("a dataset has either table (sql) or prefix (s3), not both and not neither")
+        if self.table and not self.primary_key:
+            raise ValueError("a table dataset needs primary_key (one column)")
+        return self
+
+    @property
+    def is_table(self) -> bool:
+        return self.table is not None
+
+
+class Contact(Model):
+    email: str | None = None
+    name: str | None = None
+    locale: str | None = None
+    country: str | None = None
+    phone: str | None = None
+
+
+class Subject(Model):
+    dataset: str
+    key: str
+    contact: Contact = Contact()
+
+
+class Reports(Model):
+    system: str | None = None
+    prefix: str = ""
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one_destination(self):
+        if bool(self.system) == bool(self.path):
+            raise ValueError("reports needs either system (with prefix) or path, not both")
+        return self
+
+
+class Anonymization(Model):
+    """Where secrets for keyed strategies come from (never the YAML itself)."""
+
+    hmac_key_variable: str = "lifecycle_hmac_key"
+
+
+class CatalogFile(Model):
+    systems: dict[Name, System]
+    categories: dict[Name, Category]
+    subject: Subject
+    datasets: dict[Name, Dataset]
+    state: str = "state"          # the system holding the ledger and registers
+    reports: Reports = Reports(path="var/reports")
+    anonymization: Anonymization = Anonymization()
+
+
+# -------------------------------------------------------------- retention.yaml
+
+
+class AppliesTo(Model):
+    categories: list[str] = []
+    datasets: list[str] = []
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.categories and not self.datasets:
+            raise ValueError("applies_to names categories or datasets (or both)")
+        return self
+
+
+class RetentionRule(Model):
+    name: RuleName
+    applies_to: AppliesTo
+    keep: DurationField
+    action: Literal["delete", "anonymize"] = "delete"
+    description: str | None = None
+
+
+class StatutoryMinimum(Model):
+    name: RuleName
+    applies_to: AppliesTo
+    minimum: DurationField
+    basis: str
+
+
+class RetentionFile(Model):
+    schedule: str | None = "0 2 * * *"
+    batch_size: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
+    max_fraction_per_run: Annotated[float, Field(gt=0, le=1)] = 0.25
+    rules: list[RetentionRule] = []
+    statutory: list[StatutoryMinimum] = []
+
+
+# ----------------------------------------------------------- cancellation.yaml
+
+
+class Requests(Model):
+    dataset: str
+    subject: str
+    requested_at: str
+    withdrawn_at: str | None = None
+
+
+class ActionOverride(Model):
+    applies_to: AppliesTo
+    action: Literal["delete", "anonymize"]
+
+
+class Notify(Model):
+    scheduled: str | None = None
+    completed: str | None = None
+
+
+class CancellationFile(Model):
+    schedule: str | None = "@hourly"
+    requests: Requests
+    grace_period: DurationField
+    complete_within: DurationField
+    default_action: Literal["delete", "anonymize"] = "delete"
+    overrides: list[ActionOverride] = []
+    notify: Notify = Notify()
+    batch_size: Annotated[int, Field(gt=0, le=10_000)] = 500
+
+
+# ------------------------------------------------------------- recipients.yaml
+
+
+class Agreement(Model):
+    id: str
+    type: Literal["confidentiality", "data_processing", "joint_controller", "data_sharing"]
+    signed: date
+    expires: date | None = None
+    document_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _dates(self):
+        if self.expires and self.expires <= self.signed:
+            raise ValueError(f"expires {self.expires} is not after signed {self.signed}")
+        return self
+
+
+class ConsentRef(Model):
+    dataset: str
+    purpose: str
+
+
+class Delivery(Model):
+    system: str
+    prefix: str
+    format: Literal["jsonl", "csv"] = "jsonl"
+
+
+class Recipient(Model):
+    id: Name
+    name: str
+    contact: str
+    role: Literal["processor", "independent_controller", "affiliate", "marketing_partner", "acquirer", "authority"]
+    legal_basis: Literal["consent", "entrusted_processing", "contract", "legal_obligation", "due_diligence"]
+    purpose: str
+    agreement: Agreement | None = None
+    share: dict[str, list[str]]
+    consent: ConsentRef | None = None
+    pseudonymize_subject: bool = True
+    delivery: Delivery
+    schedule: str | None = None
+
+
+class RecipientsFile(Model):
+    recipients: list[Recipient] = []
+
+
+# -------------------------------------------------------------- incidents.yaml
+
+
+class Email(Model):
+    conn_id: str = "smtp_default"
+    from_: str = Field(alias="from")
+    max_per_second: Annotated[float, Field(gt=0)] = 50
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Announcement(Model):
+    system: str
+    key: str
+
+
+class Fallback(Model):
+    affected_at_least: Annotated[int, Field(ge=0)] | None = None
+    unreachable_fraction_at_least: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
+def _country_code(value):
+    if not (isinstance(value, str) and len(value) == 2 and value.isalpha() and value.isupper()):
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. DE, FR, CN)")
+    return value
+
+
+CountryCode = Annotated[str, BeforeValidator(_country_code)]
+
+
+class RegulatorWhen(Model):
+    affected_at_least: Annotated[int, Field(ge=0)] | None = None
+    subject_countries: list[CountryCode] = []
+    categories: list[str] = []
+
+
+class Regulator(Model):
+    id: Name
+    name: str
+    deadline: DurationField
+    when: RegulatorWhen = RegulatorWhen()
+    contact: str | None = None
+
+
+class IncidentContact(Model):
+    name: str
+    email: str
+    phone: str | None = None
+
+
+class IncidentsFile(Model):
+    email: Email
+    announcement: Announcement | None = None
+    fallback: Fallback = Fallback()
+    regulators: list[Regulator] = []
+    contact: IncidentContact
+    locales: list[str] = ["en"]
+    approval: Literal["required", "none"] = "required"

@@ -1,0 +1,88 @@
+"""Airflow connections -> SQLAlchemy engines and boto3 clients.
+
+The one place that reads connections.  Credentials never come from the YAML:
+a system names a ``conn_id`` and the connection (``AIRFLOW_CONN_<ID>`` in URI
+or JSON form, or any Airflow secrets backend) supplies the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy as sa
+
+# Airflow conn_type -> SQLAlchemy dialect+driver used when the connection's
+# type names no driver of its own.
+_SQL_DRIVERS = {
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "sqlite": "sqlite",
+}
+
+
+def get_connection(conn_id: str):
+    """The Airflow connection ``conn_id`` (inside or outside a task)."""
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(conn_id)
+
+
+def sqlalchemy_url(conn) -> sa.URL:
+    """A SQLAlchemy URL for an Airflow connection of a SQL system.
+
+    An explicit ``sqlalchemy_url`` in the extra wins; otherwise the URL is
+    built from the connection's fields (``sqlite`` keeps its path in host).
+    """
+    extra = conn.extra_dejson
+    if extra.get("sqlalchemy_url"):
+        return sa.make_url(extra["sqlalchemy_url"])
+    conn_type = (conn.conn_type or "").lower()
+    drivername = conn_type if "+" in conn_type else _SQL_DRIVERS.get(conn_type)
+    if drivername is None:
+        raise ValueError(
+            f"connection {conn.conn_id!r}: conn_type {conn.conn_type!r} is not a SQL "
+            f"database; use one of {sorted(_SQL_DRIVERS)} or a 'dialect+driver' URI"
+        )
+    if drivername == "sqlite":
+        return sa.URL.create("sqlite", database=conn.host or conn.schema or None)
+    return sa.URL.create(
+        drivername,
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port or None,
+        database=conn.schema or None,
+    )
+
+
+@functools.cache
+def sql_engine(conn_id: str) -> sa.Engine:
+    """One pooled engine per connection id and process."""
+    url = sqlalchemy_url(get_connection(conn_id))
+    kwargs: dict = {"future": True}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 60}
+    else:
+        kwargs["pool_pre_ping"] = True
+    return sa.create_engine(url, **kwargs)
+
+
+@functools.cache
+def s3_client(conn_id: str):
+    """A boto3 S3 client for an ``aws`` connection; ``endpoint_url`` and
+    ``region_name`` may come from the connection's extra."""
+    import boto3
+    from botocore.config import Config
+
+    conn = get_connection(conn_id)
+    extra = conn.extra_dejson
+    return boto3.client(
+        "s3",
+        aws_access_key_id=conn.login or None,
+        aws_secret_access_key=conn.password or None,
+        region_name=extra.get("region_name") or "us-east-1",
+        endpoint_url=extra.get("endpoint_url") or None,
+        config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+    )
