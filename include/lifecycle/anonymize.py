@@ -9,7 +9,7 @@ UPDATE; otherwise the store transforms values in Python per key range.
 from __future__ import annotations
 
 import hashlib
-import hmac as _hmac
+import hmac
 import ipaddress
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -74,12 +74,12 @@ def _generalize_date(value, options, key):
     return None
 
 
-def _hmac(value, options, key):
+def _keyed_hash(value, options, key):
     if value is None:
         return None
     if not key:
         raise ValueError("the hmac strategy needs a key (Airflow variable named by anonymization.hmac_key_variable)")
-    return _hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 REDACTED = "[redacted]"
@@ -100,7 +100,7 @@ STRATEGIES: dict[str, Strategy] = {
             lambda v, o, k: None if v is None else _redact_text(o),
             sql=_redact_text,
         ),
-        Strategy("hmac", frozenset(), _long_text, _hmac, needs_key=True),
+        Strategy("hmac", frozenset(), _long_text, _keyed_hash, needs_key=True),
         Strategy("truncate_ip", frozenset(), _is_text, _truncate_ip),
         Strategy("generalize_date", frozenset({"to"}), _is_temporal, _generalize_date),
     ]

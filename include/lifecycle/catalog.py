@@ -11,8 +11,10 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from lifecycle.config.models import CatalogFile, Dataset, FieldSpec, System
+if TYPE_CHECKING:  # the models import nothing from here; the package __init__ does
+    from lifecycle.config.models import CatalogFile, Dataset, FieldSpec, System
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,140 @@
+"""The append-only, hash-chained ledger of every destructive action and notice.
+
+Entry n stores ``prev_hash`` (entry n-1's hash) and ``entry_hash`` =
+SHA-256 over the canonical JSON of its own fields and ``prev_hash``.  A head
+row holds the last sequence number and hash, so an edited, removed or
+reordered entry, and a cut-off tail, are all detected by ``verify``.
+Appends serialize on the head row (a row lock on PostgreSQL and MariaDB, the
+write lock on SQLite).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterator
+
+import sqlalchemy as sa
+
+from lifecycle.state.schema import GENESIS, ledger_entries, ledger_head
+
+
+def canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def entry_hash(*, seq: int, recorded_at: str, kind: str, dag_id: str | None, run_id: str | None,
+               idempotency_key: str | None, payload: str, prev_hash: str) -> str:
+    body = canonical_json({
+        "seq": seq, "recorded_at": recorded_at, "kind": kind, "dag_id": dag_id, "run_id": run_id,
+        "key": idempotency_key, "payload": payload, "prev": prev_hash,
+    })
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    recorded_at: str
+    kind: str
+    dag_id: str | None
+    run_id: str | None
+    idempotency_key: str | None
+    payload: dict
+    prev_hash: str
+    entry_hash: str
+
+
+@dataclass
+class Verification:
+    entries: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _entry(row) -> Entry:
+    return Entry(row.seq, row.recorded_at, row.kind, row.dag_id, row.run_id, row.idempotency_key,
+                 json.loads(row.payload), row.prev_hash, row.entry_hash)
+
+
+class Ledger:
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def append(self, kind: str, payload: dict, *, dag_id: str | None = None, run_id: str | None = None,
+               key: str | None = None, recorded_at: datetime | None = None) -> Entry:
+        """Append one entry; with ``key``, an entry already recorded under it is returned instead."""
+        when = (recorded_at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="microseconds")
+        body = canonical_json(payload)
+        with self.engine.begin() as conn:
+            # The no-op UPDATE takes the lock first, so concurrent appenders queue here.
+            conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=ledger_head.c.seq))
+            if key is not None:
+                existing = conn.execute(sa.select(ledger_entries).where(ledger_entries.c.idempotency_key == key)).first()
+                if existing:
+                    return _entry(existing)
+            head = conn.execute(sa.select(ledger_head.c.seq, ledger_head.c.entry_hash).where(ledger_head.c.id == 1)).one()
+            seq = head.seq + 1
+            values = dict(seq=seq, recorded_at=when, kind=kind, dag_id=dag_id, run_id=run_id,
+                          idempotency_key=key, payload=body, prev_hash=head.entry_hash)
+            values["entry_hash"] = entry_hash(**values)
+            conn.execute(ledger_entries.insert().values(**values))
+            conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, entry_hash=values["entry_hash"]))
+        return Entry(**{**values, "payload": json.loads(body)})
+
+    def find(self, key: str) -> Entry | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(ledger_entries).where(ledger_entries.c.idempotency_key == key)).first()
+        return _entry(row) if row else None
+
+    def entries(self, *, kind: str | None = None, run_id: str | None = None, chunk: int = 5000) -> Iterator[Entry]:
+        """Entries in order, read in chunks so the ledger may grow without bound."""
+        last = 0
+        while True:
+            query = sa.select(ledger_entries).where(ledger_entries.c.seq > last)
+            if kind:
+                query = query.where(ledger_entries.c.kind == kind)
+            if run_id:
+                query = query.where(ledger_entries.c.run_id == run_id)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.order_by(ledger_entries.c.seq).limit(chunk)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry(row)
+            last = rows[-1].seq
+
+    def verify(self) -> Verification:
+        result = Verification()
+        expected_seq, prev = 1, GENESIS
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(ledger_entries).where(ledger_entries.c.seq > last).order_by(ledger_entries.c.seq).limit(5000)
+                ).all()
+            if not rows:
+                break
+            for row in rows:
+                if row.seq != expected_seq:
+                    result.problems.append(f"entry {expected_seq} is missing (next is {row.seq})")
+                if row.prev_hash != prev:
+                    result.problems.append(f"entry {row.seq}: prev_hash does not match entry {row.seq - 1} (removed, reordered or edited)")
+                recomputed = entry_hash(seq=row.seq, recorded_at=row.recorded_at, kind=row.kind, dag_id=row.dag_id,
+                                        run_id=row.run_id, idempotency_key=row.idempotency_key,
+                                        payload=row.payload, prev_hash=row.prev_hash)
+                if recomputed != row.entry_hash:
+                    result.problems.append(f"entry {row.seq}: content does not match its hash (edited)")
+                result.entries += 1
+                expected_seq, prev = row.seq + 1, row.entry_hash
+            last = rows[-1].seq
+        with self.engine.connect() as conn:
+            head = conn.execute(sa.select(ledger_head.c.seq, ledger_head.c.entry_hash).where(ledger_head.c.id == 1)).one()
+        if (head.seq, head.entry_hash) != (expected_seq - 1, prev):
+            result.problems.append(f"the head records entry {head.seq} but the chain ends at entry {expected_seq - 1} (entries removed from the end, or the head edited)")
+        return result

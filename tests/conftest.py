@@ -1,0 +1,77 @@
+"""Shared fixtures: real SQL backends (SQLite, PostgreSQL, MariaDB).
+
+PostgreSQL and MariaDB are used at the URLs in ``LIFECYCLE_TEST_POSTGRES_URL``
+and ``LIFECYCLE_TEST_MARIADB_URL`` (defaults: 127.0.0.1, trust/root).  Each
+test session works in a database of its own, dropped at the end.  Without a
+server, its tests skip with a one-line reason; with
+``LIFECYCLE_REQUIRE_SERVERS=1`` (CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+SERVER_URLS = {
+    "postgresql": os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    "mariadb": os.environ.get("LIFECYCLE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+BACKENDS = ["sqlite", "postgresql", "mariadb"]
+
+
+def _server_database(backend: str):
+    """Create a throwaway database on the server; return (url, drop)."""
+    admin_url = sa.make_url(SERVER_URLS[backend])
+    name = f"lifecycle_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        reason = f"{backend} not reachable at {admin_url.render_as_string(hide_password=True)}: {str(exc.orig).splitlines()[0]}"
+        if os.environ.get("LIFECYCLE_REQUIRE_SERVERS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+    return admin_url.set(database=name), drop
+
+
+@pytest.fixture(scope="session")
+def backend_url(request, tmp_path_factory):
+    """A session-wide empty database URL per backend (indirect parameter)."""
+    backend = request.param
+    if backend == "sqlite":
+        yield sa.URL.create("sqlite", database=str(tmp_path_factory.mktemp("sqlite") / "test.db"))
+        return
+    url, drop = _server_database(backend)
+    yield url
+    drop()
+
+
+@pytest.fixture
+def engine(backend_url):
+    """An engine on the backend's database, emptied after the test."""
+    kwargs = {"connect_args": {"timeout": 60}} if backend_url.get_backend_name() == "sqlite" else {}
+    eng = sa.create_engine(backend_url, **kwargs)
+    yield eng
+    meta = sa.MetaData()
+    meta.reflect(eng)
+    meta.drop_all(eng)
+    eng.dispose()
+
+
+def pytest_generate_tests(metafunc):
+    """Any test that takes ``backend_url`` (directly or through ``engine``) runs on every backend."""
+    if "backend_url" in metafunc.fixturenames and not any(
+        m.name == "parametrize" and "backend_url" in m.args[0] for m in metafunc.definition.iter_markers()
+    ):
+        metafunc.parametrize("backend_url", BACKENDS, indirect=True, scope="session")
