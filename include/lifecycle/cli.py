@@ -1,0 +1,125 @@
+"""``python -m lifecycle``: validate, scan, holds and ledger verify.
+
+Exit status: 0 when all is well, 1 when the command found problems (invalid
+configuration, scan findings, a broken ledger), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, datetime, timezone
+
+from lifecycle.config import collect, load_config
+from lifecycle.errors import ConfigError, LifecycleError
+
+
+def _config(args):
+    return load_config(args.config)
+
+
+def cmd_validate(args) -> int:
+    models, problems, folder = collect(args.config)
+    if problems:
+        print(f"{folder}: {len(problems)} problem(s)")
+        for problem in problems:
+            print(f"  {problem}")
+        return 1
+    config = load_config(args.config)
+    catalog = config.catalog
+    print(f"{folder}: valid")
+    print(f"  catalog: {len(catalog.systems)} systems, {len(config.catalog_file.categories)} categories, "
+          f"{len(catalog.table_datasets)} table datasets, {len(catalog.object_datasets)} object datasets")
+    print(f"  retention: {len(config.retention.rules)} rules, {len(config.retention.statutory)} statutory minimums")
+    print(f"  cancellation: {'configured' if config.cancellation else 'not configured'}")
+    print(f"  recipients: {len(config.recipients.recipients)}")
+    print(f"  incidents: {'configured' if config.incidents else 'not configured'}")
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from lifecycle.scan import scan
+
+    findings = scan(_config(args).catalog)
+    for finding in findings:
+        print(finding)
+    print(f"scan: {len(findings)} finding(s)" if findings else "scan: every table and column is classified")
+    return 1 if findings else 0
+
+
+def _state(args):
+    from lifecycle.state import StateStore
+
+    return StateStore.for_catalog(_config(args).catalog)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from None
+
+
+def cmd_holds(args) -> int:
+    state = _state(args)
+    today = datetime.now(timezone.utc).date()
+    if args.action == "add":
+        datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+        hold = state.holds.add(args.subject, reason=args.reason, datasets=datasets, until=args.until, today=today)
+        print(f"hold {hold.id} added: subject {hold.subject_id}, datasets {', '.join(hold.datasets) if hold.datasets else 'all'}, "
+              f"until {hold.until or 'removed'}")
+    elif args.action == "remove":
+        count = state.holds.remove(args.subject)
+        print(f"{count} hold(s) removed for subject {args.subject}")
+        return 0 if count else 1
+    else:
+        holds = state.holds.active(today)
+        for hold in holds:
+            print(f"{hold.id}\tsubject {hold.subject_id}\t{','.join(hold.datasets) if hold.datasets else 'all datasets'}\t"
+                  f"until {hold.until or '-'}\t{hold.reason}")
+        print(f"{len(holds)} active hold(s)")
+    return 0
+
+
+def cmd_ledger(args) -> int:
+    result = _state(args).ledger.verify()
+    for problem in result.problems:
+        print(problem)
+    print(f"ledger: {result.entries} entries, " + ("chain intact" if result.ok else f"{len(result.problems)} problem(s)"))
+    return 0 if result.ok else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m lifecycle", description="Privacy Lifecycle commands")
+    top.add_argument("--config", help="configuration folder (default: $LIFECYCLE_CONFIG_DIR or config/lifecycle)")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("validate", help="validate the configuration").set_defaults(run=cmd_validate)
+    sub.add_parser("scan", help="compare the catalog with the live schema").set_defaults(run=cmd_scan)
+
+    holds = sub.add_parser("holds", help="manage legal holds").add_subparsers(dest="action", required=True)
+    add = holds.add_parser("add", help="put a subject under legal hold")
+    add.add_argument("--subject", required=True)
+    add.add_argument("--datasets", help="comma-separated datasets (default: all)")
+    add.add_argument("--reason", required=True)
+    add.add_argument("--until", type=_date, help="last day of the hold (YYYY-MM-DD)")
+    remove = holds.add_parser("remove", help="end every hold of a subject")
+    remove.add_argument("--subject", required=True)
+    holds.add_parser("list", help="list active holds")
+    for p in (add, remove, holds.choices["list"]):
+        p.set_defaults(run=cmd_holds)
+
+    ledger = sub.add_parser("ledger", help="the hash-chained ledger").add_subparsers(dest="action", required=True)
+    ledger.add_parser("verify", help="check every entry's hash and the chain").set_defaults(run=cmd_ledger)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except LifecycleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
