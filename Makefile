@@ -1,0 +1,95 @@
+# Privacy Lifecycle — developer entry points.  See README.md.
+#
+#   make test    install (once) and run the test suite        PYTEST_ARGS="-k foo -x"
+#   make demo    embedded defaults + demo world + every DAG once, then a summary
+#   make up      Airflow UI (api-server, scheduler, dag-processor, triggerer)
+#   make down    stop everything `make demo` / `make up` started
+#   make clean   make down, then remove var/ (databases, mails, logs, Airflow home)
+#
+# Ports (override in the environment): LIFECYCLE_S3_PORT=5055,
+# LIFECYCLE_SMTP_PORT=1025, LIFECYCLE_API_PORT=8080.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# the interpreter that creates the venv: python3.11, else python3
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+STAMP := $(VENV)/.requirements.stamp
+PTH_NAME := privacy_lifecycle.pth
+DEVENV := $(PY) -m lifecycle.devenv
+PYTEST_ARGS ?=
+# where devenv keeps its state (LIFECYCLE_VAR_DIR overrides, as in devenv itself)
+VAR := $(or $(LIFECYCLE_VAR_DIR),$(CURDIR)/var)
+
+.PHONY: help venv test demo up down clean distclean status env migrate
+
+help:
+	@sed -n '3,10p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+
+# --- the virtualenv ---------------------------------------------------------------
+# Reinstalls only when requirements.txt changes (the stamp is newer otherwise).
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@if [ -z "$(PYTHON)" ]; then echo "need python3.11 (or python3) on PATH" >&2; exit 1; fi
+	@if [ ! -x "$(PY)" ]; then \
+	    echo "creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version 2>&1))"; \
+	    $(PYTHON) -m venv "$(VENV)"; \
+	fi
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements.txt
+	@site="$$($(PY) -c 'import site; print(site.getsitepackages()[0])')"; \
+	    echo "$(CURDIR)/include" > "$$site/$(PTH_NAME)"; \
+	    echo "wrote $$site/$(PTH_NAME) -> $(CURDIR)/include"
+	@$(PY) -c 'import lifecycle' || { echo "lifecycle is not importable from $(VENV)" >&2; exit 1; }
+	@touch "$@"
+
+# --- tests ---------------------------------------------------------------------------
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# --- embedded defaults ------------------------------------------------------------------
+migrate: venv
+	@mkdir -p "$(VAR)/log"
+	@echo "airflow db migrate (log: $(VAR)/log/db-migrate.log)"
+	@$(DEVENV) run -- airflow db migrate > "$(VAR)/log/db-migrate.log" 2>&1 || { \
+	    tail -n 30 "$(VAR)/log/db-migrate.log" >&2; echo "airflow db migrate failed" >&2; exit 1; }
+
+demo: venv
+	@$(DEVENV) start
+	@$(MAKE) migrate
+	$(DEVENV) run -- $(PY) -m lifecycle.demo seed --reset
+	$(DEVENV) run -- $(PY) -m lifecycle.demo run
+	@echo
+	@echo "== where things are"
+	@echo "  mails (one .eml each):  $(VAR)/mail/  ($$(ls "$(VAR)/mail" 2>/dev/null | grep -c '\.eml$$' || true) so far)"
+	@echo "  app database (SQLite):  $(VAR)/app.db"
+	@echo "  ledger and registers:   $(VAR)/state.db"
+	@echo "  S3 (moto):              http://127.0.0.1:$${LIFECYCLE_S3_PORT:-5055}  (key/secret: testing/testing)"
+	@echo "  Airflow home and logs:  $(VAR)/airflow/   service logs: $(VAR)/log/"
+	@echo "  shell with the same settings:  eval \"\$$($(DEVENV) env)\""
+	@echo "  the S3 endpoint and mail sink keep running: make down stops them, make up adds the UI"
+
+up: venv
+	@$(DEVENV) start
+	@$(MAKE) migrate
+	@$(DEVENV) start --airflow
+	@echo "  logs: $(VAR)/log/   stop with: make down"
+
+down:
+	@if [ -x "$(PY)" ]; then $(DEVENV) stop; else echo "nothing running (no $(VENV))"; fi
+
+status:
+	@if [ -x "$(PY)" ]; then $(DEVENV) status; else echo "nothing running (no $(VENV))"; fi
+
+env: venv
+	@$(DEVENV) env
+
+clean: down
+	rm -rf "$(CURDIR)/var"
+
+distclean: clean
+	rm -rf "$(VENV)"

@@ -1,0 +1,644 @@
+"""The embedded defaults behind ``make demo`` and ``make up``.
+
+Everything runs on this machine, under one state folder (``<repo>/var``, or
+``$LIFECYCLE_VAR_DIR``)::
+
+    var/airflow/    AIRFLOW_HOME: airflow.cfg, airflow.db (SQLite), task logs
+    var/app.db      the demo app's database (connection app_db)
+    var/state.db    the lifecycle's ledger and registers (connection lifecycle_state)
+    var/mail/       every mail the SMTP sink received, one .eml each
+    var/run/        pidfiles of the background services
+    var/log/        their logs
+
+Background services (detached processes, each in its own process group):
+
+    s3              moto in server mode: S3 at http://127.0.0.1:$LIFECYCLE_S3_PORT (5055)
+    mail            lifecycle.mailsink at 127.0.0.1:$LIFECYCLE_SMTP_PORT (1025)
+    api-server, scheduler, dag-processor, triggerer   (``start --airflow``)
+                    Airflow, UI/API at http://127.0.0.1:$LIFECYCLE_API_PORT (8080)
+
+Commands (``python -m lifecycle.devenv ...``)::
+
+    start [--airflow]   start what is not running yet, wait until it answers
+    stop                stop every service that has a pidfile
+    status              what runs (exit 0 when s3 and mail run, else 3)
+    env                 ``export`` lines for the embedded defaults
+    run -- CMD ...      run CMD under the embedded defaults (venv bin on PATH)
+
+Python callers get the same values from :func:`environment`.
+
+All keys below are demo values for a loopback-only sandbox; nothing here is
+meant for production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+#: The repository this module lives in (include/lifecycle/devenv.py -> repo).
+REPO = Path(__file__).resolve().parents[2]
+
+HOST = "127.0.0.1"
+
+#: port name -> (environment variable that overrides it, default)
+PORTS: dict[str, tuple[str, int]] = {
+    "s3": ("LIFECYCLE_S3_PORT", 5055),
+    "smtp": ("LIFECYCLE_SMTP_PORT", 1025),
+    "api": ("LIFECYCLE_API_PORT", 8080),
+}
+
+#: Demo-only secrets.  Loopback sandbox only: never use these anywhere else.
+DEMO_HMAC_KEY = "demo-only-hmac-key--NOT-A-SECRET--do-not-use-in-production"
+DEMO_SIGNING_KEY = "demo-only-signing-key--NOT-A-SECRET--do-not-use-in-production"
+
+AWS_DEMO_CREDENTIALS = ("testing", "testing")  # moto accepts anything
+AWS_REGION = "us-east-1"
+
+CORE_SERVICES = ("s3", "mail")
+AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+class DevenvError(RuntimeError):
+    """A service could not be started or stopped; the message says why."""
+
+
+# -- configuration --------------------------------------------------------------
+def ports(env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """``{"s3": 5055, "smtp": 1025, "api": 8080}``, overridden by the environment."""
+    env = os.environ if env is None else env
+    out = {}
+    for name, (var, default) in PORTS.items():
+        raw = env.get(var, "").strip()
+        try:
+            out[name] = int(raw) if raw else default
+        except ValueError:
+            raise DevenvError(f"{var}={raw!r} is not a port number") from None
+        if not 0 < out[name] < 65536:
+            raise DevenvError(f"{var}={raw!r} is not a port number")
+    return out
+
+
+def var_dir(repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The state folder: ``$LIFECYCLE_VAR_DIR`` or ``<repo>/var`` (absolute)."""
+    env = os.environ if env is None else env
+    repo = Path(repo) if repo is not None else REPO
+    raw = env.get("LIFECYCLE_VAR_DIR", "").strip()
+    return Path(raw).resolve() if raw else (repo / "var").resolve()
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
+def environment(
+    repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The embedded defaults as environment variables (what ``env`` prints).
+
+    ``repo`` defaults to this checkout; ``env`` (default ``os.environ``) is
+    only read for the overrides ``LIFECYCLE_VAR_DIR`` and the
+    ``LIFECYCLE_*_PORT`` variables.
+    """
+    repo = (Path(repo) if repo is not None else REPO).resolve()
+    var = var_dir(repo, env)
+    p = ports(env)
+    airflow_home = var / "airflow"
+    login, password = AWS_DEMO_CREDENTIALS
+
+    def s3_conn() -> str:
+        return _json(
+            {
+                "conn_type": "aws",
+                "login": login,
+                "password": password,
+                "extra": {"endpoint_url": f"http://{HOST}:{p['s3']}", "region_name": AWS_REGION},
+            }
+        )
+
+    return {
+        # Airflow itself
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": HOST,
+        "AIRFLOW__API__PORT": str(p["api"]),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{p['api']}/execution/",
+        # LocalExecutor forks `parallelism` workers up front (default 32, ~5 GB RSS);
+        # a handful is plenty on SQLite, which serializes writers anyway
+        "AIRFLOW__CORE__PARALLELISM": (env if env is not None else os.environ).get(
+            "AIRFLOW__CORE__PARALLELISM", "4"
+        ),
+        # the lifecycle
+        "LIFECYCLE_CONFIG_DIR": str(repo / "config" / "lifecycle"),
+        "LIFECYCLE_VAR_DIR": str(var),
+        "LIFECYCLE_MAIL_DIR": str(var / "mail"),
+        # connections (JSON form)
+        "AIRFLOW_CONN_APP_DB": _json({"conn_type": "sqlite", "host": str(var / "app.db")}),
+        "AIRFLOW_CONN_LIFECYCLE_STATE": _json({"conn_type": "sqlite", "host": str(var / "state.db")}),
+        "AIRFLOW_CONN_MEDIA_S3": s3_conn(),
+        "AIRFLOW_CONN_PARTNER_S3": s3_conn(),
+        "AIRFLOW_CONN_PUBLIC_S3": s3_conn(),
+        "AIRFLOW_CONN_SMTP_DEFAULT": _json(
+            {
+                "conn_type": "smtp",
+                "host": HOST,
+                "port": p["smtp"],
+                # the smtp provider defaults to SMTP_SSL and STARTTLS; the sink speaks neither
+                "extra": {
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                    "from_email": "privacy@mic.example",
+                    "timeout": 30,
+                    "retry_limit": 3,
+                },
+            }
+        ),
+        # DEMO-ONLY secrets (Airflow variables lifecycle_hmac_key / lifecycle_signing_key)
+        "AIRFLOW_VAR_LIFECYCLE_HMAC_KEY": DEMO_HMAC_KEY,
+        "AIRFLOW_VAR_LIFECYCLE_SIGNING_KEY": DEMO_SIGNING_KEY,
+    }
+
+
+def shell_exports(values: Mapping[str, str]) -> str:
+    """``export K=V`` lines, quoted for POSIX shells."""
+    lines = [
+        "# Privacy Lifecycle embedded defaults (python -m lifecycle.devenv env).",
+        "# DEMO ONLY: loopback services and demo keys, not for production.",
+    ]
+    for key, value in values.items():
+        if key == "AIRFLOW_VAR_LIFECYCLE_HMAC_KEY":
+            lines.append("# demo-only keys: replace with real secrets outside the sandbox")
+        lines.append(f"export {key}={shlex.quote(value)}")
+    return "\n".join(lines) + "\n"
+
+
+# -- services ---------------------------------------------------------------------
+def _venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def _airflow_argv(*args: str) -> list[str]:
+    script = _venv_bin() / "airflow"
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "airflow", *args]
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    port: int | None = None
+    port_var: str | None = None
+    start_timeout: float = 30.0
+    stop_timeout: float = 15.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> tuple[int, bytes] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (OSError, ValueError):
+        return None
+
+
+def _smtp_ok(port: int) -> bool:
+    try:
+        with smtplib.SMTP(HOST, port, timeout=2) as smtp:
+            return smtp.noop()[0] == 250
+    except (OSError, smtplib.SMTPException):
+        return False
+
+
+def _airflow_health(api_port: int) -> dict:
+    got = _http_ok(f"http://{HOST}:{api_port}/api/v2/monitor/health")
+    if not got or got[0] != 200:
+        return {}
+    try:
+        return json.loads(got[1])
+    except ValueError:
+        return {}
+
+
+def _component_healthy(api_port: int, component: str) -> bool:
+    return (_airflow_health(api_port).get(component) or {}).get("status") == "healthy"
+
+
+def services(
+    repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Service]:
+    """Every service devenv knows, in start order."""
+    var = var_dir(repo, env)
+    p = ports(env)
+    s3, smtp, api = p["s3"], p["smtp"], p["api"]
+    return {
+        "s3": Service(
+            "s3",
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(s3)],
+            ready=lambda: (_http_ok(f"http://{HOST}:{s3}/") or (599,))[0] < 500,
+            port=s3,
+            port_var=PORTS["s3"][0],
+        ),
+        "mail": Service(
+            "mail",
+            [sys.executable, "-m", "lifecycle.mailsink", "--host", HOST, "--port", str(smtp),
+             "--folder", str(var / "mail")],
+            ready=lambda: _smtp_ok(smtp),
+            port=smtp,
+            port_var=PORTS["smtp"][0],
+        ),
+        "api-server": Service(
+            "api-server",
+            _airflow_argv("api-server", "--host", HOST, "--port", str(api)),
+            ready=lambda: bool(_airflow_health(api)),
+            port=api,
+            port_var=PORTS["api"][0],
+            start_timeout=180.0,
+            stop_timeout=30.0,
+        ),
+        "scheduler": Service(
+            "scheduler",
+            # --skip-serve-logs: one machine, the api-server reads the log files itself
+            # (and no log server on 0.0.0.0:8793)
+            _airflow_argv("scheduler", "--skip-serve-logs"),
+            ready=lambda: _component_healthy(api, "scheduler"),
+            start_timeout=180.0,
+            stop_timeout=30.0,
+        ),
+        "dag-processor": Service(
+            "dag-processor",
+            _airflow_argv("dag-processor"),
+            ready=lambda: _component_healthy(api, "dag_processor"),
+            start_timeout=180.0,
+            stop_timeout=30.0,
+        ),
+        "triggerer": Service(
+            "triggerer",
+            _airflow_argv("triggerer", "--skip-serve-logs"),
+            ready=lambda: _component_healthy(api, "triggerer"),
+            start_timeout=180.0,
+            stop_timeout=30.0,
+        ),
+    }
+
+
+# -- process bookkeeping ------------------------------------------------------------
+def _pidfile(var: Path, name: str) -> Path:
+    return var / "run" / f"{name}.pid"
+
+
+def _logfile(var: Path, name: str) -> Path:
+    return var / "log" / f"{name}.log"
+
+
+def _is_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited child (in-process callers), so it is no zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+def _ours(pid: int, written: float) -> bool:
+    """Is ``pid`` a service this devenv started, per a pidfile written at ``written``?
+
+    devenv starts every service as the leader of a new session (so its pid is
+    also its session and process-group id) and writes the pidfile right after
+    the fork.  Anything else (a recycled pid, pid 1, this process or its
+    parent, a pidfile edited by hand) is not ours and is never signalled.
+    """
+    import psutil
+
+    if pid <= 1 or pid in (os.getpid(), os.getppid()):
+        return False
+    try:
+        if os.getsid(pid) != pid or os.getpgid(pid) != pid:
+            return False
+        if os.getpgid(pid) == os.getpgid(0):
+            return False
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        started = proc.create_time()
+    except (OSError, psutil.Error):
+        return False
+    return written - 30.0 <= started <= written + 2.0
+
+
+def running_pid(var: Path, name: str) -> int | None:
+    """The pid of a running service, or None (a stale pidfile is removed).
+
+    A pidfile is trusted only if its process is a session leader that started
+    within seconds before the file was written (see :func:`_ours`).
+    """
+    path = _pidfile(var, name)
+    try:
+        pid = int(path.read_text().split()[0])
+        written = path.stat().st_mtime
+    except (OSError, ValueError, IndexError):
+        if path.exists():
+            path.unlink(missing_ok=True)
+        return None
+    _reap(pid)
+    if _ours(pid, written):
+        return pid
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _group_members(pgid: int) -> list[int]:
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return members
+
+
+def _port_in_use(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def child_environment(repo: Path | None = None, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``os.environ`` + the embedded defaults, venv bin first on PATH and
+    ``include/`` on PYTHONPATH (belt and braces next to the venv's .pth)."""
+    base = dict(os.environ if env is None else env)
+    repo = (repo or REPO).resolve()
+    out = {**base, **environment(repo, base)}
+    out["PATH"] = os.pathsep.join([str(_venv_bin()), base.get("PATH", os.defpath)])
+    include = str(repo / "include")
+    pp = [x for x in base.get("PYTHONPATH", "").split(os.pathsep) if x]
+    out["PYTHONPATH"] = os.pathsep.join([include, *[x for x in pp if x != include]])
+    out.setdefault("PYTHONUNBUFFERED", "1")
+    return out
+
+
+def _ensure_airflow_db(repo: Path, var: Path, child_env: dict[str, str], say) -> None:
+    """The Airflow processes must not race to create airflow.cfg (each would
+    generate its own secrets): migrate once, synchronously, if needed."""
+    home = Path(child_env["AIRFLOW_HOME"])
+    if (home / "airflow.cfg").exists() and (home / "airflow.db").exists():
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    log = _logfile(var, "db-migrate")
+    say(f"airflow: no metadata database yet, running `airflow db migrate` (log: {log})")
+    with open(log, "ab") as fh:
+        rc = subprocess.call(
+            _airflow_argv("db", "migrate"), cwd=repo, env=child_env,
+            stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+        )
+    if rc != 0:
+        raise DevenvError(f"airflow db migrate failed (exit {rc}):\n{_tail(log)}")
+
+
+def start(
+    names: list[str] | tuple[str, ...] = CORE_SERVICES,
+    repo: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, int]:
+    """Start the named services that are not running; wait until each answers.
+
+    Returns ``{name: pid}`` for all of them.  Idempotent.
+    """
+    repo = (Path(repo) if repo is not None else REPO).resolve()
+    child_env = child_environment(repo, env)
+    var = var_dir(repo, child_env)
+    known = services(repo, child_env)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise DevenvError(f"unknown service(s) {unknown}; known: {list(known)}")
+    for sub in ("run", "log", "mail", "airflow"):
+        (var / sub).mkdir(parents=True, exist_ok=True)
+    if any(n in AIRFLOW_SERVICES for n in names):
+        _ensure_airflow_db(repo, var, child_env, say)
+
+    pids: dict[str, int] = {}
+    launched: list[tuple[Service, subprocess.Popen]] = []
+    for name in names:
+        svc = known[name]
+        pid = running_pid(var, name)
+        if pid:
+            say(f"{name}: already running (pid {pid})")
+            pids[name] = pid
+            continue
+        if svc.port and _port_in_use(svc.port):
+            raise DevenvError(
+                f"{name}: port {HOST}:{svc.port} is already in use by another process "
+                f"(not one this devenv started); stop it or set {svc.port_var} to a free port"
+            )
+        log = _logfile(var, name)
+        with open(log, "ab") as fh:
+            fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: "
+                     f"{shlex.join(svc.argv)}\n".encode())
+            fh.flush()
+            proc = subprocess.Popen(
+                svc.argv, cwd=repo, env=child_env,
+                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                start_new_session=True,  # detached: own session and process group
+                close_fds=True,
+            )
+        _pidfile(var, name).write_text(f"{proc.pid}\n")
+        launched.append((svc, proc))
+        pids[name] = proc.pid
+
+    failures = []
+    for svc, proc in launched:
+        deadline = time.monotonic() + svc.start_timeout
+        while True:
+            if proc.poll() is not None:
+                _pidfile(var, svc.name).unlink(missing_ok=True)
+                failures.append(f"{svc.name}: exited with code {proc.returncode}; "
+                                f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}")
+                break
+            if svc.ready():
+                where = f" on {HOST}:{svc.port}" if svc.port else ""
+                say(f"{svc.name}: started (pid {proc.pid}){where}, log {_logfile(var, svc.name)}")
+                break
+            if time.monotonic() > deadline:
+                failures.append(f"{svc.name}: not answering after {svc.start_timeout:.0f}s; "
+                                f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}")
+                break
+            time.sleep(0.25)
+    if failures:
+        raise DevenvError("\n".join(failures))
+    return pids
+
+
+def stop(
+    names: list[str] | tuple[str, ...] | None = None,
+    repo: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    say: Callable[[str], None] = print,
+) -> list[str]:
+    """Stop the named services (default: every one with a pidfile), whole
+    process group each: SIGTERM, then SIGKILL after the service's timeout.
+    Removes the pidfiles.  Idempotent.  Returns the names that were stopped."""
+    repo = (Path(repo) if repo is not None else REPO).resolve()
+    env = dict(os.environ if env is None else env)
+    var = var_dir(repo, env)
+    known = services(repo, env)
+    if names is None:
+        run_dir = var / "run"
+        present = {p.stem for p in run_dir.glob("*.pid")} if run_dir.is_dir() else set()
+        # reverse start order: Airflow first, then the mail sink and S3
+        names = [n for n in reversed(list(known)) if n in present]
+        names += sorted(present - set(known))
+        if not names:
+            say("nothing running")
+    signalled: list[tuple[str, int, float]] = []
+    for name in names:
+        pid = running_pid(var, name)
+        if pid is None:
+            say(f"{name}: not running")
+            _pidfile(var, name).unlink(missing_ok=True)
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)  # running_pid checked: pid leads its own group
+        except ProcessLookupError:
+            pass
+        timeout = known[name].stop_timeout if name in known else 15.0
+        signalled.append((name, pid, time.monotonic() + timeout))
+
+    stopped = []
+    for name, pid, deadline in signalled:
+        while True:
+            _reap(pid)
+            left = _group_members(pid) if not _is_alive(pid) else [pid]
+            if not left:
+                break
+            if time.monotonic() > deadline:
+                say(f"{name}: still running after SIGTERM, sending SIGKILL")
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                time.sleep(0.5)
+                _reap(pid)
+                break
+            time.sleep(0.2)
+        _pidfile(var, name).unlink(missing_ok=True)
+        say(f"{name}: stopped (pid {pid})")
+        stopped.append(name)
+    return stopped
+
+
+def status(
+    repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, int | None]:
+    """``{name: pid or None}`` for every known service."""
+    var = var_dir(repo, env)
+    return {name: running_pid(var, name) for name in services(repo, env)}
+
+
+def airflow_login(repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None):
+    """``(user, password)`` of the simple auth manager's generated admin, if known."""
+    home = Path(environment(repo, env)["AIRFLOW_HOME"])
+    path = home / "simple_auth_manager_passwords.json.generated"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if "admin" in data:
+        return "admin", data["admin"]
+    return next(iter(data.items()), None)
+
+
+# -- CLI ------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lifecycle.devenv", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p_start = sub.add_parser("start", help="start the local S3 endpoint and mail sink (and Airflow)")
+    p_start.add_argument("--airflow", action="store_true",
+                         help="also start api-server, scheduler, dag-processor, triggerer")
+    sub.add_parser("stop", help="stop everything devenv started")
+    sub.add_parser("status", help="show what runs")
+    sub.add_parser("env", help="print export lines for the embedded defaults")
+    p_run = sub.add_parser("run", help="run a command under the embedded defaults")
+    p_run.add_argument("command", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+
+    try:
+        if args.cmd == "env":
+            sys.stdout.write(shell_exports(environment()))
+            return 0
+        if args.cmd == "run":
+            command = args.command[1:] if args.command[:1] == ["--"] else args.command
+            if not command:
+                ap.error("run: no command given")
+            child_env = child_environment()
+            os.execvpe(command[0], command, child_env)
+        if args.cmd == "start":
+            names = list(CORE_SERVICES) + (list(AIRFLOW_SERVICES) if args.airflow else [])
+            start(names)
+            if args.airflow:
+                api = ports()["api"]
+                login = airflow_login()
+                print(f"Airflow UI: http://{HOST}:{api}/", end="")
+                print(f"  (user {login[0]}, password {login[1]})" if login else "")
+            return 0
+        if args.cmd == "stop":
+            stop()
+            return 0
+        if args.cmd == "status":
+            var = var_dir()
+            p = ports()
+            st = status()
+            for name, pid in st.items():
+                state = f"running (pid {pid})" if pid else "stopped"
+                print(f"{name:14} {state:24} log {_logfile(var, name)}")
+            print(f"S3 endpoint   http://{HOST}:{p['s3']}   SMTP sink {HOST}:{p['smtp']} "
+                  f"-> {var / 'mail'}   Airflow http://{HOST}:{p['api']}/")
+            return 0 if all(st[n] for n in CORE_SERVICES) else 3
+    except DevenvError as exc:
+        print(f"devenv: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
