@@ -1,0 +1,63 @@
+"""
+### lifecycle_checks
+
+Is the lifecycle's picture of the world still true?  Runs daily, changes
+nothing, and fails loudly when something needs a person:
+
+1. **validate_config**: every file in `config/lifecycle/` parses and agrees
+   with the others (the same checks as `python -m lifecycle validate`).
+2. **scan_schema**: every table of every SQL system in the catalog is a
+   dataset, every column is classified or marked `personal: false`, every
+   column the catalog names exists (`python -m lifecycle scan`).
+3. **verify_ledger**: the hash chain of the ledger is intact
+   (`python -m lifecycle ledger verify`).
+
+A failed task's log lists each finding by table and column; no values are
+logged.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+
+from lifecycle.config import load_config
+from lifecycle.runs import DEFAULT_ARGS, START_DATE, TAGS, terminal_errors
+
+
+@dag(
+    dag_id="lifecycle_checks",
+    schedule="@daily",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=TAGS + ["checks"],
+    doc_md=__doc__,
+)
+def lifecycle_checks():
+    @task
+    @terminal_errors
+    def validate_config() -> dict:
+        from lifecycle.health import config_summary
+
+        return config_summary(load_config())
+
+    @task
+    @terminal_errors
+    def scan_schema() -> dict:
+        from lifecycle.health import schema_matches
+
+        return schema_matches(load_config())
+
+    @task
+    @terminal_errors
+    def verify_ledger() -> dict:
+        from lifecycle.health import ledger_intact
+        from lifecycle.state import StateStore
+
+        return ledger_intact(StateStore.for_catalog(load_config().catalog))
+
+    validate_config() >> [scan_schema(), verify_ledger()]
+
+
+lifecycle_checks()

@@ -1,0 +1,58 @@
+"""Checks a run makes before it may change anything, and that ``lifecycle_checks`` runs.
+
+Each returns counts for XCom and the log, and raises ``LifecycleError`` with
+the findings listed when the world does not match the catalog.  Findings name
+tables and columns only, never values.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lifecycle.config import Config
+from lifecycle.errors import LifecycleError
+from lifecycle.scan import scan
+
+log = logging.getLogger(__name__)
+
+
+def config_summary(config: Config) -> dict:
+    catalog = config.catalog
+    return {
+        "systems": len(catalog.systems),
+        "table_datasets": len(catalog.table_datasets),
+        "object_datasets": len(catalog.object_datasets),
+        "retention_rules": len(config.retention.rules),
+        "recipients": len(config.recipients.recipients),
+        "cancellation": config.cancellation is not None,
+        "incidents": config.incidents is not None,
+    }
+
+
+def schema_matches(config: Config, datasets: list[str] | None = None) -> dict:
+    """Scan the SQL systems; with ``datasets``, only findings about their tables count."""
+    catalog = config.catalog
+    findings = scan(catalog)
+    if datasets is not None:
+        tables = {catalog.dataset(d).table for d in datasets if catalog.dataset(d).is_table}
+        findings = [f for f in findings if f.table in tables]
+    for finding in findings:
+        log.error("scan: %s", finding)
+    if findings:
+        raise LifecycleError(
+            f"the live schema does not match catalog.yaml ({len(findings)} finding(s)); nothing was changed. "
+            "Run `python -m lifecycle scan` and classify or fix the columns listed above."
+        )
+    checked = datasets if datasets is not None else catalog.table_datasets
+    log.info("scan: %d table dataset(s) match the catalog", len(checked))
+    return {"datasets_checked": len(checked), "findings": 0}
+
+
+def ledger_intact(state) -> dict:
+    result = state.ledger.verify()
+    for problem in result.problems:
+        log.error("ledger: %s", problem)
+    if not result.ok:
+        raise LifecycleError(f"the ledger does not verify ({len(result.problems)} problem(s)); see the log")
+    log.info("ledger: %d entries, chain intact", result.entries)
+    return {"entries": result.entries}

@@ -1,0 +1,49 @@
+"""What every DAG file shares: default arguments, run time, terminal errors.
+
+Time inside a run comes from the run itself (data interval end, else logical
+date, else the time the run was queued for), never from ``now()``, so a rerun
+of the same run decides the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from lifecycle.errors import LifecycleError, TransientError
+
+START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT_ARGS = {"owner": "privacy", "retries": 2, "retry_delay": timedelta(minutes=1)}
+TAGS = ["privacy-lifecycle"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    dag_id: str
+    run_id: str
+    as_of: datetime          # the instant the run decides by
+    interval_start: datetime | None
+
+
+def run_info(context) -> RunInfo:
+    run = context["dag_run"]
+    as_of = context.get("data_interval_end") or context.get("logical_date") or run.run_after
+    return RunInfo(run.dag_id, run.run_id, as_of, context.get("data_interval_start"))
+
+
+def terminal_errors(fn):
+    """A ``LifecycleError`` fails the task at once (no retry); transient errors retry."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TransientError:
+            raise
+        except LifecycleError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc
+
+    return wrapper
