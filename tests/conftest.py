@@ -10,10 +10,16 @@ server, its tests skip with a one-line reason; with
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
 import pytest
 import sqlalchemy as sa
+
+# Airflow reads its home when first imported (connections, DagBag): keep the
+# suite's Airflow files out of the developer's ~/airflow.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="lifecycle-test-airflow-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 SERVER_URLS = {
     "postgresql": os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
