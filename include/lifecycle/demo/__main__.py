@@ -1,0 +1,98 @@
+"""``python -m lifecycle.demo seed|run``
+
+``seed`` fills the demo app's database and media bucket (the SQL system of
+the subject dataset and the S3 system of the first object dataset in the
+catalog, reached through their Airflow connections) and puts the demo's
+legal holds into the state store.  ``run`` runs DAGs once through Airflow and
+prints what each did.  Both print counts and states only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+
+from lifecycle.config import load_config
+from lifecycle.demo import generate
+
+
+def _as_of(text: str | None) -> datetime:
+    """The given day at 00:00 UTC, else now (to the second), naive UTC."""
+    if text is None:
+        return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    try:
+        return datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--as-of {text!r}: write YYYY-MM-DD") from None
+
+
+def cmd_seed(args) -> int:
+    from lifecycle.connections import s3_client, sql_engine
+    from lifecycle.state import StateStore
+
+    catalog = load_config().catalog
+    engine = sql_engine(catalog.system_of(catalog.subject.dataset).conn_id)
+    media = next((catalog.system_of(d) for d in catalog.object_datasets), None)
+    client = None if args.no_s3 or media is None else s3_client(media.conn_id)
+    bucket = media.bucket if media else None
+    started = time.monotonic()
+    try:
+        if args.reset:
+            generate.reset(engine, client, bucket)
+        counts = generate.seed(engine, client, bucket, users=args.users, as_of=args.as_of,
+                               seed=args.seed, chunk_size=args.chunk_size)
+    except generate.DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    holds = StateStore.for_catalog(catalog).holds
+    for subject, datasets, reason in generate.demo_holds(args.users, seed=args.seed):
+        if not any(h.subject_id == str(subject) for h in holds.active(args.as_of.date())):
+            holds.add(str(subject), reason=reason, datasets=datasets, today=args.as_of.date())
+    counts["legal_holds"] = len(holds.active(args.as_of.date()))
+    elapsed = time.monotonic() - started
+    width = max(map(len, counts))
+    for name, count in counts.items():
+        print(f"{name:<{width}}  {count:>10,}")
+    rows = sum(v for k, v in counts.items() if k in {t.name for t in generate.schema.metadata.sorted_tables})
+    print(f"{'rows':<{width}}  {rows:>10,}  in {elapsed:.1f}s ({rows / max(elapsed, 1e-9):,.0f} rows/s)")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from lifecycle.demo import runner
+
+    dag_ids = args.dags.split(",") if args.dags else runner.dag_ids()
+    as_of = args.as_of.replace(tzinfo=timezone.utc)
+    failed = []
+    for dag_id in dag_ids:
+        outcome = runner.run(dag_id, as_of)
+        print(runner.describe(outcome), flush=True)
+        if outcome.state != "success":
+            failed.append(dag_id)
+    print(f"\n{len(dag_ids) - len(failed)} of {len(dag_ids)} DAG run(s) succeeded" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lifecycle.demo", description="The MIC (for Buyer) demo world.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("seed", help="create and fill the demo tables and media bucket, add the demo's legal holds")
+    s.add_argument("--users", type=int, default=200, help="how many users (default 200)")
+    s.add_argument("--as-of", type=_as_of, default=_as_of(None), help="the day data ages are relative to, YYYY-MM-DD (default: now)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed and arguments: same data)")
+    s.add_argument("--reset", action="store_true", help="drop the demo tables and empty the demo prefixes first")
+    s.add_argument("--no-s3", action="store_true", help="leave the media bucket alone")
+    s.add_argument("--chunk-size", type=int, default=10_000, help="rows per insert batch (default 10000)")
+    s.set_defaults(run=cmd_seed)
+    r = sub.add_parser("run", help="run DAGs once through Airflow (dag.test) and print what each did")
+    r.add_argument("--dags", help="comma-separated DAG ids (default: every DAG)")
+    r.add_argument("--as-of", type=_as_of, default=_as_of(None), help="the run's logical date, YYYY-MM-DD (default: now)")
+    r.set_defaults(run=cmd_run)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

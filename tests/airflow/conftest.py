@@ -1,0 +1,60 @@
+"""An Airflow world for end-to-end runs: the embedded defaults in a temp folder.
+
+One per test session: SQLite metadata DB (migrated once), the demo app seeded
+into SQLite, moto's S3 server and a mail sink on free ports.  DAGs run in a
+child process through ``python -m lifecycle.demo run`` (Airflow's
+``dag.test()``), as a user's ``make demo`` does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from lifecycle import devenv
+from lifecycle.mailsink import MailSink
+from tests.support.s3 import moto_server
+
+REPO = Path(__file__).resolve().parents[2]
+AS_OF = "2026-11-26"
+
+
+@dataclass
+class AirflowWorld:
+    env: dict
+    var: Path
+    mail: MailSink
+
+    def run(self, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], env=self.env, cwd=REPO, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def run_dags(self, *dag_ids: str, as_of: str = AS_OF) -> subprocess.CompletedProcess:
+        return self.run("-m", "lifecycle.demo", "run", "--dags", ",".join(dag_ids), "--as-of", as_of)
+
+
+@pytest.fixture(scope="session")
+def airflow_world(tmp_path_factory):
+    var = tmp_path_factory.mktemp("var")
+    with moto_server() as endpoint, MailSink(folder=var / "mail") as mail:
+        overrides = {"LIFECYCLE_VAR_DIR": str(var), "LIFECYCLE_S3_PORT": str(urlparse(endpoint).port),
+                     "LIFECYCLE_SMTP_PORT": str(mail.port)}
+        env = devenv.child_environment(REPO, {**_base_env(), **overrides})
+        world = AirflowWorld(env, var, mail)
+        for step in (("-m", "airflow", "db", "migrate"),
+                     ("-m", "lifecycle.demo", "seed", "--users", "60", "--as-of", AS_OF)):
+            result = world.run(*step)
+            assert result.returncode == 0, f"{' '.join(step)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+        yield world
+
+
+def _base_env() -> dict:
+    import os
+
+    # The suite's own AIRFLOW_HOME must not leak into the child: devenv sets its own.
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIFECYCLE_"))}

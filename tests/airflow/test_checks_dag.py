@@ -1,0 +1,27 @@
+"""lifecycle_checks end to end through Airflow on the seeded demo world."""
+
+import sqlalchemy as sa
+
+from tests.airflow.conftest import AirflowWorld
+
+
+def test_checks_pass_on_the_demo_world_then_fail_on_drift(airflow_world: AirflowWorld):
+    result = airflow_world.run_dags("lifecycle_checks")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "lifecycle_checks: success" in result.stdout
+    assert '"findings": 0' in result.stdout and '"table_datasets": 11' in result.stdout
+    assert "1 of 1 DAG run(s) succeeded" in result.stdout
+
+    engine = sa.create_engine(f"sqlite:///{airflow_world.var / 'app.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE users ADD COLUMN nickname VARCHAR(40)"))
+    try:
+        result = airflow_world.run_dags("lifecycle_checks", as_of="2026-11-27")
+        assert result.returncode == 1
+        assert "lifecycle_checks: failed" in result.stdout
+        assert "scan_schema                  failed" in result.stdout
+        assert "validate_config              success" in result.stdout
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE users DROP COLUMN nickname"))
+        engine.dispose()
