@@ -66,6 +66,8 @@ CASES = [
      "catalog.yaml", "datasets.conversations.subject", "has no subject link"),
     ("link to unknown dataset", _set(["catalog.yaml", "datasets", "access_logs", "subject"], "user_id -> people.id"),
      "catalog.yaml", "datasets.access_logs.subject", "unknown dataset 'people'"),
+    ("link across systems", lambda f: f["catalog.yaml"]["systems"].update(crm={"type": "sql", "conn_id": "crm"}) or f["catalog.yaml"]["datasets"]["conversations"].update(system="crm"),
+     "catalog.yaml", "datasets.chat_messages.subject", "crosses into another system (conversations)"),
     ("malformed link", _set(["catalog.yaml", "datasets", "access_logs", "subject"], "user_id => users.id"),
      "catalog.yaml", "datasets.access_logs.subject", "is not a subject link"),
     ("object prefix without subject", _set(["catalog.yaml", "datasets", "chat_photos", "prefix"], "chats/"),

@@ -345,14 +345,15 @@ def test_media_bucket_is_versioned_with_versions_and_delete_markers(tmp_path):
 
     import boto3
 
+    bucket = f"t-media-{uuid.uuid4().hex[:8]}"   # moto's state is shared by every server in this process
     with moto_server() as endpoint:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         engine = _sqlite(tmp_path / "app.db")
-        counts = generate.seed(engine, client, "mic-buyer-media", users=40, as_of=AS_OF)
-        assert client.get_bucket_versioning(Bucket="mic-buyer-media")["Status"] == "Enabled"
+        counts = generate.seed(engine, client, bucket, users=40, as_of=AS_OF)
+        assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
         versions, markers = [], []
-        for page in client.get_paginator("list_object_versions").paginate(Bucket="mic-buyer-media"):
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
             versions += page.get("Versions", [])
             markers += page.get("DeleteMarkers", [])
         assert len(versions) == counts["s3_versions"] > counts["s3_objects"] > 0
@@ -370,6 +371,6 @@ def test_media_bucket_is_versioned_with_versions_and_delete_markers(tmp_path):
         for prefix in generate.MEDIA_PREFIXES:
             assert any(k.startswith(f"{prefix}{due[0]}/") for k in keys), prefix
 
-        generate.reset(engine, client, "mic-buyer-media")
-        left = client.list_object_versions(Bucket="mic-buyer-media")
+        generate.reset(engine, client, bucket)
+        left = client.list_object_versions(Bucket=bucket)
         assert not left.get("Versions") and not left.get("DeleteMarkers")

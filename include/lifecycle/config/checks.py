@@ -77,9 +77,14 @@ def check_catalog(catalog: Catalog) -> Iterator[Problem]:
         if ds.is_table:
             if ds.personal and name != subject.dataset:
                 try:
-                    catalog.path_to_subject(name)
+                    hops = catalog.path_to_subject(name)
                 except LinkError as exc:
+                    hops = ()
                     yield Problem(CATALOG, f"{where}.subject", f"does not reach the subject: {exc}")
+                if ds.system in model.systems:
+                    apart = sorted({h.target for h in hops if model.datasets[h.target].system != ds.system})
+                    if apart:
+                        yield Problem(CATALOG, f"{where}.subject", f"the chain to the subject crosses into another system ({', '.join(apart)}); a chain must stay in {ds.system!r} so it can be joined in SQL")
         else:
             placeholders = catalog.prefix_fields(ds.prefix)
             if placeholders - {"subject"}:

@@ -10,9 +10,12 @@ prints what each did.  Both print counts and states only.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from lifecycle.config import load_config
 from lifecycle.demo import generate
@@ -60,18 +63,46 @@ def cmd_seed(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _output_to(log: Path):
+    """Send everything written to fd 1 and 2 (Airflow's task logs) to ``log``;
+    yield a stream on the original stdout for the summary."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    with open(log, "ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+    summary = os.fdopen(os.dup(saved_out), "w", buffering=1)
+    try:
+        yield summary
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        os.close(saved_out)
+        os.close(saved_err)
+        summary.close()
+
+
 def cmd_run(args) -> int:
     from lifecycle.demo import runner
 
-    dag_ids = args.dags.split(",") if args.dags else runner.dag_ids()
     as_of = args.as_of.replace(tzinfo=timezone.utc)
-    failed = []
-    for dag_id in dag_ids:
-        outcome = runner.run(dag_id, as_of)
-        print(runner.describe(outcome), flush=True)
-        if outcome.state != "success":
-            failed.append(dag_id)
-    print(f"\n{len(dag_ids) - len(failed)} of {len(dag_ids)} DAG run(s) succeeded" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    log = Path(args.log or Path(os.environ.get("LIFECYCLE_VAR_DIR", "var")) / "log" / "demo-run.log")
+    failed, dag_ids = [], []
+    with _output_to(log) as out:
+        out.write(f"running DAGs as of {as_of:%Y-%m-%d %H:%M} UTC (Airflow's task logs: {log})\n")
+        dag_ids = args.dags.split(",") if args.dags else runner.dag_ids()
+        for dag_id in dag_ids:
+            outcome = runner.run(dag_id, as_of)
+            out.write(runner.describe(outcome) + "\n")
+            if outcome.state != "success":
+                failed.append(dag_id)
+        out.write(f"\n{len(dag_ids) - len(failed)} of {len(dag_ids)} DAG run(s) succeeded"
+                  + (f"; failed: {', '.join(failed)} (see {log})" if failed else "") + "\n")
     return 1 if failed else 0
 
 
@@ -89,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run DAGs once through Airflow (dag.test) and print what each did")
     r.add_argument("--dags", help="comma-separated DAG ids (default: every DAG)")
     r.add_argument("--as-of", type=_as_of, default=_as_of(None), help="the run's logical date, YYYY-MM-DD (default: now)")
+    r.add_argument("--log", help="where Airflow's task logs go (default: $LIFECYCLE_VAR_DIR/log/demo-run.log)")
     r.set_defaults(run=cmd_run)
     args = parser.parse_args(argv)
     return args.run(args)
