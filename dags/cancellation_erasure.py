@@ -14,22 +14,14 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import DEFAULT_ARGS, START_DATE, TAGS, terminal_errors
+from lifecycle.runs import dag_settings, terminal_errors
 
 CONFIG = load_config()
 
 if CONFIG.cancellation is not None:
 
-    @dag(
-        dag_id="cancellation_erasure",
-        schedule=CONFIG.cancellation.schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=TAGS + ["erasure"],
-        doc_md=__doc__,
-    )
+    @dag(**dag_settings("cancellation_erasure", schedule=CONFIG.cancellation.schedule,
+                        tags=["erasure"], doc_md=__doc__))
     def cancellation_erasure():
         @task
         @terminal_errors

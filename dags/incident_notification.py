@@ -14,21 +14,17 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import DEFAULT_ARGS, START_DATE, TAGS, terminal_errors
+from lifecycle.runs import DEFAULT_ARGS, dag_settings, terminal_errors
 
 CONFIG = load_config()
 
 if CONFIG.incidents is not None:
 
-    @dag(
-        dag_id="incident_notification",
-        schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-        default_args={**DEFAULT_ARGS, "retries": 0},
-        tags=TAGS + ["incident"],
-        doc_md=__doc__,
-    )
+    @dag(**dag_settings(
+        "incident_notification", schedule=None, tags=["incident"], doc_md=__doc__,
+        max_active_runs=8,                              # incidents do not wait for each other
+        default_args={**DEFAULT_ARGS, "retries": 0},    # a notice is never re-sent by a blind retry
+    ))
     def incident_notification():
         @task
         @terminal_errors

@@ -21,19 +21,10 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import DEFAULT_ARGS, START_DATE, TAGS, terminal_errors
+from lifecycle.runs import dag_settings, terminal_errors
 
 
-@dag(
-    dag_id="lifecycle_checks",
-    schedule="@daily",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=TAGS + ["checks"],
-    doc_md=__doc__,
-)
+@dag(**dag_settings("lifecycle_checks", schedule="@daily", tags=["checks"], doc_md=__doc__))
 def lifecycle_checks():
     @task
     @terminal_errors

@@ -13,7 +13,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import DEFAULT_ARGS, START_DATE, TAGS, terminal_errors
+from lifecycle.runs import dag_settings, terminal_errors
 
 CONFIG = load_config()
 
@@ -25,16 +25,7 @@ def _rule_datasets(config) -> list[str]:
 
 if CONFIG.retention.rules:
 
-    @dag(
-        dag_id="retention_expiry",
-        schedule=CONFIG.retention.schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=TAGS + ["retention"],
-        doc_md=__doc__,
-    )
+    @dag(**dag_settings("retention_expiry", schedule=CONFIG.retention.schedule, tags=["retention"], doc_md=__doc__))
     def retention_expiry():
         @task
         @terminal_errors

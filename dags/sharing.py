@@ -13,22 +13,16 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import DEFAULT_ARGS, START_DATE, TAGS, terminal_errors
+from lifecycle.runs import dag_settings, terminal_errors
 
 CONFIG = load_config()
 
 
 def build(recipient):
-    @dag(
-        dag_id=f"sharing_{recipient.id}",
-        schedule=recipient.schedule,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=TAGS + ["sharing", recipient.role],
-        doc_md=__doc__ + f"\n\n**Recipient**: {recipient.name} ({recipient.role}, {recipient.legal_basis}): {recipient.purpose}",
-    )
+    about = f"\n\n**Recipient**: {recipient.name} ({recipient.role}, {recipient.legal_basis}): {recipient.purpose}"
+
+    @dag(**dag_settings(f"sharing_{recipient.id}", schedule=recipient.schedule,
+                        tags=["sharing", recipient.role], doc_md=__doc__ + about))
     def sharing():
         @task
         @terminal_errors

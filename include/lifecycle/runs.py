@@ -18,6 +18,22 @@ DEFAULT_ARGS = {"owner": "privacy", "retries": 2, "retry_delay": timedelta(minut
 TAGS = ["privacy-lifecycle"]
 
 
+def dag_settings(dag_id: str, *, schedule, tags: list[str], doc_md: str, **overrides) -> dict:
+    """The ``@dag`` arguments every lifecycle DAG shares: one run at a time, no
+    catch-up, the house tags and retries."""
+    return {
+        "dag_id": dag_id,
+        "schedule": schedule,
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": DEFAULT_ARGS,
+        "tags": TAGS + tags,
+        "doc_md": doc_md,
+        **overrides,
+    }
+
+
 @dataclass(frozen=True)
 class RunInfo:
     dag_id: str
