@@ -26,6 +26,7 @@ class Strategy:
     options: frozenset[str]
     fits: Callable[[sa.types.TypeEngine], bool]
     transform: Callable[[object, Anonymize, bytes | None], object]
+    applied: Callable[[sa.ColumnElement, Anonymize], sa.ColumnElement] = None   # the value already has the strategy's shape
     sql: Callable[[Anonymize], object] | None = None   # the constant a set-based UPDATE writes
     needs_key: bool = False
 
@@ -89,20 +90,30 @@ def _redact_text(options: Anonymize) -> str:
     return options.text if options.text is not None else REDACTED
 
 
+def _truncated_ip(column, options):
+    return column.like("%.0") | column.like("%::")
+
+
+def _generalized_date(column, options):
+    to = options.to or "month"
+    parts = {"day": ["hour", "minute", "second"], "month": ["day", "hour", "minute", "second"],
+             "year": ["month", "day", "hour", "minute", "second"]}[to]
+    if isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime):
+        parts = [p for p in parts if p in ("month", "day")]
+    return sa.and_(*(sa.extract(p, column) == (1 if p in ("month", "day") else 0) for p in parts))
+
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in [
-        Strategy("null", frozenset(), lambda t: True, lambda v, o, k: None, sql=lambda o: None),
-        Strategy(
-            "redact",
-            frozenset({"text"}),
-            _is_text,
-            lambda v, o, k: None if v is None else _redact_text(o),
-            sql=_redact_text,
-        ),
-        Strategy("hmac", frozenset(), _long_text, _keyed_hash, needs_key=True),
-        Strategy("truncate_ip", frozenset(), _is_text, _truncate_ip),
-        Strategy("generalize_date", frozenset({"to"}), _is_temporal, _generalize_date),
+        Strategy("null", frozenset(), lambda t: True, lambda v, o, k: None,
+                 applied=lambda c, o: sa.false(), sql=lambda o: None),
+        Strategy("redact", frozenset({"text"}), _is_text, lambda v, o, k: None if v is None else _redact_text(o),
+                 applied=lambda c, o: c == _redact_text(o), sql=_redact_text),
+        Strategy("hmac", frozenset(), _long_text, _keyed_hash,
+                 applied=lambda c, o: sa.func.length(c) == 64, needs_key=True),
+        Strategy("truncate_ip", frozenset(), _is_text, _truncate_ip, applied=_truncated_ip),
+        Strategy("generalize_date", frozenset({"to"}), _is_temporal, _generalize_date, applied=_generalized_date),
     ]
 }
 
@@ -112,6 +123,15 @@ def strategy(name: str) -> Strategy:
         return STRATEGIES[name]
     except KeyError:
         raise ValueError(f"unknown anonymization strategy {name!r}; valid: {', '.join(STRATEGIES)}") from None
+
+
+def already_applied(column: sa.ColumnElement, spec: Anonymize) -> sa.ColumnElement:
+    """True where the column's value is NULL or already has the strategy's output shape.
+
+    A row whose every anonymized field is already applied is left out of the
+    next run, so anonymizing is idempotent (an HMAC is never hashed again).
+    """
+    return column.is_(None) | strategy(spec.strategy).applied(column, spec)
 
 
 def option_problems(spec: Anonymize) -> list[str]:

@@ -119,6 +119,35 @@ class Catalog:
             chosen.update(self.datasets_in_category(category))
         return [name for name in self.datasets if name in chosen]
 
+    def _within_any(self, category: str | None, categories: list[str]) -> bool:
+        return category is not None and any(self.is_within(category, c) for c in categories)
+
+    def rule_targets(self, categories: list[str], datasets: list[str], action: str) -> dict[str, list[PersonalField]]:
+        """What an ``applies_to`` with ``action`` touches: dataset -> fields.
+
+        Named datasets are taken whole.  By category, ``delete`` takes only
+        datasets whose rows *are* of the category (whole-row category, or
+        every personal field within it): a rule on credentials must never
+        delete user rows.  ``anonymize`` takes the fields within the category
+        wherever they are.
+        """
+        targets: dict[str, list[PersonalField]] = {}
+        for name in self.datasets:
+            fields = self.personal_fields(name)
+            if name in datasets:
+                targets[name] = fields
+                continue
+            if not categories or not self.dataset(name).personal:
+                continue
+            within = [f for f in fields if self._within_any(f.category, categories)]
+            if action == "delete":
+                whole_row = self._within_any(self.dataset(name).category, categories)
+                if whole_row or (fields and len(within) == len(fields)):
+                    targets[name] = fields
+            elif within or self._within_any(self.dataset(name).category, categories):
+                targets[name] = within
+        return targets
+
     # --------------------------------------------------------- subject links
 
     def path_to_subject(self, name: str) -> tuple[Hop, ...]:
@@ -159,6 +188,15 @@ class Catalog:
     def subject_prefix(self, name: str, subject_id: object) -> str:
         """The object prefix of one subject in an S3 dataset."""
         return self.dataset(name).prefix.format(subject=subject_id)
+
+    def subject_of_key(self, name: str, key: str) -> str | None:
+        """The subject id an object key belongs to, read back through the prefix template."""
+        before, _, after = self.dataset(name).prefix.partition("{subject}")
+        if not key.startswith(before):
+            return None
+        rest = key[len(before):]
+        end = rest.find(after) if after else rest.find("/")
+        return rest[:end] if end > 0 else None
 
     def static_prefix(self, name: str) -> str:
         """The part of an S3 dataset's prefix before any placeholder (for age scans)."""

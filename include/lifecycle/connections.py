@@ -11,6 +11,8 @@ import functools
 
 import sqlalchemy as sa
 
+from lifecycle.errors import LifecycleError
+
 # Airflow conn_type -> SQLAlchemy dialect+driver used when the connection's
 # type names no driver of its own.
 _SQL_DRIVERS = {
@@ -86,3 +88,17 @@ def s3_client(conn_id: str):
         endpoint_url=extra.get("endpoint_url") or None,
         config=Config(retries={"max_attempts": 5, "mode": "standard"}),
     )
+
+
+def secret(variable: str) -> bytes:
+    """A key from the Airflow variable ``variable`` (``AIRFLOW_VAR_<NAME>`` or a
+    secrets backend); never from the YAML."""
+    from airflow.sdk import Variable
+
+    try:
+        value = Variable.get(variable)
+    except Exception as exc:  # the SDK raises its own not-found types
+        raise LifecycleError(f"Airflow variable {variable!r} is not set; it holds a key the lifecycle needs") from exc
+    if not value or len(value) < 16:
+        raise LifecycleError(f"Airflow variable {variable!r} is shorter than 16 characters; use a long random key")
+    return value.encode("utf-8")

@@ -141,7 +141,8 @@ def test_anonymize_applies_each_strategy_and_keeps_the_rest(store):
 
 
 def test_children_are_found_from_foreign_keys(store):
-    assert sorted(store.children("users")) == [("access_logs", ["user_id"]), ("conversations", ["user_id"])]
+    assert [(r.table, r.columns, r.referred) for r in store.children("users")] == [
+        ("access_logs", ("user_id",), ("id",)), ("conversations", ("user_id",), ("id",))]
     assert store.children("chat_messages") == []
 
 

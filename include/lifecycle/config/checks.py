@@ -105,12 +105,12 @@ def _applies_to(catalog: Catalog, file: str, path: str, applies: AppliesTo) -> I
             yield Problem(file, f"{path}.datasets[{i}]", f"unknown dataset {dataset!r}")
 
 
-def _anonymizable(catalog: Catalog, file: str, path: str, datasets: list[str]) -> Iterator[Problem]:
-    for name in datasets:
+def _anonymizable(catalog: Catalog, file: str, path: str, targets: dict) -> Iterator[Problem]:
+    for name, fields in targets.items():
         if not catalog.dataset(name).is_table:
             yield Problem(file, path, f"anonymize cannot apply to object dataset {name!r}; objects are deleted")
             continue
-        for field in catalog.personal_fields(name):
+        for field in fields:
             if field.spec.anonymize is None:
                 yield Problem(file, path, f"anonymize applies to {name!r}, but its personal field {field.column!r} has no anonymize strategy in catalog.yaml")
 
@@ -128,7 +128,8 @@ def check_retention(catalog: Catalog, retention) -> Iterator[Problem]:
     for i, rule in enumerate(retention.rules):
         path = f"rules[{i}]"
         yield from _applies_to(catalog, RETENTION, f"{path}.applies_to", rule.applies_to)
-        datasets = catalog.resolve(rule.applies_to.categories, rule.applies_to.datasets)
+        targets = catalog.rule_targets(rule.applies_to.categories, rule.applies_to.datasets, rule.action)
+        datasets = list(targets)
         if not datasets:
             yield Problem(RETENTION, f"{path}.applies_to", f"rule {rule.name!r} applies to no dataset")
         for name in datasets:
@@ -145,7 +146,7 @@ def check_retention(catalog: Catalog, retention) -> Iterator[Problem]:
                     f"{rule.keep} is shorter than the statutory minimum {floor.minimum} ({', '.join(hit)}: {floor.basis})",
                 )
         if rule.action == "anonymize":
-            yield from _anonymizable(catalog, RETENTION, f"{path}.action", datasets)
+            yield from _anonymizable(catalog, RETENTION, f"{path}.action", targets)
 
 
 def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
@@ -159,8 +160,8 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
     for i, override in enumerate(cancellation.overrides):
         yield from _applies_to(catalog, CANCELLATION, f"overrides[{i}].applies_to", override.applies_to)
         if override.action == "anonymize":
-            datasets = catalog.resolve(override.applies_to.categories, override.applies_to.datasets)
-            yield from _anonymizable(catalog, CANCELLATION, f"overrides[{i}].action", datasets)
+            targets = catalog.rule_targets(override.applies_to.categories, override.applies_to.datasets, "anonymize")
+            yield from _anonymizable(catalog, CANCELLATION, f"overrides[{i}].action", targets)
 
 
 def check_recipients(catalog: Catalog, recipients) -> Iterator[Problem]:

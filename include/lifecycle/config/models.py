@@ -201,6 +201,7 @@ class RetentionFile(Model):
     schedule: str | None = "0 2 * * *"
     batch_size: Annotated[int, Field(gt=0, le=1_000_000)] = 10_000
     max_fraction_per_run: Annotated[float, Field(gt=0, le=1)] = 0.25
+    max_partitions_per_dataset: Annotated[int, Field(gt=0, le=64)] = 4
     rules: list[RetentionRule] = []
     statutory: list[StatutoryMinimum] = []
 

@@ -27,6 +27,16 @@ class Selection:
     older_than: datetime | None = None
     subjects: tuple | None = None               # None: any subject
     exclude_subjects: tuple = field(default=())  # legal holds
+    pending_anonymization: tuple[str, ...] = ()  # only rows where one of these fields is not yet anonymized
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key of another table onto a dataset's table."""
+
+    table: str
+    columns: tuple[str, ...]
+    referred: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -63,16 +73,37 @@ class SqlStore:
             raise LifecycleError(f"dataset {dataset!r}: column {name!r} does not exist in table {table.fullname!r}")
         return table.c[name]
 
-    def children(self, dataset: str) -> list[tuple[str, list[str]]]:
-        """Tables whose foreign keys reference this dataset's table: (table, columns)."""
+    def children(self, dataset: str) -> list[Reference]:
+        """Foreign keys of other tables onto this dataset's table (live schema)."""
         target = self.table(dataset)
         inspector = sa.inspect(self.engine)
         found = []
-        for name in inspector.get_table_names(schema=target.schema):
+        for name in sorted(inspector.get_table_names(schema=target.schema)):
             for fk in inspector.get_foreign_keys(name, schema=target.schema):
                 if fk["referred_table"] == target.name and name != target.name:
-                    found.append((name, fk["constrained_columns"]))
+                    found.append(Reference(name, tuple(fk["constrained_columns"]), tuple(fk["referred_columns"])))
         return found
+
+    def referenced(self, dataset: str, selection: Selection, ref: Reference,
+                   unless: tuple[str, Selection] | None = None) -> int:
+        """Selected rows that rows of ``ref.table`` still point at.
+
+        ``unless=(child_dataset, child_selection)`` ignores child rows that
+        selection will remove first.
+        """
+        parent = self.table(dataset)
+        if unless is not None:
+            child = self.table(unless[0])     # the same Table object its selection is built on
+        else:
+            child = sa.Table(ref.table, sa.MetaData(), schema=parent.schema, autoload_with=self.engine)
+        link = sa.and_(*(child.c[c] == parent.c[r] for c, r in zip(ref.columns, ref.referred)))
+        if unless is not None:
+            link = sa.and_(link, sa.not_(self.where(*unless)))
+        query = sa.select(sa.func.count()).select_from(parent).where(
+            self.where(dataset, selection), sa.exists(sa.select(1).select_from(child).where(link))
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
 
     # ------------------------------------------------------------- selection
 
@@ -103,6 +134,12 @@ class SqlStore:
             held = self._subject_predicate(dataset, selection.exclude_subjects)
             # CASE keeps rows whose link is NULL (they belong to nobody held).
             clauses.append(sa.case((held, 0), else_=1) == 1)
+        if selection.pending_anonymization:
+            specs = ds.fields
+            clauses.append(sa.not_(sa.and_(*(
+                anonymize.already_applied(self.column(dataset, name), specs[name].anonymize)
+                for name in selection.pending_anonymization
+            ))))
         return sa.and_(sa.true(), *clauses)
 
     def _pk(self, dataset: str) -> sa.Column:

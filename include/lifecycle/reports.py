@@ -1,0 +1,81 @@
+"""Generated documents: one renderer (Jinja2 over include/templates) and one sink.
+
+The sink writes to the catalog's ``reports`` destination: a local folder
+(``reports: {path: …}``; ``$LIFECYCLE_VAR_DIR`` may appear in it, and a
+relative path is taken from the repository root) or an S3 system under a
+prefix.  Keys derive from the run, so a rerun overwrites its own documents.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from lifecycle.catalog import Catalog
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATES = REPO / "include" / "templates"
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("LIFECYCLE_VAR_DIR") or REPO / "var")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(template: str, **context) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def canonical(document: dict) -> bytes:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Written:
+    location: str
+    sha256: str
+    size: int
+
+
+class ReportSink:
+    def __init__(self, catalog: Catalog):
+        self.reports = catalog.model.reports
+        self.catalog = catalog
+
+    def _folder(self) -> Path:
+        text = string.Template(self.reports.path).safe_substitute(LIFECYCLE_VAR_DIR=str(var_dir()))
+        folder = Path(text)
+        return folder if folder.is_absolute() else REPO / folder
+
+    def write(self, key: str, data: bytes, *, content_type: str) -> Written:
+        digest = hashlib.sha256(data).hexdigest()
+        if self.reports.path is not None:
+            path = self._folder() / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+            return Written(str(path), digest, len(data))
+        from lifecycle.stores import open_store
+
+        store = open_store(self.catalog, self.reports.system)
+        full_key = f"{self.reports.prefix}{key}"
+        store.put_bytes(full_key, data, content_type=content_type)
+        return Written(f"s3://{store.bucket}/{full_key}", digest, len(data))
