@@ -57,6 +57,10 @@ migrate: venv
 	@echo "airflow db migrate (log: $(VAR)/log/db-migrate.log)"
 	@$(DEVENV) run -- airflow db migrate > "$(VAR)/log/db-migrate.log" 2>&1 || { \
 	    tail -n 30 "$(VAR)/log/db-migrate.log" >&2; echo "airflow db migrate failed" >&2; exit 1; }
+	@$(DEVENV) run -- $(PY) -m lifecycle pools > "$(VAR)/pools.json"
+	@$(DEVENV) run -- airflow pools import "$(VAR)/pools.json" >> "$(VAR)/log/db-migrate.log" 2>&1 || { \
+	    tail -n 30 "$(VAR)/log/db-migrate.log" >&2; echo "airflow pools import failed" >&2; exit 1; }
+	@echo "pools: $$(grep -c '"slots"' "$(VAR)/pools.json") (lifecycle_<system>, see $(VAR)/pools.json)"
 
 demo: venv
 	@$(DEVENV) start

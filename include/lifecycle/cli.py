@@ -1,4 +1,4 @@
-"""``python -m lifecycle``: validate, scan, holds and ledger verify.
+"""``python -m lifecycle``: validate, scan, plan, pools, holds and ledger verify.
 
 Exit status: 0 when all is well, 1 when the command found problems (invalid
 configuration, scan findings, a broken ledger), 2 for bad arguments.
@@ -7,6 +7,7 @@ configuration, scan findings, a broken ledger), 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from datetime import date, datetime, timezone
 
@@ -81,6 +82,35 @@ def cmd_holds(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from lifecycle.retention import Retention
+
+    config = _config(args)
+    retention = Retention(config, _state(args))
+    plan = retention.plan("cli-preview", datetime.now(timezone.utc), record=False)
+    print(f"retention plan as of {plan.as_of} (not recorded; nothing is changed)")
+    print(f"{'dataset':<20} {'rule':<28} {'action':<9} {'cutoff':<20} {'total':>9} {'candidates':>10} "
+          f"{'floor':>7} {'held':>6} {'to act':>8} {'share':>6}  guardrail")
+    for d in plan.datasets:
+        print(f"{d.dataset:<20} {d.rule:<28} {d.action:<9} {d.effective_cutoff[:19]:<20} {d.total:>9,} {d.candidates:>10,} "
+              f"{d.under_floor:>7,} {d.held:>6,} {d.to_act:>8,} {100 * d.fraction:>5.1f}%  {d.guardrail}")
+    return 0
+
+
+def cmd_pools(args) -> int:
+    """The Airflow pools the DAGs use, as JSON for ``airflow pools import``."""
+    import json
+
+    catalog = _config(args).catalog
+    pools = {
+        f"lifecycle_{name}": {"slots": system.pool_slots, "description": f"lifecycle tasks on system {name}",
+                              "include_deferred": False}
+        for name, system in catalog.systems.items()
+    }
+    print(json.dumps(pools, indent=2, sort_keys=True))
+    return 0
+
+
 def cmd_ledger(args) -> int:
     result = _state(args).ledger.verify()
     for problem in result.problems:
@@ -92,9 +122,12 @@ def cmd_ledger(args) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m lifecycle", description="Privacy Lifecycle commands")
     top.add_argument("--config", help="configuration folder (default: $LIFECYCLE_CONFIG_DIR or config/lifecycle)")
+    top.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("validate", help="validate the configuration").set_defaults(run=cmd_validate)
     sub.add_parser("scan", help="compare the catalog with the live schema").set_defaults(run=cmd_scan)
+    sub.add_parser("plan", help="what a retention run would do now (counts only)").set_defaults(run=cmd_plan)
+    sub.add_parser("pools", help="the Airflow pools the DAGs use (JSON for `airflow pools import`)").set_defaults(run=cmd_pools)
 
     holds = sub.add_parser("holds", help="manage legal holds").add_subparsers(dest="action", required=True)
     add = holds.add_parser("add", help="put a subject under legal hold")
@@ -115,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    logging.getLogger("lifecycle").setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.run(args)
     except ConfigError as exc:

@@ -127,9 +127,10 @@ class Retention:
         ]
         return min(floors, key=lambda pair: pair[0]) if floors else (None, None)
 
-    def plan(self, run_id: str, as_of: datetime, *, dag_id: str | None = None) -> Plan:
-        """The run's plan: recorded once, returned as recorded on a rerun."""
-        recorded = self.state.ledger.find(_key(run_id, "plan"))
+    def plan(self, run_id: str, as_of: datetime, *, dag_id: str | None = None, record: bool = True) -> Plan:
+        """The run's plan: recorded once, returned as recorded on a rerun
+        (``record=False``: a preview that leaves no trace)."""
+        recorded = self.state.ledger.find(_key(run_id, "plan")) if record else None
         if recorded:
             log.info("plan: reusing the plan recorded for run %s (ledger entry %d)", run_id, recorded.seq)
             return Plan.from_dict(recorded.payload)
@@ -161,7 +162,8 @@ class Retention:
                      entry.to_act, rule.action, entry.total, 100 * entry.fraction)
         plan = Plan(run_id, _iso(as_of), retention.batch_size, retention.max_fraction_per_run, datasets)
         self._order_children_first(plan, as_of)
-        self.state.ledger.append("retention.plan", plan.to_dict(), dag_id=dag_id, run_id=run_id, key=_key(run_id, "plan"))
+        if record:
+            self.state.ledger.append("retention.plan", plan.to_dict(), dag_id=dag_id, run_id=run_id, key=_key(run_id, "plan"))
         return plan
 
     def selection(self, entry: DatasetPlan, held: tuple = (), cutoff: datetime | None = None) -> Selection:
@@ -286,8 +288,7 @@ class Retention:
         return units
 
     def systems(self) -> list[str]:
-        """The systems holding datasets a rule covers (static: they shape the DAG)."""
-        return sorted({self.catalog.dataset(d).system for _, d, _ in self.targets()})
+        return retention_systems(self.config)
 
     # ----------------------------------------------------------------- apply
 
@@ -449,6 +450,17 @@ class Retention:
                                                       "html": html_doc.location}, dag_id=dag_id, run_id=plan.run_id)
         log.info("report: %s and %s", json_doc.location, html_doc.location)
         return {"json": json_doc.location, "html": html_doc.location, "datasets": len(rows)}
+
+
+def retention_systems(config: Config) -> list[str]:
+    """The systems holding datasets a rule covers: they shape the DAG (one pool and
+    one apply task per stage each), so this reads the configuration only."""
+    catalog = config.catalog
+    return sorted({
+        catalog.dataset(d).system
+        for rule in config.retention.rules
+        for d in catalog.rule_targets(rule.applies_to.categories, rule.applies_to.datasets, rule.action)
+    })
 
 
 def unit_group(system: str, stage: int) -> str:

@@ -46,8 +46,11 @@ def airflow_world(tmp_path_factory):
                      "LIFECYCLE_SMTP_PORT": str(mail.port)}
         env = devenv.child_environment(REPO, {**_base_env(), **overrides})
         world = AirflowWorld(env, var, mail)
+        pools = world.run("-m", "lifecycle", "pools")
+        (var / "pools.json").write_text(pools.stdout)
         for step in (("-m", "airflow", "db", "migrate"),
-                     ("-m", "lifecycle.demo", "seed", "--users", "60", "--as-of", AS_OF)):
+                     ("-m", "airflow", "pools", "import", str(var / "pools.json")),
+                     ("-m", "lifecycle.demo", "seed", "--users", "120", "--as-of", AS_OF)):
             result = world.run(*step)
             assert result.returncode == 0, f"{' '.join(step)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         yield world

@@ -32,6 +32,7 @@ class System(Model):
     type: Literal["sql", "s3"]
     conn_id: str
     bucket: str | None = None
+    pool_slots: Annotated[int, Field(gt=0, le=128)] = 4   # Airflow pool lifecycle_<system>: concurrent tasks on it
     description: str | None = None
 
     @model_validator(mode="after")

@@ -38,7 +38,11 @@ def run(dag_id: str, as_of: datetime, conf: dict | None = None) -> DagOutcome:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    dag = DagBag().get_dag(dag_id)
+    bag = DagBag()
+    dag = bag.get_dag(dag_id)
+    if dag is None:
+        errors = "\n".join(f"{k}: {v}" for k, v in bag.import_errors.items())
+        raise RuntimeError(f"no DAG {dag_id!r}" + (f"; import errors:\n{errors}" if errors else ""))
     started = time.monotonic()
     dag_run = dag.test(logical_date=as_of, run_conf=conf)
     outcome = DagOutcome(dag_id, dag_run.run_id, str(dag_run.state), time.monotonic() - started)
@@ -60,6 +64,18 @@ def describe(outcome: DagOutcome) -> str:
     lines = [f"{outcome.dag_id}: {outcome.state} in {outcome.seconds:.1f}s (run {outcome.run_id})"]
     for task, state in outcome.tasks.items():
         value = outcome.returned.get(task)
-        shown = "" if value is None else "  " + json.dumps(value, default=str, sort_keys=True)
+        shown = "" if value is None else "  " + _brief(value)
         lines.append(f"  {task:<28} {state:<10}{shown}")
     return "\n".join(lines)
+
+
+def _brief(value, limit: int = 160) -> str:
+    """Return values as JSON, long lists of work units cut to their count."""
+    text = json.dumps(value, default=str, sort_keys=True)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, list):
+        return f"[{len(value)} item(s)]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_brief(v, 40)}" for k, v in value.items()) + "}"
+    return text[:limit] + "…"
