@@ -311,9 +311,10 @@ class Retention:
             f.spec.anonymize.strategy == "hmac" for f in fields) else None
         done = skipped = 0
         total = len(unit["ranges"])
+        finished = self.state.ledger.keys_with_prefix(_key(run_id, name, ""))
         for i, (low, high, planned) in enumerate(unit["ranges"], 1):
             key = _key(run_id, name, low, high)
-            if self.state.ledger.find(key):
+            if key in finished:
                 skipped += 1
                 continue
             started = time.monotonic()
@@ -346,12 +347,13 @@ class Retention:
                             cutoff=unit["cutoff"], effective_cutoff=unit["cutoff"])
         expired = self._expired(entry, self._objects(entry), _when(unit["cutoff"]), set(held))
         versions = [v for key in sorted(expired) for v in expired[key]]
+        finished = self.state.ledger.keys_with_prefix(_key(run_id, name, "objects", ""))
         deleted = locked = 0
         for start in range(0, len(versions), MAX_KEYS_PER_DELETE):
             chunk = versions[start:start + MAX_KEYS_PER_DELETE]
             digest = hashlib.sha256("\n".join(f"{v.key}\0{v.version_id}" for v in chunk).encode()).hexdigest()[:20]
             key = _key(run_id, name, "objects", digest)
-            if self.state.ledger.find(key):
+            if key in finished:
                 continue
             outcome = store.delete_versions(chunk)
             locks, other = [], []

@@ -5,7 +5,8 @@ SHA-256 over the canonical JSON of its own fields and ``prev_hash``.  A head
 row holds the last sequence number and hash, so an edited, removed or
 reordered entry, and a cut-off tail, are all detected by ``verify``.
 Appends serialize on the head row (a row lock on PostgreSQL and MariaDB, the
-write lock on SQLite).
+write lock on SQLite); an append under an idempotency key already recorded
+returns the recorded entry (the unique key decides, no read first).
 """
 
 from __future__ import annotations
@@ -71,26 +72,43 @@ class Ledger:
         """Append one entry; with ``key``, an entry already recorded under it is returned instead."""
         when = (recorded_at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="microseconds")
         body = canonical_json(payload)
-        with self.engine.begin() as conn:
-            # The no-op UPDATE takes the lock first, so concurrent appenders queue here.
-            conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=ledger_head.c.seq))
-            if key is not None:
-                existing = conn.execute(sa.select(ledger_entries).where(ledger_entries.c.idempotency_key == key)).first()
-                if existing:
-                    return _entry(existing)
-            head = conn.execute(sa.select(ledger_head.c.seq, ledger_head.c.entry_hash).where(ledger_head.c.id == 1)).one()
-            seq = head.seq + 1
-            values = dict(seq=seq, recorded_at=when, kind=kind, dag_id=dag_id, run_id=run_id,
-                          idempotency_key=key, payload=body, prev_hash=head.entry_hash)
-            values["entry_hash"] = entry_hash(**values)
-            conn.execute(ledger_entries.insert().values(**values))
-            conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, entry_hash=values["entry_hash"]))
+        try:
+            with self.engine.begin() as conn:
+                head = self._lock_head(conn)
+                seq = head.seq + 1
+                values = dict(seq=seq, recorded_at=when, kind=kind, dag_id=dag_id, run_id=run_id,
+                              idempotency_key=key, payload=body, prev_hash=head.entry_hash)
+                values["entry_hash"] = entry_hash(**values)
+                conn.execute(ledger_entries.insert().values(**values))
+                conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, entry_hash=values["entry_hash"]))
+        except sa.exc.IntegrityError:
+            existing = self.find(key) if key is not None else None
+            if existing is None:
+                raise
+            return existing          # recorded before under this key: appending is idempotent
         return Entry(**{**values, "payload": json.loads(body)})
+
+    def _lock_head(self, conn: sa.Connection):
+        """Read the head under a lock, so concurrent appenders queue here: a row
+        lock where the database has one, the database write lock on SQLite."""
+        query = sa.select(ledger_head.c.seq, ledger_head.c.entry_hash).where(ledger_head.c.id == 1)
+        if conn.dialect.name == "sqlite":
+            conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=ledger_head.c.seq))
+            return conn.execute(query).one()
+        return conn.execute(query.with_for_update()).one()
 
     def find(self, key: str) -> Entry | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(ledger_entries).where(ledger_entries.c.idempotency_key == key)).first()
         return _entry(row) if row else None
+
+    def keys_with_prefix(self, prefix: str) -> set[str]:
+        """Idempotency keys recorded under ``prefix`` (what a resumed task already did)."""
+        escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        query = sa.select(ledger_entries.c.idempotency_key).where(
+            ledger_entries.c.idempotency_key.like(escaped + "%", escape="!"))
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
 
     def entries(self, *, kind: str | None = None, run_id: str | None = None, chunk: int = 5000) -> Iterator[Entry]:
         """Entries in order, read in chunks so the ledger may grow without bound."""

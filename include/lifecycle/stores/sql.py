@@ -121,6 +121,20 @@ class SqlStore:
             predicate = self.column(hop.dataset, hop.column).in_(sa.select(target).where(predicate))
         return predicate
 
+    def _not_of_subjects(self, dataset: str, subjects: Iterable) -> sa.ColumnElement:
+        """Rows that belong to none of ``subjects``; rows whose link is NULL belong
+        to nobody, so they are kept in the selection (``NOT IN`` alone would drop them)."""
+        hops = self.catalog.path_to_subject(dataset)
+        if not hops:
+            key = self.column(dataset, self.catalog.subject.key)
+            return sa.not_(key.in_(_coerce(key, subjects)))
+        first = self.column(hops[0].dataset, hops[0].column)
+        if len(hops) == 1:
+            return sa.or_(first.is_(None), sa.not_(first.in_(_coerce(first, subjects))))
+        target = self.column(hops[0].target, hops[0].target_column)
+        owned = sa.select(target).where(self._subject_predicate(hops[0].target, subjects))
+        return sa.or_(first.is_(None), sa.not_(first.in_(owned)))
+
     def where(self, dataset: str, selection: Selection) -> sa.ColumnElement:
         ds = self.catalog.dataset(dataset)
         clauses = []
@@ -131,9 +145,7 @@ class SqlStore:
         if selection.subjects is not None:
             clauses.append(self._subject_predicate(dataset, selection.subjects))
         if selection.exclude_subjects:
-            held = self._subject_predicate(dataset, selection.exclude_subjects)
-            # CASE keeps rows whose link is NULL (they belong to nobody held).
-            clauses.append(sa.case((held, 0), else_=1) == 1)
+            clauses.append(self._not_of_subjects(dataset, selection.exclude_subjects))
         if selection.pending_anonymization:
             specs = ds.fields
             clauses.append(sa.not_(sa.and_(*(
