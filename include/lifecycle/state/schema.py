@@ -52,6 +52,22 @@ legal_holds = sa.Table(
     sa.Column("removed_at", sa.String(32)),
 )
 
+erasures = sa.Table(
+    "lifecycle_erasures",
+    metadata,
+    sa.Column("subject_id", sa.String(255), primary_key=True),
+    sa.Column("request_ids", sa.Text, nullable=False),          # JSON list of request primary keys
+    sa.Column("requested_at", sa.String(32), nullable=False),   # ISO UTC of the request that counts
+    sa.Column("grace_end", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("reason", sa.Text),
+    sa.Column("batch", sa.String(255), index=True),
+    sa.Column("first_seen", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("completed_at", sa.String(32)),
+    sa.Column("certificate", sa.Text),
+)
+
 GENESIS = "0" * 64
 
 
@@ -61,7 +77,11 @@ def _v1_initial(conn: sa.Connection) -> None:
         conn.execute(ledger_head.insert().values(id=1, seq=0, entry_hash=GENESIS))
 
 
-MIGRATIONS = [(1, _v1_initial)]
+def _v2_erasures(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[erasures], checkfirst=True)
+
+
+MIGRATIONS = [(1, _v1_initial), (2, _v2_erasures)]
 
 
 def migrate(engine: sa.Engine, *, now: str) -> list[int]:

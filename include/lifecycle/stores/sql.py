@@ -189,6 +189,24 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [KeyRange(low, high, rows) for low, high, rows in conn.execute(query)]
 
+    def count_by_subject(self, dataset: str, subjects: Iterable) -> dict[str, int]:
+        """Rows per subject (as text), joining along the subject path (one GROUP BY)."""
+        hops = self.catalog.path_to_subject(dataset)
+        table = self.table(dataset)
+        if not hops:
+            subject = self.column(dataset, self.catalog.subject.key)
+            source = table
+        else:
+            source = table
+            for hop in hops[:-1]:
+                source = source.join(self.table(hop.target),
+                                     self.column(hop.dataset, hop.column) == self.column(hop.target, hop.target_column))
+            subject = self.column(hops[-1].dataset, hops[-1].column)
+        query = (sa.select(subject, sa.func.count()).select_from(source)
+                 .where(subject.in_(_coerce(subject, subjects))).group_by(subject))
+        with self.engine.connect() as conn:
+            return {str(s): n for s, n in conn.execute(query)}
+
     def keys(self, dataset: str, selection: Selection, key_range: KeyRange | None = None) -> list:
         """Primary keys of the selected rows (for verification and evidence)."""
         where = self._in_range(dataset, selection, key_range) if key_range else self.where(dataset, selection)
@@ -204,16 +222,23 @@ class SqlStore:
         with self.engine.begin() as conn:
             return conn.execute(table.delete().where(self._in_range(dataset, selection, key_range))).rowcount
 
-    def anonymize_range(self, dataset: str, selection: Selection, key_range: KeyRange,
-                        fields: list[PersonalField], *, hmac_key: bytes | None = None) -> int:
+    def delete(self, dataset: str, selection: Selection) -> int:
+        """Delete every selected row in one committed statement (erasure of a batch of subjects)."""
+        with self.engine.begin() as conn:
+            return conn.execute(self.table(dataset).delete().where(self.where(dataset, selection))).rowcount
+
+    def anonymize_range(self, dataset: str, selection: Selection, key_range: KeyRange | None,
+                        fields: list[PersonalField], *, hmac_key: bytes | None = None, unlink: bool = False) -> int:
         """Apply each field's strategy to the selected rows of one key range.
 
         Strategies SQL can express become one set-based UPDATE; the others are
         computed in Python for the range and written with one executemany, in
-        the same transaction.
+        the same transaction.  ``key_range=None``: every selected row.
+        ``unlink``: also set the subject-link column to NULL, so the row no
+        longer leads to its person (erasure keeps it only anonymized).
         """
         table = self.table(dataset)
-        where = self._in_range(dataset, selection, key_range)
+        where = self._in_range(dataset, selection, key_range) if key_range else self.where(dataset, selection)
         constants, computed = {}, []
         for f in fields:
             spec = f.spec.anonymize
@@ -226,6 +251,10 @@ class SqlStore:
                 constants[f.column] = strategy.sql(spec)
             else:
                 computed.append(f)
+        if unlink:
+            hops = self.catalog.path_to_subject(dataset)
+            if hops:
+                constants[hops[0].column] = None
         pk = self._pk(dataset)
         with self.engine.begin() as conn:
             touched = 0

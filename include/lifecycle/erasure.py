@@ -1,0 +1,462 @@
+"""Erasure after account cancellation: intake, notices, batched erasure, verification, certificates.
+
+A subject's request is *pending* during its grace period, *withdrawn* if
+withdrawn before the grace ends, *held* under a legal hold, *rejected* if the
+subject does not exist, *due* once the grace is over (by the run's time),
+then *erasing* in a batch, *done* or *failed*.  States live in the state
+store.  A batch erases set-based, dataset by dataset: rows that reach the
+subject through deeper links first, objects under the subject's prefixes,
+then — after the rest is verified and the completion notice is sent — the
+subject's own row.  Every step is recorded under a key of the batch, so a
+killed run resumes without repeating a step or a notice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import sqlalchemy as sa
+
+from lifecycle import anonymize
+from lifecycle.config import Config
+from lifecycle.errors import LifecycleError
+from lifecycle.state import StateStore
+from lifecycle.state.schema import erasures
+from lifecycle.stores.sql import Selection, SqlStore
+
+log = logging.getLogger(__name__)
+
+OPEN = ("pending", "due", "erasing", "failed", "held")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat() if when.tzinfo else when.replace(tzinfo=timezone.utc).isoformat()
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class Step:
+    dataset: str
+    action: str            # delete | anonymize
+    basis: str | None      # why an anonymized dataset is kept (statutory floor)
+
+
+class Erasure:
+    def __init__(self, config: Config, state: StateStore, open_store: Callable[[str], object] | None = None,
+                 mailer: Callable[[], object] | None = None):
+        from lifecycle.stores import open_store as default_open
+
+        if config.cancellation is None:
+            raise LifecycleError("cancellation.yaml is not configured")
+        self.config, self.cfg, self.catalog, self.state = config, config.cancellation, config.catalog, state
+        self._open = open_store or (lambda system: default_open(self.catalog, system))
+        self._stores: dict[str, object] = {}
+        self._mailer = mailer or self._default_mailer
+
+    def store(self, system: str):
+        if system not in self._stores:
+            self._stores[system] = self._open(system)
+        return self._stores[system]
+
+    def sql(self, dataset: str) -> SqlStore:
+        return self.store(self.catalog.dataset(dataset).system)
+
+    # ------------------------------------------------------------------ plan
+
+    def steps(self) -> list[Step]:
+        """Every dataset reachable from the subject, in erasure order: deeper
+        links first (children before parents), objects, the subject's own row last."""
+        overrides = {}
+        for override in self.cfg.overrides:
+            for name in self.catalog.rule_targets(override.applies_to.categories, override.applies_to.datasets, override.action):
+                overrides.setdefault(name, override.action)
+        floors = self.config.retention.statutory
+        tables, objects = [], []
+        for name in self.catalog.datasets:
+            ds = self.catalog.dataset(name)
+            if not ds.personal or name == self.catalog.subject.dataset:
+                continue
+            action = overrides.get(name, self.cfg.default_action)
+            basis = next((f"{f.name}: {f.basis}" for f in floors
+                          if name in self.catalog.resolve(f.applies_to.categories, f.applies_to.datasets)), None)
+            if ds.is_table:
+                tables.append((len(self.catalog.path_to_subject(name)), Step(name, action, basis if action == "anonymize" else None)))
+            else:
+                objects.append(Step(name, "delete", None))
+        ordered = [step for _, step in sorted(tables, key=lambda pair: -pair[0])]
+        subject = self.catalog.subject.dataset
+        return ordered + objects + [Step(subject, overrides.get(subject, self.cfg.default_action), None)]
+
+    # ---------------------------------------------------------------- intake
+
+    def _rows(self, table, where=None) -> list:
+        query = sa.select(table)
+        if where is not None:
+            query = query.where(where)
+        with self.state.engine.connect() as conn:
+            return conn.execute(query).all()
+
+    def intake(self, run_id: str, as_of: datetime) -> dict:
+        """Read the requests, update every subject's state, put due subjects into batches."""
+        req = self.cfg.requests
+        store = self.sql(req.dataset)
+        table = store.table(req.dataset)
+        pk = table.c[self.catalog.dataset(req.dataset).primary_key]
+        columns = [pk, table.c[req.subject], table.c[req.requested_at]]
+        columns.append(table.c[req.withdrawn_at] if req.withdrawn_at else sa.null())
+        with store.engine.connect() as conn:
+            requests = conn.execute(sa.select(*columns).order_by(table.c[req.requested_at], pk)).all()
+        by_subject: dict[str, list] = {}
+        for request_id, subject, requested_at, withdrawn_at in requests:
+            by_subject.setdefault(str(subject), []).append((request_id, requested_at, withdrawn_at))
+        known = {r.subject_id: r for r in self._rows(erasures)}
+        existing = store.count_by_subject(self.catalog.subject.dataset, list(by_subject))
+        held = {h.subject_id for h in self.state.holds.active(as_of.date())}   # any hold suspends erasure
+        now, naive_as_of = _iso(as_of), as_of.astimezone(timezone.utc).replace(tzinfo=None)
+        upserts = []
+        for subject, items in by_subject.items():
+            record = known.get(subject)
+            if record and record.state in ("done", "erasing"):
+                continue
+            active = [(i, r, w) for i, r, w in items
+                      if not (w is not None and w < self.cfg.grace_period.after(r) and w <= naive_as_of)]
+            first = active[0] if active else items[0]
+            grace_end = self.cfg.grace_period.after(first[1])
+            if subject not in existing:
+                state, reason = "rejected", f"no {self.catalog.subject.dataset} row with {self.catalog.subject.key} = this id"
+            elif not active:
+                state, reason = "withdrawn", "withdrawn before the grace period ended"
+            elif subject in held:
+                state, reason = "held", "the subject is under legal hold"
+            elif naive_as_of < grace_end:
+                state, reason = "pending", None
+            else:
+                state, reason = "due", None
+            if record and record.state == state and record.reason == reason:
+                continue
+            upserts.append({"subject_id": subject, "request_ids": json.dumps([str(i) for i, _, _ in items]),
+                            "requested_at": _iso(first[1]), "grace_end": _iso(grace_end), "state": state,
+                            "reason": reason, "first_seen": record.first_seen if record else now, "updated_at": now})
+        with self.state.engine.begin() as conn:
+            for row in upserts:
+                if row["subject_id"] in known:
+                    conn.execute(erasures.update().where(erasures.c.subject_id == row["subject_id"]).values(row))
+                else:
+                    conn.execute(erasures.insert().values(row))
+        batches = self._batch(run_id)
+        counts: dict[str, int] = {}
+        for r in self._rows(erasures):
+            counts[r.state] = counts.get(r.state, 0) + 1
+        self.state.ledger.append("erasure.intake", {"counts": counts, "batches": len(batches)}, run_id=run_id,
+                                 key=f"erasure:{run_id}:intake:{hashlib.sha256(json.dumps(counts, sort_keys=True).encode()).hexdigest()[:12]}")
+        log.info("intake: %s; %d batch(es) to erase", counts, len(batches))
+        return {"counts": counts, "batches": batches}
+
+    def _batch(self, run_id: str) -> list[str]:
+        """Put due (and failed or abandoned) subjects into batches of this run; a rerun finds the same ones."""
+        mine = sorted({r.batch for r in self._rows(erasures, erasures.c.batch.like(f"{run_id}#%"))
+                       if r.state == "erasing"})
+        waiting = [r.subject_id for r in self._rows(erasures, erasures.c.state.in_(["due", "failed", "erasing"]))
+                   if not (r.batch or "").startswith(f"{run_id}#")]
+        start = len({r.batch for r in self._rows(erasures, erasures.c.batch.like(f"{run_id}#%"))})
+        size = self.cfg.batch_size
+        with self.state.engine.begin() as conn:
+            for n, first in enumerate(range(0, len(waiting), size)):
+                batch = f"{run_id}#{start + n}"
+                conn.execute(erasures.update().where(erasures.c.subject_id.in_(waiting[first:first + size]))
+                             .values(state="erasing", batch=batch))
+                mine.append(batch)
+        return mine
+
+    # --------------------------------------------------------------- notices
+
+    def _default_mailer(self):
+        from lifecycle.mail import Mailer
+
+        email = self.config.incidents.email if self.config.incidents else None
+        if email is None:
+            raise LifecycleError("notices need incidents.yaml: email (conn_id, from)")
+        return Mailer(email.conn_id, email.from_, email.max_per_second)
+
+    def _contacts(self, subjects: list[str]) -> dict[str, dict]:
+        name = self.catalog.subject.dataset
+        store = self.sql(name)
+        key = store.column(name, self.catalog.subject.key)
+        cols = {k: store.column(name, v) for k, v in self.catalog.subject.contact.model_dump().items() if v}
+        query = sa.select(key, *[c.label(k) for k, c in cols.items()]).where(
+            store.where(name, Selection(subjects=tuple(subjects))))
+        with store.engine.connect() as conn:
+            return {str(row[0]): dict(row._mapping) for row in conn.execute(query)}
+
+    def _context(self, record) -> dict:
+        contact = self.config.incidents.contact if self.config.incidents else None
+        return {"requested_on": record.requested_at[:10], "erase_on": record.grace_end[:10],
+                "contact_name": contact.name if contact else "", "contact_email": contact.email if contact else ""}
+
+    def _send(self, template: str, records: list, extra: Callable[[object], dict] | None = None) -> dict:
+        """Send ``template`` once per subject (ledger key per template and subject)."""
+        sent = self.state.ledger.keys_with_prefix(f"notice:{template}:")
+        todo = [r for r in records if f"notice:{template}:{r.subject_id}" not in sent]
+        contacts = self._contacts([r.subject_id for r in todo]) if todo else {}
+        counts = {"sent": 0, "no_address": 0, "already": len(records) - len(todo)}
+        fallback = self.config.incidents.locales[0] if self.config.incidents else "en"
+        if not todo:
+            return counts
+        from lifecycle.mail import render_notice
+
+        with self._mailer() as mailer:
+            for record in todo:
+                person = contacts.get(record.subject_id, {})
+                key = f"notice:{template}:{record.subject_id}"
+                if not person.get("email"):
+                    self.state.ledger.append("notice.skipped", {"template": template, "subject": record.subject_id,
+                                                                "reason": "no e-mail address"}, key=key)
+                    counts["no_address"] += 1
+                    continue
+                notice = render_notice(template, person.get("locale"), fallback, name=person.get("name"),
+                                       **self._context(record), **(extra(record) if extra else {}))
+                message_id = mailer.send(person["email"], notice, key=key)
+                self.state.ledger.append("notice.sent", {"template": template, "subject": record.subject_id,
+                                                         "locale": notice.locale, "message_id": message_id}, key=key)
+                counts["sent"] += 1
+        return counts
+
+    def notify_scheduled(self) -> dict:
+        template = self.cfg.notify.scheduled
+        if not template:
+            return {"sent": 0}
+        records = self._rows(erasures, erasures.c.state.in_(["pending", "due", "erasing"]))
+        counts = self._send(template, records)
+        log.info("scheduled notices: %s", counts)
+        return counts
+
+    # ----------------------------------------------------------------- erase
+
+    def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> dict:
+        """Erase one batch; steps and notices already recorded are not repeated."""
+        records = self._rows(erasures, (erasures.c.batch == batch) & (erasures.c.state == "erasing"))
+        subjects = [r.subject_id for r in records]
+        if not subjects:
+            return {"batch": batch, "subjects": 0}
+        held = {h.subject_id for h in self.state.holds.active(as_of.date())} & set(subjects)
+        if held:
+            self._set(held, state="held", reason="put under legal hold before erasure", batch=None)
+            subjects = [s for s in subjects if s not in held]
+        done_keys = self.state.ledger.keys_with_prefix(f"erasure:{batch}:")
+        steps = self.steps()
+        failed: dict[str, str] = {}
+        for step in steps[:-1]:
+            self._apply(batch, step, subjects, done_keys, run_id)
+        failed.update(self._verify(batch, steps[:-1], subjects))
+        ok = [s for s in subjects if s not in failed]
+        if self.cfg.notify.completed and ok:
+            retained = self._retained(batch, steps, ok)
+            self._send(self.cfg.notify.completed, [r for r in records if r.subject_id in ok],
+                       extra=lambda r: {"retained": retained.get(r.subject_id, [])})
+        self._apply(batch, steps[-1], ok, done_keys, run_id)
+        failed.update(self._verify(batch, steps[-1:], ok))
+        ok = [s for s in ok if s not in failed]
+        certificates = [self._certify(batch, steps, record, run_id) for record in records if record.subject_id in ok]
+        if failed:
+            self._set(set(failed), state="failed", reason="; ".join(sorted(set(failed.values())))[:2000])
+            raise LifecycleError(f"batch {batch}: {len(failed)} subject(s) failed verification: "
+                                 + "; ".join(sorted(set(failed.values()))[:5]))
+        return {"batch": batch, "subjects": len(ok), "held": len(held), "certificates": len(certificates)}
+
+    def _set(self, subjects, **values) -> None:
+        values["updated_at"] = _iso(datetime.now(timezone.utc))
+        with self.state.engine.begin() as conn:
+            conn.execute(erasures.update().where(erasures.c.subject_id.in_(list(subjects))).values(values))
+
+    def _apply(self, batch: str, step: Step, subjects: list[str], done_keys: set, run_id) -> None:
+        """Record what a step will remove per subject, then remove it, then record that it did."""
+        if not subjects:
+            return
+        plan_key, done_key = f"erasure:{batch}:{step.dataset}:plan", f"erasure:{batch}:{step.dataset}:done"
+        if done_key in done_keys:
+            return
+        ds = self.catalog.dataset(step.dataset)
+        if ds.is_table:
+            store = self.sql(step.dataset)
+            selection = Selection(subjects=tuple(subjects))
+            if plan_key not in done_keys:
+                counts = store.count_by_subject(step.dataset, subjects)
+                keys = store.keys(step.dataset, selection) if step.action == "anonymize" else []
+                self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": step.action,
+                                                          "rows": counts, "keys": keys, "basis": step.basis},
+                                         run_id=run_id, key=plan_key)
+            if step.action == "delete":
+                rows = store.delete(step.dataset, selection)
+            else:
+                fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
+                hmac_key = self._hmac_key() if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
+                rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=hmac_key, unlink=True)
+            self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": step.action,
+                                                      "rows": rows}, run_id=run_id, key=done_key)
+            log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", rows, len(subjects))
+            return
+        store = self.store(ds.system)
+        versions = {s: list(store.list_versions(self.catalog.subject_prefix(step.dataset, s))) for s in subjects}
+        if plan_key not in done_keys:
+            self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": "delete",
+                                                      "versions": {s: len(v) for s, v in versions.items() if v}},
+                                     run_id=run_id, key=plan_key)
+        outcome = store.delete_versions([v for vs in versions.values() for v in vs])
+        locked = {}
+        for error in outcome.errors:
+            version = next(v for vs in versions.values() for v in vs if v.key == error.key and v.version_id == error.version_id)
+            lock = store.lock(version)
+            if not (lock.legal_hold or lock.retain_until):
+                raise LifecycleError(f"{step.dataset}: could not delete a version ({error.code}): {error.message}")
+            subject = self.catalog.subject_of_key(step.dataset, error.key)
+            locked.setdefault(subject, []).append({"mode": lock.mode, "legal_hold": lock.legal_hold,
+                                                   "retain_until": _iso(lock.retain_until) if lock.retain_until else None})
+        self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": "delete",
+                                                  "versions": len(outcome.deleted), "locked": locked},
+                                 run_id=run_id, key=done_key)
+        log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, len(outcome.deleted),
+                 sum(map(len, locked.values())))
+
+    def _hmac_key(self) -> bytes:
+        from lifecycle.connections import secret
+
+        return secret(self.catalog.model.anonymization.hmac_key_variable)
+
+    # ---------------------------------------------------------------- verify
+
+    def _verify(self, batch: str, steps: list[Step], subjects: list[str]) -> dict[str, str]:
+        """Subjects something identifying still reaches, with the reason."""
+        failed: dict[str, str] = {}
+        if not subjects:
+            return failed
+        plans = {e.payload["dataset"]: e.payload for e in self.state.ledger.entries(kind="erasure.plan")
+                 if e.payload.get("batch") == batch}
+        for step in steps:
+            ds = self.catalog.dataset(step.dataset)
+            if ds.is_table:
+                store = self.sql(step.dataset)
+                for subject, n in store.count_by_subject(step.dataset, subjects).items():
+                    failed[subject] = f"{step.dataset}: {n} row(s) still reach the subject"
+                keys = plans.get(step.dataset, {}).get("keys") or []
+                fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
+                if keys and fields:
+                    pk = store.column(step.dataset, ds.primary_key)
+                    clear = sa.and_(*(anonymize.already_applied(store.column(step.dataset, f.column), f.spec.anonymize)
+                                      for f in fields))
+                    with store.engine.connect() as conn:
+                        left = conn.execute(sa.select(sa.func.count()).select_from(store.table(step.dataset))
+                                            .where(pk.in_(keys), sa.not_(clear))).scalar_one()
+                    if left:
+                        for subject in subjects:
+                            failed.setdefault(subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values")
+            else:
+                store = self.store(ds.system)
+                for subject in subjects:
+                    versions = list(store.list_versions(self.catalog.subject_prefix(step.dataset, subject)))
+                    unlocked = [v for v in versions if v.is_delete_marker or not store.lock(v).active_at(datetime.now(timezone.utc))]
+                    if unlocked:
+                        failed[subject] = f"{step.dataset}: {len(unlocked)} object version(s) remain"
+        return failed
+
+    # ----------------------------------------------------------- certificate
+
+    def _entries(self, batch: str) -> list:
+        return [e for e in self.state.ledger.entries() if e.idempotency_key and e.idempotency_key.startswith(f"erasure:{batch}:")]
+
+    def _retained(self, batch: str, steps: list[Step], subjects: list[str]) -> dict[str, list[str]]:
+        basis = {s.dataset: s.basis for s in steps}
+        retained: dict[str, list[str]] = {}
+        for entry in self._entries(batch):
+            p = entry.payload
+            if entry.kind == "erasure.plan" and p["action"] == "anonymize":
+                for subject, n in p.get("rows", {}).items():
+                    if subject in subjects and n:
+                        retained.setdefault(subject, []).append(f"{p['dataset']}: {n} record(s), anonymized ({basis.get(p['dataset']) or 'kept by configuration'})")
+        return retained
+
+    def subject_hash(self, subject: str) -> str:
+        return hmac.new(self._hmac_key(), f"certificate:{subject}".encode(), hashlib.sha256).hexdigest()
+
+    def _certify(self, batch: str, steps: list[Step], record, run_id) -> str:
+        from lifecycle import reports
+
+        subject = record.subject_id
+        entries = self._entries(batch)
+        datasets, backing, completed = [], [], None
+        for step in steps:
+            plan = next((e for e in entries if e.idempotency_key == f"erasure:{batch}:{step.dataset}:plan"), None)
+            done = next((e for e in entries if e.idempotency_key == f"erasure:{batch}:{step.dataset}:done"), None)
+            if plan is None and done is None:
+                continue
+            row = {"dataset": step.dataset, "action": step.action, "deleted": 0, "anonymized": 0,
+                   "object_versions_deleted": 0, "retained": None}
+            if plan and "rows" in plan.payload:
+                n = plan.payload["rows"].get(subject, 0)
+                row["deleted" if step.action == "delete" else "anonymized"] = n
+                if step.action == "anonymize" and n:
+                    row["retained"] = {"why": step.basis or "kept by configuration (overrides)", "form": "anonymized, unlinked"}
+            if plan and "versions" in plan.payload:
+                locks = (done.payload.get("locked", {}) if done else {}).get(subject, [])
+                row["object_versions_deleted"] = plan.payload["versions"].get(subject, 0) - len(locks)
+                if locks:
+                    row["retained"] = {"why": "S3 Object Lock", "locks": locks}
+            datasets.append(row)
+            backing += [e.entry_hash for e in (plan, done) if e]
+            if step.dataset == self.catalog.subject.dataset and done:
+                completed = done.recorded_at
+        document = {
+            "certificate": "erasure after account cancellation", "subject": self.subject_hash(subject),
+            "subject_is": "HMAC-SHA256 of the subject id under the lifecycle's key (not the id, not the e-mail)",
+            "requested_at": record.requested_at, "grace_end": record.grace_end, "completed_at": completed,
+            "batch": batch, "datasets": datasets, "ledger_entries": backing,
+        }
+        sink = reports.ReportSink(self.catalog)
+        name = f"certificates/{document['subject'][:32]}"
+        written = sink.write(f"{name}.json", reports.canonical(document), content_type="application/json")
+        sink.write(f"{name}.html", reports.render("erasure_certificate.html.j2", cert=document).encode("utf-8"),
+                   content_type="text/html; charset=utf-8")
+        self.state.ledger.append("erasure.certificate", {"subject": document["subject"], "location": written.location,
+                                                         "sha256": written.sha256}, run_id=run_id,
+                                 key=f"erasure:{batch}:certificate:{document['subject'][:32]}")
+        self._set([subject], state="done", completed_at=completed, certificate=written.location)
+        return written.location
+
+    # --------------------------------------------------------------- summary
+
+    def overdue(self, as_of: datetime) -> list[dict]:
+        """Requests not done within ``complete_within`` (legal holds suspend the clock)."""
+        late = []
+        for r in self._rows(erasures, erasures.c.state.in_(["pending", "due", "erasing", "failed"])):
+            deadline = self.cfg.complete_within.after(_when(r.requested_at))
+            if deadline < as_of:
+                late.append({"subject": self.subject_hash(r.subject_id), "state": r.state, "deadline": _iso(deadline)})
+        return late
+
+    def report(self, run_id: str, as_of: datetime) -> dict:
+        from lifecycle import reports
+
+        rows = self._rows(erasures)
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        done = [r for r in rows if r.state == "done" and (r.batch or "").startswith(f"{run_id}#")]
+        document = {"report": "cancellation erasure", "run_id": run_id, "as_of": _iso(as_of), "states": counts,
+                    "completed_this_run": len(done), "certificates": sorted(r.certificate for r in done if r.certificate),
+                    "overdue": self.overdue(as_of), "complete_within": str(self.cfg.complete_within)}
+        sink = reports.ReportSink(self.catalog)
+        folder = f"cancellation/{_iso(as_of)[:10]}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in run_id)}"
+        written = sink.write(f"{folder}/report.json", reports.canonical(document), content_type="application/json")
+        html = sink.write(f"{folder}/report.html", reports.render("cancellation_report.html.j2", report=document).encode("utf-8"),
+                          content_type="text/html; charset=utf-8")
+        self.state.ledger.append("erasure.report", {"json": written.location, "sha256": written.sha256}, run_id=run_id)
+        return {"json": written.location, "html": html.location, "states": counts, "overdue": len(document["overdue"]),
+                "certificates": document["certificates"]}

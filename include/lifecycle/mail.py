@@ -1,0 +1,97 @@
+"""E-mail notices: rendered from templates in the person's locale, sent over
+one SMTP connection from an Airflow ``smtp`` connection, at a bounded rate.
+
+Templates live in ``include/templates/mail/<name>.<locale>.txt.j2``; the
+first line is ``Subject: …``.  A locale falls back to its language, then to
+the first configured locale.  Callers record each sent notice in the ledger
+under a key, so a notice is never sent twice.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from lifecycle import reports
+from lifecycle.errors import LifecycleError, TransientError
+
+
+@dataclass(frozen=True)
+class Notice:
+    subject: str
+    text: str
+    locale: str
+
+
+def template_locale(name: str, locale: str | None, fallback: str = "en") -> str:
+    """The locale whose template exists: exact, then language, then ``fallback``."""
+    candidates = [locale, (locale or "").split("-")[0], fallback]
+    for candidate in candidates:
+        if candidate and (reports.TEMPLATES / "mail" / f"{name}.{candidate}.txt.j2").exists():
+            return candidate
+    raise LifecycleError(f"no template mail/{name}.<locale>.txt.j2 for {locale!r} or {fallback!r} in {reports.TEMPLATES}")
+
+
+def render_notice(template: str, locale: str | None, fallback: str = "en", **context) -> Notice:
+    chosen = template_locale(template, locale, fallback)
+    text = reports.render(f"mail/{template}.{chosen}.txt.j2", **context)
+    first, _, body = text.partition("\n")
+    if not first.startswith("Subject:"):
+        raise LifecycleError(f"template mail/{template}.{chosen}.txt.j2 must start with a 'Subject:' line")
+    return Notice(first.removeprefix("Subject:").strip(), body.lstrip("\n"), chosen)
+
+
+class Mailer:
+    """One SMTP session for many notices (``with Mailer(...) as m: m.send(...)``)."""
+
+    def __init__(self, conn_id: str, sender: str, max_per_second: float = 50):
+        self.conn_id, self.sender = conn_id, sender
+        self.interval = 1.0 / max_per_second
+        self._smtp: smtplib.SMTP | None = None
+        self._last = 0.0
+
+    def __enter__(self) -> "Mailer":
+        from lifecycle.connections import get_connection
+
+        conn = get_connection(self.conn_id)
+        extra = conn.extra_dejson
+        use_ssl = not extra.get("disable_ssl", False)
+        try:
+            if use_ssl:
+                self._smtp = smtplib.SMTP_SSL(conn.host, conn.port or 465, timeout=extra.get("timeout", 30))
+            else:
+                self._smtp = smtplib.SMTP(conn.host, conn.port or 25, timeout=extra.get("timeout", 30))
+                if not extra.get("disable_tls", False):
+                    self._smtp.starttls()
+            if conn.login:
+                self._smtp.login(conn.login, conn.password or "")
+        except OSError as exc:
+            raise TransientError(f"SMTP connection {self.conn_id!r} ({conn.host}:{conn.port}) failed: {exc}") from exc
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except smtplib.SMTPException:
+                pass
+
+    def send(self, to: str, notice: Notice, *, key: str) -> str:
+        """Send one notice; the Message-ID derives from ``key`` (the ledger key)."""
+        wait = self._last + self.interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = self.sender, to, notice.subject
+        message["Message-ID"] = make_msgid(idstring=key.replace(":", ".")[:60], domain="privacy-lifecycle")
+        message["Content-Language"] = notice.locale
+        message.set_content(notice.text)
+        try:
+            self._smtp.send_message(message)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise TransientError(f"SMTP send failed: {exc}") from exc
+        self._last = time.monotonic()
+        return message["Message-ID"]
