@@ -70,6 +70,8 @@ demo: venv
 	@echo
 	@echo "== where things are"
 	@echo "  mails (one .eml each):  $(VAR)/mail/  ($$(ls "$(VAR)/mail" 2>/dev/null | grep -c '\.eml$$' || true) so far)"
+	@echo "  reports:                $(VAR)/reports/  (retention/, cancellation/)"
+	@echo "  erasure certificates:   $(VAR)/reports/certificates/  ($$(ls "$(VAR)/reports/certificates" 2>/dev/null | grep -c '\.json$$' || true) so far)"
 	@echo "  app database (SQLite):  $(VAR)/app.db"
 	@echo "  ledger and registers:   $(VAR)/state.db"
 	@echo "  S3 (moto):              http://127.0.0.1:$${LIFECYCLE_S3_PORT:-5055}  (key/secret: testing/testing)"

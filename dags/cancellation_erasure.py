@@ -1,24 +1,52 @@
 """
 ### cancellation_erasure
 
-Keeps the policy's promise that a cancelled account's personal information is
-deleted or anonymized once the grace period is over
-(`config/lifecycle/cancellation.yaml`).
+Keeps the policy's promise that a cancelled account's personal information
+is deleted or anonymized once the grace period is over
+(`config/lifecycle/cancellation.yaml`). Decisions use the run's data
+interval end, never the clock.
 
-**preflight**: every table reachable from the subject must match the catalog
-(`python -m lifecycle scan`) before any erasure starts.
+1. **preflight**: every table reachable from the subject matches the catalog.
+2. **intake**: each request becomes *pending* (in its grace period),
+   *withdrawn*, *held* (legal hold), *rejected* (no such subject) or *due*;
+   due subjects go into batches of `batch_size` (*erasing*). States live in
+   the state store (`lifecycle_erasures`).
+3. **notify_scheduled**: one e-mail per newly seen request, in the person's
+   language: when erasure happens and how to withdraw. Never sent twice.
+4. **erase** (one mapped task per batch, pool `lifecycle_<system>`): every
+   dataset reachable from the subject, deeper links first, deleted or
+   anonymized (`overrides`), set-based for the whole batch; every object
+   version and delete marker under the subject's prefixes; then verification,
+   the completion notice, the subject's own row, and a certificate per person
+   (`certificates/<keyed hash>.json|html` in the reports destination).
+   Locked objects and statutory records are kept and named in the
+   certificate. A subject that fails verification is *failed* and the task fails.
+5. **check_deadlines**: fails when a request is not done within
+   `complete_within` of its request (held requests wait for their hold).
+6. **report**: `cancellation/<date>/<run>/report.html|json`: subjects by state,
+   certificates of this run, requests past their deadline. No personal information.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import dag_settings, terminal_errors
+from lifecycle.runs import dag_settings, run_info, terminal_errors
 
 CONFIG = load_config()
 
+
+def _erasure():
+    from lifecycle.erasure import Erasure
+    from lifecycle.state import StateStore
+
+    config = load_config()
+    return Erasure(config, StateStore.for_catalog(config.catalog))
+
+
 if CONFIG.cancellation is not None:
+    SUBJECT_SYSTEM = CONFIG.catalog.dataset(CONFIG.catalog.subject.dataset).system
 
     @dag(**dag_settings("cancellation_erasure", schedule=CONFIG.cancellation.schedule,
                         tags=["erasure"], doc_md=__doc__))
@@ -30,6 +58,49 @@ if CONFIG.cancellation is not None:
 
             return schema_matches(load_config())
 
-        preflight()
+        @task
+        @terminal_errors
+        def intake() -> list[str]:
+            run = run_info(get_current_context())
+            result = _erasure().intake(run.run_id, run.as_of)
+            return result["batches"]
+
+        @task
+        @terminal_errors
+        def notify_scheduled() -> dict:
+            return _erasure().notify_scheduled()
+
+        @task(pool=f"lifecycle_{SUBJECT_SYSTEM}")
+        @terminal_errors
+        def erase(batch: str) -> dict:
+            run = run_info(get_current_context())
+            return _erasure().erase(batch, run.as_of, run_id=run.run_id)
+
+        @task(trigger_rule="all_done")
+        @terminal_errors
+        def check_deadlines() -> dict:
+            from lifecycle.errors import LifecycleError
+
+            run = run_info(get_current_context())
+            late = _erasure().overdue(run.as_of)
+            if late:
+                raise LifecycleError(f"{len(late)} cancellation request(s) are past complete_within "
+                                     f"({CONFIG.cancellation.complete_within}); see the run's report")
+            return {"overdue": 0}
+
+        @task(trigger_rule="all_done")
+        @terminal_errors
+        def report() -> dict:
+            run = run_info(get_current_context())
+            written = _erasure().report(run.run_id, run.as_of)
+            return {"html": written["html"], "states": written["states"], "certificates": len(written["certificates"])}
+
+        batches = intake()
+        notices = notify_scheduled()
+        preflight() >> batches >> notices
+        erased = erase.expand(batch=batches)
+        notices >> erased
+        deadlines = check_deadlines()
+        erased >> deadlines >> report()
 
     cancellation_erasure()

@@ -139,6 +139,8 @@ class MailSink:
             raise RuntimeError("mail sink already started")
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
+        # aiosmtpd logs every SMTP command at INFO; a sink needs only its problems
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         controller = _Controller(
             _Handler(self),
             hostname=self.hostname,

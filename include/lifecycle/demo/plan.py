@@ -34,9 +34,9 @@ class Plan:
 
 
 def plan(users: int, seed: int = 0) -> Plan:
-    """About 0.6% of users are due for erasure, 0.4% pending, 0.4% withdrawn (at least 2 each)."""
+    """About 0.6% of users are due for erasure (at least 4), 0.4% pending, 0.4% withdrawn (at least 2 each)."""
     rng = random.Random(f"mic-demo:{seed}:plan")
-    wanted = {"due": max(2, round(users * 0.006)), "pending": max(2, round(users * 0.004)),
+    wanted = {"due": max(4, round(users * 0.006)), "pending": max(2, round(users * 0.004)),
               "withdrawn": max(2, round(users * 0.004))}
     picks = rng.sample(range(1, users + 1), min(users, sum(wanted.values()) + 2))
     cancellations: dict[int, str] = {}

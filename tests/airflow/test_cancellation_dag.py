@@ -1,0 +1,45 @@
+"""cancellation_erasure end to end through Airflow on the seeded demo world."""
+
+import json
+
+import sqlalchemy as sa
+
+from tests.airflow.conftest import AirflowWorld
+
+
+def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(airflow_world: AirflowWorld):
+    state = sa.create_engine(f"sqlite:///{airflow_world.var / 'state.db'}")
+    app = sa.create_engine(f"sqlite:///{airflow_world.var / 'app.db'}")
+    mails_before = airflow_world.mail.count
+    result = airflow_world.run_dags("cancellation_erasure")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "cancellation_erasure: success" in result.stdout
+
+    with state.connect() as conn:
+        rows = conn.execute(sa.text("SELECT subject_id, state, certificate FROM lifecycle_erasures")).all()
+    states = {r.state for r in rows}
+    assert {"done", "pending", "withdrawn", "held"} <= states
+    done = [r for r in rows if r.state == "done"]
+    assert len(done) >= 2
+    with app.connect() as conn:
+        for r in done:
+            for table in ("users", "access_logs", "devices", "account_cancellations"):
+                column = "id" if table == "users" else "user_id"
+                assert conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {column} = :s"), {"s": int(r.subject_id)}).scalar() == 0
+            cert = json.loads(open(r.certificate).read())
+            assert r.subject_id != cert["subject"] and cert["completed_at"]
+
+    sent = airflow_world.mail.messages[mails_before:]
+    completed = [m for m in sent if m["Subject"] in ("Your account has been deleted", "您的账户已注销")]
+    with state.connect() as conn:
+        ledger = [json.loads(p) for k, p in conn.execute(sa.text(
+            "SELECT kind, payload FROM lifecycle_ledger WHERE kind IN ('notice.sent', 'notice.skipped')"))]
+    finished = [e for e in ledger if e["template"] == "cancellation_completed"]
+    assert len(finished) == len(done), "every erased person got the completion notice, or the ledger says why not"
+    assert len(completed) == sum(1 for e in finished if "message_id" in e) >= 1
+
+    again = airflow_world.run_dags("cancellation_erasure", as_of="2026-11-26")
+    assert again.returncode == 0, again.stdout
+    assert airflow_world.mail.count == mails_before + len(sent), "a rerun sends no notice twice"
+    state.dispose()
+    app.dispose()
