@@ -265,7 +265,8 @@ class Erasure:
         self._apply(batch, steps[-1], ok, done_keys, run_id)
         failed.update(self._verify(batch, steps[-1:], ok))
         ok = [s for s in ok if s not in failed]
-        certificates = [self._certify(batch, steps, record, run_id) for record in records if record.subject_id in ok]
+        entries = self._entries(batch)
+        certificates = [self._certify(batch, steps, record, entries, run_id) for record in records if record.subject_id in ok]
         if failed:
             self._set(set(failed), state="failed", reason="; ".join(sorted(set(failed.values())))[:2000])
             raise LifecycleError(f"batch {batch}: {len(failed)} subject(s) failed verification: "
@@ -338,8 +339,7 @@ class Erasure:
         failed: dict[str, str] = {}
         if not subjects:
             return failed
-        plans = {e.payload["dataset"]: e.payload for e in self.state.ledger.entries(kind="erasure.plan")
-                 if e.payload.get("batch") == batch}
+        plans = {e.payload["dataset"]: e.payload for e in self._entries(batch).values() if e.kind == "erasure.plan"}
         for step in steps:
             ds = self.catalog.dataset(step.dataset)
             if ds.is_table:
@@ -369,13 +369,14 @@ class Erasure:
 
     # ----------------------------------------------------------- certificate
 
-    def _entries(self, batch: str) -> list:
-        return [e for e in self.state.ledger.entries() if e.idempotency_key and e.idempotency_key.startswith(f"erasure:{batch}:")]
+    def _entries(self, batch: str) -> dict[str, object]:
+        """The batch's plan and done records by key (one query)."""
+        return {e.idempotency_key: e for e in self.state.ledger.entries_with_prefix(f"erasure:{batch}:")}
 
     def _retained(self, batch: str, steps: list[Step], subjects: list[str]) -> dict[str, list[str]]:
         basis = {s.dataset: s.basis for s in steps}
         retained: dict[str, list[str]] = {}
-        for entry in self._entries(batch):
+        for entry in self._entries(batch).values():
             p = entry.payload
             if entry.kind == "erasure.plan" and p["action"] == "anonymize":
                 for subject, n in p.get("rows", {}).items():
@@ -386,15 +387,14 @@ class Erasure:
     def subject_hash(self, subject: str) -> str:
         return hmac.new(self._hmac_key(), f"certificate:{subject}".encode(), hashlib.sha256).hexdigest()
 
-    def _certify(self, batch: str, steps: list[Step], record, run_id) -> str:
+    def _certify(self, batch: str, steps: list[Step], record, entries: dict, run_id) -> str:
         from lifecycle import reports
 
         subject = record.subject_id
-        entries = self._entries(batch)
         datasets, backing, completed = [], [], None
         for step in steps:
-            plan = next((e for e in entries if e.idempotency_key == f"erasure:{batch}:{step.dataset}:plan"), None)
-            done = next((e for e in entries if e.idempotency_key == f"erasure:{batch}:{step.dataset}:done"), None)
+            plan = entries.get(f"erasure:{batch}:{step.dataset}:plan")
+            done = entries.get(f"erasure:{batch}:{step.dataset}:done")
             if plan is None and done is None:
                 continue
             row = {"dataset": step.dataset, "action": step.action, "deleted": 0, "anonymized": 0,

@@ -102,13 +102,21 @@ class Ledger:
             row = conn.execute(sa.select(ledger_entries).where(ledger_entries.c.idempotency_key == key)).first()
         return _entry(row) if row else None
 
+    @staticmethod
+    def _under(prefix: str):
+        escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        return ledger_entries.c.idempotency_key.like(escaped + "%", escape="!")
+
     def keys_with_prefix(self, prefix: str) -> set[str]:
         """Idempotency keys recorded under ``prefix`` (what a resumed task already did)."""
-        escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-        query = sa.select(ledger_entries.c.idempotency_key).where(
-            ledger_entries.c.idempotency_key.like(escaped + "%", escape="!"))
         with self.engine.connect() as conn:
-            return set(conn.execute(query).scalars())
+            return set(conn.execute(sa.select(ledger_entries.c.idempotency_key).where(self._under(prefix))).scalars())
+
+    def entries_with_prefix(self, prefix: str) -> list[Entry]:
+        """The entries recorded under idempotency keys starting with ``prefix``, in order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(ledger_entries).where(self._under(prefix)).order_by(ledger_entries.c.seq)).all()
+        return [_entry(row) for row in rows]
 
     def entries(self, *, kind: str | None = None, run_id: str | None = None, chunk: int = 5000) -> Iterator[Entry]:
         """Entries in order, read in chunks so the ledger may grow without bound."""

@@ -1,0 +1,156 @@
+"""Cancellation erasure phase against a raw set-based baseline, in one run (see bench/README.md).
+
+A PostgreSQL demo world of N users (default 100,000) with D of them due at
+once (default 1,000); S3 objects (two versions each, avatars and chats) for
+the first 100 due subjects: moto answers each listing in time proportional
+to the whole bucket, so a bucket of every demo user's photos would measure
+moto, not the erasure.  Both sides list every due subject's prefixes.
+The database is copied (CREATE DATABASE … TEMPLATE) so both sides start
+identical.  The lifecycle side runs ``Erasure.erase`` for every batch, as the
+DAG's mapped ``erase`` tasks do (plan and done records, verification,
+completion notices to an SMTP sink, the subject rows, certificates); the raw
+side runs one ``DELETE … WHERE user_id IN (…)`` per table, children first,
+and a list + DeleteObjects per subject prefix.
+
+    .venv/bin/python bench/erasure_bench.py [--users 100000] [--due 1000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "include")]
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
+
+from lifecycle import connections  # noqa: E402
+from lifecycle.config import load_config  # noqa: E402
+from lifecycle.demo import generate, schema  # noqa: E402
+from lifecycle.erasure import Erasure  # noqa: E402
+from lifecycle.mailsink import MailSink  # noqa: E402
+from lifecycle.state import StateStore  # noqa: E402
+from lifecycle.state.schema import erasures  # noqa: E402
+from lifecycle.stores.s3 import S3Store  # noqa: E402
+from lifecycle.stores.sql import SqlStore  # noqa: E402
+from tests.support.s3 import moto_server  # noqa: E402
+
+AS_OF = datetime(2026, 11, 26, tzinfo=timezone.utc)
+CHILDREN_FIRST = ["chat_messages", "conversations", "access_logs", "devices", "favorites", "inquiries",
+                  "purchase_demands", "orders", "consents", "account_cancellations"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--due", type=int, default=1_000)
+    parser.add_argument("--workers", type=int, default=2, help="erase batches side by side (the DAG's mapped tasks)")
+    parser.add_argument("--with-objects", type=int, default=100,
+                        help="due subjects that have S3 objects (moto lists in time proportional to the whole bucket)")
+    args = parser.parse_args()
+
+    admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+    names = {side: f"bench_erase_{side}_{uuid.uuid4().hex[:6]}" for side in ("dag", "raw")}
+    work = Path(tempfile.mkdtemp(prefix="bench-erasure-"))
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {names['dag']}"))
+    url = sa.make_url(args.postgres)
+    dag_engine = sa.create_engine(url.set(database=names["dag"]))
+    try:
+        started = time.perf_counter()
+        generate.seed(dag_engine, None, None, users=args.users, as_of=AS_OF.replace(tzinfo=None))
+        due = sorted(random.Random(7).sample(range(1, args.users + 1), args.due))
+        with dag_engine.begin() as conn:
+            conn.execute(schema.metadata.tables["account_cancellations"].delete())
+            conn.execute(schema.metadata.tables["account_cancellations"].insert(), [
+                {"id": i + 1, "user_id": u, "requested_at": AS_OF.replace(tzinfo=None) - timedelta(days=20), "withdrawn_at": None}
+                for i, u in enumerate(due)])
+        print(f"seeded {args.users:,} users in {time.perf_counter() - started:.0f}s; {len(due):,} due")
+        dag_engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {names['raw']} TEMPLATE {names['dag']}"))
+        dag_engine = sa.create_engine(url.set(database=names["dag"]))
+        raw_engine = sa.create_engine(url.set(database=names["raw"]))
+
+        with moto_server() as endpoint, MailSink() as sink:
+            os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
+                {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}})
+            os.environ["AIRFLOW_VAR_LIFECYCLE_HMAC_KEY"] = "bench-hmac-key-0123456789abcdef"
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                  aws_access_key_id="testing", aws_secret_access_key="testing")
+            buckets = {side: f"bench-erase-{side}-{uuid.uuid4().hex[:6]}" for side in ("dag", "raw")}
+            for bucket in buckets.values():
+                client.create_bucket(Bucket=bucket)
+                client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(lambda k, b=bucket: client.put_object(Bucket=b, Key=k, Body=b"x"),
+                                  [f"{p}/{u}/{n}.jpg" for u in due[:args.with_objects] for p in ("avatars", "chats") for n in (1, 1)]))
+
+            os.environ["LIFECYCLE_VAR_DIR"] = str(work)        # the demo config writes reports there
+            config = load_config(REPO / "config" / "lifecycle")
+            state = StateStore(sa.create_engine(f"sqlite:///{work / 'state.db'}"), dataset_names=set(config.catalog.datasets))
+            media = {n for n in config.catalog.systems if config.catalog.systems[n].type == "s3"}
+            erasure = Erasure(config, state, open_store=lambda system: S3Store(client, buckets["dag"]) if system in media
+                              else SqlStore(dag_engine, config.catalog))
+            run_id = "bench"
+            batches = erasure.intake(run_id, AS_OF)["batches"]
+            erasure.notify_scheduled()
+            started, start_wall = time.perf_counter(), datetime.now(timezone.utc)
+            with ThreadPoolExecutor(args.workers) as pool:
+                list(pool.map(lambda batch: erasure.erase(batch, AS_OF, run_id=run_id), batches))
+            dag_seconds = time.perf_counter() - started
+            with state.engine.connect() as conn:
+                done = conn.execute(sa.select(erasures.c.completed_at).where(erasures.c.state == "done")).scalars().all()
+            latencies = sorted((datetime.fromisoformat(c) - start_wall).total_seconds() for c in done)
+
+            started = time.perf_counter()
+            meta = sa.MetaData()
+            meta.reflect(raw_engine)
+            with raw_engine.begin() as conn:
+                t = meta.tables
+                conversations = sa.select(t["conversations"].c.id).where(t["conversations"].c.user_id.in_(due))
+                conn.execute(t["chat_messages"].delete().where(t["chat_messages"].c.conversation_id.in_(conversations)))
+                for name in CHILDREN_FIRST[1:]:
+                    conn.execute(t[name].delete().where(t[name].c.user_id.in_(due)))
+                conn.execute(t["users"].delete().where(t["users"].c.id.in_(due)))
+            for u in due:
+                for prefix in ("avatars", "chats", "inquiries"):
+                    listed = client.list_object_versions(Bucket=buckets["raw"], Prefix=f"{prefix}/{u}/")
+                    keys = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                            for v in listed.get("Versions", []) + listed.get("DeleteMarkers", [])]
+                    if keys:
+                        client.delete_objects(Bucket=buckets["raw"], Delete={"Objects": keys, "Quiet": True})
+            raw_seconds = time.perf_counter() - started
+
+        print(f"erasure phase: {len(done):,} subjects in {dag_seconds:.1f}s ({len(batches)} batches, {args.workers} worker(s)), "
+              f"{len(sink.messages) - len(due)} completion notices")
+        print(f"raw baseline:  {len(due):,} subjects in {raw_seconds:.1f}s")
+        print(f"ratio {raw_seconds / dag_seconds:.2f} (target >= 0.5); median due->done within the run "
+              f"{statistics.median(latencies):.1f}s (max {latencies[-1]:.1f}s)")
+        return 0
+    finally:
+        connections.sql_engine.cache_clear()
+        dag_engine.dispose()
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
