@@ -65,6 +65,8 @@ migrate: venv
 demo: venv
 	@$(DEVENV) start
 	@$(MAKE) migrate
+	@echo "a fresh demo world: removing the demo's app database, state store, reports and mails under $(VAR)"
+	@rm -rf "$(VAR)/app.db" "$(VAR)/state.db" "$(VAR)/reports" && mkdir -p "$(VAR)/mail" && find "$(VAR)/mail" -name '*.eml' -delete
 	$(DEVENV) run -- $(PY) -m lifecycle.demo seed --reset
 	$(DEVENV) run -- $(PY) -m lifecycle.demo run
 	@echo

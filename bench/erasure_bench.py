@@ -2,9 +2,9 @@
 
 A PostgreSQL demo world of N users (default 100,000) with D of them due at
 once (default 1,000); S3 objects (two versions each, avatars and chats) for
-the first 100 due subjects: moto answers each listing in time proportional
-to the whole bucket, so a bucket of every demo user's photos would measure
-moto, not the erasure.  Both sides list every due subject's prefixes.
+the first 100 due subjects (moto answers each listing in time proportional
+to the whole bucket).  The raw side lists each object prefix once and
+deletes the due subjects' versions in DeleteObjects of 1,000.
 The database is copied (CREATE DATABASE … TEMPLATE) so both sides start
 identical.  The lifecycle side runs ``Erasure.erase`` for every batch, as the
 DAG's mapped ``erase`` tasks do (plan and done records, verification,
@@ -128,13 +128,14 @@ def main() -> int:
                 for name in CHILDREN_FIRST[1:]:
                     conn.execute(t[name].delete().where(t[name].c.user_id.in_(due)))
                 conn.execute(t["users"].delete().where(t["users"].c.id.in_(due)))
-            for u in due:
-                for prefix in ("avatars", "chats", "inquiries"):
-                    listed = client.list_object_versions(Bucket=buckets["raw"], Prefix=f"{prefix}/{u}/")
-                    keys = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                            for v in listed.get("Versions", []) + listed.get("DeleteMarkers", [])]
-                    if keys:
-                        client.delete_objects(Bucket=buckets["raw"], Delete={"Objects": keys, "Quiet": True})
+            wanted = {str(u) for u in due}
+            for prefix in ("avatars/", "chats/", "inquiries/"):          # one listing per prefix, the fastest raw way
+                keys = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                        for page in client.get_paginator("list_object_versions").paginate(Bucket=buckets["raw"], Prefix=prefix)
+                        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                        if v["Key"].split("/")[1] in wanted]
+                for i in range(0, len(keys), 1000):
+                    client.delete_objects(Bucket=buckets["raw"], Delete={"Objects": keys[i:i + 1000], "Quiet": True})
             raw_seconds = time.perf_counter() - started
 
         print(f"erasure phase: {len(done):,} subjects in {dag_seconds:.1f}s ({len(batches)} batches, {args.workers} worker(s)), "

@@ -130,10 +130,12 @@ def _mails(sink):
     return sorted((m["To"], m["Subject"]) for m in sink.messages)
 
 
-def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world):
+@pytest.mark.parametrize("list_budget", [1000, 1], ids=["one-listing", "per-subject-listing"])
+def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world, list_budget):
     config, engine, state, store, sink = world
     others = _rows_of_others(engine)
     erasure = _erasure(config, engine, state, store)
+    erasure.list_budget = list_budget
     intake = _run(erasure)
     assert len(intake["batches"]) == 2, "batch_size 1: one batch per due subject; duplicate requests make one erasure"
     assert _states(state) == {str(DUE): "done", str(DUPLICATE): "done", str(HELD): "held",

@@ -51,6 +51,8 @@ class Step:
 
 
 class Erasure:
+    list_budget = 1000      # entries one listing request returns: the cost of listing one subject's prefix
+
     def __init__(self, config: Config, state: StateStore, open_store: Callable[[str], object] | None = None,
                  mailer: Callable[[], object] | None = None):
         from lifecycle.stores import open_store as default_open
@@ -306,7 +308,7 @@ class Erasure:
             log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", rows, len(subjects))
             return
         store = self.store(ds.system)
-        versions = {s: list(store.list_versions(self.catalog.subject_prefix(step.dataset, s))) for s in subjects}
+        versions = self._versions(step.dataset, subjects)
         if plan_key not in done_keys:
             self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": "delete",
                                                       "versions": {s: len(v) for s, v in versions.items() if v}},
@@ -326,6 +328,24 @@ class Erasure:
                                  run_id=run_id, key=done_key)
         log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, len(outcome.deleted),
                  sum(map(len, locked.values())))
+
+    def _versions(self, dataset: str, subjects: list[str]) -> dict[str, list]:
+        """Every version and marker under each subject's prefix.
+
+        One listing of the dataset's common prefix serves the whole batch while
+        it stays within what one listing per subject would cost (1,000 entries
+        a request); past that, each subject's prefix is listed on its own.
+        """
+        store = self.store(self.catalog.dataset(dataset).system)
+        found: dict[str, list] = {s: [] for s in subjects}
+        budget = self.list_budget * len(subjects)
+        for n, version in enumerate(store.list_versions(self.catalog.static_prefix(dataset))):
+            if n >= budget:
+                return {s: list(store.list_versions(self.catalog.subject_prefix(dataset, s))) for s in subjects}
+            owner = self.catalog.subject_of_key(dataset, version.key)
+            if owner in found:
+                found[owner].append(version)
+        return found
 
     def _hmac_key(self) -> bytes:
         from lifecycle.connections import secret
@@ -360,8 +380,7 @@ class Erasure:
                             failed.setdefault(subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values")
             else:
                 store = self.store(ds.system)
-                for subject in subjects:
-                    versions = list(store.list_versions(self.catalog.subject_prefix(step.dataset, subject)))
+                for subject, versions in self._versions(step.dataset, subjects).items():
                     unlocked = [v for v in versions if v.is_delete_marker or not store.lock(v).active_at(datetime.now(timezone.utc))]
                     if unlocked:
                         failed[subject] = f"{step.dataset}: {len(unlocked)} object version(s) remain"
