@@ -268,7 +268,8 @@ class Erasure:
         failed.update(self._verify(batch, steps[-1:], ok))
         ok = [s for s in ok if s not in failed]
         entries = self._entries(batch)
-        certificates = [self._certify(batch, steps, record, entries, run_id) for record in records if record.subject_id in ok]
+        certificates = [self._certify(batch, steps, record, entries) for record in records if record.subject_id in ok]
+        self._record_certificates(batch, certificates, run_id)
         if failed:
             self._set(set(failed), state="failed", reason="; ".join(sorted(set(failed.values())))[:2000])
             raise LifecycleError(f"batch {batch}: {len(failed)} subject(s) failed verification: "
@@ -404,9 +405,11 @@ class Erasure:
         return retained
 
     def subject_hash(self, subject: str) -> str:
-        return hmac.new(self._hmac_key(), f"certificate:{subject}".encode(), hashlib.sha256).hexdigest()
+        if not hasattr(self, "_key"):
+            self._key = self._hmac_key()
+        return hmac.new(self._key, f"certificate:{subject}".encode(), hashlib.sha256).hexdigest()
 
-    def _certify(self, batch: str, steps: list[Step], record, entries: dict, run_id) -> str:
+    def _certify(self, batch: str, steps: list[Step], record, entries: dict) -> dict:
         from lifecycle import reports
 
         subject = record.subject_id
@@ -443,11 +446,21 @@ class Erasure:
         written = sink.write(f"{name}.json", reports.canonical(document), content_type="application/json")
         sink.write(f"{name}.html", reports.render("erasure_certificate.html.j2", cert=document).encode("utf-8"),
                    content_type="text/html; charset=utf-8")
-        self.state.ledger.append("erasure.certificate", {"subject": document["subject"], "location": written.location,
-                                                         "sha256": written.sha256}, run_id=run_id,
-                                 key=f"erasure:{batch}:certificate:{document['subject'][:32]}")
-        self._set([subject], state="done", completed_at=completed, certificate=written.location)
-        return written.location
+        return {"subject_id": subject, "subject": document["subject"], "completed_at": completed,
+                "location": written.location, "sha256": written.sha256}
+
+    def _record_certificates(self, batch: str, certificates: list[dict], run_id) -> None:
+        """One ledger entry for the batch's certificates (hash of each), then every subject *done*."""
+        if not certificates:
+            return
+        self.state.ledger.append("erasure.certificates", {"batch": batch, "certificates": [
+            {"subject": c["subject"], "location": c["location"], "sha256": c["sha256"]} for c in certificates]},
+            run_id=run_id, key=f"erasure:{batch}:certificates")
+        now = _iso(datetime.now(timezone.utc))
+        with self.state.engine.begin() as conn:
+            conn.execute(erasures.update().where(erasures.c.subject_id == sa.bindparam("_subject")).values(
+                state="done", completed_at=sa.bindparam("_completed"), certificate=sa.bindparam("_location"), updated_at=now),
+                [{"_subject": c["subject_id"], "_completed": c["completed_at"], "_location": c["location"]} for c in certificates])
 
     # --------------------------------------------------------------- summary
 
