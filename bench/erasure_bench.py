@@ -64,10 +64,11 @@ def main() -> int:
     args = parser.parse_args()
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-    names = {side: f"bench_erase_{side}_{uuid.uuid4().hex[:6]}" for side in ("dag", "raw")}
+    names = {side: f"bench_erase_{side}_{uuid.uuid4().hex[:6]}" for side in ("dag", "raw", "state")}
     work = Path(tempfile.mkdtemp(prefix="bench-erasure-"))
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {names['dag']}"))
+        conn.execute(sa.text(f"CREATE DATABASE {names['state']}"))      # the state store on PostgreSQL, as in production
     url = sa.make_url(args.postgres)
     dag_engine = sa.create_engine(url.set(database=names["dag"]))
     try:
@@ -104,7 +105,8 @@ def main() -> int:
 
             os.environ["LIFECYCLE_VAR_DIR"] = str(work)        # the demo config writes reports there
             config = load_config(REPO / "config" / "lifecycle")
-            state = StateStore(sa.create_engine(f"sqlite:///{work / 'state.db'}"), dataset_names=set(config.catalog.datasets))
+            state_engine = sa.create_engine(url.set(database=names["state"]))
+            state = StateStore(state_engine, dataset_names=set(config.catalog.datasets))
             media = {n for n in config.catalog.systems if config.catalog.systems[n].type == "s3"}
             from lifecycle.mail import Mailer
 
@@ -155,6 +157,10 @@ def main() -> int:
     finally:
         connections.sql_engine.cache_clear()
         dag_engine.dispose()
+        if "state_engine" in locals():
+            state_engine.dispose()
+        if "raw_engine" in locals():
+            raw_engine.dispose()
         with admin.connect() as conn:
             for name in names.values():
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -244,3 +244,16 @@ def sa_selection(subject):
     from lifecycle.stores.sql import Selection
 
     return Selection(subjects=(str(subject),))
+
+
+def test_requests_past_complete_within_are_reported_overdue(world):
+    config, engine, state, store, sink = world
+    with engine.begin() as conn:
+        conn.execute(cancellations.update().where(cancellations.c.id == 1).values(requested_at=NOW - timedelta(days=40)))
+    erasure = _erasure(config, engine, state, store)
+    erasure.intake("manual__late", AS_OF)                      # due, batched, but not erased (the run died)
+    late = erasure.overdue(AS_OF)
+    assert [(o["state"], o["deadline"][:10]) for o in late] == [("erasing", "2026-05-22")]
+    assert late[0]["subject"] == erasure.subject_hash(str(DUE)), "the report names people by keyed hash only"
+    report = erasure.report("manual__late", AS_OF)
+    assert report["overdue"] == 1 and "u2@example.com" not in open(report["json"]).read()
