@@ -13,6 +13,7 @@ from lifecycle import anonymize
 from lifecycle.catalog import Catalog, LinkError
 from lifecycle.config.models import AppliesTo, CatalogFile
 from lifecycle.errors import Problem
+from lifecycle.sharing.gate import DELIVERY_PLACEHOLDERS, static_refusals
 
 CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS = (
     "catalog.yaml", "retention.yaml", "cancellation.yaml", "recipients.yaml", "incidents.yaml",
@@ -171,27 +172,14 @@ def check_recipients(catalog: Catalog, recipients) -> Iterator[Problem]:
     for i, recipient in enumerate(recipients.recipients):
         path = f"recipients[{i}]"
         yield from _system(catalog, RECIPIENTS, f"{path}.delivery.system", recipient.delivery.system, "s3")
-        for dataset, columns in recipient.share.items():
-            if dataset not in catalog.datasets:
-                yield Problem(RECIPIENTS, f"{path}.share.{dataset}", f"unknown dataset {dataset!r}")
-                continue
-            ds = catalog.dataset(dataset)
-            if not ds.is_table:
-                yield Problem(RECIPIENTS, f"{path}.share.{dataset}", "only table datasets can be shared")
-            personal = {f.column: f for f in catalog.personal_fields(dataset)}
-            for j, column in enumerate(columns):
-                if column not in ds.fields and column not in catalog.structural_columns(dataset):
-                    yield Problem(RECIPIENTS, f"{path}.share.{dataset}[{j}]", f"{column!r} is not a column of {dataset!r} in catalog.yaml")
-                elif column in personal and not catalog.shareable(personal[column].category):
-                    yield Problem(RECIPIENTS, f"{path}.share.{dataset}[{j}]", f"{column!r} is {personal[column].category}, a category that is never shared")
-        if recipient.legal_basis == "consent" and recipient.consent is None:
-            yield Problem(RECIPIENTS, f"{path}.consent", "legal_basis consent needs consent: {dataset, purpose}")
-        if recipient.consent:
-            consent_ds = catalog.datasets.get(recipient.consent.dataset)
-            if consent_ds is None:
-                yield Problem(RECIPIENTS, f"{path}.consent.dataset", f"unknown dataset {recipient.consent.dataset!r}")
-            elif consent_ds.consent is None:
-                yield Problem(RECIPIENTS, f"{path}.consent.dataset", f"dataset {recipient.consent.dataset!r} has no consent: {{purpose, granted, withdrawn}} in catalog.yaml")
+        for refusal in static_refusals(recipient, catalog):
+            yield Problem(RECIPIENTS, f"{path}.{refusal.key}", refusal.reason)
+        placeholders = catalog.prefix_fields(recipient.delivery.prefix)
+        if placeholders - DELIVERY_PLACEHOLDERS:
+            yield Problem(RECIPIENTS, f"{path}.delivery.prefix", f"unknown placeholder(s) {sorted(placeholders - DELIVERY_PLACEHOLDERS)}; "
+                          f"allowed: {', '.join('{' + p + '}' for p in sorted(DELIVERY_PLACEHOLDERS))}")
+        elif not placeholders:
+            yield Problem(RECIPIENTS, f"{path}.delivery.prefix", "needs {ds} or {start}/{end}, so each data interval has keys of its own")
 
 
 def check_incidents(catalog: Catalog, incidents) -> Iterator[Problem]:

@@ -247,6 +247,7 @@ class Agreement(Model):
     signed: date
     expires: date | None = None
     document_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    covers: list[str] = []          # categories the signed document covers; empty: exactly what `share` lists
 
     @model_validator(mode="after")
     def _dates(self):
@@ -262,8 +263,18 @@ class ConsentRef(Model):
 
 class Delivery(Model):
     system: str
-    prefix: str
+    prefix: str                     # {ds}, {start}, {end}: from the run's data interval
     format: Literal["jsonl", "csv"] = "jsonl"
+    encryption: Literal["AES256", "aws:kms"] = "AES256"   # server-side encryption requested on every object
+    kms_key_id: str | None = None
+    part_size_mb: Annotated[int, Field(ge=5, le=512)] = 16     # multipart upload part size
+    fetch_rows: Annotated[int, Field(gt=0, le=100_000)] = 5000  # rows per fetch from the server-side cursor
+
+    @model_validator(mode="after")
+    def _kms(self):
+        if self.kms_key_id and self.encryption != "aws:kms":
+            raise ValueError("kms_key_id needs encryption: aws:kms")
+        return self
 
 
 class Recipient(Model):
@@ -281,7 +292,12 @@ class Recipient(Model):
     schedule: str | None = None
 
 
+class Signing(Model):
+    conn_id: str = "lifecycle_signing"   # Airflow connection whose password is the manifest signing key
+
+
 class RecipientsFile(Model):
+    signing: Signing = Signing()
     recipients: list[Recipient] = []
 
 
