@@ -68,6 +68,98 @@ erasures = sa.Table(
     sa.Column("certificate", sa.Text),
 )
 
+sharing_register = sa.Table(
+    "lifecycle_sharing_register",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entry_key", sa.String(255), nullable=False, unique=True),   # recipient and data interval: a rerun updates its entry
+    sa.Column("recipient_id", sa.String(64), nullable=False, index=True),
+    sa.Column("recipient_name", sa.Text, nullable=False),
+    sa.Column("contact", sa.Text, nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("legal_basis", sa.String(32), nullable=False),
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("processing", sa.Text, nullable=False),           # how it is shared (format, pseudonymization, where)
+    sa.Column("agreement_id", sa.String(128)),
+    sa.Column("categories", sa.Text, nullable=False),           # JSON list
+    sa.Column("fields", sa.Text, nullable=False),               # JSON {dataset: [fields]}
+    sa.Column("outcome", sa.String(16), nullable=False),        # delivered | refused
+    sa.Column("rule", sa.String(64)),                           # refusal: the first rule that failed
+    sa.Column("reason", sa.Text),                               # refusal: every message
+    sa.Column("records", sa.BigInteger, nullable=False),
+    sa.Column("manifest", sa.Text),
+    sa.Column("manifest_sha256", sa.String(64)),
+    sa.Column("interval_start", sa.String(32), nullable=False, index=True),
+    sa.Column("interval_end", sa.String(32), nullable=False),
+    sa.Column("dag_id", sa.String(250)),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Column("ledger_hash", sa.String(64)),
+)
+
+# -- incident notification (migration 4) ---------------------------------------
+# The register of incidents (GDPR art. 33(5)): one row per incident, one per
+# run (initial, update, dry run) with its facts, decisions and figures.
+incidents = sa.Table(
+    "lifecycle_incidents",
+    metadata,
+    sa.Column("incident_id", sa.String(64), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("discovered_at", sa.String(32), nullable=False),
+    sa.Column("first_run", sa.String(250), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+incident_runs = sa.Table(
+    "lifecycle_incident_runs",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("incident_id", sa.String(64), nullable=False, index=True),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("as_of", sa.String(32), nullable=False),
+    sa.Column("facts", sa.Text, nullable=False),          # JSON: the form as validated
+    sa.Column("scope", sa.Text),                         # JSON: counts by reach, country, locale, category
+    sa.Column("obligations", sa.Text),                   # JSON: regulators, deadlines, fallback and why
+    sa.Column("approval", sa.Text),                      # JSON: decision, by whom, how
+    sa.Column("figures", sa.Text),                       # JSON: delivery figures, documents
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+# Affected subjects per run: ids and how they can be reached, never addresses.
+incident_subjects = sa.Table(
+    "lifecycle_incident_subjects",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("subject_id", sa.String(255), primary_key=True),
+    sa.Column("incident_id", sa.String(64), nullable=False),
+    sa.Column("new", sa.Boolean, nullable=False),         # not affected in an earlier notified run
+    sa.Column("reach", sa.String(8), nullable=False),     # email | phone | post | none
+    sa.Column("country", sa.String(8)),
+    sa.Column("locale", sa.String(16)),
+    sa.Column("batch", sa.Integer, nullable=False),
+    sa.Index("ix_lifecycle_incident_subjects_batch", "run_id", "batch"),
+    sa.Index("ix_lifecycle_incident_subjects_incident", "incident_id", "subject_id"),
+)
+
+# One row per person and incident, written before the mail is sent: the
+# unique key makes a second mail to the same person impossible.
+incident_deliveries = sa.Table(
+    "lifecycle_incident_deliveries",
+    metadata,
+    sa.Column("incident_id", sa.String(64), primary_key=True),
+    sa.Column("subject_id", sa.String(255), primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("batch", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),   # sending | sent | undeliverable | deferred | uncertain
+    sa.Column("code", sa.Integer),                        # the SMTP reply code of a refusal
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("message_id", sa.String(255)),
+    sa.Index("ix_lifecycle_incident_deliveries_run", "run_id", "batch"),
+)
+
 GENESIS = "0" * 64
 
 
@@ -81,7 +173,15 @@ def _v2_erasures(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[erasures], checkfirst=True)
 
 
-MIGRATIONS = [(1, _v1_initial), (2, _v2_erasures)]
+def _v3_sharing_register(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[sharing_register], checkfirst=True)
+
+
+def _v4_incidents(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[incidents, incident_runs, incident_subjects, incident_deliveries], checkfirst=True)
+
+
+MIGRATIONS = [(1, _v1_initial), (2, _v2_erasures), (3, _v3_sharing_register), (4, _v4_incidents)]
 
 
 def migrate(engine: sa.Engine, *, now: str) -> list[int]:
