@@ -133,6 +133,7 @@ class Contact(Model):
     locale: str | None = None
     country: str | None = None
     phone: str | None = None
+    address: str | None = None      # postal address: letters to people without e-mail
 
 
 class Subject(Model):
@@ -308,6 +309,8 @@ class Email(Model):
     conn_id: str = "smtp_default"
     from_: str = Field(alias="from")
     max_per_second: Annotated[float, Field(gt=0)] = 50
+    retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3        # tries per address on a 4xx reply
+    retry_backoff: DurationField = Duration.parse("2s")           # wait before the 2nd try; doubles each time
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -359,3 +362,5 @@ class IncidentsFile(Model):
     contact: IncidentContact
     locales: list[str] = ["en"]
     approval: Literal["required", "none"] = "required"
+    approval_timeout: DurationField = Duration.parse("24h")     # an unanswered approval rejects after this long
+    batch_size: Annotated[int, Field(gt=0, le=100_000)] = 5000   # affected people per mapped send task
