@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 
@@ -189,19 +189,50 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [KeyRange(low, high, rows) for low, high, rows in conn.execute(query)]
 
+    def subject_source(self, dataset: str) -> tuple[sa.FromClause, sa.Column]:
+        """The dataset's table joined along its subject path, and the column holding the subject key."""
+        hops = self.catalog.path_to_subject(dataset)
+        source = self.table(dataset)
+        if not hops:
+            return source, self.column(dataset, self.catalog.subject.key)
+        for hop in hops[:-1]:
+            source = source.join(self.table(hop.target),
+                                 self.column(hop.dataset, hop.column) == self.column(hop.target, hop.target_column))
+        return source, self.column(hops[-1].dataset, hops[-1].column)
+
+    def consenting(self, dataset: str, purpose: str, as_of: datetime) -> sa.Select:
+        """Subject keys whose consent for ``purpose`` is in force at ``as_of``.
+
+        ``dataset`` is a consent dataset (``consent: {purpose, granted,
+        withdrawn}``); a re-grant is a new row, so the row in force is the
+        latest one granted by ``as_of``, and it counts unless withdrawn by then.
+        """
+        spec = self.catalog.dataset(dataset).consent
+        if spec is None:
+            raise LifecycleError(f"dataset {dataset!r} has no consent: {{purpose, granted, withdrawn}} in catalog.yaml")
+        source, subject = self.subject_source(dataset)
+        when = _naive_utc(as_of)
+        about, granted = self.column(dataset, spec.purpose) == purpose, self.column(dataset, spec.granted)
+        latest = (sa.select(subject.label("subject"), sa.func.max(granted).label("granted")).select_from(source)
+                  .where(about, granted <= when).group_by(subject).subquery())
+        in_force = sa.true()
+        if spec.withdrawn:
+            withdrawn = self.column(dataset, spec.withdrawn)
+            in_force = sa.or_(withdrawn.is_(None), withdrawn > when)
+        joined = source.join(latest, sa.and_(subject == latest.c.subject, granted == latest.c.granted))
+        return sa.select(subject).select_from(joined).where(about, in_force)
+
+    def stream(self, query: sa.Select, *, fetch_rows: int = 5000) -> Iterator[list]:
+        """The query's rows in lists of ``fetch_rows`` from a server-side cursor
+        (``stream_results``), so memory does not grow with the result."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=fetch_rows).execute(query)
+            for chunk in result.partitions(fetch_rows):
+                yield chunk
+
     def count_by_subject(self, dataset: str, subjects: Iterable) -> dict[str, int]:
         """Rows per subject (as text), joining along the subject path (one GROUP BY)."""
-        hops = self.catalog.path_to_subject(dataset)
-        table = self.table(dataset)
-        if not hops:
-            subject = self.column(dataset, self.catalog.subject.key)
-            source = table
-        else:
-            source = table
-            for hop in hops[:-1]:
-                source = source.join(self.table(hop.target),
-                                     self.column(hop.dataset, hop.column) == self.column(hop.target, hop.target_column))
-            subject = self.column(hops[-1].dataset, hops[-1].column)
+        source, subject = self.subject_source(dataset)
         query = (sa.select(subject, sa.func.count()).select_from(source)
                  .where(subject.in_(_coerce(subject, subjects))).group_by(subject))
         with self.engine.connect() as conn:
