@@ -102,3 +102,16 @@ def secret(variable: str) -> bytes:
     if not value or len(value) < 16:
         raise LifecycleError(f"Airflow variable {variable!r} is shorter than 16 characters; use a long random key")
     return value.encode("utf-8")
+
+
+def connection_secret(conn_id: str) -> bytes:
+    """A key kept as the password of the Airflow connection ``conn_id``
+    (``AIRFLOW_CONN_<ID>`` or a secrets backend); never from the YAML."""
+    try:
+        conn = get_connection(conn_id)
+    except Exception as exc:  # the SDK raises its own not-found types
+        raise LifecycleError(f"Airflow connection {conn_id!r} is not set; its password holds a key the lifecycle needs") from exc
+    value = conn.password or ""
+    if len(value) < 16:
+        raise LifecycleError(f"Airflow connection {conn_id!r}: the password (the key) is shorter than 16 characters; use a long random key")
+    return value.encode("utf-8")
