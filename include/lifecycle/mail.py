@@ -24,6 +24,18 @@ class Notice:
     subject: str
     text: str
     locale: str
+    html: str | None = None        # an HTML alternative, when the template has one
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one address: ``sent``, ``undeliverable`` (5xx) or ``deferred`` (4xx after every try)."""
+
+    status: str
+    attempts: int
+    message_id: str | None = None
+    code: int | None = None
+    reply: str | None = None
 
 
 def template_locale(name: str, locale: str | None, fallback: str = "en") -> str:
@@ -41,7 +53,10 @@ def render_notice(template: str, locale: str | None, fallback: str = "en", **con
     first, _, body = text.partition("\n")
     if not first.startswith("Subject:"):
         raise LifecycleError(f"template mail/{template}.{chosen}.txt.j2 must start with a 'Subject:' line")
-    return Notice(first.removeprefix("Subject:").strip(), body.lstrip("\n"), chosen)
+    html = None
+    if (reports.TEMPLATES / "mail" / f"{template}.{chosen}.html.j2").exists():
+        html = reports.render(f"mail/{template}.{chosen}.html.j2", subject=first.removeprefix("Subject:").strip(), **context)
+    return Notice(first.removeprefix("Subject:").strip(), body.lstrip("\n"), chosen, html)
 
 
 class Mailer:
@@ -89,9 +104,38 @@ class Mailer:
         message["Message-ID"] = make_msgid(idstring=key.replace(":", ".")[:60], domain="privacy-lifecycle")
         message["Content-Language"] = notice.locale
         message.set_content(notice.text)
+        if notice.html is not None:
+            message.add_alternative(notice.html, subtype="html")
         try:
             self._smtp.send_message(message)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
+            raise                   # the server's verdict on this mail (smtplib's errors are OSErrors too)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise TransientError(f"SMTP send failed: {exc}") from exc
         self._last = time.monotonic()
         return message["Message-ID"]
+
+    def deliver(self, to: str, notice: Notice, *, key: str, attempts: int = 3, backoff: float = 2.0,
+                sleep=time.sleep) -> Delivery:
+        """Send with the SMTP server's verdict as the outcome, never an exception for a refusal.
+
+        A 4xx reply (greylisting, a full mailbox, rate limits) is tried again
+        after ``backoff`` seconds, doubling each time, up to ``attempts``
+        tries; a 5xx reply is final (``undeliverable``).  A lost connection
+        still raises ``TransientError``: whether the server took the mail is
+        then unknown.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return Delivery("sent", attempt, self.send(to, notice, key=key))
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, reply = next(iter(exc.recipients.values()), (550, b""))
+            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+                code, reply = exc.smtp_code, exc.smtp_error
+            self._last = time.monotonic()
+            reply = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+            if not 400 <= code < 500:
+                return Delivery("undeliverable", attempt, code=code, reply=reply[:200])
+            if attempt < attempts:
+                sleep(backoff * 2 ** (attempt - 1))
+        return Delivery("deferred", attempts, code=code, reply=reply[:200])

@@ -40,6 +40,7 @@ import time
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Callable
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -78,6 +79,13 @@ class _Handler:
     def __init__(self, sink: "MailSink") -> None:
         self.sink = sink
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: N802 (aiosmtpd API)
+        refusal = self.sink.rcpt_policy(address) if self.sink.rcpt_policy else None
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd API)
         raw: bytes = envelope.original_content or envelope.content
         if isinstance(raw, str):  # only with decode_data=True, which we do not use
@@ -111,6 +119,9 @@ class MailSink:
     ``folder``: write each message there as ``<timestamp>-<n>.eml``.
     ``keep=False``: do not keep messages in memory (long-running standalone
     sink that only writes files); ``wait_for`` still counts them.
+    ``rcpt_policy``: called with each RCPT TO address; a reply it returns
+    (``"450 4.2.1 try later"``, ``"550 5.1.1 no such user"``) refuses that
+    recipient, ``None`` accepts it (tests of temporary and permanent refusals).
     """
 
     def __init__(
@@ -121,8 +132,10 @@ class MailSink:
         *,
         keep: bool = True,
         ready_timeout: float = 10.0,
+        rcpt_policy: Callable[[str], str | None] | None = None,
     ) -> None:
         self.hostname = hostname
+        self.rcpt_policy = rcpt_policy
         self._requested_port = int(port)
         self.folder = Path(folder) if folder is not None else None
         self.keep = keep
