@@ -1,4 +1,4 @@
-"""``python -m lifecycle``: validate, scan, plan, pools, holds and ledger verify.
+"""``python -m lifecycle``: validate, scan, plan, pools, holds, ledger verify, manifest verify and the sharing register.
 
 Exit status: 0 when all is well, 1 when the command found problems (invalid
 configuration, scan findings, a broken ledger), 2 for bad arguments.
@@ -119,6 +119,51 @@ def cmd_ledger(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_manifest(args) -> int:
+    from lifecycle.connections import connection_secret
+    from lifecycle.sharing.service import verify_manifest
+    from lifecycle.stores import open_store
+
+    config = _config(args)
+    catalog, key, system = config.catalog, args.key, args.system
+    if key.startswith("s3://"):
+        bucket, _, key = key[5:].partition("/")
+        named = [n for n, s in catalog.systems.items() if s.type == "s3" and s.bucket == bucket]
+        if not named:
+            print(f"error: no s3 system in catalog.yaml has bucket {bucket!r}", file=sys.stderr)
+            return 2
+        system = system or named[0]
+    if system is None:
+        used = sorted({r.delivery.system for r in config.recipients.recipients})
+        if len(used) != 1:
+            print(f"error: name the system with --system (deliveries go to: {', '.join(used) or 'none'})", file=sys.stderr)
+            return 2
+        system = used[0]
+    if system not in catalog.systems or catalog.systems[system].type != "s3":
+        print(f"error: {system!r} is not an s3 system of catalog.yaml", file=sys.stderr)
+        return 2
+    store = open_store(catalog, system)
+    problems = verify_manifest(store, key, connection_secret(config.recipients.signing.conn_id))
+    for problem in problems:
+        print(problem)
+    print(f"manifest s3://{store.bucket}/{key}: " + ("signature valid, every file matches its SHA-256" if not problems
+                                                     else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
+
+
+def cmd_sharing_register(args) -> int:
+    from lifecycle.sharing.register import SharingRegister
+
+    if args.end < args.start:
+        print(f"error: --to {args.end} is before --from {args.start}", file=sys.stderr)
+        return 2
+    config = _config(args)
+    export = SharingRegister(_state(args)).export(config.catalog, args.start, args.end)
+    print(f"sharing register {args.start} – {args.end}: {export.rows} entr{'y' if export.rows == 1 else 'ies'}")
+    print(f"  csv:  {export.csv}\n  html: {export.html}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m lifecycle", description="Privacy Lifecycle commands")
     top.add_argument("--config", help="configuration folder (default: $LIFECYCLE_CONFIG_DIR or config/lifecycle)")
@@ -140,6 +185,17 @@ def parser() -> argparse.ArgumentParser:
     holds.add_parser("list", help="list active holds")
     for p in (add, remove, holds.choices["list"]):
         p.set_defaults(run=cmd_holds)
+
+    manifest = sub.add_parser("manifest", help="delivery manifests").add_subparsers(dest="action", required=True)
+    verify = manifest.add_parser("verify", help="check a manifest's signature and re-hash the files it names in S3")
+    verify.add_argument("key", help="the manifest's key (or s3://bucket/key)")
+    verify.add_argument("--system", help="the s3 system holding it (default: the one deliveries go to)")
+    verify.set_defaults(run=cmd_manifest)
+    sharing = sub.add_parser("sharing", help="the sharing register").add_subparsers(dest="action", required=True)
+    register = sharing.add_parser("register", help="export the register for a period (CSV and HTML, reports destination)")
+    register.add_argument("--from", dest="start", type=_date, required=True, help="first day (YYYY-MM-DD)")
+    register.add_argument("--to", dest="end", type=_date, required=True, help="last day (YYYY-MM-DD)")
+    register.set_defaults(run=cmd_sharing_register)
 
     ledger = sub.add_parser("ledger", help="the hash-chained ledger").add_subparsers(dest="action", required=True)
     ledger.add_parser("verify", help="check every entry's hash and the chain").set_defaults(run=cmd_ledger)

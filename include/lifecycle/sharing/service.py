@@ -1,0 +1,330 @@
+"""One recipient's delivery: gate, streamed extract, signed manifest, register entry.
+
+Time comes from the run's data interval: the gate judges the agreement on the
+interval's end date, consent is judged at that instant, and every key derives
+from the interval, so a rerun of the same interval rewrites the same objects
+and updates the same register entry.  Tasks pass ids, counts and keys; row
+values never leave the extract.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Callable, Iterable, Iterator
+
+import sqlalchemy as sa
+
+from lifecycle.config import Config
+from lifecycle.errors import LifecycleError
+from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate
+from lifecycle.sharing.register import SharingRegister
+from lifecycle.state import StateStore
+
+log = logging.getLogger(__name__)
+
+SIGNATURE = "HMAC-SHA256"
+EXTENSIONS = {"jsonl": ("jsonl", "application/x-ndjson"), "csv": ("csv", "text/csv; charset=utf-8")}
+
+
+class SharingRefused(LifecycleError):
+    """The gate refused the delivery (terminal): nothing was read or delivered."""
+
+    def __init__(self, recipient: str, refusals: list[Refusal]):
+        self.recipient, self.refusals = recipient, refusals
+        super().__init__(f"sharing refused, nothing delivered: " + "; ".join(r.message(recipient) for r in refusals))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The run's data interval (UTC); a point when the schedule has none."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(cls, run) -> "Interval":
+        end = run.as_of.astimezone(timezone.utc)
+        start = (run.interval_start or run.as_of).astimezone(timezone.utc)
+        return cls(min(start, end), end)
+
+    @property
+    def key(self) -> str:
+        return f"{_compact(self.start)}-{_compact(self.end)}"
+
+    def prefix(self, template: str) -> str:
+        return template.format(ds=self.start.date().isoformat(), start=_compact(self.start), end=_compact(self.end))
+
+
+def _compact(when: datetime) -> str:
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat()
+
+
+def _text(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return value
+
+
+def encode(rows: Iterable[list], names: list[str], fmt: str) -> Iterator[bytes]:
+    """Chunks of rows -> chunks of bytes in ``jsonl`` (one object a line) or ``csv`` (with a header)."""
+    if fmt == "jsonl":
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_text).encode
+        for chunk in rows:
+            yield "".join(dumps(dict(zip(names, row))) + "\n" for row in chunk).encode("utf-8")
+        return
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(names)
+    for chunk in rows:
+        writer.writerows([[("" if v is None else _text(v)) for v in row] for row in chunk])
+        yield text.getvalue().encode("utf-8")
+        text.seek(0)
+        text.truncate()
+    if text.tell():
+        yield text.getvalue().encode("utf-8")
+
+
+def sign(document: dict, key: bytes) -> str:
+    """The keyed signature of a manifest: HMAC-SHA256 over its canonical JSON without the signature."""
+    from lifecycle import reports
+
+    unsigned = {k: v for k, v in document.items() if k != "signature"}
+    return hmac.new(key, reports.canonical(unsigned), hashlib.sha256).hexdigest()
+
+
+class Sharing:
+    def __init__(self, config: Config, state: StateStore, recipient_id: str, *,
+                 open_store: Callable[[str], object] | None = None,
+                 hmac_key: Callable[[], bytes] | None = None, signing_key: Callable[[], bytes] | None = None):
+        from lifecycle.connections import connection_secret, secret
+        from lifecycle.stores import open_store as default_open
+
+        matches = [r for r in config.recipients.recipients if r.id == recipient_id]
+        if not matches:
+            raise LifecycleError(f"recipients.yaml has no recipient {recipient_id!r}")
+        self.config, self.catalog, self.state, self.recipient = config, config.catalog, state, matches[0]
+        self.register = SharingRegister(state)
+        self._open = open_store or (lambda system: default_open(self.catalog, system))
+        self._stores: dict[str, object] = {}
+        self._hmac_key = hmac_key or (lambda: secret(self.catalog.model.anonymization.hmac_key_variable))
+        self._signing_key = signing_key or (lambda: connection_secret(config.recipients.signing.conn_id))
+
+    def store(self, system: str):
+        if system not in self._stores:
+            self._stores[system] = self._open(system)
+        return self._stores[system]
+
+    @property
+    def delivery(self):
+        return self.store(self.recipient.delivery.system)
+
+    def keys(self, interval: Interval) -> dict:
+        """Every object key of one delivery, from the interval alone."""
+        prefix = interval.prefix(self.recipient.delivery.prefix)
+        ext = EXTENSIONS[self.recipient.delivery.format][0]
+        return {"prefix": prefix, "manifest": f"{prefix}manifest.json", "html": f"{prefix}manifest.html",
+                "files": {d: f"{prefix}{d}.{ext}" for d in self.recipient.share}}
+
+    # ------------------------------------------------------------------ gate
+
+    def _describe(self, interval: Interval) -> dict:
+        """What a register entry says whatever the outcome: who, why, how, which categories."""
+        r = self.recipient
+        categories = sorted({f.category for d, cols in r.share.items() if d in self.catalog.datasets
+                             for f in self.catalog.personal_fields(d) if f.column in cols})
+        bucket = getattr(self.catalog.systems.get(r.delivery.system), "bucket", None)
+        processing = (f"{r.delivery.format} extract of {', '.join(r.share)} delivered to "
+                      f"s3://{bucket}/{interval.prefix(r.delivery.prefix)} with server-side encryption ({r.delivery.encryption}); "
+                      + ("subject ids replaced by a per-recipient keyed hash" if r.pseudonymize_subject else "subject ids in clear")
+                      + (f"; only subjects consenting to {r.consent.purpose}" if r.consent else ""))
+        return {"entry_key": f"{r.id}|{interval.key}", "recipient_id": r.id, "recipient_name": r.name, "contact": r.contact,
+                "role": r.role, "legal_basis": r.legal_basis, "purpose": r.purpose, "processing": processing,
+                "agreement_id": r.agreement.id if r.agreement else None, "categories": categories,
+                "fields": {d: list(cols) for d, cols in r.share.items()},
+                "interval_start": _iso(interval.start), "interval_end": _iso(interval.end)}
+
+    def gate(self, interval: Interval, *, dag_id: str | None = None, run_id: str | None = None) -> dict:
+        """Refuse before anything is read; a refusal is recorded in the register, then raised."""
+        refusals = gate(self.recipient, self.catalog, interval.end.date())
+        if refusals:
+            error = SharingRefused(self.recipient.id, refusals)
+            self.register.record({**self._describe(interval), "outcome": "refused", "rule": refusals[0].rule,
+                                  "reason": str(error), "records": 0}, dag_id=dag_id, run_id=run_id)
+            log.error("%s", error)
+            raise error
+        return {"recipient": self.recipient.id, "agreement": self.recipient.agreement.id,
+                "on": interval.end.date().isoformat(), "datasets": sorted(self.recipient.share)}
+
+    # --------------------------------------------------------------- extract
+
+    def excluded_subjects(self, as_of: datetime) -> set[str]:
+        """Subjects with a cancellation that is not withdrawn: pending, due, running, held or failed
+        in the state store, and requests the erasure intake has not seen yet."""
+        from lifecycle.erasure import OPEN
+        from lifecycle.state.schema import erasures
+
+        with self.state.engine.connect() as conn:
+            excluded = set(conn.execute(sa.select(erasures.c.subject_id).where(erasures.c.state.in_(OPEN))).scalars())
+        cancellation = self.config.cancellation
+        if cancellation is not None:
+            req = cancellation.requests
+            store = self.store(self.catalog.dataset(req.dataset).system)
+            table = store.table(req.dataset)
+            withdrawn = table.c[req.withdrawn_at] if req.withdrawn_at else sa.null()
+            when = as_of.astimezone(timezone.utc).replace(tzinfo=None)
+            query = sa.select(table.c[req.subject], table.c[req.requested_at], withdrawn).where(table.c[req.requested_at] <= when)
+            with store.engine.connect() as conn:
+                for subject, requested, gone in conn.execute(query):
+                    if gone is None or gone > when or gone >= cancellation.grace_period.after(requested):
+                        excluded.add(str(subject))
+        return excluded
+
+    def _pseudonym(self) -> Callable[[object], str]:
+        key = hmac.new(self._hmac_key(), f"sharing:{self.recipient.id}".encode(), hashlib.sha256).digest()
+        return lambda subject: hmac.new(key, str(subject).encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def _query(self, dataset: str, as_of: datetime):
+        store = self.store(self.catalog.dataset(dataset).system)
+        source, subject = store.subject_source(dataset)
+        columns = [store.column(dataset, c) for c in self.recipient.share[dataset]]
+        query = sa.select(subject, *columns).select_from(source)
+        if self.recipient.consent is not None:
+            query = query.where(subject.in_(store.consenting(self.recipient.consent.dataset, self.recipient.consent.purpose, as_of)))
+        pk = store.column(dataset, self.catalog.dataset(dataset).primary_key)
+        return store, query.order_by(pk)
+
+    def extract(self, dataset: str, interval: Interval) -> dict:
+        """Stream the agreed fields of ``dataset`` to the recipient's location; counts and the file's hash."""
+        if dataset not in self.recipient.share:
+            raise LifecycleError(f"recipient {self.recipient.id!r} does not receive {dataset!r}")
+        refusals = gate(self.recipient, self.catalog, interval.end.date())
+        if refusals:       # the gate task passed, but the configuration may have changed since
+            raise SharingRefused(self.recipient.id, refusals)
+        delivery = self.recipient.delivery
+        excluded = self.excluded_subjects(interval.end)
+        pseudonym = self._pseudonym() if self.recipient.pseudonymize_subject else str
+        store, query = self._query(dataset, interval.end)
+        counts = {"records": 0, "excluded": 0}
+
+        def rows() -> Iterator[list]:
+            for chunk in store.stream(query, fetch_rows=delivery.fetch_rows):
+                kept = [[pseudonym(row[0]), *row[1:]] for row in chunk if str(row[0]) not in excluded]
+                counts["records"] += len(kept)
+                counts["excluded"] += len(chunk) - len(kept)
+                if kept:
+                    yield kept
+
+        names = [SUBJECT_FIELD, *self.recipient.share[dataset]]
+        key = self.keys(interval)["files"][dataset]
+        uploaded = self.delivery.upload(key, encode(rows(), names, delivery.format),
+                                        content_type=EXTENSIONS[delivery.format][1], encryption=delivery.encryption,
+                                        kms_key_id=delivery.kms_key_id, part_size=delivery.part_size_mb * 1024 * 1024)
+        log.info("%s: %d record(s) to s3://%s/%s (%d bytes, %d part(s)); %d excluded (cancellation)", dataset,
+                 counts["records"], self.delivery.bucket, key, uploaded.size, uploaded.parts, counts["excluded"])
+        return {"dataset": dataset, "key": key, "size": uploaded.size, "sha256": uploaded.sha256,
+                "records": counts["records"], "excluded_cancellation": counts["excluded"], "parts": uploaded.parts}
+
+    # -------------------------------------------------------------- manifest
+
+    def manifest(self, interval: Interval, files: list[dict], *, dag_id: str | None = None, run_id: str | None = None) -> dict:
+        """Write the signed manifest (JSON) and its page for people (HTML) next to the data."""
+        from lifecycle import reports
+
+        r, keys = self.recipient, self.keys(interval)
+        by_dataset = {f["dataset"]: f for f in files}
+        missing = sorted(set(r.share) - set(by_dataset))
+        if missing:
+            raise LifecycleError(f"no extract for {', '.join(missing)}: the manifest needs every dataset of the delivery")
+        datasets = []
+        for name, columns in r.share.items():
+            personal = {f.column: f.category for f in self.catalog.personal_fields(name)}
+            f = by_dataset[name]
+            datasets.append({"dataset": name, "fields": [SUBJECT_FIELD, *columns],
+                             "categories": sorted({personal[c] for c in columns if c in personal}),
+                             "records": f["records"], "excluded_pending_cancellation": f["excluded_cancellation"],
+                             "file": {"key": f["key"], "size": f["size"], "sha256": f["sha256"], "format": r.delivery.format}})
+        agreement = r.agreement.model_dump(mode="json") if r.agreement else None
+        document = {
+            "manifest": "delivery of personal information to a third party",
+            "recipient": {"id": r.id, "name": r.name, "contact": r.contact, "role": r.role},
+            "legal_basis": r.legal_basis, "purpose": r.purpose, "agreement": agreement,
+            "consent": r.consent.model_dump() if r.consent else None,
+            "subject_field": {"name": SUBJECT_FIELD, "pseudonymized": r.pseudonymize_subject,
+                              "method": "HMAC-SHA256 under a key of this recipient" if r.pseudonymize_subject else "subject id"},
+            "data_interval": {"start": _iso(interval.start), "end": _iso(interval.end)},
+            "generated_at": _iso(datetime.now(timezone.utc)),
+            "location": {"bucket": self.delivery.bucket, "prefix": keys["prefix"], "encryption": r.delivery.encryption},
+            "datasets": datasets, "records": sum(d["records"] for d in datasets),
+            "run": {"dag_id": dag_id, "run_id": run_id},
+        }
+        html = reports.render("sharing_manifest.html.j2", m=document).encode("utf-8")
+        page = self.delivery.upload(keys["html"], [html], content_type="text/html; charset=utf-8",
+                                    encryption=r.delivery.encryption, kms_key_id=r.delivery.kms_key_id)
+        document["page"] = {"key": page.key, "size": page.size, "sha256": page.sha256}
+        document["signature"] = {"algorithm": SIGNATURE, "key": f"Airflow connection {self.config.recipients.signing.conn_id}",
+                                 "value": sign(document, self._signing_key())}
+        body = reports.canonical(document)
+        written = self.delivery.upload(keys["manifest"], [body], content_type="application/json",
+                                       encryption=r.delivery.encryption, kms_key_id=r.delivery.kms_key_id)
+        return {"manifest": f"s3://{self.delivery.bucket}/{written.key}", "sha256": written.sha256,
+                "html": f"s3://{self.delivery.bucket}/{page.key}", "records": document["records"]}
+
+    def record_delivery(self, interval: Interval, manifest: dict, *, dag_id: str | None = None,
+                        run_id: str | None = None) -> dict:
+        entry = self.register.record({**self._describe(interval), "outcome": "delivered", "rule": None, "reason": None,
+                                      "records": manifest["records"], "manifest": manifest["manifest"],
+                                      "manifest_sha256": manifest["sha256"]}, dag_id=dag_id, run_id=run_id)
+        return {"entry": entry["entry_key"], "outcome": "delivered", "records": manifest["records"],
+                "ledger_hash": entry["ledger_hash"]}
+
+
+def verify_manifest(store, key: str, signing_key: bytes) -> list[str]:
+    """Problems with a delivered manifest: its signature, its canonical bytes, and every
+    file it names re-hashed from S3 (empty: it verifies)."""
+    from botocore.exceptions import ClientError
+
+    from lifecycle import reports
+
+    try:
+        raw = store.get_bytes(key)
+    except ClientError as exc:
+        return [f"s3://{store.bucket}/{key}: cannot read the manifest ({exc.response.get('Error', {}).get('Code')})"]
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return [f"s3://{store.bucket}/{key}: not valid JSON (edited or truncated)"]
+    problems = []
+    if raw != reports.canonical(document):
+        problems.append("the manifest's bytes are not the canonical form its signature covers (edited)")
+    claimed = (document.get("signature") or {}).get("value") or ""
+    if not hmac.compare_digest(claimed, sign(document, signing_key)):
+        problems.append("the signature does not match the manifest (edited, or signed with another key)")
+    named = [(d.get("dataset"), d.get("file") or {}) for d in document.get("datasets", [])]
+    if document.get("page"):
+        named.append(("manifest page", document["page"]))
+    for label, entry in named:
+        try:
+            size, sha256 = store.digest(entry["key"])
+        except (ClientError, KeyError) as exc:
+            problems.append(f"{label}: {entry.get('key')}: cannot be read ({type(exc).__name__})")
+            continue
+        if (size, sha256) != (entry.get("size"), entry.get("sha256")):
+            problems.append(f"{label}: {entry['key']}: {size} bytes with SHA-256 {sha256[:16]}…, the manifest says "
+                            f"{entry.get('size')} bytes with {str(entry.get('sha256'))[:16]}…")
+    return problems
