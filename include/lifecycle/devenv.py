@@ -17,6 +17,18 @@ Background services (detached processes, each in its own process group):
     api-server, scheduler, dag-processor, triggerer   (``start --airflow``)
                     Airflow, UI/API at http://127.0.0.1:$LIFECYCLE_API_PORT (8080)
 
+The *cluster* profile (``LIFECYCLE_PROFILE=cluster``, what ``make cluster``
+uses) is the production shape on loopback: Airflow's metadata, the app
+database and the state store on PostgreSQL, CeleryExecutor with Redis as the
+broker, ``$LIFECYCLE_WORKERS`` (2) Celery workers (services ``worker-1`` ...),
+and the FAB auth manager with the roles of ``config/roles.json`` and one user
+per role (passwords generated into ``var/airflow/users.json``).  Its settings:
+
+    LIFECYCLE_PG_URL      postgresql://postgres@127.0.0.1:5432   (trust auth, creates the databases)
+    LIFECYCLE_DB_PREFIX   lifecycle   -> databases <prefix>_airflow, <prefix>_app, <prefix>_state
+    LIFECYCLE_REDIS_URL   redis://127.0.0.1:6379/0
+    LIFECYCLE_WORKERS     2
+
 Commands (``python -m lifecycle.devenv ...``)::
 
     start [--airflow]   start what is not running yet, wait until it answers
@@ -44,6 +56,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +84,19 @@ AWS_REGION = "us-east-1"
 CORE_SERVICES = ("s3", "mail")
 AIRFLOW_SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 
+#: The cluster profile's defaults (see the module docstring).
+CLUSTER_DEFAULTS = {
+    "LIFECYCLE_PG_URL": "postgresql://postgres@127.0.0.1:5432",
+    "LIFECYCLE_DB_PREFIX": "lifecycle",
+    "LIFECYCLE_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "LIFECYCLE_WORKERS": "2",
+}
+#: Demo-only secret shared by the cluster's Airflow processes (JWTs between them).
+DEMO_JWT_SECRET = "demo-only-jwt-secret--NOT-A-SECRET--do-not-use-in-production"
+#: One user per role of config/roles.json (plus an admin); passwords are generated.
+CLUSTER_USERS = {"admin": "Admin", "engineer": "DataEngineer", "responder": "IncidentResponder",
+                 "auditor": "Auditor"}
+
 
 class DevenvError(RuntimeError):
     """A service could not be started or stopped; the message says why."""
@@ -90,6 +116,28 @@ def ports(env: Mapping[str, str] | None = None) -> dict[str, int]:
         if not 0 < out[name] < 65536:
             raise DevenvError(f"{var}={raw!r} is not a port number")
     return out
+
+
+def cluster_settings(env: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The cluster profile's settings, or None when the embedded profile is in use."""
+    env = os.environ if env is None else env
+    profile = env.get("LIFECYCLE_PROFILE", "embedded").strip() or "embedded"
+    if profile not in ("embedded", "cluster"):
+        raise DevenvError(f"LIFECYCLE_PROFILE={profile!r}: expected 'embedded' or 'cluster'")
+    if profile == "embedded":
+        return None
+    settings = {k: (env.get(k, "").strip() or default) for k, default in CLUSTER_DEFAULTS.items()}
+    if not settings["LIFECYCLE_WORKERS"].isdigit() or not 1 <= int(settings["LIFECYCLE_WORKERS"]) <= 8:
+        raise DevenvError(f"LIFECYCLE_WORKERS={settings['LIFECYCLE_WORKERS']!r}: expected 1 to 8")
+    if not settings["LIFECYCLE_DB_PREFIX"].replace("_", "").isalnum():
+        raise DevenvError(f"LIFECYCLE_DB_PREFIX={settings['LIFECYCLE_DB_PREFIX']!r}: letters, digits and _ only")
+    return settings
+
+
+def cluster_databases(settings: Mapping[str, str]) -> dict[str, str]:
+    """``{"airflow": url, "app": url, "state": url}`` (psycopg2 URLs) of the cluster profile."""
+    base = settings["LIFECYCLE_PG_URL"].rstrip("/").replace("postgresql://", "postgresql+psycopg2://", 1)
+    return {name: f"{base}/{settings['LIFECYCLE_DB_PREFIX']}_{name}" for name in ("airflow", "app", "state")}
 
 
 def var_dir(repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -129,7 +177,7 @@ def environment(
             }
         )
 
-    return {
+    values = {
         # Airflow itself
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -174,6 +222,36 @@ def environment(
         "AIRFLOW_VAR_LIFECYCLE_SIGNING_KEY": DEMO_SIGNING_KEY,
         # the manifest signing key lives in a connection (recipients.yaml: signing.conn_id)
         "AIRFLOW_CONN_LIFECYCLE_SIGNING": _json({"conn_type": "generic", "password": DEMO_SIGNING_KEY}),
+    }
+    cluster = cluster_settings(env)
+    if cluster:
+        values.update(_cluster_environment(cluster))
+    return values
+
+
+def _cluster_environment(settings: Mapping[str, str]) -> dict[str, str]:
+    """What the cluster profile changes: PostgreSQL, Celery on Redis, the FAB auth manager."""
+    db = cluster_databases(settings)
+
+    def pg_conn(url: str) -> str:
+        u = urllib.parse.urlsplit(url.replace("+psycopg2", ""))
+        return _json({"conn_type": "postgres", "host": u.hostname, "port": u.port or 5432,
+                      "login": u.username or "postgres", "password": u.password or "",
+                      "schema": u.path.lstrip("/")})
+
+    return {
+        **settings,
+        "LIFECYCLE_PROFILE": "cluster",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db["airflow"],
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "16",
+        "AIRFLOW__CELERY__BROKER_URL": settings["LIFECYCLE_REDIS_URL"],
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db["airflow"].replace("+psycopg2", ""),
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+        "AIRFLOW__API_AUTH__JWT_SECRET": DEMO_JWT_SECRET,
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW_CONN_APP_DB": pg_conn(db["app"]),
+        "AIRFLOW_CONN_LIFECYCLE_STATE": pg_conn(db["state"]),
     }
 
 
@@ -301,7 +379,41 @@ def services(
             start_timeout=180.0,
             stop_timeout=30.0,
         ),
+        **_worker_services(var, env),
     }
+
+
+def _worker_services(var: Path, env: Mapping[str, str] | None) -> dict[str, Service]:
+    """Celery workers of the cluster profile: ``worker-1`` ... ``worker-N``.
+
+    Each has its own Celery hostname (``worker-N@<host>``); none serves logs
+    over HTTP: on one machine the api-server reads the task log files itself.
+    """
+    cluster = cluster_settings(env)
+    if not cluster:
+        return {}
+    workers = {}
+    for n in range(1, int(cluster["LIFECYCLE_WORKERS"]) + 1):
+        name = f"worker-{n}"
+        workers[name] = Service(
+            name,
+            _airflow_argv("celery", "worker", "--concurrency", "2", "--celery-hostname", f"{name}@%h",
+                          "--skip-serve-logs"),
+            ready=lambda log=_logfile(var, name), name=name: _log_says(log, f"{name}@", " ready."),
+            start_timeout=120.0,
+            stop_timeout=30.0,
+        )
+    return workers
+
+
+def _log_says(log: Path, *parts: str) -> bool:
+    """Does the last start section of ``log`` hold a line with every one of ``parts``?"""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    section = text.rsplit("\n=== ", 1)[-1]
+    return any(all(p in line for p in parts) for line in section.splitlines())
 
 
 # -- process bookkeeping ------------------------------------------------------------
@@ -421,20 +533,91 @@ def child_environment(repo: Path | None = None, env: Mapping[str, str] | None = 
 
 def _ensure_airflow_db(repo: Path, var: Path, child_env: dict[str, str], say) -> None:
     """The Airflow processes must not race to create airflow.cfg (each would
-    generate its own secrets): migrate once, synchronously, if needed."""
+    generate its own secrets): migrate once, synchronously, if needed.  The
+    cluster profile first creates its PostgreSQL databases, then migrates the
+    FAB auth manager's tables too."""
     home = Path(child_env["AIRFLOW_HOME"])
-    if (home / "airflow.cfg").exists() and (home / "airflow.db").exists():
+    cluster = cluster_settings(child_env)
+    marker = home / (f".migrated-{cluster['LIFECYCLE_DB_PREFIX']}" if cluster else "airflow.db")
+    if (home / "airflow.cfg").exists() and marker.exists():
         return
     home.mkdir(parents=True, exist_ok=True)
+    steps = [("db", "migrate")]
+    if cluster:
+        _create_databases(cluster, say)
+        steps.append(("fab-db", "migrate"))
+    for step in steps:
+        _airflow_step(repo, var, child_env, say, *step)
+    if cluster:
+        marker.write_text("migrated\n")
+
+
+def _airflow_step(repo: Path, var: Path, child_env: dict[str, str], say, *args: str) -> None:
     log = _logfile(var, "db-migrate")
-    say(f"airflow: no metadata database yet, running `airflow db migrate` (log: {log})")
+    say(f"airflow {' '.join(args)} (log: {log})")
     with open(log, "ab") as fh:
         rc = subprocess.call(
-            _airflow_argv("db", "migrate"), cwd=repo, env=child_env,
+            _airflow_argv(*args), cwd=repo, env=child_env,
             stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
         )
     if rc != 0:
-        raise DevenvError(f"airflow db migrate failed (exit {rc}):\n{_tail(log)}")
+        raise DevenvError(f"airflow {' '.join(args)} failed (exit {rc}):\n{_tail(log)}")
+
+
+def _create_databases(settings: Mapping[str, str], say) -> None:
+    """CREATE DATABASE for each cluster database that does not exist yet."""
+    import sqlalchemy as sa
+
+    server = sa.create_engine(cluster_databases(settings)["airflow"].rsplit("/", 1)[0] + "/postgres",
+                              isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            for url in cluster_databases(settings).values():
+                name = url.rsplit("/", 1)[1]
+                if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+                    continue
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))   # name checked: [A-Za-z0-9_]
+                say(f"postgresql: created database {name}")
+    except sa.exc.OperationalError as exc:
+        raise DevenvError(f"PostgreSQL at LIFECYCLE_PG_URL is not reachable: {exc.orig}") from None
+    finally:
+        server.dispose()
+
+
+def cluster_users(var: Path) -> dict[str, dict[str, str]]:
+    """``{username: {"role": ..., "password": ...}}`` of the cluster profile,
+    generated once into ``var/airflow/users.json`` (mode 0600)."""
+    import secrets
+
+    path = var / "airflow" / "users.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    users = {name: {"role": role, "password": secrets.token_urlsafe(12)} for name, role in CLUSTER_USERS.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(users, fh, indent=2)
+    return users
+
+
+def _grant_access(repo: Path, var: Path, child_env: dict[str, str], say) -> None:
+    """Cluster profile: the DAGs serialized, then the roles of config/roles.json
+    and one user per role (``python -m lifecycle.access``)."""
+    _airflow_step(repo, var, child_env, say, "dags", "reserialize")
+    users = cluster_users(var)
+    env = {**child_env, **{f"LIFECYCLE_PASSWORD_{name.upper()}": u["password"] for name, u in users.items()}}
+    argv = [sys.executable, "-m", "lifecycle.access", "apply", "--roles", str(repo / "config" / "roles.json")]
+    for name, user in users.items():
+        argv += ["--user", f"{name}:{user['role']}"]
+    log = _logfile(var, "db-migrate")
+    with open(log, "ab") as fh:
+        rc = subprocess.call(argv, cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=fh,
+                             stderr=subprocess.STDOUT)
+    if rc != 0:
+        raise DevenvError(f"lifecycle.access apply failed (exit {rc}):\n{_tail(log)}")
+    say(f"roles and users applied; logins in {var / 'airflow' / 'users.json'}")
 
 
 def start(
@@ -458,6 +641,7 @@ def start(
         (var / sub).mkdir(parents=True, exist_ok=True)
     if any(n in AIRFLOW_SERVICES for n in names):
         _ensure_airflow_db(repo, var, child_env, say)
+    granting = cluster_settings(child_env) is not None and "api-server" in names
 
     pids: dict[str, int] = {}
     launched: list[tuple[Service, subprocess.Popen]] = []
@@ -508,7 +692,16 @@ def start(
             time.sleep(0.25)
     if failures:
         raise DevenvError("\n".join(failures))
+    if granting:
+        _grant_access(repo, var, child_env, say)
     return pids
+
+
+def airflow_services(env: Mapping[str, str] | None = None) -> list[str]:
+    """The Airflow services of the profile in use (the cluster adds its Celery workers)."""
+    cluster = cluster_settings(env)
+    workers = [f"worker-{n}" for n in range(1, int(cluster["LIFECYCLE_WORKERS"]) + 1)] if cluster else []
+    return [*AIRFLOW_SERVICES, *workers]
 
 
 def stop(
@@ -596,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p_start = sub.add_parser("start", help="start the local S3 endpoint and mail sink (and Airflow)")
     p_start.add_argument("--airflow", action="store_true",
-                         help="also start api-server, scheduler, dag-processor, triggerer")
+                         help="also start api-server, scheduler, dag-processor, triggerer (and the cluster's workers)")
     sub.add_parser("stop", help="stop everything devenv started")
     sub.add_parser("status", help="show what runs")
     sub.add_parser("env", help="print export lines for the embedded defaults")
@@ -615,13 +808,16 @@ def main(argv: list[str] | None = None) -> int:
             child_env = child_environment()
             os.execvpe(command[0], command, child_env)
         if args.cmd == "start":
-            names = list(CORE_SERVICES) + (list(AIRFLOW_SERVICES) if args.airflow else [])
+            names = list(CORE_SERVICES) + (airflow_services() if args.airflow else [])
             start(names)
             if args.airflow:
                 api = ports()["api"]
-                login = airflow_login()
                 print(f"Airflow UI: http://{HOST}:{api}/", end="")
-                print(f"  (user {login[0]}, password {login[1]})" if login else "")
+                if cluster_settings():
+                    print(f"  (users {', '.join(CLUSTER_USERS)}; passwords in {var_dir() / 'airflow' / 'users.json'})")
+                else:
+                    login = airflow_login()
+                    print(f"  (user {login[0]}, password {login[1]})" if login else "")
             return 0
         if args.cmd == "stop":
             stop()
