@@ -102,10 +102,10 @@ class Mailer:
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = self.sender, to, notice.subject
         message["Message-ID"] = make_msgid(idstring=key.replace(":", ".")[:60], domain="privacy-lifecycle")
-        message["Content-Language"] = notice.locale
         message.set_content(notice.text)
         if notice.html is not None:
             message.add_alternative(notice.html, subtype="html")
+        message["Content-Language"] = notice.locale      # after the parts: making them moves Content-* headers down
         try:
             self._smtp.send_message(message)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
