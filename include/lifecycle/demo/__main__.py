@@ -49,6 +49,10 @@ def cmd_seed(args) -> int:
     except generate.DemoError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
+    if client is not None:
+        from lifecycle.demo.sharing import ensure_delivery_buckets
+
+        ensure_delivery_buckets(load_config())
     holds = StateStore.for_catalog(catalog).holds
     for subject, datasets, reason in generate.demo_holds(args.users, seed=args.seed):
         if not any(h.subject_id == str(subject) for h in holds.active(args.as_of.date())):
@@ -92,16 +96,32 @@ def cmd_run(args) -> int:
 
     as_of = args.as_of.replace(tzinfo=timezone.utc)
     log = Path(args.log or Path(os.environ.get("LIFECYCLE_VAR_DIR", "var")) / "log" / "demo-run.log")
-    failed, dag_ids = [], []
+    from lifecycle.demo import sharing
+
+    failed, refused, dag_ids, outcomes = [], [], [], []
     with _output_to(log) as out:
         out.write(f"running DAGs as of {as_of:%Y-%m-%d %H:%M} UTC (Airflow's task logs: {log})\n")
         dag_ids = args.dags.split(",") if args.dags else runner.dag_ids()
+        state = None
         for dag_id in dag_ids:
             outcome = runner.run(dag_id, as_of)
+            outcomes.append(outcome)
             out.write(runner.describe(outcome) + "\n")
+            if outcome.state != "success" and dag_id.startswith("sharing_"):
+                if state is None:
+                    from lifecycle.state import StateStore
+
+                    state = StateStore.for_catalog(load_config().catalog)
+                if sharing.refused_by_gate(outcome, state):
+                    refused.append(dag_id)      # the gate did its job: a refusal, recorded, not a crash
+                    continue
             if outcome.state != "success":
                 failed.append(dag_id)
-        out.write(f"\n{len(dag_ids) - len(failed)} of {len(dag_ids)} DAG run(s) succeeded"
+        for line in sharing.summary(outcomes, as_of):
+            out.write(line + "\n")
+        out.write(f"\n{len(dag_ids) - len(failed) - len(refused)} of {len(dag_ids)} DAG run(s) succeeded"
+                  + (f"; refused by the sharing gate, as configured: {', '.join(refused)} (run state failed, nothing delivered)"
+                     if refused else "")
                   + (f"; failed: {', '.join(failed)} (see {log})" if failed else "") + "\n")
     return 1 if failed else 0
 

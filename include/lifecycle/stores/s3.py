@@ -228,9 +228,12 @@ class S3Store:
                 parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
             self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                                   MultipartUpload={"Parts": parts})
-        except BaseException:
+        except BaseException as exc:
             if upload_id is not None:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _TERMINAL_CODES:
+                error = exc.response["Error"]
+                raise LifecycleError(f"s3://{self.bucket}/{key}: cannot write: {error['Code']} ({error.get('Message', '')})") from exc
             raise
         return Uploaded(key, size, digest.hexdigest(), len(parts))
 
