@@ -1,29 +1,98 @@
 """
-### incident_notification
+### incident_notification — for the incident responder
 
-Triggered by an incident responder.  Keeps the policy's promise to tell
-affected people, the public where individual notice is impractical, and the
-regulators, within their deadlines (`config/lifecycle/incidents.yaml`).
+Tells the people affected by a personal information security incident, the
+public where individual notice is impractical, and the regulators, within
+their deadlines (`config/lifecycle/incidents.yaml`). Press **Trigger** and
+fill in the form; **Dry run** is on by default: the first run only shows
+you what would happen.
 
-**preflight**: the incident configuration and the catalog agree, and the
-datasets an incident may name match the live schema.
+**The form**
+
+| field | what to write |
+|---|---|
+| Incident id | your reference, e.g. `INC-2026-042`. Use it again with phase *update* for a follow-up |
+| Title | a short name people and regulators will read |
+| Discovered at | when the company became aware (UTC). Every regulator deadline runs from here |
+| Occurred from / to | the window in which data was exposed (UTC) |
+| Cause | what happened and why |
+| Affected datasets / categories | where the exposed data lives; people with a row there created inside the window are affected. Choices come from the catalog |
+| Affected people from a file | instead of datasets and window: `s3://bucket/key` of a file with one subject id per line |
+| Possible impact, Measures taken, Precautions, Remedies | the four statements every notice and report must carry (GDPR art. 33(3), 34; PIPL art. 57) |
+| Contact | leave empty to name the privacy officer from `incidents.yaml`, or give `{"name", "email", "phone"}` |
+| Channels | `email`, `letter`, `telephone` (work lists for people e-mail cannot reach) and `announcement` (publish the public notice even if the fallback rule does not require it) |
+| Reasons for delay | only when a deadline has passed: why |
+| Phase | `initial`, or `update` to notify only people not notified before; reports are marked as follow-ups |
+| Dry run | on: decide and write previews, send nothing |
+
+Input that does not fit is refused with the field and the reason before
+anything is recorded.
+
+**What happens after Trigger**
+
+1. **preflight**: the catalog matches the live databases.
+2. **register**: the form is checked and the incident entered in the incident register.
+3. **resolve**: the people affected are found in the databases and how each can be reached (e-mail; only phone or postal address; none), with counts by country and language. Only ids and counts leave the databases.
+4. **obligations**: which regulators must be told and by when (deadline = discovered at + the regulator's `deadline`), and whether the public announcement is required (`fallback`), with the reasons.
+5. **preview**: one e-mail per language, the announcement and each regulator report under `incidents/<id>/<run>/preview/` in the reports folder. **A dry run stops here.** Read them, then trigger again with dry run off.
+6. **approve**: a person approves in *Required Actions* (or via the REST API). Reject, or no answer within `approval_timeout`, ends the run with nothing sent. With `approval: none` in `incidents.yaml` this step approves by itself (automation, demo).
+7. **send** (one task per batch, one batch at a time, at most `max_per_second`): each person is recorded before their mail goes, so a rerun never mails anyone twice. Temporary refusals (4xx) are retried with backoff; permanent ones (5xx) count as unreachable.
+8. **contact_lists**: `letters.csv` and `telephone.csv` for people e-mail did not reach (internal: they hold addresses and phone numbers).
+9. **announce**: the public notice goes to the announcement bucket when the fallback rule fires (or when chosen).
+10. **regulator_reports**: one report per regulator in HTML, PDF and JSON: facts, timeline with the deadline and whether it was met, counts by category and country, channels and delivery figures. No personal information.
+11. **finish**: the figures go into the register; the task's result lists counts and where everything is.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from datetime import datetime, timezone
+
+from airflow.sdk import dag, get_current_context, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import DEFAULT_ARGS, dag_settings, terminal_errors
+from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_info, terminal_errors
 
 CONFIG = load_config()
+EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+APPROVAL_BODY = """Approve to send the notices of this incident now.
+
+* Incident: {{ ti.xcom_pull(task_ids='register') }}
+* People: {{ ti.xcom_pull(task_ids='resolve') }}
+* Obligations: {{ ti.xcom_pull(task_ids='obligations') }}
+* Previews to read first: {{ ti.xcom_pull(task_ids='preview') }}
+
+Reject, or no answer in time, ends the run with nothing sent."""
+
+
+def _notifier():
+    from lifecycle.incident import IncidentNotification
+    from lifecycle.state import StateStore
+
+    config = load_config()
+    return IncidentNotification(config, StateStore.for_catalog(config.catalog))
+
+
+def _decision(answer) -> dict | None:
+    """The approval task's answer as the register keeps it (None: no answer, e.g. a dry run)."""
+    if not answer:
+        return None
+    if answer.get("auto"):
+        return {"decision": "approved", "by": None, "how": "incidents.yaml approval: none"}
+    user = answer.get("responded_by_user") or {}
+    chosen = (answer.get("chosen_options") or ["Reject"])[0]
+    return {"decision": "approved" if chosen == "Approve" else "rejected",
+            "by": user.get("name") or user.get("id"), "how": "approval task"}
+
 
 if CONFIG.incidents is not None:
+    from lifecycle.incident import airflow_params
 
     @dag(**dag_settings(
         "incident_notification", schedule=None, tags=["incident"], doc_md=__doc__,
         max_active_runs=8,                              # incidents do not wait for each other
         default_args={**DEFAULT_ARGS, "retries": 0},    # a notice is never re-sent by a blind retry
+        params=airflow_params(CONFIG.catalog),
     ))
     def incident_notification():
         @task
@@ -33,6 +102,94 @@ if CONFIG.incidents is not None:
 
             return schema_matches(load_config())
 
-        preflight()
+        @task
+        @terminal_errors
+        def register() -> dict:
+            from lifecycle.incident import parse
+
+            context = get_current_context()
+            run = run_info(context)
+            notifier = _notifier()
+            form = parse(dict(context["params"]), notifier.catalog)
+            return notifier.register(form, run.run_id, run.as_of, dag_id=run.dag_id)
+
+        @task
+        @terminal_errors
+        def resolve() -> dict:
+            return _notifier().resolve(run_info(get_current_context()).run_id)
+
+        @task
+        @terminal_errors
+        def obligations() -> dict:
+            return _notifier().obligations(run_info(get_current_context()).run_id)
+
+        @task
+        @terminal_errors
+        def preview() -> dict:
+            return _notifier().preview(run_info(get_current_context()).run_id)
+
+        @task.short_circuit(ignore_downstream_trigger_rules=False)   # finish (all_done) still records the run
+        def not_a_dry_run(previewed: dict) -> bool:
+            """A dry run ends after the preview: everything below is skipped."""
+            return not previewed["dry_run"]
+
+        if CONFIG.incidents.approval == "required":
+            from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+            approve = ApprovalOperator(
+                task_id="approve", subject="Send the notices of incident {{ ti.xcom_pull(task_ids='register')['incident_id'] }}?",
+                body=APPROVAL_BODY, defaults="Reject",     # no answer within approval_timeout: rejected
+                response_timeout=CONFIG.incidents.approval_timeout.after(EPOCH) - EPOCH,
+            )
+        else:
+            @task(task_id="approve")
+            def approve_automatically() -> dict:
+                """incidents.yaml says `approval: none`: approved by configuration."""
+                return {"auto": True}
+
+            approve = approve_automatically()
+
+        @task
+        @terminal_errors
+        def plan_sends() -> list[int]:
+            context = get_current_context()
+            notifier, run_id = _notifier(), run_info(context).run_id
+            decision = _decision(context["ti"].xcom_pull(task_ids="approve"))
+            notifier.record_approval(run_id, decision["decision"], by=decision["by"], how=decision["how"])
+            return notifier.batches(run_id)
+
+        @task(max_active_tis_per_dagrun=1)      # one batch at a time: max_per_second holds for the run
+        @terminal_errors
+        def send(batch: int) -> dict:
+            return _notifier().send_batch(run_info(get_current_context()).run_id, batch)
+
+        @task
+        @terminal_errors
+        def contact_lists() -> dict:
+            return _notifier().contact_lists(run_info(get_current_context()).run_id)
+
+        @task
+        @terminal_errors
+        def announce() -> dict:
+            return _notifier().announce(run_info(get_current_context()).run_id)
+
+        @task
+        @terminal_errors
+        def regulator_reports() -> dict:
+            return _notifier().regulator_reports(run_info(get_current_context()).run_id)
+
+        @task(trigger_rule="all_done")
+        @terminal_errors
+        def finish() -> dict:
+            context = get_current_context()
+            return _notifier().finish(run_info(context).run_id, _decision(context["ti"].xcom_pull(task_ids="approve")))
+
+        previewed = preview()
+        preflight() >> register() >> resolve() >> obligations() >> previewed
+        gate = not_a_dry_run(previewed)
+        batches = plan_sends()
+        gate >> approve >> batches
+        sent = send.expand(batch=batches)
+        sent >> contact_lists() >> announce() >> regulator_reports() >> finish()
 
     incident_notification()

@@ -1,0 +1,71 @@
+"""incident_notification end to end through Airflow on the seeded demo world: a dry run, then the approved run."""
+
+import json
+
+import boto3
+import sqlalchemy as sa
+
+from lifecycle.demo import incident as demo_incident
+from tests.airflow.conftest import AirflowWorld
+
+AS_OF = "2026-11-20"
+
+
+def _states(block: str) -> dict[str, str]:
+    """Task states from the demo runner's summary of one run."""
+    lines = block.splitlines()
+    states = {"run": lines[0].split()[0]}
+    for line in lines[1:]:
+        if not line.startswith("  ") or len(line.split()) < 2:
+            break
+        states[line.split()[0]] = line.split()[1]
+    return states
+
+
+def _state(world: AirflowWorld):
+    return sa.create_engine(f"sqlite:///{world.var / 'state.db'}")
+
+
+def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow_world: AirflowWorld):
+    mails_before = airflow_world.mail.count
+    result = airflow_world.run_dags("incident_notification", as_of=AS_OF)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    dry, approved = [_states(block) for block in result.stdout.split("incident_notification: ")[1:3]]
+    assert dry["run"] == approved["run"] == "success", result.stdout
+    assert dry["preview"] == "success" and dry["approve"] == dry["send"] == dry["announce"] == "skipped"
+    assert approved["approve"] == approved["send[0]"] == approved["regulator_reports"] == approved["finish"] == "success"
+    assert "incident INC-20261120-DEMO (initial, dry run)" in result.stdout, result.stdout
+    assert "incident INC-20261120-DEMO (initial, approved)" in result.stdout
+
+    state = _state(airflow_world)
+    with state.connect() as conn:
+        runs = {r.dry_run: r for r in conn.execute(sa.text("SELECT * FROM lifecycle_incident_runs"))}
+        deliveries = conn.execute(sa.text("SELECT subject_id, status FROM lifecycle_incident_deliveries")).all()
+        emailable = conn.execute(sa.text("SELECT count(*) FROM lifecycle_incident_subjects s JOIN lifecycle_incident_runs r "
+                                         "ON r.run_id = s.run_id WHERE r.dry_run = 0 AND s.reach = 'email'")).scalar()
+    assert set(runs) == {0, 1}
+    final = json.loads(runs[0].figures)["final"]
+    assert final["emails_sent"] == len(deliveries) == emailable > 0
+    sent = airflow_world.mail.messages[mails_before:]
+    recipients = [r for m in sent for r in m.envelope_to]
+    assert len(recipients) == len(set(recipients)) == final["emails_sent"], "one mail each, none in the dry run"
+    assert all(m.get_body(preferencelist=("html",)) is not None for m in sent)
+
+    reports = airflow_world.var / "reports" / final["folder"]
+    assert (reports / "report.eu_lead_sa.pdf").read_bytes().startswith(b"%PDF")
+    assert json.loads((reports / "report.eu_lead_sa.json").read_text())["timeline"]["deadline_met"] is True
+    assert (reports / "letters.csv").exists() and (reports / "telephone.csv").exists()
+    s3 = boto3.client("s3", endpoint_url=final["announcement"].split("/mic-public-site/")[0],
+                      aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    page = s3.get_object(Bucket="mic-public-site", Key="notices/INC-20261120-DEMO.html")["Body"].read().decode()
+    assert demo_incident.form(__import__("datetime").datetime(2026, 11, 20), dry_run=False)["cause"] in page
+    assert not any(r in page for r in recipients)
+
+    again = airflow_world.run("-m", "lifecycle.demo", "run", "--dags", "incident_notification", "--as-of", AS_OF,
+                              "--conf", json.dumps({**demo_incident.form(__import__("datetime").datetime(2026, 11, 20), dry_run=False),
+                                                    "incident_id": "x"}))
+    assert again.returncode != 0 and "incident_id" in (again.stdout + again.stderr)
+    with state.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM lifecycle_incident_runs")).scalar() == 2, "refused before anything"
+    assert airflow_world.mail.count == mails_before + len(sent)
+    state.dispose()
