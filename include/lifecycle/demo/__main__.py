@@ -58,6 +58,10 @@ def cmd_seed(args) -> int:
         if not any(h.subject_id == str(subject) for h in holds.active(args.as_of.date())):
             holds.add(str(subject), reason=reason, datasets=datasets, today=args.as_of.date())
     counts["legal_holds"] = len(holds.active(args.as_of.date()))
+    if not args.no_s3:
+        from lifecycle.demo import incident as demo_incident
+
+        demo_incident.prepare(load_config(), s3_client)
     elapsed = time.monotonic() - started
     width = max(map(len, counts))
     for name, count in counts.items():
@@ -92,6 +96,7 @@ def _output_to(log: Path):
 
 
 def cmd_run(args) -> int:
+    from lifecycle.demo import incident as demo_incident
     from lifecycle.demo import runner
 
     as_of = args.as_of.replace(tzinfo=timezone.utc)
@@ -103,8 +108,8 @@ def cmd_run(args) -> int:
         out.write(f"running DAGs as of {as_of:%Y-%m-%d %H:%M} UTC (Airflow's task logs: {log})\n")
         dag_ids = args.dags.split(",") if args.dags else runner.dag_ids()
         state = None
-        for dag_id in dag_ids:
-            outcome = runner.run(dag_id, as_of)
+        for dag_id, when, conf in demo_incident.runs(dag_ids, as_of, args.conf):
+            outcome = runner.run(dag_id, when, conf)
             outcomes.append(outcome)
             out.write(runner.describe(outcome) + "\n")
             if outcome.state != "success" and dag_id.startswith("sharing_"):
@@ -118,6 +123,8 @@ def cmd_run(args) -> int:
             if outcome.state != "success":
                 failed.append(dag_id)
         for line in sharing.summary(outcomes, as_of):
+            out.write(line + "\n")
+        for line in demo_incident.summary(outcomes):
             out.write(line + "\n")
         out.write(f"\n{len(dag_ids) - len(failed) - len(refused)} of {len(dag_ids)} DAG run(s) succeeded"
                   + (f"; refused by the sharing gate, as configured: {', '.join(refused)} (run state failed, nothing delivered)"
@@ -141,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--dags", help="comma-separated DAG ids (default: every DAG)")
     r.add_argument("--as-of", type=_as_of, default=_as_of(None), help="the run's logical date, YYYY-MM-DD (default: now)")
     r.add_argument("--log", help="where Airflow's task logs go (default: $LIFECYCLE_VAR_DIR/log/demo-run.log)")
+    r.add_argument("--conf", help="run configuration (the trigger form) as JSON, or @file; incident_notification "
+                                  "without it runs the demo incident twice: dry run, then approved")
     r.set_defaults(run=cmd_run)
     args = parser.parse_args(argv)
     return args.run(args)
