@@ -1,0 +1,40 @@
+"""One distributed Airflow for the deployment tests (see tests/support/cluster.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.support.cluster import start_cluster, stop_cluster
+from tests.support.leaks import Needles
+
+AS_OF = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    missing = [name for name, port in (("PostgreSQL", 5432), ("Redis", 6379)) if not _reachable(port)]
+    if missing:
+        reason = f"the distributed run needs {' and '.join(missing)} on 127.0.0.1"
+        if os.environ.get("LIFECYCLE_REQUIRE_SERVERS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"), as_of=AS_OF)
+    try:
+        # what the seeded subjects are called and reached by, before any erasure
+        cluster.needles = Needles.from_app(cluster.database("app"))
+        yield cluster
+    finally:
+        left = stop_cluster(cluster)
+    assert not left, f"still running after stop: {left}"
