@@ -81,8 +81,21 @@ def _text(value):
     return value
 
 
+def converter(column_type: sa.types.TypeEngine) -> Callable[[object], object] | None:
+    """How a column's non-NULL values become JSON/CSV text (None: as they are)."""
+    if isinstance(column_type, (sa.DateTime, sa.Date, sa.Time)):
+        return lambda v: v.isoformat()
+    if isinstance(column_type, sa.Numeric) and column_type.asdecimal:
+        return str
+    if isinstance(column_type, sa.LargeBinary):
+        return lambda v: bytes(v).hex()
+    return None
+
+
 def encode(rows: Iterable[list], names: list[str], fmt: str) -> Iterator[bytes]:
-    """Chunks of rows -> chunks of bytes in ``jsonl`` (one object a line) or ``csv`` (with a header)."""
+    """Chunks of rows -> chunks of bytes in ``jsonl`` (one object a line) or ``csv`` (with a header).
+
+    Values arrive converted (``converter``); anything else unusual is turned into text as a last resort."""
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_text).encode
         for chunk in rows:
@@ -92,7 +105,7 @@ def encode(rows: Iterable[list], names: list[str], fmt: str) -> Iterator[bytes]:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(names)
     for chunk in rows:
-        writer.writerows([[("" if v is None else _text(v)) for v in row] for row in chunk])
+        writer.writerows(chunk)
         yield text.getvalue().encode("utf-8")
         text.seek(0)
         text.truncate()
@@ -195,9 +208,21 @@ class Sharing:
                         excluded.add(str(subject))
         return excluded
 
-    def _pseudonym(self) -> Callable[[object], str]:
+    def _pseudonym(self, cache_size: int = 100_000) -> Callable[[object], str]:
+        """HMAC-SHA256 of the subject id under this recipient's key (derived from the HMAC key);
+        a bounded cache, since a subject's rows repeat."""
         key = hmac.new(self._hmac_key(), f"sharing:{self.recipient.id}".encode(), hashlib.sha256).digest()
-        return lambda subject: hmac.new(key, str(subject).encode("utf-8"), hashlib.sha256).hexdigest()
+        cache: dict = {}
+
+        def pseudonym(subject) -> str:
+            found = cache.get(subject)
+            if found is None:
+                if len(cache) >= cache_size:
+                    cache.clear()
+                found = cache[subject] = hmac.digest(key, str(subject).encode("utf-8"), "sha256").hex()
+            return found
+
+        return pseudonym
 
     def _query(self, dataset: str, as_of: datetime):
         store = self.store(self.catalog.dataset(dataset).system)
@@ -218,13 +243,23 @@ class Sharing:
             raise SharingRefused(self.recipient.id, refusals)
         delivery = self.recipient.delivery
         excluded = self.excluded_subjects(interval.end)
-        pseudonym = self._pseudonym() if self.recipient.pseudonymize_subject else str
         store, query = self._query(dataset, interval.end)
+        convert = [converter(c.type) for c in query.selected_columns]
+        convert[0] = self._pseudonym() if self.recipient.pseudonymize_subject else str
+        converted = [(i, f) for i, f in enumerate(convert) if f is not None]
         counts = {"records": 0, "excluded": 0}
 
         def rows() -> Iterator[list]:
             for chunk in store.stream(query, fetch_rows=delivery.fetch_rows):
-                kept = [[pseudonym(row[0]), *row[1:]] for row in chunk if str(row[0]) not in excluded]
+                kept = []
+                for row in chunk:
+                    if excluded and str(row[0]) in excluded:
+                        continue
+                    values = list(row)
+                    for i, f in converted:
+                        if values[i] is not None:
+                            values[i] = f(values[i])
+                    kept.append(values)
                 counts["records"] += len(kept)
                 counts["excluded"] += len(chunk) - len(kept)
                 if kept:
