@@ -52,7 +52,7 @@ def test_demo_config_builds_every_dag_without_errors(tmp_path):
     assert bag["errors"] == {}
     assert set(bag["dags"]) == {
         "lifecycle_checks", "retention_expiry", "cancellation_erasure", "incident_notification",
-        "sharing_push_provider", "sharing_payment_institution", "sharing_expo_marketing",
+        "sharing_push_provider", "sharing_payment_institution", "sharing_expo_marketing", "sharing_dd_acquirer",
     }
     for dag_id, dag in bag["dags"].items():
         assert dag["doc"], f"{dag_id} has no doc_md"
