@@ -101,6 +101,9 @@ def test_roles_allow_and_refuse(cluster, runs):
     for dag_id in ("retention_expiry", "cancellation_erasure"):
         status, _ = cluster.call("responder", "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
         assert status == 403, f"responder triggering {dag_id}: HTTP {status}"
+    for dag_id, allowed in (("incident_notification", 200), ("retention_expiry", 403)):
+        status, _ = cluster.call("responder", "GET", f"/api/v2/dags/{dag_id}/dagRuns/{runs[dag_id][0]}/taskInstances")
+        assert status == allowed, f"responder reading the tasks of {dag_id}: HTTP {status}"
     # the auditor: reads runs and logs of every DAG, triggers nothing, changes nothing
     status, body = cluster.call("auditor", "GET", "/api/v2/dags?limit=100")
     assert status == 200 and {d["dag_id"] for d in body["dags"]} == set(runs)
