@@ -3,6 +3,8 @@
 #   make test    install (once) and run the test suite        PYTEST_ARGS="-k foo -x"
 #   make demo    embedded defaults + demo world + every DAG once, then a summary
 #   make up      Airflow UI (api-server, scheduler, dag-processor, triggerer)
+#   make cluster the production shape on this machine: PostgreSQL, Celery workers on
+#                Redis, the FAB auth manager and its roles; the demo world seeded
 #   make down    stop everything `make demo` / `make up` started
 #   make clean   make down, then remove var/ (databases, mails, logs, Airflow home)
 #
@@ -25,10 +27,10 @@ PYTEST_ARGS ?=
 # where devenv keeps its state (LIFECYCLE_VAR_DIR overrides, as in devenv itself)
 VAR := $(or $(LIFECYCLE_VAR_DIR),$(CURDIR)/var)
 
-.PHONY: help venv test demo up down clean distclean status env migrate
+.PHONY: help venv test demo up cluster down clean distclean status env migrate
 
 help:
-	@sed -n '3,10p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 # --- the virtualenv ---------------------------------------------------------------
 # Reinstalls only when requirements.txt changes (the stamp is newer otherwise).
@@ -86,6 +88,14 @@ up: venv
 	@$(MAKE) migrate
 	@$(DEVENV) start --airflow
 	@echo "  logs: $(VAR)/log/   stop with: make down"
+
+cluster: venv
+	@LIFECYCLE_PROFILE=cluster $(DEVENV) start --airflow
+	@LIFECYCLE_PROFILE=cluster $(DEVENV) run -- $(PY) -m lifecycle pools > "$(VAR)/pools.json"
+	@LIFECYCLE_PROFILE=cluster $(DEVENV) run -- airflow pools import "$(VAR)/pools.json" >> "$(VAR)/log/db-migrate.log" 2>&1
+	LIFECYCLE_PROFILE=cluster $(DEVENV) run -- $(PY) -m lifecycle.demo seed --reset
+	@echo "  trigger DAGs in the UI as engineer (all lifecycle DAGs) or responder (incident_notification);"
+	@echo "  auditor reads everything.  Logs: $(VAR)/log/   stop with: make down"
 
 down:
 	@if [ -x "$(PY)" ]; then $(DEVENV) stop; else echo "nothing running (no $(VENV))"; fi
