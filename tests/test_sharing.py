@@ -279,7 +279,7 @@ def test_the_register_export_for_a_period_lists_deliveries_and_refusals(world, c
     push = next(r for r in rows if r["recipient_id"] == "push")
     assert push["recipient_name"] == "Acme Push Ltd." and push["contact"] == "privacy@acme.example"
     assert push["purpose"] == "Deliver push notifications" and "basic_info" in push["categories"]
-    assert "jsonl extract" in push["processing"] and push["manifest"].startswith("s3://")
+    assert "jsonl extract of users, orders, written to" in push["processing"] and push["manifest"].startswith("s3://")
     assert "agreement_in_force" in next(r for r in rows if r["recipient_id"] == "expo")["rule"]
     html = open(out.split("html:")[1].split()[0], encoding="utf-8").read()
     assert "Expo GmbH" in html and "refused" in html
@@ -309,6 +309,8 @@ CONFIG_PROBLEMS = [
      "a marketing_partner may receive data under consent, not contract"),
     ("field outside the agreement", ("recipients", 1, "share"), {"users": ["name", "tier", "email"], "orders": ["address"]},
      "recipients[1].share.orders[0]", "which agreement NDA-7 does not cover"),
+    ("rows of a category outside the agreement", ("recipients", 1, "share"), {"users": ["name"], "orders": ["amount"]},
+     "recipients[1].share.orders", "rows of 'orders' are transaction_records"),
     ("the subject id listed", ("recipients", 0, "share"), {"orders": ["user_id"]}, "recipients[0].share.orders[0]",
      "holds the subject id"),
     ("prefix without the interval", ("recipients", 0, "delivery", "prefix"), "push/", "recipients[0].delivery.prefix",

@@ -77,6 +77,10 @@ def static_refusals(recipient: Recipient, catalog: Catalog) -> list[Refusal]:
             continue
         personal = {f.column: f for f in catalog.personal_fields(dataset)}
         subject_columns = _subject_columns(catalog, dataset)
+        if covers and ds.personal and ds.category and not any(catalog.is_within(ds.category, c) for c in covers):
+            out.append(Refusal("field_in_agreement", f"share.{dataset}", dataset,
+                               f"rows of {dataset!r} are {ds.category} (each record names its subject), which agreement "
+                               f"{agreement.id} does not cover (covers: {', '.join(covers)})"))
         for j, column in enumerate(columns):
             key, field = f"share.{dataset}[{j}]", f"{dataset}.{column}"
             if column not in ds.fields and column not in catalog.structural_columns(dataset):
@@ -128,6 +132,16 @@ def dated_refusals(recipient: Recipient, on: date) -> list[Refusal]:
 def gate(recipient: Recipient, catalog: Catalog, on: date) -> list[Refusal]:
     """Every reason this recipient may not receive its share on ``on`` (empty: it may)."""
     return static_refusals(recipient, catalog) + dated_refusals(recipient, on)
+
+
+def shared_categories(catalog: Catalog, dataset: str, columns: list[str]) -> list[str]:
+    """The categories a delivery of ``columns`` of ``dataset`` discloses: the shared personal
+    fields' categories and the dataset's whole-row category (each record names its subject)."""
+    ds = catalog.dataset(dataset)
+    found = {f.category for f in catalog.personal_fields(dataset) if f.column in columns}
+    if ds.personal and ds.category:
+        found.add(ds.category)
+    return sorted(found)
 
 
 def _subject_columns(catalog: Catalog, dataset: str) -> set[str]:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
-from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate
+from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate, shared_categories
 from lifecycle.sharing.register import SharingRegister
 from lifecycle.state import StateStore
 
@@ -159,10 +159,10 @@ class Sharing:
     def _describe(self, interval: Interval) -> dict:
         """What a register entry says whatever the outcome: who, why, how, which categories."""
         r = self.recipient
-        categories = sorted({f.category for d, cols in r.share.items() if d in self.catalog.datasets
-                             for f in self.catalog.personal_fields(d) if f.column in cols})
+        categories = sorted({c for d, cols in r.share.items() if d in self.catalog.datasets
+                             for c in shared_categories(self.catalog, d, cols)})
         bucket = getattr(self.catalog.systems.get(r.delivery.system), "bucket", None)
-        processing = (f"{r.delivery.format} extract of {', '.join(r.share)} delivered to "
+        processing = (f"{r.delivery.format} extract of {', '.join(r.share)}, written to "
                       f"s3://{bucket}/{interval.prefix(r.delivery.prefix)} with server-side encryption ({r.delivery.encryption}); "
                       + ("subject ids replaced by a per-recipient keyed hash" if r.pseudonymize_subject else "subject ids in clear")
                       + (f"; only subjects consenting to {r.consent.purpose}" if r.consent else ""))
@@ -288,10 +288,9 @@ class Sharing:
             raise LifecycleError(f"no extract for {', '.join(missing)}: the manifest needs every dataset of the delivery")
         datasets = []
         for name, columns in r.share.items():
-            personal = {f.column: f.category for f in self.catalog.personal_fields(name)}
             f = by_dataset[name]
             datasets.append({"dataset": name, "fields": [SUBJECT_FIELD, *columns],
-                             "categories": sorted({personal[c] for c in columns if c in personal}),
+                             "categories": shared_categories(self.catalog, name, columns),
                              "records": f["records"], "excluded_pending_cancellation": f["excluded_cancellation"],
                              "file": {"key": f["key"], "size": f["size"], "sha256": f["sha256"], "format": r.delivery.format}})
         agreement = r.agreement.model_dump(mode="json") if r.agreement else None
