@@ -81,7 +81,8 @@ def test_environment_values(tmp_path):
     assert (smtp["conn_type"], smtp["host"], smtp["port"]) == ("smtp", "127.0.0.1", 6001)
     assert smtp["extra"]["disable_ssl"] is True and smtp["extra"]["disable_tls"] is True
     assert "demo" in values["AIRFLOW_VAR_LIFECYCLE_HMAC_KEY"]
-    assert "demo" in values["AIRFLOW_VAR_LIFECYCLE_SIGNING_KEY"]
+    assert "demo" in json.loads(values["AIRFLOW_CONN_LIFECYCLE_SIGNING"])["password"]
+    assert "AIRFLOW_VAR_LIFECYCLE_SIGNING_KEY" not in values
     # defaults
     d = devenv.environment("/r", {})
     assert json.loads(d["AIRFLOW_CONN_MEDIA_S3"])["extra"]["endpoint_url"] == "http://127.0.0.1:5055"

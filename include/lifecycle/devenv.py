@@ -217,10 +217,9 @@ def environment(
                 },
             }
         ),
-        # DEMO-ONLY secrets (Airflow variables lifecycle_hmac_key / lifecycle_signing_key)
+        # DEMO-ONLY secrets: the HMAC key (Airflow variable lifecycle_hmac_key) and the
+        # manifests' signing key (a connection: recipients.yaml signing.conn_id)
         "AIRFLOW_VAR_LIFECYCLE_HMAC_KEY": DEMO_HMAC_KEY,
-        "AIRFLOW_VAR_LIFECYCLE_SIGNING_KEY": DEMO_SIGNING_KEY,
-        # the manifest signing key lives in a connection (recipients.yaml: signing.conn_id)
         "AIRFLOW_CONN_LIFECYCLE_SIGNING": _json({"conn_type": "generic", "password": DEMO_SIGNING_KEY}),
     }
     cluster = cluster_settings(env)
