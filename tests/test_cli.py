@@ -83,3 +83,12 @@ def test_module_entry_point_exits_non_zero_on_bad_config(tmp_path):
     assert result.returncode == 1
     assert "incidents.yaml: approval: 'maybe': Input should be 'required' or 'none'" in result.stdout
     assert "incidents.yaml: contact: required key is missing" in result.stdout
+
+
+def test_a_missing_connection_is_named_not_a_traceback(setup, capsys, monkeypatch):
+    args, _ = setup
+    monkeypatch.delenv("AIRFLOW_CONN_LIFECYCLE_STATE")
+    assert main(args + ["holds", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "connection 'lifecycle_state' is not defined" in err and "AIRFLOW_CONN_LIFECYCLE_STATE" in err
+    assert "Traceback" not in err

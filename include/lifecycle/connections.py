@@ -26,9 +26,15 @@ _SQL_DRIVERS = {
 
 def get_connection(conn_id: str):
     """The Airflow connection ``conn_id`` (inside or outside a task)."""
+    from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
 
-    return BaseHook.get_connection(conn_id)
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise LifecycleError(
+            f"connection {conn_id!r} is not defined: set AIRFLOW_CONN_{conn_id.upper()} or add it to Airflow "
+            "(`python -m lifecycle.devenv env` prints the embedded defaults)") from None
 
 
 def sqlalchemy_url(conn) -> sa.URL:
