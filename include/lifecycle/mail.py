@@ -9,14 +9,32 @@ under a key, so a notice is never sent twice.
 
 from __future__ import annotations
 
+import base64
+import functools
 import smtplib
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import make_msgid
+from email.header import Header
+from email.utils import formataddr, make_msgid, parseaddr
 
 from lifecycle import reports
 from lifecycle.errors import LifecycleError, TransientError
+
+
+@functools.lru_cache(maxsize=256)
+def _header(value: str) -> str:
+    """A header value as RFC 2047 words where it is not plain ASCII."""
+    if value.isascii() and len(value) < 900:
+        return value
+    name, address = parseaddr(value)
+    if address and "@" in address and value.strip().endswith(">"):
+        return formataddr((name, address), charset="utf-8")
+    return Header(value, "utf-8").encode(linesep="\r\n")
+
+
+def _part(subtype: str, text: str) -> bytes:
+    body = base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+    return f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'.encode() + body
 
 
 @dataclass(frozen=True)
@@ -25,6 +43,15 @@ class Notice:
     text: str
     locale: str
     html: str | None = None        # an HTML alternative, when the template has one
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A message ready for the wire."""
+
+    to: str
+    message_id: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -94,29 +121,47 @@ class Mailer:
             except smtplib.SMTPException:
                 pass
 
-    def send(self, to: str, notice: Notice, *, key: str) -> str:
-        """Send one notice; the Message-ID derives from ``key`` (the ledger key)."""
+    def compose(self, to: str, notice: Notice, *, key: str) -> Composed:
+        """The message as bytes for the wire; the Message-ID derives from ``key`` (the ledger key).
+
+        Written out directly (RFC 5322 headers, MIME parts in UTF-8 and
+        base64, CRLF): an order of magnitude cheaper than building it with
+        ``email.message``, which matters at hundreds of mails a second.
+        Needs no SMTP session, so it may run ahead of the sending.
+        """
+        message_id = make_msgid(idstring=key.replace(":", ".")[:60], domain="privacy-lifecycle")
+        head = (f"From: {_header(self.sender)}\r\nTo: {to}\r\nSubject: {_header(notice.subject)}\r\n"
+                f"Message-ID: {message_id}\r\nContent-Language: {notice.locale}\r\nMIME-Version: 1.0\r\n")
+        if notice.html is None:
+            data = head.encode() + _part("plain", notice.text)
+        else:
+            boundary = f"=_{message_id[1:21]}_alt".encode()
+            data = b"".join([
+                head.encode(), b'Content-Type: multipart/alternative; boundary="', boundary, b'"\r\n\r\n',
+                b"--", boundary, b"\r\n", _part("plain", notice.text), b"--", boundary, b"\r\n",
+                _part("html", notice.html), b"--", boundary, b"--\r\n"])
+        return Composed(to, message_id, data)
+
+    def transmit(self, composed: Composed) -> str:
+        """Send one composed message at the configured rate; returns its Message-ID."""
         wait = self._last + self.interval - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        message = EmailMessage()
-        message["From"], message["To"], message["Subject"] = self.sender, to, notice.subject
-        message["Message-ID"] = make_msgid(idstring=key.replace(":", ".")[:60], domain="privacy-lifecycle")
-        message.set_content(notice.text)
-        if notice.html is not None:
-            message.add_alternative(notice.html, subtype="html")
-        message["Content-Language"] = notice.locale      # after the parts: making them moves Content-* headers down
         try:
-            self._smtp.send_message(message)
+            self._smtp.sendmail(parseaddr(self.sender)[1] or self.sender, [composed.to], composed.data)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
+            self._last = time.monotonic()
             raise                   # the server's verdict on this mail (smtplib's errors are OSErrors too)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise TransientError(f"SMTP send failed: {exc}") from exc
         self._last = time.monotonic()
-        return message["Message-ID"]
+        return composed.message_id
 
-    def deliver(self, to: str, notice: Notice, *, key: str, attempts: int = 3, backoff: float = 2.0,
-                sleep=time.sleep) -> Delivery:
+    def send(self, to: str, notice: Notice, *, key: str) -> str:
+        """Send one notice; the Message-ID derives from ``key`` (the ledger key)."""
+        return self.transmit(self.compose(to, notice, key=key))
+
+    def deliver(self, composed: Composed, *, attempts: int = 3, backoff: float = 2.0, sleep=time.sleep) -> Delivery:
         """Send with the SMTP server's verdict as the outcome, never an exception for a refusal.
 
         A 4xx reply (greylisting, a full mailbox, rate limits) is tried again
@@ -127,12 +172,11 @@ class Mailer:
         """
         for attempt in range(1, attempts + 1):
             try:
-                return Delivery("sent", attempt, self.send(to, notice, key=key))
+                return Delivery("sent", attempt, self.transmit(composed))
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = next(iter(exc.recipients.values()), (550, b""))
             except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
                 code, reply = exc.smtp_code, exc.smtp_error
-            self._last = time.monotonic()
             reply = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
             if not 400 <= code < 500:
                 return Delivery("undeliverable", attempt, code=code, reply=reply[:200])
