@@ -18,8 +18,10 @@ and a list + DeleteObjects per subject prefix.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import random
 import statistics
 import sys
@@ -61,7 +63,11 @@ def main() -> int:
     parser.add_argument("--mail-rate", type=float, help="notices per second (default: incidents.yaml email.max_per_second)")
     parser.add_argument("--with-objects", type=int, default=100,
                         help="due subjects that have S3 objects (moto lists in time proportional to the whole bucket)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the lifecycle side under cProfile, one worker, and print where its time goes")
     args = parser.parse_args()
+    if args.profile:
+        args.workers = 1
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
     names = {side: f"bench_erase_{side}_{uuid.uuid4().hex[:6]}" for side in ("dag", "raw", "state")}
@@ -120,9 +126,15 @@ def main() -> int:
             erasure.notify_scheduled()
             scheduled = len(sink.messages)
             started, start_wall = time.perf_counter(), datetime.now(timezone.utc)
+            profile = cProfile.Profile() if args.profile else None
+            if profile:
+                profile.enable()
             with ThreadPoolExecutor(args.workers) as pool:
                 list(pool.map(lambda batch: erasure.erase(batch, AS_OF, run_id=run_id), batches))
             dag_seconds = time.perf_counter() - started
+            if profile:
+                profile.disable()
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(r"lifecycle|sqlalchemy/engine/base|smtplib|botocore/endpoint", 40)
             with state.engine.connect() as conn:
                 done = conn.execute(sa.select(erasures.c.completed_at).where(erasures.c.state == "done")).scalars().all()
             latencies = sorted((datetime.fromisoformat(c) - start_wall).total_seconds() for c in done)
