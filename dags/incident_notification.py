@@ -74,15 +74,9 @@ def _notifier():
 
 
 def _decision(answer) -> dict | None:
-    """The approval task's answer as the register keeps it (None: no answer, e.g. a dry run)."""
-    if not answer:
-        return None
-    if answer.get("auto"):
-        return {"decision": "approved", "by": None, "how": "incidents.yaml approval: none"}
-    user = answer.get("responded_by_user") or {}
-    chosen = (answer.get("chosen_options") or ["Reject"])[0]
-    return {"decision": "approved" if chosen == "Approve" else "rejected",
-            "by": user.get("name") or user.get("id"), "how": "approval task"}
+    from lifecycle.incident.notify import approval_from_answer
+
+    return approval_from_answer(answer)
 
 
 if CONFIG.incidents is not None:

@@ -51,7 +51,7 @@ PEOPLE = {
     7: ("grey.seven@example.com", "Grey Seven", None, None, "US", "en"),            # 4xx, then accepted
     8: ("old.eight@example.com", "Old Eight", None, None, "US", "en"),              # rows only outside the window
     9: ("quiet.nine@example.com", "Quiet Nine", None, None, "US", "en"),            # no rows at all
-    10: ("ten@example.com", "Ten Ten", None, None, "GB", "en"),
+    10: ("ten@example.com", "Ten <Ten> & Co", None, None, "GB", "en"),           # a name HTML must escape
     11: ("chat.eleven@example.com", "Chat Eleven", None, None, "US", "en"),        # only through two hops
 }
 AFFECTED = {1, 2, 3, 4, 5, 6, 7, 10, 11}
@@ -231,6 +231,7 @@ def test_each_affected_person_with_email_gets_one_mail_with_every_section_in_the
         assert FORM["precautions"] in text and "privacy@mic.example" in text and "Personal Internet access records" in text \
             or subject == 2
         assert PEOPLE[subject][1] in text, "addressed by name"
+        assert subject != 10 or "Dear Ten &lt;Ten&gt; &amp; Co," in html
         assert message["Content-Language"] == ("zh-CN" if subject == 2 else "en")
     assert "个人信息安全事件告知" in by_to[_email(2)]["Subject"]
     assert summary["emails_sent"] == 5 and summary["undeliverable"] == 1
@@ -317,6 +318,20 @@ def test_a_rejected_run_sends_nothing(world):
     assert sink.messages == []
 
 
+@pytest.mark.parametrize("answer, decision", [
+    (None, None),
+    ({"auto": True}, {"decision": "approved", "by": None, "how": "incidents.yaml approval: none"}),
+    ({"chosen_options": ["Approve"], "params_input": {}, "responded_by_user": {"id": "7", "name": "duty-officer"}},
+     {"decision": "approved", "by": "duty-officer", "how": "approval task"}),
+    ({"chosen_options": ["Reject"], "params_input": {}, "responded_by_user": {"id": "7", "name": "duty-officer"}},
+     {"decision": "rejected", "by": "duty-officer", "how": "approval task"}),
+])
+def test_the_approval_tasks_answer_becomes_the_registers_decision(answer, decision):
+    from lifecycle.incident.notify import approval_from_answer
+
+    assert approval_from_answer(answer) == decision
+
+
 # ------------------------------------------------------------ obligations
 
 
@@ -390,6 +405,19 @@ def test_announcement_and_reports_name_no_person(world, tmp_path):
     assert report["scope"]["records_by_category"] == {"Personal Internet access records": 10}
     assert report["follow_up"] is False and "Follow-up" not in documents["report.eu_lead_sa.html"]
     assert "Deadline met" in documents["report.eu_lead_sa.pdf"]
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_a_report_with_chinese_text_renders_it_in_the_pdf(world, tmp_path):
+    config, engine, state, store, sink = world
+    config = _config(tmp_path / "c5", store.bucket, "unused", {"regulators": [
+        {"id": "cac_jiangsu", "name": "江苏省网信办", "deadline": "4h"}]})
+    _run(_notifier(config, engine, state, store), config, dry_run=True, cause="日志导出配置错误，访问记录可被公开读取。")
+    from pypdf import PdfReader
+
+    pdf = tmp_path / "c5" / "reports" / "incidents" / "INC-2026-042" / "manual__1" / "preview" / "report.cac_jiangsu.pdf"
+    text = "".join(p.extract_text() for p in PdfReader(pdf).pages)
+    assert "日志导出配置错误" in text and "江苏省网信办" in text
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)

@@ -69,3 +69,49 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
         assert conn.execute(sa.text("SELECT count(*) FROM lifecycle_incident_runs")).scalar() == 2, "refused before anything"
     assert airflow_world.mail.count == mails_before + len(sent)
     state.dispose()
+
+
+SHAPE = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+dag = bag.dags["incident_notification"]
+approve = dag.get_task("approve")
+print(json.dumps({
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "approve": type(approve).__name__, "defaults": getattr(approve, "defaults", None),
+    "timeout": str(getattr(approve, "response_timeout", None)),
+    "downstream": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks},
+    "params": {k: v for k, v in dag.params.dump().items()},
+    "datasets": dag.params.get_param("affected_datasets").schema["items"]["enum"],
+}))
+"""
+
+
+def test_with_approval_required_the_run_waits_for_the_standard_providers_approval_operator(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    config = tmp_path / "config"
+    config.mkdir()
+    for name in ("catalog.yaml", "incidents.yaml"):
+        data = yaml.safe_load((repo / "config" / "lifecycle" / name).read_text())
+        if name == "incidents.yaml":
+            data.update(approval="required", approval_timeout="12h")
+        (config / name).write_text(yaml.safe_dump(data))
+    env = {**os.environ, "LIFECYCLE_CONFIG_DIR": str(config), "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    result = subprocess.run([sys.executable, "-c", SHAPE, str(repo / "dags" / "incident_notification.py")],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shape = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shape["errors"] == {}
+    assert (shape["approve"], shape["defaults"], shape["timeout"]) == ("ApprovalOperator", ["Reject"], "12:00:00")
+    assert shape["downstream"]["not_a_dry_run"] == ["approve"] and shape["downstream"]["approve"] == ["plan_sends"]
+    assert shape["downstream"]["regulator_reports"] == ["finish"]
+    assert shape["params"]["dry_run"] is True and shape["params"]["phase"] == "initial"
+    assert {"access_logs", "orders", "chat_photos"} <= set(shape["datasets"]), "choices come from the catalog"

@@ -15,7 +15,7 @@ import io
 
 from lifecycle import reports
 
-PDF_FONT = "STSong-Light"      # reportlab's built-in CID font: Latin and Chinese glyphs
+PDF_FONT = "STSong-Light"      # reportlab's built-in CID font: Chinese glyphs (used when a report has CJK text)
 
 # The legal items each report answers, in the order regulators read them.
 LEGAL_ITEMS = [
@@ -76,7 +76,9 @@ class Documents:
     def report(self, name: str, document: dict) -> dict[str, str]:
         """HTML, PDF (same template) and JSON of one regulator report."""
         html = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font=None)
-        for_pdf = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font=PDF_FONT)
+        for_pdf = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font="Helvetica")
+        if any(c >= "\u2e80" for c in for_pdf):     # CJK text: the CID font has the glyphs (its Latin is cramped)
+            for_pdf = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font=PDF_FONT)
         return {
             "html": self.write_text(f"{name}.html", html, "text/html; charset=utf-8"),
             "pdf": self.write_bytes(f"{name}.pdf", pdf(for_pdf), "application/pdf"),

@@ -749,5 +749,21 @@ class IncidentNotification:
         return summary
 
 
+def approval_from_answer(answer: dict | None) -> dict | None:
+    """The approval task's answer as the register keeps it; None when there was none (a dry run).
+
+    ``{"auto": True}`` comes from ``approval: none``; otherwise the answer is
+    the ``ApprovalOperator``'s (``chosen_options``, ``responded_by_user``).
+    """
+    if not answer:
+        return None
+    if answer.get("auto"):
+        return {"decision": "approved", "by": None, "how": "incidents.yaml approval: none"}
+    user = answer.get("responded_by_user") or {}
+    chosen = (answer.get("chosen_options") or ["Reject"])[0]
+    return {"decision": "approved" if chosen == "Approve" else "rejected",
+            "by": user.get("name") or user.get("id"), "how": "approval task"}
+
+
 def _naive(when: datetime) -> datetime:
     return when if when.tzinfo is None else when.astimezone(timezone.utc).replace(tzinfo=None)
