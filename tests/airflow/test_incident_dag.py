@@ -50,6 +50,8 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     recipients = [r for m in sent for r in m.envelope_to]
     assert len(recipients) == len(set(recipients)) == final["emails_sent"], "one mail each, none in the dry run"
     assert all(m.get_body(preferencelist=("html",)) is not None for m in sent)
+    logs = (airflow_world.var / "log" / "demo-run.log").read_text(errors="replace")
+    assert not [r for r in recipients if r in logs or r in result.stdout], "no address in task logs or XCom"
 
     reports = airflow_world.var / "reports" / final["folder"]
     assert (reports / "report.eu_lead_sa.pdf").read_bytes().startswith(b"%PDF")
