@@ -12,7 +12,9 @@ interval end, never the clock.
    due subjects go into batches of `batch_size` (*erasing*). States live in
    the state store (`lifecycle_erasures`).
 3. **notify_scheduled**: one e-mail per newly seen request, in the person's
-   language: when erasure happens and how to withdraw. Never sent twice.
+   language: when erasure happens and how to withdraw. Never sent twice: each
+   notice is claimed in `lifecycle_notices` before it goes out (a claim a
+   killed run left open is reported *uncertain*, not resent).
 4. **erase** (one mapped task per batch, pool `lifecycle_<system>`): every
    dataset reachable from the subject, deeper links first, deleted or
    anonymized (`overrides`), set-based for the whole batch; every object
@@ -68,7 +70,7 @@ if CONFIG.cancellation is not None:
         @task
         @terminal_errors
         def notify_scheduled() -> dict:
-            return _erasure().notify_scheduled()
+            return _erasure().notify_scheduled(run_id=run_info(get_current_context()).run_id)
 
         @task(pool=f"lifecycle_{SUBJECT_SYSTEM}")
         @terminal_errors

@@ -257,3 +257,93 @@ def test_requests_past_complete_within_are_reported_overdue(world):
     assert late[0]["subject"] == erasure.subject_hash(str(DUE)), "the report names people by keyed hash only"
     report = erasure.report("manual__late", AS_OF)
     assert report["overdue"] == 1 and "u2@example.com" not in open(report["json"]).read()
+
+
+# ------------------------------------------------------------------ notices
+
+
+def _notices(state, template):
+    from lifecycle.state.schema import notices
+
+    with state.engine.connect() as conn:
+        return {r.subject_id: r.status for r in conn.execute(sa.select(notices).where(notices.c.template == template))}
+
+
+@pytest.mark.parametrize("dies_at", [2, 4], ids=["scheduled-notice", "completion-notice"])
+def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_uncertain(world, dies_at):
+    """The process dies after the server accepted a mail and before its outcome was recorded
+    (the state store on the backend under test)."""
+    from lifecycle.mail import Mailer
+
+    config, engine, _, store, sink = world
+    state = StateStore(engine, dataset_names=set(config.catalog.datasets))
+    state.holds.add(str(HELD), reason="litigation", today=AS_OF.date())
+    email, accepted = config.incidents.email, []
+
+    class DiesAfterSending(Mailer):
+        def send(self, to, notice, *, key):
+            message_id = super().send(to, notice, key=key)
+            accepted.append(key)
+            if len(accepted) == dies_at:
+                raise Killed()
+            return message_id
+
+    with pytest.raises(Killed):
+        _run(Erasure(config, state, open_store=lambda system: store if system == "media" else SqlStore(engine, config.catalog),
+                     mailer=lambda: DiesAfterSending(email.conn_id, email.from_, email.max_per_second)))
+    template, subject = accepted[-1].split(":")[1:]
+    assert _notices(state, template)[subject] == "sending", "claimed before the mail went out"
+
+    erasure = _erasure(config, engine, state, store)
+    intake = erasure.intake("scheduled__2026-06-01", AS_OF)
+    scheduled = erasure.notify_scheduled()
+    results = [erasure.erase(batch, AS_OF, run_id="scheduled__2026-06-01") for batch in intake["batches"]]
+    _run(_erasure(config, engine, state, store))                 # and once more: nothing new
+
+    sent = _mails(sink)
+    assert len(sent) == len(set(sent)) == 5, "every notice went out exactly once, the interrupted one too"
+    assert _notices(state, template)[subject] == "uncertain"
+    reported = scheduled if template == "cancellation_scheduled" else next(r["notices"] for r in results if r["notices"].get("uncertain"))
+    assert reported["uncertain"] == 1
+    assert _states(state) == {str(DUE): "done", str(DUPLICATE): "done", str(HELD): "held",
+                              str(PENDING): "pending", str(WITHDRAWN): "withdrawn"}
+    summaries = [e.payload for e in state.ledger.entries(kind="notice.batch") if e.payload["template"] == template]
+    assert sum(p["statuses"].get("uncertain", 0) for p in summaries) == 1
+    assert sum(p["statuses"].get("sent", 0) for p in summaries) == sum(1 for s in _notices(state, template).values() if s == "sent")
+    from lifecycle.state.schema import notices
+
+    with state.engine.connect() as conn:
+        backing = set(conn.execute(sa.select(notices.c.ledger_hash)).scalars())
+    assert backing <= {e.entry_hash for e in state.ledger.entries(kind="notice.batch")}, "every outcome is backed by the ledger"
+    assert state.ledger.verify().ok
+
+
+def test_notices_recorded_in_the_ledger_by_earlier_versions_count_as_sent(world):
+    config, engine, state, store, sink = world
+    state.ledger.append("notice.sent", {"template": "cancellation_scheduled", "subject": str(DUE)},
+                        key=f"notice:cancellation_scheduled:{DUE}")
+    _run(_erasure(config, engine, state, store))
+    assert (f"u{DUE}@example.com", "Your account will be deleted on 2026-05-27") not in _mails(sink)
+    assert len(_mails(sink)) == 4
+    assert str(DUE) not in _notices(state, "cancellation_scheduled")
+
+
+def test_a_notice_refused_by_the_server_is_not_claimed_so_a_retry_sends_it(world):
+    import smtplib
+
+    from lifecycle.mail import Mailer
+
+    config, engine, state, store, sink = world
+    email = config.incidents.email
+
+    class Refuses(Mailer):
+        def send(self, to, notice, *, key):
+            raise smtplib.SMTPRecipientsRefused({to: (550, b"no such mailbox")})
+
+    erasure = Erasure(config, state, open_store=lambda system: store if system == "media" else SqlStore(engine, config.catalog),
+                      mailer=lambda: Refuses(email.conn_id, email.from_, email.max_per_second))
+    erasure.intake("manual__1", AS_OF)
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        erasure.notify_scheduled()
+    assert _notices(state, "cancellation_scheduled") == {}
+    assert _erasure(config, engine, state, store).notify_scheduled()["sent"] == 3

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -27,7 +28,8 @@ from lifecycle import anonymize
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
 from lifecycle.state import StateStore
-from lifecycle.state.schema import erasures
+from lifecycle.state.ledger import canonical_json
+from lifecycle.state.schema import erasures, notices
 from lifecycle.stores.sql import Selection, SqlStore
 
 log = logging.getLogger(__name__)
@@ -204,40 +206,133 @@ class Erasure:
         return {"requested_on": record.requested_at[:10], "erase_on": record.grace_end[:10],
                 "contact_name": contact.name if contact else "", "contact_email": contact.email if contact else ""}
 
-    def _send(self, template: str, records: list, extra: Callable[[object], dict] | None = None) -> dict:
-        """Send ``template`` once per subject (ledger key per template and subject)."""
-        sent = self.state.ledger.keys_with_prefix(f"notice:{template}:")
-        todo = [r for r in records if f"notice:{template}:{r.subject_id}" not in sent]
-        contacts = self._contacts([r.subject_id for r in todo]) if todo else {}
-        counts = {"sent": 0, "no_address": 0, "already": len(records) - len(todo)}
-        fallback = self.config.incidents.locales[0] if self.config.incidents else "en"
-        if not todo:
-            return counts
-        from lifecycle.mail import render_notice
+    def _notice_rows(self, template: str, subjects: list[str]) -> dict[str, object]:
+        """The ``lifecycle_notices`` rows of ``template`` for ``subjects``, by subject."""
+        found = {}
+        with self.state.engine.connect() as conn:
+            for first in range(0, len(subjects), 1000):
+                found.update((row.subject_id, row) for row in conn.execute(sa.select(notices).where(
+                    notices.c.template == template, notices.c.subject_id.in_(subjects[first:first + 1000]))))
+        return found
 
-        with self._mailer() as mailer:
-            for record in todo:
-                person = contacts.get(record.subject_id, {})
-                key = f"notice:{template}:{record.subject_id}"
-                if not person.get("email"):
-                    self.state.ledger.append("notice.skipped", {"template": template, "subject": record.subject_id,
-                                                                "reason": "no e-mail address"}, key=key)
-                    counts["no_address"] += 1
-                    continue
-                notice = render_notice(template, person.get("locale"), fallback, name=person.get("name"),
-                                       **self._context(record), **(extra(record) if extra else {}))
-                message_id = mailer.send(person["email"], notice, key=key)
-                self.state.ledger.append("notice.sent", {"template": template, "subject": record.subject_id,
-                                                         "locale": notice.locale, "message_id": message_id}, key=key)
-                counts["sent"] += 1
+    def _send(self, template: str, records: list, scope: str, extra: Callable[[object], dict] | None = None,
+              run_id: str | None = None) -> dict:
+        """Send ``template`` at most once per subject.
+
+        Each person's ``lifecycle_notices`` row is committed as ``sending``
+        before their mail goes out (together with the outcome of the mail
+        before); the outcome — ``sent``, or ``skipped`` without an address —
+        follows.  A row a killed run left ``sending`` becomes ``uncertain``
+        and is not sent again: whether the server took that mail is unknown.
+        A refusal by the server removes the claim and raises, so a retry
+        sends it.  Notices that earlier versions recorded one ledger entry
+        each (``notice:<template>:<subject>``) count as sent.  Then one ledger
+        entry backs the outcomes not yet backed (``_summarize``).
+        """
+        recorded = self._notice_rows(template, [r.subject_id for r in records])
+        interrupted = sorted(s for s, row in recorded.items() if row.status == "sending")
+        now = _iso(datetime.now(timezone.utc))
+        if interrupted:
+            with self.state.engine.begin() as conn:
+                conn.execute(notices.update().where(notices.c.template == template, notices.c.subject_id.in_(interrupted),
+                                                    notices.c.status == "sending").values(status="uncertain", updated_at=now))
+            log.warning("%s: %d notice(s) left 'sending' by an interrupted run are recorded uncertain and not sent again",
+                        template, len(interrupted))
+        fresh = [r for r in records if r.subject_id not in recorded]
+        legacy = self.state.ledger.keys_among([f"notice:{template}:{r.subject_id}" for r in fresh]) if fresh else set()
+        todo = [r for r in fresh if f"notice:{template}:{r.subject_id}" not in legacy]
+        counts = {"sent": 0, "no_address": 0, "already": len(records) - len(todo) - len(interrupted),
+                  "uncertain": len(interrupted)}
+        if todo:
+            self._mail(template, todo, scope, extra, counts)
+        unbacked = [s for s, row in recorded.items() if row.ledger_hash is None] + [r.subject_id for r in todo]
+        if unbacked:
+            self._summarize(template, unbacked, scope, run_id)
         return counts
 
-    def notify_scheduled(self) -> dict:
+    def _summarize(self, template: str, subjects: list[str], scope: str, run_id: str | None) -> None:
+        """One ledger entry for the outcomes among ``subjects`` no entry backs yet (an
+        interrupted call's too): counts and the SHA-256 of [subject, status, Message-ID]
+        rows in subject order; each row then records the entry's hash."""
+        rows = [row for _, row in sorted(self._notice_rows(template, subjects).items())
+                if row.ledger_hash is None and row.status != "sending"]
+        if not rows:
+            return
+        listing = [[row.subject_id, row.status, row.message_id] for row in rows]
+        digest = hashlib.sha256(canonical_json(listing).encode("utf-8")).hexdigest()
+        statuses: dict[str, int] = {}
+        for _, status, _ in listing:
+            statuses[status] = statuses.get(status, 0) + 1
+        entry = self.state.ledger.append("notice.batch", {"template": template, "scope": scope, "subjects": len(listing),
+                                                          "statuses": statuses, "notices_sha256": digest},
+                                         run_id=run_id, key=f"notices:{template}:{digest[:32]}")
+        with self.state.engine.begin() as conn:
+            for first in range(0, len(rows), 1000):
+                conn.execute(notices.update().where(notices.c.template == template, notices.c.subject_id.in_(
+                    [row.subject_id for row in rows[first:first + 1000]])).values(ledger_hash=entry.entry_hash))
+
+    def _mail(self, template: str, todo: list, scope: str, extra, counts: dict) -> None:
+        from lifecycle.mail import render_notice
+
+        contacts = self._contacts([r.subject_id for r in todo])
+        fallback = self.config.incidents.locales[0] if self.config.incidents else "en"
+        claim = notices.insert()
+        outcome = notices.update().where(notices.c.template == template, notices.c.subject_id == sa.bindparam("_subject")
+                                         ).values(status=sa.bindparam("_status"), locale=sa.bindparam("_locale"),
+                                                  message_id=sa.bindparam("_message_id"), updated_at=sa.bindparam("_at"))
+        unclaim = notices.delete().where(notices.c.template == template, notices.c.subject_id == sa.bindparam("_subject"),
+                                         notices.c.status == "sending")
+        done: list[dict] = []          # outcomes not yet committed: they go with the next claim
+        with self._mailer() as mailer, self.state.engine.connect() as conn:
+            try:
+                for record in todo:
+                    person = contacts.get(record.subject_id, {})
+                    now = _iso(datetime.now(timezone.utc))
+                    row = {"template": template, "subject_id": record.subject_id, "scope": scope, "claimed_at": now,
+                           "updated_at": now}
+                    if not person.get("email"):
+                        row.update(status="skipped", reason="no e-mail address")
+                        notice = None
+                    else:
+                        notice = render_notice(template, person.get("locale"), fallback, name=person.get("name"),
+                                               **self._context(record), **(extra(record) if extra else {}))
+                        row.update(status="sending", locale=notice.locale)
+                    try:
+                        with conn.begin():
+                            if done:
+                                conn.execute(outcome, done)
+                            conn.execute(claim, row)
+                    except sa.exc.IntegrityError:          # another process claimed this person meanwhile
+                        with conn.begin():
+                            if done:
+                                conn.execute(outcome, done)
+                        done, counts["already"] = [], counts["already"] + 1
+                        continue
+                    done = []
+                    if notice is None:
+                        counts["no_address"] += 1
+                        continue
+                    key = f"notice:{template}:{record.subject_id}"
+                    try:
+                        message_id = mailer.send(person["email"], notice, key=key)
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
+                        with conn.begin():               # refused: nothing went out, so a retry may send it
+                            conn.execute(unclaim, {"_subject": record.subject_id})
+                        raise
+                    done.append({"_subject": record.subject_id, "_status": "sent", "_locale": notice.locale,
+                                 "_message_id": message_id, "_at": _iso(datetime.now(timezone.utc))})
+                    counts["sent"] += 1
+            finally:
+                if done:
+                    with conn.begin():
+                        conn.execute(outcome, done)
+
+    def notify_scheduled(self, run_id: str | None = None) -> dict:
         template = self.cfg.notify.scheduled
         if not template:
             return {"sent": 0}
         records = self._rows(erasures, erasures.c.state.in_(["pending", "due", "erasing"]))
-        counts = self._send(template, records)
+        counts = self._send(template, records, run_id or "scheduled", run_id=run_id)
         log.info("scheduled notices: %s", counts)
         return counts
 
@@ -256,14 +351,15 @@ class Erasure:
         done_keys = self.state.ledger.keys_with_prefix(f"erasure:{batch}:")
         steps = self.steps()
         failed: dict[str, str] = {}
+        notified: dict = {}
         for step in steps[:-1]:
             self._apply(batch, step, subjects, done_keys, run_id)
         failed.update(self._verify(batch, steps[:-1], subjects))
         ok = [s for s in subjects if s not in failed]
         if self.cfg.notify.completed and ok:
             retained = self._retained(batch, steps, ok)
-            self._send(self.cfg.notify.completed, [r for r in records if r.subject_id in ok],
-                       extra=lambda r: {"retained": retained.get(r.subject_id, [])})
+            notified = self._send(self.cfg.notify.completed, [r for r in records if r.subject_id in ok], batch,
+                                  extra=lambda r: {"retained": retained.get(r.subject_id, [])}, run_id=run_id)
         self._apply(batch, steps[-1], ok, done_keys, run_id)
         failed.update(self._verify(batch, steps[-1:], ok))
         ok = [s for s in ok if s not in failed]
@@ -274,7 +370,8 @@ class Erasure:
             self._set(set(failed), state="failed", reason="; ".join(sorted(set(failed.values())))[:2000])
             raise LifecycleError(f"batch {batch}: {len(failed)} subject(s) failed verification: "
                                  + "; ".join(sorted(set(failed.values()))[:5]))
-        return {"batch": batch, "subjects": len(ok), "held": len(held), "certificates": len(certificates)}
+        return {"batch": batch, "subjects": len(ok), "held": len(held), "certificates": len(certificates),
+                "notices": notified}
 
     def _set(self, subjects, **values) -> None:
         values["updated_at"] = _iso(datetime.now(timezone.utc))

@@ -32,11 +32,13 @@ def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(ai
     sent = airflow_world.mail.messages[mails_before:]
     completed = [m for m in sent if m["Subject"] in ("Your account has been deleted", "您的账户已注销")]
     with state.connect() as conn:
-        ledger = [json.loads(p) for k, p in conn.execute(sa.text(
-            "SELECT kind, payload FROM lifecycle_ledger WHERE kind IN ('notice.sent', 'notice.skipped')"))]
-    finished = [e for e in ledger if e["template"] == "cancellation_completed"]
-    assert len(finished) == len(done), "every erased person got the completion notice, or the ledger says why not"
-    assert len(completed) == sum(1 for e in finished if "message_id" in e) >= 1
+        finished = conn.execute(sa.text("SELECT subject_id, status, message_id, ledger_hash FROM lifecycle_notices "
+                                        "WHERE template = 'cancellation_completed'")).all()
+        summaries = set(conn.execute(sa.text("SELECT entry_hash FROM lifecycle_ledger WHERE kind = 'notice.batch'")).scalars())
+    assert {r.subject_id for r in finished} == {r.subject_id for r in done}, \
+        "every erased person got the completion notice, or the record says why not"
+    assert len(completed) == sum(1 for r in finished if r.status == "sent" and r.message_id) >= 1
+    assert {r.ledger_hash for r in finished} <= summaries, "each outcome is backed by a ledger entry"
 
     again = airflow_world.run_dags("cancellation_erasure", as_of="2026-11-26")
     assert again.returncode == 0, again.stdout

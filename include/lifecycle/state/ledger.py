@@ -112,6 +112,15 @@ class Ledger:
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(ledger_entries.c.idempotency_key).where(self._under(prefix))).scalars())
 
+    def keys_among(self, keys: list[str], *, chunk: int = 1000) -> set[str]:
+        """Which of ``keys`` are recorded (lookups on the unique key index, in chunks)."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for first in range(0, len(keys), chunk):
+                found.update(conn.execute(sa.select(ledger_entries.c.idempotency_key).where(
+                    ledger_entries.c.idempotency_key.in_(keys[first:first + chunk]))).scalars())
+        return found
+
     def entries_with_prefix(self, prefix: str) -> list[Entry]:
         """The entries recorded under idempotency keys starting with ``prefix``, in order."""
         with self.engine.connect() as conn:

@@ -160,6 +160,27 @@ incident_deliveries = sa.Table(
     sa.Index("ix_lifecycle_incident_deliveries_run", "run_id", "batch"),
 )
 
+# -- erasure notices (migration 5) ---------------------------------------------
+# One row per notice and person, committed as ``sending`` before the mail goes
+# out and set to its outcome after: a rerun never mails anyone twice (a row
+# still ``sending`` becomes ``uncertain`` and is not sent again).  Outcomes are
+# summarized by one ledger entry per batch (counts and a hash of the rows),
+# whose hash each row then records.
+notices = sa.Table(
+    "lifecycle_notices",
+    metadata,
+    sa.Column("template", sa.String(64), primary_key=True),
+    sa.Column("subject_id", sa.String(255), primary_key=True),
+    sa.Column("scope", sa.String(255), nullable=False),   # the erasure batch, or "scheduled"
+    sa.Column("status", sa.String(16), nullable=False),   # sending | sent | skipped | uncertain
+    sa.Column("reason", sa.String(255)),                  # skipped: why
+    sa.Column("locale", sa.String(16)),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("claimed_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("ledger_hash", sa.String(64)),              # the ledger entry that summarizes this row's outcome
+)
+
 GENESIS = "0" * 64
 
 
@@ -181,7 +202,11 @@ def _v4_incidents(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[incidents, incident_runs, incident_subjects, incident_deliveries], checkfirst=True)
 
 
-MIGRATIONS = [(1, _v1_initial), (2, _v2_erasures), (3, _v3_sharing_register), (4, _v4_incidents)]
+def _v5_notices(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[notices], checkfirst=True)
+
+
+MIGRATIONS = [(1, _v1_initial), (2, _v2_erasures), (3, _v3_sharing_register), (4, _v4_incidents), (5, _v5_notices)]
 
 
 def migrate(engine: sa.Engine, *, now: str) -> list[int]:
