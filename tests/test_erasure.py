@@ -231,8 +231,8 @@ def test_an_unanonymizable_leftover_fails_the_subject_loudly(world):
     config, engine, state, store, sink = world
 
     class Forgetful(SqlStore):
-        def delete(self, dataset, selection):
-            return 0 if dataset == "access_logs" else super().delete(dataset, selection)
+        def delete(self, dataset, selection, **kwargs):
+            return 0 if dataset == "access_logs" else super().delete(dataset, selection, **kwargs)
 
     with pytest.raises(LifecycleError, match="access_logs: .* row\\(s\\) still reach the subject"):
         _run(_erasure(config, engine, state, store, Forgetful))

@@ -379,7 +379,14 @@ class Erasure:
             conn.execute(erasures.update().where(erasures.c.subject_id.in_(list(subjects))).values(values))
 
     def _apply(self, batch: str, step: Step, subjects: list[str], done_keys: set, run_id) -> None:
-        """Record what a step will remove per subject, then remove it, then record that it did."""
+        """Record what a step removes per subject before it is committed, then record that it did.
+
+        Tables: the DELETE (or the anonymizing UPDATE) runs in a transaction
+        that reports the rows per subject (``DELETE … RETURNING`` the subject
+        link; the rows to anonymize are read first); the plan is appended to
+        the ledger, and only then is the data transaction committed.  A crash
+        before the plan rolls the step back; after it, the rerun reuses the plan.
+        """
         if not subjects:
             return
         plan_key, done_key = f"erasure:{batch}:{step.dataset}:plan", f"erasure:{batch}:{step.dataset}:done"
@@ -389,18 +396,26 @@ class Erasure:
         if ds.is_table:
             store = self.sql(step.dataset)
             selection = Selection(subjects=tuple(subjects))
-            if plan_key not in done_keys:
-                counts = store.count_by_subject(step.dataset, subjects)
-                keys = store.keys(step.dataset, selection) if step.action == "anonymize" else []
-                self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": step.action,
-                                                          "rows": counts, "keys": keys, "basis": step.basis},
-                                         run_id=run_id, key=plan_key)
+
+            def plan(counts: dict, keys: list) -> None:
+                if plan_key not in done_keys:
+                    self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": step.action,
+                                                              "rows": counts, "keys": keys, "basis": step.basis},
+                                             run_id=run_id, key=plan_key)
+
+            if self._same_sqlite_file(store):       # a write transaction there would lock the ledger out: plan first
+                plan(store.count_by_subject(step.dataset, subjects),
+                     store.keys(step.dataset, selection) if step.action == "anonymize" else [])
+                before_commit = None
+            else:
+                before_commit = plan
             if step.action == "delete":
-                rows = store.delete(step.dataset, selection)
+                rows = store.delete(step.dataset, selection, before_commit=before_commit)
             else:
                 fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
                 hmac_key = self._hmac_key() if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
-                rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=hmac_key, unlink=True)
+                rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=hmac_key, unlink=True,
+                                             before_commit=before_commit)
             self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": step.action,
                                                       "rows": rows}, run_id=run_id, key=done_key)
             log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", rows, len(subjects))
@@ -426,6 +441,10 @@ class Erasure:
                                  run_id=run_id, key=done_key)
         log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, len(outcome.deleted),
                  sum(map(len, locked.values())))
+
+    def _same_sqlite_file(self, store: SqlStore) -> bool:
+        url, state = store.engine.url, self.state.engine.url
+        return url.get_backend_name() == "sqlite" and (url.database or ":memory:") == (state.database or ":memory:")
 
     def _versions(self, dataset: str, subjects: list[str]) -> dict[str, list]:
         """Every version and marker under each subject's prefix.

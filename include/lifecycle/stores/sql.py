@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 
 from lifecycle import anonymize
 from lifecycle.catalog import Catalog, PersonalField
 from lifecycle.errors import LifecycleError
+
+
+BeforeCommit = Callable[[dict, list], None]   # (rows per subject, primary keys) -> None; raising rolls back
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,41 @@ class SqlStore:
             for chunk in result.partitions(fetch_rows):
                 yield chunk
 
+    def _link(self, dataset: str) -> sa.Column:
+        """The dataset's own column that leads to its subject (the subject key on the subject's table)."""
+        hops = self.catalog.path_to_subject(dataset)
+        return self.column(dataset, hops[0].column if hops else self.catalog.subject.key)
+
+    def _owners(self, conn: sa.Connection, dataset: str, links: list) -> dict[str, int]:
+        """Rows per subject (text), given each row's value of the dataset's link column.
+
+        One hop: the link is the subject key.  Deeper: the link values are
+        resolved to subjects through the next dataset on the path (its rows
+        still exist: children go first), by primary-key lookups.
+        """
+        per_link: dict = {}
+        for value in links:
+            if value is not None:
+                per_link[value] = per_link.get(value, 0) + 1
+        hops = self.catalog.path_to_subject(dataset)
+        if len(hops) <= 1:
+            return {str(value): n for value, n in per_link.items()}
+        target = self.column(hops[0].target, hops[0].target_column)
+        source, subject = self.subject_source(hops[0].target)
+        values, counts = list(per_link), {}
+        by_text = {str(value): n for value, n in per_link.items()}
+        for first in range(0, len(values), 5000):
+            query = sa.select(target, subject).select_from(source).where(target.in_(values[first:first + 5000]))
+            for value, owner in conn.execute(query):
+                if owner is not None:
+                    counts[str(owner)] = counts.get(str(owner), 0) + by_text.get(str(value), 0)
+        return counts
+
+    def _selected_by_subject(self, conn: sa.Connection, dataset: str, where: sa.ColumnElement) -> dict[str, int]:
+        source, subject = self.subject_source(dataset)
+        query = sa.select(subject, sa.func.count()).select_from(source).where(where).group_by(subject)
+        return {str(s): n for s, n in conn.execute(query) if s is not None}
+
     def count_by_subject(self, dataset: str, subjects: Iterable) -> dict[str, int]:
         """Rows per subject (as text), joining along the subject path (one GROUP BY)."""
         source, subject = self.subject_source(dataset)
@@ -253,13 +291,31 @@ class SqlStore:
         with self.engine.begin() as conn:
             return conn.execute(table.delete().where(self._in_range(dataset, selection, key_range))).rowcount
 
-    def delete(self, dataset: str, selection: Selection) -> int:
-        """Delete every selected row in one committed statement (erasure of a batch of subjects)."""
+    def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> int:
+        """Delete every selected row in one committed statement (erasure of a batch of subjects).
+
+        ``before_commit(rows_per_subject, [])`` is called inside the
+        transaction, after the DELETE and before its commit, with the deleted
+        rows counted per subject (text) — from ``DELETE … RETURNING`` the
+        subject link where the database has it (PostgreSQL, MariaDB, SQLite
+        3.35+), else from a GROUP BY first.  If it raises, nothing is deleted.
+        """
+        statement = self.table(dataset).delete().where(self.where(dataset, selection))
         with self.engine.begin() as conn:
-            return conn.execute(self.table(dataset).delete().where(self.where(dataset, selection))).rowcount
+            if before_commit is None:
+                return conn.execute(statement).rowcount
+            if conn.dialect.delete_returning:
+                returned = conn.execute(statement.returning(self._link(dataset))).scalars().all()
+                counts, rows = self._owners(conn, dataset, returned), len(returned)
+            else:
+                counts = self._selected_by_subject(conn, dataset, self.where(dataset, selection))
+                rows = conn.execute(statement).rowcount
+            before_commit(counts, [])
+            return rows
 
     def anonymize_range(self, dataset: str, selection: Selection, key_range: KeyRange | None,
-                        fields: list[PersonalField], *, hmac_key: bytes | None = None, unlink: bool = False) -> int:
+                        fields: list[PersonalField], *, hmac_key: bytes | None = None, unlink: bool = False,
+                        before_commit: BeforeCommit | None = None) -> int:
         """Apply each field's strategy to the selected rows of one key range.
 
         Strategies SQL can express become one set-based UPDATE; the others are
@@ -267,6 +323,9 @@ class SqlStore:
         the same transaction.  ``key_range=None``: every selected row.
         ``unlink``: also set the subject-link column to NULL, so the row no
         longer leads to its person (erasure keeps it only anonymized).
+        ``before_commit(rows_per_subject, primary_keys)``: the selected rows,
+        read in the same transaction before they change (one query), reported
+        after the updates and before the commit; if it raises, nothing changes.
         """
         table = self.table(dataset)
         where = self._in_range(dataset, selection, key_range) if key_range else self.where(dataset, selection)
@@ -289,6 +348,13 @@ class SqlStore:
         pk = self._pk(dataset)
         with self.engine.begin() as conn:
             touched = 0
+            if before_commit is not None:
+                source, subject = self.subject_source(dataset)
+                selected = conn.execute(sa.select(pk, subject).select_from(source).where(where).order_by(pk)).all()
+                counts: dict[str, int] = {}
+                for _, owner in selected:
+                    if owner is not None:
+                        counts[str(owner)] = counts.get(str(owner), 0) + 1
             if computed:
                 columns = [self.column(dataset, f.column) for f in computed]
                 rows = conn.execute(sa.select(pk, *columns).where(where)).all()
@@ -307,6 +373,8 @@ class SqlStore:
                 touched = len(rows)
             if constants:
                 touched = conn.execute(table.update().where(where).values(constants)).rowcount
+            if before_commit is not None:
+                before_commit(counts, [key for key, _ in selected])
             return touched
 
 
