@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import smtplib
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -64,12 +65,15 @@ class Erasure:
         self.config, self.cfg, self.catalog, self.state = config, config.cancellation, config.catalog, state
         self._open = open_store or (lambda system: default_open(self.catalog, system))
         self._stores: dict[str, object] = {}
+        self._opening = threading.Lock()
         self._mailer = mailer or self._default_mailer
 
     def store(self, system: str):
-        if system not in self._stores:
-            self._stores[system] = self._open(system)
-        return self._stores[system]
+        """One store per system, shared by threads that erase batches side by side."""
+        with self._opening:
+            if system not in self._stores:
+                self._stores[system] = self._open(system)
+            return self._stores[system]
 
     def sql(self, dataset: str) -> SqlStore:
         return self.store(self.catalog.dataset(dataset).system)

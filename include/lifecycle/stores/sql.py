@@ -9,6 +9,7 @@ of the subject table.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
@@ -56,19 +57,29 @@ class SqlStore:
         self.engine = engine
         self.catalog = catalog
         self._tables: dict[str, sa.Table] = {}
+        self._reflecting = threading.Lock()
 
     # ------------------------------------------------------------ reflection
 
     def table(self, dataset: str) -> sa.Table:
-        """The reflected table of a dataset (``schema.table`` allowed)."""
-        if dataset not in self._tables:
-            name = self.catalog.dataset(dataset).table
-            schema, _, table = name.rpartition(".")
-            try:
-                self._tables[dataset] = sa.Table(table, sa.MetaData(), schema=schema or None, autoload_with=self.engine)
-            except sa.exc.NoSuchTableError:
-                raise LifecycleError(f"dataset {dataset!r}: table {name!r} does not exist in {self.engine.url.render_as_string()}") from None
-        return self._tables[dataset]
+        """The reflected table of a dataset (``schema.table`` allowed), reflected once per store.
+
+        Threads sharing a store must get the same ``Table`` object: a statement
+        built on one and filtered by another's columns would name the table
+        twice (``DELETE FROM t USING t``), so reflection is serialized.
+        """
+        found = self._tables.get(dataset)
+        if found is not None:
+            return found
+        with self._reflecting:
+            if dataset not in self._tables:
+                name = self.catalog.dataset(dataset).table
+                schema, _, table = name.rpartition(".")
+                try:
+                    self._tables[dataset] = sa.Table(table, sa.MetaData(), schema=schema or None, autoload_with=self.engine)
+                except sa.exc.NoSuchTableError:
+                    raise LifecycleError(f"dataset {dataset!r}: table {name!r} does not exist in {self.engine.url.render_as_string()}") from None
+            return self._tables[dataset]
 
     def column(self, dataset: str, name: str) -> sa.Column:
         table = self.table(dataset)
