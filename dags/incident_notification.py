@@ -45,6 +45,7 @@ anything is recorded.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from airflow.sdk import dag, get_current_context, task
@@ -148,7 +149,9 @@ if CONFIG.incidents is not None:
         def plan_sends() -> list[int]:
             context = get_current_context()
             notifier, run_id = _notifier(), run_info(context).run_id
-            decision = _decision(context["ti"].xcom_pull(task_ids="approve"))
+            # this task runs only when the approval task let it: approved
+            decision = _decision(context["ti"].xcom_pull(task_ids="approve")) or {
+                "decision": "approved", "by": None, "how": "approval task"}
             notifier.record_approval(run_id, decision["decision"], by=decision["by"], how=decision["how"])
             return notifier.batches(run_id)
 
@@ -176,7 +179,14 @@ if CONFIG.incidents is not None:
         @terminal_errors
         def finish() -> dict:
             context = get_current_context()
-            return _notifier().finish(run_info(context).run_id, _decision(context["ti"].xcom_pull(task_ids="approve")))
+            run, ti = run_info(context), context["ti"]
+            decision = _decision(ti.xcom_pull(task_ids="approve"))
+            if decision is None:        # the approval task succeeded but skipped what follows: rejected (or timed out)
+                states = ti.get_task_states(dag_id=run.dag_id, task_ids=["approve"], run_ids=[run.run_id])
+                if "success" in json.dumps(states.get(run.run_id, states), default=str):
+                    decision = {"decision": "rejected", "by": None,
+                                "how": "approval task: Reject, or no answer within approval_timeout"}
+            return _notifier().finish(run.run_id, decision)
 
         previewed = preview()
         preflight() >> register() >> resolve() >> obligations() >> previewed

@@ -1,6 +1,8 @@
-"""incident_notification end to end through Airflow on the seeded demo world: a dry run, then the approved run."""
+"""incident_notification end to end through Airflow on the seeded demo world: a dry run, then the approved
+run; a rejection answered through the REST API; the DAG's shape with approval required."""
 
 import json
+from datetime import datetime
 
 import boto3
 import sqlalchemy as sa
@@ -60,15 +62,9 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     s3 = boto3.client("s3", endpoint_url=final["announcement"].split("/mic-public-site/")[0],
                       aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     page = s3.get_object(Bucket="mic-public-site", Key="notices/INC-20261120-DEMO.html")["Body"].read().decode()
-    assert demo_incident.form(__import__("datetime").datetime(2026, 11, 20), dry_run=False)["cause"] in page
+    assert demo_incident.form(datetime(2026, 11, 20), dry_run=False)["cause"] in page
     assert not any(r in page for r in recipients)
 
-    again = airflow_world.run("-m", "lifecycle.demo", "run", "--dags", "incident_notification", "--as-of", AS_OF,
-                              "--conf", json.dumps({**demo_incident.form(__import__("datetime").datetime(2026, 11, 20), dry_run=False),
-                                                    "incident_id": "x"}))
-    assert again.returncode != 0 and "incident_id" in (again.stdout + again.stderr)
-    with state.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM lifecycle_incident_runs")).scalar() == 2, "refused before anything"
     assert airflow_world.mail.count == mails_before + len(sent)
     state.dispose()
 
@@ -117,3 +113,75 @@ def test_with_approval_required_the_run_waits_for_the_standard_providers_approva
     assert shape["downstream"]["regulator_reports"] == ["finish"]
     assert shape["params"]["dry_run"] is True and shape["params"]["phase"] == "initial"
     assert {"access_logs", "orders", "chat_photos"} <= set(shape["datasets"]), "choices come from the catalog"
+
+
+def test_a_rejection_through_the_rest_api_ends_the_run_with_nothing_sent(airflow_world: AirflowWorld, tmp_path):
+    """approval: required; an api-server on the same metadata DB takes the responder's answer (PATCH hitlDetails)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    config = tmp_path / "config"
+    config.mkdir()
+    for path in (repo / "config" / "lifecycle").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        if path.name == "incidents.yaml":
+            data["approval"] = "required"
+        (config / path.name).write_text(yaml.safe_dump(data, allow_unicode=True))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**airflow_world.env, "LIFECYCLE_CONFIG_DIR": str(config), "AIRFLOW__API__PORT": str(port),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+    base = f"http://127.0.0.1:{port}/api/v2/dags/incident_notification"
+
+    def call(method: str, url: str, body: dict | None = None):
+        request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+    form = {**demo_incident.form(datetime(2026, 11, 21), dry_run=False), "incident_id": "INC-REJECTED"}
+    mails_before = airflow_world.mail.count
+    api = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
+                           env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run = subprocess.Popen([sys.executable, "-m", "lifecycle.demo", "run", "--dags", "incident_notification",
+                            "--as-of", "2026-11-21", "--conf", json.dumps(form)],
+                           env=env, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        answered, deadline = None, time.monotonic() + 240
+        while answered is None and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(2)
+            try:
+                runs = call("GET", f"{base}/dagRuns?limit=20")["dag_runs"]
+                mine = [r["dag_run_id"] for r in runs if r["conf"].get("incident_id") == "INC-REJECTED"]
+                if mine:
+                    answered = call("PATCH", f"{base}/dagRuns/{mine[0]}/taskInstances/approve/-1/hitlDetails",
+                                    {"chosen_options": ["Reject"], "params_input": {}})
+            except (OSError, KeyError, urllib.error.HTTPError):
+                continue          # the api-server is starting, or the task is not waiting yet
+        assert answered is not None, ("the approval task never waited for an answer", run.poll(), run.stdout.read()[-3000:] + run.stderr.read()[-3000:] if run.poll() is not None else "")
+        stdout, stderr = run.communicate(timeout=240)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        os.killpg(api.pid, 15)
+        api.wait(timeout=30)
+    assert answered["chosen_options"] == ["Reject"]
+    states = _states(stdout.split("incident_notification: ")[1])
+    assert states["approve"] == "success" and states["plan_sends"] == states["send"] == "skipped", stdout
+    assert states["finish"] == "success" and "(initial, rejected)" in stdout, stdout[:1500]
+    assert airflow_world.mail.count == mails_before, "a rejection sends nothing"
+    state = _state(airflow_world)
+    with state.connect() as conn:
+        approval = conn.execute(sa.text("SELECT approval FROM lifecycle_incident_runs r JOIN lifecycle_incidents i "
+                                        "ON i.incident_id = r.incident_id WHERE i.incident_id = 'INC-REJECTED'")).scalar()
+    assert json.loads(approval)["decision"] == "rejected"
+    state.dispose()

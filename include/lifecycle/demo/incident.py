@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +19,7 @@ DAG_ID = "incident_notification"
 
 def form(as_of: datetime, *, dry_run: bool) -> dict:
     """A leak of two weeks of access logs, discovered two hours before the run."""
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc)
     return {
         "incident_id": f"INC-{as_of:%Y%m%d}-DEMO",
         "title": "Access log export exposed",
