@@ -470,3 +470,14 @@ def test_the_register_holds_facts_decisions_and_figures_and_the_ledger_no_addres
     ledger = json.dumps([e.payload for e in state.ledger.entries()], ensure_ascii=False)
     for email, person, phone, *_ in PEOPLE.values():
         assert not (email and email in ledger) and person not in ledger
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_resolving_again_after_a_crash_before_the_scope_was_saved_finds_the_same_people(world):
+    config, engine, state, store, sink = world
+    notifier = _notifier(config, engine, state, store)
+    notifier.register(parse({**FORM, "dry_run": True}, config.catalog), "manual__r", AS_OF)
+    first = notifier.resolve("manual__r")
+    with engine.begin() as conn:
+        conn.execute(incident_runs.update().values(scope=None))
+    assert notifier.resolve("manual__r") == first == notifier.resolve("manual__r")

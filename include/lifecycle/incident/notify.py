@@ -261,7 +261,8 @@ class IncidentNotification:
         mailable = [r for r in rows if r["new"] and r["reach"] == "email"]
         for n, row in enumerate(mailable):
             row["batch"] = n // self.cfg.batch_size
-        with self.state.engine.begin() as conn:
+        with self.state.engine.begin() as conn:       # a rerun after a crash before the scope was saved starts over
+            conn.execute(incident_subjects.delete().where(incident_subjects.c.run_id == run_id))
             for first in range(0, len(rows), 10_000):
                 conn.execute(incident_subjects.insert(), rows[first:first + 10_000])
         new = [r for r in rows if r["new"]]
@@ -490,12 +491,13 @@ class IncidentNotification:
         form, scope = self.form(run_id), json.loads(run.scope)
         incident = form.incident_id
         key = f"incident:{incident}:{run_id}:batch:{batch}"
+        mine = sa.select(incident_subjects.c.subject_id).where(
+            incident_subjects.c.run_id == run_id, incident_subjects.c.batch == batch,
+            incident_subjects.c.new.is_(True), incident_subjects.c.reach == "email")
         with self.state.engine.connect() as conn:
-            subjects = list(conn.execute(sa.select(incident_subjects.c.subject_id).where(
-                incident_subjects.c.run_id == run_id, incident_subjects.c.batch == batch,
-                incident_subjects.c.new.is_(True), incident_subjects.c.reach == "email")).scalars())
+            subjects = list(conn.execute(mine).scalars())
             recorded = dict(conn.execute(sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
-                incident_deliveries.c.incident_id == incident, incident_deliveries.c.subject_id.in_(subjects))).all()) if subjects else {}
+                incident_deliveries.c.incident_id == incident, incident_deliveries.c.subject_id.in_(mine))).all())
         interrupted = [s for s, status in recorded.items() if status == "sending"]
         if interrupted:      # a killed run left these between claim and outcome: never resend
             with self.state.engine.begin() as conn:
