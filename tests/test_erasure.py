@@ -281,9 +281,9 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     email, accepted = config.incidents.email, []
 
     class DiesAfterSending(Mailer):
-        def send(self, to, notice, *, key):
-            message_id = super().send(to, notice, key=key)
-            accepted.append(key)
+        def transmit(self, composed):
+            message_id = super().transmit(composed)
+            accepted.append(composed)
             if len(accepted) == dies_at:
                 raise Killed()
             return message_id
@@ -291,8 +291,16 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     with pytest.raises(Killed):
         _run(Erasure(config, state, open_store=lambda system: store if system == "media" else SqlStore(engine, config.catalog),
                      mailer=lambda: DiesAfterSending(email.conn_id, email.from_, email.max_per_second)))
-    template, subject = accepted[-1].split(":")[1:]
+    lost = next(m for m in sink.messages if m["Message-ID"] == accepted[-1].message_id)
+    template = "cancellation_scheduled" if "will be deleted" in lost["Subject"] else "cancellation_completed"
+    subject = lost["To"].removeprefix("u").split("@")[0]
     assert _notices(state, template)[subject] == "sending", "claimed before the mail went out"
+    from lifecycle.state.schema import notices
+
+    with state.engine.connect() as conn:
+        claimed = conn.execute(sa.select(notices.c.message_id).where(notices.c.subject_id == subject,
+                                                                     notices.c.template == template)).scalar_one()
+    assert claimed == accepted[-1].message_id, "the claim names the Message-ID, so the mail log can settle it"
 
     erasure = _erasure(config, engine, state, store)
     intake = erasure.intake("scheduled__2026-06-01", AS_OF)
@@ -310,8 +318,6 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     summaries = [e.payload for e in state.ledger.entries(kind="notice.batch") if e.payload["template"] == template]
     assert sum(p["statuses"].get("uncertain", 0) for p in summaries) == 1
     assert sum(p["statuses"].get("sent", 0) for p in summaries) == sum(1 for s in _notices(state, template).values() if s == "sent")
-    from lifecycle.state.schema import notices
-
     with state.engine.connect() as conn:
         backing = set(conn.execute(sa.select(notices.c.ledger_hash)).scalars())
     assert backing <= {e.entry_hash for e in state.ledger.entries(kind="notice.batch")}, "every outcome is backed by the ledger"
@@ -337,8 +343,8 @@ def test_a_notice_refused_by_the_server_is_not_claimed_so_a_retry_sends_it(world
     email = config.incidents.email
 
     class Refuses(Mailer):
-        def send(self, to, notice, *, key):
-            raise smtplib.SMTPRecipientsRefused({to: (550, b"no such mailbox")})
+        def transmit(self, composed):
+            raise smtplib.SMTPRecipientsRefused({composed.to: (550, b"no such mailbox")})
 
     erasure = Erasure(config, state, open_store=lambda system: store if system == "media" else SqlStore(engine, config.catalog),
                       mailer=lambda: Refuses(email.conn_id, email.from_, email.max_per_second))
@@ -347,3 +353,29 @@ def test_a_notice_refused_by_the_server_is_not_claimed_so_a_retry_sends_it(world
         erasure.notify_scheduled()
     assert _notices(state, "cancellation_scheduled") == {}
     assert _erasure(config, engine, state, store).notify_scheduled()["sent"] == 3
+
+
+def test_a_mailer_with_send_only_still_claims_before_sending(world):
+    config, engine, state, store, sink = world
+    from lifecycle.mail import Mailer
+
+    email, seen = config.incidents.email, []
+
+    class SendOnly:
+        def __enter__(self):
+            self.real = Mailer(email.conn_id, email.from_, email.max_per_second).__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            self.real.__exit__(*exc)
+
+        def send(self, to, notice, *, key):
+            seen.append(_notices(state, key.split(":")[1]).get(key.split(":")[2]))
+            return self.real.send(to, notice, key=key)
+
+    erasure = Erasure(config, state, open_store=lambda system: store if system == "media" else SqlStore(engine, config.catalog),
+                      mailer=SendOnly)
+    erasure.intake("manual__1", AS_OF)
+    assert erasure.notify_scheduled()["sent"] == 3
+    assert seen == ["sending"] * 3
+    assert set(_notices(state, "cancellation_scheduled").values()) == {"sent"}

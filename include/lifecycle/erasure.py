@@ -276,60 +276,81 @@ class Erasure:
                     [row.subject_id for row in rows[first:first + 1000]])).values(ledger_hash=entry.entry_hash))
 
     def _mail(self, template: str, todo: list, scope: str, extra, counts: dict) -> None:
+        """Each message is rendered and composed first, so its claim carries the
+        Message-ID it goes out with (an *uncertain* notice can be looked up in
+        the mail server's log); the claim commits together with the outcome of
+        the mail before (one UPDATE), then the mail goes out."""
         from lifecycle.mail import render_notice
 
         contacts = self._contacts([r.subject_id for r in todo])
         fallback = self.config.incidents.locales[0] if self.config.incidents else "en"
         claim = notices.insert()
-        outcome = notices.update().where(notices.c.template == template, notices.c.subject_id == sa.bindparam("_subject")
-                                         ).values(status=sa.bindparam("_status"), locale=sa.bindparam("_locale"),
-                                                  message_id=sa.bindparam("_message_id"), updated_at=sa.bindparam("_at"))
         unclaim = notices.delete().where(notices.c.template == template, notices.c.subject_id == sa.bindparam("_subject"),
                                          notices.c.status == "sending")
-        done: list[dict] = []          # outcomes not yet committed: they go with the next claim
+        sent_one = notices.update().where(notices.c.template == template, notices.c.status == "sending",
+                                          notices.c.subject_id == sa.bindparam("_subject")
+                                          ).values(status="sent", updated_at=sa.bindparam("_at"))
+        sent_many = notices.update().where(notices.c.template == template, notices.c.status == "sending",
+                                           notices.c.subject_id.in_(sa.bindparam("_subjects", expanding=True))
+                                           ).values(status="sent", updated_at=sa.bindparam("_at"))
+        sent: list[str] = []           # outcomes not yet committed: they go with the next claim
+
+        def record_sent(conn) -> None:
+            if len(sent) == 1:
+                conn.execute(sent_one, {"_subject": sent[0], "_at": _iso(datetime.now(timezone.utc))})
+            elif sent:
+                conn.execute(sent_many, {"_subjects": list(sent), "_at": _iso(datetime.now(timezone.utc))})
+            sent.clear()
+
         with self._mailer() as mailer, self.state.engine.connect() as conn:
+            compose = getattr(mailer, "compose", None)
             try:
                 for record in todo:
                     person = contacts.get(record.subject_id, {})
                     now = _iso(datetime.now(timezone.utc))
                     row = {"template": template, "subject_id": record.subject_id, "scope": scope, "claimed_at": now,
                            "updated_at": now}
+                    key = f"notice:{template}:{record.subject_id}"
+                    message = None
                     if not person.get("email"):
                         row.update(status="skipped", reason="no e-mail address")
-                        notice = None
                     else:
                         notice = render_notice(template, person.get("locale"), fallback, name=person.get("name"),
                                                **self._context(record), **(extra(record) if extra else {}))
-                        row.update(status="sending", locale=notice.locale)
+                        message = compose(person["email"], notice, key=key) if compose else None
+                        row.update(status="sending", locale=notice.locale, message_id=message.message_id if message else None)
                     try:
                         with conn.begin():
-                            if done:
-                                conn.execute(outcome, done)
+                            record_sent(conn)
                             conn.execute(claim, row)
                     except sa.exc.IntegrityError:          # another process claimed this person meanwhile
                         with conn.begin():
-                            if done:
-                                conn.execute(outcome, done)
-                        done, counts["already"] = [], counts["already"] + 1
+                            record_sent(conn)
+                        counts["already"] += 1
                         continue
-                    done = []
-                    if notice is None:
+                    if row["status"] == "skipped":
                         counts["no_address"] += 1
                         continue
-                    key = f"notice:{template}:{record.subject_id}"
                     try:
-                        message_id = mailer.send(person["email"], notice, key=key)
+                        if message is not None:
+                            mailer.transmit(message)
+                        else:                              # a mailer with send() only
+                            message_id = mailer.send(person["email"], notice, key=key)
+                            with conn.begin():
+                                conn.execute(notices.update().where(notices.c.template == template,
+                                                                    notices.c.subject_id == record.subject_id)
+                                             .values(message_id=message_id))
                     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
                         with conn.begin():               # refused: nothing went out, so a retry may send it
+                            record_sent(conn)
                             conn.execute(unclaim, {"_subject": record.subject_id})
                         raise
-                    done.append({"_subject": record.subject_id, "_status": "sent", "_locale": notice.locale,
-                                 "_message_id": message_id, "_at": _iso(datetime.now(timezone.utc))})
+                    sent.append(record.subject_id)
                     counts["sent"] += 1
             finally:
-                if done:
+                if sent:
                     with conn.begin():
-                        conn.execute(outcome, done)
+                        record_sent(conn)
 
     def notify_scheduled(self, run_id: str | None = None) -> dict:
         template = self.cfg.notify.scheduled
