@@ -18,12 +18,14 @@ and a list + DeleteObjects per subject prefix.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
 import pstats
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +44,6 @@ from lifecycle import connections  # noqa: E402
 from lifecycle.config import load_config  # noqa: E402
 from lifecycle.demo import generate, schema  # noqa: E402
 from lifecycle.erasure import Erasure  # noqa: E402
-from lifecycle.mailsink import MailSink  # noqa: E402
 from lifecycle.state import StateStore  # noqa: E402
 from lifecycle.state.schema import erasures  # noqa: E402
 from lifecycle.stores.s3 import S3Store  # noqa: E402
@@ -65,8 +66,12 @@ def main() -> int:
                         help="due subjects that have S3 objects (moto lists in time proportional to the whole bucket)")
     parser.add_argument("--profile", action="store_true",
                         help="run the lifecycle side under cProfile, one worker, and print where its time goes")
+    parser.add_argument("--no-completion-notices", action="store_true",
+                        help="leave the completion notice out (notify.completed unset): the data part of the phase alone")
+    parser.add_argument("--timings", action="store_true",
+                        help="one worker, no profiler: wall time of each part of Erasure.erase (cProfile inflates pure-Python code)")
     args = parser.parse_args()
-    if args.profile:
+    if args.profile or args.timings:
         args.workers = 1
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
@@ -93,7 +98,7 @@ def main() -> int:
         dag_engine = sa.create_engine(url.set(database=names["dag"]))
         raw_engine = sa.create_engine(url.set(database=names["raw"]))
 
-        with moto_server() as endpoint, MailSink() as sink:
+        with moto_server() as endpoint, _sink_process(work / "mail") as sink:
             os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
                 {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}})
             os.environ["AIRFLOW_VAR_LIFECYCLE_HMAC_KEY"] = "bench-hmac-key-0123456789abcdef"
@@ -121,17 +126,29 @@ def main() -> int:
             erasure = Erasure(config, state, open_store=lambda system: S3Store(client, buckets["dag"]) if system in media
                               else SqlStore(dag_engine, config.catalog),
                               mailer=lambda: Mailer(email.conn_id, email.from_, rate))
+            if args.no_completion_notices:
+                erasure.cfg = erasure.cfg.model_copy(update={"notify": erasure.cfg.notify.model_copy(update={"completed": None})})
+            timings: dict[str, float] = {}
+            if args.timings:
+                _time_parts(erasure, timings)
             run_id = "bench"
             batches = erasure.intake(run_id, AS_OF)["batches"]
             erasure.notify_scheduled()
-            scheduled = len(sink.messages)
+            scheduled = sink.count()
+            timings.clear()                                # the phase only, not the scheduled notices
             started, start_wall = time.perf_counter(), datetime.now(timezone.utc)
             profile = cProfile.Profile() if args.profile else None
             if profile:
                 profile.enable()
-            with ThreadPoolExecutor(args.workers) as pool:
-                list(pool.map(lambda batch: erasure.erase(batch, AS_OF, run_id=run_id), batches))
+            if profile:                                    # cProfile sees only this thread
+                for batch in batches:
+                    erasure.erase(batch, AS_OF, run_id=run_id)
+            else:
+                with ThreadPoolExecutor(args.workers) as pool:
+                    list(pool.map(lambda batch: erasure.erase(batch, AS_OF, run_id=run_id), batches))
             dag_seconds = time.perf_counter() - started
+            for part, seconds in sorted(timings.items(), key=lambda kv: -kv[1]):
+                print(f"  {part:<28} {seconds:6.2f}s")
             if profile:
                 profile.disable()
                 pstats.Stats(profile).sort_stats("cumulative").print_stats(r"lifecycle|sqlalchemy/engine/base|smtplib|botocore/endpoint", 40)
@@ -159,7 +176,7 @@ def main() -> int:
                     client.delete_objects(Bucket=buckets["raw"], Delete={"Objects": keys[i:i + 1000], "Quiet": True})
             raw_seconds = time.perf_counter() - started
 
-        notices = len(sink.messages) - scheduled
+        notices = sink.count() - scheduled
         print(f"erasure phase: {len(done):,} subjects in {dag_seconds:.1f}s ({len(batches)} batches, {args.workers} worker(s)), "
               f"{notices} completion notices at <= {rate:g}/s per worker (>= {notices / rate / args.workers:.1f}s of it)")
         print(f"raw baseline:  {len(due):,} subjects in {raw_seconds:.1f}s")
@@ -177,6 +194,63 @@ def main() -> int:
             for name in names.values():
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+class _Sink:
+    def __init__(self, port: int, folder: Path):
+        self.port, self.folder = port, folder
+
+    def count(self) -> int:
+        return sum(1 for _ in self.folder.glob("*.eml"))
+
+
+@contextlib.contextmanager
+def _sink_process(folder: Path):
+    """The SMTP sink in a process of its own, as a mail server is: its parsing and
+    file writing do not compete with the erasure for this interpreter's GIL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "include"), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "lifecycle.mailsink", "--port", "0", "--folder", str(folder)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = process.stdout.readline()          # "mail sink listening on 127.0.0.1:<port>, writing to …"
+        port = int(line.split(" on ", 1)[1].split(",", 1)[0].rsplit(":", 1)[1])
+        yield _Sink(port, folder)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _time_parts(erasure: Erasure, timings: dict[str, float]) -> None:
+    """Wrap the parts of ``erase`` (and the SMTP sends inside the notices) to add up their wall time."""
+    from lifecycle import mail
+
+    def timed(owner, name, label):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                timings[label] = timings.get(label, 0.0) + time.perf_counter() - started
+        setattr(owner, name, wrapper)
+
+    for name in ("_send", "_apply", "_verify", "_certify", "_record_certificates", "_retained", "_entries"):
+        timed(erasure, name, name)
+    for name in ("_contacts", "_notice_rows", "_summarize"):
+        timed(erasure, name, f"  of _send: {name}")
+    timed(mail.Mailer, "transmit", "  of _send: SMTP transmit")
+    timed(mail.Mailer, "compose", "  of _send: compose")
+    timed(mail, "render_notice", "  of _send: render notice")
+    from lifecycle import reports
+
+    timed(reports, "canonical", "  of _certify: JSON")
+    timed(reports, "render", "  of _certify+_send: Jinja")
+    timed(reports.ReportSink, "write", "  of _certify: file writes")
+    timed(SqlStore, "delete", "  of _apply: SQL DELETE")
+    timed(SqlStore, "anonymize_range", "  of _apply: SQL anonymize")
+    timed(SqlStore, "count_by_subject", "  count_by_subject")
 
 
 if __name__ == "__main__":
