@@ -226,7 +226,9 @@ def _time_parts(erasure: Erasure, timings: dict[str, float]) -> None:
     from lifecycle import mail
 
     def timed(owner, name, label):
-        original = getattr(owner, name)
+        original = getattr(owner, name, None)
+        if original is None:                      # a part this version does not have
+            return
 
         def wrapper(*args, **kwargs):
             started = time.perf_counter()
