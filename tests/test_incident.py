@@ -481,3 +481,12 @@ def test_resolving_again_after_a_crash_before_the_scope_was_saved_finds_the_same
     with engine.begin() as conn:
         conn.execute(incident_runs.update().values(scope=None))
     assert notifier.resolve("manual__r") == first == notifier.resolve("manual__r")
+
+
+def test_a_locale_without_an_incident_notice_template_is_refused(tmp_path):
+    from lifecycle.errors import ConfigError
+
+    files = copy.deepcopy(sample.FILES)
+    files["incidents.yaml"]["locales"] = ["en", "tlh"]
+    with pytest.raises(ConfigError, match=r"incidents.yaml: locales\[1\]: 'tlh' has no incident notice template"):
+        load_config(sample.write(tmp_path / "config", files))

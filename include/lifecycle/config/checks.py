@@ -193,3 +193,9 @@ def check_incidents(catalog: Catalog, incidents) -> Iterator[Problem]:
             yield from _category(catalog, INCIDENTS, f"regulators[{i}].when.categories[{j}]", category)
     if not incidents.locales:
         yield Problem(INCIDENTS, "locales", "name at least one locale")
+    from lifecycle.reports import TEMPLATES
+
+    for i, locale in enumerate(incidents.locales):
+        if not (TEMPLATES / "mail" / f"incident_notice.{locale}.txt.j2").exists():
+            yield Problem(INCIDENTS, f"locales[{i}]", f"{locale!r} has no incident notice template "
+                          f"(include/templates/mail/incident_notice.{locale}.txt.j2); add one or remove the locale")
