@@ -321,6 +321,9 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     with state.engine.connect() as conn:
         backing = set(conn.execute(sa.select(notices.c.ledger_hash)).scalars())
     assert backing <= {e.entry_hash for e in state.ledger.entries(kind="notice.batch")}, "every outcome is backed by the ledger"
+    report = erasure.report("scheduled__2026-06-01", AS_OF)
+    assert json.loads(open(report["json"]).read())["notices"][template]["uncertain"] == 1
+    assert "uncertain" in open(report["html"]).read()
     assert state.ledger.verify().ok
 
 

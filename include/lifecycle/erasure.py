@@ -622,7 +622,13 @@ class Erasure:
         for r in rows:
             counts[r.state] = counts.get(r.state, 0) + 1
         done = [r for r in rows if r.state == "done" and (r.batch or "").startswith(f"{run_id}#")]
+        notified: dict[str, dict[str, int]] = {}
+        with self.state.engine.connect() as conn:
+            for template, status, n in conn.execute(sa.select(notices.c.template, notices.c.status, sa.func.count())
+                                                    .group_by(notices.c.template, notices.c.status)):
+                notified.setdefault(template, {})[status] = n
         document = {"report": "cancellation erasure", "run_id": run_id, "as_of": _iso(as_of), "states": counts,
+                    "notices": notified,
                     "completed_this_run": len(done), "certificates": sorted(r.certificate for r in done if r.certificate),
                     "overdue": self.overdue(as_of), "complete_within": str(self.cfg.complete_within)}
         sink = reports.ReportSink(self.catalog)
