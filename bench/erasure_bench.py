@@ -7,12 +7,15 @@ to the whole bucket).  The raw side lists each object prefix once and
 deletes the due subjects' versions in DeleteObjects of 1,000.
 The database is copied (CREATE DATABASE … TEMPLATE) so both sides start
 identical.  The lifecycle side runs ``Erasure.erase`` for every batch, as the
-DAG's mapped ``erase`` tasks do (plan and done records, verification,
-completion notices to an SMTP sink, the subject rows, certificates); the raw
-side runs one ``DELETE … WHERE user_id IN (…)`` per table, children first,
-and a list + DeleteObjects per subject prefix.
+DAG's mapped ``erase`` tasks do, ``--workers`` batches side by side
+(threads; ``--processes``: a process and an ``Erasure`` per batch, as Airflow
+runs them) — plan and done records, verification, completion notices to an
+SMTP sink running in its own process, the subject rows, certificates; the raw
+side runs one ``DELETE … WHERE user_id IN (…)`` per
+table, children first, and a list + DeleteObjects per subject prefix.
 
-    .venv/bin/python bench/erasure_bench.py [--users 100000] [--due 1000] [--workers 2]
+    .venv/bin/python bench/erasure_bench.py [--users 100000] [--due 1000] [--workers 2] [--mail-rate 100000]
+    .venv/bin/python bench/erasure_bench.py --users 20000 --timings --mail-rate 100000     # where the time goes
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -68,6 +72,9 @@ def main() -> int:
                         help="run the lifecycle side under cProfile, one worker, and print where its time goes")
     parser.add_argument("--no-completion-notices", action="store_true",
                         help="leave the completion notice out (notify.completed unset): the data part of the phase alone")
+    parser.add_argument("--processes", action="store_true",
+                        help="run each batch in a worker process with its own Erasure, as Airflow runs mapped tasks "
+                             "(default: threads of this process sharing one Erasure and one GIL)")
     parser.add_argument("--timings", action="store_true",
                         help="one worker, no profiler: wall time of each part of Erasure.erase (cProfile inflates pure-Python code)")
     args = parser.parse_args()
@@ -98,7 +105,7 @@ def main() -> int:
         dag_engine = sa.create_engine(url.set(database=names["dag"]))
         raw_engine = sa.create_engine(url.set(database=names["raw"]))
 
-        with moto_server() as endpoint, _sink_process(work / "mail") as sink:
+        with moto_server() as endpoint, _sink_process(work / "mail") as sink, contextlib.ExitStack() as stack:
             os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
                 {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}})
             os.environ["AIRFLOW_VAR_LIFECYCLE_HMAC_KEY"] = "bench-hmac-key-0123456789abcdef"
@@ -132,6 +139,24 @@ def main() -> int:
             if args.timings:
                 _time_parts(erasure, timings)
             run_id = "bench"
+            if args.workers > 1 and args.processes:
+                # The DAG's mapped erase tasks are processes of their own: each builds its Erasure
+                # (engines, reflection, SMTP session) per batch and shares no interpreter lock.
+                def build() -> Erasure:
+                    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                      aws_access_key_id="testing", aws_secret_access_key="testing")
+                    data = sa.create_engine(url.set(database=names["dag"]))
+                    child = Erasure(config, StateStore(sa.create_engine(url.set(database=names["state"])),
+                                                       dataset_names=set(config.catalog.datasets)),
+                                    open_store=lambda system: S3Store(s3, buckets["dag"]) if system in media
+                                    else SqlStore(data, config.catalog),
+                                    mailer=lambda: Mailer(email.conn_id, email.from_, rate))
+                    child.cfg = erasure.cfg
+                    return child
+
+                _CHILD["build"], _CHILD["run_id"] = build, run_id
+                pool = stack.enter_context(ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")))
+                list(pool.map(time.sleep, [0.2] * args.workers))        # the workers exist before the clock starts
             batches = erasure.intake(run_id, AS_OF)["batches"]
             erasure.notify_scheduled()
             scheduled = sink.count()
@@ -140,9 +165,11 @@ def main() -> int:
             profile = cProfile.Profile() if args.profile else None
             if profile:
                 profile.enable()
-            if profile:                                    # cProfile sees only this thread
+            if args.workers == 1:                          # cProfile and --timings see only this thread
                 for batch in batches:
                     erasure.erase(batch, AS_OF, run_id=run_id)
+            elif args.processes:
+                list(pool.map(_erase_in_child, batches))
             else:
                 with ThreadPoolExecutor(args.workers) as pool:
                     list(pool.map(lambda batch: erasure.erase(batch, AS_OF, run_id=run_id), batches))
@@ -194,6 +221,19 @@ def main() -> int:
             for name in names.values():
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+_CHILD: dict = {}
+
+
+def _erase_in_child(batch: str) -> dict:
+    """One mapped erase task in a worker process (forked: the builder is inherited)."""
+    started = time.perf_counter()
+    erasure = _CHILD["build"]()
+    built = time.perf_counter()
+    result = erasure.erase(batch, AS_OF, run_id=_CHILD["run_id"])
+    print(f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s", flush=True)
+    return result
 
 
 class _Sink:
