@@ -88,6 +88,18 @@ def test_environment_values(tmp_path):
     assert json.loads(d["AIRFLOW_CONN_MEDIA_S3"])["extra"]["endpoint_url"] == "http://127.0.0.1:5055"
     assert json.loads(d["AIRFLOW_CONN_SMTP_DEFAULT"])["port"] == 1025
     assert d["AIRFLOW_HOME"] == "/r/var/airflow"
+    assert d["LIFECYCLE_CONFIG_DIR"] == "/r/config/lifecycle"
+    assert devenv.environment("/r", {"LIFECYCLE_CONFIG_DIR": "/etc/mine"})["LIFECYCLE_CONFIG_DIR"] == "/etc/mine"
+    # the cluster profile: PostgreSQL, Celery on Redis, FAB; a bad setting is named
+    c = devenv.environment("/r", {"LIFECYCLE_PROFILE": "cluster", "LIFECYCLE_DB_PREFIX": "x1"})
+    assert c["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" and "FabAuthManager" in c["AIRFLOW__CORE__AUTH_MANAGER"]
+    assert c["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/x1_airflow")
+    assert json.loads(c["AIRFLOW_CONN_APP_DB"])["schema"] == "x1_app"
+    assert devenv.airflow_services({"LIFECYCLE_PROFILE": "cluster", "LIFECYCLE_WORKERS": "3"})[-1] == "worker-3"
+    with pytest.raises(devenv.DevenvError, match="LIFECYCLE_PROFILE"):
+        devenv.environment("/r", {"LIFECYCLE_PROFILE": "k8s"})
+    with pytest.raises(devenv.DevenvError, match="LIFECYCLE_DB_PREFIX"):
+        devenv.environment("/r", {"LIFECYCLE_PROFILE": "cluster", "LIFECYCLE_DB_PREFIX": "a;drop"})
     with pytest.raises(devenv.DevenvError, match="LIFECYCLE_S3_PORT"):
         devenv.environment("/r", {"LIFECYCLE_S3_PORT": "s3"})
 

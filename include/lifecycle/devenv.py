@@ -193,7 +193,8 @@ def environment(
             "AIRFLOW__CORE__PARALLELISM", "4"
         ),
         # the lifecycle
-        "LIFECYCLE_CONFIG_DIR": str(repo / "config" / "lifecycle"),
+        "LIFECYCLE_CONFIG_DIR": (env if env is not None else os.environ).get("LIFECYCLE_CONFIG_DIR")
+                                or str(repo / "config" / "lifecycle"),
         "LIFECYCLE_VAR_DIR": str(var),
         "LIFECYCLE_MAIL_DIR": str(var / "mail"),
         # connections (JSON form)

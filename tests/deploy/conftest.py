@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from tests.support.cluster import start_cluster, stop_cluster
 from tests.support.leaks import Needles
 
+REPO = Path(__file__).resolve().parents[2]
 AS_OF = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 
 
@@ -30,7 +34,14 @@ def cluster(tmp_path_factory):
         if os.environ.get("LIFECYCLE_REQUIRE_SERVERS") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    cluster = start_cluster(tmp_path_factory.mktemp("cluster"), as_of=AS_OF)
+    # the demo configuration, but incident notices wait for a person's approval, as in production
+    config = tmp_path_factory.mktemp("config")
+    shutil.copytree(REPO / "config" / "lifecycle", config, dirs_exist_ok=True)
+    incidents = config / "incidents.yaml"
+    text = incidents.read_text()
+    assert re.search(r"^approval: none\b", text, re.M), "incidents.yaml: the demo's approval switch moved"
+    incidents.write_text(re.sub(r"^approval: none\b", "approval: required", text, flags=re.M))
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"), as_of=AS_OF, config_dir=config)
     try:
         # what the seeded subjects are called and reached by, before any erasure
         cluster.needles = Needles.from_app(cluster.database("app"))

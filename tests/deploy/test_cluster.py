@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from lifecycle.config import load_config
 from lifecycle.connections import s3_client
 from tests.deploy.conftest import AS_OF
+from tests.support.cluster import ApiError
 from tests.support.leaks import scan_bucket, scan_database, scan_files
 
 CONFIG = load_config()
@@ -27,7 +28,7 @@ def _expected_refusals() -> set[str]:
 
 
 def _incident_conf() -> dict:
-    """The demo's sample incident, for real (dry run off; the demo config approves by itself)."""
+    """The demo's sample incident, for real (dry run off; the cluster's config requires approval)."""
     from lifecycle.demo.incident import form
 
     return form(datetime.now(timezone.utc), dry_run=False)
@@ -45,6 +46,13 @@ def runs(cluster):
             triggered[dag_id] = cluster.trigger("responder", dag_id, _incident_conf())
         else:
             triggered[dag_id] = cluster.trigger("engineer", dag_id)
+    # only the responder answers the approval: the data engineer is refused
+    with pytest.raises(ApiError, match="may not answer"):
+        cluster.answer("engineer", "incident_notification", triggered["incident_notification"], "approve", "Approve")
+    # the responder approves the notices through the REST API once the approval task waits
+    approval = cluster.answer("responder", "incident_notification", triggered["incident_notification"],
+                              "approve", "Approve")
+    assert approval["chosen_options"] == ["Approve"]
     states = cluster.wait(triggered, timeout=600)
     return {dag_id: (triggered[dag_id], states[dag_id]) for dag_id in dag_ids}
 
@@ -90,7 +98,9 @@ def test_end_state_in_the_data(cluster, runs):
         prefix = next(r.delivery.prefix for r in CONFIG.recipients.recipients if f"sharing_{r.id}" == recipient)
         top = prefix.split("{")[0]
         assert any(k.startswith(top) and "manifest" in k for k in keys), f"{recipient}: no manifest under {top}"
-    # incident: mails reached people
+    # incident: approved by the responder, then mails reached people
+    tasks = cluster.task_states("incident_notification", runs["incident_notification"][0])
+    assert tasks["approve[-1]"] == "success" and tasks["send[0]"] == "success", tasks
     assert list((cluster.var / "mail").glob("*.eml")), "no mail was sent"
 
 

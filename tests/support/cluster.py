@@ -95,6 +95,19 @@ class Cluster:
             raise ApiError(f"{user} triggering {dag_id}: HTTP {status} {body!r}")
         return body["dag_run_id"]
 
+    def answer(self, user: str, dag_id: str, run_id: str, task_id: str, option: str, timeout: float = 300) -> dict:
+        """Answer a human-in-the-loop task (the standard provider's HITL) once it waits for one."""
+        deadline = time.monotonic() + timeout
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+        while time.monotonic() < deadline:
+            status, body = self.call(user, "PATCH", path, {"chosen_options": [option], "params_input": {}})
+            if status == 200:
+                return body
+            if status == 403:
+                raise ApiError(f"{user} may not answer {dag_id}.{task_id}: {body!r}")
+            time.sleep(2)                               # not waiting for an answer yet
+        raise ApiError(f"{dag_id}.{task_id} never waited for an answer within {timeout:.0f}s")
+
     def wait(self, runs: dict[str, str], timeout: float = 600) -> dict[str, str]:
         """``{dag_id: run_id}`` -> ``{dag_id: final state}``, polling as the auditor."""
         states: dict[str, str] = {}
@@ -138,7 +151,7 @@ class Cluster:
         return result
 
 
-def start_cluster(var: Path, *, as_of: str, users: int = 200) -> Cluster:
+def start_cluster(var: Path, *, as_of: str, config_dir: Path, users: int = 200) -> Cluster:
     """Start everything, seed the demo world, import the pools; the caller stops it."""
     s3, smtp, api = free_ports(3)
     prefix = f"lc_t{uuid.uuid4().hex[:8]}"
@@ -147,6 +160,7 @@ def start_cluster(var: Path, *, as_of: str, users: int = 200) -> Cluster:
         **clean_environ(),
         "LIFECYCLE_PROFILE": "cluster",
         "LIFECYCLE_VAR_DIR": str(var),
+        "LIFECYCLE_CONFIG_DIR": str(config_dir),
         "LIFECYCLE_DB_PREFIX": prefix,
         "LIFECYCLE_REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
         "LIFECYCLE_S3_PORT": str(s3),
