@@ -8,7 +8,8 @@ store.  A batch erases set-based, dataset by dataset: rows that reach the
 subject through deeper links first, objects under the subject's prefixes,
 then — after the rest is verified and the completion notice is sent — the
 subject's own row.  Every step is recorded under a key of the batch, so a
-killed run resumes without repeating a step or a notice.
+killed run resumes without repeating a step; every notice is claimed in
+``lifecycle_notices`` before it goes out, so nobody is mailed twice.
 """
 
 from __future__ import annotations
