@@ -382,3 +382,25 @@ def test_a_mailer_with_send_only_still_claims_before_sending(world):
     assert erasure.notify_scheduled()["sent"] == 3
     assert seen == ["sending"] * 3
     assert set(_notices(state, "cancellation_scheduled").values()) == {"sent"}
+
+
+def test_a_person_claimed_by_another_process_meanwhile_is_not_mailed_and_earlier_outcomes_stay_recorded(world):
+    from lifecycle.state.schema import notices
+
+    config, engine, state, store, sink = world
+    erasure = _erasure(config, engine, state, store)
+    erasure.intake("manual__1", AS_OF)
+    with state.engine.begin() as conn:         # another process claimed (and sent) one notice after this one read the rows
+        conn.execute(notices.insert().values(template="cancellation_scheduled", subject_id=str(DUPLICATE), scope="other",
+                                             status="sent", claimed_at="x", updated_at="x"))
+    original, calls = erasure._notice_rows, []
+
+    def stale(template, subjects):
+        calls.append(1)
+        return {} if len(calls) == 1 else original(template, subjects)
+
+    erasure._notice_rows = stale
+    counts = erasure.notify_scheduled()
+    assert (counts["sent"], counts["already"]) == (2, 1)
+    assert _notices(state, "cancellation_scheduled") == {str(DUE): "sent", str(PENDING): "sent", str(DUPLICATE): "sent"}
+    assert sorted(to for to, _ in _mails(sink)) == [f"u{DUE}@example.com", f"u{PENDING}@example.com"]

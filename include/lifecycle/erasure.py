@@ -296,11 +296,16 @@ class Erasure:
                                            ).values(status="sent", updated_at=sa.bindparam("_at"))
         sent: list[str] = []           # outcomes not yet committed: they go with the next claim
 
-        def record_sent(conn) -> None:
-            if len(sent) == 1:
-                conn.execute(sent_one, {"_subject": sent[0], "_at": _iso(datetime.now(timezone.utc))})
-            elif sent:
-                conn.execute(sent_many, {"_subjects": list(sent), "_at": _iso(datetime.now(timezone.utc))})
+        def commit(conn, statement=None, params=None) -> None:
+            """One transaction: the outcomes not yet recorded, and ``statement``; the
+            outcomes count as recorded only once it has committed."""
+            with conn.begin():
+                if len(sent) == 1:
+                    conn.execute(sent_one, {"_subject": sent[0], "_at": _iso(datetime.now(timezone.utc))})
+                elif sent:
+                    conn.execute(sent_many, {"_subjects": list(sent), "_at": _iso(datetime.now(timezone.utc))})
+                if statement is not None:
+                    conn.execute(statement, params)
             sent.clear()
 
         with self._mailer() as mailer, self.state.engine.connect() as conn:
@@ -321,12 +326,9 @@ class Erasure:
                         message = compose(person["email"], notice, key=key) if compose else None
                         row.update(status="sending", locale=notice.locale, message_id=message.message_id if message else None)
                     try:
-                        with conn.begin():
-                            record_sent(conn)
-                            conn.execute(claim, row)
+                        commit(conn, claim, row)
                     except sa.exc.IntegrityError:          # another process claimed this person meanwhile
-                        with conn.begin():
-                            record_sent(conn)
+                        commit(conn)
                         counts["already"] += 1
                         continue
                     if row["status"] == "skipped":
@@ -342,16 +344,13 @@ class Erasure:
                                                                     notices.c.subject_id == record.subject_id)
                                              .values(message_id=message_id))
                     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
-                        with conn.begin():               # refused: nothing went out, so a retry may send it
-                            record_sent(conn)
-                            conn.execute(unclaim, {"_subject": record.subject_id})
+                        commit(conn, unclaim, {"_subject": record.subject_id})   # refused: nothing went out, a retry may send it
                         raise
                     sent.append(record.subject_id)
                     counts["sent"] += 1
             finally:
                 if sent:
-                    with conn.begin():
-                        record_sent(conn)
+                    commit(conn)
 
     def notify_scheduled(self, run_id: str | None = None) -> dict:
         template = self.cfg.notify.scheduled
