@@ -3,8 +3,10 @@ one SMTP connection from an Airflow ``smtp`` connection, at a bounded rate.
 
 Templates live in ``include/templates/mail/<name>.<locale>.txt.j2``; the
 first line is ``Subject: …``.  A locale falls back to its language, then to
-the first configured locale.  Callers record each sent notice in the ledger
-under a key, so a notice is never sent twice.
+the first configured locale.  Callers claim each notice durably before it is
+sent (``lifecycle_notices`` for erasure notices, ``lifecycle_incident_deliveries``
+for incident notices) under a key that also makes its Message-ID, so a rerun
+never sends a notice twice.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ class Mailer:
                 pass
 
     def compose(self, to: str, notice: Notice, *, key: str) -> Composed:
-        """The message as bytes for the wire; the Message-ID derives from ``key`` (the ledger key).
+        """The message as bytes for the wire; the Message-ID derives from ``key`` (the claim's key).
 
         Written out directly (RFC 5322 headers, MIME parts in UTF-8 and
         base64, CRLF): an order of magnitude cheaper than building it with
@@ -158,7 +160,7 @@ class Mailer:
         return composed.message_id
 
     def send(self, to: str, notice: Notice, *, key: str) -> str:
-        """Send one notice; the Message-ID derives from ``key`` (the ledger key)."""
+        """Send one notice; the Message-ID derives from ``key`` (the claim's key)."""
         return self.transmit(self.compose(to, notice, key=key))
 
     def deliver(self, composed: Composed, *, attempts: int = 3, backoff: float = 2.0, sleep=time.sleep) -> Delivery:
