@@ -18,7 +18,7 @@ from lifecycle.state import StateStore
 from lifecycle.state.schema import erasures
 from lifecycle.stores.sql import SqlStore
 from tests.config import sample
-from tests.test_retention import access_logs, chat_messages, conversations, meta, orders, users
+from tests.support.sample_app import access_logs, chat_messages, conversations, meta, orders, users
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 NOW = AS_OF.replace(tzinfo=None)

@@ -18,27 +18,11 @@ from lifecycle.state import StateStore
 from lifecycle.state.schema import incident_deliveries, incident_runs
 from lifecycle.stores.sql import SqlStore
 from tests.config import sample
+from tests.support.sample_app import access_logs, chat_messages, conversations, meta, users
 
 AS_OF = datetime(2026, 11, 12, 10, 0, tzinfo=timezone.utc)
 IN_WINDOW = datetime(2026, 11, 5, 12, 0)
 OUTSIDE = datetime(2026, 10, 1, 12, 0)
-
-meta = sa.MetaData()
-users = sa.Table("users", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                 sa.Column("email", sa.String(255)), sa.Column("name", sa.String(100)), sa.Column("phone", sa.String(40)),
-                 sa.Column("address", sa.String(200)), sa.Column("country", sa.String(2)), sa.Column("locale", sa.String(16)),
-                 sa.Column("password_hash", sa.String(128)), sa.Column("tier", sa.String(20)), sa.Column("created_at", sa.DateTime))
-access_logs = sa.Table("access_logs", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                       sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("ip", sa.String(45)),
-                       sa.Column("path", sa.String(200)), sa.Column("logged_at", sa.DateTime))
-conversations = sa.Table("conversations", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("created_at", sa.DateTime))
-chat_messages = sa.Table("chat_messages", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                         sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id")),
-                         sa.Column("body", sa.Text), sa.Column("sent_at", sa.DateTime))
-orders = sa.Table("orders", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("address", sa.String(200)),
-                  sa.Column("amount", sa.Integer), sa.Column("created_at", sa.DateTime))
 
 # id: (email, name, phone, address, country, locale)
 PEOPLE = {

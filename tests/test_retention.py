@@ -18,29 +18,13 @@ from lifecycle.state import StateStore
 from lifecycle.stores.s3 import S3Store
 from lifecycle.stores.sql import SqlStore
 from tests.config import sample
+from tests.support.sample_app import access_logs, chat_messages, conversations, meta, orders, users
 
 AS_OF = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 LOG_CUTOFF = datetime(2025, 12, 1, 12, 0, 0)        # 6mo before AS_OF (naive UTC, as stored)
 CHAT_CUTOFF = datetime(2025, 6, 1, 12, 0, 0)        # 1y
 ORDER_CUTOFF = datetime(2023, 6, 1, 12, 0, 0)       # 3y
 HMAC_KEY = "retention-test-hmac-key-0123456789"
-
-meta = sa.MetaData()
-users = sa.Table("users", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                 sa.Column("email", sa.String(255)), sa.Column("name", sa.String(100)),
-                 sa.Column("password_hash", sa.String(128)), sa.Column("tier", sa.String(20)),
-                 sa.Column("created_at", sa.DateTime))
-access_logs = sa.Table("access_logs", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                       sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("ip", sa.String(45)),
-                       sa.Column("path", sa.String(200)), sa.Column("logged_at", sa.DateTime))
-conversations = sa.Table("conversations", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("created_at", sa.DateTime))
-chat_messages = sa.Table("chat_messages", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                         sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id")),
-                         sa.Column("body", sa.Text), sa.Column("sent_at", sa.DateTime))
-orders = sa.Table("orders", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                  sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("address", sa.String(200)),
-                  sa.Column("amount", sa.Integer), sa.Column("created_at", sa.DateTime))
 
 # access log ages around the 6-month cutoff: exactly at it and one second younger stay, one second older goes
 LOG_EDGES = {1: LOG_CUTOFF, 2: LOG_CUTOFF + timedelta(seconds=1), 3: LOG_CUTOFF - timedelta(seconds=1)}

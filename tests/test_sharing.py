@@ -23,7 +23,7 @@ from lifecycle.state.schema import erasures, sharing_register
 from lifecycle.stores.sql import SqlStore
 from tests.config import sample
 from tests.test_erasure import cancellations
-from tests.test_retention import meta, orders, users
+from tests.support.sample_app import meta, orders, users
 
 AS_OF = datetime(2026, 6, 1, 0, 0, tzinfo=timezone.utc)
 NOW = AS_OF.replace(tzinfo=None)

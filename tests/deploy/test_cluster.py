@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from lifecycle.config import load_config
-from lifecycle.connections import s3_client
 from tests.deploy.conftest import AS_OF
 from tests.support.cluster import ApiError
 from tests.support.leaks import scan_bucket, scan_database, scan_files
