@@ -74,7 +74,7 @@ demo: venv
 	@echo
 	@echo "== where things are"
 	@echo "  mails (one .eml each):  $(VAR)/mail/  ($$(ls "$(VAR)/mail" 2>/dev/null | grep -c '\.eml$$' || true) so far)"
-	@echo "  reports:                $(VAR)/reports/  (retention/, cancellation/)"
+	@echo "  reports:                $(VAR)/reports/  (retention/, cancellation/, sharing/, incidents/)"
 	@echo "  erasure certificates:   $(VAR)/reports/certificates/  ($$(ls "$(VAR)/reports/certificates" 2>/dev/null | grep -c '\.json$$' || true) so far)"
 	@echo "  app database (SQLite):  $(VAR)/app.db"
 	@echo "  ledger and registers:   $(VAR)/state.db"

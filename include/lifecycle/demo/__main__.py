@@ -126,7 +126,7 @@ def cmd_run(args) -> int:
             out.write(line + "\n")
         for line in demo_incident.summary(outcomes):
             out.write(line + "\n")
-        out.write(f"\n{len(dag_ids) - len(failed) - len(refused)} of {len(dag_ids)} DAG run(s) succeeded"
+        out.write(f"\n{len(outcomes) - len(failed) - len(refused)} of {len(outcomes)} DAG run(s) succeeded"
                   + (f"; refused by the sharing gate, as configured: {', '.join(refused)} (run state failed, nothing delivered)"
                      if refused else "")
                   + (f"; failed: {', '.join(failed)} (see {log})" if failed else "") + "\n")
