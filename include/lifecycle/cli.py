@@ -82,12 +82,20 @@ def cmd_holds(args) -> int:
     return 0
 
 
+def _instant(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or date-time (e.g. 2026-11-26 or 2026-11-26T10:00:00Z)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
 def cmd_plan(args) -> int:
     from lifecycle.retention import Retention
 
     config = _config(args)
     retention = Retention(config, _state(args))
-    plan = retention.plan("cli-preview", datetime.now(timezone.utc), record=False)
+    plan = retention.plan("cli-preview", args.as_of or datetime.now(timezone.utc), record=False)
     print(f"retention plan as of {plan.as_of} (not recorded; nothing is changed)")
     print(f"{'dataset':<20} {'rule':<28} {'action':<9} {'cutoff':<20} {'total':>9} {'candidates':>10} "
           f"{'floor':>7} {'held':>6} {'to act':>8} {'share':>6}  guardrail")
@@ -171,7 +179,10 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("validate", help="validate the configuration").set_defaults(run=cmd_validate)
     sub.add_parser("scan", help="compare the catalog with the live schema").set_defaults(run=cmd_scan)
-    sub.add_parser("plan", help="what a retention run would do now (counts only)").set_defaults(run=cmd_plan)
+    plan = sub.add_parser("plan", help="what a retention run would do now (counts only)")
+    plan.add_argument("--as-of", type=_instant, metavar="WHEN",
+                      help="decide as a run at this instant would (ISO date or date-time, UTC unless it says; default: now)")
+    plan.set_defaults(run=cmd_plan)
     sub.add_parser("pools", help="the Airflow pools the DAGs use (JSON for `airflow pools import`)").set_defaults(run=cmd_pools)
 
     holds = sub.add_parser("holds", help="manage legal holds").add_subparsers(dest="action", required=True)
