@@ -110,6 +110,11 @@ def secret(variable: str) -> bytes:
     return value.encode("utf-8")
 
 
+def hmac_key(catalog) -> bytes:
+    """The key of every keyed hash of subject ids: the variable ``anonymization.hmac_key_variable``."""
+    return secret(catalog.model.anonymization.hmac_key_variable)
+
+
 def connection_secret(conn_id: str) -> bytes:
     """A key kept as the password of the Airflow connection ``conn_id``
     (``AIRFLOW_CONN_<ID>`` or a secrets backend); never from the YAML."""

@@ -28,7 +28,9 @@ import sqlalchemy as sa
 
 from lifecycle import anonymize
 from lifecycle.config import Config
+from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError
+from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
 from lifecycle.state.ledger import canonical_json
 from lifecycle.state.schema import erasures, notices
@@ -37,10 +39,6 @@ from lifecycle.stores.sql import Selection, SqlStore
 log = logging.getLogger(__name__)
 
 OPEN = ("pending", "due", "erasing", "failed", "held")
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat() if when.tzinfo else when.replace(tzinfo=timezone.utc).isoformat()
 
 
 def _when(text: str) -> datetime:
@@ -130,7 +128,7 @@ class Erasure:
         known = {r.subject_id: r for r in self._rows(erasures)}
         existing = store.count_by_subject(self.catalog.subject.dataset, list(by_subject))
         held = {h.subject_id for h in self.state.holds.active(as_of.date())}   # any hold suspends erasure
-        now, naive_as_of = _iso(as_of), as_of.astimezone(timezone.utc).replace(tzinfo=None)
+        now, naive_as_of = iso_utc(as_of), as_of.astimezone(timezone.utc).replace(tzinfo=None)
         upserts = []
         for subject, items in by_subject.items():
             record = known.get(subject)
@@ -153,7 +151,7 @@ class Erasure:
             if record and record.state == state and record.reason == reason:
                 continue
             upserts.append({"subject_id": subject, "request_ids": json.dumps([str(i) for i, _, _ in items]),
-                            "requested_at": _iso(first[1]), "grace_end": _iso(grace_end), "state": state,
+                            "requested_at": iso_utc(first[1]), "grace_end": iso_utc(grace_end), "state": state,
                             "reason": reason, "first_seen": record.first_seen if record else now, "updated_at": now})
         with self.state.engine.begin() as conn:
             for row in upserts:
@@ -196,16 +194,6 @@ class Erasure:
             raise LifecycleError("notices need incidents.yaml: email (conn_id, from)")
         return Mailer(email.conn_id, email.from_, email.max_per_second)
 
-    def _contacts(self, subjects: list[str]) -> dict[str, dict]:
-        name = self.catalog.subject.dataset
-        store = self.sql(name)
-        key = store.column(name, self.catalog.subject.key)
-        cols = {k: store.column(name, v) for k, v in self.catalog.subject.contact.model_dump().items() if v}
-        query = sa.select(key, *[c.label(k) for k, c in cols.items()]).where(
-            store.where(name, Selection(subjects=tuple(subjects))))
-        with store.engine.connect() as conn:
-            return {str(row[0]): dict(row._mapping) for row in conn.execute(query)}
-
     def _context(self, record) -> dict:
         contact = self.config.incidents.contact if self.config.incidents else None
         return {"requested_on": record.requested_at[:10], "erase_on": record.grace_end[:10],
@@ -236,7 +224,7 @@ class Erasure:
         """
         recorded = self._notice_rows(template, [r.subject_id for r in records])
         interrupted = sorted(s for s, row in recorded.items() if row.status == "sending")
-        now = _iso(datetime.now(timezone.utc))
+        now = iso_utc(datetime.now(timezone.utc))
         if interrupted:
             with self.state.engine.begin() as conn:
                 conn.execute(notices.update().where(notices.c.template == template, notices.c.subject_id.in_(interrupted),
@@ -283,7 +271,7 @@ class Erasure:
         the mail before (one UPDATE), then the mail goes out."""
         from lifecycle.mail import render_notice
 
-        contacts = self._contacts([r.subject_id for r in todo])
+        contacts = self.sql(self.catalog.subject.dataset).contacts([r.subject_id for r in todo])
         fallback = self.config.incidents.locales[0] if self.config.incidents else "en"
         claim = notices.insert()
         unclaim = notices.delete().where(notices.c.template == template, notices.c.subject_id == sa.bindparam("_subject"),
@@ -301,9 +289,9 @@ class Erasure:
             outcomes count as recorded only once it has committed."""
             with conn.begin():
                 if len(sent) == 1:
-                    conn.execute(sent_one, {"_subject": sent[0], "_at": _iso(datetime.now(timezone.utc))})
+                    conn.execute(sent_one, {"_subject": sent[0], "_at": iso_utc(datetime.now(timezone.utc))})
                 elif sent:
-                    conn.execute(sent_many, {"_subjects": list(sent), "_at": _iso(datetime.now(timezone.utc))})
+                    conn.execute(sent_many, {"_subjects": list(sent), "_at": iso_utc(datetime.now(timezone.utc))})
                 if statement is not None:
                     conn.execute(statement, params)
             sent.clear()
@@ -313,7 +301,7 @@ class Erasure:
             try:
                 for record in todo:
                     person = contacts.get(record.subject_id, {})
-                    now = _iso(datetime.now(timezone.utc))
+                    now = iso_utc(datetime.now(timezone.utc))
                     row = {"template": template, "subject_id": record.subject_id, "scope": scope, "claimed_at": now,
                            "updated_at": now}
                     key = f"notice:{template}:{record.subject_id}"
@@ -399,7 +387,7 @@ class Erasure:
                 "notices": notified}
 
     def _set(self, subjects, **values) -> None:
-        values["updated_at"] = _iso(datetime.now(timezone.utc))
+        values["updated_at"] = iso_utc(datetime.now(timezone.utc))
         with self.state.engine.begin() as conn:
             conn.execute(erasures.update().where(erasures.c.subject_id.in_(list(subjects))).values(values))
 
@@ -438,8 +426,8 @@ class Erasure:
                 rows = store.delete(step.dataset, selection, before_commit=before_commit)
             else:
                 fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
-                hmac_key = self._hmac_key() if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
-                rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=hmac_key, unlink=True,
+                key = hmac_key(self.catalog) if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
+                rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=key, unlink=True,
                                              before_commit=before_commit)
             self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": step.action,
                                                       "rows": rows}, run_id=run_id, key=done_key)
@@ -460,7 +448,7 @@ class Erasure:
                 raise LifecycleError(f"{step.dataset}: could not delete a version ({error.code}): {error.message}")
             subject = self.catalog.subject_of_key(step.dataset, error.key)
             locked.setdefault(subject, []).append({"mode": lock.mode, "legal_hold": lock.legal_hold,
-                                                   "retain_until": _iso(lock.retain_until) if lock.retain_until else None})
+                                                   "retain_until": iso_utc(lock.retain_until) if lock.retain_until else None})
         self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": "delete",
                                                   "versions": len(outcome.deleted), "locked": locked},
                                  run_id=run_id, key=done_key)
@@ -488,11 +476,6 @@ class Erasure:
             if owner in found:
                 found[owner].append(version)
         return found
-
-    def _hmac_key(self) -> bytes:
-        from lifecycle.connections import secret
-
-        return secret(self.catalog.model.anonymization.hmac_key_variable)
 
     # ---------------------------------------------------------------- verify
 
@@ -547,7 +530,7 @@ class Erasure:
 
     def subject_hash(self, subject: str) -> str:
         if not hasattr(self, "_key"):
-            self._key = self._hmac_key()
+            self._key = hmac_key(self.catalog)
         return hmac.new(self._key, f"certificate:{subject}".encode(), hashlib.sha256).hexdigest()
 
     def _certify(self, batch: str, steps: list[Step], record, entries: dict) -> dict:
@@ -597,7 +580,7 @@ class Erasure:
         self.state.ledger.append("erasure.certificates", {"batch": batch, "certificates": [
             {"subject": c["subject"], "location": c["location"], "sha256": c["sha256"]} for c in certificates]},
             run_id=run_id, key=f"erasure:{batch}:certificates")
-        now = _iso(datetime.now(timezone.utc))
+        now = iso_utc(datetime.now(timezone.utc))
         with self.state.engine.begin() as conn:
             conn.execute(erasures.update().where(erasures.c.subject_id == sa.bindparam("_subject")).values(
                 state="done", completed_at=sa.bindparam("_completed"), certificate=sa.bindparam("_location"), updated_at=now),
@@ -611,7 +594,7 @@ class Erasure:
         for r in self._rows(erasures, erasures.c.state.in_(["pending", "due", "erasing", "failed"])):
             deadline = self.cfg.complete_within.after(_when(r.requested_at))
             if deadline < as_of:
-                late.append({"subject": self.subject_hash(r.subject_id), "state": r.state, "deadline": _iso(deadline)})
+                late.append({"subject": self.subject_hash(r.subject_id), "state": r.state, "deadline": iso_utc(deadline)})
         return late
 
     def report(self, run_id: str, as_of: datetime) -> dict:
@@ -627,12 +610,12 @@ class Erasure:
             for template, status, n in conn.execute(sa.select(notices.c.template, notices.c.status, sa.func.count())
                                                     .group_by(notices.c.template, notices.c.status)):
                 notified.setdefault(template, {})[status] = n
-        document = {"report": "cancellation erasure", "run_id": run_id, "as_of": _iso(as_of), "states": counts,
+        document = {"report": "cancellation erasure", "run_id": run_id, "as_of": iso_utc(as_of), "states": counts,
                     "notices": notified,
                     "completed_this_run": len(done), "certificates": sorted(r.certificate for r in done if r.certificate),
                     "overdue": self.overdue(as_of), "complete_within": str(self.cfg.complete_within)}
         sink = reports.ReportSink(self.catalog)
-        folder = f"cancellation/{_iso(as_of)[:10]}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in run_id)}"
+        folder = f"cancellation/{iso_utc(as_of)[:10]}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in run_id)}"
         written = sink.write(f"{folder}/report.json", reports.canonical(document), content_type="application/json")
         html = sink.write(f"{folder}/report.html", reports.render("cancellation_report.html.j2", report=document).encode("utf-8"),
                           content_type="text/html; charset=utf-8")

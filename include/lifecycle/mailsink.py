@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Callable
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,9 @@ from typing import Callable
 
 from lifecycle.catalog import Catalog
 from lifecycle.config import Config
+from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError, TransientError
+from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
 from lifecycle.stores.sql import KeyRange, Selection, SqlStore
 
@@ -77,10 +79,6 @@ class Plan:
 
     def dataset(self, name: str) -> DatasetPlan:
         return next(d for d in self.datasets if d.dataset == name)
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat()
 
 
 def _when(text: str) -> datetime:
@@ -143,9 +141,9 @@ class Retention:
             effective = min(cutoff, floor_cutoff) if floor_cutoff else cutoff
             entry = DatasetPlan(
                 dataset=dataset, system=system, store=self.catalog.systems[system].type, rule=rule.name,
-                action=rule.action, keep=str(rule.keep), cutoff=_iso(cutoff), effective_cutoff=_iso(effective),
+                action=rule.action, keep=str(rule.keep), cutoff=iso_utc(cutoff), effective_cutoff=iso_utc(effective),
                 floor=floor.name if floor else None, basis=floor.basis if floor else None,
-                floor_cutoff=_iso(floor_cutoff) if floor_cutoff else None,
+                floor_cutoff=iso_utc(floor_cutoff) if floor_cutoff else None,
                 fields=fields if rule.action == "anonymize" else [],
             )
             held = tuple(sorted(self.state.holds.held_subjects(dataset, as_of.date())))
@@ -160,7 +158,7 @@ class Retention:
             log.info("plan: %s (%s, %s after %s): %d candidates, %d under floor, %d held, %d to %s of %d (%.1f%%)",
                      dataset, rule.name, rule.action, rule.keep, entry.candidates, entry.under_floor, entry.held,
                      entry.to_act, rule.action, entry.total, 100 * entry.fraction)
-        plan = Plan(run_id, _iso(as_of), retention.batch_size, retention.max_fraction_per_run, datasets)
+        plan = Plan(run_id, iso_utc(as_of), retention.batch_size, retention.max_fraction_per_run, datasets)
         self._order_children_first(plan, as_of)
         if record:
             self.state.ledger.append("retention.plan", plan.to_dict(), dag_id=dag_id, run_id=run_id, key=_key(run_id, "plan"))
@@ -307,7 +305,7 @@ class Retention:
         selection = Selection(older_than=_when(unit["cutoff"]), exclude_subjects=held,
                               pending_anonymization=tuple(unit["fields"]) if action == "anonymize" else ())
         fields = [f for f in self.catalog.personal_fields(name) if f.column in unit["fields"]]
-        key_material = self._hmac_key() if action == "anonymize" and any(
+        key_material = hmac_key(self.catalog) if action == "anonymize" and any(
             f.spec.anonymize.strategy == "hmac" for f in fields) else None
         done = skipped = 0
         total = len(unit["ranges"])
@@ -333,11 +331,6 @@ class Retention:
             log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
         return {"dataset": name, "action": action, "rows": done, "batches": total, "resumed": skipped}
 
-    def _hmac_key(self) -> bytes:
-        from lifecycle.connections import secret
-
-        return secret(self.catalog.model.anonymization.hmac_key_variable)
-
     def _apply_objects(self, unit: dict, run_id: str, held: tuple, dag_id) -> dict:
         from lifecycle.stores.s3 import MAX_KEYS_PER_DELETE
 
@@ -362,7 +355,7 @@ class Retention:
                 lock = store.lock(version)
                 if lock.legal_hold or lock.retain_until:
                     locks.append({"key": error.key, "version": error.version_id, "mode": lock.mode,
-                                  "retain_until": _iso(lock.retain_until) if lock.retain_until else None,
+                                  "retain_until": iso_utc(lock.retain_until) if lock.retain_until else None,
                                   "legal_hold": lock.legal_hold})
                 else:
                     other.append(f"{error.key} ({error.code})")
@@ -440,7 +433,7 @@ class Retention:
         document = {
             "report": "retention", "run_id": plan.run_id, "as_of": plan.as_of,
             "max_fraction_per_run": plan.max_fraction, "batch_size": plan.batch_size,
-            "generated_at": _iso(finished or datetime.now(timezone.utc)),
+            "generated_at": iso_utc(finished or datetime.now(timezone.utc)),
             "datasets": rows, "guardrail_events": guardrail, "verification": verify,
         }
         sink = reports.ReportSink(self.catalog)

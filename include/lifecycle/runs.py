@@ -34,6 +34,12 @@ def dag_settings(dag_id: str, *, schedule, tags: list[str], doc_md: str, **overr
     }
 
 
+def iso_utc(when: datetime) -> str:
+    """An instant as ISO text in UTC, the form every record keeps (naive means UTC)."""
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat()
+
+
 @dataclass(frozen=True)
 class RunInfo:
     dag_id: str

@@ -46,6 +46,7 @@ from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
 from lifecycle.incident.documents import Documents, csv_bytes
 from lifecycle.incident.form import IncidentForm
+from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
 from lifecycle.state.schema import incident_deliveries, incident_runs, incident_subjects, incidents
 
@@ -55,11 +56,6 @@ TEMPLATE = "incident_notice"
 NAME = "\u2063name\u2063"        # stands for the person's name in a notice rendered once per language
 CHUNK = 5000
 UNDELIVERED = ("undeliverable", "deferred", "uncertain")
-
-
-def _iso(when: datetime) -> str:
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat()
 
 
 def _present(column) -> sa.ColumnElement:
@@ -109,7 +105,7 @@ class IncidentNotification:
         values = {k: json.dumps(v, sort_keys=True, default=str) for k, v in documents.items()}
         with self.state.engine.begin() as conn:
             conn.execute(incident_runs.update().where(incident_runs.c.run_id == run_id)
-                         .values(updated_at=_iso(datetime.now(timezone.utc)), **values))
+                         .values(updated_at=iso_utc(datetime.now(timezone.utc)), **values))
 
     def _notified_runs(self, incident_id: str, except_run: str) -> list[str]:
         """Earlier runs of the incident that were approved to send (not dry runs)."""
@@ -121,7 +117,7 @@ class IncidentNotification:
 
     def register(self, form: IncidentForm, run_id: str, as_of: datetime, *, dag_id: str | None = None) -> dict:
         """Enter the incident and this run in the register; a rerun of the run keeps its entry."""
-        now = _iso(datetime.now(timezone.utc))
+        now = iso_utc(datetime.now(timezone.utc))
         with self.state.engine.begin() as conn:
             incident = conn.execute(sa.select(incidents).where(incidents.c.incident_id == form.incident_id)).first()
             existing = conn.execute(sa.select(incident_runs).where(incident_runs.c.run_id == run_id)).first()
@@ -139,17 +135,17 @@ class IncidentNotification:
         with self.state.engine.begin() as conn:
             if incident is None:
                 conn.execute(incidents.insert().values(
-                    incident_id=form.incident_id, title=form.title, discovered_at=_iso(form.discovered_at),
+                    incident_id=form.incident_id, title=form.title, discovered_at=iso_utc(form.discovered_at),
                     first_run=run_id, created_at=now, updated_at=now))
             else:
                 conn.execute(incidents.update().where(incidents.c.incident_id == form.incident_id).values(updated_at=now))
             conn.execute(incident_runs.insert().values(
                 run_id=run_id, incident_id=form.incident_id, phase=form.phase, dry_run=form.dry_run,
-                as_of=_iso(as_of), facts=json.dumps(form.facts(), sort_keys=True), created_at=now, updated_at=now))
+                as_of=iso_utc(as_of), facts=json.dumps(form.facts(), sort_keys=True), created_at=now, updated_at=now))
         facts = json.dumps(form.facts(), sort_keys=True).encode()
         self.state.ledger.append("incident.registered", {
             "incident": form.incident_id, "phase": form.phase, "dry_run": form.dry_run,
-            "discovered_at": _iso(form.discovered_at), "facts_sha256": hashlib.sha256(facts).hexdigest()},
+            "discovered_at": iso_utc(form.discovered_at), "facts_sha256": hashlib.sha256(facts).hexdigest()},
             dag_id=dag_id, run_id=run_id, key=f"incident:{form.incident_id}:{run_id}:registered")
         log.info("incident %s registered (phase %s, dry run %s)", form.incident_id, form.phase, form.dry_run)
         return {"incident_id": form.incident_id, "phase": form.phase, "dry_run": form.dry_run, "rerun": False}
@@ -349,7 +345,7 @@ class IncidentNotification:
             regulators.append({
                 "id": regulator.id, "name": regulator.name, "contact": regulator.contact, "matched": matched,
                 "reasons": [text for _, text in checks] or ["no condition: always told"],
-                "deadline": _iso(deadline), "deadline_after_discovery": str(regulator.deadline),
+                "deadline": iso_utc(deadline), "deadline_after_discovery": str(regulator.deadline),
                 "met_if_notified_now": as_of <= deadline,
             })
         notified = scope["new"]
@@ -410,9 +406,9 @@ class IncidentNotification:
             "incident": {"id": form.incident_id, "title": form.title, "cause": form.cause, "impact": form.impact,
                          "measures_taken": form.measures_taken, "precautions": form.precautions, "remedies": form.remedies},
             "contact": self._contact(form),
-            "timeline": {"occurred_from": _iso(form.occurred_from) if form.occurred_from else None,
-                         "occurred_to": _iso(form.occurred_to) if form.occurred_to else None,
-                         "discovered_at": _iso(form.discovered_at), "notified_at": notified_at,
+            "timeline": {"occurred_from": iso_utc(form.occurred_from) if form.occurred_from else None,
+                         "occurred_to": iso_utc(form.occurred_to) if form.occurred_to else None,
+                         "discovered_at": iso_utc(form.discovered_at), "notified_at": notified_at,
                          "deadline": regulator["deadline"], "deadline_after_discovery": regulator["deadline_after_discovery"],
                          "deadline_met": met, "delay_reasons": None if met else (form.delay_reasons or "not given")},
             "scope": {"people_affected_this_report": scope["affected"], "people_newly_notified": scope["new"],
@@ -468,21 +464,8 @@ class IncidentNotification:
 
     # ------------------------------------------------------------------ send
 
-    def _contacts(self, ids: list[str], fields: tuple[str, ...]) -> dict[str, dict]:
-        name = self.catalog.subject.dataset
-        store = self.store(self.catalog.dataset(name).system)
-        contact = self.catalog.subject.contact
-        key = store.column(name, self.catalog.subject.key)
-        columns = [store.column(name, getattr(contact, f)).label(f) for f in fields if getattr(contact, f)]
-        from lifecycle.stores.sql import _coerce
-
-        found = {}
-        with store.engine.connect() as conn:
-            for first in range(0, len(ids), CHUNK):
-                query = sa.select(key, *columns).where(key.in_(_coerce(key, ids[first:first + CHUNK])))
-                for row in conn.execute(query):
-                    found[str(row[0])] = {f: row._mapping.get(f) for f in fields}
-        return found
+    def _subjects_store(self):
+        return self.store(self.catalog.dataset(self.catalog.subject.dataset).system)
 
     def send_batch(self, run_id: str, batch: int) -> dict:
         """Mail one batch; every person's row is committed before their mail, so nobody is mailed twice."""
@@ -538,7 +521,7 @@ class IncidentNotification:
         n-1, then renders and composes n+1's message.  The claim is durable
         before the mail goes; the outcome follows one mail later.
         """
-        contacts = self._contacts(todo, ("email", "name", "locale"))
+        contacts = self._subjects_store().contacts(todo, ("email", "name", "locale"))
         email = self.cfg.email
         context = self.notice_context(form, scope)
         claim = incident_deliveries.insert()
@@ -635,7 +618,8 @@ class IncidentNotification:
         run, form = self._run(run_id), self.form(run_id)
         self._may_send(run)
         unreached = self._unreached(run_id)
-        contacts = self._contacts([s for s, _ in unreached], ("name", "address", "phone", "locale", "country"))
+        contacts = self._subjects_store().contacts([s for s, _ in unreached],
+                                                   ("name", "address", "phone", "locale", "country"))
         docs = Documents(self.catalog, form.incident_id, run_id)
         out = {"letters": 0, "telephone": 0, "no_contact": 0}
         letters, calls = [], []
@@ -745,7 +729,7 @@ class IncidentNotification:
         self._set(run_id, figures={**stored, "final": summary})
         with self.state.engine.begin() as conn:
             conn.execute(incidents.update().where(incidents.c.incident_id == run.incident_id)
-                         .values(updated_at=_iso(datetime.now(timezone.utc))))
+                         .values(updated_at=iso_utc(datetime.now(timezone.utc))))
         self.state.ledger.append("incident.figures", {**summary, "documents": None}, run_id=run_id,
                                  key=f"incident:{run.incident_id}:{run_id}:figures")
         return summary

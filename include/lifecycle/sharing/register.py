@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 
@@ -25,10 +25,6 @@ from lifecycle.state.schema import sharing_register
 COLUMNS = ("interval_start", "interval_end", "recipient_id", "recipient_name", "contact", "role", "legal_basis",
            "purpose", "processing", "categories", "fields", "agreement_id", "outcome", "rule", "reason", "records",
            "manifest", "manifest_sha256", "recorded_at", "ledger_hash")
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat()
 
 
 @dataclass(frozen=True)

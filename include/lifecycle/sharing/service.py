@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
+from lifecycle.runs import iso_utc
 from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate, shared_categories
 from lifecycle.sharing.register import SharingRegister
 from lifecycle.state import StateStore
@@ -39,7 +40,7 @@ class SharingRefused(LifecycleError):
 
     def __init__(self, recipient: str, refusals: list[Refusal]):
         self.recipient, self.refusals = recipient, refusals
-        super().__init__(f"sharing refused, nothing delivered: " + "; ".join(r.message(recipient) for r in refusals))
+        super().__init__("sharing refused, nothing delivered: " + "; ".join(r.message(recipient) for r in refusals))
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,6 @@ class Interval:
 
 def _compact(when: datetime) -> str:
     return when.strftime("%Y%m%dT%H%M%SZ")
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat()
 
 
 def _text(value):
@@ -125,7 +122,7 @@ class Sharing:
     def __init__(self, config: Config, state: StateStore, recipient_id: str, *,
                  open_store: Callable[[str], object] | None = None,
                  hmac_key: Callable[[], bytes] | None = None, signing_key: Callable[[], bytes] | None = None):
-        from lifecycle.connections import connection_secret, secret
+        from lifecycle import connections
         from lifecycle.stores import open_store as default_open
 
         matches = [r for r in config.recipients.recipients if r.id == recipient_id]
@@ -135,8 +132,8 @@ class Sharing:
         self.register = SharingRegister(state)
         self._open = open_store or (lambda system: default_open(self.catalog, system))
         self._stores: dict[str, object] = {}
-        self._hmac_key = hmac_key or (lambda: secret(self.catalog.model.anonymization.hmac_key_variable))
-        self._signing_key = signing_key or (lambda: connection_secret(config.recipients.signing.conn_id))
+        self._hmac_key = hmac_key or (lambda: connections.hmac_key(self.catalog))
+        self._signing_key = signing_key or (lambda: connections.connection_secret(config.recipients.signing.conn_id))
 
     def store(self, system: str):
         if system not in self._stores:
@@ -170,7 +167,7 @@ class Sharing:
                 "role": r.role, "legal_basis": r.legal_basis, "purpose": r.purpose, "processing": processing,
                 "agreement_id": r.agreement.id if r.agreement else None, "categories": categories,
                 "fields": {d: list(cols) for d, cols in r.share.items()},
-                "interval_start": _iso(interval.start), "interval_end": _iso(interval.end)}
+                "interval_start": iso_utc(interval.start), "interval_end": iso_utc(interval.end)}
 
     def gate(self, interval: Interval, *, dag_id: str | None = None, run_id: str | None = None) -> dict:
         """Refuse before anything is read; a refusal is recorded in the register, then raised."""
@@ -301,8 +298,8 @@ class Sharing:
             "consent": r.consent.model_dump() if r.consent else None,
             "subject_field": {"name": SUBJECT_FIELD, "pseudonymized": r.pseudonymize_subject,
                               "method": "HMAC-SHA256 under a key of this recipient" if r.pseudonymize_subject else "subject id"},
-            "data_interval": {"start": _iso(interval.start), "end": _iso(interval.end)},
-            "generated_at": _iso(datetime.now(timezone.utc)),
+            "data_interval": {"start": iso_utc(interval.start), "end": iso_utc(interval.end)},
+            "generated_at": iso_utc(datetime.now(timezone.utc)),
             "location": {"bucket": self.delivery.bucket, "prefix": keys["prefix"], "encryption": r.delivery.encryption},
             "datasets": datasets, "records": sum(d["records"] for d in datasets),
             "run": {"dag_id": dag_id, "run_id": run_id},

@@ -279,6 +279,23 @@ class SqlStore:
         query = sa.select(subject, sa.func.count()).select_from(source).where(where).group_by(subject)
         return {str(s): n for s, n in conn.execute(query) if s is not None}
 
+    def contacts(self, subjects: list, fields: Iterable[str] | None = None, chunk: int = 5000) -> dict[str, dict]:
+        """How to reach ``subjects``: the catalog's ``subject.contact`` columns
+        (``fields`` of them; default every configured one) by subject id, read
+        in chunks of ``chunk`` ids.  A field the catalog does not map is None."""
+        name = self.catalog.subject.dataset
+        contact = self.catalog.subject.contact
+        fields = list(fields) if fields is not None else [f for f, column in contact.model_dump().items() if column]
+        key = self.column(name, self.catalog.subject.key)
+        columns = [self.column(name, getattr(contact, f)).label(f) for f in fields if getattr(contact, f)]
+        found: dict[str, dict] = {}
+        with self.engine.connect() as conn:
+            for first in range(0, len(subjects), chunk):
+                query = sa.select(key, *columns).where(key.in_(_coerce(key, subjects[first:first + chunk])))
+                for row in conn.execute(query):
+                    found[str(row[0])] = {f: row._mapping.get(f) for f in fields}
+        return found
+
     def count_by_subject(self, dataset: str, subjects: Iterable) -> dict[str, int]:
         """Rows per subject (as text), joining along the subject path (one GROUP BY)."""
         source, subject = self.subject_source(dataset)
