@@ -19,7 +19,6 @@ import hmac
 import json
 import logging
 import smtplib
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -57,22 +56,13 @@ class Erasure:
 
     def __init__(self, config: Config, state: StateStore, open_store: Callable[[str], object] | None = None,
                  mailer: Callable[[], object] | None = None):
-        from lifecycle.stores import open_store as default_open
+        from lifecycle.stores import Stores
 
         if config.cancellation is None:
             raise LifecycleError("cancellation.yaml is not configured")
         self.config, self.cfg, self.catalog, self.state = config, config.cancellation, config.catalog, state
-        self._open = open_store or (lambda system: default_open(self.catalog, system))
-        self._stores: dict[str, object] = {}
-        self._opening = threading.Lock()
+        self.store = Stores(self.catalog, open_store)
         self._mailer = mailer or self._default_mailer
-
-    def store(self, system: str):
-        """One store per system, shared by threads that erase batches side by side."""
-        with self._opening:
-            if system not in self._stores:
-                self._stores[system] = self._open(system)
-            return self._stores[system]
 
     def sql(self, dataset: str) -> SqlStore:
         return self.store(self.catalog.dataset(dataset).system)

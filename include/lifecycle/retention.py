@@ -93,18 +93,12 @@ class Retention:
     """Retention over one configuration, its stores and the state store."""
 
     def __init__(self, config: Config, state: StateStore, open_store: Callable[[str], object] | None = None):
-        from lifecycle.stores import open_store as default_open
+        from lifecycle.stores import Stores
 
         self.config = config
         self.catalog: Catalog = config.catalog
         self.state = state
-        self._open = open_store or (lambda system: default_open(self.catalog, system))
-        self._stores: dict[str, object] = {}
-
-    def store(self, system: str):
-        if system not in self._stores:
-            self._stores[system] = self._open(system)
-        return self._stores[system]
+        self.store = Stores(self.catalog, open_store)
 
     # ------------------------------------------------------------------ plan
 

@@ -65,20 +65,14 @@ def _present(column) -> sa.ColumnElement:
 class IncidentNotification:
     def __init__(self, config: Config, state: StateStore, open_store: Callable[[str], object] | None = None,
                  mailer: Callable[[], object] | None = None, sleep: Callable[[float], None] = time.sleep):
-        from lifecycle.stores import open_store as default_open
+        from lifecycle.stores import Stores
 
         if config.incidents is None:
             raise LifecycleError("incidents.yaml is not configured")
         self.config, self.cfg, self.catalog, self.state = config, config.incidents, config.catalog, state
-        self._open = open_store or (lambda system: default_open(self.catalog, system))
-        self._stores: dict[str, object] = {}
+        self.store = Stores(self.catalog, open_store)
         self._mailer = mailer or self._default_mailer
         self._sleep = sleep
-
-    def store(self, system: str):
-        if system not in self._stores:
-            self._stores[system] = self._open(system)
-        return self._stores[system]
 
     def _default_mailer(self):
         from lifecycle.mail import Mailer

@@ -123,22 +123,16 @@ class Sharing:
                  open_store: Callable[[str], object] | None = None,
                  hmac_key: Callable[[], bytes] | None = None, signing_key: Callable[[], bytes] | None = None):
         from lifecycle import connections
-        from lifecycle.stores import open_store as default_open
+        from lifecycle.stores import Stores
 
         matches = [r for r in config.recipients.recipients if r.id == recipient_id]
         if not matches:
             raise LifecycleError(f"recipients.yaml has no recipient {recipient_id!r}")
         self.config, self.catalog, self.state, self.recipient = config, config.catalog, state, matches[0]
         self.register = SharingRegister(state)
-        self._open = open_store or (lambda system: default_open(self.catalog, system))
-        self._stores: dict[str, object] = {}
+        self.store = Stores(self.catalog, open_store)
         self._hmac_key = hmac_key or (lambda: connections.hmac_key(self.catalog))
         self._signing_key = signing_key or (lambda: connections.connection_secret(config.recipients.signing.conn_id))
-
-    def store(self, system: str):
-        if system not in self._stores:
-            self._stores[system] = self._open(system)
-        return self._stores[system]
 
     @property
     def delivery(self):

@@ -7,6 +7,9 @@ a dataset name, a ``Selection`` of what to touch, and batch boundaries.
 
 from __future__ import annotations
 
+import threading
+from typing import Callable
+
 from lifecycle.catalog import Catalog
 
 
@@ -21,3 +24,20 @@ def open_store(catalog: Catalog, system_name: str):
     from lifecycle.stores.s3 import S3Store
 
     return S3Store.from_connection(system.conn_id, system.bucket)
+
+
+class Stores:
+    """One store per system, opened on first use and shared (thread-safe:
+    batches erased side by side share their stores and reflected tables).
+    ``opener`` replaces ``open_store`` (tests hand in their own stores)."""
+
+    def __init__(self, catalog: Catalog, opener: Callable[[str], object] | None = None):
+        self._open = opener or (lambda system: open_store(catalog, system))
+        self._stores: dict[str, object] = {}
+        self._opening = threading.Lock()
+
+    def __call__(self, system: str):
+        with self._opening:
+            if system not in self._stores:
+                self._stores[system] = self._open(system)
+            return self._stores[system]
