@@ -75,33 +75,46 @@ def main() -> int:
     parser.add_argument("--processes", action="store_true",
                         help="run each batch in a worker process with its own Erasure, as Airflow runs mapped tasks "
                              "(default: threads of this process sharing one Erasure and one GIL)")
+    parser.add_argument("--keep-world", action="store_true",
+                        help="keep the seeded world as a template database (bench_erase_world_<users>_<due>) "
+                             "and copy it on later runs instead of seeding again")
     parser.add_argument("--timings", action="store_true",
-                        help="one worker, no profiler: wall time of each part of Erasure.erase (cProfile inflates pure-Python code)")
+                        help="wall time of each part of Erasure.erase, no profiler (cProfile inflates pure-Python code): "
+                             "one worker, or each worker process with --processes")
     args = parser.parse_args()
-    if args.profile or args.timings:
+    if args.profile or (args.timings and not args.processes):
         args.workers = 1
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
     names = {side: f"bench_erase_{side}_{uuid.uuid4().hex[:6]}" for side in ("dag", "raw", "state")}
     work = Path(tempfile.mkdtemp(prefix="bench-erasure-"))
+    world = f"bench_erase_world_{args.users}_{args.due}"
     with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {names['dag']}"))
+        kept = args.keep_world and conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": world}).first()
+        conn.execute(sa.text(f"CREATE DATABASE {names['dag']}" + (f" TEMPLATE {world}" if kept else "")))
         conn.execute(sa.text(f"CREATE DATABASE {names['state']}"))      # the state store on PostgreSQL, as in production
     url = sa.make_url(args.postgres)
     dag_engine = sa.create_engine(url.set(database=names["dag"]))
+    due = sorted(random.Random(7).sample(range(1, args.users + 1), args.due))
     try:
-        started = time.perf_counter()
-        generate.seed(dag_engine, None, None, users=args.users, as_of=AS_OF.replace(tzinfo=None))
-        due = sorted(random.Random(7).sample(range(1, args.users + 1), args.due))
-        with dag_engine.begin() as conn:
-            conn.execute(schema.metadata.tables["account_cancellations"].delete())
-            conn.execute(schema.metadata.tables["account_cancellations"].insert(), [
-                {"id": i + 1, "user_id": u, "requested_at": AS_OF.replace(tzinfo=None) - timedelta(days=20), "withdrawn_at": None}
-                for i, u in enumerate(due)])
-        print(f"seeded {args.users:,} users in {time.perf_counter() - started:.0f}s; {len(due):,} due")
+        if kept:
+            print(f"copied the kept world {world}; {len(due):,} due")
+        else:
+            started = time.perf_counter()
+            generate.seed(dag_engine, None, None, users=args.users, as_of=AS_OF.replace(tzinfo=None))
+            with dag_engine.begin() as conn:
+                conn.execute(schema.metadata.tables["account_cancellations"].delete())
+                conn.execute(schema.metadata.tables["account_cancellations"].insert(), [
+                    {"id": i + 1, "user_id": u, "requested_at": AS_OF.replace(tzinfo=None) - timedelta(days=20), "withdrawn_at": None}
+                    for i, u in enumerate(due)])
+            with dag_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("VACUUM ANALYZE"))        # both copies start with the same statistics
+            print(f"seeded {args.users:,} users in {time.perf_counter() - started:.0f}s; {len(due):,} due")
         dag_engine.dispose()
         with admin.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE {names['raw']} TEMPLATE {names['dag']}"))
+            if args.keep_world and not kept:
+                conn.execute(sa.text(f"CREATE DATABASE {world} TEMPLATE {names['dag']}"))
         dag_engine = sa.create_engine(url.set(database=names["dag"]))
         raw_engine = sa.create_engine(url.set(database=names["raw"]))
 
@@ -136,7 +149,7 @@ def main() -> int:
             if args.no_completion_notices:
                 erasure.cfg = erasure.cfg.model_copy(update={"notify": erasure.cfg.notify.model_copy(update={"completed": None})})
             timings: dict[str, float] = {}
-            if args.timings:
+            if args.timings and not args.processes:
                 _time_parts(erasure, timings)
             run_id = "bench"
             if args.workers > 1 and args.processes:
@@ -154,7 +167,9 @@ def main() -> int:
                     child.cfg = erasure.cfg
                     return child
 
-                _CHILD["build"], _CHILD["run_id"] = build, run_id
+                import airflow.sdk  # noqa: F401  (loaded in every Airflow task process before the task runs)
+
+                _CHILD["build"], _CHILD["run_id"], _CHILD["timings"] = build, run_id, args.timings
                 pool = stack.enter_context(ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")))
                 list(pool.map(time.sleep, [0.2] * args.workers))        # the workers exist before the clock starts
             batches = erasure.intake(run_id, AS_OF)["batches"]
@@ -230,9 +245,13 @@ def _erase_in_child(batch: str) -> dict:
     """One mapped erase task in a worker process (forked: the builder is inherited)."""
     started = time.perf_counter()
     erasure = _CHILD["build"]()
+    timings: dict[str, float] = {}
+    if _CHILD["timings"]:
+        _time_parts(erasure, timings)
     built = time.perf_counter()
     result = erasure.erase(batch, AS_OF, run_id=_CHILD["run_id"])
-    print(f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s", flush=True)
+    parts = "".join(f"\n    {part:<28} {seconds:6.2f}s" for part, seconds in sorted(timings.items(), key=lambda kv: -kv[1]))
+    print(f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s{parts}", flush=True)
     return result
 
 

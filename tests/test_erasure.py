@@ -337,51 +337,25 @@ def test_notices_recorded_in_the_ledger_by_earlier_versions_count_as_sent(world)
     assert str(DUE) not in _notices(state, "cancellation_scheduled")
 
 
-def test_a_notice_refused_by_the_server_is_not_claimed_so_a_retry_sends_it(world):
-    import smtplib
+def test_an_address_the_server_refuses_for_good_is_recorded_undeliverable_and_the_erasure_goes_on(world, monkeypatch):
+    config, engine, state, store, _ = world
+    refused = f"u{DUE}@example.com"
+    with MailSink(rcpt_policy=lambda to: "550 5.1.1 no such user" if to == refused else None) as sink:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}}))
+        _run(_erasure(config, engine, state, store))
+        _run(_erasure(config, engine, state, store))               # a rerun tries nobody again
+    assert _notices(state, "cancellation_scheduled")[str(DUE)] == "undeliverable"
+    assert _notices(state, "cancellation_completed") == {str(DUE): "undeliverable", str(DUPLICATE): "sent"}
+    assert _states(state)[str(DUE)] == "done", "a refused notice does not hold the erasure up"
+    assert [to for to, _ in _mails(sink)] == sorted([f"u{PENDING}@example.com"] + [f"u{DUPLICATE}@example.com"] * 2)
+    from lifecycle.state.schema import notices
 
-    from lifecycle.mail import Mailer
-
-    config, engine, state, store, sink = world
-    email = config.incidents.email
-
-    class Refuses(Mailer):
-        def transmit(self, composed):
-            raise smtplib.SMTPRecipientsRefused({composed.to: (550, b"no such mailbox")})
-
-    erasure = Erasure(config, state, open_store=lambda system: store if system == "media" else SqlStore(engine, config.catalog),
-                      mailer=lambda: Refuses(email.conn_id, email.from_, email.max_per_second))
-    erasure.intake("manual__1", AS_OF)
-    with pytest.raises(smtplib.SMTPRecipientsRefused):
-        erasure.notify_scheduled()
-    assert _notices(state, "cancellation_scheduled") == {}
-    assert _erasure(config, engine, state, store).notify_scheduled()["sent"] == 3
-
-
-def test_a_mailer_with_send_only_still_claims_before_sending(world):
-    config, engine, state, store, sink = world
-    from lifecycle.mail import Mailer
-
-    email, seen = config.incidents.email, []
-
-    class SendOnly:
-        def __enter__(self):
-            self.real = Mailer(email.conn_id, email.from_, email.max_per_second).__enter__()
-            return self
-
-        def __exit__(self, *exc):
-            self.real.__exit__(*exc)
-
-        def send(self, to, notice, *, key):
-            seen.append(_notices(state, key.split(":")[1]).get(key.split(":")[2]))
-            return self.real.send(to, notice, key=key)
-
-    erasure = Erasure(config, state, open_store=lambda system: store if system == "media" else SqlStore(engine, config.catalog),
-                      mailer=SendOnly)
-    erasure.intake("manual__1", AS_OF)
-    assert erasure.notify_scheduled()["sent"] == 3
-    assert seen == ["sending"] * 3
-    assert set(_notices(state, "cancellation_scheduled").values()) == {"sent"}
+    with state.engine.connect() as conn:
+        reasons = set(conn.execute(sa.select(notices.c.reason).where(notices.c.status == "undeliverable")).scalars())
+    assert reasons == {"SMTP 550"}, "the reply code only: the server's text may name the address"
+    summaries = [e.payload["statuses"] for e in state.ledger.entries(kind="notice.batch")]
+    assert sum(s.get("undeliverable", 0) for s in summaries) == 2
 
 
 def test_a_person_claimed_by_another_process_meanwhile_is_not_mailed_and_earlier_outcomes_stay_recorded(world):

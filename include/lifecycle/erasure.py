@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import logging
-import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -203,13 +202,14 @@ class Erasure:
         """Send ``template`` at most once per subject.
 
         Each person's ``lifecycle_notices`` row is committed as ``sending``
-        before their mail goes out (together with the outcome of the mail
-        before); the outcome — ``sent``, or ``skipped`` without an address —
-        follows.  A row a killed run left ``sending`` becomes ``uncertain``
-        and is not sent again: whether the server took that mail is unknown.
-        A refusal by the server removes the claim and raises, so a retry
-        sends it.  Notices that earlier versions recorded one ledger entry
-        each (``notice:<template>:<subject>``) count as sent.  Then one ledger
+        before their mail goes out (``mail.send_claimed``); the outcome
+        follows: ``sent``, ``undeliverable`` (the server refused it for good),
+        ``deferred`` (it refused it for now, every try), or ``skipped`` without
+        an address.  A refused completion notice does not hold the erasure up.
+        A row a killed run left ``sending`` becomes ``uncertain`` and is not
+        sent again: whether the server took that mail is unknown.  Notices
+        that earlier versions recorded one ledger entry each
+        (``notice:<template>:<subject>``) count as sent.  Then one ledger
         entry backs the outcomes not yet backed (``_summarize``).
         """
         recorded = self._notice_rows(template, [r.subject_id for r in records])
@@ -227,7 +227,10 @@ class Erasure:
         counts = {"sent": 0, "no_address": 0, "already": len(records) - len(todo) - len(interrupted),
                   "uncertain": len(interrupted)}
         if todo:
-            self._mail(template, todo, scope, extra, counts)
+            outcomes = self._mail(template, todo, scope, extra)
+            counts["already"] += outcomes.pop("taken", 0)
+            for status, n in outcomes.items():
+                counts[status] = counts.get(status, 0) + n
         unbacked = [s for s, row in recorded.items() if row.ledger_hash is None] + [r.subject_id for r in todo]
         if unbacked:
             self._summarize(template, unbacked, scope, run_id)
@@ -254,81 +257,27 @@ class Erasure:
                 conn.execute(notices.update().where(notices.c.template == template, notices.c.subject_id.in_(
                     [row.subject_id for row in rows[first:first + 1000]])).values(ledger_hash=entry.entry_hash))
 
-    def _mail(self, template: str, todo: list, scope: str, extra, counts: dict) -> None:
-        """Each message is rendered and composed first, so its claim carries the
-        Message-ID it goes out with (an *uncertain* notice can be looked up in
-        the mail server's log); the claim commits together with the outcome of
-        the mail before (one UPDATE), then the mail goes out."""
-        from lifecycle.mail import render_notice
+    def _mail(self, template: str, todo: list, scope: str, extra) -> dict[str, int]:
+        """Render, claim and send each notice (``mail.send_claimed``); counts by outcome."""
+        from lifecycle.mail import personal_notices, send_claimed
 
         contacts = self.sql(self.catalog.subject.dataset).contacts([r.subject_id for r in todo])
         fallback = self.config.incidents.locales[0] if self.config.incidents else "en"
-        claim = notices.insert()
-        unclaim = notices.delete().where(notices.c.template == template, notices.c.subject_id == sa.bindparam("_subject"),
-                                         notices.c.status == "sending")
-        sent_one = notices.update().where(notices.c.template == template, notices.c.status == "sending",
-                                          notices.c.subject_id == sa.bindparam("_subject")
-                                          ).values(status="sent", updated_at=sa.bindparam("_at"))
-        sent_many = notices.update().where(notices.c.template == template, notices.c.status == "sending",
-                                           notices.c.subject_id.in_(sa.bindparam("_subjects", expanding=True))
-                                           ).values(status="sent", updated_at=sa.bindparam("_at"))
-        sent: list[str] = []           # outcomes not yet committed: they go with the next claim
-
-        def commit(conn, statement=None, params=None) -> None:
-            """One transaction: the outcomes not yet recorded, and ``statement``; the
-            outcomes count as recorded only once it has committed."""
-            with conn.begin():
-                if len(sent) == 1:
-                    conn.execute(sent_one, {"_subject": sent[0], "_at": iso_utc(datetime.now(timezone.utc))})
-                elif sent:
-                    conn.execute(sent_many, {"_subjects": list(sent), "_at": iso_utc(datetime.now(timezone.utc))})
-                if statement is not None:
-                    conn.execute(statement, params)
-            sent.clear()
-
+        email = self.config.incidents.email if self.config.incidents else None
+        notice = personal_notices(template, fallback)
+        records = {r.subject_id: r for r in todo}
         with self._mailer() as mailer, self.state.engine.connect() as conn:
-            compose = getattr(mailer, "compose", None)
-            try:
-                for record in todo:
-                    person = contacts.get(record.subject_id, {})
-                    now = iso_utc(datetime.now(timezone.utc))
-                    row = {"template": template, "subject_id": record.subject_id, "scope": scope, "claimed_at": now,
-                           "updated_at": now}
-                    key = f"notice:{template}:{record.subject_id}"
-                    message = None
-                    if not person.get("email"):
-                        row.update(status="skipped", reason="no e-mail address")
-                    else:
-                        notice = render_notice(template, person.get("locale"), fallback, name=person.get("name"),
-                                               **self._context(record), **(extra(record) if extra else {}))
-                        message = compose(person["email"], notice, key=key) if compose else None
-                        row.update(status="sending", locale=notice.locale, message_id=message.message_id if message else None)
-                    try:
-                        commit(conn, claim, row)
-                    except sa.exc.IntegrityError:          # another process claimed this person meanwhile
-                        commit(conn)
-                        counts["already"] += 1
-                        continue
-                    if row["status"] == "skipped":
-                        counts["no_address"] += 1
-                        continue
-                    try:
-                        if message is not None:
-                            mailer.transmit(message)
-                        else:                              # a mailer with send() only
-                            message_id = mailer.send(person["email"], notice, key=key)
-                            with conn.begin():
-                                conn.execute(notices.update().where(notices.c.template == template,
-                                                                    notices.c.subject_id == record.subject_id)
-                                             .values(message_id=message_id))
-                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
-                        commit(conn, unclaim, {"_subject": record.subject_id})   # refused: nothing went out, a retry may send it
-                        raise
-                    sent.append(record.subject_id)
-                    counts["sent"] += 1
-            finally:
-                if sent:
-                    commit(conn)
+            def prepare(subject: str):
+                person, record = contacts.get(subject) or {}, records[subject]
+                if not person.get("email"):
+                    return None
+                context = {**self._context(record), **(extra(record) if extra else {})}
+                return mailer.compose(person["email"], notice(person.get("locale"), person.get("name"), **context),
+                                      key=f"notice:{template}:{subject}")
+
+            return dict(send_claimed(mailer, list(records), conn, prepare=prepare, claims=_NoticeClaims(template, scope),
+                                     attempts=email.retry_attempts if email else 3,
+                                     backoff=email.retry_backoff.seconds if email else 2.0))
 
     def notify_scheduled(self, run_id: str | None = None) -> dict:
         template = self.cfg.notify.scheduled
@@ -612,3 +561,31 @@ class Erasure:
         self.state.ledger.append("erasure.report", {"json": written.location, "sha256": written.sha256}, run_id=run_id)
         return {"json": written.location, "html": html.location, "states": counts, "overdue": len(document["overdue"]),
                 "certificates": document["certificates"]}
+
+
+class _NoticeClaims:
+    """``send_claimed``'s statements on ``lifecycle_notices`` for one template."""
+
+    def __init__(self, template: str, scope: str):
+        self.template, self.scope = template, scope
+        mine = (notices.c.template == template) & (notices.c.subject_id == sa.bindparam("_subject"))
+        self._outcome = notices.update().where(mine, notices.c.status == "sending").values(
+            status=sa.bindparam("_status"), reason=sa.bindparam("_reason"), updated_at=sa.bindparam("_at"))
+        self._release = notices.delete().where(mine, notices.c.status == "sending")
+
+    def claim(self, conn, subject, composed) -> None:
+        now = iso_utc(datetime.now(timezone.utc))
+        row = {"template": self.template, "subject_id": subject, "scope": self.scope, "claimed_at": now, "updated_at": now}
+        if composed is None:
+            row.update(status="skipped", reason="no e-mail address")
+        else:
+            row.update(status="sending", locale=composed.locale, message_id=composed.message_id)
+        conn.execute(notices.insert(), row)
+
+    def record(self, conn, outcomes) -> None:
+        now = iso_utc(datetime.now(timezone.utc))
+        conn.execute(self._outcome, [{"_subject": o.subject, "_status": o.delivery.status, "_at": now,
+                                      "_reason": f"SMTP {o.delivery.code}" if o.delivery.code else None} for o in outcomes])
+
+    def release(self, conn, subject) -> None:
+        conn.execute(self._release, {"_subject": subject})

@@ -31,12 +31,10 @@ Time comes from the run (``as_of``) and the form's ``discovered_at``.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -53,7 +51,6 @@ from lifecycle.state.schema import incident_deliveries, incident_runs, incident_
 log = logging.getLogger(__name__)
 
 TEMPLATE = "incident_notice"
-NAME = "\u2063name\u2063"        # stands for the person's name in a notice rendered once per language
 CHUNK = 5000
 UNDELIVERED = ("undeliverable", "deferred", "uncertain")
 
@@ -508,87 +505,22 @@ class IncidentNotification:
         return dict(counts)
 
     def _mail(self, run_id: str, incident: str, batch: int, todo: list[str], form: IncidentForm, scope: dict) -> None:
-        """Send to ``todo`` over one connection, each person's row committed before their mail.
+        """Send to ``todo`` over one connection, each person's row committed before their mail (``send_claimed``)."""
+        from lifecycle.mail import personal_notices, send_claimed
 
-        A helper thread prepares person n+1 while mail n is on the wire: it
-        commits n+1's claim (``sending``) together with the outcome of mail
-        n-1, then renders and composes n+1's message.  The claim is durable
-        before the mail goes; the outcome follows one mail later.
-        """
         contacts = self._subjects_store().contacts(todo, ("email", "name", "locale"))
         email = self.cfg.email
-        context = self.notice_context(form, scope)
-        claim = incident_deliveries.insert()
-        outcome = incident_deliveries.update().where(
-            incident_deliveries.c.incident_id == incident, incident_deliveries.c.subject_id == sa.bindparam("_subject")
-        ).values(status=sa.bindparam("_status"), code=sa.bindparam("_code"), attempts=sa.bindparam("_attempts"),
-                 message_id=sa.bindparam("_message_id"))
-        unclaim = incident_deliveries.delete().where(
-            incident_deliveries.c.incident_id == incident, incident_deliveries.c.subject_id == sa.bindparam("_subject"),
-            incident_deliveries.c.status == "sending")
-        personal = self._personal_notices(context)
-
-        with ThreadPoolExecutor(1) as helper, self._mailer() as mailer, self.state.engine.connect() as conn:
-            def prepare(subject: str, previous: list[dict]):
-                with conn.begin():
-                    if previous:
-                        conn.execute(outcome, previous)
-                    conn.execute(claim, {"incident_id": incident, "subject_id": subject, "run_id": run_id, "batch": batch,
-                                         "status": "sending", "attempts": 0})
+        notice = personal_notices(TEMPLATE, self.cfg.locales[0], **self.notice_context(form, scope))
+        with self._mailer() as mailer, self.state.engine.connect() as conn:
+            def prepare(subject: str):
                 person = contacts.get(subject) or {}
                 if not person.get("email"):       # the address went away since resolve
                     return None
-                notice = personal(person.get("locale"), person.get("name"))
-                return mailer.compose(person["email"], notice, key=f"incident:{incident}:{subject}")
+                return mailer.compose(person["email"], notice(person.get("locale"), person.get("name")),
+                                      key=f"incident:{incident}:{subject}")
 
-            pending: list[dict] = []    # outcomes not yet recorded
-            handed: list[dict] = []     # outcomes given to the helper with the next claim
-            upcoming, following = helper.submit(prepare, todo[0], []), None
-            try:
-                for n, subject in enumerate(todo):
-                    composed = upcoming.result()          # this person's claim is committed
-                    upcoming = None
-                    if n + 1 < len(todo):
-                        following, handed, pending = todo[n + 1], pending, []
-                        upcoming = helper.submit(prepare, following, handed)
-                    if composed is None:
-                        pending.append({"_subject": subject, "_status": "undeliverable", "_code": None, "_attempts": 0,
-                                        "_message_id": None})
-                        continue
-                    delivery = mailer.deliver(composed, attempts=email.retry_attempts,
-                                              backoff=email.retry_backoff.seconds, sleep=self._sleep)
-                    pending.append({"_subject": subject, "_status": delivery.status, "_code": delivery.code,
-                                    "_attempts": delivery.attempts, "_message_id": delivery.message_id})
-            finally:
-                if upcoming is not None:      # the next person was claimed, but their mail never went out
-                    try:
-                        upcoming.result()
-                        with conn.begin():
-                            conn.execute(unclaim, {"_subject": following})
-                    except Exception:         # claim not made, or unknown: a leftover row only means 'uncertain'
-                        log.warning("incident %s batch %d: could not release the claim after an error", incident, batch)
-                if handed or pending:
-                    with conn.begin():
-                        conn.execute(outcome, handed + pending)
-
-    def _personal_notices(self, context: dict):
-        """``(locale, name) -> Notice``: each language is rendered once, then the name is filled in
-        (escaped for the HTML part).  Same text as rendering per person, a fraction of the cost."""
-        from lifecycle.mail import Notice, render_notice
-
-        rendered: dict = {}
-
-        def notice(locale: str | None, name: str | None) -> Notice:
-            key = (locale, bool(name))
-            if key not in rendered:
-                rendered[key] = render_notice(TEMPLATE, locale, self.cfg.locales[0], name=NAME if name else None, **context)
-            base = rendered[key]
-            if not name:
-                return base
-            return Notice(base.subject.replace(NAME, name), base.text.replace(NAME, name), base.locale,
-                          base.html.replace(NAME, html.escape(name)) if base.html is not None else None)
-
-        return notice
+            send_claimed(mailer, todo, conn, prepare=prepare, claims=_DeliveryClaims(incident, run_id, batch),
+                         attempts=email.retry_attempts, backoff=email.retry_backoff.seconds, sleep=self._sleep)
 
     # ------------------------------------------------------ after the mails
 
@@ -727,6 +659,31 @@ class IncidentNotification:
         self.state.ledger.append("incident.figures", {**summary, "documents": None}, run_id=run_id,
                                  key=f"incident:{run.incident_id}:{run_id}:figures")
         return summary
+
+
+class _DeliveryClaims:
+    """``send_claimed``'s statements on ``lifecycle_incident_deliveries`` for one batch."""
+
+    def __init__(self, incident: str, run_id: str, batch: int):
+        self.incident, self.run_id, self.batch = incident, run_id, batch
+        t = incident_deliveries
+        mine = (t.c.incident_id == incident) & (t.c.subject_id == sa.bindparam("_subject"))
+        self._outcome = t.update().where(mine).values(status=sa.bindparam("_status"), code=sa.bindparam("_code"),
+                                                      attempts=sa.bindparam("_attempts"))
+        self._release = t.delete().where(mine, t.c.status == "sending")
+
+    def claim(self, conn, subject, composed) -> None:
+        conn.execute(incident_deliveries.insert(), {
+            "incident_id": self.incident, "subject_id": subject, "run_id": self.run_id, "batch": self.batch,
+            "status": "sending" if composed else "undeliverable", "attempts": 0,
+            "message_id": composed.message_id if composed else None})
+
+    def record(self, conn, outcomes) -> None:
+        conn.execute(self._outcome, [{"_subject": o.subject, "_status": o.delivery.status, "_code": o.delivery.code,
+                                      "_attempts": o.delivery.attempts} for o in outcomes])
+
+    def release(self, conn, subject) -> None:
+        conn.execute(self._release, {"_subject": subject})
 
 
 def approval_from_answer(answer: dict | None) -> dict | None:

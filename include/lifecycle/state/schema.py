@@ -172,7 +172,7 @@ notices = sa.Table(
     sa.Column("template", sa.String(64), primary_key=True),
     sa.Column("subject_id", sa.String(255), primary_key=True),
     sa.Column("scope", sa.String(255), nullable=False),   # the erasure batch, or "scheduled"
-    sa.Column("status", sa.String(16), nullable=False),   # sending | sent | skipped | uncertain
+    sa.Column("status", sa.String(16), nullable=False),   # sending | sent | undeliverable | deferred | skipped | uncertain
     sa.Column("reason", sa.String(255)),                  # skipped: why
     sa.Column("locale", sa.String(16)),
     sa.Column("message_id", sa.String(255)),

@@ -1,0 +1,121 @@
+"""The one way notices go out (``mail.send_claimed`` over ``mail.Mailer``), against a real SMTP sink."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle.mail import Mailer, Notice, send_claimed
+from lifecycle.mailsink import MailSink
+
+PEOPLE = [f"p{n:02d}" for n in range(1, 13)]
+meta = sa.MetaData()
+claims_table = sa.Table("claims", meta, sa.Column("subject", sa.String(16), primary_key=True),
+                        sa.Column("status", sa.String(16), nullable=False), sa.Column("message_id", sa.String(255)),
+                        sa.Column("code", sa.Integer))
+
+
+class TableClaims:
+    """The smallest ``Claims``: one row per person."""
+
+    def claim(self, conn, subject, composed):
+        conn.execute(claims_table.insert(), {"subject": subject, "status": "sending" if composed else "no_address",
+                                             "message_id": composed.message_id if composed else None})
+
+    def record(self, conn, outcomes):
+        conn.execute(claims_table.update().where(claims_table.c.subject == sa.bindparam("_s"))
+                     .values(status=sa.bindparam("_status"), code=sa.bindparam("_code")),
+                     [{"_s": o.subject, "_status": o.delivery.status, "_code": o.delivery.code} for o in outcomes])
+
+    def release(self, conn, subject):
+        conn.execute(claims_table.delete().where(claims_table.c.subject == subject, claims_table.c.status == "sending"))
+
+
+@pytest.fixture
+def sink(monkeypatch):
+    with MailSink(rcpt_policy=lambda to: "550 5.1.1 no such user" if to.startswith("p07@") else None) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port, "extra": {"disable_ssl": True, "disable_tls": True}}))
+        yield server
+
+
+def _send(engine, people, mailer_cls=Mailer, rate=10_000):
+    with mailer_cls("smtp_default", "privacy@example.com", rate) as mailer, engine.connect() as conn:
+        def prepare(subject):
+            if subject == "p03":                      # no address
+                return None
+            return mailer.compose(f"{subject}@example.com", Notice(f"Hello {subject}", "text", "en"), key=f"test:{subject}")
+
+        return send_claimed(mailer, people, conn, prepare=prepare, claims=TableClaims())
+
+
+def _rows(engine):
+    with engine.connect() as conn:
+        return {r.subject: r for r in conn.execute(sa.select(claims_table))}
+
+
+def test_every_person_is_claimed_then_mailed_once_with_outcomes_recorded(tmp_path, sink):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'claims.db'}")
+    meta.create_all(engine)
+    counts = _send(engine, PEOPLE)
+    assert counts == {"sent": 10, "undeliverable": 1, "no_address": 1}
+    rows = _rows(engine)
+    assert rows["p07"].status == "undeliverable" and rows["p07"].code == 550
+    assert rows["p03"].status == "no_address"
+    assert {r.status for s, r in rows.items() if s not in ("p03", "p07")} == {"sent"}
+    received = {m["Message-ID"]: m["To"] for m in sink.messages}
+    assert received == {r.message_id: f"{s}@example.com" for s, r in rows.items() if r.status == "sent"}
+    assert _send(engine, PEOPLE) == {"taken": 12}, "a claimed person is never mailed again"
+    assert len(sink.messages) == 10
+
+
+def _killed_after(engine_url: str, mails: int) -> None:
+    """A worker that dies (SIGKILL: no cleanup) right after the server accepted mail ``mails``."""
+    accepted = []
+
+    class DiesMidway(Mailer):
+        def transmit(self, composed):
+            message_id = super().transmit(composed)
+            accepted.append(message_id)
+            if len(accepted) == mails:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return message_id
+
+    _send(sa.create_engine(engine_url), PEOPLE, DiesMidway)
+
+
+def test_a_worker_killed_while_sending_leaves_at_most_two_claims_open_and_mails_nobody_twice(tmp_path, sink):
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    engine = sa.create_engine(url)
+    meta.create_all(engine)
+    worker = multiprocessing.get_context("fork").Process(target=_killed_after, args=(url, 5))
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == -signal.SIGKILL
+    rows = _rows(engine)
+    open_claims = {s for s, r in rows.items() if r.status == "sending"}
+    assert 1 <= len(open_claims) <= 2, "the mail on the wire, and perhaps the next person's claim"
+    received = [m["Message-ID"] for m in sink.messages]
+    assert len(received) == 5
+    assert set(received) <= {r.message_id for r in rows.values()}, "no mail went out without its claim"
+
+    _send(engine, [p for p in PEOPLE if p not in rows])      # the rerun: open claims are not sent again
+    rows = _rows(engine)
+    to = [m["To"] for m in sink.messages]
+    assert len(to) == len(set(to)), "nobody mailed twice"
+    unsent = {s for s in PEOPLE if f"{s}@example.com" not in to} - {"p03", "p07"}
+    assert unsent <= open_claims and len(unsent) <= 1, "only a claim made while the mail before was on the wire"
+
+
+def test_the_rate_spaces_the_starts_of_mails(tmp_path, sink):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'claims.db'}")
+    meta.create_all(engine)
+    started = time.monotonic()
+    _send(engine, PEOPLE[:6], rate=20)                  # five mails (p03 has no address): four gaps of 50 ms at least
+    assert time.monotonic() - started >= 4 * 0.05
