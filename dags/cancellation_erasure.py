@@ -23,6 +23,8 @@ interval end, never the clock.
    (`certificates/<keyed hash>.json|html` in the reports destination).
    Locked objects and statutory records are kept and named in the
    certificate. A subject that fails verification is *failed* and the task fails.
+   An address the mail server refuses is recorded *undeliverable* (5xx) or
+   *deferred* (4xx on every try) and does not hold the erasure up.
 5. **check_deadlines**: fails when a request is not done within
    `complete_within` of its request (held requests wait for their hold).
 6. **report**: `cancellation/<date>/<run>/report.html|json`: subjects by state,
