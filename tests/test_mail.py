@@ -11,30 +11,27 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from lifecycle.mail import Mailer, Notice, send_claimed
+from lifecycle.mail import Claims, Mailer, Notice, send_claimed
 from lifecycle.mailsink import MailSink
 
 PEOPLE = [f"p{n:02d}" for n in range(1, 13)]
 meta = sa.MetaData()
-claims_table = sa.Table("claims", meta, sa.Column("subject", sa.String(16), primary_key=True),
+claims_table = sa.Table("claims", meta, sa.Column("subject_id", sa.String(16), primary_key=True),
                         sa.Column("status", sa.String(16), nullable=False), sa.Column("message_id", sa.String(255)),
                         sa.Column("code", sa.Integer))
 
 
-class TableClaims:
+class TableClaims(Claims):
     """The smallest ``Claims``: one row per person."""
 
-    def claim(self, conn, subject, composed):
-        conn.execute(claims_table.insert(), {"subject": subject, "status": "sending" if composed else "no_address",
-                                             "message_id": composed.message_id if composed else None})
+    def __init__(self):
+        super().__init__(claims_table)
 
-    def record(self, conn, outcomes):
-        conn.execute(claims_table.update().where(claims_table.c.subject == sa.bindparam("_s"))
-                     .values(status=sa.bindparam("_status"), code=sa.bindparam("_code")),
-                     [{"_s": o.subject, "_status": o.delivery.status, "_code": o.delivery.code} for o in outcomes])
+    def row(self, composed):
+        return {"status": "sending" if composed else "no_address", "message_id": composed.message_id if composed else None}
 
-    def release(self, conn, subject):
-        conn.execute(claims_table.delete().where(claims_table.c.subject == subject, claims_table.c.status == "sending"))
+    def outcome(self, delivery):
+        return {"status": delivery.status, "code": delivery.code}
 
 
 @pytest.fixture
@@ -57,7 +54,7 @@ def _send(engine, people, mailer_cls=Mailer, rate=10_000):
 
 def _rows(engine):
     with engine.connect() as conn:
-        return {r.subject: r for r in conn.execute(sa.select(claims_table))}
+        return {r.subject_id: r for r in conn.execute(sa.select(claims_table))}
 
 
 def test_every_person_is_claimed_then_mailed_once_with_outcomes_recorded(tmp_path, sink):

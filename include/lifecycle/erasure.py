@@ -28,6 +28,7 @@ from lifecycle import anonymize
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError
+from lifecycle.mail import Claims, personal_notices, send_claimed
 from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
 from lifecycle.state.ledger import canonical_json
@@ -259,8 +260,6 @@ class Erasure:
 
     def _mail(self, template: str, todo: list, scope: str, extra) -> dict[str, int]:
         """Render, claim and send each notice (``mail.send_claimed``); counts by outcome."""
-        from lifecycle.mail import personal_notices, send_claimed
-
         contacts = self.sql(self.catalog.subject.dataset).contacts([r.subject_id for r in todo])
         fallback = self.config.incidents.locales[0] if self.config.incidents else "en"
         email = self.config.incidents.email if self.config.incidents else None
@@ -275,9 +274,9 @@ class Erasure:
                 return mailer.compose(person["email"], notice(person.get("locale"), person.get("name"), **context),
                                       key=f"notice:{template}:{subject}")
 
+            retries = {"attempts": email.retry_attempts, "backoff": email.retry_backoff.seconds} if email else {}
             return dict(send_claimed(mailer, list(records), conn, prepare=prepare, claims=_NoticeClaims(template, scope),
-                                     attempts=email.retry_attempts if email else 3,
-                                     backoff=email.retry_backoff.seconds if email else 2.0))
+                                     **retries))
 
     def notify_scheduled(self, run_id: str | None = None) -> dict:
         template = self.cfg.notify.scheduled
@@ -563,29 +562,20 @@ class Erasure:
                 "certificates": document["certificates"]}
 
 
-class _NoticeClaims:
-    """``send_claimed``'s statements on ``lifecycle_notices`` for one template."""
+class _NoticeClaims(Claims):
+    """``lifecycle_notices`` rows of one template."""
 
     def __init__(self, template: str, scope: str):
-        self.template, self.scope = template, scope
-        mine = (notices.c.template == template) & (notices.c.subject_id == sa.bindparam("_subject"))
-        self._outcome = notices.update().where(mine, notices.c.status == "sending").values(
-            status=sa.bindparam("_status"), reason=sa.bindparam("_reason"), updated_at=sa.bindparam("_at"))
-        self._release = notices.delete().where(mine, notices.c.status == "sending")
+        super().__init__(notices, template=template)
+        self.scope = scope
 
-    def claim(self, conn, subject, composed) -> None:
+    def row(self, composed) -> dict:
         now = iso_utc(datetime.now(timezone.utc))
-        row = {"template": self.template, "subject_id": subject, "scope": self.scope, "claimed_at": now, "updated_at": now}
+        row = {"scope": self.scope, "claimed_at": now, "updated_at": now}
         if composed is None:
-            row.update(status="skipped", reason="no e-mail address")
-        else:
-            row.update(status="sending", locale=composed.locale, message_id=composed.message_id)
-        conn.execute(notices.insert(), row)
+            return {**row, "status": "skipped", "reason": "no e-mail address"}
+        return {**row, "status": "sending", "locale": composed.locale, "message_id": composed.message_id}
 
-    def record(self, conn, outcomes) -> None:
-        now = iso_utc(datetime.now(timezone.utc))
-        conn.execute(self._outcome, [{"_subject": o.subject, "_status": o.delivery.status, "_at": now,
-                                      "_reason": f"SMTP {o.delivery.code}" if o.delivery.code else None} for o in outcomes])
-
-    def release(self, conn, subject) -> None:
-        conn.execute(self._release, {"_subject": subject})
+    def outcome(self, delivery) -> dict:
+        return {"status": delivery.status, "reason": f"SMTP {delivery.code}" if delivery.code else None,
+                "updated_at": iso_utc(datetime.now(timezone.utc))}

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, make_msgid, parseaddr
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -226,19 +226,41 @@ class Outcome:
     delivery: Delivery
 
 
-class Claims(Protocol):
-    """How one kind of notice is claimed and recorded: statements on its table, run
-    inside the transaction ``send_claimed`` opens on ``conn``."""
+class Claims:
+    """How one kind of notice is claimed and recorded: one row per person in
+    ``table`` (columns ``subject_id`` and ``status``) among the rows matching
+    ``key``, written inside the transactions ``send_claimed`` opens.
+    Subclasses say what a claim row and an outcome hold."""
+
+    def __init__(self, table: sa.Table, **key):
+        self.table, self.key = table, key
+        sending = sa.and_(*(table.c[column] == value for column, value in key.items()),
+                          table.c.subject_id == sa.bindparam("_subject"), table.c.status == "sending")
+        self._outcome, self._release = table.update().where(sending), table.delete().where(sending)
+
+    def row(self, composed: Composed | None) -> dict:
+        """The claim's columns: ``status`` ``sending`` and the Message-ID, or
+        (``composed`` None: no address) a final status."""
+        raise NotImplementedError
+
+    def outcome(self, delivery: Delivery) -> dict:
+        """The columns an outcome sets."""
+        raise NotImplementedError
 
     def claim(self, conn: sa.Connection, subject: str, composed: Composed | None) -> None:
-        """Insert the person's row: ``sending`` with the Message-ID, or (``composed`` None:
-        no address) a final status.  A row already there raises ``IntegrityError``."""
+        """Insert the person's row; a row already there raises ``IntegrityError``."""
+        conn.execute(self.table.insert(), {**self.key, "subject_id": subject, **self.row(composed)})
 
     def record(self, conn: sa.Connection, outcomes: list[Outcome]) -> None:
-        """Set each claimed row to its delivery's outcome."""
+        """Set each row still ``sending`` to its delivery's outcome."""
+        values = [self.outcome(o.delivery) for o in outcomes]
+        statement = self._outcome.values({column: sa.bindparam(f"_set_{column}") for column in values[0]})
+        conn.execute(statement, [{"_subject": o.subject, **{f"_set_{c}": v for c, v in row.items()}}
+                                 for o, row in zip(outcomes, values)])
 
     def release(self, conn: sa.Connection, subject: str) -> None:
         """Delete a ``sending`` row whose mail never went out."""
+        conn.execute(self._release, {"_subject": subject})
 
 
 _TAKEN = object()

@@ -44,6 +44,7 @@ from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
 from lifecycle.incident.documents import Documents, csv_bytes
 from lifecycle.incident.form import IncidentForm
+from lifecycle.mail import Claims, personal_notices, send_claimed
 from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
 from lifecycle.state.schema import incident_deliveries, incident_runs, incident_subjects, incidents
@@ -506,8 +507,6 @@ class IncidentNotification:
 
     def _mail(self, run_id: str, incident: str, batch: int, todo: list[str], form: IncidentForm, scope: dict) -> None:
         """Send to ``todo`` over one connection, each person's row committed before their mail (``send_claimed``)."""
-        from lifecycle.mail import personal_notices, send_claimed
-
         contacts = self._subjects_store().contacts(todo, ("email", "name", "locale"))
         email = self.cfg.email
         notice = personal_notices(TEMPLATE, self.cfg.locales[0], **self.notice_context(form, scope))
@@ -661,29 +660,19 @@ class IncidentNotification:
         return summary
 
 
-class _DeliveryClaims:
-    """``send_claimed``'s statements on ``lifecycle_incident_deliveries`` for one batch."""
+class _DeliveryClaims(Claims):
+    """``lifecycle_incident_deliveries`` rows of one incident, claimed by one batch."""
 
     def __init__(self, incident: str, run_id: str, batch: int):
-        self.incident, self.run_id, self.batch = incident, run_id, batch
-        t = incident_deliveries
-        mine = (t.c.incident_id == incident) & (t.c.subject_id == sa.bindparam("_subject"))
-        self._outcome = t.update().where(mine).values(status=sa.bindparam("_status"), code=sa.bindparam("_code"),
-                                                      attempts=sa.bindparam("_attempts"))
-        self._release = t.delete().where(mine, t.c.status == "sending")
+        super().__init__(incident_deliveries, incident_id=incident)
+        self.run_id, self.batch = run_id, batch
 
-    def claim(self, conn, subject, composed) -> None:
-        conn.execute(incident_deliveries.insert(), {
-            "incident_id": self.incident, "subject_id": subject, "run_id": self.run_id, "batch": self.batch,
-            "status": "sending" if composed else "undeliverable", "attempts": 0,
-            "message_id": composed.message_id if composed else None})
+    def row(self, composed) -> dict:
+        return {"run_id": self.run_id, "batch": self.batch, "attempts": 0,
+                "status": "sending" if composed else "undeliverable", "message_id": composed.message_id if composed else None}
 
-    def record(self, conn, outcomes) -> None:
-        conn.execute(self._outcome, [{"_subject": o.subject, "_status": o.delivery.status, "_code": o.delivery.code,
-                                      "_attempts": o.delivery.attempts} for o in outcomes])
-
-    def release(self, conn, subject) -> None:
-        conn.execute(self._release, {"_subject": subject})
+    def outcome(self, delivery) -> dict:
+        return {"status": delivery.status, "code": delivery.code, "attempts": delivery.attempts}
 
 
 def approval_from_answer(answer: dict | None) -> dict | None:
