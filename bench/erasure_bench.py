@@ -214,11 +214,12 @@ def _bucket(client, owners: list[int]) -> str:
 
 def _erasure(config, data_url: sa.URL, state_url: sa.URL, endpoint: str, bucket: str, *, notices: bool,
              rate: float) -> Erasure:
-    """An Erasure on one side's databases and bucket, as a mapped task builds it."""
-    s3, data = _s3(endpoint), sa.create_engine(data_url)
+    """An Erasure on one side's databases and bucket, as a mapped task builds it (engines as
+    ``connections.sql_engine`` makes them)."""
+    s3, data = _s3(endpoint), connections.engine_for(data_url)
     media = {n for n, system in config.catalog.systems.items() if system.type == "s3"}
     email = config.incidents.email
-    erasure = Erasure(config, StateStore(sa.create_engine(state_url), dataset_names=set(config.catalog.datasets)),
+    erasure = Erasure(config, StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),
                       open_store=lambda system: S3Store(s3, bucket) if system in media else SqlStore(data, config.catalog),
                       mailer=lambda: Mailer(email.conn_id, email.from_, rate))
     if not notices:
@@ -355,11 +356,11 @@ def _time_parts(erasure: Erasure) -> None:
                 _TIMINGS[label] = _TIMINGS.get(label, 0.0) + time.perf_counter() - started
         setattr(owner, name, wrapper)
 
-    for name in ("_send", "_apply", "_verify", "_certify", "_record_certificates", "_retained", "_entries"):
+    for name in ("_send", "_apply", "_erase_objects", "_verify", "_certificate", "_certify", "_record_certificates", "_retained", "_entries"):
         timed(erasure, name, name)
     for name in ("_notice_rows", "_summarize"):
         timed(erasure, name, f"  of _send: {name}")
-    timed(erasure, "_versions", "  of _apply+_verify: S3 listings")
+    timed(erasure, "_versions", "  of _erase_objects+_verify: S3 listings")
     if _CLASSES_TIMED:                     # module and class functions: once per process
         return
     _CLASSES_TIMED.append(True)
@@ -372,7 +373,7 @@ def _time_parts(erasure: Erasure) -> None:
     timed(SqlStore, "delete", "  of _apply: SQL DELETE")
     timed(SqlStore, "anonymize_range", "  of _apply: SQL anonymize")
     timed(SqlStore, "count_by_subject", "  count_by_subject")
-    timed(S3Store, "delete_versions", "  of _apply: S3 DeleteObjects")
+    timed(S3Store, "delete_versions", "  of _erase_objects: S3 DeleteObjects")
     from lifecycle.state.ledger import Ledger
 
     timed(Ledger, "append", "  ledger appends")

@@ -30,14 +30,16 @@ DUE, HELD, PENDING, WITHDRAWN, DUPLICATE, MISSING = 2, 3, 4, 5, 6, 99
 ERASED = {DUE, DUPLICATE}
 
 
-def _config(tmp_path):
+def _config(tmp_path, reports=None, systems=None, **more_datasets):
     files = copy.deepcopy(sample.FILES)
     catalog = files["catalog.yaml"]
+    catalog["datasets"].update(more_datasets)
+    catalog["systems"].update(systems or {})
     catalog["categories"]["account_records"] = {"title": "Account cancellation requests"}
     catalog["datasets"]["account_cancellations"] = {
         "system": "app_db", "table": "account_cancellations", "primary_key": "id", "subject": "user_id -> users.id",
         "created": "requested_at", "category": "account_records", "fields": {"withdrawn_at": {}}}
-    catalog["reports"] = {"path": str(tmp_path / "reports")}
+    catalog["reports"] = reports or {"path": str(tmp_path / "reports")}
     files["cancellation.yaml"] = {
         "requests": {"dataset": "account_cancellations", "subject": "user_id", "requested_at": "requested_at",
                      "withdrawn_at": "withdrawn_at"},
@@ -162,6 +164,32 @@ def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world, li
     assert state.ledger.verify().ok
 
 
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("list_budget, listed", [
+    (1000, ["", ""]),                                                   # both datasets of the bucket in one listing
+    (5, ["", "chats/", "chats/{s}/", "avatars/", ""]),                  # 11 entries > 2 x 5, chats 8 > 5; then 7
+    (1, ["", "chats/", "chats/{s}/", "avatars/", "avatars/{s}/"] * 2),  # every subject's prefix on its own
+], ids=["together", "each-dataset", "each-subject"])
+def test_object_datasets_of_one_bucket_are_listed_together_within_the_budget(world, tmp_path, list_budget, listed):
+    config, engine, state, store, sink = world
+    config = _config(tmp_path, avatars={"system": "media", "prefix": "avatars/{subject}/", "created": "last_modified",
+                                        "category": "basic_info"})
+    for user in (DUE, PENDING, DUPLICATE):
+        store.client.put_object(Bucket=store.bucket, Key=f"avatars/{user}/a.png", Body=b"a")
+    prefixes = []
+    list_versions = store.list_versions
+    store.list_versions = lambda prefix, **kw: (prefixes.append(prefix), list_versions(prefix, **kw))[1]
+    erasure = _erasure(config, engine, state, store)
+    erasure.list_budget = list_budget
+    intake = erasure.intake("run", AS_OF)
+    erasure.erase(intake["batches"][0], AS_OF, run_id="run")           # DUE: erase, then verify
+    assert prefixes == [p.format(s=DUE) for p in listed]
+    store.list_versions = list_versions
+    left = {v.key for v in store.list_versions("")}
+    assert left == {f"chats/{PENDING}/1.jpg", f"chats/{DUPLICATE}/1.jpg", f"chats/{DUPLICATE}/kept.jpg",
+                    f"avatars/{PENDING}/a.png", f"avatars/{DUPLICATE}/a.png"}
+
+
 def test_certificates_match_what_was_removed_and_hold_no_personal_information(world):
     config, engine, state, store, sink = world
     erasure = _erasure(config, engine, state, store)
@@ -185,6 +213,25 @@ def test_certificates_match_what_was_removed_and_hold_no_personal_information(wo
     assert cert["requested_at"].startswith("2026-05-15") and cert["completed_at"]
     hashes = {e.entry_hash for e in state.ledger.entries()}
     assert set(cert["ledger_entries"]) <= hashes and len(cert["ledger_entries"]) >= 12
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_certificates_go_to_an_s3_reports_destination_as_recorded(world, tmp_path, s3_conn_id):
+    config, engine, state, store, sink = world
+    store.client.create_bucket(Bucket="erasure-archive")
+    config = _config(tmp_path, reports={"system": "archive", "prefix": "lifecycle/"},
+                     systems={"archive": {"type": "s3", "conn_id": s3_conn_id, "bucket": "erasure-archive"}})
+    _run(_erasure(config, engine, state, store))
+    recorded = [c for e in state.ledger.entries(kind="erasure.certificates") for c in e.payload["certificates"]]
+    assert len(recorded) == len(ERASED)
+    for certificate in recorded:
+        key = certificate["location"].removeprefix("s3://erasure-archive/")
+        assert key == f"lifecycle/certificates/{certificate['subject'][:32]}.json"
+        body = store.client.get_object(Bucket="erasure-archive", Key=key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == certificate["sha256"]
+        assert json.loads(body)["subject"] == certificate["subject"]
+        html = store.client.get_object(Bucket="erasure-archive", Key=key.replace(".json", ".html"))
+        assert html["ContentType"].startswith("text/html") and certificate["subject"] in html["Body"].read().decode()
 
 
 class Killed(Exception):

@@ -68,12 +68,24 @@ def sqlalchemy_url(conn) -> sa.URL:
 @functools.cache
 def sql_engine(conn_id: str) -> sa.Engine:
     """One pooled engine per connection id and process."""
-    url = sqlalchemy_url(get_connection(conn_id))
-    kwargs: dict = {"future": True}
+    return engine_for(sqlalchemy_url(get_connection(conn_id)))
+
+
+def engine_for(url: sa.URL) -> sa.Engine:
+    """An engine as the lifecycle uses one.
+
+    SQLite waits up to a minute for a lock another process holds.  Elsewhere
+    a pooled connection is checked before use (a long task outlives idle
+    connections).  psycopg2 sends an UPDATE executemany in pages of 100
+    statements (``execute_batch``), not one round trip per row.
+    """
+    kwargs: dict = {}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 60}
     else:
         kwargs["pool_pre_ping"] = True
+    if url.get_driver_name() == "psycopg2":
+        kwargs["executemany_mode"] = "values_plus_batch"
     return sa.create_engine(url, **kwargs)
 
 

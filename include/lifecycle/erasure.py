@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -304,7 +305,10 @@ class Erasure:
         failed: dict[str, str] = {}
         notified: dict = {}
         for step in steps[:-1]:
-            self._apply(batch, step, subjects, done_keys, run_id)
+            if self.catalog.dataset(step.dataset).is_table:
+                self._apply(batch, step, subjects, done_keys, run_id)
+        self._erase_objects(batch, [s for s in steps[:-1] if not self.catalog.dataset(s.dataset).is_table],
+                            subjects, done_keys, run_id)
         failed.update(self._verify(batch, steps[:-1], subjects))
         ok = [s for s in subjects if s not in failed]
         if self.cfg.notify.completed and ok:
@@ -315,7 +319,8 @@ class Erasure:
         failed.update(self._verify(batch, steps[-1:], ok))
         ok = [s for s in ok if s not in failed]
         entries = self._entries(batch)
-        certificates = [self._certify(batch, steps, record, entries) for record in records if record.subject_id in ok]
+        certificates = self._certify({record.subject_id: self._certificate(batch, steps, record, entries)
+                                      for record in records if record.subject_id in ok})
         self._record_certificates(batch, certificates, run_id)
         if failed:
             self._set(set(failed), state="failed", reason="; ".join(sorted(set(failed.values())))[:2000])
@@ -330,9 +335,9 @@ class Erasure:
             conn.execute(erasures.update().where(erasures.c.subject_id.in_(list(subjects))).values(values))
 
     def _apply(self, batch: str, step: Step, subjects: list[str], done_keys: set, run_id) -> None:
-        """Record what a step removes per subject before it is committed, then record that it did.
+        """Record what a table step removes per subject before it is committed, then record that it did.
 
-        Tables: the DELETE (or the anonymizing UPDATE) runs in a transaction
+        The DELETE (or the anonymizing UPDATE) runs in a transaction
         that reports the rows per subject (``DELETE … RETURNING`` the subject
         link; the rows to anonymize are read first); the plan is appended to
         the ledger, and only then is the data transaction committed.  A crash
@@ -343,77 +348,109 @@ class Erasure:
         plan_key, done_key = f"erasure:{batch}:{step.dataset}:plan", f"erasure:{batch}:{step.dataset}:done"
         if done_key in done_keys:
             return
-        ds = self.catalog.dataset(step.dataset)
-        if ds.is_table:
-            store = self.sql(step.dataset)
-            selection = Selection(subjects=tuple(subjects))
+        store = self.sql(step.dataset)
+        selection = Selection(subjects=tuple(subjects))
 
-            def plan(counts: dict, keys: list) -> None:
-                if plan_key not in done_keys:
-                    self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": step.action,
-                                                              "rows": counts, "keys": keys, "basis": step.basis},
-                                             run_id=run_id, key=plan_key)
+        def plan(counts: dict, keys: list) -> None:
+            if plan_key not in done_keys:
+                self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": step.action,
+                                                          "rows": counts, "keys": keys, "basis": step.basis},
+                                         run_id=run_id, key=plan_key)
 
-            if self._same_sqlite_file(store):       # a write transaction there would lock the ledger out: plan first
-                plan(store.count_by_subject(step.dataset, subjects),
-                     store.keys(step.dataset, selection) if step.action == "anonymize" else [])
-                before_commit = None
-            else:
-                before_commit = plan
-            if step.action == "delete":
-                rows = store.delete(step.dataset, selection, before_commit=before_commit)
-            else:
-                fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
-                key = hmac_key(self.catalog) if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
-                rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=key, unlink=True,
-                                             before_commit=before_commit)
-            self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": step.action,
-                                                      "rows": rows}, run_id=run_id, key=done_key)
-            log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", rows, len(subjects))
-            return
-        store = self.store(ds.system)
-        versions = self._versions(step.dataset, subjects)
-        if plan_key not in done_keys:
-            self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": "delete",
-                                                      "versions": {s: len(v) for s, v in versions.items() if v}},
-                                     run_id=run_id, key=plan_key)
-        outcome = store.delete_versions([v for vs in versions.values() for v in vs])
-        locked = {}
-        for error in outcome.errors:
-            version = next(v for vs in versions.values() for v in vs if v.key == error.key and v.version_id == error.version_id)
-            lock = store.lock(version)
-            if not (lock.legal_hold or lock.retain_until):
-                raise LifecycleError(f"{step.dataset}: could not delete a version ({error.code}): {error.message}")
-            subject = self.catalog.subject_of_key(step.dataset, error.key)
-            locked.setdefault(subject, []).append({"mode": lock.mode, "legal_hold": lock.legal_hold,
-                                                   "retain_until": iso_utc(lock.retain_until) if lock.retain_until else None})
-        self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": "delete",
-                                                  "versions": len(outcome.deleted), "locked": locked},
-                                 run_id=run_id, key=done_key)
-        log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, len(outcome.deleted),
-                 sum(map(len, locked.values())))
+        if self._same_sqlite_file(store):       # a write transaction there would lock the ledger out: plan first
+            plan(store.count_by_subject(step.dataset, subjects),
+                 store.keys(step.dataset, selection) if step.action == "anonymize" else [])
+            before_commit = None
+        else:
+            before_commit = plan
+        if step.action == "delete":
+            rows = store.delete(step.dataset, selection, before_commit=before_commit)
+        else:
+            fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
+            key = hmac_key(self.catalog) if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
+            rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=key, unlink=True,
+                                         before_commit=before_commit)
+        self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": step.action,
+                                                  "rows": rows}, run_id=run_id, key=done_key)
+        log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", rows, len(subjects))
 
     def _same_sqlite_file(self, store: SqlStore) -> bool:
         url, state = store.engine.url, self.state.engine.url
         return url.get_backend_name() == "sqlite" and (url.database or ":memory:") == (state.database or ":memory:")
 
-    def _versions(self, dataset: str, subjects: list[str]) -> dict[str, list]:
-        """Every version and marker under each subject's prefix.
+    def _erase_objects(self, batch: str, steps: list[Step], subjects: list[str], done_keys: set, run_id) -> None:
+        """Delete every version and marker under the subjects' prefixes, dataset by dataset:
+        the plan (versions per subject) in the ledger first, then the deletes, then
+        what was deleted and what Object Lock kept.  One listing serves them all."""
+        steps = [s for s in steps if f"erasure:{batch}:{s.dataset}:done" not in done_keys]
+        if not subjects or not steps:
+            return
+        listed = self._versions([s.dataset for s in steps], subjects)
+        for step in steps:
+            plan_key, done_key = f"erasure:{batch}:{step.dataset}:plan", f"erasure:{batch}:{step.dataset}:done"
+            store, versions = self.store(self.catalog.dataset(step.dataset).system), listed[step.dataset]
+            if plan_key not in done_keys:
+                self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": "delete",
+                                                          "versions": {s: len(v) for s, v in versions.items() if v}},
+                                         run_id=run_id, key=plan_key)
+            outcome = store.delete_versions([v for vs in versions.values() for v in vs])
+            locked = {}
+            for error in outcome.errors:
+                version = next(v for vs in versions.values() for v in vs if v.key == error.key and v.version_id == error.version_id)
+                lock = store.lock(version)
+                if not (lock.legal_hold or lock.retain_until):
+                    raise LifecycleError(f"{step.dataset}: could not delete a version ({error.code}): {error.message}")
+                subject = self.catalog.subject_of_key(step.dataset, error.key)
+                locked.setdefault(subject, []).append({"mode": lock.mode, "legal_hold": lock.legal_hold,
+                                                       "retain_until": iso_utc(lock.retain_until) if lock.retain_until else None})
+            self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": "delete",
+                                                      "versions": len(outcome.deleted), "locked": locked},
+                                     run_id=run_id, key=done_key)
+            log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, len(outcome.deleted),
+                     sum(map(len, locked.values())))
 
-        One listing of the dataset's common prefix serves the whole batch while
-        it stays within what one listing per subject would cost (1,000 entries
-        a request); past that, each subject's prefix is listed on its own.
+    def _versions(self, datasets: list[str], subjects: list[str]) -> dict[str, dict[str, list]]:
+        """Every version and marker under each subject's prefix, per object dataset.
+
+        The datasets of one bucket are listed together, from the prefix they
+        share, while that listing stays within what listing each subject's
+        prefix on its own would cost (1,000 entries a request); past that,
+        each dataset is listed from its own prefix under the same bound, and
+        past that each subject's prefix is listed.
         """
-        store = self.store(self.catalog.dataset(dataset).system)
-        found: dict[str, list] = {s: [] for s in subjects}
-        budget = self.list_budget * len(subjects)
-        for n, version in enumerate(store.list_versions(self.catalog.static_prefix(dataset))):
-            if n >= budget:
-                return {s: list(store.list_versions(self.catalog.subject_prefix(dataset, s))) for s in subjects}
-            owner = self.catalog.subject_of_key(dataset, version.key)
-            if owner in found:
-                found[owner].append(version)
+        found: dict[str, dict[str, list]] = {}
+        by_system: dict[str, list[str]] = {}
+        for name in datasets:
+            by_system.setdefault(self.catalog.dataset(name).system, []).append(name)
+        for group in by_system.values():
+            together = self._list_together(group, subjects)
+            for name in group:
+                if together is not None:
+                    found[name] = together[name]
+                    continue
+                alone = self._list_together([name], subjects) if len(group) > 1 else None
+                found[name] = alone[name] if alone is not None else self._list_each(name, subjects)
         return found
+
+    def _list_together(self, datasets: list[str], subjects: list[str]) -> dict[str, dict[str, list]] | None:
+        """One listing of the datasets' shared prefix, or None when it would cost more than
+        ``list_budget`` entries per subject and dataset."""
+        store = self.store(self.catalog.dataset(datasets[0]).system)
+        found: dict[str, dict[str, list]] = {name: {s: [] for s in subjects} for name in datasets}
+        shared = os.path.commonprefix([self.catalog.static_prefix(name) for name in datasets])
+        budget = self.list_budget * len(subjects) * len(datasets)
+        for n, version in enumerate(store.list_versions(shared)):
+            if n >= budget:
+                return None
+            for name in datasets:
+                owner = self.catalog.subject_of_key(name, version.key)
+                if owner in found[name]:
+                    found[name][owner].append(version)
+        return found
+
+    def _list_each(self, dataset: str, subjects: list[str]) -> dict[str, list]:
+        store = self.store(self.catalog.dataset(dataset).system)
+        return {s: list(store.list_versions(self.catalog.subject_prefix(dataset, s))) for s in subjects}
 
     # ---------------------------------------------------------------- verify
 
@@ -423,6 +460,8 @@ class Erasure:
         if not subjects:
             return failed
         plans = {e.payload["dataset"]: e.payload for e in self._entries(batch).values() if e.kind == "erasure.plan"}
+        objects = [s.dataset for s in steps if not self.catalog.dataset(s.dataset).is_table]
+        listed = self._versions(objects, subjects) if objects else {}
         for step in steps:
             ds = self.catalog.dataset(step.dataset)
             if ds.is_table:
@@ -443,7 +482,7 @@ class Erasure:
                             failed.setdefault(subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values")
             else:
                 store = self.store(ds.system)
-                for subject, versions in self._versions(step.dataset, subjects).items():
+                for subject, versions in listed[step.dataset].items():
                     unlocked = [v for v in versions if v.is_delete_marker or not store.lock(v).active_at(datetime.now(timezone.utc))]
                     if unlocked:
                         failed[subject] = f"{step.dataset}: {len(unlocked)} object version(s) remain"
@@ -471,9 +510,8 @@ class Erasure:
             self._key = hmac_key(self.catalog)
         return hmac.new(self._key, f"certificate:{subject}".encode(), hashlib.sha256).hexdigest()
 
-    def _certify(self, batch: str, steps: list[Step], record, entries: dict) -> dict:
-        from lifecycle import reports
-
+    def _certificate(self, batch: str, steps: list[Step], record, entries: dict) -> dict:
+        """One subject's certificate: what the ledger entries of the batch record about them."""
         subject = record.subject_id
         datasets, backing, completed = [], [], None
         for step in steps:
@@ -497,19 +535,29 @@ class Erasure:
             backing += [e.entry_hash for e in (plan, done) if e]
             if step.dataset == self.catalog.subject.dataset and done:
                 completed = done.recorded_at
-        document = {
+        return {
             "certificate": "erasure after account cancellation", "subject": self.subject_hash(subject),
             "subject_is": "HMAC-SHA256 of the subject id under the lifecycle's key (not the id, not the e-mail)",
             "requested_at": record.requested_at, "grace_end": record.grace_end, "completed_at": completed,
             "batch": batch, "datasets": datasets, "ledger_entries": backing,
         }
-        sink = reports.ReportSink(self.catalog)
-        name = f"certificates/{document['subject'][:32]}"
-        written = sink.write(f"{name}.json", reports.canonical(document), content_type="application/json")
-        sink.write(f"{name}.html", reports.render("erasure_certificate.html.j2", cert=document).encode("utf-8"),
-                   content_type="text/html; charset=utf-8")
-        return {"subject_id": subject, "subject": document["subject"], "completed_at": completed,
-                "location": written.location, "sha256": written.sha256}
+
+    def _certify(self, documents: dict[str, dict]) -> list[dict]:
+        """Write each subject's certificate as JSON and HTML under ``certificates/`` (named
+        by the subject hash), several at a time; where each is and the JSON's SHA-256."""
+        from lifecycle import reports
+
+        def files():
+            for document in documents.values():
+                name = f"certificates/{document['subject'][:32]}"
+                yield f"{name}.json", reports.canonical(document), "application/json"
+                yield (f"{name}.html", reports.render("erasure_certificate.html.j2", cert=document).encode("utf-8"),
+                       "text/html; charset=utf-8")
+
+        written = reports.ReportSink(self.catalog).write_many(files())
+        return [{"subject_id": subject, "subject": document["subject"], "completed_at": document["completed_at"],
+                 "location": json_file.location, "sha256": json_file.sha256}
+                for (subject, document), json_file in zip(documents.items(), written[::2])]
 
     def _record_certificates(self, batch: str, certificates: list[dict], run_id) -> None:
         """One ledger entry for the batch's certificates (hash of each), then every subject *done*."""

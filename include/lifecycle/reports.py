@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import string
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,27 +57,50 @@ class Written:
 
 
 class ReportSink:
+    parallel_puts = 8       # documents write_many puts to S3 at once
+
     def __init__(self, catalog: Catalog):
         self.reports = catalog.model.reports
         self.catalog = catalog
+        self._made: set[Path] = set()
 
+    @functools.cached_property
     def _folder(self) -> Path:
         text = string.Template(self.reports.path).safe_substitute(LIFECYCLE_VAR_DIR=str(var_dir()))
         folder = Path(text)
         return folder if folder.is_absolute() else REPO / folder
 
+    @functools.cached_property
+    def _store(self):
+        from lifecycle.stores import open_store
+
+        return open_store(self.catalog, self.reports.system)
+
     def write(self, key: str, data: bytes, *, content_type: str) -> Written:
         digest = hashlib.sha256(data).hexdigest()
         if self.reports.path is not None:
-            path = self._folder() / key
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = self._folder / key
+            if path.parent not in self._made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._made.add(path.parent)
             tmp = path.with_suffix(path.suffix + ".tmp")
             tmp.write_bytes(data)
             tmp.replace(path)
             return Written(str(path), digest, len(data))
-        from lifecycle.stores import open_store
-
-        store = open_store(self.catalog, self.reports.system)
         full_key = f"{self.reports.prefix}{key}"
-        store.put_bytes(full_key, data, content_type=content_type)
-        return Written(f"s3://{store.bucket}/{full_key}", digest, len(data))
+        self._store.put_bytes(full_key, data, content_type=content_type)
+        return Written(f"s3://{self._store.bucket}/{full_key}", digest, len(data))
+
+    def write_many(self, documents: Iterable[tuple[str, bytes, str]]) -> list[Written]:
+        """Write ``(key, data, content type)`` documents, in order of ``documents``.
+
+        To S3, several at a time (each PUT waits on the network while a
+        generator of ``documents`` renders the next); to a folder, one after
+        the other: a local write takes microseconds, and threads would only
+        contend with the rendering for the interpreter.
+        """
+        if self.reports.path is not None:
+            return [self.write(key, data, content_type=content_type) for key, data, content_type in documents]
+        self._store                                      # noqa: B018 (one client, opened before the threads share it)
+        with ThreadPoolExecutor(self.parallel_puts) as pool:
+            return list(pool.map(lambda doc: self.write(doc[0], doc[1], content_type=doc[2]), documents))

@@ -57,6 +57,7 @@ class SqlStore:
         self.engine = engine
         self.catalog = catalog
         self._tables: dict[str, sa.Table] = {}
+        self._schemas: dict[str, sa.MetaData] = {}      # schema ('' the default) -> its reflected tables
         self._reflecting = threading.Lock()
 
     # ------------------------------------------------------------ reflection
@@ -64,9 +65,12 @@ class SqlStore:
     def table(self, dataset: str) -> sa.Table:
         """The reflected table of a dataset (``schema.table`` allowed), reflected once per store.
 
-        Threads sharing a store must get the same ``Table`` object: a statement
-        built on one and filtered by another's columns would name the table
-        twice (``DELETE FROM t USING t``), so reflection is serialized.
+        The first miss in a schema reflects every catalog table found there in
+        one pass (PostgreSQL answers for all tables in a few queries, where one
+        table at a time costs a round of queries each, its referenced tables
+        again).  Threads sharing a store must get the same ``Table`` object: a
+        statement built on one and filtered by another's columns would name
+        the table twice (``DELETE FROM t USING t``), so reflection is serialized.
         """
         found = self._tables.get(dataset)
         if found is not None:
@@ -75,8 +79,16 @@ class SqlStore:
             if dataset not in self._tables:
                 name = self.catalog.dataset(dataset).table
                 schema, _, table = name.rpartition(".")
+                meta = self._schemas.get(schema)
+                if meta is None:
+                    meta = self._schemas[schema] = sa.MetaData(schema=schema or None)
+                    wanted = {d.table.rpartition(".")[2] for d in self.catalog.datasets.values()
+                              if d.is_table and d.table.rpartition(".")[0] == schema}
+                    meta.reflect(self.engine, only=lambda found, _meta: found in wanted)
+                key = name if schema else table
                 try:
-                    self._tables[dataset] = sa.Table(table, sa.MetaData(), schema=schema or None, autoload_with=self.engine)
+                    found = meta.tables.get(key)
+                    self._tables[dataset] = found if found is not None else sa.Table(table, meta, autoload_with=self.engine)
                 except sa.exc.NoSuchTableError:
                     raise LifecycleError(f"dataset {dataset!r}: table {name!r} does not exist in {self.engine.url.render_as_string()}") from None
             return self._tables[dataset]
