@@ -30,7 +30,7 @@ from lifecycle.config import Config
 from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError
 from lifecycle.mail import Claims, personal_notices, send_claimed
-from lifecycle.runs import iso_utc
+from lifecycle.runs import iso_utc, loaded_objects_frozen
 from lifecycle.state import StateStore
 from lifecycle.state.ledger import canonical_json
 from lifecycle.state.schema import erasures, notices
@@ -292,6 +292,10 @@ class Erasure:
 
     def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> dict:
         """Erase one batch; steps and notices already recorded are not repeated."""
+        with loaded_objects_frozen():
+            return self._erase(batch, as_of, run_id)
+
+    def _erase(self, batch: str, as_of: datetime, run_id: str | None) -> dict:
         records = self._rows(erasures, (erasures.c.batch == batch) & (erasures.c.state == "erasing"))
         subjects = [r.subject_id for r in records]
         if not subjects:
