@@ -258,9 +258,10 @@ def _lifecycle_side(args, config, data_url, state_url, endpoint, bucket, *, noti
                       timings=args.timings)
         with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
             list(pool.map(time.sleep, [0.2] * args.workers))        # the workers exist before the clock starts
-            started, start_wall = time.perf_counter(), datetime.now(timezone.utc)
+            started, start_wall, cpu = time.perf_counter(), datetime.now(timezone.utc), _cpu_busy()
             list(pool.map(_erase_in_child, batches))
             seconds = time.perf_counter() - started
+            print(f"  {'with' if notices else 'without'} notices: the machine's cores were {_cpu_busy(cpu):.0%} busy", flush=True)
     with erasure.state.engine.connect() as conn:
         done = conn.execute(sa.select(erasures.c.completed_at).where(erasures.c.state == "done")).scalars().all()
     latencies = sorted((datetime.fromisoformat(c) - start_wall).total_seconds() for c in done)
@@ -269,7 +270,7 @@ def _lifecycle_side(args, config, data_url, state_url, endpoint, bucket, *, noti
 
 def _raw_side(engine: sa.Engine, client, bucket: str, due: list[int]) -> float:
     _warm(engine)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_busy()
     meta = sa.MetaData()
     meta.reflect(engine)
     with engine.begin() as conn:
@@ -287,7 +288,20 @@ def _raw_side(engine: sa.Engine, client, bucket: str, due: list[int]) -> float:
                 if v["Key"].split("/")[1] in wanted]
         for i in range(0, len(keys), 1000):
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    print(f"  raw: the machine's cores were {_cpu_busy(cpu):.0%} busy", flush=True)
+    return seconds
+
+
+def _cpu_busy(since: tuple[int, int] | None = None):
+    """(busy, total) CPU ticks of the whole machine from /proc/stat; with ``since``, the busy
+    share of the ticks between then and now (a side at 100% was bound by the cores, not by waits)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(t) for t in stat.readline().split()[1:]]
+    now = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))          # idle and iowait are not busy
+    if since is None:
+        return now
+    return (now[0] - since[0]) / max(1, now[1] - since[1])
 
 
 _CHILD: dict = {}
