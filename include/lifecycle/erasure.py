@@ -216,11 +216,10 @@ class Erasure:
         """
         recorded = self._notice_rows(template, [r.subject_id for r in records])
         interrupted = sorted(s for s, row in recorded.items() if row.status == "sending")
-        now = iso_utc(datetime.now(timezone.utc))
         if interrupted:
             with self.state.engine.begin() as conn:
-                conn.execute(notices.update().where(notices.c.template == template, notices.c.subject_id.in_(interrupted),
-                                                    notices.c.status == "sending").values(status="uncertain", updated_at=now))
+                _NoticeClaims(template, scope).mark_uncertain(conn, interrupted,
+                                                              updated_at=iso_utc(datetime.now(timezone.utc)))
             log.warning("%s: %d notice(s) left 'sending' by an interrupted run are recorded uncertain and not sent again",
                         template, len(interrupted))
         fresh = [r for r in records if r.subject_id not in recorded]

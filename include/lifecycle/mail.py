@@ -262,6 +262,15 @@ class Claims:
         """Delete a ``sending`` row whose mail never went out."""
         conn.execute(self._release, {"_subject": subject})
 
+    def mark_uncertain(self, conn: sa.Connection, subjects: Sequence[str], **values) -> None:
+        """Rows a killed process left ``sending`` become ``uncertain`` (with ``values``):
+        whether the server took those mails is unknown, so they are never sent again."""
+        stuck = sa.and_(*(self.table.c[column] == value for column, value in self.key.items()),
+                        self.table.c.status == "sending")
+        for first in range(0, len(subjects), 1000):
+            conn.execute(self.table.update().where(stuck, self.table.c.subject_id.in_(subjects[first:first + 1000]))
+                         .values(status="uncertain", **values))
+
 
 _TAKEN = object()
 

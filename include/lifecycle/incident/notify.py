@@ -474,14 +474,13 @@ class IncidentNotification:
             recorded = dict(conn.execute(sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
                 incident_deliveries.c.incident_id == incident, incident_deliveries.c.subject_id.in_(mine))).all())
         interrupted = [s for s, status in recorded.items() if status == "sending"]
+        claims = _DeliveryClaims(incident, run_id, batch)
         if interrupted:      # a killed run left these between claim and outcome: never resend
             with self.state.engine.begin() as conn:
-                conn.execute(incident_deliveries.update().where(
-                    incident_deliveries.c.incident_id == incident, incident_deliveries.c.subject_id.in_(interrupted),
-                    incident_deliveries.c.status == "sending").values(status="uncertain"))
+                claims.mark_uncertain(conn, interrupted)
         todo = [s for s in subjects if s not in recorded]
         if todo:
-            self._mail(run_id, incident, batch, todo, form, scope)
+            self._mail(todo, form, scope, claims)
         counts = self._batch_counts(incident, subjects)
         if counts.get("sending", 0) == 0:
             with self.state.engine.connect() as conn:
@@ -505,7 +504,7 @@ class IncidentNotification:
                     .group_by(incident_deliveries.c.status)).all()))
         return dict(counts)
 
-    def _mail(self, run_id: str, incident: str, batch: int, todo: list[str], form: IncidentForm, scope: dict) -> None:
+    def _mail(self, todo: list[str], form: IncidentForm, scope: dict, claims: "_DeliveryClaims") -> None:
         """Send to ``todo`` over one connection, each person's row committed before their mail (``send_claimed``)."""
         contacts = self._subjects_store().contacts(todo, ("email", "name", "locale"))
         email = self.cfg.email
@@ -516,9 +515,9 @@ class IncidentNotification:
                 if not person.get("email"):       # the address went away since resolve
                     return None
                 return mailer.compose(person["email"], notice(person.get("locale"), person.get("name")),
-                                      key=f"incident:{incident}:{subject}")
+                                      key=f"incident:{form.incident_id}:{subject}")
 
-            send_claimed(mailer, todo, conn, prepare=prepare, claims=_DeliveryClaims(incident, run_id, batch),
+            send_claimed(mailer, todo, conn, prepare=prepare, claims=claims,
                          attempts=email.retry_attempts, backoff=email.retry_backoff.seconds, sleep=self._sleep)
 
     # ------------------------------------------------------ after the mails
