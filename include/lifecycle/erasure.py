@@ -307,11 +307,10 @@ class Erasure:
         steps = self.steps()
         failed: dict[str, str] = {}
         notified: dict = {}
-        for step in steps[:-1]:
-            if self.catalog.dataset(step.dataset).is_table:
-                self._apply(batch, step, subjects, done_keys, run_id)
-        self._erase_objects(batch, [s for s in steps[:-1] if not self.catalog.dataset(s.dataset).is_table],
-                            subjects, done_keys, run_id)
+        tables = [s for s in steps[:-1] if self.catalog.dataset(s.dataset).is_table]
+        for step in tables:
+            self._apply(batch, step, subjects, done_keys, run_id)
+        self._erase_objects(batch, [s for s in steps[:-1] if s not in tables], subjects, done_keys, run_id)
         failed.update(self._verify(batch, steps[:-1], subjects))
         ok = [s for s in subjects if s not in failed]
         if self.cfg.notify.completed and ok:

@@ -234,9 +234,9 @@ class Claims:
 
     def __init__(self, table: sa.Table, **key):
         self.table, self.key = table, key
-        sending = sa.and_(*(table.c[column] == value for column, value in key.items()),
-                          table.c.subject_id == sa.bindparam("_subject"), table.c.status == "sending")
-        self._outcome, self._release = table.update().where(sending), table.delete().where(sending)
+        self._sending = sa.and_(*(table.c[column] == value for column, value in key.items()), table.c.status == "sending")
+        one = sa.and_(self._sending, table.c.subject_id == sa.bindparam("_subject"))
+        self._outcome, self._release = table.update().where(one), table.delete().where(one)
 
     def row(self, composed: Composed | None) -> dict:
         """The claim's columns: ``status`` ``sending`` and the Message-ID, or
@@ -265,10 +265,8 @@ class Claims:
     def mark_uncertain(self, conn: sa.Connection, subjects: Sequence[str], **values) -> None:
         """Rows a killed process left ``sending`` become ``uncertain`` (with ``values``):
         whether the server took those mails is unknown, so they are never sent again."""
-        stuck = sa.and_(*(self.table.c[column] == value for column, value in self.key.items()),
-                        self.table.c.status == "sending")
         for first in range(0, len(subjects), 1000):
-            conn.execute(self.table.update().where(stuck, self.table.c.subject_id.in_(subjects[first:first + 1000]))
+            conn.execute(self.table.update().where(self._sending, self.table.c.subject_id.in_(subjects[first:first + 1000]))
                          .values(status="uncertain", **values))
 
 

@@ -504,7 +504,7 @@ class IncidentNotification:
                     .group_by(incident_deliveries.c.status)).all()))
         return dict(counts)
 
-    def _mail(self, todo: list[str], form: IncidentForm, scope: dict, claims: "_DeliveryClaims") -> None:
+    def _mail(self, todo: list[str], form: IncidentForm, scope: dict, claims: _DeliveryClaims) -> None:
         """Send to ``todo`` over one connection, each person's row committed before their mail (``send_claimed``)."""
         contacts = self._subjects_store().contacts(todo, ("email", "name", "locale"))
         email = self.cfg.email

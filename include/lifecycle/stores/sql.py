@@ -84,11 +84,11 @@ class SqlStore:
                     meta = self._schemas[schema] = sa.MetaData(schema=schema or None)
                     wanted = {d.table.rpartition(".")[2] for d in self.catalog.datasets.values()
                               if d.is_table and d.table.rpartition(".")[0] == schema}
-                    meta.reflect(self.engine, only=lambda found, _meta: found in wanted)
-                key = name if schema else table
+                    meta.reflect(self.engine, only=lambda table_name, _meta: table_name in wanted)
                 try:
-                    found = meta.tables.get(key)
-                    self._tables[dataset] = found if found is not None else sa.Table(table, meta, autoload_with=self.engine)
+                    reflected = meta.tables.get(name if schema else table)
+                    self._tables[dataset] = (reflected if reflected is not None
+                                             else sa.Table(table, meta, autoload_with=self.engine))
                 except sa.exc.NoSuchTableError:
                     raise LifecycleError(f"dataset {dataset!r}: table {name!r} does not exist in {self.engine.url.render_as_string()}") from None
             return self._tables[dataset]
