@@ -2,8 +2,10 @@
 
 A PostgreSQL demo world of N users (default 100,000) with D of them due at
 once (default 1,000); S3 objects (two versions each, avatars and chats) for
-the first 100 due subjects.  The world is copied (CREATE DATABASE …
-TEMPLATE) three times, so every side starts identical:
+the first 100 due subjects.  Each round copies the world (CREATE DATABASE …
+TEMPLATE) once per side, so every side starts identical, and runs the sides
+in an order rotated from the round before; the medians of the rounds are
+reported:
 
 * **erasure**: ``Erasure.erase`` for every batch, as the DAG's mapped
   ``erase`` tasks run it — a process per batch, ``--workers`` side by side —
@@ -18,7 +20,7 @@ TEMPLATE) three times, so every side starts identical:
 
 Intake and scheduled notices are not timed.
 
-    .venv/bin/python bench/erasure_bench.py [--users 100000] [--due 1000] [--workers 2] [--mail-rate 100000]
+    .venv/bin/python bench/erasure_bench.py [--users 100000] [--due 1000] [--workers 2] [--rounds 3] [--mail-rate 100000]
     .venv/bin/python bench/erasure_bench.py --keep-world --timings     # where each worker's time goes
 """
 
@@ -86,41 +88,32 @@ def main() -> int:
                              "(cProfile inflates pure-Python code)")
     parser.add_argument("--profile", action="store_true",
                         help="one worker in this process under cProfile: where its time goes")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds, each on fresh copies of the world, the sides' order rotated from one round "
+                             "to the next (the first side after the copies runs slower); medians are reported")
     args = parser.parse_args()
     sides = [args.side] if args.side else list(SIDES)
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
     url = sa.make_url(args.postgres)
-    tag = uuid.uuid4().hex[:6]
-    names = {"world": f"bench_erase_seed_{tag}", "raw": f"bench_erase_raw_{tag}"}
-    for n, side in enumerate(sides):
-        names[side], names[f"{side} state"] = f"bench_erase_side{n}_{tag}", f"bench_erase_state{n}_{tag}"
     work = Path(tempfile.mkdtemp(prefix="bench-erasure-"))
     kept_world = f"bench_erase_world_{args.users}_{args.due}"
     due = sorted(random.Random(7).sample(range(1, args.users + 1), args.due))
-    engines: list[sa.Engine] = []
+    world = None
     try:
         with admin.connect() as conn:
-            # PostgreSQL 15 copies a database through the WAL by default: gigabytes of WAL and the
-            # checkpoints they cause would still be running while the first side is timed.
-            copy = " STRATEGY FILE_COPY" if conn.dialect.server_version_info >= (15,) else ""
             kept = args.keep_world and conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
                                                     {"n": kept_world}).first()
         if kept:
-            names["world"] = kept_world
+            world = kept_world
             print(f"copying the kept world {kept_world}; {len(due):,} due")
         else:
-            _seed(admin, url.set(database=names["world"]), args.users, due)
-            if args.keep_world:
+            world = f"bench_erase_seed_{uuid.uuid4().hex[:6]}"
+            _seed(admin, url.set(database=world), args.users, due)
+            if args.keep_world:                         # only a whole world is kept
                 with admin.connect() as conn:
-                    conn.execute(sa.text(f"CREATE DATABASE {kept_world} TEMPLATE {names['world']}{copy}"))
-        with admin.connect() as conn:
-            for key, name in names.items():
-                if key == "world":
-                    continue
-                conn.execute(sa.text(f"CREATE DATABASE {name}" + ("" if key.endswith("state") else f" TEMPLATE {names['world']}{copy}")))
-            conn.execute(sa.text("CHECKPOINT"))
-        os.sync()            # the copies are on disk before any clock starts, not written back during one side
+                    conn.execute(sa.text(f"ALTER DATABASE {world} RENAME TO {kept_world}"))
+                world = kept_world
 
         with moto_server() as endpoint, _sink_process(work / "mail") as sink:
             os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
@@ -130,34 +123,106 @@ def main() -> int:
             config = load_config(REPO / "config" / "lifecycle")
             rate = args.mail_rate or config.incidents.email.max_per_second
             s3 = _s3(endpoint)
-            buckets = {side: _bucket(s3, due[:args.with_objects]) for side in [*sides, "raw"]}
             _warm_s3(s3, _bucket(s3, [0]))
-            results = {}
+            rounds = []
+            for number in range(args.rounds):
+                order = [*sides, "raw"]
+                order = order[number % len(order):] + order[:number % len(order)]
+                print(f"round {number + 1} of {args.rounds}: {', '.join(order)}", flush=True)
+                rounds.append(_round(args, admin, url, world, order, config, endpoint, s3, due, rate, sink))
+                _print_round(args, rounds[-1], rate)
+
+        if len(rounds) > 1:
+            print(f"median of {len(rounds)} rounds (range):")
+            raws = [r["raw"] for r in rounds]
+            print(f"  raw baseline:  {statistics.median(raws):.2f}s ({min(raws):.2f}-{max(raws):.2f})")
             for side in sides:
+                seconds = [r[side][0] for r in rounds]
+                ratios = [r["raw"] / r[side][0] for r in rounds]
+                medians = [statistics.median(r[side][1]) for r in rounds]
+                print(f"  {side + ':':<14} {statistics.median(seconds):.2f}s ({min(seconds):.2f}-{max(seconds):.2f}); "
+                      f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}); "
+                      f"due->done median {statistics.median(medians):.2f}s")
+        return 0
+    finally:
+        connections.sql_engine.cache_clear()
+        if world and world != kept_world:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {world} WITH (FORCE)"))
+        admin.dispose()
+
+
+def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], config, endpoint: str, s3,
+           due: list[int], rate: float, sink) -> dict:
+    """Every side once, in ``order``, each on its own copy of the world and its own bucket:
+    side -> (seconds, due->done latencies, mails), and "raw" -> seconds."""
+    tag = uuid.uuid4().hex[:6]
+    names = {"raw": f"bench_erase_raw_{tag}"}
+    for n, side in enumerate(s for s in order if s != "raw"):
+        names[side], names[f"{side} state"] = f"bench_erase_side{n}_{tag}", f"bench_erase_state{n}_{tag}"
+    engines: list[sa.Engine] = []
+    try:
+        with admin.connect() as conn:
+            # PostgreSQL 15 copies a database through the WAL by default: gigabytes of WAL and the
+            # checkpoints they cause would still be running while the first side is timed.
+            copy = " STRATEGY FILE_COPY" if conn.dialect.server_version_info >= (15,) else ""
+            for key, name in names.items():
+                conn.execute(sa.text(f"CREATE DATABASE {name}" + ("" if key.endswith("state") else f" TEMPLATE {world}{copy}")))
+        for key, name in names.items():
+            if not key.endswith("state"):
+                _no_autovacuum(url.set(database=name))
+        buckets = {side: _bucket(s3, due[:args.with_objects]) for side in order}
+        results = {}
+        for side in order:
+            _settle(admin)
+            if side == "raw":
+                raw_engine = sa.create_engine(url.set(database=names["raw"]))
+                engines.append(raw_engine)
+                results["raw"] = _raw_side(raw_engine, s3, buckets["raw"], due)
+            else:
                 results[side] = _lifecycle_side(args, config, url.set(database=names[side]),
                                                 url.set(database=names[f"{side} state"]), endpoint, buckets[side],
                                                 notices=SIDES[side], rate=rate, sink=sink)
-            raw_engine = sa.create_engine(url.set(database=names["raw"]))
-            engines.append(raw_engine)
-            raw_seconds = _raw_side(raw_engine, s3, buckets["raw"], due)
-
-        print(f"raw baseline:  {len(due):,} subjects in {raw_seconds:.2f}s")
-        for side, (seconds, latencies, notices) in results.items():
-            mails = (f"; {notices} completion notices at <= {rate:g}/s per worker (>= {notices / rate / args.workers:.1f}s of it)"
-                     if SIDES[side] else "")
-            print(f"{side + ':':<14} {len(latencies):,} subjects in {seconds:.2f}s ({args.workers} worker(s){mails}) -> "
-                  f"ratio {raw_seconds / seconds:.2f}; due->done median {statistics.median(latencies):.2f}s, "
-                  f"max {latencies[-1]:.2f}s")
-        return 0
+        return results
     finally:
         connections.sql_engine.cache_clear()
         for engine in engines:
             engine.dispose()
         with admin.connect() as conn:
-            for key, name in names.items():
-                if name != kept_world:
-                    conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+            for name in names.values():
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def _no_autovacuum(url: sa.URL) -> None:
+    """A side deletes rows of the big tables, which would start an autovacuum of its copy while
+    the next side is timed; the copies are dropped after the round, so none of it is needed."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for table in conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars():
+            conn.execute(sa.text(f'ALTER TABLE "{table}" SET (autovacuum_enabled = false)'))
+    engine.dispose()
+
+
+def _settle(admin: sa.Engine) -> None:
+    """What the previous side left to write goes to disk before the next clock starts: the copies,
+    PostgreSQL's dirty buffers (a checkpoint) and the files the reports and the mail sink wrote."""
+    with admin.connect() as conn:
+        conn.execute(sa.text("CHECKPOINT"))
+    os.sync()
+
+
+def _print_round(args, results: dict, rate: float) -> None:
+    raw_seconds = results["raw"]
+    print(f"  raw baseline:  {args.due:,} subjects in {raw_seconds:.2f}s")
+    for side, value in results.items():
+        if side == "raw":
+            continue
+        seconds, latencies, notices = value
+        mails = (f"; {notices} completion notices at <= {rate:g}/s per worker (>= {notices / rate / args.workers:.1f}s of it)"
+                 if SIDES[side] else "")
+        print(f"  {side + ':':<14} {len(latencies):,} subjects in {seconds:.2f}s ({args.workers} worker(s){mails}) -> "
+              f"ratio {raw_seconds / seconds:.2f}; due->done median {statistics.median(latencies):.2f}s, "
+              f"max {latencies[-1]:.2f}s", flush=True)
 
 
 def _seed(admin: sa.Engine, url: sa.URL, users: int, due: list[int]) -> None:
@@ -314,16 +379,17 @@ def _erase_in_child(batch: str) -> dict:
     if _CHILD["timings"]:
         _TIMINGS.clear()
         _time_parts(erasure)
-    built = time.perf_counter()
+    built, cpu = time.perf_counter(), time.process_time()
     result = erasure.erase(batch, AS_OF, run_id="bench")
-    print(f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s", flush=True)
+    print(f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s "
+          f"(of it {time.process_time() - cpu:.2f}s on a core in this process)", flush=True)
     _print_timings(batch)
     return result
 
 
 def _print_timings(label: str) -> None:
-    for part, seconds in sorted(_TIMINGS.items(), key=lambda kv: -kv[1]):
-        print(f"    {label}: {part:<50} {seconds:6.2f}s", flush=True)
+    for part, (wall, on_core) in sorted(_TIMINGS.items(), key=lambda kv: -kv[1][0]):
+        print(f"    {label}: {part:<50} {wall:6.2f}s (on a core {on_core:.2f}s)", flush=True)
 
 
 class _Sink:
@@ -351,7 +417,7 @@ def _sink_process(folder: Path):
         process.wait(timeout=30)
 
 
-_TIMINGS: dict[str, float] = {}      # part -> seconds, of the batches timed in this process
+_TIMINGS: dict[str, tuple[float, float]] = {}      # part -> (wall, thread CPU) seconds, of the batches timed in this process
 _CLASSES_TIMED: list[bool] = []
 
 
@@ -363,11 +429,12 @@ def _time_parts(erasure: Erasure) -> None:
         original = getattr(owner, name)
 
         def wrapper(*args, **kwargs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
-                _TIMINGS[label] = _TIMINGS.get(label, 0.0) + time.perf_counter() - started
+                wall, on_core = _TIMINGS.get(label, (0.0, 0.0))
+                _TIMINGS[label] = (wall + time.perf_counter() - started, on_core + time.thread_time() - cpu)
         setattr(owner, name, wrapper)
 
     for name in ("_send", "_apply", "_erase_objects", "_verify", "_certificate", "_certify", "_record_certificates", "_retained", "_entries"):
