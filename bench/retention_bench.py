@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ from lifecycle.state import StateStore  # noqa: E402
 from lifecycle.stores.s3 import S3Store  # noqa: E402
 from lifecycle.stores.sql import SqlStore  # noqa: E402
 from tests.config import sample  # noqa: E402
+from tests.support.s3 import moto_process  # noqa: E402
 
 AS_OF = datetime(2026, 6, 1, tzinfo=timezone.utc)
 CUTOFF = datetime(2025, 12, 1)           # 6mo before AS_OF
@@ -128,28 +127,12 @@ def bench_sql(admin_url: str, rows: int, batch_size: int, workers: int, layout: 
         admin.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_s3(objects: int, batch_size: int) -> dict:
     import boto3
 
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
+    with moto_process() as endpoint:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
-        for _ in range(100):
-            try:
-                client.list_buckets()
-                break
-            except Exception:
-                time.sleep(0.1)
         buckets = {"dag": f"bench-dag-{uuid.uuid4().hex[:6]}", "raw": f"bench-raw-{uuid.uuid4().hex[:6]}"}
         for bucket in buckets.values():
             client.create_bucket(Bucket=bucket)
@@ -182,9 +165,6 @@ def bench_s3(objects: int, batch_size: int) -> dict:
         return {"objects": objects, "dag_versions": result["versions"], "dag_seconds": dag_seconds,
                 "raw_versions": deleted, "raw_seconds": raw_seconds,
                 "ratio": (result["versions"] / dag_seconds) / (deleted / raw_seconds)}
-    finally:
-        server.kill()
-        server.wait(10)
 
 
 def main() -> int:

@@ -22,7 +22,6 @@ import copy
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,12 +40,6 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 AS_OF = datetime(2026, 6, 1, tzinfo=timezone.utc)
 PART = 16 * 1024 * 1024
 FETCH = 5000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _client(endpoint: str):
@@ -184,48 +177,39 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
+    from tests.support.s3 import moto_process
+
     databases = {}
-    try:
-        client = _client(endpoint)
-        for _ in range(100):
-            try:
-                client.list_buckets()
-                break
-            except Exception:
-                time.sleep(0.1)
-        for size in (args.small, args.rows):
-            databases[size] = _database(args.postgres, size)
-        results: dict[tuple[str, int], list[dict]] = {}
-        for size in (args.small, args.rows):
-            for n in range(args.repeat if size == args.rows else 1):
-                for kind in (("raw", "lifecycle") if n % 2 else ("lifecycle", "raw")):
-                    bucket = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
-                    client.create_bucket(Bucket=bucket)
-                    r = _child(kind, databases[size], endpoint, bucket)
-                    results.setdefault((kind, size), []).append(r)
-                    print(f"{kind:<9} {size:>9,} rows: {r['records']:,} records, {r['bytes'] / 2**20:,.1f} MiB in "
-                          f"{r['seconds']:.2f}s = {r['records'] / r['seconds']:,.0f} rows/s, {r['parts']} part(s), "
-                          f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-                    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):   # free moto's memory
-                        for o in page.get("Contents", []):
-                            client.delete_object(Bucket=bucket, Key=o["Key"])
-        ratios = [(l["records"] / l["seconds"]) / (r["records"] / r["seconds"])
-                  for l, r in zip(results[("lifecycle", args.rows)], results[("raw", args.rows)])]
-        peak = {size: max(r["peak_rss_mb"] for r in results[("lifecycle", size)]) for size in (args.small, args.rows)}
-        raw_peak = {size: max(r["peak_rss_mb"] for r in results[("raw", size)]) for size in (args.small, args.rows)}
-        print(f"\nratio at {args.rows:,} rows (lifecycle rows/s ÷ raw rows/s): median {statistics.median(ratios):.2f} "
-              f"({', '.join(f'{x:.2f}' for x in ratios)}) (target >= 0.5)")
-        print(f"peak RSS, lifecycle: {peak[args.small]:.0f} MB at {args.small:,} rows, {peak[args.rows]:.0f} MB at {args.rows:,} rows "
-              f"(target < 300 MB, not growing); raw: {raw_peak[args.small]:.0f} / {raw_peak[args.rows]:.0f} MB")
-    finally:
-        server.kill()
-        server.wait(10)
-        for db in databases.values():
-            _drop(args.postgres, db)
+    with moto_process() as endpoint:
+        try:
+            client = _client(endpoint)
+            for size in (args.small, args.rows):
+                databases[size] = _database(args.postgres, size)
+            results: dict[tuple[str, int], list[dict]] = {}
+            for size in (args.small, args.rows):
+                for n in range(args.repeat if size == args.rows else 1):
+                    for kind in (("raw", "lifecycle") if n % 2 else ("lifecycle", "raw")):
+                        bucket = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
+                        client.create_bucket(Bucket=bucket)
+                        r = _child(kind, databases[size], endpoint, bucket)
+                        results.setdefault((kind, size), []).append(r)
+                        print(f"{kind:<9} {size:>9,} rows: {r['records']:,} records, {r['bytes'] / 2**20:,.1f} MiB in "
+                              f"{r['seconds']:.2f}s = {r['records'] / r['seconds']:,.0f} rows/s, {r['parts']} part(s), "
+                              f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+                        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):   # free moto's memory
+                            for o in page.get("Contents", []):
+                                client.delete_object(Bucket=bucket, Key=o["Key"])
+            ratios = [(l["records"] / l["seconds"]) / (r["records"] / r["seconds"])
+                      for l, r in zip(results[("lifecycle", args.rows)], results[("raw", args.rows)])]
+            peak = {size: max(r["peak_rss_mb"] for r in results[("lifecycle", size)]) for size in (args.small, args.rows)}
+            raw_peak = {size: max(r["peak_rss_mb"] for r in results[("raw", size)]) for size in (args.small, args.rows)}
+            print(f"\nratio at {args.rows:,} rows (lifecycle rows/s ÷ raw rows/s): median {statistics.median(ratios):.2f} "
+                  f"({', '.join(f'{x:.2f}' for x in ratios)}) (target >= 0.5)")
+            print(f"peak RSS, lifecycle: {peak[args.small]:.0f} MB at {args.small:,} rows, {peak[args.rows]:.0f} MB at {args.rows:,} rows "
+                  f"(target < 300 MB, not growing); raw: {raw_peak[args.small]:.0f} / {raw_peak[args.rows]:.0f} MB")
+        finally:
+            for db in databases.values():
+                _drop(args.postgres, db)
     return 0
 
 

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,6 +37,36 @@ def moto_server() -> Iterator[str]:
     finally:
         server.stop()
         access_log.setLevel(level)
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """moto's server in a process of its own, as S3 is a service of its own; yields its endpoint URL.
+
+    For measurements: a server thread inside the measuring process would share
+    that process's interpreter lock and garbage collections (a full pass over
+    everything the process loaded) with it.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's server did not answer on {endpoint}") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.kill()
+        server.wait(10)
 
 
 def aws_connection(endpoint_url: str, region_name: str = "us-east-1") -> str:
