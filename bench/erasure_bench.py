@@ -92,15 +92,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds, each on fresh copies of the world, the sides' order rotated from one round "
                              "to the next (the first side after the copies runs slower); medians are reported")
+    parser.add_argument("--reports", type=Path, default=REPO / "var",
+                        help="where each side writes its certificates and the sink its mails, in a folder of their "
+                             "own (default var/, where the demo config writes them; /dev/shm takes the disk out)")
+    parser.add_argument("--batch-size", type=int, help="cancellation.yaml: batch_size (subjects per mapped erase task)")
     args = parser.parse_args()
     sides = [args.side] if args.side else list(SIDES)
+    if args.batch_size:
+        _BATCH_SIZE.append(args.batch_size)
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
     url = sa.make_url(args.postgres)
-    # Reports and mail where a deployment of the demo config writes them (var/), not in /tmp:
-    # on this machine kind, creating a file under /tmp costs ~0.7 ms, under /work ~0.05 ms.
-    (REPO / "var").mkdir(exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-erasure-", dir=REPO / "var"))
+    args.reports.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-erasure-", dir=args.reports))
+    print(f"reports and mail under {work}: creating a file there costs {_file_cost(work) * 1000:.2f} ms")
     kept_world = f"bench_erase_world_{args.users}_{args.due}"
     due = sorted(random.Random(7).sample(range(1, args.users + 1), args.due))
     world = None
@@ -201,6 +206,20 @@ def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], co
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+def _file_cost(folder: Path, files: int = 200) -> float:
+    """Seconds to create one small file in ``folder`` as the report sink does (write, then rename).
+    Each side writes two certificate files per subject; on this machine kind the cost of creating
+    a file on disk ranged from 0.05 to 0.8 ms, by folder and by hour."""
+    probe = Path(tempfile.mkdtemp(prefix="probe-", dir=folder))
+    started = time.perf_counter()
+    for n in range(files):
+        (probe / f"{n}.tmp").write_bytes(b"x" * 4096)
+        (probe / f"{n}.tmp").replace(probe / f"{n}.json")
+    seconds = (time.perf_counter() - started) / files
+    shutil.rmtree(probe)
+    return seconds
+
+
 def _no_autovacuum(url: sa.URL) -> None:
     """A side deletes rows of the big tables, which would start an autovacuum of its copy while
     the next side is timed; the copies are dropped after the round, so none of it is needed."""
@@ -295,6 +314,8 @@ def _erasure(config, data_url: sa.URL, state_url: sa.URL, endpoint: str, bucket:
     erasure = Erasure(config, StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),
                       open_store=lambda system: S3Store(s3, bucket) if system in media else SqlStore(data, config.catalog),
                       mailer=lambda: Mailer(email.conn_id, email.from_, rate))
+    if _BATCH_SIZE:
+        erasure.cfg = erasure.cfg.model_copy(update={"batch_size": _BATCH_SIZE[0]})
     if not notices:
         erasure.cfg = erasure.cfg.model_copy(update={"notify": erasure.cfg.notify.model_copy(update={"completed": None})})
     return erasure
@@ -378,6 +399,7 @@ def _cpu_busy(since: tuple[int, int] | None = None):
 
 
 _CHILD: dict = {}
+_BATCH_SIZE: list[int] = []
 
 
 def _erase_in_child(batch: str) -> dict:
