@@ -98,8 +98,6 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, help="cancellation.yaml: batch_size (subjects per mapped erase task)")
     args = parser.parse_args()
     sides = [args.side] if args.side else list(SIDES)
-    if args.batch_size:
-        _BATCH_SIZE.append(args.batch_size)
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
     url = sa.make_url(args.postgres)
@@ -305,7 +303,7 @@ def _bucket(client, owners: list[int]) -> str:
 
 
 def _erasure(config, data_url: sa.URL, state_url: sa.URL, endpoint: str, bucket: str, *, notices: bool,
-             rate: float) -> Erasure:
+             rate: float, batch_size: int | None = None) -> Erasure:
     """An Erasure on one side's databases and bucket, as a mapped task builds it (engines as
     ``connections.sql_engine`` makes them)."""
     s3, data = _s3(endpoint), connections.engine_for(data_url)
@@ -314,8 +312,8 @@ def _erasure(config, data_url: sa.URL, state_url: sa.URL, endpoint: str, bucket:
     erasure = Erasure(config, StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),
                       open_store=lambda system: S3Store(s3, bucket) if system in media else SqlStore(data, config.catalog),
                       mailer=lambda: Mailer(email.conn_id, email.from_, rate))
-    if _BATCH_SIZE:
-        erasure.cfg = erasure.cfg.model_copy(update={"batch_size": _BATCH_SIZE[0]})
+    if batch_size:
+        erasure.cfg = erasure.cfg.model_copy(update={"batch_size": batch_size})
     if not notices:
         erasure.cfg = erasure.cfg.model_copy(update={"notify": erasure.cfg.notify.model_copy(update={"completed": None})})
     return erasure
@@ -323,7 +321,8 @@ def _erasure(config, data_url: sa.URL, state_url: sa.URL, endpoint: str, bucket:
 
 def _lifecycle_side(args, config, data_url, state_url, endpoint, bucket, *, notices: bool, rate: float, sink):
     """Intake and scheduled notices (untimed), then every batch's erase; seconds, due->done latencies, mails sent."""
-    erasure = _erasure(config, data_url, state_url, endpoint, bucket, notices=notices, rate=rate)
+    erasure = _erasure(config, data_url, state_url, endpoint, bucket, notices=notices, rate=rate,
+                       batch_size=args.batch_size)
     batches = erasure.intake("bench", AS_OF)["batches"]
     erasure.notify_scheduled()
     before = sink.count()
@@ -348,7 +347,8 @@ def _lifecycle_side(args, config, data_url, state_url, endpoint, bucket, *, noti
     else:
         import airflow.sdk  # noqa: F401  (loaded in every Airflow task process before its task runs)
 
-        _CHILD.update(build=lambda: _erasure(config, data_url, state_url, endpoint, bucket, notices=notices, rate=rate),
+        _CHILD.update(build=lambda: _erasure(config, data_url, state_url, endpoint, bucket, notices=notices, rate=rate,
+                                             batch_size=args.batch_size),
                       timings=args.timings)
         with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
             list(pool.map(time.sleep, [0.2] * args.workers))        # the workers exist before the clock starts
@@ -399,7 +399,6 @@ def _cpu_busy(since: tuple[int, int] | None = None):
 
 
 _CHILD: dict = {}
-_BATCH_SIZE: list[int] = []
 
 
 def _erase_in_child(batch: str) -> dict:
