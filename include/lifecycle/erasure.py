@@ -26,6 +26,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from lifecycle import anonymize
+from lifecycle.batching import chunks
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError
@@ -168,9 +169,9 @@ class Erasure:
         start = len({r.batch for r in self._rows(erasures, erasures.c.batch.like(f"{run_id}#%"))})
         size = self.cfg.batch_size
         with self.state.engine.begin() as conn:
-            for n, first in enumerate(range(0, len(waiting), size)):
+            for n, part in enumerate(chunks(waiting, size)):
                 batch = f"{run_id}#{start + n}"
-                conn.execute(erasures.update().where(erasures.c.subject_id.in_(waiting[first:first + size]))
+                conn.execute(erasures.update().where(erasures.c.subject_id.in_(part))
                              .values(state="erasing", batch=batch))
                 mine.append(batch)
         return mine
@@ -194,9 +195,9 @@ class Erasure:
         """The ``lifecycle_notices`` rows of ``template`` for ``subjects``, by subject."""
         found = {}
         with self.state.engine.connect() as conn:
-            for first in range(0, len(subjects), 1000):
+            for part in chunks(subjects, 1000):
                 found.update((row.subject_id, row) for row in conn.execute(sa.select(notices).where(
-                    notices.c.template == template, notices.c.subject_id.in_(subjects[first:first + 1000]))))
+                    notices.c.template == template, notices.c.subject_id.in_(part))))
         return found
 
     def _send(self, template: str, records: list, scope: str, extra: Callable[[object], dict] | None = None,
@@ -254,9 +255,9 @@ class Erasure:
                                                           "statuses": statuses, "notices_sha256": digest},
                                          run_id=run_id, key=f"notices:{template}:{digest[:32]}")
         with self.state.engine.begin() as conn:
-            for first in range(0, len(rows), 1000):
+            for part in chunks(rows, 1000):
                 conn.execute(notices.update().where(notices.c.template == template, notices.c.subject_id.in_(
-                    [row.subject_id for row in rows[first:first + 1000]])).values(ledger_hash=entry.entry_hash))
+                    [row.subject_id for row in part])).values(ledger_hash=entry.entry_hash))
 
     def _mail(self, template: str, todo: list, scope: str, extra) -> dict[str, int]:
         """Render, claim and send each notice (``mail.send_claimed``); counts by outcome."""

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 import sqlalchemy as sa
 
 from lifecycle import reports
+from lifecycle.batching import chunks
 from lifecycle.errors import LifecycleError, TransientError
 
 log = logging.getLogger(__name__)
@@ -265,8 +266,8 @@ class Claims:
     def mark_uncertain(self, conn: sa.Connection, subjects: Sequence[str], **values) -> None:
         """Rows a killed process left ``sending`` become ``uncertain`` (with ``values``):
         whether the server took those mails is unknown, so they are never sent again."""
-        for first in range(0, len(subjects), 1000):
-            conn.execute(self.table.update().where(self._sending, self.table.c.subject_id.in_(subjects[first:first + 1000]))
+        for part in chunks(subjects, 1000):
+            conn.execute(self.table.update().where(self._sending, self.table.c.subject_id.in_(part))
                          .values(status="uncertain", **values))
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
+from lifecycle.batching import chunks
 from lifecycle.catalog import Catalog
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
@@ -336,8 +337,7 @@ class Retention:
         versions = [v for key in sorted(expired) for v in expired[key]]
         finished = self.state.ledger.keys_with_prefix(_key(run_id, name, "objects", ""))
         deleted = locked = 0
-        for start in range(0, len(versions), MAX_KEYS_PER_DELETE):
-            chunk = versions[start:start + MAX_KEYS_PER_DELETE]
+        for chunk in chunks(versions, MAX_KEYS_PER_DELETE):
             digest = hashlib.sha256("\n".join(f"{v.key}\0{v.version_id}" for v in chunk).encode()).hexdigest()[:20]
             key = _key(run_id, name, "objects", digest)
             if key in finished:

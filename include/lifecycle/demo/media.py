@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable
 
+from lifecycle.batching import chunks
 from lifecycle.demo.rows import MediaObject
 
 MEDIA_PREFIXES = ("avatars/", "inquiries/", "chats/")
@@ -86,7 +87,7 @@ def clear_media(client, bucket: str) -> int:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
                      for kind in ("Versions", "DeleteMarkers") for v in page.get(kind, [])]
-            for i in range(0, len(batch), 1000):
-                client.delete_objects(Bucket=bucket, Delete={"Objects": batch[i:i + 1000], "Quiet": True})
-                removed += len(batch[i:i + 1000])
+            for part in chunks(batch, 1000):
+                client.delete_objects(Bucket=bucket, Delete={"Objects": part, "Quiet": True})
+                removed += len(part)
     return removed

@@ -40,6 +40,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from lifecycle.batching import chunks
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
 from lifecycle.incident.documents import Documents, csv_bytes
@@ -214,9 +215,8 @@ class IncidentNotification:
         from lifecycle.stores.sql import _coerce
 
         with store.engine.connect() as conn:
-            for first in range(0, len(ids), CHUNK):
-                chunk = _coerce(key, ids[first:first + CHUNK])
-                yield from conn.execute(sa.select(*columns).where(key.in_(chunk)))
+            for part in chunks(ids, CHUNK):
+                yield from conn.execute(sa.select(*columns).where(key.in_(_coerce(key, part))))
 
     def resolve(self, run_id: str) -> dict:
         """Store the people affected (ids, reach, country, locale, batch); a rerun returns what is stored."""
@@ -251,8 +251,8 @@ class IncidentNotification:
             row["batch"] = n // self.cfg.batch_size
         with self.state.engine.begin() as conn:       # a rerun after a crash before the scope was saved starts over
             conn.execute(incident_subjects.delete().where(incident_subjects.c.run_id == run_id))
-            for first in range(0, len(rows), 10_000):
-                conn.execute(incident_subjects.insert(), rows[first:first + 10_000])
+            for part in chunks(rows, 10_000):
+                conn.execute(incident_subjects.insert(), part)
         new = [r for r in rows if r["new"]]
         scope = {
             "affected": len(rows), "new": len(new), "already_notified": len(rows) - len(new),
@@ -497,10 +497,10 @@ class IncidentNotification:
     def _batch_counts(self, incident: str, subjects: list[str]) -> dict:
         counts: Counter = Counter()
         with self.state.engine.connect() as conn:
-            for first in range(0, len(subjects), CHUNK):
+            for part in chunks(subjects, CHUNK):
                 counts.update(dict(conn.execute(sa.select(incident_deliveries.c.status, sa.func.count()).where(
                     incident_deliveries.c.incident_id == incident,
-                    incident_deliveries.c.subject_id.in_(subjects[first:first + CHUNK]))
+                    incident_deliveries.c.subject_id.in_(part))
                     .group_by(incident_deliveries.c.status)).all()))
         return dict(counts)
 

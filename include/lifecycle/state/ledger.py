@@ -19,6 +19,7 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
+from lifecycle.batching import chunks
 from lifecycle.state.schema import GENESIS, ledger_entries, ledger_head
 
 
@@ -116,9 +117,9 @@ class Ledger:
         """Which of ``keys`` are recorded (lookups on the unique key index, in chunks)."""
         found: set[str] = set()
         with self.engine.connect() as conn:
-            for first in range(0, len(keys), chunk):
+            for part in chunks(keys, chunk):
                 found.update(conn.execute(sa.select(ledger_entries.c.idempotency_key).where(
-                    ledger_entries.c.idempotency_key.in_(keys[first:first + chunk]))).scalars())
+                    ledger_entries.c.idempotency_key.in_(part))).scalars())
         return found
 
     def entries_with_prefix(self, prefix: str) -> list[Entry]:

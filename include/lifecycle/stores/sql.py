@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 
 from lifecycle import anonymize
+from lifecycle.batching import chunks
 from lifecycle.catalog import Catalog, PersonalField
 from lifecycle.errors import LifecycleError
 
@@ -279,8 +280,8 @@ class SqlStore:
         source, subject = self.subject_source(hops[0].target)
         values, counts = list(per_link), {}
         by_text = {str(value): n for value, n in per_link.items()}
-        for first in range(0, len(values), 5000):
-            query = sa.select(target, subject).select_from(source).where(target.in_(values[first:first + 5000]))
+        for part in chunks(values, 5000):
+            query = sa.select(target, subject).select_from(source).where(target.in_(part))
             for value, owner in conn.execute(query):
                 if owner is not None:
                     counts[str(owner)] = counts.get(str(owner), 0) + by_text.get(str(value), 0)
@@ -302,8 +303,8 @@ class SqlStore:
         columns = [self.column(name, getattr(contact, f)).label(f) for f in fields if getattr(contact, f)]
         found: dict[str, dict] = {}
         with self.engine.connect() as conn:
-            for first in range(0, len(subjects), chunk):
-                query = sa.select(key, *columns).where(key.in_(_coerce(key, subjects[first:first + chunk])))
+            for part in chunks(subjects, chunk):
+                query = sa.select(key, *columns).where(key.in_(_coerce(key, part)))
                 for row in conn.execute(query):
                     found[str(row[0])] = {f: row._mapping.get(f) for f in fields}
         return found
