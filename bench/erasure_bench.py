@@ -60,7 +60,7 @@ from lifecycle.state import StateStore  # noqa: E402
 from lifecycle.state.schema import erasures  # noqa: E402
 from lifecycle.stores.s3 import S3Store  # noqa: E402
 from lifecycle.stores.sql import SqlStore  # noqa: E402
-from tests.support.s3 import moto_process  # noqa: E402
+from tests.support.s3 import moto_client, moto_process  # noqa: E402
 
 AS_OF = datetime(2026, 11, 26, tzinfo=timezone.utc)
 CHILDREN_FIRST = ["chat_messages", "conversations", "access_logs", "devices", "favorites", "inquiries",
@@ -129,7 +129,7 @@ def main() -> int:
             os.environ["LIFECYCLE_VAR_DIR"] = str(work)        # the demo config's reports folder (each side has its own)
             config = load_config(REPO / "config" / "lifecycle")
             rate = args.mail_rate or config.incidents.email.max_per_second
-            s3 = _s3(endpoint)
+            s3 = moto_client(endpoint)
             _warm_s3(s3, _bucket(s3, [0]))
             rounds = []
             for number in range(args.rounds):
@@ -285,13 +285,6 @@ def _warm_s3(client, bucket: str) -> None:
     client.list_object_versions(Bucket=bucket, Prefix="avatars/")
 
 
-def _s3(endpoint: str):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
 def _bucket(client, owners: list[int]) -> str:
     bucket = f"bench-erase-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
@@ -306,7 +299,7 @@ def _erasure(config, data_url: sa.URL, state_url: sa.URL, endpoint: str, bucket:
              rate: float, batch_size: int | None = None) -> Erasure:
     """An Erasure on one side's databases and bucket, as a mapped task builds it (engines as
     ``connections.sql_engine`` makes them)."""
-    s3, data = _s3(endpoint), connections.engine_for(data_url)
+    s3, data = moto_client(endpoint), connections.engine_for(data_url)
     media = {n for n, system in config.catalog.systems.items() if system.type == "s3"}
     email = config.incidents.email
     erasure = Erasure(config, StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),

@@ -39,7 +39,7 @@ from lifecycle.state import StateStore  # noqa: E402
 from lifecycle.stores.s3 import S3Store  # noqa: E402
 from lifecycle.stores.sql import SqlStore  # noqa: E402
 from tests.config import sample  # noqa: E402
-from tests.support.s3 import moto_process  # noqa: E402
+from tests.support.s3 import moto_client, moto_process  # noqa: E402
 
 AS_OF = datetime(2026, 6, 1, tzinfo=timezone.utc)
 CUTOFF = datetime(2025, 12, 1)           # 6mo before AS_OF
@@ -128,11 +128,8 @@ def bench_sql(admin_url: str, rows: int, batch_size: int, workers: int, layout: 
 
 
 def bench_s3(objects: int, batch_size: int) -> dict:
-    import boto3
-
     with moto_process() as endpoint:
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client = moto_client(endpoint)
         buckets = {"dag": f"bench-dag-{uuid.uuid4().hex[:6]}", "raw": f"bench-raw-{uuid.uuid4().hex[:6]}"}
         for bucket in buckets.values():
             client.create_bucket(Bucket=bucket)

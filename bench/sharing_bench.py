@@ -37,16 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "include")]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 
+from tests.support.s3 import moto_client, moto_process  # noqa: E402
+
 AS_OF = datetime(2026, 6, 1, tzinfo=timezone.utc)
 PART = 16 * 1024 * 1024
 FETCH = 5000
-
-
-def _client(endpoint: str):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def _config(folder: Path, bucket: str):
@@ -83,7 +78,7 @@ def child_lifecycle(db: str, endpoint: str, bucket: str) -> dict:
     config = _config(folder, bucket)
     engine = sa.create_engine(db)
     state = StateStore(sa.create_engine(f"sqlite:///{folder / 'state.db'}"), dataset_names=set(config.catalog.datasets))
-    s3 = S3Store(_client(endpoint), bucket)
+    s3 = S3Store(moto_client(endpoint), bucket)
     sharing = Sharing(config, state, "bench", open_store=lambda system: s3 if system == "drop" else SqlStore(engine, config.catalog),
                       hmac_key=lambda: b"bench-hmac-key-0123456789abcdef")
     started = time.perf_counter()
@@ -93,7 +88,7 @@ def child_lifecycle(db: str, endpoint: str, bucket: str) -> dict:
 
 
 def child_raw(db: str, endpoint: str, bucket: str) -> dict:
-    client = _client(endpoint)
+    client = moto_client(endpoint)
     engine = sa.create_engine(db)
     started = time.perf_counter()
     records, size, part, buffer = 0, 0, 0, []
@@ -177,12 +172,10 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    from tests.support.s3 import moto_process
-
     databases = {}
     with moto_process() as endpoint:
         try:
-            client = _client(endpoint)
+            client = moto_client(endpoint)
             for size in (args.small, args.rows):
                 databases[size] = _database(args.postgres, size)
             results: dict[tuple[str, int], list[dict]] = {}

@@ -95,16 +95,13 @@ def test_a_missing_connection_is_named_not_a_traceback(setup, capsys, monkeypatc
 
 
 def test_plan_decides_as_of_the_instant_given(setup, capsys, monkeypatch, s3_endpoint, request):
-    import boto3
-
-    from tests.support.s3 import aws_connection
+    from tests.support.s3 import aws_connection, moto_client
 
     args, _ = setup
     monkeypatch.setenv("AIRFLOW_CONN_MEDIA_S3", aws_connection(s3_endpoint))
     connections.s3_client.cache_clear()
     request.addfinalizer(connections.s3_client.cache_clear)        # no client to this endpoint outlives the test
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = moto_client(s3_endpoint)
     if "mic-buyer-media" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket="mic-buyer-media")
     assert main(args + ["plan", "--as-of", "2026-06-01T12:00:00Z"]) == 0

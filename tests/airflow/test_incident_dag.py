@@ -4,11 +4,11 @@ run; a rejection answered through the REST API; the DAG's shape with approval re
 import json
 from datetime import datetime
 
-import boto3
 import sqlalchemy as sa
 
 from lifecycle.demo import incident as demo_incident
 from tests.airflow.conftest import AirflowWorld
+from tests.support.s3 import moto_client
 
 AS_OF = "2026-11-20"
 
@@ -59,8 +59,7 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     assert (reports / "report.eu_lead_sa.pdf").read_bytes().startswith(b"%PDF")
     assert json.loads((reports / "report.eu_lead_sa.json").read_text())["timeline"]["deadline_met"] is True
     assert (reports / "letters.csv").exists() and (reports / "telephone.csv").exists()
-    s3 = boto3.client("s3", endpoint_url=final["announcement"].split("/mic-public-site/")[0],
-                      aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    s3 = moto_client(final["announcement"].split("/mic-public-site/")[0])
     page = s3.get_object(Bucket="mic-public-site", Key="notices/INC-20261120-DEMO.html")["Body"].read().decode()
     assert demo_incident.form(datetime(2026, 11, 20), dry_run=False)["cause"] in page
     assert not any(r in page for r in recipients)

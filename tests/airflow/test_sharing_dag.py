@@ -2,10 +2,10 @@
 
 import json
 
-import boto3
 import sqlalchemy as sa
 
 from tests.airflow.conftest import AirflowWorld
+from tests.support.s3 import moto_client
 
 DAGS = ("sharing_push_provider", "sharing_expo_marketing", "sharing_dd_acquirer")
 
@@ -27,8 +27,7 @@ def test_demo_recipients_are_delivered_or_refused_registered_and_verifiable(airf
         "push_provider": "delivered", "expo_marketing": "delivered", "dd_acquirer": "refused"}
     assert entries["dd_acquirer"].manifest is None and entries["dd_acquirer"].records == 0
 
-    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{airflow_world.env['LIFECYCLE_S3_PORT']}",
-                      aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    s3 = moto_client(f"http://127.0.0.1:{airflow_world.env['LIFECYCLE_S3_PORT']}")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mic-partner-drop").get("Contents", [])]
     assert not [k for k in keys if k.startswith("due-diligence/")], "nothing delivered to the refused recipient"
     assert "expo/2026-11-26/users.jsonl" in keys and "expo/2026-11-26/manifest.html" in keys

@@ -4,7 +4,6 @@ configuration, and fully described by catalog.yaml."""
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -341,14 +340,11 @@ def test_same_rows_on_every_engine(kind, tmp_path):
 
 
 def test_media_bucket_is_versioned_with_versions_and_delete_markers(tmp_path):
-    from tests.support.s3 import moto_server
-
-    import boto3
+    from tests.support.s3 import moto_client, moto_server
 
     bucket = f"t-media-{uuid.uuid4().hex[:8]}"   # moto's state is shared by every server in this process
     with moto_server() as endpoint:
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client = moto_client(endpoint)
         engine = _sqlite(tmp_path / "app.db")
         counts = generate.seed(engine, client, bucket, users=40, as_of=AS_OF)
         assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"

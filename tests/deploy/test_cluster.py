@@ -14,6 +14,7 @@ from lifecycle.config import load_config
 from tests.deploy.conftest import AS_OF
 from tests.support.cluster import ApiError
 from tests.support.leaks import scan_bucket, scan_database, scan_files
+from tests.support.s3 import moto_client
 
 CONFIG = load_config()
 CONTACT_LISTS = {"letters.csv", "telephone.csv"}
@@ -155,7 +156,4 @@ def test_no_personal_information_leaks_into_airflow_or_documents(cluster, runs):
 
 
 def _s3(cluster):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{cluster.env['LIFECYCLE_S3_PORT']}",
-                        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    return moto_client(f"http://127.0.0.1:{cluster.env['LIFECYCLE_S3_PORT']}")

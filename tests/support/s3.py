@@ -16,7 +16,6 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from moto.server import ThreadedMotoServer
 
 
 @contextmanager
@@ -26,6 +25,8 @@ def moto_server() -> Iterator[str]:
     Werkzeug's access log (one line per request) is muted while it runs, so a
     failing test's captured log shows the test, not thousands of PUTs.
     """
+    from moto.server import ThreadedMotoServer
+
     access_log = logging.getLogger("werkzeug")
     level = access_log.level
     access_log.setLevel(logging.WARNING)
@@ -67,6 +68,14 @@ def moto_process() -> Iterator[str]:
     finally:
         server.kill()
         server.wait(10)
+
+
+def moto_client(endpoint_url: str):
+    """A boto3 S3 client to the moto server at ``endpoint_url`` (moto accepts any credentials)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def aws_connection(endpoint_url: str, region_name: str = "us-east-1") -> str:
