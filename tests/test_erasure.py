@@ -15,6 +15,7 @@ from lifecycle.erasure import Erasure
 from lifecycle.errors import LifecycleError
 from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
+from lifecycle.state.ledger import Ledger
 from lifecycle.state.schema import erasures
 from lifecycle.stores.sql import SqlStore
 from tests.config import sample
@@ -238,19 +239,40 @@ class Killed(Exception):
     pass
 
 
-def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_once(world):
-    config, engine, state, store, sink = world
-    calls = {"n": 0}
+def _dying_at(point: str, monkeypatch):
+    """A SqlStore class (and, for the ledger, a patched Ledger) that raises Killed at ``point`` of the third table step."""
+    calls = {"delete": 0, "done": 0}
 
     class Dying(SqlStore):
         def delete(self, *args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == 3:
+            calls["delete"] += 1
+            if calls["delete"] == 3 and point == "before a step's delete":
                 raise Killed()
-            return super().delete(*args, **kwargs)
+            rows = super().delete(*args, **kwargs)
+            if calls["delete"] == 3 and point == "after a step's delete committed":
+                raise Killed()
+            return rows
 
+    if point == "as a step's done record goes with the next plan":
+        append_many = Ledger.append_many
+
+        def dying_append_many(self, records, **kwargs):
+            if any(r.kind == "erasure.done" for r in records):
+                calls["done"] += 1
+                if calls["done"] == 2:         # once: the rerun appends through
+                    raise Killed()
+            return append_many(self, records, **kwargs)
+
+        monkeypatch.setattr(Ledger, "append_many", dying_append_many)
+    return Dying
+
+
+@pytest.mark.parametrize("point", ["before a step's delete", "after a step's delete committed",
+                                   "as a step's done record goes with the next plan"])
+def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_once(world, monkeypatch, point):
+    config, engine, state, store, sink = world
     with pytest.raises(Killed):
-        _run(_erasure(config, engine, state, store, Dying))
+        _run(_erasure(config, engine, state, store, _dying_at(point, monkeypatch)))
     assert _states(state)[str(DUE)] == "erasing"
     _run(_erasure(config, engine, state, store))
     _run(_erasure(config, engine, state, store))                 # and once more: nothing new
@@ -261,6 +283,15 @@ def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_o
     sql = SqlStore(engine, config.catalog)
     assert sql.count_by_subject("access_logs", [str(s) for s in ERASED]) == {}
     assert state.ledger.verify().ok
+    with state.engine.connect() as conn:
+        certificates = {r.subject_id: json.loads(open(r.certificate).read())
+                        for r in conn.execute(sa.select(erasures).where(erasures.c.state == "done"))}
+    for subject in ERASED:                   # what the interrupted steps removed is certified all the same
+        rows = {d["dataset"]: d for d in certificates[str(subject)]["datasets"]}
+        assert rows["access_logs"]["deleted"] == sum(1 for n in range(1, 61) if n % 10 + 1 == subject)
+        assert rows["chat_messages"]["deleted"] == sum(1 for m in range(1, 81) if (m % 20 + 1) % 10 + 1 == subject)
+        assert rows["orders"]["anonymized"] == sum(1 for o in range(1, 31) if o % 10 + 1 == subject)
+        assert rows["users"]["deleted"] == 1
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)   # SQLite does not enforce the FK by default

@@ -33,7 +33,7 @@ from lifecycle.errors import LifecycleError
 from lifecycle.mail import Claims, personal_notices, send_claimed
 from lifecycle.runs import iso_utc, loaded_objects_frozen
 from lifecycle.state import StateStore
-from lifecycle.state.ledger import canonical_json
+from lifecycle.state.ledger import Ledger, Record, canonical_json
 from lifecycle.state.schema import erasures, notices
 from lifecycle.stores.sql import Selection, SqlStore
 
@@ -304,21 +304,23 @@ class Erasure:
         if held:
             self._set(held, state="held", reason="put under legal hold before erasure", batch=None)
             subjects = [s for s in subjects if s not in held]
-        done_keys = self.state.ledger.keys_with_prefix(f"erasure:{batch}:")
+        recorder = _StepRecords(self.state.ledger, batch, run_id)
         steps = self.steps()
         failed: dict[str, str] = {}
         notified: dict = {}
         tables = [s for s in steps[:-1] if self.catalog.dataset(s.dataset).is_table]
         for step in tables:
-            self._apply(batch, step, subjects, done_keys, run_id)
-        self._erase_objects(batch, [s for s in steps[:-1] if s not in tables], subjects, done_keys, run_id)
+            self._apply(recorder, step, subjects)
+        self._erase_objects(recorder, [s for s in steps[:-1] if s not in tables], subjects)
+        recorder.flush()
         failed.update(self._verify(batch, steps[:-1], subjects))
         ok = [s for s in subjects if s not in failed]
         if self.cfg.notify.completed and ok:
             retained = self._retained(batch, steps, ok)
             notified = self._send(self.cfg.notify.completed, [r for r in records if r.subject_id in ok], batch,
                                   extra=lambda r: {"retained": retained.get(r.subject_id, [])}, run_id=run_id)
-        self._apply(batch, steps[-1], ok, done_keys, run_id)
+        self._apply(recorder, steps[-1], ok)
+        recorder.flush()
         failed.update(self._verify(batch, steps[-1:], ok))
         ok = [s for s in ok if s not in failed]
         entries = self._entries(batch)
@@ -337,7 +339,7 @@ class Erasure:
         with self.state.engine.begin() as conn:
             conn.execute(erasures.update().where(erasures.c.subject_id.in_(list(subjects))).values(values))
 
-    def _apply(self, batch: str, step: Step, subjects: list[str], done_keys: set, run_id) -> None:
+    def _apply(self, recorder: _StepRecords, step: Step, subjects: list[str]) -> None:
         """Record what a table step removes per subject before it is committed, then record that it did.
 
         The DELETE (or the anonymizing UPDATE) runs in a transaction
@@ -346,19 +348,14 @@ class Erasure:
         the ledger, and only then is the data transaction committed.  A crash
         before the plan rolls the step back; after it, the rerun reuses the plan.
         """
-        if not subjects:
-            return
-        plan_key, done_key = f"erasure:{batch}:{step.dataset}:plan", f"erasure:{batch}:{step.dataset}:done"
-        if done_key in done_keys:
+        if not subjects or recorder.done(step.dataset):
             return
         store = self.sql(step.dataset)
         selection = Selection(subjects=tuple(subjects))
 
         def plan(counts: dict, keys: list) -> None:
-            if plan_key not in done_keys:
-                self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": step.action,
-                                                          "rows": counts, "keys": keys, "basis": step.basis},
-                                         run_id=run_id, key=plan_key)
+            recorder.plan(step.dataset, {"batch": recorder.batch, "dataset": step.dataset, "action": step.action,
+                                        "rows": counts, "keys": keys, "basis": step.basis})
 
         if self._same_sqlite_file(store):       # a write transaction there would lock the ledger out: plan first
             plan(store.count_by_subject(step.dataset, subjects),
@@ -373,29 +370,26 @@ class Erasure:
             key = hmac_key(self.catalog) if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
             rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=key, unlink=True,
                                          before_commit=before_commit)
-        self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": step.action,
-                                                  "rows": rows}, run_id=run_id, key=done_key)
+        recorder.record_done(step.dataset, {"batch": recorder.batch, "dataset": step.dataset, "action": step.action,
+                                           "rows": rows})
         log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", rows, len(subjects))
 
     def _same_sqlite_file(self, store: SqlStore) -> bool:
         url, state = store.engine.url, self.state.engine.url
         return url.get_backend_name() == "sqlite" and (url.database or ":memory:") == (state.database or ":memory:")
 
-    def _erase_objects(self, batch: str, steps: list[Step], subjects: list[str], done_keys: set, run_id) -> None:
+    def _erase_objects(self, recorder: _StepRecords, steps: list[Step], subjects: list[str]) -> None:
         """Delete every version and marker under the subjects' prefixes, dataset by dataset:
         the plan (versions per subject) in the ledger first, then the deletes, then
         what was deleted and what Object Lock kept.  One listing serves them all."""
-        steps = [s for s in steps if f"erasure:{batch}:{s.dataset}:done" not in done_keys]
+        steps = [s for s in steps if not recorder.done(s.dataset)]
         if not subjects or not steps:
             return
         listed = self._versions([s.dataset for s in steps], subjects)
         for step in steps:
-            plan_key, done_key = f"erasure:{batch}:{step.dataset}:plan", f"erasure:{batch}:{step.dataset}:done"
             store, versions = self.store(self.catalog.dataset(step.dataset).system), listed[step.dataset]
-            if plan_key not in done_keys:
-                self.state.ledger.append("erasure.plan", {"batch": batch, "dataset": step.dataset, "action": "delete",
-                                                          "versions": {s: len(v) for s, v in versions.items() if v}},
-                                         run_id=run_id, key=plan_key)
+            recorder.plan(step.dataset, {"batch": recorder.batch, "dataset": step.dataset, "action": "delete",
+                                        "versions": {s: len(v) for s, v in versions.items() if v}})
             outcome = store.delete_versions([v for vs in versions.values() for v in vs])
             locked = {}
             for error in outcome.errors:
@@ -406,9 +400,8 @@ class Erasure:
                 subject = self.catalog.subject_of_key(step.dataset, error.key)
                 locked.setdefault(subject, []).append({"mode": lock.mode, "legal_hold": lock.legal_hold,
                                                        "retain_until": iso_utc(lock.retain_until) if lock.retain_until else None})
-            self.state.ledger.append("erasure.done", {"batch": batch, "dataset": step.dataset, "action": "delete",
-                                                      "versions": len(outcome.deleted), "locked": locked},
-                                     run_id=run_id, key=done_key)
+            recorder.record_done(step.dataset, {"batch": recorder.batch, "dataset": step.dataset, "action": "delete",
+                                               "versions": len(outcome.deleted), "locked": locked})
             log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, len(outcome.deleted),
                      sum(map(len, locked.values())))
 
@@ -611,6 +604,44 @@ class Erasure:
         self.state.ledger.append("erasure.report", {"json": written.location, "sha256": written.sha256}, run_id=run_id)
         return {"json": written.location, "html": html.location, "states": counts, "overdue": len(document["overdue"]),
                 "certificates": document["certificates"]}
+
+
+class _StepRecords:
+    """A batch's plan and done records in the ledger, each step's *done* held back to be
+    appended with the next step's plan: one commit for the two.
+
+    A crash between a step's commit and the append of its done record leaves
+    the step planned and not done, whether or not that record was held: the
+    rerun does the step again under the plan recorded, and finds its rows
+    and versions gone.  ``flush`` before anything reads the done records.
+    """
+
+    def __init__(self, ledger: Ledger, batch: str, run_id: str | None):
+        self.ledger, self.batch, self.run_id = ledger, batch, run_id
+        self.recorded = ledger.keys_with_prefix(f"erasure:{batch}:")
+        self._held: list[Record] = []
+
+    def done(self, dataset: str) -> bool:
+        return f"erasure:{self.batch}:{dataset}:done" in self.recorded
+
+    def plan(self, dataset: str, payload: dict) -> None:
+        """Append the step's plan (unless a run before recorded it), with the done records held."""
+        key = f"erasure:{self.batch}:{dataset}:plan"
+        self._append([] if key in self.recorded else [Record("erasure.plan", payload, key)])
+
+    def record_done(self, dataset: str, payload: dict) -> None:
+        key = f"erasure:{self.batch}:{dataset}:done"
+        self._held.append(Record("erasure.done", payload, key))
+        self.recorded.add(key)
+
+    def flush(self) -> None:
+        self._append([])
+
+    def _append(self, records: list[Record]) -> None:
+        records, self._held = self._held + records, []
+        if records:
+            self.ledger.append_many(records, run_id=self.run_id)
+            self.recorded.update(r.key for r in records)
 
 
 class _NoticeClaims(Claims):

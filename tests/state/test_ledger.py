@@ -6,6 +6,7 @@ from threading import Thread
 import sqlalchemy as sa
 
 from lifecycle.state import StateStore
+from lifecycle.state.ledger import Record
 from lifecycle.state.schema import ledger_entries, ledger_head
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -36,6 +37,28 @@ def test_append_with_key_is_idempotent(engine):
     again = state.ledger.append("notice.sent", {"n": 2}, key="mail:42")
     assert again == first
     assert [e.seq for e in state.ledger.entries()] == [1]
+
+
+def test_appending_many_at_once_is_the_same_chain_as_one_by_one(engine, tmp_path):
+    records = [Record("test.plan", {"step": 1}, "k:1"), Record("test.done", {"step": 1}, "k:2"), Record("test.note", {"n": 3})]
+    together = StateStore(engine).ledger
+    apart = StateStore(sa.create_engine(f"sqlite:///{tmp_path / 'apart.db'}")).ledger
+    together.append_many(records, run_id="r", recorded_at=AT)
+    for record in records:
+        apart.append(record.kind, record.payload, key=record.key, run_id="r", recorded_at=AT)
+    assert [e.entry_hash for e in together.entries()] == [e.entry_hash for e in apart.entries()]
+    assert together.verify().ok
+
+
+def test_appending_many_where_a_key_is_recorded_appends_the_others_once(engine):
+    ledger = StateStore(engine).ledger
+    first = ledger.append("test.plan", {"step": 1}, key="k:1")
+    entries = ledger.append_many([Record("test.plan", {"step": "again"}, "k:1"), Record("test.done", {"step": 1}, "k:2")])
+    assert entries[0] == first
+    again = ledger.append_many([Record("test.done", {"step": "again"}, "k:2")])
+    assert again == entries[1:]
+    assert [(e.seq, e.idempotency_key) for e in ledger.entries()] == [(1, "k:1"), (2, "k:2")]
+    assert ledger.verify().ok
 
 
 def test_edit_is_detected(engine):

@@ -49,6 +49,14 @@ class Entry:
     entry_hash: str
 
 
+@dataclass(frozen=True)
+class Record:
+    """An entry to append: what happened, its data, and the idempotency key that makes it once."""
+    kind: str
+    payload: dict
+    key: str | None = None
+
+
 @dataclass
 class Verification:
     entries: int = 0
@@ -71,23 +79,38 @@ class Ledger:
     def append(self, kind: str, payload: dict, *, dag_id: str | None = None, run_id: str | None = None,
                key: str | None = None, recorded_at: datetime | None = None) -> Entry:
         """Append one entry; with ``key``, an entry already recorded under it is returned instead."""
+        return self.append_many([Record(kind, payload, key)], dag_id=dag_id, run_id=run_id, recorded_at=recorded_at)[0]
+
+    def append_many(self, records: list[Record], *, dag_id: str | None = None, run_id: str | None = None,
+                    recorded_at: datetime | None = None) -> list[Entry]:
+        """Append ``records`` in order, in one transaction: one wait for the head, one commit.
+
+        Where one of their keys is recorded already, they are appended one by
+        one instead, and each key recorded before returns its recorded entry.
+        """
         when = (recorded_at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="microseconds")
-        body = canonical_json(payload)
+        bodies = [canonical_json(record.payload) for record in records]
         try:
             with self.engine.begin() as conn:
                 head = self._lock_head(conn)
-                seq = head.seq + 1
-                values = dict(seq=seq, recorded_at=when, kind=kind, dag_id=dag_id, run_id=run_id,
-                              idempotency_key=key, payload=body, prev_hash=head.entry_hash)
-                values["entry_hash"] = entry_hash(**values)
-                conn.execute(ledger_entries.insert().values(**values))
-                conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, entry_hash=values["entry_hash"]))
+                seq, prev, rows = head.seq, head.entry_hash, []
+                for record, body in zip(records, bodies):
+                    seq += 1
+                    values = dict(seq=seq, recorded_at=when, kind=record.kind, dag_id=dag_id, run_id=run_id,
+                                  idempotency_key=record.key, payload=body, prev_hash=prev)
+                    values["entry_hash"] = prev = entry_hash(**values)
+                    rows.append(values)
+                conn.execute(ledger_entries.insert(), rows)
+                conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, entry_hash=prev))
         except sa.exc.IntegrityError:
-            existing = self.find(key) if key is not None else None
+            if len(records) > 1:
+                return [self.append_many([record], dag_id=dag_id, run_id=run_id, recorded_at=recorded_at)[0]
+                        for record in records]
+            existing = self.find(records[0].key) if records[0].key is not None else None
             if existing is None:
                 raise
-            return existing          # recorded before under this key: appending is idempotent
-        return Entry(**{**values, "payload": json.loads(body)})
+            return [existing]          # recorded before under this key: appending is idempotent
+        return [Entry(**{**values, "payload": json.loads(body)}) for values, body in zip(rows, bodies)]
 
     def _lock_head(self, conn: sa.Connection):
         """Read the head under a lock, so concurrent appenders queue here: a row
