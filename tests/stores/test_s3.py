@@ -6,6 +6,7 @@ import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
+import boto3
 import pytest
 
 from lifecycle.stores.s3 import (
@@ -59,6 +60,17 @@ def test_list_versions_returns_every_version_and_marker_under_prefix(s3_store):
     assert marker.is_delete_marker and marker.is_latest and marker.size == 0
     assert not listed[("p/b", b1)].is_delete_marker and not listed[("p/b", b1)].is_latest
     assert all(v.last_modified.utcoffset() == timedelta(0) for v in listed.values())
+
+
+def test_listed_timestamps_are_those_botocores_own_parser_gives(s3_store):
+    _put(s3_store, "t/a")
+    _put(s3_store, "t/a")
+    plain = boto3.client("s3", endpoint_url=s3_store.client.meta.endpoint_url, region_name="us-east-1",
+                         aws_access_key_id="testing", aws_secret_access_key="testing")
+    response = plain.list_object_versions(Bucket=s3_store.bucket, Prefix="t/")
+    expected = {v["VersionId"]: v["LastModified"] for v in response["Versions"]}
+    listed = {v.version_id: v.last_modified for v in s3_store.list_versions("t/")}
+    assert listed == expected and len(listed) == 2
 
 
 def test_list_versions_older_than_filters_on_last_modified(s3_store):
