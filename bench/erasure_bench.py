@@ -60,12 +60,13 @@ from lifecycle.state import StateStore  # noqa: E402
 from lifecycle.state.schema import erasures  # noqa: E402
 from lifecycle.stores.s3 import S3Store  # noqa: E402
 from lifecycle.stores.sql import SqlStore  # noqa: E402
-from tests.support.s3 import moto_client, moto_process  # noqa: E402
+from tests.support.s3 import aws_connection, moto_client, moto_process  # noqa: E402
 
 AS_OF = datetime(2026, 11, 26, tzinfo=timezone.utc)
 CHILDREN_FIRST = ["chat_messages", "conversations", "access_logs", "devices", "favorites", "inquiries",
                   "purchase_demands", "orders", "consents", "account_cancellations"]
 SIDES = {"erasure": False, "with notices": True}       # side -> completion notices
+S3_CONN_ID = "bench_s3"
 
 
 def main() -> int:
@@ -126,6 +127,7 @@ def main() -> int:
             os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
                 {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}})
             os.environ["AIRFLOW_VAR_LIFECYCLE_HMAC_KEY"] = "bench-hmac-key-0123456789abcdef"
+            os.environ[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = aws_connection(endpoint)
             os.environ["LIFECYCLE_VAR_DIR"] = str(work)        # the demo config's reports folder (each side has its own)
             config = load_config(REPO / "config" / "lifecycle")
             rate = args.mail_rate or config.incidents.email.max_per_second
@@ -136,7 +138,7 @@ def main() -> int:
                 order = [*sides, "raw"]
                 order = order[number % len(order):] + order[:number % len(order)]
                 print(f"round {number + 1} of {args.rounds}: {', '.join(order)}", flush=True)
-                rounds.append(_round(args, admin, url, world, order, config, endpoint, s3, due, rate, sink, work / f"round{number + 1}"))
+                rounds.append(_round(args, admin, url, world, order, config, s3, due, rate, sink, work / f"round{number + 1}"))
                 _print_round(args, rounds[-1], rate)
 
         if len(rounds) > 1:
@@ -160,7 +162,7 @@ def main() -> int:
         admin.dispose()
 
 
-def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], config, endpoint: str, s3,
+def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], config, s3,
            due: list[int], rate: float, sink, folder: Path) -> dict:
     """Every side once, in ``order``, each on its own copy of the world, its own bucket and its own
     reports folder under ``folder`` (certificates are named by the subject's hash: a side writing
@@ -192,7 +194,7 @@ def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], co
             else:
                 os.environ["LIFECYCLE_VAR_DIR"] = str(folder / side.replace(" ", "-"))   # the demo config's reports folder
                 results[side] = _lifecycle_side(args, config, url.set(database=names[side]),
-                                                url.set(database=names[f"{side} state"]), endpoint, buckets[side],
+                                                url.set(database=names[f"{side} state"]), buckets[side],
                                                 notices=SIDES[side], rate=rate, sink=sink)
         return results
     finally:
@@ -295,11 +297,11 @@ def _bucket(client, owners: list[int]) -> str:
     return bucket
 
 
-def _erasure(config, data_url: sa.URL, state_url: sa.URL, endpoint: str, bucket: str, *, notices: bool,
+def _erasure(config, data_url: sa.URL, state_url: sa.URL, bucket: str, *, notices: bool,
              rate: float, batch_size: int | None = None) -> Erasure:
     """An Erasure on one side's databases and bucket, as a mapped task builds it (engines as
-    ``connections.sql_engine`` makes them)."""
-    s3, data = moto_client(endpoint), connections.engine_for(data_url)
+    ``connections.sql_engine`` makes them, the S3 client as ``connections.s3_client`` does)."""
+    s3, data = connections.s3_client(S3_CONN_ID), connections.engine_for(data_url)
     media = {n for n, system in config.catalog.systems.items() if system.type == "s3"}
     email = config.incidents.email
     erasure = Erasure(config, StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),
@@ -312,9 +314,9 @@ def _erasure(config, data_url: sa.URL, state_url: sa.URL, endpoint: str, bucket:
     return erasure
 
 
-def _lifecycle_side(args, config, data_url, state_url, endpoint, bucket, *, notices: bool, rate: float, sink):
+def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool, rate: float, sink):
     """Intake and scheduled notices (untimed), then every batch's erase; seconds, due->done latencies, mails sent."""
-    erasure = _erasure(config, data_url, state_url, endpoint, bucket, notices=notices, rate=rate,
+    erasure = _erasure(config, data_url, state_url, bucket, notices=notices, rate=rate,
                        batch_size=args.batch_size)
     batches = erasure.intake("bench", AS_OF)["batches"]
     erasure.notify_scheduled()
@@ -340,15 +342,15 @@ def _lifecycle_side(args, config, data_url, state_url, endpoint, bucket, *, noti
     else:
         import airflow.sdk  # noqa: F401  (loaded in every Airflow task process before its task runs)
 
-        _CHILD.update(build=lambda: _erasure(config, data_url, state_url, endpoint, bucket, notices=notices, rate=rate,
+        _CHILD.update(build=lambda: _erasure(config, data_url, state_url, bucket, notices=notices, rate=rate,
                                              batch_size=args.batch_size),
                       timings=args.timings)
         with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
             list(pool.map(time.sleep, [0.2] * args.workers))        # the workers exist before the clock starts
-            started, start_wall, cpu = time.perf_counter(), datetime.now(timezone.utc), _cpu_busy()
+            started, start_wall, cpu = time.perf_counter(), datetime.now(timezone.utc), _cpu()
             list(pool.map(_erase_in_child, batches))
             seconds = time.perf_counter() - started
-            print(f"  {'with' if notices else 'without'} notices: the machine's cores were {_cpu_busy(cpu):.0%} busy", flush=True)
+            print(f"  {'with' if notices else 'without'} notices: {_cpu_since(cpu)}", flush=True)
     with erasure.state.engine.connect() as conn:
         done = conn.execute(sa.select(erasures.c.completed_at).where(erasures.c.state == "done")).scalars().all()
     latencies = sorted((datetime.fromisoformat(c) - start_wall).total_seconds() for c in done)
@@ -357,7 +359,7 @@ def _lifecycle_side(args, config, data_url, state_url, endpoint, bucket, *, noti
 
 def _raw_side(engine: sa.Engine, client, bucket: str, due: list[int]) -> float:
     _warm(engine)
-    started, cpu = time.perf_counter(), _cpu_busy()
+    started, cpu = time.perf_counter(), _cpu()
     meta = sa.MetaData()
     meta.reflect(engine)
     with engine.begin() as conn:
@@ -376,19 +378,37 @@ def _raw_side(engine: sa.Engine, client, bucket: str, due: list[int]) -> float:
         for i in range(0, len(keys), 1000):
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
     seconds = time.perf_counter() - started
-    print(f"  raw: the machine's cores were {_cpu_busy(cpu):.0%} busy", flush=True)
+    print(f"  raw: {_cpu_since(cpu)}", flush=True)
     return seconds
 
 
-def _cpu_busy(since: tuple[int, int] | None = None):
-    """(busy, total) CPU ticks of the whole machine from /proc/stat; with ``since``, the busy
-    share of the ticks between then and now (a side at 100% was bound by the cores, not by waits)."""
+def _cpu() -> dict[str, int]:
+    """CPU ticks so far: the whole machine's busy and total ticks (/proc/stat), and what
+    PostgreSQL's processes (the postmaster counts its ended backends) and moto's server used."""
     with open("/proc/stat") as stat:
         ticks = [int(t) for t in stat.readline().split()[1:]]
-    now = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))          # idle and iowait are not busy
-    if since is None:
-        return now
-    return (now[0] - since[0]) / max(1, now[1] - since[1])
+    now = {"busy": sum(ticks) - ticks[3] - ticks[4], "total": sum(ticks), "PostgreSQL": 0, "moto": 0}  # idle, iowait
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            stat, command = (process / "stat").read_text(), (process / "cmdline").read_bytes()
+        except OSError:
+            continue                                   # ended meanwhile
+        fields = stat[stat.rindex(")") + 2:].split()
+        used = sum(int(f) for f in fields[11:15])      # utime, stime, and those of reaped children
+        if stat[stat.index("(") + 1:].startswith("postgres"):
+            now["PostgreSQL"] += used
+        elif b"moto.server" in command:
+            now["moto"] += used
+    return now
+
+
+def _cpu_since(before: dict[str, int]) -> str:
+    """How busy the machine's cores were since ``before`` (a side at 100% was bound by the cores,
+    not by waits), and the seconds PostgreSQL and moto spent on a core meanwhile."""
+    now, hertz = _cpu(), os.sysconf("SC_CLK_TCK")
+    busy = (now["busy"] - before["busy"]) / max(1, now["total"] - before["total"])
+    return (f"the machine's cores were {busy:.0%} busy; on a core, PostgreSQL {(now['PostgreSQL'] - before['PostgreSQL']) / hertz:.2f}s "
+            f"and moto {(now['moto'] - before['moto']) / hertz:.2f}s")
 
 
 _CHILD: dict = {}
@@ -479,7 +499,7 @@ def _time_parts(erasure: Erasure) -> None:
     timed(S3Store, "delete_versions", "  of _erase_objects: S3 DeleteObjects")
     from lifecycle.state.ledger import Ledger
 
-    timed(Ledger, "append", "  ledger appends")
+    timed(Ledger, "append_many", "  ledger appends")
 
 
 if __name__ == "__main__":
