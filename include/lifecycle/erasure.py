@@ -472,7 +472,7 @@ class Erasure:
                                       for f in fields))
                     with store.engine.connect() as conn:
                         left = conn.execute(sa.select(sa.func.count()).select_from(store.table(step.dataset))
-                                            .where(pk.in_(keys), sa.not_(clear))).scalar_one()
+                                            .where(store.one_of(pk, keys), sa.not_(clear))).scalar_one()
                     if left:
                         for subject in subjects:
                             failed.setdefault(subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values")

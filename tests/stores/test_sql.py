@@ -111,6 +111,20 @@ def test_subject_selection_follows_a_two_hop_path(store):
     assert store.count("access_logs", selection) == sum(1 for n in range(1, 101) if n % 25 and n % 10 + 1 in (1, 2))
 
 
+@pytest.mark.parametrize("values, expected", [
+    (["2", 3, "not-a-number"], {2, 3}),          # ids as text or numbers; a wrong shape matches nothing
+    ([], set()),
+    ([str(i) for i in range(1, 11)] * 3, set(range(1, 11))),
+])
+def test_one_of_selects_exactly_the_rows_among_the_values(store, values, expected):
+    for column, wanted in ((users.c.id, expected), (users.c.email, {f"user{i}@example.com" for i in expected})):
+        given = values if column is users.c.id else [f"user{v}@example.com" for v in values]
+        column = store.column("users", column.name)
+        with store.engine.connect() as conn:
+            found = set(conn.execute(sa.select(column).where(store.one_of(column, given))).scalars())
+        assert found == wanted, column.name
+
+
 def test_held_subjects_are_excluded_and_unowned_rows_are_not(store):
     selection = Selection(older_than=NOW, exclude_subjects=("3", "not-a-number"))
     kept = {n for n in range(1, 101) if n % 25 and n % 10 + 1 == 3}

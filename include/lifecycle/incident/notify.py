@@ -212,11 +212,9 @@ class IncidentNotification:
             return store.column(name, field) if field else sa.null()
 
         columns = [key, flag(contact.email), flag(contact.phone), flag(contact.address), plain(contact.country), plain(contact.locale)]
-        from lifecycle.stores.sql import _coerce
-
         with store.engine.connect() as conn:
             for part in chunks(ids, CHUNK):
-                yield from conn.execute(sa.select(*columns).where(key.in_(_coerce(key, part))))
+                yield from conn.execute(sa.select(*columns).where(store.one_of(key, part)))
 
     def resolve(self, run_id: str) -> dict:
         """Store the people affected (ids, reach, country, locale, batch); a rerun returns what is stored."""

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from lifecycle import anonymize
 from lifecycle.batching import chunks
@@ -134,15 +135,25 @@ class SqlStore:
 
     # ------------------------------------------------------------- selection
 
+    def one_of(self, column: sa.Column, values: Iterable) -> sa.ColumnElement:
+        """``column`` is one of ``values`` (coerced to its type).  On PostgreSQL one array
+        parameter (``= ANY``): a batch's 500 ids are bound and parsed as one value, where an
+        IN list is rendered again per statement, a parameter each; elsewhere an IN list."""
+        values = _coerce(column, values)
+        if self.engine.dialect.name == "postgresql":
+            array = postgresql.ARRAY(column.type)
+            return column == sa.any_(sa.cast(sa.bindparam(None, values, type_=array), array))
+        return column.in_(values)
+
     def _subject_predicate(self, dataset: str, subjects: Iterable) -> sa.ColumnElement:
         """``dataset`` rows that belong to ``subjects``, following the join path."""
         hops = self.catalog.path_to_subject(dataset)
         if not hops:
             key = self.column(dataset, self.catalog.subject.key)
-            return key.in_(_coerce(key, subjects))
+            return self.one_of(key, subjects)
         last = hops[-1]
         link = self.column(last.dataset, last.column)
-        predicate = link.in_(_coerce(link, subjects))
+        predicate = self.one_of(link, subjects)
         for hop in reversed(hops[:-1]):
             target = self.column(hop.target, hop.target_column)
             predicate = self.column(hop.dataset, hop.column).in_(sa.select(target).where(predicate))
@@ -154,10 +165,10 @@ class SqlStore:
         hops = self.catalog.path_to_subject(dataset)
         if not hops:
             key = self.column(dataset, self.catalog.subject.key)
-            return sa.not_(key.in_(_coerce(key, subjects)))
+            return sa.not_(self.one_of(key, subjects))
         first = self.column(hops[0].dataset, hops[0].column)
         if len(hops) == 1:
-            return sa.or_(first.is_(None), sa.not_(first.in_(_coerce(first, subjects))))
+            return sa.or_(first.is_(None), sa.not_(self.one_of(first, subjects)))
         target = self.column(hops[0].target, hops[0].target_column)
         owned = sa.select(target).where(self._subject_predicate(hops[0].target, subjects))
         return sa.or_(first.is_(None), sa.not_(first.in_(owned)))
@@ -281,7 +292,7 @@ class SqlStore:
         values, counts = list(per_link), {}
         by_text = {str(value): n for value, n in per_link.items()}
         for part in chunks(values, 5000):
-            query = sa.select(target, subject).select_from(source).where(target.in_(part))
+            query = sa.select(target, subject).select_from(source).where(self.one_of(target, part))
             for value, owner in conn.execute(query):
                 if owner is not None:
                     counts[str(owner)] = counts.get(str(owner), 0) + by_text.get(str(value), 0)
@@ -304,7 +315,7 @@ class SqlStore:
         found: dict[str, dict] = {}
         with self.engine.connect() as conn:
             for part in chunks(subjects, chunk):
-                query = sa.select(key, *columns).where(key.in_(_coerce(key, part)))
+                query = sa.select(key, *columns).where(self.one_of(key, part))
                 for row in conn.execute(query):
                     found[str(row[0])] = {f: row._mapping.get(f) for f in fields}
         return found
@@ -313,7 +324,7 @@ class SqlStore:
         """Rows per subject (as text), joining along the subject path (one GROUP BY)."""
         source, subject = self.subject_source(dataset)
         query = (sa.select(subject, sa.func.count()).select_from(source)
-                 .where(subject.in_(_coerce(subject, subjects))).group_by(subject))
+                 .where(self.one_of(subject, subjects)).group_by(subject))
         with self.engine.connect() as conn:
             return {str(s): n for s, n in conn.execute(query)}
 
