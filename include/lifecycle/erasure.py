@@ -354,8 +354,7 @@ class Erasure:
         selection = Selection(subjects=tuple(subjects))
 
         def plan(counts: dict, keys: list) -> None:
-            recorder.plan(step.dataset, {"batch": recorder.batch, "dataset": step.dataset, "action": step.action,
-                                        "rows": counts, "keys": keys, "basis": step.basis})
+            recorder.plan(step.dataset, {"action": step.action, "rows": counts, "keys": keys, "basis": step.basis})
 
         if self._same_sqlite_file(store):       # a write transaction there would lock the ledger out: plan first
             plan(store.count_by_subject(step.dataset, subjects),
@@ -370,8 +369,7 @@ class Erasure:
             key = hmac_key(self.catalog) if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
             rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=key, unlink=True,
                                          before_commit=before_commit)
-        recorder.record_done(step.dataset, {"batch": recorder.batch, "dataset": step.dataset, "action": step.action,
-                                           "rows": rows})
+        recorder.record_done(step.dataset, {"action": step.action, "rows": rows})
         log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", rows, len(subjects))
 
     def _same_sqlite_file(self, store: SqlStore) -> bool:
@@ -388,8 +386,7 @@ class Erasure:
         listed = self._versions([s.dataset for s in steps], subjects)
         for step in steps:
             store, versions = self.store(self.catalog.dataset(step.dataset).system), listed[step.dataset]
-            recorder.plan(step.dataset, {"batch": recorder.batch, "dataset": step.dataset, "action": "delete",
-                                        "versions": {s: len(v) for s, v in versions.items() if v}})
+            recorder.plan(step.dataset, {"action": "delete", "versions": {s: len(v) for s, v in versions.items() if v}})
             outcome = store.delete_versions([v for vs in versions.values() for v in vs])
             locked = {}
             for error in outcome.errors:
@@ -400,8 +397,7 @@ class Erasure:
                 subject = self.catalog.subject_of_key(step.dataset, error.key)
                 locked.setdefault(subject, []).append({"mode": lock.mode, "legal_hold": lock.legal_hold,
                                                        "retain_until": iso_utc(lock.retain_until) if lock.retain_until else None})
-            recorder.record_done(step.dataset, {"batch": recorder.batch, "dataset": step.dataset, "action": "delete",
-                                               "versions": len(outcome.deleted), "locked": locked})
+            recorder.record_done(step.dataset, {"action": "delete", "versions": len(outcome.deleted), "locked": locked})
             log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, len(outcome.deleted),
                      sum(map(len, locked.values())))
 
@@ -627,12 +623,17 @@ class _StepRecords:
     def plan(self, dataset: str, payload: dict) -> None:
         """Append the step's plan (unless a run before recorded it), with the done records held."""
         key = f"erasure:{self.batch}:{dataset}:plan"
-        self._append([] if key in self.recorded else [Record("erasure.plan", payload, key)])
+        self._append([] if key in self.recorded else [self._record("plan", dataset, payload)])
 
     def record_done(self, dataset: str, payload: dict) -> None:
-        key = f"erasure:{self.batch}:{dataset}:done"
-        self._held.append(Record("erasure.done", payload, key))
-        self.recorded.add(key)
+        record = self._record("done", dataset, payload)
+        self._held.append(record)
+        self.recorded.add(record.key)
+
+    def _record(self, what: str, dataset: str, payload: dict) -> Record:
+        """``erasure.<what>`` of a step, under ``erasure:<batch>:<dataset>:<what>``, naming both."""
+        return Record(f"erasure.{what}", {"batch": self.batch, "dataset": dataset, **payload},
+                      f"erasure:{self.batch}:{dataset}:{what}")
 
     def flush(self) -> None:
         self._append([])
