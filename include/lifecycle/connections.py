@@ -126,8 +126,8 @@ def _boto3_session():
 
 def _timestamp(value) -> datetime:
     """A response timestamp: S3's ISO 8601 (``LastModified`` of every listed version) by
-    ``datetime.fromisoformat``, anything else by botocore's own parser, which goes through
-    dateutil at about six times the cost (listings parse one per version)."""
+    ``datetime.fromisoformat`` (2.5 µs), anything else by botocore's own parser, which goes
+    through dateutil (~100 µs; a listing parses one per version)."""
     from botocore.utils import parse_timestamp
 
     if isinstance(value, str):

@@ -6,7 +6,6 @@ import time
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
-import boto3
 import pytest
 
 from lifecycle.stores.s3 import (
@@ -17,6 +16,7 @@ from lifecycle.stores.s3 import (
     S3Store,
     StoreUnavailable,
 )
+from tests.support.s3 import moto_client
 
 
 def _put(store: S3Store, key: str, body: bytes = b"x", **kwargs) -> str:
@@ -65,8 +65,7 @@ def test_list_versions_returns_every_version_and_marker_under_prefix(s3_store):
 def test_listed_timestamps_are_those_botocores_own_parser_gives(s3_store):
     _put(s3_store, "t/a")
     _put(s3_store, "t/a")
-    plain = boto3.client("s3", endpoint_url=s3_store.client.meta.endpoint_url, region_name="us-east-1",
-                         aws_access_key_id="testing", aws_secret_access_key="testing")
+    plain = moto_client(s3_store.client.meta.endpoint_url)          # botocore's own timestamp parser
     response = plain.list_object_versions(Bucket=s3_store.bucket, Prefix="t/")
     expected = {v["VersionId"]: v["LastModified"] for v in response["Versions"]}
     listed = {v.version_id: v.last_modified for v in s3_store.list_versions("t/")}
