@@ -24,9 +24,9 @@ def setup(tmp_path, monkeypatch):
     engine.dispose()
     monkeypatch.setenv("AIRFLOW_CONN_APP_DB", f"sqlite:///{app}")
     monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_STATE", f"sqlite:///{tmp_path / 'state.db'}")
-    connections.sql_engine.cache_clear()
+    connections.forget()
     yield ["--config", str(config)], tmp_path
-    connections.sql_engine.cache_clear()
+    connections.forget()
 
 
 def test_validate_prints_a_summary(setup, capsys):
@@ -54,6 +54,25 @@ def test_scan_clean_and_dirty(setup, capsys):
     engine.dispose()
     assert main(args + ["scan"]) == 1
     assert "app_db: orders.coupon: not classified" in capsys.readouterr().out
+
+
+def test_scan_lists_a_personal_false_table_s_columns_for_information_only(setup, capsys):
+    import yaml
+
+    args, tmp = setup
+    catalog = tmp / "config" / "catalog.yaml"
+    model = yaml.safe_load(catalog.read_text())
+    model["datasets"]["audit_events"] = {"system": "app_db", "table": "audit_events", "personal": False}
+    catalog.write_text(yaml.safe_dump(model, sort_keys=False))
+    engine = sa.create_engine(f"sqlite:///{tmp / 'app.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE audit_events (kind TEXT, note TEXT, at DATETIME)"))
+    engine.dispose()
+    assert main(args + ["scan"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["informational (not findings):",
+                   "  app_db: audit_events: personal: false; columns not classified (informational): at, kind, note",
+                   "scan: every table and column is classified"]
 
 
 def test_holds_and_ledger(setup, capsys):
@@ -109,3 +128,85 @@ def test_plan_decides_as_of_the_instant_given(setup, capsys, monkeypatch, s3_end
     with pytest.raises(SystemExit):
         main(args + ["plan", "--as-of", "tomorrow"])
     assert "not an ISO date" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- failures: one line, not a traceback
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_plan_on_a_database_that_does_not_exist_says_so_in_one_line(setup, capsys, monkeypatch, s3_endpoint, request):
+    from tests.conftest import SERVER_URLS
+    from tests.support.s3 import aws_connection
+
+    args, _ = setup
+    missing = sa.make_url(SERVER_URLS["postgresql"]).set(database="lifecycle_no_such_database")
+    monkeypatch.setenv("AIRFLOW_CONN_APP_DB", missing.render_as_string(hide_password=False))
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIA_S3", aws_connection(s3_endpoint))
+    connections.s3_client.cache_clear()
+    request.addfinalizer(connections.s3_client.cache_clear)
+    assert main(args + ["plan"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("error: plan: ") and "system 'app_db'" in line, line
+    assert 'database "lifecycle_no_such_database" does not exist' in line and "[SQL:" not in line
+
+
+def test_plan_on_tables_that_are_missing_says_so_in_one_line(setup, capsys, monkeypatch, s3_endpoint, request):
+    from tests.support.s3 import aws_connection
+
+    args, tmp = setup
+    monkeypatch.setenv("AIRFLOW_CONN_APP_DB", f"sqlite:///{tmp / 'empty.db'}")
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIA_S3", aws_connection(s3_endpoint))
+    connections.s3_client.cache_clear()
+    request.addfinalizer(connections.s3_client.cache_clear)
+    assert main(args + ["plan"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("error: plan: ") and "'access_logs'" in line and "does not exist" in line, line
+
+
+def test_a_sql_error_names_the_command_and_system_not_the_rows(setup, capsys):
+    args, tmp = setup
+    engine = sa.create_engine(f"sqlite:///{tmp / 'state.db'}")
+    assert main(args + ["holds", "add", "--subject", "42", "--reason", "litigation"]) == 0
+    with engine.begin() as conn:      # a state table someone altered by hand
+        conn.execute(sa.text("ALTER TABLE lifecycle_legal_holds RENAME COLUMN reason TO why"))
+    engine.dispose()
+    capsys.readouterr()
+    assert main(args + ["holds", "list"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("error: holds list: system 'state' (connection 'lifecycle_state'): "), line
+    assert "reason" in line and "litigation" not in line and "[SQL:" not in line
+
+
+def test_holds_list_with_an_unreachable_state_store(setup, capsys, monkeypatch):
+    args, _ = setup
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_STATE", "postgresql://postgres@127.0.0.1:1/state")
+    assert main(args + ["holds", "list"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("error: holds list: system 'state' (connection 'lifecycle_state'): "), line
+    assert "Connection refused" in line and "--debug" in line
+
+
+def test_debug_shows_the_traceback(setup, capsys, monkeypatch):
+    args, _ = setup
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_STATE", "postgresql://postgres@127.0.0.1:1/state")
+    assert main(["--debug"] + args + ["holds", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "OperationalError" in err
+
+
+def test_module_entry_point_prints_one_line_on_a_database_error(tmp_path):
+    import os
+
+    config = sample.write(tmp_path / "config")
+    env = dict(os.environ, AIRFLOW_CONN_LIFECYCLE_STATE="postgresql://postgres@127.0.0.1:1/state")
+    command = [sys.executable, "-m", "lifecycle", "--config", str(config), "ledger", "verify"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    assert _one_line(result.stderr).startswith("error: ledger verify: system 'state'")
+    debug = subprocess.run(command[:3] + ["--debug"] + command[3:], capture_output=True, text=True, timeout=120, env=env)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr

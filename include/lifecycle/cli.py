@@ -1,22 +1,31 @@
 """``python -m lifecycle``: validate, scan, plan, pools, holds, ledger verify, manifest verify and the sharing register.
 
 Exit status: 0 when all is well, 1 when the command found problems (invalid
-configuration, scan findings, a broken ledger), 2 for bad arguments.
+configuration, scan findings, a broken ledger) or failed (a store unreachable,
+a SQL error), 2 for bad arguments.  A failure is one line on stderr naming the
+command and where it failed; ``--debug`` prints the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+import traceback
 from datetime import date, datetime, timezone
+
+import sqlalchemy as sa
 
 from lifecycle.config import collect, load_config
 from lifecycle.errors import ConfigError, LifecycleError
 
 
 def _config(args):
-    return load_config(args.config)
+    """Loaded once per command, and kept so a failure can be traced to its system."""
+    if getattr(args, "loaded", None) is None:
+        args.loaded = load_config(args.config)
+    return args.loaded
 
 
 def cmd_validate(args) -> int:
@@ -39,11 +48,17 @@ def cmd_validate(args) -> int:
 
 
 def cmd_scan(args) -> int:
-    from lifecycle.scan import scan
+    """Findings fail the command; a ``personal: false`` table's unnamed columns are only listed."""
+    from lifecycle.scan import scan_report
 
-    findings = scan(_config(args).catalog)
-    for finding in findings:
+    report = scan_report(_config(args).catalog)
+    for finding in report.findings:
         print(finding)
+    if report.notes:
+        print("informational (not findings):")
+        for note in report.notes:
+            print(f"  {note}")
+    findings = report.findings
     print(f"scan: {len(findings)} finding(s)" if findings else "scan: every table and column is classified")
     return 1 if findings else 0
 
@@ -95,14 +110,40 @@ def cmd_plan(args) -> int:
 
     config = _config(args)
     retention = Retention(config, _state(args))
-    plan = retention.plan("cli-preview", args.as_of or datetime.now(timezone.utc), record=False)
+    with _reported_here("lifecycle.retention", unless=args.verbose):
+        plan = retention.plan("cli-preview", args.as_of or datetime.now(timezone.utc), record=False)
     print(f"retention plan as of {plan.as_of} (not recorded; nothing is changed)")
     print(f"{'dataset':<20} {'rule':<28} {'action':<9} {'cutoff':<20} {'total':>9} {'candidates':>10} "
           f"{'floor':>7} {'held':>6} {'to act':>8} {'share':>6}  guardrail")
     for d in plan.datasets:
+        if d.error:
+            print(f"{d.dataset:<20} {d.rule:<28} {d.action:<9} {d.effective_cutoff[:19]:<20} cannot be planned (below)")
+            continue
         print(f"{d.dataset:<20} {d.rule:<28} {d.action:<9} {d.effective_cutoff[:19]:<20} {d.total:>9,} {d.candidates:>10,} "
               f"{d.under_floor:>7,} {d.held:>6,} {d.to_act:>8,} {100 * d.fraction:>5.1f}%  {d.guardrail}")
+    failed = [d for d in plan.datasets if d.error]
+    if failed:
+        names = ", ".join(d.dataset for d in failed)
+        print(f"error: plan: {len(failed)} of {len(plan.datasets)} dataset(s) cannot be planned ({names}); "
+              f"the first: {failed[0].error}", file=sys.stderr)
+        return 1
     return 0
+
+
+@contextlib.contextmanager
+def _reported_here(logger: str, unless: bool):
+    """Drop a module's error records while the command reports those errors itself (one line, not two)."""
+    def below_error(record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+    if unless:
+        yield
+        return
+    logging.getLogger(logger).addFilter(below_error)
+    try:
+        yield
+    finally:
+        logging.getLogger(logger).removeFilter(below_error)
 
 
 def cmd_pools(args) -> int:
@@ -176,6 +217,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m lifecycle", description="Privacy Lifecycle commands")
     top.add_argument("--config", help="configuration folder (default: $LIFECYCLE_CONFIG_DIR or config/lifecycle)")
     top.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    top.add_argument("--debug", action="store_true", help="on a failure, print the traceback instead of one line")
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("validate", help="validate the configuration").set_defaults(run=cmd_validate)
     sub.add_parser("scan", help="compare the catalog with the live schema").set_defaults(run=cmd_scan)
@@ -217,10 +259,77 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.getLogger("lifecycle").setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        return args.run(args)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        with _engine_of_failures():
+            return args.run(args)
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        elif isinstance(exc, ConfigError):
+            print(exc, file=sys.stderr)       # every problem, one per line
+        else:
+            print(failure_line(args, exc), file=sys.stderr)
         return 1
-    except LifecycleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+
+
+# ----------------------------------------------------------------- failures
+
+
+def failure_line(args, exc: BaseException) -> str:
+    """One line: the command, where it failed and why.
+
+    Database errors give the driver's first line only: the statement and its
+    parameters (row values) stay out of the terminal and its logs.
+    """
+    where = _where(args, exc)
+    reason = _reason(exc)
+    hint = "" if isinstance(exc, LifecycleError) else " (--debug shows the traceback)"
+    return f"error: {_command(args)}: {where + ': ' if where else ''}{reason}{hint}"
+
+
+def _command(args) -> str:
+    return " ".join(part for part in (args.command, getattr(args, "action", None)) if part)
+
+
+def _reason(exc: BaseException) -> str:
+    from lifecycle.failures import describe
+
+    return " ".join(line.strip() for line in describe(exc).splitlines() if line.strip())
+
+
+def _where(args, exc: BaseException) -> str:
+    """The catalog systems (and connection) behind the engine a database error came from."""
+    engine = getattr(exc, "lifecycle_engine", None)
+    config = getattr(args, "loaded", None)
+    if engine is None or config is None:
+        return ""
+    found = {name: system.conn_id for name, system in sorted(config.catalog.systems.items())
+             if system.type == "sql" and _engine_of(system.conn_id) is engine}
+    if not found:
+        return f"database {engine.url.set(query={}).render_as_string(hide_password=True)}"
+    systems = ", ".join(map(repr, found))
+    conn_ids = ", ".join(map(repr, dict.fromkeys(found.values())))
+    return f"system{'s' if len(found) > 1 else ''} {systems} (connection {conn_ids})"
+
+
+def _engine_of(conn_id: str) -> sa.Engine | None:
+    """The engine the lifecycle keeps for a connection (None if the connection is undefined)."""
+    from lifecycle.connections import sql_engine
+
+    try:
+        return sql_engine(conn_id)
+    except Exception:
+        return None
+
+
+@contextlib.contextmanager
+def _engine_of_failures():
+    """While a command runs, mark each database error with the engine it came from."""
+    def mark(context) -> None:
+        if context.sqlalchemy_exception is not None and context.engine is not None:
+            context.sqlalchemy_exception.lifecycle_engine = context.engine
+
+    sa.event.listen(sa.Engine, "handle_error", mark)
+    try:
+        yield
+    finally:
+        sa.event.remove(sa.Engine, "handle_error", mark)

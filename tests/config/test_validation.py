@@ -34,6 +34,9 @@ def _drop(path):
     return change
 
 
+# a table that holds nothing personal and links to no one: the engine never deletes from it
+AUDIT = {"system": "app_db", "table": "audit_events", "personal": False, "created": "at", "fields": {"kind": {"personal": False}}}
+
 CASES = [
     # (id, change, file, key path, words in the message)
     ("unknown top-level key", _set(["retention.yaml", "max_fraction"], 0.5),
@@ -104,6 +107,20 @@ CASES = [
      "incidents.yaml", "announcement.system", "needs an s3 system"),
     ("grace longer than deadline", _set(["cancellation.yaml", "grace_period"], "60d"),
      "cancellation.yaml", "complete_within", "leaves no time after the grace period 60d"),
+    ("composite primary key", _set(["catalog.yaml", "datasets", "orders", "primary_key"], ["order_id", "line"]),
+     "catalog.yaml", "datasets.orders.primary_key",
+     "a list ([order_id, line]); composite keys are not supported: add a single-column unique key and name it"),
+    ("primary key as a one-item list", _set(["catalog.yaml", "datasets", "orders", "primary_key"], ["id"]),
+     "catalog.yaml", "datasets.orders.primary_key", "a list ([id]); write the column alone: primary_key: id"),
+    ("personal table without a key", _drop(["catalog.yaml", "datasets", "orders", "primary_key"]),
+     "catalog.yaml", "datasets.orders", "needs primary_key (one column)"),
+    ("linked table without a key", lambda f: f["catalog.yaml"]["datasets"]["orders"].update(personal=False, category=None, fields={}) or f["catalog.yaml"]["datasets"]["orders"].pop("primary_key"),
+     "catalog.yaml", "datasets.orders", "needs primary_key (one column)"),
+    ("rule on a table without a key", lambda f: f["catalog.yaml"]["datasets"].update(audit_events=AUDIT) or f["retention.yaml"]["rules"].append(
+        {"name": "audit-1y", "applies_to": {"datasets": ["audit_events"]}, "keep": "1y"}),
+     "retention.yaml", "rules[2].applies_to", "dataset 'audit_events' has no primary_key in catalog.yaml"),
+    ("cancellation requests without a key", lambda f: f["catalog.yaml"]["datasets"].update(audit_events=AUDIT) or f["cancellation.yaml"]["requests"].update(dataset="audit_events"),
+     "cancellation.yaml", "requests.dataset", "dataset 'audit_events' has no primary_key in catalog.yaml"),
 ]
 
 
@@ -120,6 +137,12 @@ def test_invalid_configuration_is_refused_with_file_and_key(tmp_path, change, fi
 def test_the_sample_is_valid(tmp_path):
     config = load_config(sample.write(tmp_path))
     assert [r.name for r in config.retention.rules] == ["access-records-6mo", "orders-3y"]
+
+
+def test_a_non_personal_table_without_subject_needs_no_key(tmp_path):
+    files = _mutate(lambda f: f["catalog.yaml"]["datasets"].update(audit_events=AUDIT))
+    config = load_config(sample.write(tmp_path, files))
+    assert config.catalog.dataset("audit_events").primary_key is None
 
 
 def test_duplicate_yaml_key_is_refused_with_its_line(tmp_path):

@@ -98,6 +98,14 @@ def check_catalog(catalog: Catalog) -> Iterator[Problem]:
                 yield Problem(CATALOG, f"{where}.created", f"{ds.created!r}: objects are dated by last_modified only")
 
 
+def _keyed(catalog: Catalog, file: str, path: str, name: str) -> Iterator[Problem]:
+    """A table the engine deletes from or reads in key order needs its one key column."""
+    ds = catalog.datasets.get(name)
+    if ds is not None and ds.is_table and not ds.primary_key:
+        yield Problem(file, path, f"dataset {name!r} has no primary_key in catalog.yaml; the engine works in ranges "
+                                  "of one unique column: name it as primary_key")
+
+
 def _applies_to(catalog: Catalog, file: str, path: str, applies: AppliesTo) -> Iterator[Problem]:
     for i, category in enumerate(applies.categories):
         yield from _category(catalog, file, f"{path}.categories[{i}]", category)
@@ -139,6 +147,7 @@ def check_retention(catalog: Catalog, retention) -> Iterator[Problem]:
             owner.setdefault(name, (i, rule.name))
             if not catalog.dataset(name).created and catalog.dataset(name).is_table:
                 yield Problem(RETENTION, f"{path}.applies_to", f"dataset {name!r} has no created column in catalog.yaml, so its age is unknown")
+            yield from _keyed(catalog, RETENTION, f"{path}.applies_to", name)
         for floor, covered in floors:
             hit = sorted(covered.intersection(datasets))
             if hit and rule.keep.surely_shorter_than(floor.minimum):
@@ -156,6 +165,8 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
         yield Problem(CANCELLATION, "requests.dataset", f"unknown dataset {requests.dataset!r}")
     elif not catalog.dataset(requests.dataset).is_table:
         yield Problem(CANCELLATION, "requests.dataset", f"{requests.dataset!r} must be a table dataset")
+    else:
+        yield from _keyed(catalog, CANCELLATION, "requests.dataset", requests.dataset)
     if not cancellation.grace_period.surely_shorter_than(cancellation.complete_within):
         yield Problem(CANCELLATION, "complete_within", f"{cancellation.complete_within} leaves no time after the grace period {cancellation.grace_period}")
     for i, override in enumerate(cancellation.overrides):

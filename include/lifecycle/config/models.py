@@ -101,12 +101,22 @@ class Consent(Model):
     withdrawn: str | None = None
 
 
+def _one_key_column(value):
+    """The engine works in ranges of one column; a YAML list here is a composite key."""
+    if isinstance(value, list):
+        written = f"a list ([{', '.join(map(str, value))}])"
+        if len(value) == 1:
+            raise ValueError(f"{written}; write the column alone: primary_key: {value[0]}")
+        raise ValueError(f"{written}; composite keys are not supported: add a single-column unique key and name it")
+    return value
+
+
 class Dataset(Model):
     system: str
     personal: bool = True
     description: str | None = None
     table: str | None = None
-    primary_key: str | None = None
+    primary_key: Annotated[str | None, BeforeValidator(_one_key_column)] = None
     prefix: str | None = None
     subject: Annotated[SubjectLink | None, BeforeValidator(_parse_link)] = None
     created: str | None = None
@@ -118,8 +128,9 @@ class Dataset(Model):
     def _table_or_prefix(self):
         if bool(self.table) == bool(self.prefix):
             raise ValueError("a dataset has either table (sql) or prefix (s3), not both and not neither")
-        if self.table and not self.primary_key:
-            raise ValueError("a table dataset needs primary_key (one column)")
+        if self.table and not self.primary_key and (self.personal or self.subject):
+            raise ValueError("a table dataset needs primary_key (one column); only a personal: false table "
+                             "without a subject link may leave it out")
         return self
 
     @property
