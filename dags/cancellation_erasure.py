@@ -29,6 +29,11 @@ interval end, never the clock.
    `complete_within` of its request (held requests wait for their hold).
 6. **report**: `cancellation/<date>/<run>/report.html|json`: subjects by state,
    certificates of this run, requests past their deadline. No personal information.
+   Runs (like check_deadlines) even when an earlier step failed.
+7. **run_complete**: the run's last task, after every step above. It is
+   *upstream_failed*, and the run **failed**, when any step failed (a failed
+   preflight erases nobody: the run is red, not green); a run with no due
+   subjects (erase skipped: zero batches) succeeds.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import dag_settings, run_info, terminal_errors
+from lifecycle.runs import dag_settings, run_complete, run_info, terminal_errors
 
 CONFIG = load_config()
 
@@ -99,12 +104,15 @@ if CONFIG.cancellation is not None:
             written = _erasure().report(run.run_id, run.as_of)
             return {"html": written["html"], "states": written["states"], "certificates": len(written["certificates"])}
 
+        checked = preflight()
         batches = intake()
         notices = notify_scheduled()
-        preflight() >> batches >> notices
+        checked >> batches >> notices
         erased = erase.expand(batch=batches)
         notices >> erased
         deadlines = check_deadlines()
-        erased >> deadlines >> report()
+        written = report()
+        erased >> deadlines >> written
+        run_complete(checked, batches, notices, erased, deadlines, written)
 
     cancellation_erasure()

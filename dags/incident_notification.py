@@ -40,7 +40,8 @@ anything is recorded.
 8. **contact_lists**: `letters.csv` and `telephone.csv` for people e-mail did not reach (internal: they hold addresses and phone numbers).
 9. **announce**: the public notice goes to the announcement bucket when the fallback rule fires (or when chosen).
 10. **regulator_reports**: one report per regulator in HTML, PDF and JSON: facts, timeline with the deadline and whether it was met, counts by category and country, channels and delivery figures. No personal information.
-11. **finish**: the figures go into the register; the task's result lists counts and where everything is.
+11. **finish**: the figures go into the register; the task's result lists counts and where everything is. It runs after every path: sent, dry run, rejected, and after a failed step.
+12. **run_complete**: the run's last task. A step that failed (preflight, register, resolve, …, regulator_reports, finish) makes it *upstream_failed* and the run **failed**; a dry run and a rejected approval skip the steps after them and end **success**.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from datetime import datetime, timezone
 from airflow.sdk import dag, get_current_context, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_info, terminal_errors
+from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_complete, run_info, terminal_errors
 
 CONFIG = load_config()
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -188,12 +189,20 @@ if CONFIG.incidents is not None:
                                 "how": "approval task: Reject, or no answer within approval_timeout"}
             return _notifier().finish(run.run_id, decision)
 
+        checked, registered, resolved, obliged = preflight(), register(), resolve(), obligations()
         previewed = preview()
-        preflight() >> register() >> resolve() >> obligations() >> previewed
+        checked >> registered >> resolved >> obliged >> previewed
         gate = not_a_dry_run(previewed)
         batches = plan_sends()
         gate >> approve >> batches
         sent = send.expand(batch=batches)
-        sent >> contact_lists() >> announce() >> regulator_reports() >> finish()
+        listed, announced, reported = contact_lists(), announce(), regulator_reports()
+        sent >> listed >> announced >> reported
+        recorded = finish()
+        reported >> recorded
+        # Not below the gate or approve: they skip their direct downstream tasks (dry run, rejected);
+        # a failure of either reaches run_complete through plan_sends (upstream_failed).
+        run_complete(checked, registered, resolved, obliged, previewed, batches, sent,
+                     listed, announced, reported, recorded)
 
     incident_notification()

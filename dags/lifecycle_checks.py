@@ -11,6 +11,8 @@ nothing, and fails loudly when something needs a person:
    column the catalog names exists (`python -m lifecycle scan`).
 3. **verify_ledger**: the hash chain of the ledger is intact
    (`python -m lifecycle ledger verify`).
+4. **run_complete**: the run's last task, after the three checks: it is
+   *upstream_failed*, and the run **failed**, when any check failed.
 
 A failed task's log lists each finding by table and column; no values are
 logged.
@@ -21,7 +23,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import dag_settings, terminal_errors
+from lifecycle.runs import dag_settings, run_complete, terminal_errors
 
 
 @dag(**dag_settings("lifecycle_checks", schedule="@daily", tags=["checks"], doc_md=__doc__))
@@ -48,7 +50,9 @@ def lifecycle_checks():
 
         return ledger_intact(StateStore.for_catalog(load_config().catalog))
 
-    validate_config() >> [scan_schema(), verify_ledger()]
+    validated, scanned, verified = validate_config(), scan_schema(), verify_ledger()
+    validated >> [scanned, verified]
+    run_complete(validated, scanned, verified)
 
 
 lifecycle_checks()

@@ -8,24 +8,34 @@ never the clock: a rerun of the same run decides the same way.
 
 1. **preflight**: the tables the rules touch match the catalog (`scan`).
 2. **plan**: per dataset, the rule's cutoff, the statutory floor that applies,
-   and counts: candidates, under the floor, held (legal holds), to delete or
-   anonymize, with the primary-key ranges to work through. Recorded in the
-   ledger once; a rerun of the run reuses it. `python -m lifecycle plan`
-   shows the same for "now".
+   and counts: candidates, under the floor, held (legal holds), *referenced*
+   (expired, but still pointed at by rows that stay: kept, and the report says
+   which configuration change lets them go), to delete or anonymize, with the
+   key ranges to work through. Recorded in the ledger once; a rerun of the
+   run reuses it. A dataset that cannot be planned (a missing table, say) is
+   recorded with its error: its own apply unit fails, the others go on.
+   `python -m lifecycle plan` shows the same for "now".
 3. **guardrail**: a dataset that would lose more than `max_fraction_per_run`
    stops the run before anything changes. To proceed for one run, trigger it
    with `override_guardrail` and an `override_reason` (both go to the ledger).
-4. **apply_&lt;system&gt;_stage_&lt;n&gt;**: one mapped task per dataset
-   partition, in the system's pool `lifecycle_<system>`; stages order
-   foreign keys (rows that point at others go first). Every batch is
+4. **units_&lt;system&gt;_stage_&lt;n&gt;** and **apply_&lt;system&gt;_stage_&lt;n&gt;**:
+   one mapped apply task per dataset partition, in the system's pool
+   `lifecycle_<system>`; stages order foreign keys (rows that point at others
+   go first). A later stage runs even when a unit of an earlier one failed:
+   a row that rows still in place point at is never deleted. Every batch is
    committed and recorded: a killed run resumes where it stopped.
-5. **verify**: count again; nothing expired may remain but held, statutory
-   and locked items.
+5. **verify**: count again; nothing expired may remain but held, statutory,
+   referenced and locked items. Datasets whose batches did not all apply are
+   reported as not verified.
 6. **report**: `retention/<date>/<run>/report.html` (and `.json`) in the
    reports destination: per dataset the rule, basis, cutoffs, counts deleted /
-   anonymized / held / under floor / locked, guardrail events and duration.
-   Counts only: no personal information.
-7. **evidence_complete**: the run succeeded and left its report.
+   anonymized / held / under floor / referenced / locked, guardrail events
+   and duration; after a failed preflight or plan, which step stopped the run
+   and why. Counts only: no personal information.
+7. **evidence_complete**: the run's last task, after every step. It is
+   *upstream_failed*, and the run **failed**, when any step failed (a
+   preflight, a plan, the guardrail, any apply unit, verify or the report):
+   the run is never green when its work was not done.
 """
 
 from __future__ import annotations
@@ -33,8 +43,8 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from lifecycle.config import load_config
-from lifecycle.retention import MAX_STAGES, retention_systems, unit_group
-from lifecycle.runs import dag_settings, run_info, terminal_errors
+from lifecycle.retention import retention_systems, stages_of, unit_group
+from lifecycle.runs import dag_settings, run_complete, run_info, terminal_errors
 
 CONFIG = load_config()
 
@@ -47,11 +57,35 @@ def _retention():
     return Retention(config, StateStore.for_catalog(config.catalog))
 
 
-def _plan(retention, run):
-    from lifecycle.retention import Plan
+def _recorded(step: str):
+    """Run a step; a terminal failure is recorded for the run's report before the task fails."""
+    def wrap(fn):
+        import functools
 
-    recorded = retention.state.ledger.find(f"retention:{run.run_id}:plan")
-    return Plan.from_dict(recorded.payload)
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                from lifecycle.failures import describe, retryable
+
+                if not retryable(exc) and not type(exc).__module__.startswith("airflow"):
+                    run = run_info(get_current_context())
+                    _retention().record_failure(run.run_id, step, describe(exc), dag_id=run.dag_id)
+                raise
+
+        return wrapper
+    return wrap
+
+
+def _plan(retention, run):
+    """The run's recorded plan; without one (the plan task failed) there is nothing to do here."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    recorded = retention.recorded_plan(run.run_id)
+    if recorded is None:
+        raise AirflowSkipException("this run made no plan (preflight or plan failed): nothing to do")
+    return recorded
 
 
 if CONFIG.retention.rules:
@@ -68,6 +102,7 @@ if CONFIG.retention.rules:
     def retention_expiry():
         @task
         @terminal_errors
+        @_recorded("preflight")
         def preflight() -> dict:
             from lifecycle.health import schema_matches
 
@@ -76,11 +111,13 @@ if CONFIG.retention.rules:
 
         @task
         @terminal_errors
+        @_recorded("plan")
         def plan() -> dict:
             run = run_info(get_current_context())
             made = _retention().plan(run.run_id, run.as_of, dag_id=run.dag_id)
             return {d.dataset: {"to_delete": d.to_delete, "to_anonymize": d.to_anonymize, "held": d.held,
-                                "under_floor": d.under_floor, "batches": len(d.ranges), "guardrail": d.guardrail}
+                                "under_floor": d.under_floor, "referenced": d.referenced, "batches": len(d.ranges),
+                                "guardrail": d.guardrail, **({"error": d.error} if d.error else {})}
                     for d in made.datasets}
 
         @task(multiple_outputs=True)
@@ -92,9 +129,16 @@ if CONFIG.retention.rules:
             return retention.gate(_plan(retention, run), override=bool(params["override_guardrail"]),
                                   reason=params["override_reason"] or "", dag_id=run.dag_id)
 
-        @task
-        def work(units: list[dict]) -> list[dict]:
-            """The units of one system and stage (Airflow maps over return values only)."""
+        @task(trigger_rule="all_done")
+        def work(group: str) -> list[dict]:
+            """The units of one system and stage, as the guardrail let them through (Airflow maps
+            over return values only).  Runs once the stage before is done, even if a unit there
+            failed; skipped when the guardrail did not pass."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            units = get_current_context()["ti"].xcom_pull(task_ids="guardrail", key=group)
+            if units is None:
+                raise AirflowSkipException("the guardrail did not pass: nothing is applied")
             return units
 
         @task(trigger_rule="none_failed")
@@ -103,7 +147,7 @@ if CONFIG.retention.rules:
             run = run_info(get_current_context())
             return _retention().apply(unit, run.run_id, run.as_of, dag_id=run.dag_id)
 
-        @task(trigger_rule="none_failed")
+        @task(trigger_rule="all_done")
         @terminal_errors
         def verify() -> dict:
             run = run_info(get_current_context())
@@ -113,29 +157,28 @@ if CONFIG.retention.rules:
         @task(trigger_rule="all_done")
         @terminal_errors
         def report() -> dict:
-            run = run_info(get_current_context())
-            retention = _retention()
-            return retention.report(_plan(retention, run), dag_id=run.dag_id)
+            context = get_current_context()
+            run, ti = run_info(context), context["ti"]
+            states = ti.get_task_states(dag_id=run.dag_id, task_ids=["preflight", "plan", "guardrail"], run_ids=[run.run_id])
+            failed = [task for task, state in (states.get(run.run_id) or {}).items()
+                      if state in ("failed", "upstream_failed")]
+            return _retention().report(run.run_id, as_of=run.as_of, failed_steps=failed, dag_id=run.dag_id)
 
-        @task
-        def evidence_complete(verified: dict, written: dict) -> str:
-            return written["html"]
-
-        units = guardrail()
-        preflight() >> plan() >> units
-        last_stages = []
+        checked, planned, units = preflight(), plan(), guardrail()
+        checked >> planned >> units
+        applies = []
         for system in retention_systems(CONFIG):
             previous = units
-            for stage in range(MAX_STAGES if CONFIG.catalog.systems[system].type == "sql" else 1):
-                group = work.override(task_id=f"units_{system}_stage_{stage}")(units[unit_group(system, stage)])
+            for stage in range(stages_of(CONFIG, system)):
+                group = work.override(task_id=f"units_{system}_stage_{stage}")(unit_group(system, stage))
                 step = apply.override(task_id=f"apply_{system}_stage_{stage}", pool=f"lifecycle_{system}").expand(unit=group)
-                previous >> step
+                previous >> group
                 previous = step
-            last_stages.append(previous)
+                applies.append(step)
         verified = verify()
-        last_stages >> verified
+        applies >> verified
         written = report()
         verified >> written
-        evidence_complete(verified, written)
+        run_complete(checked, planned, units, applies, verified, written, task_id="evidence_complete")
 
     retention_expiry()

@@ -27,6 +27,10 @@ rerun of the same interval rewrites the same delivery.
    `python -m lifecycle manifest verify <key>` checks it.
 5. **register**: one entry per recipient and data interval in the sharing
    register (`python -m lifecycle sharing register --from … --to …` exports it).
+6. **run_complete**: the run's last task, after every step above: it is
+   *upstream_failed*, and the run **failed**, when any step failed (a refusal
+   by the gate, a failed preflight or extract), so a run that could not
+   deliver never ends green.
 
 Tasks pass keys, hashes and counts only; no personal information in XCom or logs.
 """
@@ -36,7 +40,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import dag_settings, run_info, terminal_errors
+from lifecycle.runs import dag_settings, run_complete, run_info, terminal_errors
 
 CONFIG = load_config()
 
@@ -95,14 +99,16 @@ def build(recipient):
             service, interval, run = _sharing(recipient.id)
             return service.record_delivery(interval, written, dag_id=run.dag_id, run_id=run.run_id)
 
-        checked = preflight()
-        gate() >> checked
+        allowed, checked = gate(), preflight()
+        allowed >> checked
         files = []
         for dataset in recipient.share:
             extracted = extractor(dataset)
             checked >> extracted
             files.append(extracted)
-        register(manifest(files))
+        written = manifest(files)
+        registered = register(written)
+        run_complete(allowed, checked, files, written, registered)
 
     return sharing()
 

@@ -125,3 +125,29 @@ def locked_s3_store(s3_conn_id):
     store = S3Store.from_connection(s3_conn_id, _bucket_name())
     store.client.create_bucket(Bucket=store.bucket, ObjectLockEnabledForBucket=True)
     return store
+
+
+# ------------------------------------------------------- Airflow connections, as tasks read them
+
+
+def sql_connection(url: sa.URL) -> str:
+    """The value of an ``AIRFLOW_CONN_<ID>`` variable for a SQL system at ``url`` (JSON form)."""
+    import json
+
+    return json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": url.render_as_string(hide_password=False)}})
+
+
+@pytest.fixture
+def connect(monkeypatch):
+    """``connect(conn_id, value)`` defines an Airflow connection the way a deployment does
+    (``AIRFLOW_CONN_<ID>``): the code under test opens its stores by system name through it,
+    as a task does.  Engines and clients made from them are closed after the test."""
+    from lifecycle import connections
+
+    connections.forget()
+
+    def define(conn_id: str, value) -> None:
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", sql_connection(value) if isinstance(value, sa.URL) else value)
+
+    yield define
+    connections.forget()

@@ -17,7 +17,11 @@ from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
 from lifecycle.state.ledger import Ledger
 from lifecycle.state.schema import erasures
+from lifecycle.stores import open_store
+from lifecycle.stores.contract import Change, Selection
+from lifecycle.stores.s3 import S3Store
 from lifecycle.stores.sql import SqlStore
+from tests.support.s3 import aws_connection
 from tests.config import sample
 from tests.support.sample_app import access_logs, chat_messages, conversations, meta, orders, users
 
@@ -31,9 +35,10 @@ DUE, HELD, PENDING, WITHDRAWN, DUPLICATE, MISSING = 2, 3, 4, 5, 6, 99
 ERASED = {DUE, DUPLICATE}
 
 
-def _config(tmp_path, reports=None, systems=None, **more_datasets):
+def _config(tmp_path, bucket, reports=None, systems=None, **more_datasets):
     files = copy.deepcopy(sample.FILES)
     catalog = files["catalog.yaml"]
+    catalog["systems"]["media"]["bucket"] = bucket
     catalog["datasets"].update(more_datasets)
     catalog["systems"].update(systems or {})
     catalog["categories"]["account_records"] = {"title": "Account cancellation requests"}
@@ -91,17 +96,20 @@ def _rows_of_others(engine):
 
 
 @pytest.fixture
-def world(engine, tmp_path, monkeypatch, locked_s3_store):
+def world(engine, tmp_path, monkeypatch, locked_s3_store, s3_endpoint, connect):
+    """The app database and the media bucket reached through Airflow connections, as tasks reach them."""
     monkeypatch.setenv("AIRFLOW_VAR_LIFECYCLE_HMAC_KEY", "erasure-test-hmac-key-0123456789")
     _seed(engine)
     store = locked_s3_store
+    connect("app_db", engine.url)
+    connect("media_s3", aws_connection(s3_endpoint))
     for user in (DUE, PENDING, DUPLICATE):
         store.client.put_object(Bucket=store.bucket, Key=f"chats/{user}/1.jpg", Body=b"a")
         store.client.put_object(Bucket=store.bucket, Key=f"chats/{user}/1.jpg", Body=b"b")
     store.client.delete_object(Bucket=store.bucket, Key=f"chats/{DUE}/1.jpg")
     store.client.put_object(Bucket=store.bucket, Key=f"chats/{DUPLICATE}/kept.jpg", Body=b"x", ObjectLockMode="COMPLIANCE",
                             ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=timezone.utc))
-    config = _config(tmp_path)
+    config = _config(tmp_path, store.bucket)
     state_engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
     state = StateStore(state_engine, dataset_names=set(config.catalog.datasets))
     state.holds.add(str(HELD), reason="litigation", today=AS_OF.date())
@@ -112,8 +120,18 @@ def world(engine, tmp_path, monkeypatch, locked_s3_store):
     state_engine.dispose()
 
 
-def _erasure(config, engine, state, store, sql_cls=SqlStore):
-    return Erasure(config, state, open_store=lambda system: store if system == "media" else sql_cls(engine, config.catalog))
+def _erasure(config, engine, state, store, sql_cls=None):
+    """The erasure as a task runs it (stores by system name); ``sql_cls`` swaps in a SQL store
+    that fails on purpose (a unit test of resumption, not of the path)."""
+    if sql_cls is None:
+        return Erasure(config, state)
+    return Erasure(config, state, open_store=lambda system: open_store(config.catalog, system) if system == "media"
+                   else sql_cls(engine, config.catalog, system))
+
+
+def _reach(engine, config, dataset, subjects):
+    """Rows of ``dataset`` that still reach ``subjects``."""
+    return SqlStore(engine, config.catalog).count_by_subject(dataset, Selection(subjects=tuple(map(str, subjects))))
 
 
 def _run(erasure, run_id="scheduled__2026-06-01"):
@@ -134,18 +152,17 @@ def _mails(sink):
 
 
 @pytest.mark.parametrize("list_budget", [1000, 1], ids=["one-listing", "per-subject-listing"])
-def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world, list_budget):
+def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world, list_budget, monkeypatch):
     config, engine, state, store, sink = world
     others = _rows_of_others(engine)
+    monkeypatch.setattr(S3Store, "list_budget", list_budget)
     erasure = _erasure(config, engine, state, store)
-    erasure.list_budget = list_budget
     intake = _run(erasure)
     assert len(intake["batches"]) == 2, "batch_size 1: one batch per due subject; duplicate requests make one erasure"
     assert _states(state) == {str(DUE): "done", str(DUPLICATE): "done", str(HELD): "held",
                               str(PENDING): "pending", str(WITHDRAWN): "withdrawn"}
-    sql = SqlStore(engine, config.catalog)
     for dataset in ("users", "access_logs", "conversations", "chat_messages", "account_cancellations", "orders"):
-        assert sql.count_by_subject(dataset, [str(s) for s in ERASED]) == {}, dataset
+        assert _reach(engine, config, dataset, ERASED) == {}, dataset
     with engine.connect() as conn:
         anonymized = conn.execute(sa.select(orders).where(orders.c.user_id.is_(None))).all()
     assert {o.id for o in anonymized} == {o for o in range(1, 31) if o % 10 + 1 in ERASED}
@@ -167,25 +184,26 @@ def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world, li
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("list_budget, listed", [
-    (1000, ["", ""]),                                                   # both datasets of the bucket in one listing
-    (5, ["", "chats/", "chats/{s}/", "avatars/", ""]),                  # 11 entries > 2 x 5, chats 8 > 5; then 7
-    (1, ["", "chats/", "chats/{s}/", "avatars/", "avatars/{s}/"] * 2),  # every subject's prefix on its own
-], ids=["together", "each-dataset", "each-subject"])
-def test_object_datasets_of_one_bucket_are_listed_together_within_the_budget(world, tmp_path, list_budget, listed):
+    (1000, ["chats/", "avatars/"] * 2),                                  # each dataset's prefix once (erase, verify)
+    # past 2 entries a subject, the subject's own prefix: avatars/ holds 3 entries before the erasure, 2 after
+    (2, ["chats/", "chats/{s}/", "avatars/", "avatars/{s}/", "chats/", "chats/{s}/", "avatars/"]),
+], ids=["each-dataset", "each-subject"])
+def test_object_datasets_are_listed_by_prefix_within_the_budget(world, tmp_path, list_budget, listed, monkeypatch):
     config, engine, state, store, sink = world
-    config = _config(tmp_path, avatars={"system": "media", "prefix": "avatars/{subject}/", "created": "last_modified",
-                                        "category": "basic_info"})
+    config = _config(tmp_path, store.bucket, avatars={"system": "media", "prefix": "avatars/{subject}/",
+                                                     "created": "last_modified", "category": "basic_info"})
     for user in (DUE, PENDING, DUPLICATE):
         store.client.put_object(Bucket=store.bucket, Key=f"avatars/{user}/a.png", Body=b"a")
     prefixes = []
-    list_versions = store.list_versions
-    store.list_versions = lambda prefix, **kw: (prefixes.append(prefix), list_versions(prefix, **kw))[1]
+    list_versions = S3Store.list_versions
+    monkeypatch.setattr(S3Store, "list_versions", lambda self, prefix, **kw: (prefixes.append(prefix),
+                                                                             list_versions(self, prefix, **kw))[1])
+    monkeypatch.setattr(S3Store, "list_budget", list_budget)
     erasure = _erasure(config, engine, state, store)
-    erasure.list_budget = list_budget
     intake = erasure.intake("run", AS_OF)
     erasure.erase(intake["batches"][0], AS_OF, run_id="run")           # DUE: erase, then verify
     assert prefixes == [p.format(s=DUE) for p in listed]
-    store.list_versions = list_versions
+    monkeypatch.setattr(S3Store, "list_versions", list_versions)
     left = {v.key for v in store.list_versions("")}
     assert left == {f"chats/{PENDING}/1.jpg", f"chats/{DUPLICATE}/1.jpg", f"chats/{DUPLICATE}/kept.jpg",
                     f"avatars/{PENDING}/a.png", f"avatars/{DUPLICATE}/a.png"}
@@ -220,7 +238,7 @@ def test_certificates_match_what_was_removed_and_hold_no_personal_information(wo
 def test_certificates_go_to_an_s3_reports_destination_as_recorded(world, tmp_path, s3_conn_id):
     config, engine, state, store, sink = world
     store.client.create_bucket(Bucket="erasure-archive")
-    config = _config(tmp_path, reports={"system": "archive", "prefix": "lifecycle/"},
+    config = _config(tmp_path, store.bucket, reports={"system": "archive", "prefix": "lifecycle/"},
                      systems={"archive": {"type": "s3", "conn_id": s3_conn_id, "bucket": "erasure-archive"}})
     _run(_erasure(config, engine, state, store))
     recorded = [c for e in state.ledger.entries(kind="erasure.certificates") for c in e.payload["certificates"]]
@@ -248,10 +266,10 @@ def _dying_at(point: str, monkeypatch):
             calls["delete"] += 1
             if calls["delete"] == 3 and point == "before a step's delete":
                 raise Killed()
-            rows = super().delete(*args, **kwargs)
+            change = super().delete(*args, **kwargs)
             if calls["delete"] == 3 and point == "after a step's delete committed":
                 raise Killed()
-            return rows
+            return change
 
     if point == "as a step's done record goes with the next plan":
         append_many = Ledger.append_many
@@ -280,8 +298,7 @@ def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_o
                               str(PENDING): "pending", str(WITHDRAWN): "withdrawn"}
     sent = _mails(sink)
     assert len(sent) == len(set(sent)) == 5, sent
-    sql = SqlStore(engine, config.catalog)
-    assert sql.count_by_subject("access_logs", [str(s) for s in ERASED]) == {}
+    assert _reach(engine, config, "access_logs", ERASED) == {}
     assert state.ledger.verify().ok
     with state.engine.connect() as conn:
         certificates = {r.subject_id: json.loads(open(r.certificate).read())
@@ -310,18 +327,12 @@ def test_an_unanonymizable_leftover_fails_the_subject_loudly(world):
 
     class Forgetful(SqlStore):
         def delete(self, dataset, selection, **kwargs):
-            return 0 if dataset == "access_logs" else super().delete(dataset, selection, **kwargs)
+            return Change() if dataset == "access_logs" else super().delete(dataset, selection, **kwargs)
 
     with pytest.raises(LifecycleError, match="access_logs: .* row\\(s\\) still reach the subject"):
         _run(_erasure(config, engine, state, store, Forgetful))
     assert _states(state)[str(DUE)] == "failed"
-    assert SqlStore(engine, config.catalog).count("users", sa_selection(DUE)) == 1, "the subject row stays when the rest failed"
-
-
-def sa_selection(subject):
-    from lifecycle.stores.sql import Selection
-
-    return Selection(subjects=(str(subject),))
+    assert _reach(engine, config, "users", [DUE]) == {str(DUE): 1}, "the subject row stays when the rest failed"
 
 
 def test_requests_past_complete_within_are_reported_overdue(world):
@@ -367,8 +378,7 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
             return message_id
 
     with pytest.raises(Killed):
-        _run(Erasure(config, state, open_store=lambda system: store if system == "media" else SqlStore(engine, config.catalog),
-                     mailer=lambda: DiesAfterSending(email.conn_id, email.from_, email.max_per_second)))
+        _run(Erasure(config, state, mailer=lambda: DiesAfterSending(email.conn_id, email.from_, email.max_per_second)))
     lost = next(m for m in sink.messages if m["Message-ID"] == accepted[-1].message_id)
     template = "cancellation_scheduled" if "will be deleted" in lost["Subject"] else "cancellation_completed"
     subject = lost["To"].removeprefix("u").split("@")[0]

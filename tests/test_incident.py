@@ -5,19 +5,23 @@ from __future__ import annotations
 import copy
 import json
 import re
+import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from lifecycle import connections
 from lifecycle.config import load_config
+from lifecycle.errors import LifecycleError, TransientStoreError
+from lifecycle.failures import retryable
 from lifecycle.incident import FormError, IncidentNotification, parse
 from lifecycle.incident.form import param_schemas
 from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
 from lifecycle.state.schema import incident_deliveries, incident_runs
-from lifecycle.stores.sql import SqlStore
 from tests.config import sample
+from tests.support.s3 import aws_connection
 from tests.support.sample_app import access_logs, chat_messages, conversations, meta, users
 
 AS_OF = datetime(2026, 11, 12, 10, 0, tzinfo=timezone.utc)
@@ -102,7 +106,9 @@ class Refusals:
 
 
 @pytest.fixture
-def world(engine, tmp_path, monkeypatch, s3_store, s3_conn_id):
+def world(engine, tmp_path, monkeypatch, s3_store, s3_conn_id, connect):
+    """The app database and the media bucket reached through Airflow connections, as tasks reach them."""
+    connect("app_db", engine.url)
     _seed(engine)
     config = _config(tmp_path, s3_store.bucket, s3_conn_id)
     state = StateStore(engine, dataset_names=set(config.catalog.datasets))
@@ -113,8 +119,7 @@ def world(engine, tmp_path, monkeypatch, s3_store, s3_conn_id):
 
 
 def _notifier(config, engine, state, store, sleeps=None, mailer=None):
-    return IncidentNotification(config, state, open_store=lambda s: store if s == "media" else SqlStore(engine, config.catalog),
-                                mailer=mailer, sleep=(sleeps.append if sleeps is not None else lambda s: None))
+    return IncidentNotification(config, state, mailer=mailer, sleep=(sleeps.append if sleeps is not None else lambda s: None))
 
 
 def _run(notifier, config, run_id="manual__1", *, approve="approved", as_of=AS_OF, **changes):
@@ -322,7 +327,7 @@ def test_the_approval_tasks_answer_becomes_the_registers_decision(answer, decisi
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_deadlines_run_from_discovery_for_each_matching_regulator(world, tmp_path):
     config, engine, state, store, sink = world
-    config = _config(tmp_path / "c2", store.bucket, "unused", {"regulators": [
+    config = _config(tmp_path / "c2", store.bucket, world[0].catalog.systems["media"].conn_id, {"regulators": [
         {"id": "cac_jiangsu", "name": "Jiangsu CAC", "deadline": "4h", "when": {"affected_at_least": 9}},
         {"id": "cac_big", "name": "Big", "deadline": "4h", "when": {"affected_at_least": 10}},
         {"id": "eu_lead_sa", "name": "Lead SA", "deadline": "72h", "when": {"subject_countries": ["DE", "FR"]}},
@@ -363,7 +368,7 @@ def test_the_fallback_fires_exactly_at_its_thresholds(tmp_path, affected, unreac
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_announcement_and_reports_name_no_person(world, tmp_path):
     config, engine, state, store, sink = world
-    config = _config(tmp_path / "c3", store.bucket, "unused", {"regulators": [
+    config = _config(tmp_path / "c3", store.bucket, world[0].catalog.systems["media"].conn_id, {"regulators": [
         {"id": "eu_lead_sa", "name": "Lead SA", "deadline": "72h", "when": {"subject_countries": ["DE"]}}]})
     summary, _ = _run(_notifier(config, engine, state, store), config, channels=["email", "letter", "telephone", "announcement"])
     folder = tmp_path / "c3" / "reports" / "incidents" / "INC-2026-042" / "manual__1"
@@ -394,7 +399,7 @@ def test_announcement_and_reports_name_no_person(world, tmp_path):
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_a_report_with_chinese_text_renders_it_in_the_pdf(world, tmp_path):
     config, engine, state, store, sink = world
-    config = _config(tmp_path / "c5", store.bucket, "unused", {"regulators": [
+    config = _config(tmp_path / "c5", store.bucket, world[0].catalog.systems["media"].conn_id, {"regulators": [
         {"id": "cac_jiangsu", "name": "江苏省网信办", "deadline": "4h"}]})
     _run(_notifier(config, engine, state, store), config, dry_run=True, cause="日志导出配置错误，访问记录可被公开读取。")
     from pypdf import PdfReader
@@ -407,7 +412,7 @@ def test_a_report_with_chinese_text_renders_it_in_the_pdf(world, tmp_path):
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_a_follow_up_notifies_only_newly_affected_people_and_marks_reports(world, tmp_path):
     config, engine, state, store, sink = world
-    config = _config(tmp_path / "c4", store.bucket, "unused", {"regulators": [
+    config = _config(tmp_path / "c4", store.bucket, world[0].catalog.systems["media"].conn_id, {"regulators": [
         {"id": "always", "name": "Sectoral", "deadline": "30d"}]})
     notifier = _notifier(config, engine, state, store)
     _run(notifier, config)
@@ -436,6 +441,27 @@ def test_people_can_come_from_an_s3_listing_of_ids(world):
     assert _recipients(sink) == sorted([_email(2), _email(9)])
     scope = json.loads(notifier._run("manual__1").scope)
     assert scope["unknown_ids"] == 1 and scope["affected"] == 2
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_a_list_of_ids_out_of_reach_for_now_is_retried_and_a_missing_one_is_not(world, monkeypatch):
+    config, engine, state, store, sink = world
+    media = config.catalog.systems["media"].conn_id
+    notifier = _notifier(config, engine, state, store)
+    form = parse({**FORM, "affected_categories": [], "occurred_from": None, "occurred_to": None,
+                  "subjects_uri": f"s3://{store.bucket}/incident/missing.txt"}, config.catalog)
+    notifier.register(form, "manual__ids", AS_OF)
+    with pytest.raises(LifecycleError, match=r"subjects_uri: cannot read s3://.*/incident/missing.txt: NoSuchKey") as missing:
+        notifier.resolve("manual__ids")
+    assert not retryable(missing.value)
+    with socket.socket() as probe:                 # the same bucket behind an endpoint that does not answer now
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv(f"AIRFLOW_CONN_{media.upper()}", aws_connection(f"http://127.0.0.1:{closed}"))
+    connections.forget()
+    with pytest.raises(TransientStoreError, match="EndpointConnectionError") as blip:
+        _notifier(config, engine, state, store).resolve("manual__ids")
+    assert retryable(blip.value)
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)

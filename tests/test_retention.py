@@ -18,6 +18,7 @@ from lifecycle.state import StateStore
 from lifecycle.stores.s3 import S3Store
 from lifecycle.stores.sql import SqlStore
 from tests.config import sample
+from tests.support.s3 import aws_connection
 from tests.support.sample_app import access_logs, chat_messages, conversations, meta, orders, users
 
 AS_OF = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -94,19 +95,20 @@ def _ids(engine, table):
 
 
 @pytest.fixture
-def world(engine, tmp_path, monkeypatch):
+def world(engine, tmp_path, monkeypatch, connect):
+    """The app database and the state store reached through Airflow connections, as tasks reach them."""
     monkeypatch.setenv("AIRFLOW_VAR_LIFECYCLE_HMAC_KEY", HMAC_KEY)
     _seed(engine)
-    state_engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    state = StateStore(state_engine, dataset_names={"users", "access_logs", "orders", "conversations", "chat_messages"})
+    connect("app_db", engine.url)
+    connect("lifecycle_state", sa.URL.create("sqlite", database=str(tmp_path / "state.db")))
+    state = StateStore.for_catalog(_config(tmp_path).catalog)
     state.holds.add(str(HELD_SUBJECT), reason="litigation 2026-041", today=AS_OF.date())
     state.holds.add(str(ORDERS_HELD_SUBJECT), reason="tax audit", datasets=["orders"], today=AS_OF.date())
     yield engine, state, tmp_path
-    state_engine.dispose()
 
 
 def _retention(config, engine, state):
-    return Retention(config, state, open_store=lambda system: SqlStore(engine, config.catalog))
+    return Retention(config, state)
 
 
 def _run(retention, run_id="scheduled__2026-06-01", **gate):
@@ -140,7 +142,7 @@ def test_exactly_the_expired_rows_go_and_held_and_young_rows_stay(world):
     assert _ids(engine, chat_messages) == {m for m in range(1, 41) if m % 8 + 1 in _ids(engine, conversations)}
 
     assert _checksum(engine, users) == before_users, "a dataset no rule covers is byte-identical"
-    assert retention.verify(plan)["access_logs"] == {"remaining": 0, "held": len(held)}
+    assert retention.verify(plan)["access_logs"] == {"remaining": 0, "held": len(held), "referenced": 0}
     assert state.ledger.verify().ok
 
 
@@ -205,17 +207,16 @@ class Killed(Exception):
 def test_a_killed_run_resumes_to_the_same_end_state_without_double_counts(world):
     engine, state, tmp_path = world
     config = _config(tmp_path)
-    real = SqlStore(engine, config.catalog)
     calls = {"n": 0}
 
     class Dying(SqlStore):
-        def delete_range(self, *args, **kwargs):
+        def delete(self, *args, **kwargs):
             calls["n"] += 1
             if calls["n"] == 4:            # mid-dataset: three batches of access_logs are done
                 raise Killed()
-            return super().delete_range(*args, **kwargs)
+            return super().delete(*args, **kwargs)
 
-    dying = Retention(config, state, open_store=lambda system: Dying(engine, config.catalog))
+    dying = Retention(config, state, open_store=lambda system: Dying(engine, config.catalog, system))
     with pytest.raises(Killed):
         _run(dying)
     assert len(_ids(engine, access_logs)) == 100 - 21
@@ -225,24 +226,71 @@ def test_a_killed_run_resumes_to_the_same_end_state_without_double_counts(world)
     expired, held = _expired_logs()
     assert plan.dataset("access_logs").to_delete == len(expired - held), "the rerun works from the recorded plan"
     assert _ids(engine, access_logs) == _expected_log_ids()
-    report = resumed.report(plan)
+    report = resumed.report(plan.run_id, as_of=AS_OF)
     document = json.loads(open(report["json"]).read())
     logs = next(d for d in document["datasets"] if d["dataset"] == "access_logs")
     assert logs["deleted"] == len(expired - held) and logs["held"] == len(held)
     assert len([e for e in state.ledger.entries() if e.kind == "retention.plan"]) == 1
     assert state.ledger.verify().ok
-    assert real.count("access_logs") == len(_expected_log_ids())
 
 
-def test_rows_still_referenced_by_rows_that_stay_are_refused_before_any_change(world):
+def test_rows_still_referenced_by_rows_that_stay_are_kept_and_the_rest_of_the_run_goes_on(world):
     engine, state, tmp_path = world
     with engine.begin() as conn:        # a young message in an old conversation
-        conn.execute(chat_messages.insert().values(id=99, conversation_id=2, body="late", sent_at=CHAT_CUTOFF + timedelta(days=5)))
+        conn.execute(chat_messages.insert().values(id=99, conversation_id=1, body="late", sent_at=CHAT_CUTOFF + timedelta(days=5)))
     retention = _retention(_config(tmp_path), engine, state)
-    before = {t.name: _checksum(engine, t) for t in meta.sorted_tables}
-    with pytest.raises(LifecycleError, match=r"conversations: 1 expired row\(s\) are still referenced by chat_messages\(conversation_id\)"):
-        retention.plan("manual__fk", AS_OF)
-    assert {t.name: _checksum(engine, t) for t in meta.sorted_tables} == before
+    plan = _run(retention, "manual__fk")
+
+    talks = plan.dataset("conversations")
+    assert talks.referenced == 1 and talks.references == [
+        {"dataset": "chat_messages", "columns": ["conversation_id"], "on_delete": "NO ACTION", "rows": 1}]
+    held_conversations = {c for c in range(1, 7) if c % 5 + 1 == HELD_SUBJECT}
+    assert _ids(engine, conversations) == {1, 7, 8} | held_conversations, "only the referenced old conversation stays"
+    assert 99 in _ids(engine, chat_messages)
+    assert _ids(engine, access_logs) == _expected_log_ids(), "other datasets are expired as planned"
+    assert retention.verify(plan)["conversations"] == {"remaining": 0, "held": len(held_conversations), "referenced": 1}
+    document = json.loads(open(retention.report(plan.run_id, as_of=AS_OF)["json"]).read())
+    row = next(d for d in document["datasets"] if d["dataset"] == "conversations")
+    assert row["referenced"] == 1
+    assert row["references"][0]["advice"].startswith(
+        "conversations: 1 expired row(s) kept: referenced by rows of chat_messages (conversation_id) that are not expired.")
+    assert "keeps its rows no longer than conversations (1y)" in row["references"][0]["advice"]
+
+
+def test_a_dataset_that_cannot_be_planned_fails_its_own_unit_and_the_others_go_on(world):
+    engine, state, tmp_path = world
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE orders"))
+    retention = _retention(_config(tmp_path), engine, state)
+    plan = retention.plan("manual__broken", AS_OF)
+    broken = plan.dataset("orders")
+    assert broken.error == "system 'app_db', dataset 'orders': reflect the table: table 'orders' does not exist"
+    groups = retention.gate(plan)
+    failing = [u for units in groups.values() for u in units if u.get("error")]
+    assert [u["dataset"] for u in failing] == ["orders"]
+    with pytest.raises(LifecycleError, match="retention of orders could not be planned: system 'app_db', dataset 'orders'"):
+        retention.apply(failing[0], "manual__broken", AS_OF)
+    for stage in range(3):
+        for unit in groups[unit_group("app_db", stage)]:
+            if not unit.get("error"):
+                retention.apply(unit, "manual__broken", AS_OF)
+    assert _ids(engine, access_logs) == _expected_log_ids()
+    assert retention.verify(plan)["orders"] == {"error": broken.error}
+    document = json.loads(open(retention.report(plan.run_id, as_of=AS_OF)["json"]).read())
+    assert next(d for d in document["datasets"] if d["dataset"] == "orders")["error"] == broken.error
+
+
+def test_the_report_after_a_failed_plan_says_which_step_stopped_the_run(world):
+    engine, state, tmp_path = world
+    retention = _retention(_config(tmp_path), engine, state)
+    retention.record_failure("manual__nope", "plan", "system 'app_db': count rows: OperationalError: server closed")
+    written = retention.report("manual__nope", as_of=AS_OF, failed_steps=["plan", "preflight"])
+    document = json.loads(open(written["json"]).read())
+    assert document["planned"] is False and document["datasets"] == []
+    assert document["failures"] == [
+        {"step": "plan", "reason": "system 'app_db': count rows: OperationalError: server closed"},
+        {"step": "preflight", "reason": "the task failed; its log says why"}]
+    assert "server closed" in open(written["html"]).read()
 
 
 def test_the_report_has_counts_and_no_personal_information(world):
@@ -250,7 +298,7 @@ def test_the_report_has_counts_and_no_personal_information(world):
     retention = _retention(_config(tmp_path), engine, state)
     plan = _run(retention)
     retention.verify(plan)
-    written = retention.report(plan)
+    written = retention.report(plan.run_id, as_of=AS_OF)
     text = open(written["json"]).read() + open(written["html"]).read()
     assert "@example.com" not in text and "Main St" not in text and "User " not in text
     document = json.loads(open(written["json"]).read())
@@ -264,7 +312,8 @@ def test_the_report_has_counts_and_no_personal_information(world):
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
-def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_s3_store, tmp_path, monkeypatch, engine):
+def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_s3_store, s3_endpoint, tmp_path,
+                                                                       engine, connect):
     store: S3Store = locked_s3_store
     put = store.client.put_object
     for user in (1, 2, HELD_SUBJECT):
@@ -282,6 +331,8 @@ def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_
     files = copy.deepcopy(sample.FILES)
     files["catalog.yaml"]["datasets"] = {k: v for k, v in files["catalog.yaml"]["datasets"].items() if k in ("users", "chat_photos")}
     files["catalog.yaml"]["reports"] = {"path": str(tmp_path / "reports")}
+    files["catalog.yaml"]["systems"]["media"]["bucket"] = store.bucket
+    connect("media_s3", aws_connection(s3_endpoint))            # the task's path: the store opened by system name
     files["retention.yaml"] = {"rules": [{"name": "photos", "applies_to": {"datasets": ["chat_photos"]}, "keep": "400d"}],
                                "max_fraction_per_run": 1.0}
     for name in ("cancellation.yaml", "recipients.yaml"):
@@ -289,7 +340,7 @@ def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_
     config = load_config(sample.write(tmp_path / "config", files))
     state = StateStore(engine, dataset_names={"users", "chat_photos"})
     state.holds.add(str(HELD_SUBJECT), reason="litigation", today=middle.date())
-    retention = Retention(config, state, open_store=lambda system: store)
+    retention = Retention(config, state)
     as_of = middle + timedelta(days=400)
 
     plan = retention.plan("scheduled__photos", as_of)
@@ -297,12 +348,13 @@ def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_
     assert (photos.total, photos.candidates, photos.held, photos.to_delete) == (5, 4, 1, 3)
     [unit] = retention.gate(plan)[unit_group("media", 0)]
     result = retention.apply(unit, "scheduled__photos", as_of)
-    assert result == {"dataset": "chat_photos", "action": "delete", "versions": 5, "locked": 1}
+    assert result == {"dataset": "chat_photos", "action": "delete", "rows": 5, "objects": 2, "locked": 1,
+                      "batches": 1, "resumed": 0}
 
     left = {(v.key, v.is_delete_marker) for v in store.list_versions("chats/")}
     assert left == {(f"chats/{HELD_SUBJECT}/a.jpg", False), ("chats/5/locked.jpg", False), ("chats/1/young.jpg", False)}
     assert len([v for v in store.list_versions("chats/1/young.jpg")]) == 2, "young objects keep every version"
-    assert retention.verify(plan)["chat_photos"] == {"remaining": 0, "locked": 1}
-    document = json.loads(open(retention.report(plan)["json"]).read())
+    assert retention.verify(plan)["chat_photos"] == {"remaining": 0, "held": 1, "locked": 1}
+    document = json.loads(open(retention.report(plan.run_id, as_of=as_of)["json"]).read())
     [row] = document["datasets"]
     assert (row["deleted"], row["versions_deleted"], row["locked"], row["locked_until"]) == (2, 5, 1, ["2099-01-01T00:00:00+00:00"])

@@ -20,7 +20,6 @@ from lifecycle.errors import ConfigError
 from lifecycle.sharing.service import Interval, Sharing, SharingRefused, verify_manifest
 from lifecycle.state import StateStore
 from lifecycle.state.schema import erasures, sharing_register
-from lifecycle.stores.sql import SqlStore
 from tests.config import sample
 from tests.test_erasure import cancellations
 from tests.support.sample_app import meta, orders, users
@@ -104,7 +103,9 @@ def _seed(engine, state):
 
 
 @pytest.fixture
-def world(engine, tmp_path, monkeypatch, s3_store, s3_conn_id):
+def world(engine, tmp_path, monkeypatch, s3_store, s3_conn_id, connect):
+    """The app database and the drop bucket reached through Airflow connections, as tasks reach them."""
+    connect("app_db", engine.url)
     monkeypatch.setenv("AIRFLOW_VAR_LIFECYCLE_HMAC_KEY", HMAC_KEY)
     monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_SIGNING", json.dumps({"conn_type": "generic", "password": SIGNING_KEY}))
     files = _files(tmp_path, s3_store.bucket, s3_conn_id)
@@ -117,8 +118,7 @@ def world(engine, tmp_path, monkeypatch, s3_store, s3_conn_id):
 
 
 def _sharing(config, engine, state, store, recipient):
-    return Sharing(config, state, recipient,
-                   open_store=lambda system: store if system == "drop" else SqlStore(engine, config.catalog))
+    return Sharing(config, state, recipient)
 
 
 def _deliver(sharing, interval=INTERVAL):

@@ -67,16 +67,34 @@ def sqlalchemy_url(conn) -> sa.URL:
     )
 
 
-@functools.cache
+_engines: dict[str, sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
 def sql_engine(conn_id: str) -> sa.Engine:
     """One pooled engine per connection id and process."""
-    return engine_for(sqlalchemy_url(get_connection(conn_id)))
+    with _engines_lock:
+        if conn_id not in _engines:
+            _engines[conn_id] = engine_for(sqlalchemy_url(get_connection(conn_id)))
+        return _engines[conn_id]
+
+
+def forget() -> None:
+    """Close every engine and drop every client made so far: the next use reads the
+    connections again (a process whose connections changed; tests)."""
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.dispose()
+    s3_client.cache_clear()
 
 
 def engine_for(url: sa.URL) -> sa.Engine:
     """An engine as the lifecycle uses one.
 
-    SQLite waits up to a minute for a lock another process holds.  Elsewhere
+    SQLite waits up to a minute for a lock another process holds and enforces
+    foreign keys.  Elsewhere
     a pooled connection is checked before use (a long task outlives idle
     connections).  psycopg2 sends an UPDATE executemany in pages of 100
     statements (``execute_batch``), not one round trip per row.
@@ -88,7 +106,16 @@ def engine_for(url: sa.URL) -> sa.Engine:
         kwargs["pool_pre_ping"] = True
     if url.get_driver_name() == "psycopg2":
         kwargs["executemany_mode"] = "values_plus_batch"
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_foreign_keys)
+    return engine
+
+
+def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
+    """SQLite enforces declared foreign keys (and their ON DELETE) only when asked, per connection:
+    ask, so a schema's cascades and SET NULLs happen as they do on the other databases."""
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
 
 @functools.cache

@@ -18,14 +18,12 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
 import sqlalchemy as sa
 
-from lifecycle import anonymize
 from lifecycle.batching import chunks
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
@@ -35,7 +33,7 @@ from lifecycle.runs import iso_utc, loaded_objects_frozen
 from lifecycle.state import StateStore
 from lifecycle.state.ledger import Ledger, Record, canonical_json
 from lifecycle.state.schema import erasures, notices
-from lifecycle.stores.sql import Selection, SqlStore
+from lifecycle.stores.contract import Selection
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +52,6 @@ class Step:
 
 
 class Erasure:
-    list_budget = 1000      # entries one listing request returns: the cost of listing one subject's prefix
-
     def __init__(self, config: Config, state: StateStore, open_store: Callable[[str], object] | None = None,
                  mailer: Callable[[], object] | None = None):
         from lifecycle.stores import Stores
@@ -63,11 +59,8 @@ class Erasure:
         if config.cancellation is None:
             raise LifecycleError("cancellation.yaml is not configured")
         self.config, self.cfg, self.catalog, self.state = config, config.cancellation, config.catalog, state
-        self.store = Stores(self.catalog, open_store)
+        self.stores = Stores(self.catalog, open_store)
         self._mailer = mailer or self._default_mailer
-
-    def sql(self, dataset: str) -> SqlStore:
-        return self.store(self.catalog.dataset(dataset).system)
 
     # ------------------------------------------------------------------ plan
 
@@ -107,18 +100,17 @@ class Erasure:
     def intake(self, run_id: str, as_of: datetime) -> dict:
         """Read the requests, update every subject's state, put due subjects into batches."""
         req = self.cfg.requests
-        store = self.sql(req.dataset)
-        table = store.table(req.dataset)
-        pk = table.c[self.catalog.dataset(req.dataset).primary_key]
-        columns = [pk, table.c[req.subject], table.c[req.requested_at]]
-        columns.append(table.c[req.withdrawn_at] if req.withdrawn_at else sa.null())
-        with store.engine.connect() as conn:
-            requests = conn.execute(sa.select(*columns).order_by(table.c[req.requested_at], pk)).all()
+        columns = [self.catalog.dataset(req.dataset).primary_key, req.subject, req.requested_at]
+        read = self.stores.of(req.dataset).read(req.dataset, columns + ([req.withdrawn_at] if req.withdrawn_at else []))
+        requests = sorted(((*row, None) if not req.withdrawn_at else tuple(row) for row in read),
+                          key=lambda row: (row[2] is None, row[2] or datetime.min))
         by_subject: dict[str, list] = {}
         for request_id, subject, requested_at, withdrawn_at in requests:
-            by_subject.setdefault(str(subject), []).append((request_id, requested_at, withdrawn_at))
+            if subject is not None and requested_at is not None:
+                by_subject.setdefault(str(subject), []).append((request_id, requested_at, withdrawn_at))
         known = {r.subject_id: r for r in self._rows(erasures)}
-        existing = store.count_by_subject(self.catalog.subject.dataset, list(by_subject))
+        existing = self.stores.of(self.catalog.subject.dataset).count_by_subject(
+            self.catalog.subject.dataset, Selection(subjects=tuple(by_subject)))
         held = {h.subject_id for h in self.state.holds.active(as_of.date())}   # any hold suspends erasure
         now, naive_as_of = iso_utc(as_of), as_of.astimezone(timezone.utc).replace(tzinfo=None)
         upserts = []
@@ -261,7 +253,7 @@ class Erasure:
 
     def _mail(self, template: str, todo: list, scope: str, extra) -> dict[str, int]:
         """Render, claim and send each notice (``mail.send_claimed``); counts by outcome."""
-        contacts = self.sql(self.catalog.subject.dataset).contacts([r.subject_id for r in todo])
+        contacts = self.stores.of(self.catalog.subject.dataset).contacts([r.subject_id for r in todo])
         fallback = self.config.incidents.locales[0] if self.config.incidents else "en"
         email = self.config.incidents.email if self.config.incidents else None
         notice = personal_notices(template, fallback)
@@ -342,107 +334,44 @@ class Erasure:
     def _apply(self, recorder: _StepRecords, step: Step, subjects: list[str]) -> None:
         """Record what a table step removes per subject before it is committed, then record that it did.
 
-        The DELETE (or the anonymizing UPDATE) runs in a transaction
-        that reports the rows per subject (``DELETE … RETURNING`` the subject
-        link; the rows to anonymize are read first); the plan is appended to
-        the ledger, and only then is the data transaction committed.  A crash
-        before the plan rolls the step back; after it, the rerun reuses the plan.
+        The DELETE (or the anonymizing UPDATE) runs in a transaction that
+        reports the rows per subject (``before_commit``); the plan is appended
+        to the ledger, and only then is the data transaction committed.  A
+        crash before the plan rolls the step back; after it, the rerun reuses the plan.
         """
         if not subjects or recorder.done(step.dataset):
             return
-        store = self.sql(step.dataset)
+        store = self.stores.of(step.dataset)
         selection = Selection(subjects=tuple(subjects))
 
         def plan(counts: dict, keys: list) -> None:
             recorder.plan(step.dataset, {"action": step.action, "rows": counts, "keys": keys, "basis": step.basis})
 
-        if self._same_sqlite_file(store):       # a write transaction there would lock the ledger out: plan first
-            plan(store.count_by_subject(step.dataset, subjects),
-                 store.keys(step.dataset, selection) if step.action == "anonymize" else [])
-            before_commit = None
-        else:
-            before_commit = plan
         if step.action == "delete":
-            rows = store.delete(step.dataset, selection, before_commit=before_commit)
+            change = store.delete(step.dataset, selection, before_commit=plan)
         else:
             fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
             key = hmac_key(self.catalog) if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
-            rows = store.anonymize_range(step.dataset, selection, None, fields, hmac_key=key, unlink=True,
-                                         before_commit=before_commit)
-        recorder.record_done(step.dataset, {"action": step.action, "rows": rows})
-        log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", rows, len(subjects))
-
-    def _same_sqlite_file(self, store: SqlStore) -> bool:
-        url, state = store.engine.url, self.state.engine.url
-        return url.get_backend_name() == "sqlite" and (url.database or ":memory:") == (state.database or ":memory:")
+            change = store.anonymize(step.dataset, selection, fields, hmac_key=key, unlink=True, before_commit=plan)
+        recorder.record_done(step.dataset, {"action": step.action, "rows": change.rows})
+        log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", change.rows, len(subjects))
 
     def _erase_objects(self, recorder: _StepRecords, steps: list[Step], subjects: list[str]) -> None:
         """Delete every version and marker under the subjects' prefixes, dataset by dataset:
         the plan (versions per subject) in the ledger first, then the deletes, then
-        what was deleted and what Object Lock kept.  One listing serves them all."""
-        steps = [s for s in steps if not recorder.done(s.dataset)]
-        if not subjects or not steps:
-            return
-        listed = self._versions([s.dataset for s in steps], subjects)
+        what was deleted and what Object Lock kept."""
         for step in steps:
-            store, versions = self.store(self.catalog.dataset(step.dataset).system), listed[step.dataset]
-            recorder.plan(step.dataset, {"action": "delete", "versions": {s: len(v) for s, v in versions.items() if v}})
-            outcome = store.delete_versions([v for vs in versions.values() for v in vs])
-            locked = {}
-            for error in outcome.errors:
-                version = next(v for vs in versions.values() for v in vs if v.key == error.key and v.version_id == error.version_id)
-                lock = store.lock(version)
-                if not (lock.legal_hold or lock.retain_until):
-                    raise LifecycleError(f"{step.dataset}: could not delete a version ({error.code}): {error.message}")
-                subject = self.catalog.subject_of_key(step.dataset, error.key)
-                locked.setdefault(subject, []).append({"mode": lock.mode, "legal_hold": lock.legal_hold,
-                                                       "retain_until": iso_utc(lock.retain_until) if lock.retain_until else None})
-            recorder.record_done(step.dataset, {"action": "delete", "versions": len(outcome.deleted), "locked": locked})
-            log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, len(outcome.deleted),
-                     sum(map(len, locked.values())))
-
-    def _versions(self, datasets: list[str], subjects: list[str]) -> dict[str, dict[str, list]]:
-        """Every version and marker under each subject's prefix, per object dataset.
-
-        The datasets of one bucket are listed together, from the prefix they
-        share, while that listing stays within what listing each subject's
-        prefix on its own would cost (1,000 entries a request); past that,
-        each dataset is listed from its own prefix under the same bound, and
-        past that each subject's prefix is listed.
-        """
-        found: dict[str, dict[str, list]] = {}
-        by_system: dict[str, list[str]] = {}
-        for name in datasets:
-            by_system.setdefault(self.catalog.dataset(name).system, []).append(name)
-        for group in by_system.values():
-            together = self._list_together(group, subjects)
-            for name in group:
-                if together is not None:
-                    found[name] = together[name]
-                    continue
-                alone = self._list_together([name], subjects) if len(group) > 1 else None
-                found[name] = alone[name] if alone is not None else self._list_each(name, subjects)
-        return found
-
-    def _list_together(self, datasets: list[str], subjects: list[str]) -> dict[str, dict[str, list]] | None:
-        """One listing of the datasets' shared prefix, or None when it would cost more than
-        ``list_budget`` entries per subject and dataset."""
-        store = self.store(self.catalog.dataset(datasets[0]).system)
-        found: dict[str, dict[str, list]] = {name: {s: [] for s in subjects} for name in datasets}
-        shared = os.path.commonprefix([self.catalog.static_prefix(name) for name in datasets])
-        budget = self.list_budget * len(subjects) * len(datasets)
-        for n, version in enumerate(store.list_versions(shared)):
-            if n >= budget:
-                return None
-            for name in datasets:
-                owner = self.catalog.subject_of_key(name, version.key)
-                if owner in found[name]:
-                    found[name][owner].append(version)
-        return found
-
-    def _list_each(self, dataset: str, subjects: list[str]) -> dict[str, list]:
-        store = self.store(self.catalog.dataset(dataset).system)
-        return {s: list(store.list_versions(self.catalog.subject_prefix(dataset, s))) for s in subjects}
+            if not subjects or recorder.done(step.dataset):
+                continue
+            store = self.stores.of(step.dataset)
+            change = store.delete(step.dataset, Selection(subjects=tuple(subjects)), before_commit=lambda counts, _, step=step:
+                                  recorder.plan(step.dataset, {"action": "delete", "versions": {
+                                      s: n for s, n in counts.items() if s is not None and n}}))
+            locked: dict[str, list] = {}
+            for kept in change.kept:
+                locked.setdefault(kept.subject, []).append({k: kept.detail.get(k) for k in ("mode", "legal_hold", "retain_until")})
+            recorder.record_done(step.dataset, {"action": "delete", "versions": change.rows, "locked": locked})
+            log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, change.rows, len(change.kept))
 
     # ---------------------------------------------------------------- verify
 
@@ -452,32 +381,22 @@ class Erasure:
         if not subjects:
             return failed
         plans = {e.payload["dataset"]: e.payload for e in self._entries(batch).values() if e.kind == "erasure.plan"}
-        objects = [s.dataset for s in steps if not self.catalog.dataset(s.dataset).is_table]
-        listed = self._versions(objects, subjects) if objects else {}
+        mine = Selection(subjects=tuple(subjects))
         for step in steps:
-            ds = self.catalog.dataset(step.dataset)
-            if ds.is_table:
-                store = self.sql(step.dataset)
-                for subject, n in store.count_by_subject(step.dataset, subjects).items():
-                    failed[subject] = f"{step.dataset}: {n} row(s) still reach the subject"
-                keys = plans.get(step.dataset, {}).get("keys") or []
-                fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
-                if keys and fields:
-                    pk = store.column(step.dataset, ds.primary_key)
-                    clear = sa.and_(*(anonymize.already_applied(store.column(step.dataset, f.column), f.spec.anonymize)
-                                      for f in fields))
-                    with store.engine.connect() as conn:
-                        left = conn.execute(sa.select(sa.func.count()).select_from(store.table(step.dataset))
-                                            .where(store.one_of(pk, keys), sa.not_(clear))).scalar_one()
-                    if left:
-                        for subject in subjects:
-                            failed.setdefault(subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values")
-            else:
-                store = self.store(ds.system)
-                for subject, versions in listed[step.dataset].items():
-                    unlocked = [v for v in versions if v.is_delete_marker or not store.lock(v).active_at(datetime.now(timezone.utc))]
-                    if unlocked:
-                        failed[subject] = f"{step.dataset}: {len(unlocked)} object version(s) remain"
+            store = self.stores.of(step.dataset)
+            if not self.catalog.dataset(step.dataset).is_table:
+                for subject, n in store.remaining(step.dataset, mine).by_subject.items():
+                    failed[subject] = f"{step.dataset}: {n} object version(s) remain"
+                continue
+            for subject, n in store.count_by_subject(step.dataset, mine).items():
+                failed[subject] = f"{step.dataset}: {n} row(s) still reach the subject"
+            keys = plans.get(step.dataset, {}).get("keys") or []
+            fields = tuple(f.column for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize)
+            if keys and fields:
+                left = store.count(step.dataset, Selection(keys=tuple(keys), pending_anonymization=fields))
+                if left:
+                    for subject in subjects:
+                        failed.setdefault(subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values")
         return failed
 
     # ----------------------------------------------------------- certificate

@@ -1,13 +1,61 @@
-"""Errors that name what is wrong and where.
+"""Errors that name what is wrong and where, classified once: terminal or transient.
 
-``Problem`` is one finding (file, key path, message).  ``ConfigError`` carries
-every problem found in one pass, so a user fixes them all at once.  Terminal
-errors fail a task at once; transient ones (``TransientError``) may be retried.
+``Terminal`` and ``Transient`` are marker classes (as dlt's): a task retries
+an error only when it is ``Transient`` (a store unreachable, a timeout, a
+deadlock, throttling); everything else — configuration, SQL programming
+errors, a missing table, a bug — fails the task at once, with a message that
+names the dataset, the system and what was being done.  Each store turns its
+driver's exceptions into a ``StoreError`` of the right kind (``classify`` in
+the SQL, S3 and mail adapters), so the decision is made in one place per store.
+
+``Problem`` is one configuration finding (file, key path, message);
+``ConfigError`` carries every problem found in one pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+class Terminal:
+    """Marker: retrying will not help."""
+
+
+class Transient:
+    """Marker: the same call may succeed later (retry with a delay)."""
+
+
+class LifecycleError(Exception):
+    """An error of the lifecycle, terminal unless it is also ``Transient``."""
+
+
+class TransientError(LifecycleError, Transient):
+    """A failure that may pass on retry (a store unreachable, a lock timeout)."""
+
+
+class StoreError(LifecycleError):
+    """A store refused or failed an operation on a dataset.
+
+    The message names the system, the dataset (when there is one) and the
+    purpose of the statement or request, then the store's own reason.
+    """
+
+    def __init__(self, system: str, dataset: str | None, purpose: str, reason: str):
+        self.system, self.dataset, self.purpose, self.reason = system, dataset, purpose, reason
+        where = f"system {system!r}" + (f", dataset {dataset!r}" if dataset else "")
+        super().__init__(f"{where}: {purpose}: {reason}")
+
+
+class TerminalStoreError(StoreError, Terminal):
+    """The store refused for good (a missing table or bucket, a SQL error, access denied)."""
+
+
+class TransientStoreError(StoreError, Transient):
+    """The store could not answer now (connection refused, timeout, deadlock, throttling, 5xx)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, Transient)
 
 
 @dataclass(frozen=True)
@@ -21,15 +69,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class LifecycleError(Exception):
-    """A terminal error: retrying will not help."""
-
-
-class TransientError(LifecycleError):
-    """A failure that may pass on retry (a store unreachable, a lock timeout)."""
-
-
-class ConfigError(LifecycleError):
+class ConfigError(LifecycleError, Terminal):
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         lines = "\n".join(f"  {p}" for p in self.problems)

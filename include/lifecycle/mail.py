@@ -122,6 +122,14 @@ def personal_notices(template: str, fallback: str, **shared) -> Callable[..., No
     return notice
 
 
+def transient(exc: BaseException) -> bool:
+    """Whether an SMTP failure may pass on retry: a lost, refused or timed-out connection, or a
+    4xx reply; a 5xx reply (authentication refused, a policy) would be refused again."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError))
+
+
 class Mailer:
     """One SMTP session for many notices (``with Mailer(...) as m: m.send(...)``)."""
 
@@ -147,7 +155,8 @@ class Mailer:
             if conn.login:
                 self._smtp.login(conn.login, conn.password or "")
         except OSError as exc:
-            raise TransientError(f"SMTP connection {self.conn_id!r} ({conn.host}:{conn.port}) failed: {exc}") from exc
+            kind = TransientError if transient(exc) else LifecycleError
+            raise kind(f"SMTP connection {self.conn_id!r} ({conn.host}:{conn.port}) failed: {exc}") from exc
         return self
 
     def __exit__(self, *exc) -> None:

@@ -2,30 +2,30 @@
 
 The plan is data: for every dataset a rule covers, the cutoff taken from the
 run's time, the statutory floor, and counts (candidates, held, under the
-floor, to delete or anonymize) with the primary-key ranges to work through.
-It is recorded in the ledger once per run, so a rerun of the same run works
-from the same plan.  Every applied batch is recorded under a key derived from
-the run and the range, so a resumed run skips what is done and counts
-nothing twice.  Only ids, ranges and counts leave this module.
+floor, kept because rows that stay still point at them, to delete or
+anonymize) with the key ranges to work through.  It is recorded in the ledger
+once per run, so a rerun of the same run works from the same plan.  A
+dataset whose own planning fails is recorded with its error: its apply unit
+fails, the other datasets go on.  Every applied batch is recorded under a key
+derived from the run and the range, so a resumed run skips what is done and
+counts nothing twice.  Only ids, ranges and counts leave this module.  Every
+store is reached through the store contract (``lifecycle.stores.contract``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Callable
 
-from lifecycle.batching import chunks
 from lifecycle.catalog import Catalog
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
-from lifecycle.errors import LifecycleError, TransientError
+from lifecycle.errors import LifecycleError, is_transient
 from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
-from lifecycle.stores.sql import KeyRange, Selection, SqlStore
+from lifecycle.stores.contract import KeyRange, References, Selection
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ KIND = "retention"
 class DatasetPlan:
     dataset: str
     system: str
-    store: str                      # "sql" | "s3"
+    store: str                      # the system's type: "sql" | "s3"
     rule: str
     action: str                     # "delete" | "anonymize"
     keep: str
@@ -51,12 +51,15 @@ class DatasetPlan:
     candidates: int = 0             # older than the rule's cutoff
     under_floor: int = 0            # of those, still inside a statutory minimum
     held: int = 0                   # of the rest, under legal hold
+    referenced: int = 0             # of the rest, kept: rows that stay still point at them
+    references: list[dict] = field(default_factory=list)    # [{dataset, columns, on_delete, rows}] behind ``referenced``
     to_delete: int = 0
     to_anonymize: int = 0
     fraction: float = 0.0
     guardrail: str = "ok"           # ok | blocked | overridden
     stage: int = 0                  # apply order: children (lower stage) first
-    ranges: list[list] = field(default_factory=list)    # [low, high, rows] per batch (SQL)
+    ranges: list[list] = field(default_factory=list)    # [low, high, rows] per batch
+    error: str | None = None        # the dataset could not be planned: its unit fails, the others go on
 
     @property
     def to_act(self) -> int:
@@ -93,13 +96,13 @@ def _key(run_id: str, *parts) -> str:
 class Retention:
     """Retention over one configuration, its stores and the state store."""
 
-    def __init__(self, config: Config, state: StateStore, open_store: Callable[[str], object] | None = None):
+    def __init__(self, config: Config, state: StateStore, open_store=None):
         from lifecycle.stores import Stores
 
         self.config = config
         self.catalog: Catalog = config.catalog
         self.state = state
-        self.store = Stores(self.catalog, open_store)
+        self.stores = Stores(self.catalog, open_store)
 
     # ------------------------------------------------------------------ plan
 
@@ -120,13 +123,18 @@ class Retention:
         ]
         return min(floors, key=lambda pair: pair[0]) if floors else (None, None)
 
+    def recorded_plan(self, run_id: str) -> Plan | None:
+        """The plan this run recorded, or None when it made none."""
+        entry = self.state.ledger.find(_key(run_id, "plan"))
+        return Plan.from_dict(entry.payload) if entry else None
+
     def plan(self, run_id: str, as_of: datetime, *, dag_id: str | None = None, record: bool = True) -> Plan:
         """The run's plan: recorded once, returned as recorded on a rerun
         (``record=False``: a preview that leaves no trace)."""
-        recorded = self.state.ledger.find(_key(run_id, "plan")) if record else None
+        recorded = self.recorded_plan(run_id) if record else None
         if recorded:
-            log.info("plan: reusing the plan recorded for run %s (ledger entry %d)", run_id, recorded.seq)
-            return Plan.from_dict(recorded.payload)
+            log.info("plan: reusing the plan recorded for run %s", run_id)
+            return recorded
         retention = self.config.retention
         datasets = []
         for rule, dataset, fields in self.targets():
@@ -134,104 +142,131 @@ class Retention:
             cutoff = rule.keep.before(as_of)
             floor_cutoff, floor = self._floor(dataset, as_of)
             effective = min(cutoff, floor_cutoff) if floor_cutoff else cutoff
-            entry = DatasetPlan(
+            datasets.append(DatasetPlan(
                 dataset=dataset, system=system, store=self.catalog.systems[system].type, rule=rule.name,
                 action=rule.action, keep=str(rule.keep), cutoff=iso_utc(cutoff), effective_cutoff=iso_utc(effective),
                 floor=floor.name if floor else None, basis=floor.basis if floor else None,
                 floor_cutoff=iso_utc(floor_cutoff) if floor_cutoff else None,
                 fields=fields if rule.action == "anonymize" else [],
-            )
-            held = tuple(sorted(self.state.holds.held_subjects(dataset, as_of.date())))
-            if entry.store == "sql":
-                self._count_rows(entry, cutoff, effective, held, retention.batch_size)
-            else:
-                self._count_objects(entry, cutoff, effective, held)
+            ))
+        plan = Plan(run_id, iso_utc(as_of), retention.batch_size, retention.max_fraction_per_run, datasets)
+        held = {d.dataset: tuple(sorted(self.state.holds.held_subjects(d.dataset, as_of.date()))) for d in datasets}
+        going = self._going(plan, held)
+        for entry in datasets:
+            try:
+                self._count(entry, held[entry.dataset], going, retention.batch_size)
+            except Exception as exc:
+                if is_transient(exc) or not isinstance(exc, LifecycleError):
+                    raise
+                entry.error = str(exc)
+                log.error("plan: %s cannot be planned; its apply unit will fail, the other datasets go on: %s",
+                          entry.dataset, exc)
+                continue
             entry.fraction = round(entry.to_act / entry.total, 6) if entry.total else 0.0
             if entry.fraction > retention.max_fraction_per_run:
                 entry.guardrail = "blocked"
-            datasets.append(entry)
-            log.info("plan: %s (%s, %s after %s): %d candidates, %d under floor, %d held, %d to %s of %d (%.1f%%)",
-                     dataset, rule.name, rule.action, rule.keep, entry.candidates, entry.under_floor, entry.held,
-                     entry.to_act, rule.action, entry.total, 100 * entry.fraction)
-        plan = Plan(run_id, iso_utc(as_of), retention.batch_size, retention.max_fraction_per_run, datasets)
-        self._order_children_first(plan, as_of)
+            log.info("plan: %s (%s, %s after %s): %d candidates, %d under floor, %d held, %d kept as referenced, "
+                     "%d to %s of %d (%.1f%%)", entry.dataset, entry.rule, entry.action, entry.keep, entry.candidates,
+                     entry.under_floor, entry.held, entry.referenced, entry.to_act, entry.action, entry.total,
+                     100 * entry.fraction)
+        self._stage(plan, going)
         if record:
             self.state.ledger.append("retention.plan", plan.to_dict(), dag_id=dag_id, run_id=run_id, key=_key(run_id, "plan"))
         return plan
 
+    def record_failure(self, run_id: str, step: str, reason: str, *, dag_id: str | None = None) -> None:
+        """A step that stopped the run before it could act (preflight, plan), for the report."""
+        self.state.ledger.append("retention.failed", {"step": step, "reason": reason}, dag_id=dag_id, run_id=run_id,
+                                 key=_key(run_id, "failed", step))
+
     def selection(self, entry: DatasetPlan, held: tuple = (), cutoff: datetime | None = None) -> Selection:
+        """What the rule takes of a dataset: older than the cutoff, not held, not yet anonymized."""
         return Selection(
             older_than=cutoff or _when(entry.effective_cutoff),
             exclude_subjects=held,
             pending_anonymization=tuple(entry.fields) if entry.action == "anonymize" else (),
         )
 
-    def _count_rows(self, entry: DatasetPlan, cutoff: datetime, effective: datetime, held: tuple, batch: int) -> None:
-        store: SqlStore = self.store(entry.system)
-        entry.total = store.count(entry.dataset)
-        entry.candidates = store.count(entry.dataset, self.selection(entry, cutoff=cutoff))
-        eligible = entry.candidates if effective == cutoff else store.count(entry.dataset, self.selection(entry))
-        entry.under_floor = entry.candidates - eligible
-        acting = self.selection(entry, held)
-        ranges = store.key_ranges(entry.dataset, acting, batch)
+    def _deleting(self, plan: Plan) -> dict[str, DatasetPlan]:
+        return {d.dataset: d for d in plan.datasets if d.action == "delete"
+                and isinstance(self.stores(d.system), References)}
+
+    def _going(self, plan: Plan, held: dict[str, tuple]) -> dict[str, Selection]:
+        """Each deleting table dataset's selection in this run, keeping rows that rows staying
+        behind still point at; the rows of other deleting datasets that go too do not count
+        as staying (children first), which nests their own selections."""
+        deleting = self._deleting(plan)
+        built: dict[str, Selection] = {}
+
+        def build(name: str, seen: tuple) -> Selection:
+            if name in built:
+                return built[name]
+            entry, store = deleting[name], self.stores(deleting[name].system)
+            children = tuple((ref.dataset, build(ref.dataset, seen + (name,)))
+                             for ref in store.references(name)
+                             if ref.protects and ref.dataset in deleting and ref.dataset not in seen + (name,))
+            chosen = replace(self.selection(entry, held[name]), kept_if_referenced=True, going_with=children)
+            built[name] = chosen
+            return chosen
+
+        for name in deleting:
+            try:
+                build(name, ())
+            except Exception as exc:
+                if is_transient(exc) or not isinstance(exc, LifecycleError):
+                    raise
+                deleting[name].error = str(exc)
+        return built
+
+    def _count(self, entry: DatasetPlan, held: tuple, going: dict[str, Selection], batch: int) -> None:
+        if entry.error:
+            raise LifecycleError(entry.error)
+        store = self.stores(entry.system)
+        with store.snapshot():
+            entry.total = store.count(entry.dataset)
+            entry.candidates = store.count(entry.dataset, self.selection(entry, cutoff=_when(entry.cutoff)))
+            eligible = (entry.candidates if entry.cutoff == entry.effective_cutoff
+                        else store.count(entry.dataset, self.selection(entry)))
+            entry.under_floor = entry.candidates - eligible
+            not_held = store.count(entry.dataset, self.selection(entry, held)) if held else eligible
+            entry.held = eligible - not_held
+            acting = going.get(entry.dataset) or self.selection(entry, held)
+            ranges = store.units(entry.dataset, acting, batch)
         act = sum(r.rows for r in ranges)
-        entry.held = eligible - act
-        entry.ranges = [[r.low, r.high, r.rows] for r in ranges]
+        entry.ranges = [r.as_list() for r in ranges]
+        entry.referenced = not_held - act
+        if entry.referenced:
+            entry.references = self._references(entry, store, acting)
         if entry.action == "delete":
             entry.to_delete = act
         else:
             entry.to_anonymize = act
 
-    def _objects(self, entry: DatasetPlan) -> dict[str, list]:
-        """Every version and delete marker under the dataset's prefix, by key."""
-        groups: dict[str, list] = {}
-        for version in self.store(entry.system).list_versions(self.catalog.static_prefix(entry.dataset)):
-            groups.setdefault(version.key, []).append(version)
-        return groups
+    def _references(self, entry: DatasetPlan, store, acting: Selection) -> list[dict]:
+        """Which datasets keep this dataset's expired rows, and how many each (a row may count twice)."""
+        found = []
+        for ref in store.references(entry.dataset):
+            if ref.protects:
+                rows = store.referenced(entry.dataset, acting, ref)
+                if rows:
+                    found.append({"dataset": ref.dataset, "columns": list(ref.columns), "on_delete": ref.on_delete,
+                                  "rows": rows})
+                    log.warning("plan: %s: %d expired row(s) kept: referenced by rows of %s (%s) that are not expired",
+                                entry.dataset, rows, ref.dataset, ", ".join(ref.columns))
+        return found
 
-    def _expired(self, entry: DatasetPlan, groups: dict[str, list], cutoff: datetime, held: set) -> dict[str, list]:
-        """Objects whose newest version or marker is older than ``cutoff``, held subjects' left out."""
-        return {
-            key: versions for key, versions in groups.items()
-            if max(v.last_modified for v in versions) < cutoff
-            and self.catalog.subject_of_key(entry.dataset, key) not in held
-        }
-
-    def _count_objects(self, entry: DatasetPlan, cutoff: datetime, effective: datetime, held: tuple) -> None:
-        groups = self._objects(entry)
-        entry.total = len(groups)
-        entry.candidates = len(self._expired(entry, groups, cutoff, set()))
-        eligible = len(self._expired(entry, groups, effective, set()))
-        entry.under_floor = entry.candidates - eligible
-        entry.to_delete = len(self._expired(entry, groups, effective, set(held)))
-        entry.held = eligible - entry.to_delete
-
-    def _order_children_first(self, plan: Plan, as_of: datetime) -> None:
-        """Give each deleting dataset a stage after the datasets whose rows point at it;
-        refuse, before anything changes, rows that would stay referenced."""
-        deleting = {d.dataset: d for d in plan.datasets if d.store == "sql" and d.action == "delete" and d.to_delete}
-        by_table = {(self.catalog.dataset(n).system, self.catalog.dataset(n).table): n for n in self.catalog.table_datasets}
-        problems, edges = [], []
-        for name, entry in deleting.items():
-            store: SqlStore = self.store(entry.system)
-            for ref in store.children(name):
-                child = by_table.get((entry.system, ref.table))
-                unless = (child, self.selection(deleting[child])) if child in deleting else None
-                blocking = store.referenced(name, self.selection(entry), ref, unless=unless)
-                if blocking:
-                    problems.append(
-                        f"{name}: {blocking} expired row(s) are still referenced by {ref.table}({', '.join(ref.columns)})"
-                        + ("" if unless else "; add a retention rule that removes those rows first, or keep these longer")
-                    )
-                elif unless is not None:
-                    edges.append((child, name))
+    def _stage(self, plan: Plan, going: dict[str, Selection]) -> None:
+        """Give each deleting dataset a stage after the deleting datasets whose rows point at it."""
+        edges = [(child, name) for name, chosen in going.items() for child, _ in chosen.going_with]
+        entries = {d.dataset: d for d in plan.datasets}
         for _ in range(MAX_STAGES):
             for child, parent in edges:
-                deleting[parent].stage = max(deleting[parent].stage, deleting[child].stage + 1)
-        if any(d.stage >= MAX_STAGES for d in deleting.values()):
-            problems.append(f"foreign keys chain more than {MAX_STAGES} deleting datasets; split the rules")
-        if problems:
-            raise LifecycleError("retention plan refused, nothing was changed:\n  " + "\n  ".join(problems))
+                entries[parent].stage = max(entries[parent].stage, entries[child].stage + 1)
+        for entry in entries.values():
+            if entry.stage >= MAX_STAGES and not entry.error:
+                entry.error = (f"foreign keys chain more than {MAX_STAGES} deleting datasets above {entry.dataset}; "
+                               "give some of them rules that run in another retention run, or split the rules")
+                entry.stage = MAX_STAGES - 1
 
     # ------------------------------------------------------------- guardrail
 
@@ -261,24 +296,27 @@ class Retention:
         return self.units(plan)
 
     def units(self, plan: Plan, partitions: int | None = None) -> dict[str, list[dict]]:
-        """Work units per (system, stage): a SQL dataset's ranges in up to
-        ``max_partitions_per_dataset`` contiguous groups; one unit per object dataset."""
+        """Work units per (system, stage): a dataset's key ranges in up to
+        ``max_partitions_per_dataset`` contiguous groups; a dataset that could
+        not be planned gets one unit that fails (its own task, not the others)."""
         partitions = partitions or self.config.retention.max_partitions_per_dataset
         units: dict[str, list[dict]] = {unit_group(s, i): [] for s in self.systems() for i in range(MAX_STAGES)}
         for d in plan.datasets:
+            group = units[unit_group(d.system, d.stage if self._staged(d.system) else 0)]
+            if d.error:
+                group.append({"dataset": d.dataset, "error": d.error, "part": 0, "parts": 1})
+                continue
             if not d.to_act:
                 continue
             common = {"dataset": d.dataset, "action": d.action, "cutoff": d.effective_cutoff, "fields": d.fields}
-            if d.store == "s3":
-                units[unit_group(d.system, 0)].append({**common, "part": 0, "parts": 1})
-                continue
             parts = min(partitions, len(d.ranges))
             size = -(-len(d.ranges) // parts)
             for part in range(parts):
-                units[unit_group(d.system, d.stage)].append(
-                    {**common, "part": part, "parts": parts, "ranges": d.ranges[part * size:(part + 1) * size]}
-                )
+                group.append({**common, "part": part, "parts": parts, "ranges": d.ranges[part * size:(part + 1) * size]})
         return units
+
+    def _staged(self, system: str) -> bool:
+        return stages_of(self.config, system) > 1
 
     def systems(self) -> list[str]:
         return retention_systems(self.config)
@@ -286,111 +324,89 @@ class Retention:
     # ----------------------------------------------------------------- apply
 
     def apply(self, unit: dict, run_id: str, as_of: datetime, *, dag_id: str | None = None) -> dict:
-        """Apply one unit; batches already recorded for this run are skipped."""
-        entry = self.catalog.dataset(unit["dataset"])
-        system = entry.system
-        held = tuple(sorted(self.state.holds.held_subjects(unit["dataset"], as_of.date())))
-        if self.catalog.systems[system].type == "s3":
-            return self._apply_objects(unit, run_id, held, dag_id)
-        return self._apply_rows(unit, run_id, held, dag_id)
+        """Apply one unit, range by range; ranges already recorded for this run are skipped.
 
-    def _apply_rows(self, unit: dict, run_id: str, held: tuple, dag_id) -> dict:
-        name, action = unit["dataset"], unit["action"]
-        store: SqlStore = self.store(self.catalog.dataset(name).system)
+        Deleting keeps rows that rows still in place point at (children
+        went in earlier stages): a parent is never removed from under a row
+        that stays, whether its foreign key would refuse or cascade.
+        """
+        name = unit["dataset"]
+        if unit.get("error"):
+            raise LifecycleError(f"retention of {name} could not be planned: {unit['error']}")
+        action = unit["action"]
+        store = self.stores.of(name)
+        held = tuple(sorted(self.state.holds.held_subjects(name, as_of.date())))
         selection = Selection(older_than=_when(unit["cutoff"]), exclude_subjects=held,
-                              pending_anonymization=tuple(unit["fields"]) if action == "anonymize" else ())
+                              pending_anonymization=tuple(unit["fields"]) if action == "anonymize" else (),
+                              kept_if_referenced=action == "delete")
         fields = [f for f in self.catalog.personal_fields(name) if f.column in unit["fields"]]
         key_material = hmac_key(self.catalog) if action == "anonymize" and any(
             f.spec.anonymize.strategy == "hmac" for f in fields) else None
-        done = skipped = 0
+        done = skipped = objects = locked = 0
         total = len(unit["ranges"])
         finished = self.state.ledger.keys_with_prefix(_key(run_id, name, ""))
-        for i, (low, high, planned) in enumerate(unit["ranges"], 1):
+        for i, bounds in enumerate(unit["ranges"], 1):
+            key_range = KeyRange(*bounds)
+            low, high = key_range.low, key_range.high
             key = _key(run_id, name, low, high)
             if key in finished:
                 skipped += 1
                 continue
             started = time.monotonic()
-            key_range = KeyRange(low, high, planned)
+            batch = replace(selection, within=key_range)
             if action == "delete":
-                rows = store.delete_range(name, selection, key_range)
+                change = store.delete(name, batch)
             else:
-                rows = store.anonymize_range(name, selection, key_range, fields, hmac_key=key_material)
+                change = store.anonymize(name, batch, fields, hmac_key=key_material)
             seconds = round(time.monotonic() - started, 3)
-            self.state.ledger.append(f"retention.{action}", {"dataset": name, "low": low, "high": high, "rows": rows,
-                                                             "seconds": seconds}, dag_id=dag_id, run_id=run_id, key=key)
-            done += rows
-            log.info("%s: batch %d/%d (keys %s..%s, part %d/%d): %d row(s) %sd in %.2fs",
-                     name, i, total, low, high, unit["part"] + 1, unit["parts"], rows, action, seconds)
+            record = {"dataset": name, "low": low, "high": high, "rows": change.rows, "seconds": seconds}
+            if change.objects or change.kept or change.requests:
+                record.update(objects=change.objects, requests=change.requests,
+                              locked=[k.detail for k in change.kept if k.reason == "locked"])
+            self.state.ledger.append(f"retention.{action}", record, dag_id=dag_id, run_id=run_id, key=key)
+            done, objects, locked = done + change.rows, objects + change.objects, locked + len(change.kept)
+            log.info("%s: batch %d/%d (keys %s..%s, part %d/%d): %d %sd in %.2fs%s", name, i, total, low, high,
+                     unit["part"] + 1, unit["parts"], change.rows, action, seconds,
+                     f"; {len(change.kept)} locked version(s) kept" if change.kept else "")
         if skipped:
             log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
-        return {"dataset": name, "action": action, "rows": done, "batches": total, "resumed": skipped}
-
-    def _apply_objects(self, unit: dict, run_id: str, held: tuple, dag_id) -> dict:
-        from lifecycle.stores.s3 import MAX_KEYS_PER_DELETE
-
-        name = unit["dataset"]
-        store = self.store(self.catalog.dataset(name).system)
-        entry = DatasetPlan(dataset=name, system="", store="s3", rule="", action="delete", keep="",
-                            cutoff=unit["cutoff"], effective_cutoff=unit["cutoff"])
-        expired = self._expired(entry, self._objects(entry), _when(unit["cutoff"]), set(held))
-        versions = [v for key in sorted(expired) for v in expired[key]]
-        finished = self.state.ledger.keys_with_prefix(_key(run_id, name, "objects", ""))
-        deleted = locked = 0
-        for chunk in chunks(versions, MAX_KEYS_PER_DELETE):
-            digest = hashlib.sha256("\n".join(f"{v.key}\0{v.version_id}" for v in chunk).encode()).hexdigest()[:20]
-            key = _key(run_id, name, "objects", digest)
-            if key in finished:
-                continue
-            outcome = store.delete_versions(chunk)
-            locks, other = [], []
-            for error in outcome.errors:
-                version = next(v for v in chunk if v.key == error.key and v.version_id == error.version_id)
-                lock = store.lock(version)
-                if lock.legal_hold or lock.retain_until:
-                    locks.append({"key": error.key, "version": error.version_id, "mode": lock.mode,
-                                  "retain_until": iso_utc(lock.retain_until) if lock.retain_until else None,
-                                  "legal_hold": lock.legal_hold})
-                else:
-                    other.append(f"{error.key} ({error.code})")
-            self.state.ledger.append("retention.delete_objects", {
-                "dataset": name, "versions_deleted": len(outcome.deleted),
-                "objects_deleted": len({v.key for v in outcome.deleted}), "locked": locks,
-                "requests": outcome.requests}, dag_id=dag_id, run_id=run_id, key=key)
-            deleted += len(outcome.deleted)
-            locked += len(locks)
-            log.info("%s: deleted %d version(s) and marker(s) in %d request(s); %d locked",
-                     name, len(outcome.deleted), outcome.requests, len(locks))
-            if other:
-                raise TransientError(f"{name}: {len(other)} version(s) could not be deleted: {', '.join(other[:5])}")
-        return {"dataset": name, "action": "delete", "versions": deleted, "locked": locked}
+        result = {"dataset": name, "action": action, "rows": done, "batches": total, "resumed": skipped}
+        if objects or locked:
+            result.update(objects=objects, locked=locked)
+        return result
 
     # ---------------------------------------------------------------- verify
 
     def verify(self, plan: Plan, *, dag_id: str | None = None) -> dict:
-        """Count again: nothing expired may remain but held, statutory and locked items."""
+        """Count again: nothing expired may remain but held, statutory, referenced and locked items.
+
+        A dataset whose batches are not all recorded (its apply task failed)
+        is reported as incomplete, not verified: its task failed the run already.
+        """
         as_of = _when(plan.as_of)
+        recorded = self.state.ledger.keys_with_prefix(_key(plan.run_id, ""))
         results, problems = {}, []
         for d in plan.datasets:
+            if d.error:
+                results[d.dataset] = {"error": d.error}
+                continue
             if d.guardrail == "blocked":
                 results[d.dataset] = {"skipped": "guardrail"}
                 continue
+            missing = sum(_key(plan.run_id, d.dataset, r[0], r[1]) not in recorded for r in d.ranges)
+            if missing:
+                results[d.dataset] = {"incomplete": missing}
+                continue
             held = tuple(sorted(self.state.holds.held_subjects(d.dataset, as_of.date())))
-            if d.store == "sql":
-                store: SqlStore = self.store(d.system)
-                remaining = store.count(d.dataset, self.selection(d, held))
-                held_left = store.count(d.dataset, self.selection(d)) - remaining
-                results[d.dataset] = {"remaining": remaining, "held": held_left}
-                if remaining:
-                    problems.append(f"{d.dataset}: {remaining} expired row(s) remain that are neither held nor under a statutory floor")
-            else:
-                remaining = self._expired(d, self._objects(d), _when(d.effective_cutoff), set(held))
-                store = self.store(d.system)
-                unlocked = [k for k, versions in remaining.items()
-                            if not any(store.lock(v).active_at(as_of) for v in versions if not v.is_delete_marker)]
-                results[d.dataset] = {"remaining": len(unlocked), "locked": len(remaining) - len(unlocked)}
-                if unlocked:
-                    problems.append(f"{d.dataset}: {len(unlocked)} expired object(s) remain that are neither held nor locked")
+            store = self.stores(d.system)
+            with store.snapshot():
+                left = store.remaining(d.dataset, replace(self.selection(d, held), kept_if_referenced=d.action == "delete"))
+                held_left = (store.count(d.dataset, self.selection(d)) - store.count(d.dataset, self.selection(d, held))
+                             if held else 0)
+            results[d.dataset] = {"remaining": left.items, "held": held_left, **left.kept}
+            if left.items:
+                problems.append(f"{d.dataset}: {left.items} expired item(s) remain that are neither held, "
+                                "under a statutory floor, referenced nor locked")
         self.state.ledger.append("retention.verify", {"datasets": results, "ok": not problems},
                                  dag_id=dag_id, run_id=plan.run_id)
         if problems:
@@ -399,46 +415,72 @@ class Retention:
 
     # ---------------------------------------------------------------- report
 
-    def report(self, plan: Plan, *, dag_id: str | None = None, finished: datetime | None = None) -> dict:
-        """The retention report (JSON for machines, HTML for people), from the ledger."""
+    def report(self, run_id: str, *, as_of: datetime, failed_steps: list[str] = (), dag_id: str | None = None,
+               finished: datetime | None = None) -> dict:
+        """The retention report (JSON for machines, HTML for people), from the ledger.
+
+        Written whatever happened: after a refused or failed plan it says which
+        step stopped the run and why, and that nothing was changed.
+        """
         from lifecycle import reports
 
-        entries = list(self.state.ledger.entries(run_id=plan.run_id))
-        rows = []
-        for d in plan.datasets:
-            mine = [e for e in entries if e.payload.get("dataset") == d.dataset and e.kind.startswith("retention.")]
-            locks = [lock for e in mine for lock in e.payload.get("locked", [])]
-            rows.append({
-                "dataset": d.dataset, "rule": d.rule, "action": d.action, "keep": d.keep, "cutoff": d.cutoff,
-                "statutory_floor": d.floor, "basis": d.basis, "effective_cutoff": d.effective_cutoff,
-                "total": d.total, "candidates": d.candidates, "under_floor": d.under_floor, "held": d.held,
-                "deleted": sum(e.payload.get("rows", 0) for e in mine if e.kind == "retention.delete")
-                + sum(e.payload.get("objects_deleted", 0) for e in mine if e.kind == "retention.delete_objects"),
-                "versions_deleted": sum(e.payload.get("versions_deleted", 0) for e in mine),
-                "anonymized": sum(e.payload.get("rows", 0) for e in mine if e.kind == "retention.anonymize"),
-                "locked": len(locks),
-                "locked_until": sorted({lock["retain_until"] for lock in locks if lock["retain_until"]}),
-                "locked_by_legal_hold": sum(1 for lock in locks if lock["legal_hold"]),
-                "guardrail": d.guardrail, "fraction": d.fraction,
-                "seconds": round(sum(e.payload.get("seconds", 0) for e in mine), 3),
-            })
+        plan = self.recorded_plan(run_id)
+        entries = list(self.state.ledger.entries(run_id=run_id))
+        failures = [e.payload for e in entries if e.kind == "retention.failed"]
+        for step in failed_steps:
+            if not any(f["step"] == step for f in failures):
+                failures.append({"step": step, "reason": "the task failed; its log says why"})
+        rows = [self._report_row(d, entries) for d in plan.datasets] if plan else []
         verify = next((e.payload for e in reversed(entries) if e.kind == "retention.verify"), None)
         guardrail = [e.payload for e in entries if e.kind in ("retention.guardrail", "retention.guardrail_override")]
         document = {
-            "report": "retention", "run_id": plan.run_id, "as_of": plan.as_of,
-            "max_fraction_per_run": plan.max_fraction, "batch_size": plan.batch_size,
+            "report": "retention", "run_id": run_id, "as_of": plan.as_of if plan else iso_utc(as_of),
+            "max_fraction_per_run": plan.max_fraction if plan else self.config.retention.max_fraction_per_run,
+            "batch_size": plan.batch_size if plan else self.config.retention.batch_size,
             "generated_at": iso_utc(finished or datetime.now(timezone.utc)),
+            "planned": plan is not None, "failures": failures,
             "datasets": rows, "guardrail_events": guardrail, "verification": verify,
         }
         sink = reports.ReportSink(self.catalog)
-        folder = f"retention/{plan.as_of[:10]}/{_safe(plan.run_id)}"
+        folder = f"retention/{document['as_of'][:10]}/{_safe(run_id)}"
         json_doc = sink.write(f"{folder}/report.json", reports.canonical(document), content_type="application/json")
         html_doc = sink.write(f"{folder}/report.html", reports.render("retention_report.html.j2", report=document).encode("utf-8"),
                               content_type="text/html; charset=utf-8")
         self.state.ledger.append("retention.report", {"json": json_doc.location, "json_sha256": json_doc.sha256,
-                                                      "html": html_doc.location}, dag_id=dag_id, run_id=plan.run_id)
+                                                      "html": html_doc.location}, dag_id=dag_id, run_id=run_id)
         log.info("report: %s and %s", json_doc.location, html_doc.location)
-        return {"json": json_doc.location, "html": html_doc.location, "datasets": len(rows)}
+        return {"json": json_doc.location, "html": html_doc.location, "datasets": len(rows), "failures": len(failures)}
+
+    def _report_row(self, d: DatasetPlan, entries: list) -> dict:
+        mine = [e for e in entries if e.payload.get("dataset") == d.dataset and e.kind in ("retention.delete",
+                                                                                             "retention.anonymize")]
+        locks = [lock for e in mine for lock in e.payload.get("locked", [])]
+        deleted = [e for e in mine if e.kind == "retention.delete"]
+        objects = d.store != "sql"
+        return {
+            "dataset": d.dataset, "store": d.store, "rule": d.rule, "action": d.action, "keep": d.keep,
+            "cutoff": d.cutoff, "statutory_floor": d.floor, "basis": d.basis, "effective_cutoff": d.effective_cutoff,
+            "total": d.total, "candidates": d.candidates, "under_floor": d.under_floor, "held": d.held,
+            "referenced": d.referenced, "references": [dict(r, advice=_advice(d, r)) for r in d.references],
+            "deleted": sum(e.payload.get("objects" if objects else "rows", 0) for e in deleted),
+            "versions_deleted": sum(e.payload.get("rows", 0) for e in deleted) if objects else 0,
+            "anonymized": sum(e.payload.get("rows", 0) for e in mine if e.kind == "retention.anonymize"),
+            "locked": len(locks),
+            "locked_until": sorted({lock["retain_until"] for lock in locks if lock.get("retain_until")}),
+            "locked_by_legal_hold": sum(1 for lock in locks if lock.get("legal_hold")),
+            "guardrail": d.guardrail, "fraction": d.fraction, "error": d.error,
+            "seconds": round(sum(e.payload.get("seconds", 0) for e in mine), 3),
+        }
+
+
+def _advice(entry: DatasetPlan, reference: dict) -> str:
+    """The configuration change that lets the kept rows go with the rows that point at them."""
+    child = reference["dataset"]
+    return (f"{entry.dataset}: {reference['rows']} expired row(s) kept: referenced by rows of {child} "
+            f"({', '.join(reference['columns'])}) that are not expired. To expire them together, give {child} a "
+            f"retention rule that keeps its rows no longer than {entry.dataset} ({entry.keep}), or keep "
+            f"{entry.dataset} as long as {child}; or declare the foreign key ON DELETE SET NULL if {child} "
+            "may outlive its parent.")
 
 
 def retention_systems(config: Config) -> list[str]:
@@ -450,6 +492,11 @@ def retention_systems(config: Config) -> list[str]:
         for rule in config.retention.rules
         for d in catalog.rule_targets(rule.applies_to.categories, rule.applies_to.datasets, rule.action)
     })
+
+
+def stages_of(config: Config, system: str) -> int:
+    """How many apply stages a system gets: tables may need children-first ordering, objects not."""
+    return MAX_STAGES if config.catalog.systems[system].type == "sql" else 1
 
 
 def unit_group(system: str, stage: int) -> str:

@@ -1,4 +1,5 @@
-"""What every DAG file shares: default arguments, run time, terminal errors, the task's heap.
+"""What every DAG file shares: default arguments, run time, terminal errors, the task's heap,
+the run's last task.
 
 Time inside a run comes from the run itself (data interval end, else logical
 date, else the time the run was queued for), never from ``now()``, so a rerun
@@ -13,7 +14,7 @@ import gc
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from lifecycle.errors import LifecycleError, TransientError
+from lifecycle.failures import describe, retryable
 
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DEFAULT_ARGS = {"owner": "privacy", "retries": 2, "retry_delay": timedelta(minutes=1)}
@@ -57,18 +58,22 @@ def run_info(context) -> RunInfo:
 
 
 def terminal_errors(fn):
-    """A ``LifecycleError`` fails the task at once (no retry); transient errors retry."""
+    """Errors are classified once, here: a transient failure (a store unreachable, a
+    timeout, a deadlock, throttling: ``errors.Transient``, or a driver's error the
+    stores classify as such) is raised for Airflow to retry; anything else —
+    configuration, a SQL error, a missing table, a bug — fails the task at once
+    (``AirflowFailException``, no retry) with a message naming what failed."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except TransientError:
-            raise
-        except LifecycleError as exc:
+        except Exception as exc:
+            if type(exc).__module__.startswith("airflow") or retryable(exc):
+                raise                       # Airflow's own flow (skip, defer, fail), or worth a retry
             from airflow.sdk.exceptions import AirflowFailException
 
-            raise AirflowFailException(str(exc)) from exc
+            raise AirflowFailException(describe(exc)) from exc
 
     return wrapper
 
@@ -87,3 +92,28 @@ def loaded_objects_frozen():
     finally:
         if not frozen_before:
             gc.unfreeze()
+
+
+def run_complete(*steps, task_id: str = "run_complete"):
+    """The run's last task, directly downstream of ``steps``: every task that
+    checks, changes or delivers something, and the reports on ``all_done``.
+
+    Its trigger rule is ``none_failed``: it runs when each step succeeded or was
+    skipped (nothing to do: no batches, a dry run, a rejected approval) and is
+    *upstream_failed* when any step failed or was upstream_failed, so the run
+    ends failed, never green, while the reports on ``all_done`` still ran.
+    Never put it directly below a short-circuit or approval task: those skip
+    their direct downstream tasks, so a dry run or a rejection would skip it.
+    """
+    from airflow.sdk import task
+
+    @task(task_id=task_id, trigger_rule="none_failed", retries=0)
+    def complete() -> None:
+        """Every step of this run succeeded or had nothing to do (skipped). When a step
+        failed, this task is upstream_failed and the run failed: the red task upstream is the step."""
+
+    done = complete()
+    for step in steps:
+        for one in step if isinstance(step, (list, tuple)) else [step]:
+            one >> done
+    return done

@@ -8,6 +8,7 @@ child process through ``python -m lifecycle.demo run`` (Airflow's
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,12 +31,29 @@ class AirflowWorld:
     var: Path
     mail: MailSink
 
-    def run(self, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, *args], env=self.env, cwd=REPO, capture_output=True,
+    def run(self, *args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], env={**self.env, **(env or {})}, cwd=REPO, capture_output=True,
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
-    def run_dags(self, *dag_ids: str, as_of: str = AS_OF) -> subprocess.CompletedProcess:
-        return self.run("-m", "lifecycle.demo", "run", "--dags", ",".join(dag_ids), "--as-of", as_of)
+    def run_dags(self, *dag_ids: str, as_of: str = AS_OF, env: dict | None = None) -> subprocess.CompletedProcess:
+        return self.run("-m", "lifecycle.demo", "run", "--dags", ",".join(dag_ids), "--as-of", as_of, env=env)
+
+
+def dag_runs(stdout: str) -> list[dict[str, str]]:
+    """Each run the demo runner printed, in order: ``{"dag_id", "run" (its state), task id: state, …}``
+    from ``<dag id>: <state> in <s>s (run <run id>)`` and the task lines indented below it."""
+    runs, current = [], None
+    for line in stdout.splitlines():
+        header = re.fullmatch(r"(\S+): (\w+) in [\d.]+s \(run .+\)", line)
+        if header:
+            current = {"dag_id": header[1], "run": header[2]}
+            runs.append(current)
+        elif current is not None and re.match(r"  \S+ +\S+", line):
+            task, state = line.split()[:2]
+            current[task] = state
+        else:
+            current = None
+    return runs
 
 
 @pytest.fixture(scope="session")

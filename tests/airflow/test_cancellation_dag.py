@@ -4,7 +4,7 @@ import json
 
 import sqlalchemy as sa
 
-from tests.airflow.conftest import AirflowWorld
+from tests.airflow.conftest import AirflowWorld, dag_runs
 
 
 def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(airflow_world: AirflowWorld):
@@ -14,6 +14,7 @@ def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(ai
     result = airflow_world.run_dags("cancellation_erasure")
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "cancellation_erasure: success" in result.stdout
+    assert dag_runs(result.stdout)[0]["run_complete"] == "success"
 
     with state.connect() as conn:
         rows = conn.execute(sa.text("SELECT subject_id, state, certificate FROM lifecycle_erasures")).all()
@@ -42,6 +43,9 @@ def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(ai
 
     again = airflow_world.run_dags("cancellation_erasure", as_of="2026-11-26")
     assert again.returncode == 0, again.stdout
+    rerun = dag_runs(again.stdout)[0]
+    assert (rerun["run"], rerun["erase"], rerun["run_complete"]) == ("success", "skipped", "success"), \
+        "nobody left to erase: no batches, and the run is green"
     assert airflow_world.mail.count == mails_before + len(sent), "a rerun sends no notice twice"
     state.dispose()
     app.dispose()

@@ -11,6 +11,7 @@ def test_checks_pass_on_the_demo_world_then_fail_on_drift(airflow_world: Airflow
     assert "lifecycle_checks: success" in result.stdout
     assert '"findings": 0' in result.stdout and '"table_datasets": 11' in result.stdout
     assert "1 of 1 DAG run(s) succeeded" in result.stdout
+    assert "run_complete                 success" in result.stdout
 
     engine = sa.create_engine(f"sqlite:///{airflow_world.var / 'app.db'}")
     with engine.begin() as conn:
@@ -21,6 +22,7 @@ def test_checks_pass_on_the_demo_world_then_fail_on_drift(airflow_world: Airflow
         assert "lifecycle_checks: failed" in result.stdout
         assert "scan_schema                  failed" in result.stdout
         assert "validate_config              success" in result.stdout
+        assert "run_complete                 upstream_failed" in result.stdout
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE users DROP COLUMN nickname"))

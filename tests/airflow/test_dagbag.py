@@ -33,7 +33,10 @@ seconds = time.perf_counter() - started
 print(json.dumps({
     "seconds": seconds,
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
-    "dags": {d.dag_id: {"tags": sorted(d.tags), "doc": bool(d.doc_md), "schedule": str(d.schedule)} for d in bag.dags.values()},
+    "dags": {d.dag_id: {"tags": sorted(d.tags), "doc": bool(d.doc_md), "schedule": str(d.schedule), "tasks": {
+        t.task_id: {"trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)), "downstream": sorted(t.downstream_task_ids),
+                    "skips_downstream": bool(getattr(t, "inherits_from_skipmixin", False))} for t in d.tasks}}
+             for d in bag.dags.values()},
 }))
 """
 
@@ -47,8 +50,13 @@ def parse(config_dir: Path, tmp_path: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_demo_config_builds_every_dag_without_errors(tmp_path):
-    bag = parse(REPO / "config" / "lifecycle", tmp_path)
+@pytest.fixture(scope="module")
+def demo_bag(tmp_path_factory) -> dict:
+    return parse(REPO / "config" / "lifecycle", tmp_path_factory.mktemp("demo"))
+
+
+def test_demo_config_builds_every_dag_without_errors(demo_bag):
+    bag = demo_bag
     assert bag["errors"] == {}
     assert set(bag["dags"]) == {
         "lifecycle_checks", "retention_expiry", "cancellation_erasure", "incident_notification",
@@ -58,6 +66,37 @@ def test_demo_config_builds_every_dag_without_errors(tmp_path):
         assert dag["doc"], f"{dag_id} has no doc_md"
         assert "privacy-lifecycle" in dag["tags"], dag_id
     assert bag["dags"]["incident_notification"]["schedule"] == "None"
+
+
+# Trigger rules under which a failed or upstream_failed upstream task makes the task upstream_failed.
+PASSES_FAILURE_ON = {"all_success", "none_failed", "none_failed_min_one_success"}
+
+
+def test_every_dag_ends_in_one_task_that_a_failed_step_fails(demo_bag):
+    """A run whose step failed ends failed, never green.  A DAG run fails when one of its last tasks failed
+    or is upstream_failed: every task's failure must reach one of them along tasks that pass failure on
+    (a report on all_done does not).  Each DAG ends in one such task, and it is not directly below a task that skips its direct
+    downstream tasks (a dry run's short-circuit, an approval): that would skip it, not only what it guards."""
+    problems = []
+    for dag_id, dag in demo_bag["dags"].items():
+        tasks = dag["tasks"]
+        last = [t for t, task in tasks.items() if not task["downstream"]]
+        for task_id, task in tasks.items():
+            reached, todo = {task_id}, [task_id]
+            while todo:
+                for down in tasks[todo.pop()]["downstream"]:
+                    if down not in reached and tasks[down]["trigger_rule"] in PASSES_FAILURE_ON:
+                        reached.add(down)
+                        todo.append(down)
+            if not reached & set(last):
+                problems.append(f"{dag_id}: a failed {task_id} leaves the last tasks {last} "
+                                f"({', '.join(tasks[t]['trigger_rule'] for t in last)}) and the run green")
+            problems += [f"{dag_id}: {task_id} would skip the last task {end}"
+                         for end in last if task["skips_downstream"] and end in task["downstream"]]
+        final = "evidence_complete" if dag_id == "retention_expiry" else "run_complete"
+        if last != [final] or tasks[final]["trigger_rule"] not in {"all_success", "none_failed"}:
+            problems.append(f"{dag_id}: last tasks {last}, not {final} (all_success or none_failed)")
+    assert not problems, "\n".join(problems)
 
 
 def hundred_datasets() -> dict:

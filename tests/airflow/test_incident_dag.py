@@ -36,6 +36,7 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     assert dry["run"] == approved["run"] == "success", result.stdout
     assert dry["preview"] == "success" and dry["approve"] == dry["send"] == dry["announce"] == "skipped"
     assert approved["approve"] == approved["send[0]"] == approved["regulator_reports"] == approved["finish"] == "success"
+    assert dry["run_complete"] == approved["run_complete"] == "success", "a dry run is a complete run"
     assert "incident INC-20261120-DEMO (initial, dry run)" in result.stdout, result.stdout
     assert "incident INC-20261120-DEMO (initial, approved)" in result.stdout
 
@@ -109,7 +110,8 @@ def test_with_approval_required_the_run_waits_for_the_standard_providers_approva
     assert shape["errors"] == {}
     assert (shape["approve"], shape["defaults"], shape["timeout"]) == ("ApprovalOperator", ["Reject"], "12:00:00")
     assert shape["downstream"]["not_a_dry_run"] == ["approve"] and shape["downstream"]["approve"] == ["plan_sends"]
-    assert shape["downstream"]["regulator_reports"] == ["finish"]
+    assert shape["downstream"]["regulator_reports"] == ["finish", "run_complete"]
+    assert shape["downstream"]["finish"] == ["run_complete"] and shape["downstream"]["run_complete"] == []
     assert shape["params"]["dry_run"] is True and shape["params"]["phase"] == "initial"
     assert {"access_logs", "orders", "chat_photos"} <= set(shape["datasets"]), "choices come from the catalog"
 
@@ -177,6 +179,7 @@ def test_a_rejection_through_the_rest_api_ends_the_run_with_nothing_sent(airflow
     states = _states(stdout.split("incident_notification: ")[1])
     assert states["approve"] == "success" and states["plan_sends"] == states["send"] == "skipped", stdout
     assert states["finish"] == "success" and "(initial, rejected)" in stdout, stdout[:1500]
+    assert states["run_complete"] == states["run"] == "success", "a rejection is a decision, not a failure"
     assert airflow_world.mail.count == mails_before, "a rejection sends nothing"
     state = _state(airflow_world)
     with state.connect() as conn:

@@ -4,7 +4,7 @@ import json
 
 import sqlalchemy as sa
 
-from tests.airflow.conftest import AirflowWorld
+from tests.airflow.conftest import AirflowWorld, dag_runs
 from tests.support.s3 import moto_client
 
 DAGS = ("sharing_push_provider", "sharing_expo_marketing", "sharing_dd_acquirer")
@@ -18,6 +18,9 @@ def test_demo_recipients_are_delivered_or_refused_registered_and_verifiable(airf
     assert "sharing_dd_acquirer: failed" in out and "refused by the sharing gate, as configured: sharing_dd_acquirer" in out
     assert "rule agreement_in_force: agreement NDA-2025-LANTERN expired on 2025-08-31" in out
     assert "register export" in out
+    runs = {r["dag_id"]: r for r in dag_runs(out)}
+    assert runs["sharing_push_provider"]["run_complete"] == runs["sharing_expo_marketing"]["run_complete"] == "success"
+    assert runs["sharing_dd_acquirer"]["gate"] == "failed" and runs["sharing_dd_acquirer"]["run_complete"] == "upstream_failed"
 
     state = sa.create_engine(f"sqlite:///{airflow_world.var / 'state.db'}")
     app = sa.create_engine(f"sqlite:///{airflow_world.var / 'app.db'}")

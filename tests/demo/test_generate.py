@@ -276,7 +276,7 @@ def test_cli_seeds_through_the_airflow_connection(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setenv("AIRFLOW_CONN_APP_DB", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_STATE", f"sqlite:///{tmp_path / 'state.db'}")
-    connections.sql_engine.cache_clear()
+    connections.forget()
     try:
         assert main(["seed", "--users", "12", "--as-of", "2026-11-26", "--no-s3"]) == 0
         out = capsys.readouterr().out
@@ -286,7 +286,7 @@ def test_cli_seeds_through_the_airflow_connection(tmp_path, monkeypatch, capsys)
         assert main(["seed", "--users", "12", "--no-s3"]) == 2          # already seeded
         assert main(["seed", "--users", "12", "--no-s3", "--reset"]) == 0
     finally:
-        connections.sql_engine.cache_clear()
+        connections.forget()
 
 
 # --------------------------------------------------------- other engines

@@ -14,8 +14,8 @@ from lifecycle.stores.s3 import (
     ObjectLock,
     ObjectVersion,
     S3Store,
-    StoreUnavailable,
 )
+from lifecycle.errors import TerminalStoreError
 from tests.support.s3 import moto_client
 
 
@@ -231,31 +231,18 @@ def test_unversioned_bucket_uses_null_version_ids(s3_conn_id):
     assert list(store.list_versions("u/")) == []
 
 
-def test_missing_bucket_is_a_terminal_error_naming_bucket_and_prefix(s3_conn_id):
-    store = S3Store.from_connection(s3_conn_id, "t-no-such-bucket")
+def test_missing_bucket_is_a_terminal_error_naming_system_bucket_and_prefix(s3_conn_id):
+    store = S3Store.from_connection(s3_conn_id, "t-no-such-bucket", system="media")
 
-    expected = r"s3://t-no-such-bucket/chats/42/: .*NoSuchBucket"
-    with pytest.raises(StoreUnavailable, match=expected) as err:
+    expected = r"system 'media': list object versions under 'chats/42/' in s3://t-no-such-bucket: NoSuchBucket"
+    with pytest.raises(TerminalStoreError, match=expected):
         list(store.list_versions("chats/42/"))
-    assert (err.value.bucket, err.value.prefix, err.value.code) == (
-        "t-no-such-bucket",
-        "chats/42/",
-        "NoSuchBucket",
-    )
 
 
-def test_failed_delete_request_reports_every_version_as_an_error(s3_conn_id):
-    store = S3Store.from_connection(s3_conn_id, "t-no-such-bucket")
+def test_failed_delete_request_is_a_terminal_error_and_the_rest_is_not_tried(s3_conn_id):
+    store = S3Store.from_connection(s3_conn_id, "t-no-such-bucket", system="media")
     when = datetime(2024, 1, 1, tzinfo=timezone.utc)
     versions = [ObjectVersion(f"k/{i}", f"v{i}", when, False, True, 1) for i in range(1001)]
 
-    outcome = store.delete_versions(versions)
-
-    # The first request fails; the second chunk is not attempted but not dropped.
-    assert outcome.requests == 1
-    assert outcome.deleted == []
-    assert [(e.key, e.version_id) for e in outcome.errors] == [
-        (v.key, v.version_id) for v in versions
-    ]
-    assert {e.code for e in outcome.errors} == {"NoSuchBucket"}
-    assert isinstance(outcome.errors[0], DeleteError)
+    with pytest.raises(TerminalStoreError, match=r"delete 1000 object version\(s\) in s3://t-no-such-bucket: NoSuchBucket"):
+        store.delete_versions(versions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,7 +12,9 @@ import sqlalchemy as sa
 
 from lifecycle.catalog import Catalog
 from lifecycle.config.models import CatalogFile
-from lifecycle.stores.sql import KeyRange, Selection, SqlStore
+from lifecycle.errors import TerminalStoreError
+from lifecycle.stores.contract import KeyRange, Selection
+from lifecycle.stores.sql import SqlStore
 from tests.config import sample
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)
@@ -64,12 +67,19 @@ def store(engine):
             {"id": m, "conversation_id": m % 6 + 1, "body": f"hello {m}", "sent_at": NOW - timedelta(hours=m)}
             for m in range(1, 31)
         ])
-    return SqlStore(engine, Catalog(CatalogFile.model_validate(sample.CATALOG)))
+    return SqlStore(engine, Catalog(CatalogFile.model_validate(sample.CATALOG)), "app_db")
 
 
 def _ids(engine, table):
     with engine.connect() as conn:
         return set(conn.execute(sa.select(table.c.id)).scalars())
+
+
+def _keys(store, dataset, selection):
+    """Primary keys of the selected rows, read apart from the store."""
+    table = store.table(dataset)
+    with store.engine.connect() as conn:
+        return set(conn.execute(sa.select(table.c.id).where(store.where(dataset, selection))).scalars())
 
 
 def test_age_cutoff_is_strict(store):
@@ -86,11 +96,11 @@ def test_age_cutoff_is_strict(store):
 
 def test_key_ranges_cover_the_selection_in_batches(store):
     selection = Selection(older_than=NOW - timedelta(days=10))
-    ranges = store.key_ranges("access_logs", selection, batch_size=25)
+    ranges = store.units("access_logs", selection, 25)
     assert [r.rows for r in ranges] == [25, 25, 25, 15]
     assert ranges[0].low == 11 and ranges[-1].high == 100
     assert all(a.high < b.low for a, b in zip(ranges, ranges[1:]))
-    deleted = sum(store.delete_range("access_logs", selection, r) for r in ranges)
+    deleted = sum(store.delete("access_logs", replace(selection, within=r)).rows for r in ranges)
     assert deleted == 90
     assert _ids(store.engine, access_logs) == set(range(1, 11))
 
@@ -98,7 +108,7 @@ def test_key_ranges_cover_the_selection_in_batches(store):
 def test_delete_range_never_leaves_the_selection(store):
     # A range wider than the selection deletes only selected rows.
     selection = Selection(older_than=NOW - timedelta(days=50))
-    assert store.delete_range("access_logs", selection, KeyRange(1, 100, 0)) == 50
+    assert store.delete("access_logs", replace(selection, within=KeyRange(1, 100, 0))).rows == 50
     assert _ids(store.engine, access_logs) == set(range(1, 51))
 
 
@@ -106,7 +116,7 @@ def test_subject_selection_follows_a_two_hop_path(store):
     # users 1 and 2 own conversations 1,3,4,6 (c % 3 + 1); messages m with m % 6 + 1 in those.
     selection = Selection(subjects=("1", 2))
     expected = {m for m in range(1, 31) if (m % 6 + 1) % 3 + 1 in (1, 2)}
-    assert set(store.keys("chat_messages", selection)) == expected
+    assert _keys(store, "chat_messages", selection) == expected
     assert store.count("users", selection) == 2
     assert store.count("access_logs", selection) == sum(1 for n in range(1, 101) if n % 25 and n % 10 + 1 in (1, 2))
 
@@ -128,15 +138,16 @@ def test_one_of_selects_exactly_the_rows_among_the_values(store, values, expecte
 def test_held_subjects_are_excluded_and_unowned_rows_are_not(store):
     selection = Selection(older_than=NOW, exclude_subjects=("3", "not-a-number"))
     kept = {n for n in range(1, 101) if n % 25 and n % 10 + 1 == 3}
-    assert set(store.keys("access_logs", selection)) == set(range(1, 101)) - kept
-    assert {25, 50, 75, 100} <= set(store.keys("access_logs", selection)), "rows without a user are not held"
+    assert _keys(store, "access_logs", selection) == set(range(1, 101)) - kept
+    assert {25, 50, 75, 100} <= _keys(store, "access_logs", selection), "rows without a user are not held"
 
 
 def test_anonymize_applies_each_strategy_and_keeps_the_rest(store):
     catalog = store.catalog
     selection = Selection(subjects=(4,))
-    [key_range] = store.key_ranges("users", selection, 10)
-    assert store.anonymize_range("users", selection, key_range, catalog.personal_fields("users"), hmac_key=KEY) == 1
+    [key_range] = store.units("users", selection, 10)
+    assert store.anonymize("users", replace(selection, within=key_range), catalog.personal_fields("users"),
+                           hmac_key=KEY).rows == 1
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(users).where(users.c.id == 4)).one()
         other = conn.execute(sa.select(users).where(users.c.id == 5)).one()
@@ -146,21 +157,21 @@ def test_anonymize_applies_each_strategy_and_keeps_the_rest(store):
     assert other.email == "user5@example.com"
 
     logs = Selection(subjects=(4,))
-    ranges = store.key_ranges("access_logs", logs, 1000)
+    ranges = store.units("access_logs", logs, 1000)
     ip_field = [f for f in catalog.personal_fields("access_logs") if f.column == "ip"]
-    assert sum(store.anonymize_range("access_logs", logs, r, ip_field) for r in ranges) == 10
+    assert sum(store.anonymize("access_logs", replace(logs, within=r), ip_field).rows for r in ranges) == 10
     with store.engine.connect() as conn:
         ips = set(conn.execute(sa.select(access_logs.c.ip).where(access_logs.c.user_id == 4)).scalars())
     assert ips == {f"10.1.{n}.0" for n in range(1, 101) if n % 25 and n % 10 + 1 == 4}
 
 
-def test_children_are_found_from_foreign_keys(store):
-    assert [(r.table, r.columns, r.referred) for r in store.children("users")] == [
-        ("access_logs", ("user_id",), ("id",)), ("conversations", ("user_id",), ("id",))]
-    assert store.children("chat_messages") == []
+def test_references_are_found_from_foreign_keys(store):
+    assert sorted((r.dataset, r.columns, r.referred, r.on_delete) for r in store.references("users")) == [
+        ("access_logs", ("user_id",), ("id",), "NO ACTION"), ("conversations", ("user_id",), ("id",), "NO ACTION")]
+    assert store.references("chat_messages") == []
 
 
-def test_missing_table_is_named(store):
+def test_missing_table_is_a_terminal_error_naming_system_dataset_and_purpose(store):
     store.catalog.datasets["orders"]  # in the catalog, not in this database
-    with pytest.raises(Exception, match="dataset 'orders': table 'orders' does not exist"):
+    with pytest.raises(TerminalStoreError, match="system 'app_db', dataset 'orders': reflect the table: table 'orders' does not exist"):
         store.count("orders")

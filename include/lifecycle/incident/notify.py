@@ -42,12 +42,13 @@ import sqlalchemy as sa
 
 from lifecycle.batching import chunks
 from lifecycle.config import Config
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import LifecycleError, TerminalStoreError
 from lifecycle.incident.documents import Documents, csv_bytes
 from lifecycle.incident.form import IncidentForm
 from lifecycle.mail import Claims, personal_notices, send_claimed
 from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
+from lifecycle.stores.contract import Selection
 from lifecycle.state.schema import incident_deliveries, incident_runs, incident_subjects, incidents
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,6 @@ log = logging.getLogger(__name__)
 TEMPLATE = "incident_notice"
 CHUNK = 5000
 UNDELIVERED = ("undeliverable", "deferred", "uncertain")
-
-
-def _present(column) -> sa.ColumnElement:
-    return sa.case((sa.and_(column.is_not(None), column != ""), 1), else_=0)
 
 
 class IncidentNotification:
@@ -69,7 +66,7 @@ class IncidentNotification:
         if config.incidents is None:
             raise LifecycleError("incidents.yaml is not configured")
         self.config, self.cfg, self.catalog, self.state = config, config.incidents, config.catalog, state
-        self.store = Stores(self.catalog, open_store)
+        self.stores = Stores(self.catalog, open_store)
         self._mailer = mailer or self._default_mailer
         self._sleep = sleep
 
@@ -155,35 +152,12 @@ class IncidentNotification:
             return sorted(found)
         return sorted(c for c in found if any(self.catalog.is_within(c, a) for a in form.affected_categories))
 
-    def _table_subjects(self, dataset: str, start: datetime, end: datetime) -> tuple[set[str], int]:
-        """Distinct subject ids with a row created in [start, end], and the rows (one query each)."""
-        store = self.store(self.catalog.dataset(dataset).system)
-        ds = self.catalog.dataset(dataset)
-        source = store.table(dataset)
-        hops = self.catalog.path_to_subject(dataset)
-        for hop in hops[:-1]:
-            source = source.join(store.table(hop.target),
-                                 store.column(hop.dataset, hop.column) == store.column(hop.target, hop.target_column))
-        subject = store.column(hops[-1].dataset, hops[-1].column) if hops else store.column(dataset, self.catalog.subject.key)
-        created = store.column(dataset, ds.created)
-        window = sa.and_(created >= _naive(start), created <= _naive(end), subject.is_not(None))
-        with store.engine.connect() as conn:
-            ids = {str(s) for s in conn.execute(sa.select(subject).select_from(source).where(window).distinct()).scalars()}
-            rows = conn.execute(sa.select(sa.func.count()).select_from(store.table(dataset))
-                                .where(created >= _naive(start), created <= _naive(end))).scalar_one()
-        return ids, rows
-
-    def _object_subjects(self, dataset: str, start: datetime, end: datetime) -> tuple[set[str], int]:
-        store = self.store(self.catalog.dataset(dataset).system)
-        ids, objects = set(), 0
-        for version in store.list_versions(self.catalog.static_prefix(dataset)):
-            if version.is_delete_marker or not start <= version.last_modified <= end:
-                continue
-            owner = self.catalog.subject_of_key(dataset, version.key)
-            if owner is not None:
-                ids.add(owner)
-                objects += 1
-        return ids, objects
+    def _subjects_in_window(self, dataset: str, start: datetime, end: datetime) -> tuple[set[str], int]:
+        """Distinct subject ids with a row (or object) created in [start, end], and how many rows (objects)."""
+        store = self.stores.of(dataset)
+        window = Selection(created_within=(start, end))
+        with store.snapshot():
+            return set(store.count_by_subject(dataset, window)), store.count(dataset, window)
 
     def _listed_subjects(self, uri: str) -> set[str]:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -192,29 +166,15 @@ class IncidentNotification:
             known = sorted(s.bucket for s in self.catalog.systems.values() if s.bucket)
             raise LifecycleError(f"subjects_uri: bucket {bucket!r} is not a system in catalog.yaml (known: {', '.join(known)})")
         try:
-            text = self.store(systems[0]).get_bytes(key).decode("utf-8")
-        except Exception as exc:
-            raise LifecycleError(f"subjects_uri: cannot read {uri}: {exc}") from exc
+            data = self.stores(systems[0]).get_bytes(key)
+        except TerminalStoreError as exc:
+            raise LifecycleError(f"subjects_uri: cannot read {uri}: {exc.reason}") from exc
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LifecycleError(f"subjects_uri: {uri} is not UTF-8 text (one subject id per line)") from None
         return {line.split(",")[0].strip() for line in text.splitlines()
                 if line.strip() and not line.lstrip().startswith("#")}
-
-    def _reach_rows(self, ids: list[str]):
-        """(id, has e-mail, has phone, has address, country, locale) for ``ids``, computed in the database."""
-        name = self.catalog.subject.dataset
-        store = self.store(self.catalog.dataset(name).system)
-        contact = self.catalog.subject.contact
-        key = store.column(name, self.catalog.subject.key)
-
-        def flag(field):
-            return _present(store.column(name, field)) if field else sa.literal(0)
-
-        def plain(field):
-            return store.column(name, field) if field else sa.null()
-
-        columns = [key, flag(contact.email), flag(contact.phone), flag(contact.address), plain(contact.country), plain(contact.locale)]
-        with store.engine.connect() as conn:
-            for part in chunks(ids, CHUNK):
-                yield from conn.execute(sa.select(*columns).where(store.one_of(key, part)))
 
     def resolve(self, run_id: str) -> dict:
         """Store the people affected (ids, reach, country, locale, batch); a rerun returns what is stored."""
@@ -229,16 +189,15 @@ class IncidentNotification:
         else:
             ids = set()
             for dataset in self.affected_datasets(form):
-                finder = self._table_subjects if self.catalog.dataset(dataset).is_table else self._object_subjects
-                found, rows = finder(dataset, form.occurred_from, form.occurred_to)
+                found, rows = self._subjects_in_window(dataset, form.occurred_from, form.occurred_to)
                 ids |= found
                 datasets[dataset] = rows
                 for category in self._categories(form, dataset):
                     records[category] += rows
         earlier = self._earlier_subjects(form.incident_id, run_id)
         rows, seen = [], set()
-        for subject, email, phone, address, country, locale in self._reach_rows(sorted(ids)):
-            subject = str(subject)
+        people = self.stores.of(self.catalog.subject.dataset)
+        for subject, email, phone, address, country, locale in people.reach(sorted(ids)):
             reach = "email" if email else "phone" if phone else "post" if address else "none"
             rows.append({"run_id": run_id, "incident_id": form.incident_id, "subject_id": subject,
                          "new": subject not in earlier, "reach": reach, "country": country, "locale": locale, "batch": -1})
@@ -455,7 +414,7 @@ class IncidentNotification:
     # ------------------------------------------------------------------ send
 
     def _subjects_store(self):
-        return self.store(self.catalog.dataset(self.catalog.subject.dataset).system)
+        return self.stores.of(self.catalog.subject.dataset)
 
     def send_batch(self, run_id: str, batch: int) -> dict:
         """Mail one batch; every person's row is committed before their mail, so nobody is mailed twice."""
@@ -583,7 +542,7 @@ class IncidentNotification:
                 raise LifecycleError("the announcement must be published, but incidents.yaml has no announcement {system, key}")
             system = self.cfg.announcement.system
             key = self.cfg.announcement.key.format(incident_id=form.incident_id)
-            store = self.store(system)
+            store = self.stores(system)
             store.put_bytes(key, self._announcement(form, scope, obligations).encode("utf-8"), content_type="text/html; charset=utf-8")
             published = {"system": system, "location": f"s3://{store.bucket}/{key}", "url": self._url(store, key)}
         decision["published"] = published
@@ -687,6 +646,3 @@ def approval_from_answer(answer: dict | None) -> dict | None:
     return {"decision": "approved" if chosen == "Approve" else "rejected",
             "by": user.get("name") or user.get("id"), "how": "approval task"}
 
-
-def _naive(when: datetime) -> datetime:
-    return when if when.tzinfo is None else when.astimezone(timezone.utc).replace(tzinfo=None)

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator
 import sqlalchemy as sa
 
 from lifecycle.config import Config
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import LifecycleError, TerminalStoreError
 from lifecycle.runs import iso_utc
 from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate, shared_categories
 from lifecycle.sharing.register import SharingRegister
@@ -78,21 +78,10 @@ def _text(value):
     return value
 
 
-def converter(column_type: sa.types.TypeEngine) -> Callable[[object], object] | None:
-    """How a column's non-NULL values become JSON/CSV text (None: as they are)."""
-    if isinstance(column_type, (sa.DateTime, sa.Date, sa.Time)):
-        return lambda v: v.isoformat()
-    if isinstance(column_type, sa.Numeric) and column_type.asdecimal:
-        return str
-    if isinstance(column_type, sa.LargeBinary):
-        return lambda v: bytes(v).hex()
-    return None
-
-
 def encode(rows: Iterable[list], names: list[str], fmt: str) -> Iterator[bytes]:
     """Chunks of rows -> chunks of bytes in ``jsonl`` (one object a line) or ``csv`` (with a header).
 
-    Values arrive converted (``converter``); anything else unusual is turned into text as a last resort."""
+    Values arrive JSON-ready from the store (``Rows.stream``); anything else is turned into text as a last resort."""
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_text).encode
         for chunk in rows:
@@ -130,13 +119,13 @@ class Sharing:
             raise LifecycleError(f"recipients.yaml has no recipient {recipient_id!r}")
         self.config, self.catalog, self.state, self.recipient = config, config.catalog, state, matches[0]
         self.register = SharingRegister(state)
-        self.store = Stores(self.catalog, open_store)
+        self.stores = Stores(self.catalog, open_store)
         self._hmac_key = hmac_key or (lambda: connections.hmac_key(self.catalog))
         self._signing_key = signing_key or (lambda: connections.connection_secret(config.recipients.signing.conn_id))
 
     @property
     def delivery(self):
-        return self.store(self.recipient.delivery.system)
+        return self.stores(self.recipient.delivery.system)
 
     def keys(self, interval: Interval) -> dict:
         """Every object key of one delivery, from the interval alone."""
@@ -188,15 +177,14 @@ class Sharing:
         cancellation = self.config.cancellation
         if cancellation is not None:
             req = cancellation.requests
-            store = self.store(self.catalog.dataset(req.dataset).system)
-            table = store.table(req.dataset)
-            withdrawn = table.c[req.withdrawn_at] if req.withdrawn_at else sa.null()
+            columns = [req.subject, req.requested_at] + ([req.withdrawn_at] if req.withdrawn_at else [])
             when = as_of.astimezone(timezone.utc).replace(tzinfo=None)
-            query = sa.select(table.c[req.subject], table.c[req.requested_at], withdrawn).where(table.c[req.requested_at] <= when)
-            with store.engine.connect() as conn:
-                for subject, requested, gone in conn.execute(query):
-                    if gone is None or gone > when or gone >= cancellation.grace_period.after(requested):
-                        excluded.add(str(subject))
+            for subject, requested, *rest in self.stores.of(req.dataset).read(req.dataset, columns):
+                gone = rest[0] if rest else None
+                if subject is None or requested is None or requested > when:
+                    continue
+                if gone is None or gone > when or gone >= cancellation.grace_period.after(requested):
+                    excluded.add(str(subject))
         return excluded
 
     def _pseudonym(self, cache_size: int = 100_000) -> Callable[[object], str]:
@@ -215,16 +203,6 @@ class Sharing:
 
         return pseudonym
 
-    def _query(self, dataset: str, as_of: datetime):
-        store = self.store(self.catalog.dataset(dataset).system)
-        source, subject = store.subject_source(dataset)
-        columns = [store.column(dataset, c) for c in self.recipient.share[dataset]]
-        query = sa.select(subject, *columns).select_from(source)
-        if self.recipient.consent is not None:
-            query = query.where(subject.in_(store.consenting(self.recipient.consent.dataset, self.recipient.consent.purpose, as_of)))
-        pk = store.column(dataset, self.catalog.dataset(dataset).primary_key)
-        return store, query.order_by(pk)
-
     def extract(self, dataset: str, interval: Interval) -> dict:
         """Stream the agreed fields of ``dataset`` to the recipient's location; counts and the file's hash."""
         if dataset not in self.recipient.share:
@@ -234,23 +212,22 @@ class Sharing:
             raise SharingRefused(self.recipient.id, refusals)
         delivery = self.recipient.delivery
         excluded = self.excluded_subjects(interval.end)
-        store, query = self._query(dataset, interval.end)
-        convert = [converter(c.type) for c in query.selected_columns]
-        convert[0] = self._pseudonym() if self.recipient.pseudonymize_subject else str
-        converted = [(i, f) for i, f in enumerate(convert) if f is not None]
+        consent = self.recipient.consent
+        chunks = self.stores.of(dataset).stream(
+            dataset, list(self.recipient.share[dataset]), fetch_rows=delivery.fetch_rows,
+            consent=(consent.dataset, consent.purpose, interval.end) if consent is not None else None)
+        pseudonym = self._pseudonym() if self.recipient.pseudonymize_subject else None
         counts = {"records": 0, "excluded": 0}
 
         def rows() -> Iterator[list]:
-            for chunk in store.stream(query, fetch_rows=delivery.fetch_rows):
+            for chunk in chunks:
                 kept = []
                 for row in chunk:
-                    if excluded and str(row[0]) in excluded:
+                    if excluded and row[0] in excluded:
                         continue
-                    values = list(row)
-                    for i, f in converted:
-                        if values[i] is not None:
-                            values[i] = f(values[i])
-                    kept.append(values)
+                    if pseudonym is not None:
+                        row[0] = pseudonym(row[0])
+                    kept.append(row)
                 counts["records"] += len(kept)
                 counts["excluded"] += len(chunk) - len(kept)
                 if kept:
@@ -322,14 +299,12 @@ class Sharing:
 def verify_manifest(store, key: str, signing_key: bytes) -> list[str]:
     """Problems with a delivered manifest: its signature, its canonical bytes, and every
     file it names re-hashed from S3 (empty: it verifies)."""
-    from botocore.exceptions import ClientError
-
     from lifecycle import reports
 
     try:
         raw = store.get_bytes(key)
-    except ClientError as exc:
-        return [f"s3://{store.bucket}/{key}: cannot read the manifest ({exc.response.get('Error', {}).get('Code')})"]
+    except TerminalStoreError as exc:
+        return [f"s3://{store.bucket}/{key}: cannot read the manifest ({exc.reason})"]
     try:
         document = json.loads(raw)
     except ValueError:
@@ -346,8 +321,8 @@ def verify_manifest(store, key: str, signing_key: bytes) -> list[str]:
     for label, entry in named:
         try:
             size, sha256 = store.digest(entry["key"])
-        except (ClientError, KeyError) as exc:
-            problems.append(f"{label}: {entry.get('key')}: cannot be read ({type(exc).__name__})")
+        except (TerminalStoreError, KeyError) as exc:
+            problems.append(f"{label}: {entry.get('key')}: cannot be read ({exc.reason if isinstance(exc, TerminalStoreError) else 'no key'})")
             continue
         if (size, sha256) != (entry.get("size"), entry.get("sha256")):
             problems.append(f"{label}: {entry['key']}: {size} bytes with SHA-256 {sha256[:16]}…, the manifest says "

@@ -1,8 +1,8 @@
-"""Stores: the only code that talks to data systems.
+"""Stores: the only code that talks to data systems (the contract is ``stores.contract``).
 
-``SqlStore`` (SQLAlchemy Core) and ``S3Store`` (boto3) share parameter names:
-a dataset name, a ``Selection`` of what to touch, and batch boundaries.
-``open_store`` picks the adapter by the system's type in the catalog.
+``ADAPTERS`` maps a system's ``type`` in catalog.yaml to the adapter that
+opens it through its Airflow connection: a new kind of store is one adapter
+and one entry here.  ``Stores`` keeps one open store per system name.
 """
 
 from __future__ import annotations
@@ -11,27 +11,41 @@ import threading
 from typing import Callable
 
 from lifecycle.catalog import Catalog
+from lifecycle.errors import LifecycleError
+
+
+def _open_sql(catalog: Catalog, name: str, system):
+    from lifecycle.connections import sql_engine
+    from lifecycle.stores.sql import SqlStore
+
+    return SqlStore(sql_engine(system.conn_id), catalog, name)
+
+
+def _open_s3(catalog: Catalog, name: str, system):
+    from lifecycle.stores.s3 import S3Store
+
+    return S3Store.from_connection(system.conn_id, system.bucket, catalog, name)
+
+
+ADAPTERS: dict[str, Callable] = {"sql": _open_sql, "s3": _open_s3}
 
 
 def open_store(catalog: Catalog, system_name: str):
-    """The store for a catalog system, connected through its Airflow connection."""
-    system = catalog.systems[system_name]
-    if system.type == "sql":
-        from lifecycle.connections import sql_engine
-        from lifecycle.stores.sql import SqlStore
-
-        return SqlStore(sql_engine(system.conn_id), catalog)
-    from lifecycle.stores.s3 import S3Store
-
-    return S3Store.from_connection(system.conn_id, system.bucket)
+    """The store of a catalog system, connected through its Airflow connection."""
+    system = catalog.systems.get(system_name)
+    if system is None:
+        raise LifecycleError(f"no system {system_name!r} in catalog.yaml (systems: {', '.join(sorted(catalog.systems))})")
+    return ADAPTERS[system.type](catalog, system_name, system)
 
 
 class Stores:
     """One store per system, opened on first use and shared (thread-safe:
     batches erased side by side share their stores and reflected tables).
-    ``opener`` replaces ``open_store`` (tests hand in their own stores)."""
+    ``opener`` replaces ``open_store`` in unit tests of logic; every path a
+    task takes is also tested through connections."""
 
     def __init__(self, catalog: Catalog, opener: Callable[[str], object] | None = None):
+        self.catalog = catalog
         self._open = opener or (lambda system: open_store(catalog, system))
         self._stores: dict[str, object] = {}
         self._opening = threading.Lock()
@@ -41,3 +55,7 @@ class Stores:
             if system not in self._stores:
                 self._stores[system] = self._open(system)
             return self._stores[system]
+
+    def of(self, dataset: str):
+        """The store holding ``dataset``."""
+        return self(self.catalog.dataset(dataset).system)

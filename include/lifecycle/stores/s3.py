@@ -1,43 +1,53 @@
-"""S3 object storage: the only code in the package that talks to S3.
+"""The S3 adapter of the store contract (boto3): object datasets, versions, documents.
 
 Erasure in a versioned bucket means removing every version id and every
-delete marker, so the store works in versions, never in plain keys.  Deletes
-report what happened per version (deleted, or refused and why) instead of
-raising half-way, so the caller can ledger every destructive action and
-report locked objects as retained rather than retrying them forever.
+delete marker, so the store works in versions, never in plain keys.  An
+object dataset's unit is a key (all its versions): a key is expired when its
+newest version or marker is, and it belongs to the subject its prefix
+template names.  Deletes report what happened per version instead of raising
+half-way: a version under Object Lock (judged by S3's own clock, the wall
+clock) is *kept* and reported with its retain-until date, never retried
+forever; any other refusal fails the call, terminal or transient as
+``classify`` decides (throttling, 5xx and lost connections are transient).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 
 from lifecycle.connections import s3_client
-from lifecycle.errors import LifecycleError
+from lifecycle.errors import StoreError, TerminalStoreError, TransientStoreError
+from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Kept, Remaining, Selection
 
 # S3's DeleteObjects cap; moto does not enforce it, we do.
 MAX_KEYS_PER_DELETE = 1000
 
-# Error codes on listing that no retry will fix.  Throttling and 5xx are left
-# to boto3's own retries (configured in lifecycle.connections).
-_TERMINAL_CODES = frozenset(
-    {"NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidBucketName"}
-)
+# Error codes a retry may get past; any 5xx too.
+_TRANSIENT_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException",
+    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "OperationAborted",
+})
 
 
-class StoreUnavailable(LifecycleError):
-    """The bucket is missing or may not be read: terminal, retrying won't help."""
+def transient(exc: BaseException) -> bool:
+    """Whether an S3 failure may pass on retry: throttling, 5xx, a lost or refused connection."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return _code(exc) in _TRANSIENT_CODES or status >= 500
+    return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
 
-    def __init__(self, bucket: str, prefix: str, code: str, message: str):
-        self.bucket, self.prefix, self.code = bucket, prefix, code
-        super().__init__(
-            f"s3://{bucket}/{prefix}: cannot list object versions: {code} ({message})"
-        )
+
+def _code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code", "Unknown")
+    return type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -97,86 +107,87 @@ class Uploaded:
 
 
 class S3Store:
-    """Versions, deletes, locks, documents and streamed uploads in one bucket."""
+    """Object datasets of one bucket (the store contract), and whole documents in it."""
 
-    def __init__(self, client, bucket: str):
+    list_budget = 1000      # entries one listing request returns: what listing one subject's prefix costs
+
+    def __init__(self, client, bucket: str, catalog=None, system: str | None = None):
         self.client = client
         self.bucket = bucket
+        self.catalog = catalog
+        self.system = system or bucket
+        self._snapshot: dict | None = None
 
     @classmethod
-    def from_connection(cls, conn_id: str, bucket: str) -> S3Store:
+    def from_connection(cls, conn_id: str, bucket: str, catalog=None, system: str | None = None) -> S3Store:
         """A store whose credentials and endpoint come from an Airflow connection."""
-        return cls(s3_client(conn_id), bucket)
+        return cls(s3_client(conn_id), bucket, catalog, system)
 
-    def list_versions(
-        self, prefix: str, *, older_than: datetime | None = None
-    ) -> Iterator[ObjectVersion]:
-        """Every version and delete marker under ``prefix``, optionally only
-        those last modified before ``older_than`` (tz-aware)."""
+    @contextlib.contextmanager
+    def _failures(self, dataset: str | None, purpose: str):
+        """Turn a boto3 failure into a store error of the right kind, naming where and why."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except (ClientError, BotoCoreError, OSError) as exc:
+            kind = TransientStoreError if transient(exc) else TerminalStoreError
+            message = exc.response.get("Error", {}).get("Message", "") if isinstance(exc, ClientError) else str(exc)
+            raise kind(self.system, dataset, f"{purpose} in s3://{self.bucket}", f"{_code(exc)} ({message})"[:500]) from exc
+
+    # ------------------------------------------------------------- versions
+
+    def list_versions(self, prefix: str, *, older_than: datetime | None = None, dataset: str | None = None,
+                      first: str | None = None, last: str | None = None, after: str | None = None) -> Iterator[ObjectVersion]:
+        """Every version and delete marker under ``prefix``, optionally only those last
+        modified before ``older_than`` (tz-aware), and only keys in [``first``, ``last``]:
+        the listing starts after the key ``after`` (an existing key before ``first``; S3
+        lists the keys after it, moto also one version of it, which the bounds drop)
+        and stops past ``last``."""
         if older_than is not None and older_than.tzinfo is None:
             raise ValueError(f"older_than must be timezone-aware, got {older_than!r}")
-        pages = self.client.get_paginator("list_object_versions").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        )
-        try:
+        start = {"KeyMarker": after} if after else {}
+        with self._failures(dataset, f"list object versions under {prefix!r}"):
+            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix, **start)
             for page in pages:
                 entries = itertools.chain(
                     (_version(e, is_delete_marker=False) for e in page.get("Versions", [])),
                     (_version(e, is_delete_marker=True) for e in page.get("DeleteMarkers", [])),
                 )
                 for version in entries:
-                    if older_than is None or version.last_modified < older_than:
+                    if (older_than is None or version.last_modified < older_than) and \
+                            (first is None or version.key >= first) and (last is None or version.key <= last):
                         yield version
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            if error.get("Code") in _TERMINAL_CODES:
-                raise StoreUnavailable(
-                    self.bucket, prefix, error["Code"], error.get("Message", "")
-                ) from exc
-            raise
+                if last is not None and page.get("NextKeyMarker", "") > last:
+                    return
 
-    def delete_versions(self, versions: Iterable[ObjectVersion]) -> DeleteOutcome:
-        """Delete exactly these versions and markers, at most
-        ``MAX_KEYS_PER_DELETE`` per request.
+    def delete_versions(self, versions: Iterable[ObjectVersion], *, dataset: str | None = None) -> DeleteOutcome:
+        """Delete exactly these versions and markers, at most ``MAX_KEYS_PER_DELETE`` per request.
 
         Not quiet mode: the outcome is built from the versions S3 says it
         deleted, so a version missing from the response is an error, never
         silently dropped (moto's errors also carry no version id, which quiet
-        mode would need).  A failed request stops the run; its versions and
-        all later ones are reported as errors with that request's error code.
+        mode would need).  A request that fails as a whole raises (classified).
         """
         outcome = DeleteOutcome(deleted=[], errors=[], requests=0)
         versions = iter(versions)
         while chunk := list(itertools.islice(versions, MAX_KEYS_PER_DELETE)):
             outcome.requests += 1
-            try:
+            with self._failures(dataset, f"delete {len(chunk)} object version(s)"):
                 response = self.client.delete_objects(
                     Bucket=self.bucket,
-                    Delete={
-                        "Objects": [
-                            {"Key": v.key, "VersionId": v.version_id} for v in chunk
-                        ],
-                        "Quiet": False,
-                    },
+                    Delete={"Objects": [{"Key": v.key, "VersionId": v.version_id} for v in chunk], "Quiet": False},
                 )
-            except (ClientError, BotoCoreError) as exc:
-                code, message = _describe(exc)
-                outcome.errors.extend(
-                    DeleteError(v.key, v.version_id, code, message)
-                    for v in itertools.chain(chunk, versions)
-                )
-                break
             _account(chunk, response, outcome)
         return outcome
 
-    def lock(self, version: ObjectVersion) -> ObjectLock:
+    def lock(self, version: ObjectVersion, *, dataset: str | None = None) -> ObjectLock:
         """The Object Lock on one version (from ``head_object``: moto has no
         ``get_object_retention``).  Delete markers are never locked."""
         if version.is_delete_marker:
             return ObjectLock(mode=None, retain_until=None, legal_hold=False)
-        head = self.client.head_object(
-            Bucket=self.bucket, Key=version.key, VersionId=version.version_id
-        )
+        with self._failures(dataset, "read an object version's lock"):
+            head = self.client.head_object(Bucket=self.bucket, Key=version.key, VersionId=version.version_id)
         retain_until = head.get("ObjectLockRetainUntilDate")
         return ObjectLock(
             mode=head.get("ObjectLockMode"),
@@ -184,16 +195,168 @@ class S3Store:
             legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
         )
 
+    # ------------------------------------------------------- object datasets
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Reads inside see one listing per dataset and selection scope: a plan counts several
+        selections of the same objects, and each listing costs a request per 1,000 entries."""
+        self._snapshot = {}
+        try:
+            yield
+        finally:
+            self._snapshot = None
+
+    def _listing(self, dataset: str, subjects: tuple | None, within: KeyRange | None = None) -> dict[str, list[ObjectVersion]]:
+        """Every version and marker of the dataset (of ``subjects`` only, if given), by key.
+
+        With subjects, the dataset's static prefix is listed once while that
+        stays within what listing each subject's prefix would cost
+        (``list_budget`` entries a request); past that, each subject's prefix.
+        """
+        scope = (dataset, subjects, within)
+        if self._snapshot is not None and scope in self._snapshot:
+            return self._snapshot[scope]
+        groups = self._list(dataset, subjects, within)
+        if self._snapshot is not None:
+            self._snapshot[scope] = groups
+        return groups
+
+    def _list(self, dataset: str, subjects: tuple | None, within: KeyRange | None) -> dict[str, list[ObjectVersion]]:
+        static = self.catalog.static_prefix(dataset)
+        groups: dict[str, list[ObjectVersion]] = {}
+        if subjects is None:
+            bounds = {"first": within.low, "last": within.high, "after": within.after} if within is not None else {}
+            for version in self.list_versions(static, dataset=dataset, **bounds):
+                groups.setdefault(version.key, []).append(version)
+            return groups
+        wanted, budget = set(subjects), self.list_budget * max(len(subjects), 1)
+        for n, version in enumerate(self.list_versions(static, dataset=dataset)):
+            if n >= budget:
+                groups = {}
+                for subject in subjects:
+                    for found in self.list_versions(self.catalog.subject_prefix(dataset, subject), dataset=dataset):
+                        groups.setdefault(found.key, []).append(found)
+                return groups
+            if self.catalog.subject_of_key(dataset, version.key) in wanted:
+                groups.setdefault(version.key, []).append(version)
+        return groups
+
+    def _select(self, dataset: str, selection: Selection) -> dict[str, list[ObjectVersion]]:
+        """The keys the selection takes, each with all its versions and markers."""
+        excluded = set(selection.exclude_subjects)
+        wanted = set(selection.subjects) if selection.subjects is not None else None
+        keys = set(selection.keys) if selection.keys is not None else None
+        older = _aware(selection.older_than)
+        window = tuple(map(_aware, selection.created_within)) if selection.created_within else None
+        chosen = {}
+        for key, versions in self._listing(dataset, selection.subjects, selection.within).items():
+            subject = self.catalog.subject_of_key(dataset, key)
+            if (wanted is not None and subject not in wanted) or (excluded and subject in excluded):
+                continue
+            if selection.within is not None and not selection.within.low <= key <= selection.within.high:
+                continue
+            if keys is not None and key not in keys:
+                continue
+            if older is not None and not max(v.last_modified for v in versions) < older:
+                continue
+            if window is not None and not any(window[0] <= v.last_modified <= window[1]
+                                              for v in versions if not v.is_delete_marker):
+                continue
+            chosen[key] = versions
+        return chosen
+
+    def count(self, dataset: str, selection: Selection = ALL) -> int:
+        return len(self._select(dataset, selection))
+
+    def count_by_subject(self, dataset: str, selection: Selection = ALL) -> dict[str, int]:
+        """Selected keys per subject."""
+        counts: dict[str, int] = {}
+        for key in self._select(dataset, selection):
+            subject = self.catalog.subject_of_key(dataset, key)
+            if subject is not None:
+                counts[subject] = counts.get(subject, 0) + 1
+        return counts
+
+    def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
+        """The selected keys in ranges of ``size`` keys (S3 lists keys in this order)."""
+        keys = sorted(self._select(dataset, selection))
+        return [KeyRange(keys[i], keys[min(i + size, len(keys)) - 1], min(size, len(keys) - i), keys[i - 1] if i else None)
+                for i in range(0, len(keys), size)]
+
+    def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change:
+        """Delete every version and marker of the selected keys.
+
+        ``before_commit(versions_per_subject, [])`` is called after the listing
+        and before the first delete; if it raises, nothing is deleted.  A
+        version S3 refuses to delete is *kept* when its Object Lock holds now
+        (S3's clock); any other refusal fails the call after the rest of the
+        versions were tried: transient if S3 said so (SlowDown, 5xx), else terminal.
+        """
+        chosen = self._select(dataset, selection)
+        self._snapshot = {} if self._snapshot is not None else None      # what a snapshot listed is gone now
+        versions = [v for key in sorted(chosen) for v in chosen[key]]
+        if before_commit is not None:
+            per_subject: dict[str, int] = {}
+            for version in versions:
+                subject = self.catalog.subject_of_key(dataset, version.key)
+                per_subject[subject] = per_subject.get(subject, 0) + 1
+            before_commit(per_subject, [])
+        outcome = self.delete_versions(versions, dataset=dataset)
+        change = Change(rows=len(outcome.deleted), requests=outcome.requests)
+        by_id = {(v.key, v.version_id): v for v in versions}
+        refused, now = [], datetime.now(timezone.utc)
+        for error in outcome.errors:
+            version = by_id[(error.key, error.version_id)]
+            lock = self.lock(version, dataset=dataset)
+            if lock.active_at(now):
+                change.kept.append(Kept("locked", self.catalog.subject_of_key(dataset, version.key), {
+                    "key": version.key, "version": version.version_id, "mode": lock.mode, "legal_hold": lock.legal_hold,
+                    "retain_until": lock.retain_until.isoformat() if lock.retain_until else None}))
+            else:
+                refused.append(error)
+        emptied = {v.key for v in outcome.deleted} - {e.key for e in outcome.errors}
+        change.objects = len(emptied)
+        if refused:
+            kind = TransientStoreError if any(e.code in _TRANSIENT_CODES for e in refused) else TerminalStoreError
+            sample = ", ".join(f"{e.key} ({e.code})" for e in refused[:5])
+            raise kind(self.system, dataset, f"delete object versions in s3://{self.bucket}",
+                       f"{len(refused)} version(s) not deleted and not under Object Lock: {sample}")
+        return change
+
+    def anonymize(self, dataset: str, selection: Selection, fields: list, *, hmac_key: bytes | None = None,
+                  unlink: bool = False, before_commit: BeforeCommit | None = None) -> Change:
+        raise TerminalStoreError(self.system, dataset, "anonymize objects",
+                                 "objects cannot be anonymized; use action: delete for object datasets")
+
+    def remaining(self, dataset: str, selection: Selection) -> Remaining:
+        """Keys still selected that hold a version or marker S3 would let go now; locked versions apart."""
+        left = Remaining(0)
+        now, locked = datetime.now(timezone.utc), 0
+        for key, versions in self._select(dataset, selection).items():
+            free = [v for v in versions if not self.lock(v, dataset=dataset).active_at(now)]
+            locked += len(versions) - len(free)
+            if free:
+                left.items += 1
+                if selection.subjects is not None:
+                    subject = self.catalog.subject_of_key(dataset, key)
+                    left.by_subject[subject] = left.by_subject.get(subject, 0) + len(free)
+        if locked:
+            left.kept["locked"] = locked
+        return left
+
+    # ------------------------------------------------------------- documents
+
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> str:
         """Store a document (report, manifest); returns its version id or "null"."""
-        response = self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
-        )
+        with self._failures(None, f"write {key!r}"):
+            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         return response.get("VersionId") or "null"
 
     def get_bytes(self, key: str) -> bytes:
         """The latest version's content."""
-        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        with self._failures(None, f"read {key!r}"):
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def upload(self, key: str, chunks: Iterable[bytes], *, content_type: str, encryption: str | None = None,
                kms_key_id: str | None = None, part_size: int = 16 * 1024 * 1024) -> Uploaded:
@@ -211,30 +374,29 @@ class S3Store:
             extra["SSEKMSKeyId"] = kms_key_id
         digest, size, buffer = hashlib.sha256(), 0, bytearray()
         upload_id, parts = None, []
-        try:
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                buffer += chunk
-                if len(buffer) >= part_size:
-                    if upload_id is None:
-                        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)["UploadId"]
+        with self._failures(None, f"write {key!r}"):
+            try:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    buffer += chunk
+                    if len(buffer) >= part_size:
+                        if upload_id is None:
+                            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)["UploadId"]
+                        parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
+                        buffer.clear()
+                if upload_id is None:
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(buffer), **extra)
+                    return Uploaded(key, size, digest.hexdigest(), 0)
+                if buffer:
                     parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
-                    buffer.clear()
-            if upload_id is None:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(buffer), **extra)
-                return Uploaded(key, size, digest.hexdigest(), 0)
-            if buffer:
-                parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
-            self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                  MultipartUpload={"Parts": parts})
-        except BaseException as exc:
-            if upload_id is not None:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _TERMINAL_CODES:
-                error = exc.response["Error"]
-                raise LifecycleError(f"s3://{self.bucket}/{key}: cannot write: {error['Code']} ({error.get('Message', '')})") from exc
-            raise
+                self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                      MultipartUpload={"Parts": parts})
+            except BaseException:
+                if upload_id is not None:
+                    with contextlib.suppress(ClientError, BotoCoreError):
+                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                raise
         return Uploaded(key, size, digest.hexdigest(), len(parts))
 
     def _part(self, key: str, upload_id: str, number: int, body: bytes) -> dict:
@@ -243,28 +405,38 @@ class S3Store:
 
     def digest(self, key: str, *, chunk_size: int = 1024 * 1024) -> tuple[int, str]:
         """Size and SHA-256 of the latest version, read in chunks."""
-        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         sha, size = hashlib.sha256(), 0
-        for chunk in body.iter_chunks(chunk_size):
-            sha.update(chunk)
-            size += len(chunk)
+        with self._failures(None, f"read {key!r}"):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            for chunk in body.iter_chunks(chunk_size):
+                sha.update(chunk)
+                size += len(chunk)
         return size, sha.hexdigest()
 
     def head(self, key: str) -> dict | None:
         """The object's metadata (size, encryption, …), or None when there is no such key."""
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            with self._failures(None, f"read {key!r}"):
+                return self.client.head_object(Bucket=self.bucket, Key=key)
+        except TerminalStoreError as exc:
+            if _code(exc.__cause__) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
 
     def keys(self, prefix: str) -> list[str]:
         """Current keys under ``prefix`` (latest versions that are not delete markers)."""
         found = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            found += [entry["Key"] for entry in page.get("Contents", [])]
+        with self._failures(None, f"list keys under {prefix!r}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found += [entry["Key"] for entry in page.get("Contents", [])]
         return found
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """Instants compare in UTC; a naive one means UTC."""
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _version(entry: dict, *, is_delete_marker: bool) -> ObjectVersion:
@@ -276,13 +448,6 @@ def _version(entry: dict, *, is_delete_marker: bool) -> ObjectVersion:
         is_latest=entry.get("IsLatest", False),
         size=entry.get("Size", 0),
     )
-
-
-def _describe(exc: Exception) -> tuple[str, str]:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return error.get("Code", "Unknown"), error.get("Message", str(exc))
-    return type(exc).__name__, str(exc)
 
 
 def _account(chunk: list[ObjectVersion], response: dict, outcome: DeleteOutcome) -> None:

@@ -1,0 +1,180 @@
+"""The store contract: what the lifecycle asks of any data system, by dataset name.
+
+Every store answers the same few verbs for the datasets that live in it —
+``count`` and ``count_by_subject``, ``units`` (how to cut the work into
+batches), ``delete``, ``anonymize`` and ``remaining`` (verification) — for a
+``Selection`` of rows or objects: by age, by subjects, by key range.  A change
+reports what it did and, item by item, what it had to leave (``Change``):
+rows still referenced by rows that stay, object versions under Object Lock.
+
+Abilities only some stores have are small separate protocols: ``Rows``
+(reading and streaming columns: sharing, cancellation requests),
+``SubjectDirectory`` (contacts and reach of people), ``References`` (foreign
+keys between datasets), ``Documents`` (whole files: reports, manifests,
+announcements).  Domain modules speak only this contract; the adapters in
+``stores/sql.py`` and ``stores/s3.py`` are the only code that knows SQLAlchemy
+or boto3, and they turn their drivers' failures into ``TerminalStoreError`` or
+``TransientStoreError`` (``lifecycle.errors``).
+
+Key values cross task boundaries as JSON (plans in the ledger, units in XCom):
+a key is an int, or text (uuid, decimal, timestamp in ISO form); each adapter
+turns it back into its column's type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol, runtime_checkable
+
+# (rows or versions per subject, primary keys of rows rewritten) -> None; raising undoes the change
+BeforeCommit = Callable[[dict, list], None]
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Inclusive bounds of one batch (JSON-safe key values) and the items it held when planned.
+
+    ``after``: the key just before ``low`` when planned, where a store that lists in
+    key order (S3) starts listing this batch; None for the first batch and for SQL.
+    """
+
+    low: Any
+    high: Any
+    rows: int
+    after: Any = None
+
+    def as_list(self) -> list:
+        return [self.low, self.high, self.rows] + ([self.after] if self.after is not None else [])
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which rows (or objects) of a dataset.
+
+    ``older_than``: created strictly before (retention).  ``created_within``:
+    created in [start, end] (incident scope).  ``subjects``: only these
+    people's; ``exclude_subjects``: never these (legal holds; rows that reach
+    nobody stay selectable).  ``within``: one batch's key range.  ``keys``:
+    these primary keys.  ``pending_anonymization``: only rows where one of
+    these fields does not yet have its strategy's output.
+    ``kept_if_referenced``: leave out rows that rows staying behind still
+    point at through a foreign key (a cascade would delete them, a plain key
+    would refuse); ``going_with`` names the other datasets' selections that
+    go in the same run, whose rows do not count as staying.
+    """
+
+    older_than: datetime | None = None
+    created_within: tuple[datetime, datetime] | None = None
+    subjects: tuple[str, ...] | None = None
+    exclude_subjects: tuple[str, ...] = ()
+    within: KeyRange | None = None
+    keys: tuple | None = None
+    pending_anonymization: tuple[str, ...] = ()
+    kept_if_referenced: bool = False
+    going_with: tuple[tuple[str, "Selection"], ...] = ()
+
+
+ALL = Selection()
+
+
+@dataclass(frozen=True)
+class Kept:
+    """One item a change had to leave, and why (``locked``: S3 Object Lock)."""
+
+    reason: str
+    subject: str | None
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Change:
+    """What one ``delete`` or ``anonymize`` did."""
+
+    rows: int = 0                     # rows deleted or rewritten; object versions and markers deleted
+    objects: int = 0                  # object keys left with nothing
+    kept: list[Kept] = field(default_factory=list)
+    requests: int = 0                 # requests made to the store (objects)
+
+
+@dataclass
+class Remaining:
+    """Verification: what still matches a selection after the work."""
+
+    items: int                        # rows, or object keys with a version that could have gone
+    by_subject: dict[str, int] = field(default_factory=dict)   # rows or versions per subject (with ``subjects``)
+    kept: dict[str, int] = field(default_factory=dict)         # left for the store's own reasons: {"locked": n}
+
+
+@runtime_checkable
+class DatasetStore(Protocol):
+    """The verbs every store answers for the datasets it holds."""
+
+    system: str
+
+    def snapshot(self) -> ContextManager: ...
+
+    def count(self, dataset: str, selection: Selection = ALL) -> int: ...
+
+    def count_by_subject(self, dataset: str, selection: Selection = ALL) -> dict[str, int]: ...
+
+    def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]: ...
+
+    def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change: ...
+
+    def anonymize(self, dataset: str, selection: Selection, fields: list, *, hmac_key: bytes | None = None,
+                  unlink: bool = False, before_commit: BeforeCommit | None = None) -> Change: ...
+
+    def remaining(self, dataset: str, selection: Selection) -> Remaining: ...
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key of ``dataset`` (the referencing rows) onto another dataset's table."""
+
+    dataset: str
+    columns: tuple[str, ...]
+    referred: tuple[str, ...]
+    on_delete: str                   # NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT
+
+    @property
+    def protects(self) -> bool:
+        """Whether a referencing row that stays keeps its parent (all but SET NULL / SET DEFAULT)."""
+        return self.on_delete not in ("SET NULL", "SET DEFAULT")
+
+
+@runtime_checkable
+class References(Protocol):
+    """Foreign keys between datasets of one store (SQL)."""
+
+    def references(self, dataset: str) -> list[Reference]: ...
+
+    def referenced(self, dataset: str, selection: Selection, reference: Reference) -> int: ...
+
+
+@runtime_checkable
+class Rows(Protocol):
+    """Reading columns of a dataset: values come back JSON-ready (text for dates, decimals, uuids)."""
+
+    def read(self, dataset: str, columns: list[str], selection: Selection = ALL) -> list[tuple]: ...
+
+    def stream(self, dataset: str, columns: list[str], *, consent: tuple[str, str, datetime] | None = None,
+               fetch_rows: int = 5000) -> Iterator[list[tuple]]: ...
+
+
+@runtime_checkable
+class SubjectDirectory(Protocol):
+    """How to reach people: the catalog's ``subject.contact`` columns."""
+
+    def contacts(self, subjects: list, fields: Iterable[str] | None = None) -> dict[str, dict]: ...
+
+    def reach(self, subjects: list) -> Iterator[tuple]: ...
+
+
+@runtime_checkable
+class Documents(Protocol):
+    """Whole files: reports, manifests, announcements, lists of subjects."""
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str) -> str: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
