@@ -37,7 +37,7 @@ anything is recorded.
 5. **preview**: one e-mail per language, the announcement and each regulator report under `incidents/<id>/<run>/preview/` in the reports folder. **A dry run stops here.** Read them, then trigger again with dry run off.
 6. **approve**: a person approves in *Required Actions* (or via the REST API). Reject, or no answer within `approval_timeout`, ends the run with nothing sent. With `approval: none` in `incidents.yaml` this step approves by itself (automation, demo).
 7. **send** (one task per batch, one batch at a time, at most `max_per_second`): each person is recorded before their mail goes, so a rerun never mails anyone twice. Temporary refusals (4xx) are retried with backoff; permanent ones (5xx) count as unreachable.
-8. **contact_lists**: `letters.csv` and `telephone.csv` for people e-mail did not reach (internal: they hold addresses and phone numbers).
+8. **contact_lists**: `letters.csv` and `telephone.csv` for people e-mail did not reach (internal: they hold addresses and phone numbers). It and the steps after it also run when there was no mail batch to send (nobody with an e-mail address, or an update with nobody new).
 9. **announce**: the public notice goes to the announcement bucket when the fallback rule fires (or when chosen).
 10. **regulator_reports**: one report per regulator in HTML, PDF and JSON: facts, timeline with the deadline and whether it was met, counts by category and country, channels and delivery figures. No personal information.
 11. **finish**: the figures go into the register; the task's result lists counts and where everything is. It runs after every path: sent, dry run, rejected, and after a failed step.
@@ -161,7 +161,7 @@ if CONFIG.incidents is not None:
         def send(batch: int) -> dict:
             return _notifier().send_batch(run_info(get_current_context()).run_id, batch)
 
-        @task
+        @task(trigger_rule="none_failed_min_one_success")      # after the batches, or after plan_sends when there are none
         @terminal_errors
         def contact_lists() -> dict:
             return _notifier().contact_lists(run_info(get_current_context()).run_id)
@@ -197,7 +197,7 @@ if CONFIG.incidents is not None:
         gate >> approve >> batches
         sent = send.expand(batch=batches)
         listed, announced, reported = contact_lists(), announce(), regulator_reports()
-        sent >> listed >> announced >> reported
+        [batches, sent] >> listed >> announced >> reported
         recorded = finish()
         reported >> recorded
         # Not below the gate or approve: they skip their direct downstream tasks (dry run, rejected);

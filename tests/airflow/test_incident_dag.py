@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from lifecycle.demo import incident as demo_incident
-from tests.airflow.conftest import AirflowWorld
+from tests.airflow.conftest import AirflowWorld, dag_runs
 from tests.support.s3 import moto_client
 
 AS_OF = "2026-11-20"
@@ -67,6 +67,29 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
 
     assert airflow_world.mail.count == mails_before + len(sent)
     state.dispose()
+
+
+def test_a_follow_up_with_nobody_new_still_writes_its_lists_and_reports(airflow_world: AirflowWorld, tmp_path):
+    """An update run whose people were all notified before has no mail batch to send; its letter and
+    telephone lists, announcement and regulator reports are still due (they were skipped with the batches)."""
+    form = {**demo_incident.form(datetime(2026, 11, 20), dry_run=False), "phase": "update"}
+    (tmp_path / "update.json").write_text(json.dumps(form))
+    mails_before = airflow_world.mail.count
+    result = airflow_world.run("-m", "lifecycle.demo", "run", "--dags", "incident_notification", "--as-of", "2026-11-21",
+                               "--conf", f"@{tmp_path / 'update.json'}")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    [run] = [r for r in dag_runs(result.stdout) if r["dag_id"] == "incident_notification"]
+    assert run["run"] == "success" and run["plan_sends"] == "success", run
+    assert run["contact_lists"] == run["announce"] == run["regulator_reports"] == run["finish"] == "success", run
+    assert run["run_complete"] == "success"
+    assert airflow_world.mail.count == mails_before, "nobody new: nobody is mailed again"
+    state = _state(airflow_world)
+    with state.connect() as conn:
+        figures = conn.execute(sa.text("SELECT figures FROM lifecycle_incident_runs WHERE phase = 'update'")).scalar()
+    state.dispose()
+    reports = airflow_world.var / "reports" / json.loads(figures)["final"]["folder"]
+    assert json.loads((reports / "report.eu_lead_sa.json").read_text())["follow_up"] is True
+    assert (reports / "letters.csv").exists() and (reports / "telephone.csv").exists()
 
 
 SHAPE = r"""
