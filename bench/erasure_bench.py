@@ -305,7 +305,8 @@ def _erasure(config, data_url: sa.URL, state_url: sa.URL, bucket: str, *, notice
     media = {n for n, system in config.catalog.systems.items() if system.type == "s3"}
     email = config.incidents.email
     erasure = Erasure(config, StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),
-                      open_store=lambda system: S3Store(s3, bucket) if system in media else SqlStore(data, config.catalog),
+                      open_store=lambda system: (S3Store(s3, bucket, config.catalog, system) if system in media
+                                                 else SqlStore(data, config.catalog, system)),
                       mailer=lambda: Mailer(email.conn_id, email.from_, rate))
     if batch_size:
         erasure.cfg = erasure.cfg.model_copy(update={"batch_size": batch_size})
@@ -321,7 +322,7 @@ def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool,
     batches = erasure.intake("bench", AS_OF)["batches"]
     erasure.notify_scheduled()
     before = sink.count()
-    _warm(erasure.sql(config.catalog.subject.dataset).engine)
+    _warm(erasure.stores.of(config.catalog.subject.dataset).engine)
     started, start_wall = time.perf_counter(), datetime.now(timezone.utc)
     if args.profile:
         profile = cProfile.Profile()
@@ -483,7 +484,7 @@ def _time_parts(erasure: Erasure) -> None:
         timed(erasure, name, name)
     for name in ("_notice_rows", "_summarize"):
         timed(erasure, name, f"  of _send: {name}")
-    timed(erasure, "_versions", "  of _erase_objects+_verify: S3 listings")
+    timed(S3Store, "_list", "  of _erase_objects+_verify: S3 listings")
     if _CLASSES_TIMED:                     # module and class functions: once per process
         return
     _CLASSES_TIMED.append(True)
@@ -494,7 +495,7 @@ def _time_parts(erasure: Erasure) -> None:
     timed(reports, "render", "  of _certify+_send: Jinja")
     timed(reports.ReportSink, "write", "  of _certify: file writes")
     timed(SqlStore, "delete", "  of _apply: SQL DELETE")
-    timed(SqlStore, "anonymize_range", "  of _apply: SQL anonymize")
+    timed(SqlStore, "anonymize", "  of _apply: SQL anonymize")
     timed(SqlStore, "count_by_subject", "  count_by_subject")
     timed(S3Store, "delete_versions", "  of _erase_objects: S3 DeleteObjects")
     from lifecycle.state.ledger import Ledger

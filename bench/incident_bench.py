@@ -139,7 +139,7 @@ def main() -> int:
         config = _config(work, args.batch_size)
         state = StateStore(state_engine, dataset_names=set(config.catalog.datasets))
         email = config.incidents.email
-        notifier = IncidentNotification(config, state, open_store=lambda system: SqlStore(app, config.catalog),
+        notifier = IncidentNotification(config, state, open_store=lambda system: SqlStore(app, config.catalog, system),
                                         mailer=lambda: FirstMail(email.conn_id, email.from_, email.max_per_second))
 
         # ---- lifecycle: the DAG's steps, then every batch as the mapped send tasks run them

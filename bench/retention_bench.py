@@ -101,7 +101,7 @@ def bench_sql(admin_url: str, rows: int, batch_size: int, workers: int, layout: 
         state = StateStore(engine, dataset_names={"users", "access_logs"})
         for subject in HELD:
             state.holds.add(subject, reason="benchmark hold", today=AS_OF.date())
-        retention = Retention(config, state, open_store=lambda system: SqlStore(engine, config.catalog))
+        retention = Retention(config, state, open_store=lambda system: SqlStore(engine, config.catalog, system))
         plan = retention.plan(f"bench-{name}", AS_OF)
         planned = plan.dataset("access_logs")
 
@@ -143,12 +143,13 @@ def bench_s3(objects: int, batch_size: int) -> dict:
                          [{"name": "photos", "applies_to": {"datasets": ["chat_photos"]}, "keep": "30d"}])
         state = StateStore(sa.create_engine(f"sqlite:///{folder / 'state.db'}"), dataset_names={"users", "chat_photos"})
         as_of = datetime.now(timezone.utc) + timedelta(days=31)
-        retention = Retention(config, state, open_store=lambda system: S3Store(client, buckets["dag"]))
+        retention = Retention(config, state, open_store=lambda system: S3Store(client, buckets["dag"], config.catalog, system))
         plan = retention.plan("bench-s3", as_of)
-        [unit] = retention.gate(plan)[unit_group("media", 0)]
+        units = retention.gate(plan)[unit_group("media", 0)]
         started = time.perf_counter()
-        result = retention.apply(unit, "bench-s3", as_of)
+        results = [retention.apply(unit, "bench-s3", as_of) for unit in units]
         dag_seconds = time.perf_counter() - started
+        result = {"versions": sum(r["rows"] for r in results), "objects": sum(r.get("objects", 0) for r in results)}
 
         started = time.perf_counter()
         deleted = 0

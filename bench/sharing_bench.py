@@ -78,8 +78,8 @@ def child_lifecycle(db: str, endpoint: str, bucket: str) -> dict:
     config = _config(folder, bucket)
     engine = sa.create_engine(db)
     state = StateStore(sa.create_engine(f"sqlite:///{folder / 'state.db'}"), dataset_names=set(config.catalog.datasets))
-    s3 = S3Store(moto_client(endpoint), bucket)
-    sharing = Sharing(config, state, "bench", open_store=lambda system: s3 if system == "drop" else SqlStore(engine, config.catalog),
+    s3 = S3Store(moto_client(endpoint), bucket, config.catalog, "drop")
+    sharing = Sharing(config, state, "bench", open_store=lambda system: s3 if system == "drop" else SqlStore(engine, config.catalog, system),
                       hmac_key=lambda: b"bench-hmac-key-0123456789abcdef")
     started = time.perf_counter()
     result = sharing.extract("access_logs", Interval(AS_OF, AS_OF))

@@ -1,9 +1,12 @@
 """Anonymization strategies, one registry keyed by the name the YAML uses.
 
 Each strategy turns a value into one that no longer identifies the person
-(PIPL art. 73: cannot identify, cannot be restored).  Where SQL can express
-the change portably (``null``, ``redact``) the store writes one set-based
-UPDATE; otherwise the store transforms values in Python per key range.
+(PIPL art. 73: cannot identify, cannot be restored).  A strategy is data the
+stores read: the column kind it fits, a ``transform`` per value, a
+``constant`` where every value becomes the same (``null``, ``redact``: one
+set-based UPDATE), and the ``shape`` of its output, so a store can leave out
+values already anonymized (an HMAC is never hashed twice).  The SQL adapter
+renders fits and shapes for its database (``stores/sql.py``).
 """
 
 from __future__ import annotations
@@ -15,40 +18,32 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Callable
 
-import sqlalchemy as sa
-
 from lifecycle.config.models import Anonymize
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What an anonymized value looks like: ``kind`` is ``never`` (NULL only), ``equals``
+    (the redaction text), ``length`` (characters), ``suffix`` (one of ``values``), ``date_cut``
+    (time parts zero down to ``value``: day, month or year)."""
+
+    kind: str
+    value: object = None
 
 
 @dataclass(frozen=True)
 class Strategy:
     name: str
     options: frozenset[str]
-    fits: Callable[[sa.types.TypeEngine], bool]
+    fits: str                          # the column kind: any | text | long_text | temporal
     transform: Callable[[object, Anonymize, bytes | None], object]
-    applied: Callable[[sa.ColumnElement, Anonymize], sa.ColumnElement] = None   # the value already has the strategy's shape
-    sql: Callable[[Anonymize], object] | None = None   # the constant a set-based UPDATE writes
+    shape: Callable[[Anonymize], Shape]
+    constant: Callable[[Anonymize], object] | None = None    # the one value a set-based UPDATE writes
     needs_key: bool = False
 
     def describe_fit(self) -> str:
-        return {
-            "truncate_ip": "a text column",
-            "generalize_date": "a date or timestamp column",
-            "hmac": "a text column of at least 64 characters",
-            "redact": "a text column",
-        }.get(self.name, "any nullable column")
-
-
-def _is_text(t: sa.types.TypeEngine) -> bool:
-    return isinstance(t, (sa.String, sa.Text))
-
-
-def _long_text(t: sa.types.TypeEngine) -> bool:
-    return _is_text(t) and (getattr(t, "length", None) is None or t.length >= 64)
-
-
-def _is_temporal(t: sa.types.TypeEngine) -> bool:
-    return isinstance(t, (sa.Date, sa.DateTime))
+        return {"text": "a text column", "temporal": "a date or timestamp column",
+                "long_text": "a text column of at least 64 characters"}.get(self.fits, "any nullable column")
 
 
 def _truncate_ip(value, options, key):
@@ -90,30 +85,16 @@ def _redact_text(options: Anonymize) -> str:
     return options.text if options.text is not None else REDACTED
 
 
-def _truncated_ip(column, options):
-    return column.like("%.0") | column.like("%::")
-
-
-def _generalized_date(column, options):
-    to = options.to or "month"
-    parts = {"day": ["hour", "minute", "second"], "month": ["day", "hour", "minute", "second"],
-             "year": ["month", "day", "hour", "minute", "second"]}[to]
-    if isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime):
-        parts = [p for p in parts if p in ("month", "day")]
-    return sa.and_(*(sa.extract(p, column) == (1 if p in ("month", "day") else 0) for p in parts))
-
-
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in [
-        Strategy("null", frozenset(), lambda t: True, lambda v, o, k: None,
-                 applied=lambda c, o: sa.false(), sql=lambda o: None),
-        Strategy("redact", frozenset({"text"}), _is_text, lambda v, o, k: None if v is None else _redact_text(o),
-                 applied=lambda c, o: c == _redact_text(o), sql=_redact_text),
-        Strategy("hmac", frozenset(), _long_text, _keyed_hash,
-                 applied=lambda c, o: sa.func.length(c) == 64, needs_key=True),
-        Strategy("truncate_ip", frozenset(), _is_text, _truncate_ip, applied=_truncated_ip),
-        Strategy("generalize_date", frozenset({"to"}), _is_temporal, _generalize_date, applied=_generalized_date),
+        Strategy("null", frozenset(), "any", lambda v, o, k: None, lambda o: Shape("never"), constant=lambda o: None),
+        Strategy("redact", frozenset({"text"}), "text", lambda v, o, k: None if v is None else _redact_text(o),
+                 lambda o: Shape("equals", _redact_text(o)), constant=_redact_text),
+        Strategy("hmac", frozenset(), "long_text", _keyed_hash, lambda o: Shape("length", 64), needs_key=True),
+        Strategy("truncate_ip", frozenset(), "text", _truncate_ip, lambda o: Shape("suffix", (".0", "::"))),
+        Strategy("generalize_date", frozenset({"to"}), "temporal", _generalize_date,
+                 lambda o: Shape("date_cut", o.to or "month")),
     ]
 }
 
@@ -123,15 +104,6 @@ def strategy(name: str) -> Strategy:
         return STRATEGIES[name]
     except KeyError:
         raise ValueError(f"unknown anonymization strategy {name!r}; valid: {', '.join(STRATEGIES)}") from None
-
-
-def already_applied(column: sa.ColumnElement, spec: Anonymize) -> sa.ColumnElement:
-    """True where the column's value is NULL or already has the strategy's output shape.
-
-    A row whose every anonymized field is already applied is left out of the
-    next run, so anonymizing is idempotent (an HMAC is never hashed again).
-    """
-    return column.is_(None) | strategy(spec.strategy).applied(column, spec)
 
 
 def option_problems(spec: Anonymize) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from lifecycle import anonymize
+from lifecycle.stores.sql import fits
 from lifecycle.catalog import Catalog
 
 
@@ -147,7 +148,7 @@ def _strategy_findings(catalog: Catalog, system: str, table: str, dataset: str, 
         if spec and field_.column in columns:
             column = columns[field_.column]
             strategy = anonymize.STRATEGIES.get(spec.strategy)
-            if strategy and not strategy.fits(column["type"]):
+            if strategy and not fits(column["type"], strategy.fits):
                 findings.append(Finding(system, table, field_.column,
                                         f"anonymize {spec.strategy} needs {strategy.describe_fit()}, the column is {column['type']}"))
             if strategy and spec.strategy == "null" and not column.get("nullable", True):
