@@ -114,13 +114,17 @@ def cmd_plan(args) -> int:
         plan = retention.plan("cli-preview", args.as_of or datetime.now(timezone.utc), record=False)
     print(f"retention plan as of {plan.as_of} (not recorded; nothing is changed)")
     print(f"{'dataset':<20} {'rule':<28} {'action':<9} {'cutoff':<20} {'total':>9} {'candidates':>10} "
-          f"{'floor':>7} {'held':>6} {'to act':>8} {'share':>6}  guardrail")
+          f"{'floor':>7} {'held':>6} {'refd':>6} {'to act':>8} {'share':>6}  guardrail")
     for d in plan.datasets:
         if d.error:
             print(f"{d.dataset:<20} {d.rule:<28} {d.action:<9} {d.effective_cutoff[:19]:<20} cannot be planned (below)")
             continue
         print(f"{d.dataset:<20} {d.rule:<28} {d.action:<9} {d.effective_cutoff[:19]:<20} {d.total:>9,} {d.candidates:>10,} "
-              f"{d.under_floor:>7,} {d.held:>6,} {d.to_act:>8,} {100 * d.fraction:>5.1f}%  {d.guardrail}")
+              f"{d.under_floor:>7,} {d.held:>6,} {d.referenced:>6,} {d.to_act:>8,} {100 * d.fraction:>5.1f}%  {d.guardrail}")
+    for d in plan.datasets:
+        for ref in d.references:
+            print(f"  {d.dataset}: {ref['rows']:,} expired row(s) kept (refd): rows of {ref['dataset']} "
+                  f"({', '.join(ref['columns'])}) that stay still point at them")
     failed = [d for d in plan.datasets if d.error]
     if failed:
         names = ", ".join(d.dataset for d in failed)
