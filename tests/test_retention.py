@@ -243,7 +243,8 @@ def test_rows_still_referenced_by_rows_that_stay_are_kept_and_the_rest_of_the_ru
 
     talks = plan.dataset("conversations")
     assert talks.referenced == 1 and talks.references == [
-        {"dataset": "chat_messages", "columns": ["conversation_id"], "on_delete": "NO ACTION", "rows": 1}]
+        {"dataset": "chat_messages", "columns": ["conversation_id"], "on_delete": "NO ACTION", "subject_link": True,
+         "rows": 1}]
     held_conversations = {c for c in range(1, 7) if c % 5 + 1 == HELD_SUBJECT}
     assert _ids(engine, conversations) == {1, 7, 8} | held_conversations, "only the referenced old conversation stays"
     assert 99 in _ids(engine, chat_messages)
@@ -253,7 +254,8 @@ def test_rows_still_referenced_by_rows_that_stay_are_kept_and_the_rest_of_the_ru
     row = next(d for d in document["datasets"] if d["dataset"] == "conversations")
     assert row["referenced"] == 1
     assert row["references"][0]["advice"].startswith(
-        "conversations: 1 expired row(s) kept: referenced by rows of chat_messages (conversation_id) that are not expired.")
+        "conversations: 1 expired row(s) kept: referenced by rows of chat_messages that are not expired or are held; "
+        "rows of chat_messages reach their person through them (conversation_id)")
     assert "keeps its rows no longer than conversations (1y)" in row["references"][0]["advice"]
 
 

@@ -7,9 +7,10 @@ date, never converted to a fixed number of days.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
@@ -47,9 +48,9 @@ class Duration:
 
     def _day_bounds(self) -> tuple[float, float]:
         """Shortest and longest length in days over every calendar position."""
-        years, months = divmod(self.months, 12)
+        shortest, longest = _month_span_days(self.months) if self.months else (0, 0)
         days = self.seconds / 86400
-        return (years * 365 + months * 28 + days, years * 366 + months * 31 + days)
+        return shortest + days, longest + days
 
     def surely_shorter_than(self, other: "Duration") -> bool:
         """True when ``self`` can be shorter than ``other`` at some date.
@@ -63,3 +64,15 @@ class Duration:
 
     def __str__(self) -> str:
         return self.text
+
+
+@functools.lru_cache(maxsize=None)
+def _month_span_days(months: int) -> tuple[int, int]:
+    """The fewest and most days ``months`` calendar months span (``before`` a date), over end dates
+    from 2095 to 2105: leap years on both sides of 2100, which is not one, so every pattern of
+    month lengths and leap days the calendar has.  ``6mo`` spans 181 to 184 days, ``1y`` 365 or 366."""
+    spans, day, last = set(), date(2095, 1, 1), date(2106, 1, 1)
+    while day < last:
+        spans.add((day - (day - relativedelta(months=months))).days)
+        day += timedelta(days=1)
+    return min(spans), max(spans)

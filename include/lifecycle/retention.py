@@ -29,7 +29,6 @@ from lifecycle.stores.contract import KeyRange, References, Selection
 
 log = logging.getLogger(__name__)
 
-MAX_STAGES = 3          # foreign-key depth the apply phase can order (children first)
 KIND = "retention"
 
 
@@ -150,11 +149,11 @@ class Retention:
                 fields=fields if rule.action == "anonymize" else [],
             ))
         plan = Plan(run_id, iso_utc(as_of), retention.batch_size, retention.max_fraction_per_run, datasets)
-        held = {d.dataset: tuple(sorted(self.state.holds.held_subjects(d.dataset, as_of.date()))) for d in datasets}
+        held = self._held(as_of)
         going = self._going(plan, held)
         for entry in datasets:
             try:
-                self._count(entry, held[entry.dataset], going, retention.batch_size)
+                self._count(entry, held, going, retention.batch_size)
             except Exception as exc:
                 if is_transient(exc) or not isinstance(exc, LifecycleError):
                     raise
@@ -178,6 +177,17 @@ class Retention:
         """A step that stopped the run before it could act (preflight, plan), for the report."""
         self.state.ledger.append("retention.failed", {"step": step, "reason": reason}, dag_id=dag_id, run_id=run_id,
                                  key=_key(run_id, "failed", step))
+
+    def _held(self, as_of: datetime) -> dict[str, tuple[str, ...]]:
+        """The subjects under legal hold on the run's day, per dataset (a hold may name datasets)."""
+        active = self.state.holds.active(as_of.date())
+        return {name: tuple(sorted({h.subject_id for h in active if h.covers(name)})) for name in self.catalog.datasets}
+
+    def _deleting_selection(self, entry: DatasetPlan, held: dict[str, tuple], going_with: tuple = ()) -> Selection:
+        """What a delete rule takes: its selection, less rows that rows staying behind point at
+        (held rows among them, whatever their foreign key would do)."""
+        return replace(self.selection(entry, held.get(entry.dataset, ())), kept_if_referenced=True,
+                       going_with=going_with, held=tuple((d, h) for d, h in held.items() if h))
 
     def selection(self, entry: DatasetPlan, held: tuple = (), cutoff: datetime | None = None) -> Selection:
         """What the rule takes of a dataset: older than the cutoff, not held, not yet anonymized."""
@@ -205,7 +215,7 @@ class Retention:
             children = tuple((ref.dataset, build(ref.dataset, seen + (name,)))
                              for ref in store.references(name)
                              if ref.protects and ref.dataset in deleting and ref.dataset not in seen + (name,))
-            chosen = replace(self.selection(entry, held[name]), kept_if_referenced=True, going_with=children)
+            chosen = self._deleting_selection(entry, held, children)
             built[name] = chosen
             return chosen
 
@@ -218,9 +228,10 @@ class Retention:
                 deleting[name].error = str(exc)
         return built
 
-    def _count(self, entry: DatasetPlan, held: tuple, going: dict[str, Selection], batch: int) -> None:
+    def _count(self, entry: DatasetPlan, holds: dict[str, tuple], going: dict[str, Selection], batch: int) -> None:
         if entry.error:
             raise LifecycleError(entry.error)
+        held = holds.get(entry.dataset, ())
         store = self.stores(entry.system)
         with store.snapshot():
             entry.total = store.count(entry.dataset)
@@ -250,23 +261,30 @@ class Retention:
                 rows = store.referenced(entry.dataset, acting, ref)
                 if rows:
                     found.append({"dataset": ref.dataset, "columns": list(ref.columns), "on_delete": ref.on_delete,
-                                  "rows": rows})
-                    log.warning("plan: %s: %d expired row(s) kept: referenced by rows of %s (%s) that are not expired",
+                                  "subject_link": ref.link, "rows": rows})
+                    log.warning("plan: %s: %d expired row(s) kept: referenced by rows of %s (%s) that stay",
                                 entry.dataset, rows, ref.dataset, ", ".join(ref.columns))
         return found
 
     def _stage(self, plan: Plan, going: dict[str, Selection]) -> None:
-        """Give each deleting dataset a stage after the deleting datasets whose rows point at it."""
+        """Give each deleting dataset a stage after the deleting datasets whose rows point at it.
+
+        A system has as many stages as its longest chain of subject links has datasets
+        (``stages_of``: the DAG's shape comes from the configuration); foreign keys that chain
+        deeper than that fail the datasets above the chain's limit, not the run.
+        """
         edges = [(child, name) for name, chosen in going.items() for child, _ in chosen.going_with]
         entries = {d.dataset: d for d in plan.datasets}
-        for _ in range(MAX_STAGES):
+        for _ in range(len(entries)):
             for child, parent in edges:
                 entries[parent].stage = max(entries[parent].stage, entries[child].stage + 1)
         for entry in entries.values():
-            if entry.stage >= MAX_STAGES and not entry.error:
-                entry.error = (f"foreign keys chain more than {MAX_STAGES} deleting datasets above {entry.dataset}; "
-                               "give some of them rules that run in another retention run, or split the rules")
-                entry.stage = MAX_STAGES - 1
+            limit = stages_of(self.config, entry.system)
+            if entry.stage >= limit and not entry.error:
+                entry.error = (f"foreign keys chain more than {limit} deleting datasets of system {entry.system!r} "
+                               f"up to {entry.dataset}, more than its subject links do; give the datasets at the "
+                               "bottom of the chain rules that expire them earlier, or split the rules")
+            entry.stage = min(entry.stage, limit - 1)
 
     # ------------------------------------------------------------- guardrail
 
@@ -300,9 +318,10 @@ class Retention:
         ``max_partitions_per_dataset`` contiguous groups; a dataset that could
         not be planned gets one unit that fails (its own task, not the others)."""
         partitions = partitions or self.config.retention.max_partitions_per_dataset
-        units: dict[str, list[dict]] = {unit_group(s, i): [] for s in self.systems() for i in range(MAX_STAGES)}
+        units: dict[str, list[dict]] = {unit_group(s, i): [] for s in self.systems()
+                                        for i in range(stages_of(self.config, s))}
         for d in plan.datasets:
-            group = units[unit_group(d.system, d.stage if self._staged(d.system) else 0)]
+            group = units[unit_group(d.system, d.stage)]
             if d.error:
                 group.append({"dataset": d.dataset, "error": d.error, "part": 0, "parts": 1})
                 continue
@@ -314,9 +333,6 @@ class Retention:
             for part in range(parts):
                 group.append({**common, "part": part, "parts": parts, "ranges": d.ranges[part * size:(part + 1) * size]})
         return units
-
-    def _staged(self, system: str) -> bool:
-        return stages_of(self.config, system) > 1
 
     def systems(self) -> list[str]:
         return retention_systems(self.config)
@@ -335,19 +351,19 @@ class Retention:
             raise LifecycleError(f"retention of {name} could not be planned: {unit['error']}")
         action = unit["action"]
         store = self.stores.of(name)
-        held = tuple(sorted(self.state.holds.held_subjects(name, as_of.date())))
+        holds = self._held(as_of)
+        held = holds[name]
         selection = Selection(older_than=_when(unit["cutoff"]), exclude_subjects=held,
                               pending_anonymization=tuple(unit["fields"]) if action == "anonymize" else (),
-                              kept_if_referenced=action == "delete")
+                              kept_if_referenced=action == "delete", held=tuple((d, h) for d, h in holds.items() if h))
         fields = [f for f in self.catalog.personal_fields(name) if f.column in unit["fields"]]
         key_material = hmac_key(self.catalog) if action == "anonymize" and any(
             f.spec.anonymize.strategy == "hmac" for f in fields) else None
         done = skipped = objects = locked = 0
         total = len(unit["ranges"])
         finished = self.state.ledger.keys_with_prefix(_key(run_id, name, ""))
-        for i, bounds in enumerate(unit["ranges"], 1):
-            key_range = KeyRange(*bounds)
-            low, high = key_range.low, key_range.high
+        for i, (low, high, planned) in enumerate(unit["ranges"], 1):
+            key_range = KeyRange(low, high, planned)
             key = _key(run_id, name, low, high)
             if key in finished:
                 skipped += 1
@@ -384,6 +400,7 @@ class Retention:
         is reported as incomplete, not verified: its task failed the run already.
         """
         as_of = _when(plan.as_of)
+        holds = self._held(as_of)
         recorded = self.state.ledger.keys_with_prefix(_key(plan.run_id, ""))
         results, problems = {}, []
         for d in plan.datasets:
@@ -393,14 +410,15 @@ class Retention:
             if d.guardrail == "blocked":
                 results[d.dataset] = {"skipped": "guardrail"}
                 continue
-            missing = sum(_key(plan.run_id, d.dataset, r[0], r[1]) not in recorded for r in d.ranges)
+            missing = sum(_key(plan.run_id, d.dataset, low, high) not in recorded for low, high, _ in d.ranges)
             if missing:
                 results[d.dataset] = {"incomplete": missing}
                 continue
-            held = tuple(sorted(self.state.holds.held_subjects(d.dataset, as_of.date())))
+            held = holds[d.dataset]
             store = self.stores(d.system)
             with store.snapshot():
-                left = store.remaining(d.dataset, replace(self.selection(d, held), kept_if_referenced=d.action == "delete"))
+                left = store.remaining(d.dataset, self._deleting_selection(d, holds) if d.action == "delete"
+                                       else self.selection(d, held))
                 held_left = (store.count(d.dataset, self.selection(d)) - store.count(d.dataset, self.selection(d, held))
                              if held else 0)
             results[d.dataset] = {"remaining": left.items, "held": held_left, **left.kept}
@@ -476,11 +494,13 @@ class Retention:
 def _advice(entry: DatasetPlan, reference: dict) -> str:
     """The configuration change that lets the kept rows go with the rows that point at them."""
     child = reference["dataset"]
-    return (f"{entry.dataset}: {reference['rows']} expired row(s) kept: referenced by rows of {child} "
-            f"({', '.join(reference['columns'])}) that are not expired. To expire them together, give {child} a "
-            f"retention rule that keeps its rows no longer than {entry.dataset} ({entry.keep}), or keep "
-            f"{entry.dataset} as long as {child}; or declare the foreign key ON DELETE SET NULL if {child} "
-            "may outlive its parent.")
+    why = (f"rows of {child} reach their person through them ({', '.join(reference['columns'])}): without them "
+           "those rows would reach nobody, and no erasure or legal hold could find them"
+           if reference.get("subject_link") else f"a foreign key of {child} ({', '.join(reference['columns'])}) "
+           f"points at them ({reference['on_delete']}): deleting them would fail or cascade")
+    return (f"{entry.dataset}: {reference['rows']} expired row(s) kept: referenced by rows of {child} that are not "
+            f"expired or are held; {why}. To expire them together, give {child} a retention rule that keeps its rows "
+            f"no longer than {entry.dataset} ({entry.keep}), or keep {entry.dataset} as long as {child}.")
 
 
 def retention_systems(config: Config) -> list[str]:
@@ -495,8 +515,14 @@ def retention_systems(config: Config) -> list[str]:
 
 
 def stages_of(config: Config, system: str) -> int:
-    """How many apply stages a system gets: tables may need children-first ordering, objects not."""
-    return MAX_STAGES if config.catalog.systems[system].type == "sql" else 1
+    """How many apply stages a system gets: one per dataset of its longest chain of subject links
+    (a row's children go first), at least three for a SQL system; objects need one."""
+    catalog = config.catalog
+    if catalog.systems[system].type != "sql":
+        return 1
+    depths = [len(catalog.path_to_subject(name)) for name in catalog.table_datasets
+              if catalog.dataset(name).system == system and catalog.dataset(name).personal]
+    return max([3] + [depth + 1 for depth in depths])
 
 
 def unit_group(system: str, stage: int) -> str:

@@ -93,21 +93,26 @@ def test_every_orderable_key_is_cut_into_ranges_that_survive_json(engine, lifecy
     assert left == {NOW - timedelta(days=i) for i in range(10)}
 
 
-def _parent_child(engine, lifecycle_engine, on_delete: str | None):
+def _parent_child(engine, lifecycle_engine, on_delete: str | None, *, linked: bool = True, declared: bool = True):
+    """people <- orders <- order_lines.  ``linked``: a line reaches its person through its order
+    (the subject link); else through its own ``person`` column, and ``order_id`` is a plain foreign
+    key.  ``declared``: ``order_id`` is a declared foreign key with ``on_delete``."""
     meta = sa.MetaData()
     people = sa.Table("people", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
                       sa.Column("name", sa.String(40)), sa.Column("created_at", sa.DateTime))
     orders = sa.Table("orders", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
                       sa.Column("person", sa.Integer, sa.ForeignKey("people.id")), sa.Column("at", sa.DateTime))
-    lines = sa.Table("order_lines", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                     sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id", ondelete=on_delete), nullable=True),
-                     sa.Column("at", sa.DateTime))
+    order_id = (sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id", ondelete=on_delete), nullable=True) if declared
+                else sa.Column("order_id", sa.Integer, nullable=True))
+    lines = sa.Table("order_lines", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False), order_id,
+                     sa.Column("person", sa.Integer), sa.Column("at", sa.DateTime))
     meta.create_all(engine)
     with engine.begin() as conn:
         conn.execute(people.insert(), [{"id": 1, "name": "A", "created_at": NOW}])
         # orders 1..10 are old; lines of orders 1..3 are young (they stay), of 4..6 old, 7..10 have none
         conn.execute(orders.insert(), [{"id": o, "person": 1, "at": NOW - timedelta(days=400)} for o in range(1, 11)])
-        conn.execute(lines.insert(), [{"id": o * 10 + k, "order_id": o, "at": NOW - timedelta(days=1 if o <= 3 else 400)}
+        conn.execute(lines.insert(), [{"id": o * 10 + k, "order_id": o, "person": 1,
+                                       "at": NOW - timedelta(days=1 if o <= 3 else 400)}
                                       for o in range(1, 7) for k in range(2)])
     catalog = Catalog(CatalogFile.model_validate({
         "systems": {"app": {"type": "sql", "conn_id": "app"}, "state": {"type": "sql", "conn_id": "state"}},
@@ -119,17 +124,24 @@ def _parent_child(engine, lifecycle_engine, on_delete: str | None):
             "orders": {"system": "app", "table": "orders", "primary_key": "id", "created": "at",
                        "subject": "person -> people.id", "category": "records"},
             "order_lines": {"system": "app", "table": "order_lines", "primary_key": "id", "created": "at",
-                            "subject": "order_id -> orders.id", "category": "records"},
+                            "subject": "order_id -> orders.id" if linked else "person -> people.id",
+                            "category": "records", "fields": {"person" if linked else "order_id": {"personal": False}}},
         },
     }))
     return SqlStore(lifecycle_engine, catalog, "app"), orders, lines
 
 
-@pytest.mark.parametrize("on_delete, kept", [(None, {1, 2, 3}), ("CASCADE", {1, 2, 3}), ("SET NULL", set())])
-def test_rows_that_staying_rows_point_at_are_kept(engine, lifecycle_engine, on_delete, kept):
-    store, orders, lines = _parent_child(engine, lifecycle_engine, on_delete)
+@pytest.mark.parametrize("linked, declared, on_delete, kept", [
+    (True, True, None, {1, 2, 3}), (True, True, "CASCADE", {1, 2, 3}), (True, True, "SET NULL", {1, 2, 3}),
+    (True, False, None, {1, 2, 3}),                     # a subject link without a foreign key keeps its rows' parents too
+    (False, True, None, {1, 2, 3}), (False, True, "CASCADE", {1, 2, 3}),
+    (False, True, "SET NULL", set()),                   # a plain foreign key that clears itself: the parent goes
+], ids=["link-no-action", "link-cascade", "link-set-null", "link-undeclared", "fk-no-action", "fk-cascade", "fk-set-null"])
+def test_rows_that_staying_rows_point_at_are_kept(engine, lifecycle_engine, linked, declared, on_delete, kept):
+    store, orders, lines = _parent_child(engine, lifecycle_engine, on_delete, linked=linked, declared=declared)
     [reference] = store.references("orders")
-    assert (reference.dataset, reference.on_delete) == ("order_lines", on_delete or "NO ACTION")
+    assert (reference.dataset, reference.link) == ("order_lines", linked)
+    assert reference.on_delete == ((on_delete or "NO ACTION") if declared else "NONE")
     old = NOW - timedelta(days=200)
     lines_going = Selection(older_than=old, kept_if_referenced=True)
     orders_going = Selection(older_than=old, kept_if_referenced=True, going_with=(("order_lines", lines_going),))
@@ -144,6 +156,18 @@ def test_rows_that_staying_rows_point_at_are_kept(engine, lifecycle_engine, on_d
     with engine.connect() as conn:
         assert set(conn.execute(sa.select(orders.c.id)).scalars()) == kept
         young = {row.id: row.order_id for row in conn.execute(sa.select(lines))}
-    assert young == {o * 10 + k: (o if on_delete != "SET NULL" else None) for o in range(1, 4) for k in range(2)}
+    assert young == {o * 10 + k: (o if kept else None) for o in range(1, 4) for k in range(2)}
     left = store.remaining("orders", Selection(older_than=old, kept_if_referenced=True))
     assert (left.items, left.kept.get("referenced", 0)) == (0, len(kept))
+
+
+def test_held_rows_keep_what_they_point_at_even_through_set_null(engine, lifecycle_engine):
+    """Found by the conformance suite (seed 48): a parent deleted through ON DELETE SET NULL rewrote
+    a held row, which then no longer counted as held and was anonymized."""
+    store, orders, lines = _parent_child(engine, lifecycle_engine, "SET NULL", linked=False)
+    old = NOW - timedelta(days=200)
+    held = (("order_lines", ("1",)),)                  # every line is person 1's, held for order_lines only
+    assert store.delete("orders", Selection(older_than=old, kept_if_referenced=True, held=held)).rows == 4
+    with engine.connect() as conn:
+        assert set(conn.execute(sa.select(orders.c.id)).scalars()) == {1, 2, 3, 4, 5, 6}
+        assert None not in set(conn.execute(sa.select(lines.c.order_id)).scalars()), "no held row was rewritten"

@@ -166,8 +166,9 @@ def test_anonymize_applies_each_strategy_and_keeps_the_rest(store):
 
 
 def test_references_are_found_from_foreign_keys(store):
-    assert sorted((r.dataset, r.columns, r.referred, r.on_delete) for r in store.references("users")) == [
-        ("access_logs", ("user_id",), ("id",), "NO ACTION"), ("conversations", ("user_id",), ("id",), "NO ACTION")]
+    assert sorted((r.dataset, r.columns, r.referred, r.on_delete, r.link) for r in store.references("users")) == [
+        ("access_logs", ("user_id",), ("id",), "NO ACTION", True), ("conversations", ("user_id",), ("id",), "NO ACTION", True),
+        ("orders", ("user_id",), ("id",), "NONE", True)]      # a subject link in the catalog, no table here
     assert store.references("chat_messages") == []
 
 

@@ -33,19 +33,14 @@ BeforeCommit = Callable[[dict, list], None]
 
 @dataclass(frozen=True)
 class KeyRange:
-    """Inclusive bounds of one batch (JSON-safe key values) and the items it held when planned.
-
-    ``after``: the key just before ``low`` when planned, where a store that lists in
-    key order (S3) starts listing this batch; None for the first batch and for SQL.
-    """
+    """Inclusive bounds of one batch (JSON-safe key values) and the items it held when planned."""
 
     low: Any
     high: Any
     rows: int
-    after: Any = None
 
     def as_list(self) -> list:
-        return [self.low, self.high, self.rows] + ([self.after] if self.after is not None else [])
+        return [self.low, self.high, self.rows]
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,9 @@ class Selection:
     ``kept_if_referenced``: leave out rows that rows staying behind still
     point at through a foreign key (a cascade would delete them, a plain key
     would refuse); ``going_with`` names the other datasets' selections that
-    go in the same run, whose rows do not count as staying.
+    go in the same run, whose rows do not count as staying; ``held`` names
+    the subjects under legal hold per dataset, whose rows keep what they
+    point at even through ``ON DELETE SET NULL`` (it would rewrite a held row).
     """
 
     older_than: datetime | None = None
@@ -73,6 +70,7 @@ class Selection:
     pending_anonymization: tuple[str, ...] = ()
     kept_if_referenced: bool = False
     going_with: tuple[tuple[str, "Selection"], ...] = ()
+    held: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 ALL = Selection()
@@ -130,17 +128,21 @@ class DatasetStore(Protocol):
 
 @dataclass(frozen=True)
 class Reference:
-    """A foreign key of ``dataset`` (the referencing rows) onto another dataset's table."""
+    """Rows of ``dataset`` pointing at another dataset's rows: a foreign key, or the catalog's
+    subject link (``link``), declared as a foreign key or not."""
 
     dataset: str
     columns: tuple[str, ...]
     referred: tuple[str, ...]
-    on_delete: str                   # NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT
+    on_delete: str                   # NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT | NONE (no foreign key)
+    link: bool = False               # the referencing rows reach their person through it
 
     @property
     def protects(self) -> bool:
-        """Whether a referencing row that stays keeps its parent (all but SET NULL / SET DEFAULT)."""
-        return self.on_delete not in ("SET NULL", "SET DEFAULT")
+        """Whether a referencing row that stays keeps the row it points at: always through a subject
+        link (without it the row would reach nobody: no erasure or hold could find it again), else
+        unless the foreign key clears the link (SET NULL / SET DEFAULT)."""
+        return self.link or self.on_delete not in ("SET NULL", "SET DEFAULT")
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -138,25 +139,20 @@ class S3Store:
     # ------------------------------------------------------------- versions
 
     def list_versions(self, prefix: str, *, older_than: datetime | None = None, dataset: str | None = None,
-                      first: str | None = None, last: str | None = None, after: str | None = None) -> Iterator[ObjectVersion]:
+                      last: str | None = None) -> Iterator[ObjectVersion]:
         """Every version and delete marker under ``prefix``, optionally only those last
-        modified before ``older_than`` (tz-aware), and only keys in [``first``, ``last``]:
-        the listing starts after the key ``after`` (an existing key before ``first``; S3
-        lists the keys after it, moto also one version of it, which the bounds drop)
-        and stops past ``last``."""
+        modified before ``older_than`` (tz-aware); with ``last``, the listing stops past that key."""
         if older_than is not None and older_than.tzinfo is None:
             raise ValueError(f"older_than must be timezone-aware, got {older_than!r}")
-        start = {"KeyMarker": after} if after else {}
         with self._failures(dataset, f"list object versions under {prefix!r}"):
-            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix, **start)
+            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
             for page in pages:
                 entries = itertools.chain(
                     (_version(e, is_delete_marker=False) for e in page.get("Versions", [])),
                     (_version(e, is_delete_marker=True) for e in page.get("DeleteMarkers", [])),
                 )
                 for version in entries:
-                    if (older_than is None or version.last_modified < older_than) and \
-                            (first is None or version.key >= first) and (last is None or version.key <= last):
+                    if (older_than is None or version.last_modified < older_than) and (last is None or version.key <= last):
                         yield version
                 if last is not None and page.get("NextKeyMarker", "") > last:
                     return
@@ -226,9 +222,14 @@ class S3Store:
         static = self.catalog.static_prefix(dataset)
         groups: dict[str, list[ObjectVersion]] = {}
         if subjects is None:
-            bounds = {"first": within.low, "last": within.high, "after": within.after} if within is not None else {}
-            for version in self.list_versions(static, dataset=dataset, **bounds):
-                groups.setdefault(version.key, []).append(version)
+            if within is None:
+                listed = self.list_versions(static, dataset=dataset)
+            else:                      # every key of the range shares the bounds' common prefix
+                listed = self.list_versions(os.path.commonprefix([within.low, within.high]),
+                                            dataset=dataset, last=within.high)
+            for version in listed:
+                if within is None or version.key >= within.low:
+                    groups.setdefault(version.key, []).append(version)
             return groups
         wanted, budget = set(subjects), self.list_budget * max(len(subjects), 1)
         for n, version in enumerate(self.list_versions(static, dataset=dataset)):
@@ -281,8 +282,7 @@ class S3Store:
     def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
         """The selected keys in ranges of ``size`` keys (S3 lists keys in this order)."""
         keys = sorted(self._select(dataset, selection))
-        return [KeyRange(keys[i], keys[min(i + size, len(keys)) - 1], min(size, len(keys) - i), keys[i - 1] if i else None)
-                for i in range(0, len(keys), size)]
+        return [KeyRange(part[0], part[-1], len(part)) for part in (keys[i:i + size] for i in range(0, len(keys), size))]
 
     def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change:
         """Delete every version and marker of the selected keys.

@@ -206,11 +206,21 @@ class SqlStore:
                 on_delete = ((fk.get("options") or {}).get("ondelete") or "NO ACTION").upper()
                 found.setdefault(parent, []).append(Reference(
                     name, tuple(fk["constrained_columns"]), tuple(fk["referred_columns"]), on_delete))
+        for name in mine:                                 # subject links, declared as foreign keys or not
+            link = self.catalog.dataset(name).subject
+            if link is None or link.dataset not in mine:
+                continue
+            columns, referred = (link.column,), (link.target_column,)
+            known = [r for r in found.get(link.dataset, []) if (r.dataset, r.columns, r.referred) == (name, columns, referred)]
+            declared = known[0].on_delete if known else "NONE"
+            found[link.dataset] = [r for r in found.get(link.dataset, []) if r not in known] + [
+                Reference(name, columns, referred, declared, link=True)]
         return found
 
     def referenced(self, dataset: str, selection: Selection, reference: Reference) -> int:
         """Selected rows that rows of ``reference.dataset`` which stay still point at
-        (rows of that dataset in ``selection.going_with`` go in the same run)."""
+        (rows of that dataset in ``selection.going_with`` go in the same run; through
+        ``ON DELETE SET NULL``, held rows only)."""
         parent = self.table(dataset)
         child = self.table(reference.dataset).alias()
         base = replace(selection, kept_if_referenced=False)
@@ -221,8 +231,12 @@ class SqlStore:
             return conn.execute(query).scalar_one()
 
     def _staying(self, reference: Reference, parent, child, selection: Selection) -> sa.ColumnElement:
-        """Rows of ``child`` that point at the ``parent`` row and do not go in this run."""
+        """Rows of ``child`` that point at the ``parent`` row and keep it: rows that do not go in
+        this run, or, where the foreign key would only set their link to NULL, held rows."""
         link = sa.and_(*(child.c[c] == parent.c[r] for c, r in zip(reference.columns, reference.referred)))
+        if not reference.protects:
+            held = dict(selection.held).get(reference.dataset, ())
+            return sa.and_(link, self._owned(reference.dataset, held, self._link_of(reference.dataset, child)))
         going = dict(selection.going_with).get(reference.dataset)
         if going is None:
             return link
@@ -287,8 +301,9 @@ class SqlStore:
                 for name in selection.pending_anonymization
             ))))
         if selection.kept_if_referenced:
+            held = dict(selection.held)
             for reference in self.references(dataset):
-                if reference.protects:
+                if reference.protects or held.get(reference.dataset):
                     child = self.table(reference.dataset).alias()
                     staying = self._staying(reference, source, child, selection)
                     clauses.append(sa.not_(sa.exists(sa.select(sa.literal(1)).select_from(child).where(staying))))

@@ -1,0 +1,210 @@
+"""Where a world lives: a fresh database (and second schema) per instance, buckets, uploads.
+
+Plain SQLAlchemy and boto3; nothing here imports the engine.  An *instance* is
+one copy of a world in its own database, bucket and state file: retention
+runs on one (``r``), incident, sharing and erasure on another (``e``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+SERVER_URLS = {
+    "postgresql": os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    "mariadb": os.environ.get("LIFECYCLE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+_ADMIN: dict[str, sa.Engine] = {}
+
+
+def _admin(backend: str) -> sa.Engine:
+    if backend not in _ADMIN:
+        _ADMIN[backend] = sa.create_engine(sa.make_url(SERVER_URLS[backend]), isolation_level="AUTOCOMMIT")
+    return _ADMIN[backend]
+
+
+def bucket_name(backend: str, seed: int, kind: str) -> str:
+    return f"cw-{backend[:2]}-{seed}-{kind}"
+
+
+def s3_client(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def aws_connection(endpoint: str) -> str:
+    return json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
+                       "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
+
+
+# ------------------------------------------------------------------ objects
+
+
+def create_bucket(client, bucket: str, locked: bool) -> None:
+    if locked:
+        client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    else:
+        client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def upload(client, bucket: str, keys, phase: int | None, records: list[dict]) -> None:
+    """Upload every event of ``keys`` in ``phase`` (None: all), in order; append what was written."""
+    for k in keys:
+        for n, (kind, at, lock) in enumerate(k.events):
+            if phase is not None and at != phase:
+                continue
+            if kind == "marker":
+                response = client.delete_object(Bucket=bucket, Key=k.key)
+                records.append({"key": k.key, "version_id": response["VersionId"], "marker": True, "lock": None})
+                continue
+            extra = {}
+            if lock == "legal":
+                extra["ObjectLockLegalHoldStatus"] = "ON"
+            elif lock:
+                extra.update(ObjectLockMode=lock[0], ObjectLockRetainUntilDate=lock[1])
+            response = client.put_object(Bucket=bucket, Key=k.key, Body=f"{k.key}#{n}".encode(), **extra)
+            records.append({"key": k.key, "version_id": response["VersionId"], "marker": False, "lock": lock})
+
+
+def read_back(client, bucket: str, records: list[dict]) -> list[dict]:
+    """Attach each written version's LastModified as S3 lists it."""
+    listed = {}
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            listed[(entry["Key"], entry["VersionId"])] = entry["LastModified"]
+    return [{**r, "last_modified": listed[(r["key"], r["version_id"])]} for r in records]
+
+
+def delete_bucket(client, bucket: str) -> None:
+    try:
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                client.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"],
+                                     BypassGovernanceRetention=True)
+        client.delete_bucket(Bucket=bucket)
+    except Exception:
+        pass                          # locked versions keep a bucket; the moto server goes with the session
+
+
+# ------------------------------------------------------------------ an instance
+
+
+@dataclass
+class Instance:
+    world: object
+    backend: str
+    kind: str                     # "r" (retention) | "e" (incident, sharing, erasure)
+    folder: Path
+    endpoint: str
+    url: sa.URL | None = None
+    schema: str | None = None
+    engine: sa.Engine | None = None
+    tables: dict = field(default_factory=dict)
+    databases: list[str] = field(default_factory=list)
+    versions: list[dict] = field(default_factory=list)
+
+    @property
+    def tag(self) -> str:
+        return f"cw_{self.backend[:2]}_{self.world.seed}_{self.kind}_{self.token}"
+
+    @staticmethod
+    def bucket_for(backend: str, seed: int, kind: str) -> str:
+        return bucket_name(backend, seed, kind)
+
+    def __post_init__(self):
+        self.token = uuid.uuid4().hex[:6]
+        self.conn = {"app": f"{self.tag}_app", "state": f"{self.tag}_state", "s3": f"{self.tag}_s3",
+                     "signing": f"{self.tag}_sign"}
+        self.bucket = bucket_name(self.backend, self.world.seed, self.kind)
+        self.drop_bucket = bucket_name(self.backend, self.world.seed, self.kind + "d")
+        self.state_path = self.folder / "state.db"
+        self.config_dir = self.folder / "config"
+
+    # ---- databases
+    def create(self) -> None:
+        world, backend = self.world, self.backend
+        name = self.tag.lower()
+        if backend == "sqlite":
+            self.url = sa.URL.create("sqlite", database=str(self.folder / "app.db"))
+            self.schema = None
+            self.engine = sa.create_engine(self.url)
+        else:
+            admin = _admin(backend)
+            try:
+                with admin.connect() as conn:
+                    if backend == "postgresql":
+                        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                    else:
+                        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            except sa.exc.OperationalError as exc:
+                reason = f"{backend} not reachable: {str(exc.orig).splitlines()[0]}"
+                if os.environ.get("LIFECYCLE_REQUIRE_SERVERS") == "1":
+                    pytest.fail(reason)
+                pytest.skip(reason)
+            self.databases.append(name)
+            self.url = admin.url.set(database=name)
+            self.engine = sa.create_engine(self.url)
+            if world.second_schema:
+                if backend == "postgresql":
+                    self.schema = world.schema_name
+                    with self.engine.begin() as conn:
+                        conn.execute(sa.text(f'CREATE SCHEMA "{self.schema}"'))
+                else:
+                    self.schema = f"{name}_s"
+                    with admin.connect() as conn:
+                        conn.execute(sa.text(f"CREATE DATABASE `{self.schema}` CHARACTER SET utf8mb4"))
+                    self.databases.append(self.schema)
+        default = self.databases[0] if backend == "mariadb" and self.schema else None
+        meta, self.tables = world.metadata(backend, self.schema, default)
+        meta.create_all(self.engine)
+        with self.engine.begin() as conn:
+            for t in world.insert_order():
+                if t.rows:
+                    conn.execute(self.tables[t.dataset].insert(), [dict(r) for r in t.rows])
+
+    def drop(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+        if self.backend == "sqlite":
+            return
+        with _admin(self.backend).connect() as conn:
+            if self.backend == "mariadb":
+                conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
+            for name in reversed(self.databases):
+                if self.backend == "postgresql":
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                else:
+                    conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+
+    # ---- configuration and connections
+    def write_config(self) -> None:
+        files = self.world.files(schema=self.schema, conn=self.conn, bucket=self.bucket if self.world.objects else None,
+                                 drop_bucket=self.drop_bucket, reports=str(self.folder / "reports"))
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (self.config_dir / name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+    def environment(self) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` the engine reads, as an Airflow task would."""
+        app = self.url.render_as_string(hide_password=False)
+        env = {
+            self.conn["app"]: app,
+            self.conn["state"]: f"sqlite:///{self.state_path}",
+            self.conn["s3"]: aws_connection(self.endpoint),
+            self.conn["signing"]: json.dumps({"conn_type": "generic", "password": f"signing-key-{self.tag}-0123456789"}),
+        }
+        out = {f"AIRFLOW_CONN_{k.upper()}": v for k, v in env.items()}
+        variable = self.world.hmac_variable or "lifecycle_hmac_key"
+        out[f"AIRFLOW_VAR_{variable.upper()}"] = self.world.hmac_key
+        return out
+

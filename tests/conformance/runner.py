@@ -1,0 +1,204 @@
+"""The runner: drives the engine the way an Airflow task does.
+
+The only module of the suite that imports ``lifecycle``.  Stores are opened by
+system name from the connections in the environment (``AIRFLOW_CONN_<ID>``),
+never handed in.  Every step's exception is caught and recorded (the step, the
+type and the first lines of the message), so a test can report it together
+with the end state it left.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import Counter
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from tests.conformance.timeutil import naive
+
+
+def _failure(step: str, exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines() or [""]
+    where = traceback.extract_tb(exc.__traceback__)
+    inside = [f for f in where if "/lifecycle/" in f.filename]
+    at = f" (at {inside[-1].filename.rsplit('/lifecycle/', 1)[1]}:{inside[-1].lineno} in {inside[-1].name})" if inside else ""
+    text = " | ".join(line.strip() for line in lines[:6])
+    return f"{step}: {type(exc).__name__}: {text[:900]}{at}"
+
+
+def load(folder):
+    from lifecycle.config import load_config
+
+    return load_config(folder)
+
+
+def scan(config) -> list[str]:
+    from lifecycle.scan import scan as scan_catalog
+
+    return [str(f) for f in scan_catalog(config.catalog)]
+
+
+def _state(config, inst):
+    """The instance's state store (from its connection), its legal holds added once."""
+    from lifecycle.state import StateStore
+
+    state = StateStore.for_catalog(config.catalog)
+    if not getattr(inst, "holds_added", False):
+        for n, hold in enumerate(inst.world.holds):
+            state.holds.add(hold.subject, reason=f"conformance hold {n}", datasets=hold.datasets, until=None,
+                            today=inst.world.as_of.date())
+        inst.holds_added = True
+    return state
+
+
+def dispose(inst) -> None:
+    """Close the pools lifecycle.connections keeps for this instance's connections."""
+    from lifecycle.connections import sql_engine
+
+    for key in ("app", "state"):
+        try:
+            sql_engine(inst.conn[key]).dispose()
+        except Exception:
+            pass
+
+
+def retention(inst, run_id: str, *, again: bool, snapshot) -> dict:
+    """plan -> gate -> apply stage by stage -> verify -> report; ``again``: the same run once more."""
+    from lifecycle.retention import Retention
+
+    world, errors = inst.world, []
+    try:
+        config = load(inst.config_dir)
+    except Exception as exc:
+        return {"errors": [_failure("load_config", exc)], "loaded": False}
+    state = _state(config, inst)
+
+    def one_run(label: str) -> None:
+        r = Retention(config, state)
+        try:
+            plan = r.plan(run_id, world.as_of)
+            units = r.gate(plan)
+        except Exception as exc:
+            errors.append(_failure(f"{label}plan/gate", exc))
+            return
+        stages = sorted({int(group.rsplit("_", 1)[1]) for group in units})
+        for stage in stages:
+            failed = False
+            for group in sorted(g for g in units if g.endswith(f"__stage_{stage}")):
+                for unit in units[group]:
+                    try:
+                        r.apply(unit, run_id, world.as_of)
+                    except Exception as exc:
+                        errors.append(_failure(f"{label}apply {unit['dataset']} ({group})", exc))
+                        failed = True
+            if failed:
+                errors.append(f"{label}later stages, verify and report not run (as in the DAG: upstream failed)")
+                return
+        for step, call in (("verify", r.verify), ("report", _report(r, run_id, world.as_of))):
+            try:
+                call(plan)
+            except Exception as exc:
+                errors.append(_failure(f"{label}{step}", exc))
+
+    one_run("")
+    result = {"errors": errors, "loaded": True}
+    if again:
+        result["first"] = snapshot()
+        one_run("second run: ")
+    return result
+
+
+def _report(retention, run_id, as_of):
+    """``report(plan)``, or ``report(run_id, as_of=...)`` where the engine has moved to that."""
+    import inspect
+
+    first = next(iter(inspect.signature(retention.report).parameters))
+    if first == "plan":
+        return retention.report
+    return lambda plan: retention.report(run_id, as_of=as_of)
+
+
+def incident(inst, run_id: str) -> dict:
+    from lifecycle.incident import IncidentNotification, parse
+
+    world = inst.world
+    try:
+        config = load(inst.config_dir)
+        state = _state(config, inst)
+        form = parse({
+            "incident_id": f"INC-{world.seed:04d}", "title": "Conformance incident",
+            "discovered_at": _iso(max(naive(world.as_of), world.incident["to"]) + timedelta(hours=1)),
+            "occurred_from": _iso(world.incident["from"]), "occurred_to": _iso(world.incident["to"]),
+            "cause": "A generated world had an incident.", "affected_datasets": world.incident["datasets"],
+            "impact": "Generated impact.", "measures_taken": "Generated measures.", "precautions": "Generated precautions.",
+            "remedies": "Generated remedies.", "channels": ["email"], "phase": "initial", "dry_run": True,
+        }, config.catalog)
+        notifier = IncidentNotification(config, state)
+        notifier.register(form, run_id, world.as_of)
+        notifier.resolve(run_id)
+    except Exception as exc:
+        return {"errors": [_failure("incident", exc)], "subjects": None}
+    engine = sa.create_engine(f"sqlite:///{inst.state_path}")
+    try:
+        with engine.connect() as conn:
+            found = {r[0] for r in conn.execute(sa.text(
+                "SELECT subject_id FROM lifecycle_incident_subjects WHERE run_id = :run"), {"run": run_id})}
+    finally:
+        engine.dispose()
+    return {"errors": [], "subjects": found}
+
+
+def sharing(inst, run_id: str, client) -> dict:
+    import json
+
+    from lifecycle.sharing.service import Interval, Sharing
+
+    world = inst.world
+    interval = Interval(world.as_of - timedelta(days=1), world.as_of)
+    dataset, _ = world.share
+    try:
+        config = load(inst.config_dir)
+        state = _state(config, inst)
+        s = Sharing(config, state, "partner")
+        s.gate(interval, dag_id="sharing_partner", run_id=run_id)
+        files = [s.extract(d, interval) for d in s.recipient.share]
+        manifest = s.manifest(interval, files, dag_id="sharing_partner", run_id=run_id)
+        s.record_delivery(interval, manifest, dag_id="sharing_partner", run_id=run_id)
+    except Exception as exc:
+        return {"errors": [_failure("sharing", exc)], "records": None}
+    key = f"w{world.seed}/{interval.start.date().isoformat()}/{dataset}.jsonl"
+    body = client.get_object(Bucket=inst.drop_bucket, Key=key)["Body"].read().decode("utf-8")
+    records = Counter(json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False) for line in body.splitlines() if line)
+    return {"errors": [], "records": records}
+
+
+def erasure(inst, run_id: str) -> dict:
+    from lifecycle.erasure import Erasure
+
+    world, errors = inst.world, []
+    try:
+        config = load(inst.config_dir)
+        state = _state(config, inst)
+        e = Erasure(config, state)
+        intake = e.intake(run_id, world.as_of)
+    except Exception as exc:
+        return {"errors": [_failure("intake", exc)], "states": {}}
+    for batch in intake["batches"]:
+        try:
+            e.erase(batch, world.as_of, run_id=run_id)
+        except Exception as exc:
+            errors.append(_failure(f"erase {batch}", exc))
+    engine = sa.create_engine(f"sqlite:///{inst.state_path}")
+    try:
+        with engine.connect() as conn:
+            states = dict(conn.execute(sa.text("SELECT subject_id, state FROM lifecycle_erasures")).all())
+    finally:
+        engine.dispose()
+    return {"errors": errors, "states": states}
+
+
+def _iso(when) -> str:
+    from tests.conformance.timeutil import naive
+
+    return naive(when).isoformat() + "Z"

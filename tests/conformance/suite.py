@@ -1,0 +1,196 @@
+"""One world per (backend, seed): build its instances, run the engine, compare with the oracle.
+
+Retention runs on instance ``r``; incident, sharing and erasure on instance
+``e`` (in that order: the first two only read the application's data).  Each
+returns a list of problems; an empty list is a pass.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timedelta, timezone
+
+from tests.conformance import oracle, runner
+from tests.conformance.backends import Instance, create_bucket, delete_bucket, read_back, s3_client, upload
+from tests.conformance.world import World
+
+
+def seeds() -> list[int]:
+    if os.environ.get("LIFECYCLE_CONFORMANCE_SEED"):
+        return [int(os.environ["LIFECYCLE_CONFORMANCE_SEED"])]
+    return list(range(int(os.environ.get("LIFECYCLE_CONFORMANCE_WORLDS", "30"))))
+
+
+def replay(backend: str, seed: int, test: str) -> str:
+    return (f"replay: LIFECYCLE_CONFORMANCE_SEED={seed} .venv/bin/python -m pytest tests/conformance "
+            f"-k '{test} and {backend}'")
+
+
+def header(world: World, backend: str, test: str) -> str:
+    t = world.tables
+    return (f"world seed {world.seed} on {backend} ({test}); as_of {world.as_of.isoformat()}; "
+            f"tidy={world.tidy}; tables: " + ", ".join(
+                f"{x.table}[{x.pk}:{x.pk_kind}{', 2nd schema' if x.second_schema and backend != 'sqlite' else ''}"
+                f"{', ' + x.link.column + '->' + x.link.parent + ' fk=' + x.link.fk if x.link else ''}]" for x in t.values())
+            + f"\n{replay(backend, world.seed, test)}")
+
+
+class Suite:
+    def __init__(self, endpoint: str, folder_factory):
+        self.endpoint = endpoint
+        self.client = s3_client(endpoint)
+        self.folders = folder_factory
+        self.uploaded: dict[tuple[str, int], list[dict]] | None = None
+        self.e_results: dict[tuple[str, int], dict] = {}
+        self.timings: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- objects in phases
+
+    def upload_retention_objects(self, cases: list[tuple[str, int]]) -> None:
+        """Every retention world's objects, phase by phase, ~1.1 s apart (S3 dates objects itself)."""
+        if self.uploaded is not None:
+            return
+        self.uploaded = {}
+        worlds = {case: World(case[1]) for case in cases}
+        worlds = {case: w for case, w in worlds.items() if w.object_retention}
+        records: dict = {case: [] for case in worlds}
+        for case, w in worlds.items():
+            create_bucket(self.client, Instance.bucket_for(case[0], case[1], "r"), w.lock_bucket)
+        for phase in (0, 1, 2):
+            if phase:
+                time.sleep(1.1)
+            for case, w in worlds.items():
+                upload(self.client, Instance.bucket_for(case[0], case[1], "r"), w.retention_objects, phase, records[case])
+        for case in worlds:
+            self.uploaded[case] = read_back(self.client, Instance.bucket_for(case[0], case[1], "r"), records[case])
+
+    # ---------------------------------------------------------------- retention
+
+    def retention(self, backend: str, seed: int, monkeypatch) -> tuple[World, list[str]]:
+        started = time.monotonic()
+        world = World(seed)
+        versions: list[dict] = []
+        if world.object_retention:
+            versions = self.uploaded[(backend, seed)]
+            anchor = max(v["last_modified"] for v in versions if v["key"] == world.anchor_key)
+            cutoff = datetime.fromtimestamp(anchor.timestamp(), timezone.utc) + timedelta(seconds=world.anchor_delta)
+            as_of = world.object_keep().after(cutoff)
+            assert world.object_keep().before(as_of) == cutoff
+        else:
+            as_of = world.fixed_as_of()
+        world.materialize(as_of)
+        inst = Instance(world, backend, "r", self.folders(f"w{seed}_{backend}_r"), self.endpoint)
+        inst.versions = versions
+        problems: list[str] = []
+        try:
+            inst.create()
+            inst.write_config()
+            if world.objects and not world.object_retention:
+                create_bucket(self.client, inst.bucket, world.lock_bucket)
+            for name, value in inst.environment().items():
+                monkeypatch.setenv(name, value)
+
+            def snapshot():
+                return (oracle.actual_rows(inst.engine, inst.tables, world),
+                        oracle.actual_objects(self.client, inst.bucket) if world.objects else set())
+
+            again = seed % 3 == 0
+            result = runner.retention(inst, f"scheduled__w{seed}", again=again, snapshot=snapshot)
+            problems += [f"engine: {e}" for e in result["errors"]]
+            rows, objects = snapshot()
+            expected = oracle.expected_retention_rows(world)
+            problems += oracle.compare_rows(expected, rows, world)
+            if world.object_retention:
+                want = oracle.expected_retention_objects(world, versions, datetime.now(timezone.utc))
+                cutoffs = ", ".join(f"{o.name} cutoff {world.cutoffs_objects(o.name)}" for o in world.objects
+                                    if world.rule_of(o.name))
+                problems += oracle.compare_objects(want, objects, inst.bucket, versions,
+                                                   f"{cutoffs}; holds {[(h.subject, h.datasets) for h in world.holds]}")
+            if again and result.get("first") is not None:
+                first_rows, first_objects = result["first"]
+                changed = oracle.compare_rows(first_rows, rows, world)
+                if changed or first_objects != objects:
+                    problems.append("idempotence: the same run (same run_id) a second time changed the state: "
+                                    + "; ".join(changed) + ("; objects changed" if first_objects != objects else ""))
+        finally:
+            runner.dispose(inst)
+            inst.drop()
+            if world.objects:
+                delete_bucket(self.client, inst.bucket)
+            self.timings[f"{backend}:r:{seed}"] = time.monotonic() - started
+        return world, problems
+
+    # ---------------------------------------------------------------- incident, sharing, erasure
+
+    def erasure_instance(self, backend: str, seed: int, monkeypatch) -> dict:
+        case = (backend, seed)
+        if case in self.e_results:
+            return self.e_results[case]
+        started = time.monotonic()
+        world = World(seed).materialize(World(seed).fixed_as_of())
+        inst = Instance(world, backend, "e", self.folders(f"w{seed}_{backend}_e"), self.endpoint)
+        out = {"world": world}
+        try:
+            inst.create()
+            inst.write_config()
+            self.client.create_bucket(Bucket=inst.drop_bucket)
+            versions: list[dict] = []
+            if world.objects:
+                create_bucket(self.client, inst.bucket, world.lock_bucket)
+                records: list[dict] = []
+                upload(self.client, inst.bucket, world.erasure_objects, None, records)
+                versions = read_back(self.client, inst.bucket, records)
+            for name, value in inst.environment().items():
+                monkeypatch.setenv(name, value)
+
+            # incident: who had a row in the affected datasets inside the window
+            got = runner.incident(inst, f"manual__incident_w{seed}")
+            problems = [f"engine: {e}" for e in got["errors"]]
+            if got["subjects"] is not None:
+                want = oracle.expected_incident(world)
+                if got["subjects"] != want:
+                    problems.append(f"incident {world.incident['datasets']} window [{world.incident['from']}, "
+                                    f"{world.incident['to']}]: missing {sorted(want - got['subjects'])}, "
+                                    f"not affected but listed {sorted(got['subjects'] - want)}")
+            out["incident"] = problems
+
+            # sharing: the delivered records
+            got = runner.sharing(inst, f"scheduled__sharing_w{seed}", self.client)
+            problems = [f"engine: {e}" for e in got["errors"]]
+            if got["records"] is not None:
+                want = oracle.expected_sharing(world)
+                if got["records"] != want:
+                    missing, extra = want - got["records"], got["records"] - want
+                    problems.append(f"sharing {world.share[0]} {world.share[1]} (consent={world.consent_recipient}): "
+                                    f"{sum(missing.values())} record(s) missing {sorted(missing)[:4]}; "
+                                    f"{sum(extra.values())} unexpected {sorted(extra)[:4]}")
+            out["sharing"] = problems
+
+            # erasure
+            got = runner.erasure(inst, f"scheduled__erasure_w{seed}")
+            problems = [f"engine: {e}" for e in got["errors"]]
+            due = {str(s) for s in oracle.due_subjects(world)}
+            done = {s for s, state in got["states"].items() if state == "done"}
+            if done != due:
+                problems.append(f"erasure states: due {sorted(due)}, done {sorted(done)} (all: {got['states']})")
+            rows = oracle.actual_rows(inst.engine, inst.tables, world)
+            problems += oracle.compare_rows(oracle.expected_erasure_rows(world), rows, world)
+            if world.objects:
+                want = oracle.expected_erasure_objects(world, versions, datetime.now(timezone.utc))
+                problems += oracle.compare_objects(want, oracle.actual_objects(self.client, inst.bucket), inst.bucket,
+                                                   versions, f"due {sorted(due)}")
+            out["erasure"] = problems
+        except BaseException as exc:
+            for part in ("incident", "sharing", "erasure"):
+                out.setdefault(part, [f"world could not be run: {type(exc).__name__}: {exc}"])
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            runner.dispose(inst)
+            inst.drop()
+            for bucket in ([inst.bucket] if world.objects else []) + [inst.drop_bucket]:
+                delete_bucket(self.client, bucket)
+            self.timings[f"{backend}:e:{seed}"] = time.monotonic() - started
+        self.e_results[case] = out
+        return out
