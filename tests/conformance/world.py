@@ -431,8 +431,9 @@ class World:
 
     def _recipient(self) -> None:
         rng = self.rng
-        candidates = [t for t in self.tables.values()
-                      if t.role in ("subject", "chain") and t.depth <= 2 and any(f.personal for f in t.fields)]
+        candidates = [t for t in self.tables.values()     # a personal field that may be shared (not a credential)
+                      if t.role in ("subject", "chain") and t.depth <= 2
+                      and any(f.personal and f.category != "credentials" for f in t.fields)]
         table = rng.choice(candidates)
         shareable = [f.column for f in table.fields if f.category != "credentials"]
         fields = rng.sample(shareable, rng.randint(1, min(3, len(shareable))))
