@@ -155,7 +155,7 @@ def main() -> int:
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        connections.sql_engine.cache_clear()
+        connections.forget()
         if world and world != kept_world:
             with admin.connect() as conn:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {world} WITH (FORCE)"))
@@ -198,7 +198,7 @@ def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], co
                                                 notices=SIDES[side], rate=rate, sink=sink)
         return results
     finally:
-        connections.sql_engine.cache_clear()
+        connections.forget()
         for engine in engines:
             engine.dispose()
         with admin.connect() as conn:
@@ -482,8 +482,8 @@ def _time_parts(erasure: Erasure) -> None:
 
     for name in ("_send", "_apply", "_erase_objects", "_verify", "_certificate", "_certify", "_record_certificates", "_retained", "_entries"):
         timed(erasure, name, name)
-    for name in ("_notice_rows", "_summarize"):
-        timed(erasure, name, f"  of _send: {name}")
+    timed(erasure.state.notices, "rows", "  of _send: notice rows")
+    timed(erasure, "_summarize", "  of _send: _summarize")
     timed(S3Store, "_list", "  of _erase_objects+_verify: S3 listings")
     if _CLASSES_TIMED:                     # module and class functions: once per process
         return

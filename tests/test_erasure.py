@@ -455,13 +455,13 @@ def test_a_person_claimed_by_another_process_meanwhile_is_not_mailed_and_earlier
     with state.engine.begin() as conn:         # another process claimed (and sent) one notice after this one read the rows
         conn.execute(notices.insert().values(template="cancellation_scheduled", subject_id=str(DUPLICATE), scope="other",
                                              status="sent", claimed_at="x", updated_at="x"))
-    original, calls = erasure._notice_rows, []
+    original, calls = state.notices.rows, []
 
     def stale(template, subjects):
         calls.append(1)
         return {} if len(calls) == 1 else original(template, subjects)
 
-    erasure._notice_rows = stale
+    state.notices.rows = stale
     counts = erasure.notify_scheduled()
     assert (counts["sent"], counts["already"]) == (2, 1)
     assert _notices(state, "cancellation_scheduled") == {str(DUE): "sent", str(PENDING): "sent", str(DUPLICATE): "sent"}

@@ -1,4 +1,4 @@
-"""The one way notices go out (``mail.send_claimed`` over ``mail.Mailer``), against a real SMTP sink."""
+"""The one way notices go out (``mail.send_claimed`` over ``mail.Mailer`` and a claim table), against a real SMTP sink."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from lifecycle.mail import Claims, Mailer, Notice, send_claimed
+from lifecycle.mail import Mailer, Notice, send_claimed
 from lifecycle.mailsink import MailSink
+from lifecycle.state.claims import Claims
 
 PEOPLE = [f"p{n:02d}" for n in range(1, 13)]
 meta = sa.MetaData()
@@ -24,14 +25,14 @@ claims_table = sa.Table("claims", meta, sa.Column("subject_id", sa.String(16), p
 class TableClaims(Claims):
     """The smallest ``Claims``: one row per person."""
 
-    def __init__(self):
-        super().__init__(claims_table)
+    def __init__(self, engine):
+        super().__init__(engine, claims_table)
 
-    def row(self, composed):
-        return {"status": "sending" if composed else "no_address", "message_id": composed.message_id if composed else None}
+    def _row(self, message_id, locale):
+        return {"status": "sending" if message_id else "no_address", "message_id": message_id}
 
-    def outcome(self, delivery):
-        return {"status": delivery.status, "code": delivery.code}
+    def _outcome_row(self, outcome):
+        return {"status": outcome.status, "code": outcome.code}
 
 
 @pytest.fixture
@@ -43,13 +44,13 @@ def sink(monkeypatch):
 
 
 def _send(engine, people, mailer_cls=Mailer, rate=10_000):
-    with mailer_cls("smtp_default", "privacy@example.com", rate) as mailer, engine.connect() as conn:
+    with mailer_cls("smtp_default", "privacy@example.com", rate) as mailer:
         def prepare(subject):
             if subject == "p03":                      # no address
                 return None
             return mailer.compose(f"{subject}@example.com", Notice(f"Hello {subject}", "text", "en"), key=f"test:{subject}")
 
-        return send_claimed(mailer, people, conn, prepare=prepare, claims=TableClaims())
+        return send_claimed(mailer, people, TableClaims(engine), prepare=prepare)
 
 
 def _rows(engine):

@@ -22,22 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-import sqlalchemy as sa
-
-from lifecycle.batching import chunks
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError
-from lifecycle.mail import Claims, personal_notices, send_claimed
+from lifecycle.mail import personal_notices, send_claimed
 from lifecycle.runs import iso_utc, loaded_objects_frozen
 from lifecycle.state import StateStore
+from lifecycle.state.erasures import Intake
 from lifecycle.state.ledger import Ledger, Record, canonical_json
-from lifecycle.state.schema import erasures, notices
 from lifecycle.stores.contract import Selection
 
 log = logging.getLogger(__name__)
-
-OPEN = ("pending", "due", "erasing", "failed", "held")
 
 
 def _when(text: str) -> datetime:
@@ -90,13 +85,6 @@ class Erasure:
 
     # ---------------------------------------------------------------- intake
 
-    def _rows(self, table, where=None) -> list:
-        query = sa.select(table)
-        if where is not None:
-            query = query.where(where)
-        with self.state.engine.connect() as conn:
-            return conn.execute(query).all()
-
     def intake(self, run_id: str, as_of: datetime) -> dict:
         """Read the requests, update every subject's state, put due subjects into batches."""
         req = self.cfg.requests
@@ -108,7 +96,7 @@ class Erasure:
         for request_id, subject, requested_at, withdrawn_at in requests:
             if subject is not None and requested_at is not None:
                 by_subject.setdefault(str(subject), []).append((request_id, requested_at, withdrawn_at))
-        known = {r.subject_id: r for r in self._rows(erasures)}
+        known = {r.subject_id: r for r in self.state.erasures.all()}
         existing = self.stores.of(self.catalog.subject.dataset).count_by_subject(
             self.catalog.subject.dataset, Selection(subjects=tuple(by_subject)))
         held = {h.subject_id for h in self.state.holds.active(as_of.date())}   # any hold suspends erasure
@@ -134,39 +122,15 @@ class Erasure:
                 state, reason = "due", None
             if record and record.state == state and record.reason == reason:
                 continue
-            upserts.append({"subject_id": subject, "request_ids": json.dumps([str(i) for i, _, _ in items]),
-                            "requested_at": iso_utc(first[1]), "grace_end": iso_utc(grace_end), "state": state,
-                            "reason": reason, "first_seen": record.first_seen if record else now, "updated_at": now})
-        with self.state.engine.begin() as conn:
-            for row in upserts:
-                if row["subject_id"] in known:
-                    conn.execute(erasures.update().where(erasures.c.subject_id == row["subject_id"]).values(row))
-                else:
-                    conn.execute(erasures.insert().values(row))
-        batches = self._batch(run_id)
-        counts: dict[str, int] = {}
-        for r in self._rows(erasures):
-            counts[r.state] = counts.get(r.state, 0) + 1
+            upserts.append(Intake(subject, tuple(str(i) for i, _, _ in items), iso_utc(first[1]), iso_utc(grace_end),
+                                  state, reason))
+        self.state.erasures.record_intake(upserts, at=now)
+        batches = self.state.erasures.batch_due(run_id, self.cfg.batch_size)
+        counts = self.state.erasures.counts()
         self.state.ledger.append("erasure.intake", {"counts": counts, "batches": len(batches)}, run_id=run_id,
                                  key=f"erasure:{run_id}:intake:{hashlib.sha256(json.dumps(counts, sort_keys=True).encode()).hexdigest()[:12]}")
         log.info("intake: %s; %d batch(es) to erase", counts, len(batches))
         return {"counts": counts, "batches": batches}
-
-    def _batch(self, run_id: str) -> list[str]:
-        """Put due (and failed or abandoned) subjects into batches of this run; a rerun finds the same ones."""
-        mine = sorted({r.batch for r in self._rows(erasures, erasures.c.batch.like(f"{run_id}#%"))
-                       if r.state == "erasing"})
-        waiting = [r.subject_id for r in self._rows(erasures, erasures.c.state.in_(["due", "failed", "erasing"]))
-                   if not (r.batch or "").startswith(f"{run_id}#")]
-        start = len({r.batch for r in self._rows(erasures, erasures.c.batch.like(f"{run_id}#%"))})
-        size = self.cfg.batch_size
-        with self.state.engine.begin() as conn:
-            for n, part in enumerate(chunks(waiting, size)):
-                batch = f"{run_id}#{start + n}"
-                conn.execute(erasures.update().where(erasures.c.subject_id.in_(part))
-                             .values(state="erasing", batch=batch))
-                mine.append(batch)
-        return mine
 
     # --------------------------------------------------------------- notices
 
@@ -183,15 +147,6 @@ class Erasure:
         return {"requested_on": record.requested_at[:10], "erase_on": record.grace_end[:10],
                 "contact_name": contact.name if contact else "", "contact_email": contact.email if contact else ""}
 
-    def _notice_rows(self, template: str, subjects: list[str]) -> dict[str, object]:
-        """The ``lifecycle_notices`` rows of ``template`` for ``subjects``, by subject."""
-        found = {}
-        with self.state.engine.connect() as conn:
-            for part in chunks(subjects, 1000):
-                found.update((row.subject_id, row) for row in conn.execute(sa.select(notices).where(
-                    notices.c.template == template, notices.c.subject_id.in_(part))))
-        return found
-
     def _send(self, template: str, records: list, scope: str, extra: Callable[[object], dict] | None = None,
               run_id: str | None = None) -> dict:
         """Send ``template`` at most once per subject.
@@ -207,12 +162,10 @@ class Erasure:
         (``notice:<template>:<subject>``) count as sent.  Then one ledger
         entry backs the outcomes not yet backed (``_summarize``).
         """
-        recorded = self._notice_rows(template, [r.subject_id for r in records])
+        recorded = self.state.notices.rows(template, [r.subject_id for r in records])
         interrupted = sorted(s for s, row in recorded.items() if row.status == "sending")
         if interrupted:
-            with self.state.engine.begin() as conn:
-                _NoticeClaims(template, scope).mark_uncertain(conn, interrupted,
-                                                              updated_at=iso_utc(datetime.now(timezone.utc)))
+            self.state.notices.claims(template, scope).mark_uncertain(interrupted)
             log.warning("%s: %d notice(s) left 'sending' by an interrupted run are recorded uncertain and not sent again",
                         template, len(interrupted))
         fresh = [r for r in records if r.subject_id not in recorded]
@@ -234,7 +187,7 @@ class Erasure:
         """One ledger entry for the outcomes among ``subjects`` no entry backs yet (an
         interrupted call's too): counts and the SHA-256 of [subject, status, Message-ID]
         rows in subject order; each row then records the entry's hash."""
-        rows = [row for _, row in sorted(self._notice_rows(template, subjects).items())
+        rows = [row for _, row in sorted(self.state.notices.rows(template, subjects).items())
                 if row.ledger_hash is None and row.status != "sending"]
         if not rows:
             return
@@ -246,10 +199,7 @@ class Erasure:
         entry = self.state.ledger.append("notice.batch", {"template": template, "scope": scope, "subjects": len(listing),
                                                           "statuses": statuses, "notices_sha256": digest},
                                          run_id=run_id, key=f"notices:{template}:{digest[:32]}")
-        with self.state.engine.begin() as conn:
-            for part in chunks(rows, 1000):
-                conn.execute(notices.update().where(notices.c.template == template, notices.c.subject_id.in_(
-                    [row.subject_id for row in part])).values(ledger_hash=entry.entry_hash))
+        self.state.notices.back(template, [row.subject_id for row in rows], entry.entry_hash)
 
     def _mail(self, template: str, todo: list, scope: str, extra) -> dict[str, int]:
         """Render, claim and send each notice (``mail.send_claimed``); counts by outcome."""
@@ -258,7 +208,7 @@ class Erasure:
         email = self.config.incidents.email if self.config.incidents else None
         notice = personal_notices(template, fallback)
         records = {r.subject_id: r for r in todo}
-        with self._mailer() as mailer, self.state.engine.connect() as conn:
+        with self._mailer() as mailer:
             def prepare(subject: str):
                 person, record = contacts.get(subject) or {}, records[subject]
                 if not person.get("email"):
@@ -268,14 +218,14 @@ class Erasure:
                                       key=f"notice:{template}:{subject}")
 
             retries = {"attempts": email.retry_attempts, "backoff": email.retry_backoff.seconds} if email else {}
-            return dict(send_claimed(mailer, list(records), conn, prepare=prepare, claims=_NoticeClaims(template, scope),
+            return dict(send_claimed(mailer, list(records), self.state.notices.claims(template, scope), prepare=prepare,
                                      **retries))
 
     def notify_scheduled(self, run_id: str | None = None) -> dict:
         template = self.cfg.notify.scheduled
         if not template:
             return {"sent": 0}
-        records = self._rows(erasures, erasures.c.state.in_(["pending", "due", "erasing"]))
+        records = self.state.erasures.in_states("pending", "due", "erasing")
         counts = self._send(template, records, run_id or "scheduled", run_id=run_id)
         log.info("scheduled notices: %s", counts)
         return counts
@@ -288,13 +238,13 @@ class Erasure:
             return self._erase(batch, as_of, run_id)
 
     def _erase(self, batch: str, as_of: datetime, run_id: str | None) -> dict:
-        records = self._rows(erasures, (erasures.c.batch == batch) & (erasures.c.state == "erasing"))
+        records = self.state.erasures.erasing(batch)
         subjects = [r.subject_id for r in records]
         if not subjects:
             return {"batch": batch, "subjects": 0}
         held = {h.subject_id for h in self.state.holds.active(as_of.date())} & set(subjects)
         if held:
-            self._set(held, state="held", reason="put under legal hold before erasure", batch=None)
+            self.state.erasures.set_state(held, "held", "put under legal hold before erasure", unbatch=True)
             subjects = [s for s in subjects if s not in held]
         recorder = _StepRecords(self.state.ledger, batch, run_id)
         steps = self.steps()
@@ -320,16 +270,11 @@ class Erasure:
                                       for record in records if record.subject_id in ok})
         self._record_certificates(batch, certificates, run_id)
         if failed:
-            self._set(set(failed), state="failed", reason="; ".join(sorted(set(failed.values())))[:2000])
+            self.state.erasures.set_state(set(failed), "failed", "; ".join(sorted(set(failed.values())))[:2000])
             raise LifecycleError(f"batch {batch}: {len(failed)} subject(s) failed verification: "
                                  + "; ".join(sorted(set(failed.values()))[:5]))
         return {"batch": batch, "subjects": len(ok), "held": len(held), "certificates": len(certificates),
                 "notices": notified}
-
-    def _set(self, subjects, **values) -> None:
-        values["updated_at"] = iso_utc(datetime.now(timezone.utc))
-        with self.state.engine.begin() as conn:
-            conn.execute(erasures.update().where(erasures.c.subject_id.in_(list(subjects))).values(values))
 
     def _apply(self, recorder: _StepRecords, step: Step, subjects: list[str]) -> None:
         """Record what a table step removes per subject before it is committed, then record that it did.
@@ -477,18 +422,14 @@ class Erasure:
         self.state.ledger.append("erasure.certificates", {"batch": batch, "certificates": [
             {"subject": c["subject"], "location": c["location"], "sha256": c["sha256"]} for c in certificates]},
             run_id=run_id, key=f"erasure:{batch}:certificates")
-        now = iso_utc(datetime.now(timezone.utc))
-        with self.state.engine.begin() as conn:
-            conn.execute(erasures.update().where(erasures.c.subject_id == sa.bindparam("_subject")).values(
-                state="done", completed_at=sa.bindparam("_completed"), certificate=sa.bindparam("_location"), updated_at=now),
-                [{"_subject": c["subject_id"], "_completed": c["completed_at"], "_location": c["location"]} for c in certificates])
+        self.state.erasures.mark_done([(c["subject_id"], c["completed_at"], c["location"]) for c in certificates])
 
     # --------------------------------------------------------------- summary
 
     def overdue(self, as_of: datetime) -> list[dict]:
         """Requests not done within ``complete_within`` (legal holds suspend the clock)."""
         late = []
-        for r in self._rows(erasures, erasures.c.state.in_(["pending", "due", "erasing", "failed"])):
+        for r in self.state.erasures.in_states("pending", "due", "erasing", "failed"):
             deadline = self.cfg.complete_within.after(_when(r.requested_at))
             if deadline < as_of:
                 late.append({"subject": self.subject_hash(r.subject_id), "state": r.state, "deadline": iso_utc(deadline)})
@@ -497,16 +438,9 @@ class Erasure:
     def report(self, run_id: str, as_of: datetime) -> dict:
         from lifecycle import reports
 
-        rows = self._rows(erasures)
-        counts: dict[str, int] = {}
-        for r in rows:
-            counts[r.state] = counts.get(r.state, 0) + 1
-        done = [r for r in rows if r.state == "done" and (r.batch or "").startswith(f"{run_id}#")]
-        notified: dict[str, dict[str, int]] = {}
-        with self.state.engine.connect() as conn:
-            for template, status, n in conn.execute(sa.select(notices.c.template, notices.c.status, sa.func.count())
-                                                    .group_by(notices.c.template, notices.c.status)):
-                notified.setdefault(template, {})[status] = n
+        counts = self.state.erasures.counts()
+        done = self.state.erasures.done_in_run(run_id)
+        notified = self.state.notices.counts()
         document = {"report": "cancellation erasure", "run_id": run_id, "as_of": iso_utc(as_of), "states": counts,
                     "notices": notified,
                     "completed_this_run": len(done), "certificates": sorted(r.certificate for r in done if r.certificate),
@@ -563,21 +497,3 @@ class _StepRecords:
             self.ledger.append_many(records, run_id=self.run_id)
             self.recorded.update(r.key for r in records)
 
-
-class _NoticeClaims(Claims):
-    """``lifecycle_notices`` rows of one template."""
-
-    def __init__(self, template: str, scope: str):
-        super().__init__(notices, template=template)
-        self.scope = scope
-
-    def row(self, composed) -> dict:
-        now = iso_utc(datetime.now(timezone.utc))
-        row = {"scope": self.scope, "claimed_at": now, "updated_at": now}
-        if composed is None:
-            return {**row, "status": "skipped", "reason": "no e-mail address"}
-        return {**row, "status": "sending", "locale": composed.locale, "message_id": composed.message_id}
-
-    def outcome(self, delivery) -> dict:
-        return {"status": delivery.status, "reason": f"SMTP {delivery.code}" if delivery.code else None,
-                "updated_at": iso_utc(datetime.now(timezone.utc))}

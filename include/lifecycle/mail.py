@@ -26,11 +26,9 @@ from email.header import Header
 from email.utils import formataddr, make_msgid, parseaddr
 from typing import Callable, Sequence
 
-import sqlalchemy as sa
-
 from lifecycle import reports
-from lifecycle.batching import chunks
 from lifecycle.errors import LifecycleError, TransientError
+from lifecycle.state.claims import Claims, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -230,69 +228,20 @@ class Mailer:
         return Delivery("deferred", attempts, code=code, reply=reply[:200])
 
 
-@dataclass(frozen=True)
-class Outcome:
-    subject: str
-    delivery: Delivery
-
-
-class Claims:
-    """How one kind of notice is claimed and recorded: one row per person in
-    ``table`` (columns ``subject_id`` and ``status``) among the rows matching
-    ``key``, written inside the transactions ``send_claimed`` opens.
-    Subclasses say what a claim row and an outcome hold."""
-
-    def __init__(self, table: sa.Table, **key):
-        self.table, self.key = table, key
-        self._sending = sa.and_(*(table.c[column] == value for column, value in key.items()), table.c.status == "sending")
-        one = sa.and_(self._sending, table.c.subject_id == sa.bindparam("_subject"))
-        self._outcome, self._release = table.update().where(one), table.delete().where(one)
-
-    def row(self, composed: Composed | None) -> dict:
-        """The claim's columns: ``status`` ``sending`` and the Message-ID, or
-        (``composed`` None: no address) a final status."""
-        raise NotImplementedError
-
-    def outcome(self, delivery: Delivery) -> dict:
-        """The columns an outcome sets."""
-        raise NotImplementedError
-
-    def claim(self, conn: sa.Connection, subject: str, composed: Composed | None) -> None:
-        """Insert the person's row; a row already there raises ``IntegrityError``."""
-        conn.execute(self.table.insert(), {**self.key, "subject_id": subject, **self.row(composed)})
-
-    def record(self, conn: sa.Connection, outcomes: list[Outcome]) -> None:
-        """Set each row still ``sending`` to its delivery's outcome."""
-        values = [self.outcome(o.delivery) for o in outcomes]
-        statement = self._outcome.values({column: sa.bindparam(f"_set_{column}") for column in values[0]})
-        conn.execute(statement, [{"_subject": o.subject, **{f"_set_{c}": v for c, v in row.items()}}
-                                 for o, row in zip(outcomes, values)])
-
-    def release(self, conn: sa.Connection, subject: str) -> None:
-        """Delete a ``sending`` row whose mail never went out."""
-        conn.execute(self._release, {"_subject": subject})
-
-    def mark_uncertain(self, conn: sa.Connection, subjects: Sequence[str], **values) -> None:
-        """Rows a killed process left ``sending`` become ``uncertain`` (with ``values``):
-        whether the server took those mails is unknown, so they are never sent again."""
-        for part in chunks(subjects, 1000):
-            conn.execute(self.table.update().where(self._sending, self.table.c.subject_id.in_(part))
-                         .values(status="uncertain", **values))
-
-
 _TAKEN = object()
 
 
-def send_claimed(mailer: Mailer, subjects: Sequence[str], conn: sa.Connection, *,
-                 prepare: Callable[[str], Composed | None], claims: Claims,
+def send_claimed(mailer: Mailer, subjects: Sequence[str], claims: Claims, *,
+                 prepare: Callable[[str], Composed | None],
                  attempts: int = 3, backoff: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> Counter:
     """Mail ``subjects`` over ``mailer``'s session, nobody twice; counts by outcome
     (``sent``, ``undeliverable``, ``deferred``, ``no_address``, ``taken``).
 
     Each person's claim is committed before their mail goes out, in the same
-    transaction as the outcomes not yet recorded.  A helper thread prepares
-    (renders, composes) and claims person n+1 while mail n is on the wire, so
-    the database's round trips overlap the server's.  A person another process
+    transaction as the outcomes not yet recorded, on one connection of
+    ``claims`` for the whole loop.  A helper thread prepares (renders,
+    composes) and claims person n+1 while mail n is on the wire, so the
+    database's round trips overlap the server's.  A person another process
     claimed meanwhile is ``taken`` and not mailed.  Refusals are outcomes
     (``Mailer.deliver``), not errors.  On an error the claim of the person
     after is released; killed outright, a process leaves at most two rows
@@ -306,21 +255,14 @@ def send_claimed(mailer: Mailer, subjects: Sequence[str], conn: sa.Connection, *
 
     def ready(subject: str, previous: list[Outcome]):
         composed = prepare(subject)
-        try:
-            with conn.begin():
-                if previous:
-                    claims.record(conn, previous)
-                claims.claim(conn, subject, composed)
-        except sa.exc.IntegrityError:           # another process claimed this person meanwhile
-            if previous:
-                with conn.begin():
-                    claims.record(conn, previous)
-            return _TAKEN
+        if not claims.claim(subject, composed.message_id if composed else None, composed.locale if composed else None,
+                            outcomes=previous):
+            return _TAKEN               # another process claimed this person meanwhile
         return composed
 
     pending: list[Outcome] = []      # outcomes not yet recorded
     handed: list[Outcome] = []       # outcomes given to the helper with the next claim
-    with ThreadPoolExecutor(1) as helper:
+    with claims, ThreadPoolExecutor(1) as helper:
         upcoming, following = helper.submit(ready, subjects[0], []), None
         try:
             for n, subject in enumerate(subjects):
@@ -333,17 +275,14 @@ def send_claimed(mailer: Mailer, subjects: Sequence[str], conn: sa.Connection, *
                     counts["taken" if composed is _TAKEN else "no_address"] += 1
                     continue
                 delivery = mailer.deliver(composed, attempts=attempts, backoff=backoff, sleep=sleep)
-                pending.append(Outcome(subject, delivery))
+                pending.append(Outcome(subject, delivery.status, delivery.attempts, delivery.code))
                 counts[delivery.status] += 1
         finally:
             if upcoming is not None:      # the next person may be claimed, but their mail never went out
                 try:
                     if upcoming.result() not in (None, _TAKEN):
-                        with conn.begin():
-                            claims.release(conn, following)
+                        claims.release(following)
                 except Exception:         # the claim was not made, or its fate is unknown: at worst 'uncertain'
                     log.warning("could not release a claim after an error; it will be reported uncertain")
-            if handed or pending:         # recording an outcome twice sets the same values
-                with conn.begin():
-                    claims.record(conn, handed + pending)
+            claims.record(handed + pending)      # recording an outcome twice sets the same values
     return counts

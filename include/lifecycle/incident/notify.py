@@ -35,26 +35,22 @@ import json
 import logging
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
-import sqlalchemy as sa
-
-from lifecycle.batching import chunks
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError, TerminalStoreError
 from lifecycle.incident.documents import Documents, csv_bytes
 from lifecycle.incident.form import IncidentForm
-from lifecycle.mail import Claims, personal_notices, send_claimed
+from lifecycle.mail import personal_notices, send_claimed
 from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
+from lifecycle.state.incidents import DeliveryClaims, IncidentRun
 from lifecycle.stores.contract import Selection
-from lifecycle.state.schema import incident_deliveries, incident_runs, incident_subjects, incidents
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = "incident_notice"
-CHUNK = 5000
 UNDELIVERED = ("undeliverable", "deferred", "uncertain")
 
 
@@ -77,9 +73,8 @@ class IncidentNotification:
 
     # -------------------------------------------------------------- register
 
-    def _run(self, run_id: str):
-        with self.state.engine.connect() as conn:
-            row = conn.execute(sa.select(incident_runs).where(incident_runs.c.run_id == run_id)).first()
+    def _run(self, run_id: str) -> IncidentRun:
+        row = self.state.incidents.run(run_id)
         if row is None:
             raise LifecycleError(f"run {run_id!r} is not in the incident register; the register task did not run")
         return row
@@ -92,50 +87,34 @@ class IncidentNotification:
         return json.loads(value) if value else {}
 
     def _set(self, run_id: str, **documents) -> None:
-        values = {k: json.dumps(v, sort_keys=True, default=str) for k, v in documents.items()}
-        with self.state.engine.begin() as conn:
-            conn.execute(incident_runs.update().where(incident_runs.c.run_id == run_id)
-                         .values(updated_at=iso_utc(datetime.now(timezone.utc)), **values))
+        self.state.incidents.update_run(run_id, **{k: json.dumps(v, sort_keys=True, default=str) for k, v in documents.items()})
 
     def _notified_runs(self, incident_id: str, except_run: str) -> list[str]:
         """Earlier runs of the incident that were approved to send (not dry runs)."""
-        with self.state.engine.connect() as conn:
-            rows = conn.execute(sa.select(incident_runs.c.run_id, incident_runs.c.approval).where(
-                incident_runs.c.incident_id == incident_id, incident_runs.c.run_id != except_run,
-                incident_runs.c.dry_run.is_(False))).all()
-        return [r.run_id for r in rows if r.approval and json.loads(r.approval).get("decision") == "approved"]
+        return [r.run_id for r in self.state.incidents.runs_of(incident_id) if r.run_id != except_run and not r.dry_run
+                and r.approval and json.loads(r.approval).get("decision") == "approved"]
 
     def register(self, form: IncidentForm, run_id: str, as_of: datetime, *, dag_id: str | None = None) -> dict:
         """Enter the incident and this run in the register; a rerun of the run keeps its entry."""
-        now = iso_utc(datetime.now(timezone.utc))
-        with self.state.engine.begin() as conn:
-            incident = conn.execute(sa.select(incidents).where(incidents.c.incident_id == form.incident_id)).first()
-            existing = conn.execute(sa.select(incident_runs).where(incident_runs.c.run_id == run_id)).first()
+        existing = self.state.incidents.run(run_id)
         if existing is not None:
             if existing.incident_id != form.incident_id:
                 raise LifecycleError(f"run {run_id} is registered for incident {existing.incident_id}, not {form.incident_id}")
             return {"incident_id": form.incident_id, "phase": existing.phase, "dry_run": existing.dry_run, "rerun": True}
         notified = self._notified_runs(form.incident_id, run_id)
-        if form.phase == "update" and incident is None:
+        if form.phase == "update" and not self.state.incidents.exists(form.incident_id):
             raise LifecycleError(f"phase 'update': incident {form.incident_id!r} is not in the register; "
                                  "trigger it with phase 'initial' first")
         if form.phase == "initial" and notified and not form.dry_run:
             raise LifecycleError(f"incident {form.incident_id!r} was already notified (run {notified[0]}); "
                                  "use phase 'update' to notify newly affected people")
-        with self.state.engine.begin() as conn:
-            if incident is None:
-                conn.execute(incidents.insert().values(
-                    incident_id=form.incident_id, title=form.title, discovered_at=iso_utc(form.discovered_at),
-                    first_run=run_id, created_at=now, updated_at=now))
-            else:
-                conn.execute(incidents.update().where(incidents.c.incident_id == form.incident_id).values(updated_at=now))
-            conn.execute(incident_runs.insert().values(
-                run_id=run_id, incident_id=form.incident_id, phase=form.phase, dry_run=form.dry_run,
-                as_of=iso_utc(as_of), facts=json.dumps(form.facts(), sort_keys=True), created_at=now, updated_at=now))
-        facts = json.dumps(form.facts(), sort_keys=True).encode()
+        facts = json.dumps(form.facts(), sort_keys=True)
+        self.state.incidents.register(incident_id=form.incident_id, title=form.title,
+                                      discovered_at=iso_utc(form.discovered_at), run_id=run_id, phase=form.phase,
+                                      dry_run=form.dry_run, as_of=iso_utc(as_of), facts=facts)
         self.state.ledger.append("incident.registered", {
             "incident": form.incident_id, "phase": form.phase, "dry_run": form.dry_run,
-            "discovered_at": iso_utc(form.discovered_at), "facts_sha256": hashlib.sha256(facts).hexdigest()},
+            "discovered_at": iso_utc(form.discovered_at), "facts_sha256": hashlib.sha256(facts.encode()).hexdigest()},
             dag_id=dag_id, run_id=run_id, key=f"incident:{form.incident_id}:{run_id}:registered")
         log.info("incident %s registered (phase %s, dry run %s)", form.incident_id, form.phase, form.dry_run)
         return {"incident_id": form.incident_id, "phase": form.phase, "dry_run": form.dry_run, "rerun": False}
@@ -206,10 +185,7 @@ class IncidentNotification:
         mailable = [r for r in rows if r["new"] and r["reach"] == "email"]
         for n, row in enumerate(mailable):
             row["batch"] = n // self.cfg.batch_size
-        with self.state.engine.begin() as conn:       # a rerun after a crash before the scope was saved starts over
-            conn.execute(incident_subjects.delete().where(incident_subjects.c.run_id == run_id))
-            for part in chunks(rows, 10_000):
-                conn.execute(incident_subjects.insert(), part)
+        self.state.incidents.replace_subjects(run_id, rows)    # a rerun after a crash before the scope was saved starts over
         new = [r for r in rows if r["new"]]
         scope = {
             "affected": len(rows), "new": len(new), "already_notified": len(rows) - len(new),
@@ -232,11 +208,7 @@ class IncidentNotification:
 
     def _earlier_subjects(self, incident_id: str, run_id: str) -> set[str]:
         runs = self._notified_runs(incident_id, run_id)
-        if not runs:
-            return set()
-        with self.state.engine.connect() as conn:
-            return set(conn.execute(sa.select(incident_subjects.c.subject_id).where(
-                incident_subjects.c.run_id.in_(runs))).scalars())
+        return self.state.incidents.subjects_of(runs) if runs else set()
 
     def batches(self, run_id: str) -> list[int]:
         return list(range(self._json(run_id, "scope")["batches"]))
@@ -245,13 +217,7 @@ class IncidentNotification:
 
     def _incident_totals(self, run_id: str, form: IncidentForm) -> tuple[int, set[str]]:
         """People affected by the incident so far (earlier notified runs and this one) and their countries."""
-        runs = self._notified_runs(form.incident_id, run_id) + [run_id]
-        with self.state.engine.connect() as conn:
-            total = conn.execute(sa.select(sa.func.count(sa.distinct(incident_subjects.c.subject_id)))
-                                 .where(incident_subjects.c.run_id.in_(runs))).scalar_one()
-            countries = set(conn.execute(sa.select(incident_subjects.c.country).where(
-                incident_subjects.c.run_id.in_(runs), incident_subjects.c.country.is_not(None)).distinct()).scalars())
-        return total, countries
+        return self.state.incidents.affected(self._notified_runs(form.incident_id, run_id) + [run_id])
 
     def _fallback(self, affected: int, unreachable: int, notified: int, chosen: bool) -> dict:
         rule = self.cfg.fallback
@@ -423,50 +389,30 @@ class IncidentNotification:
         form, scope = self.form(run_id), json.loads(run.scope)
         incident = form.incident_id
         key = f"incident:{incident}:{run_id}:batch:{batch}"
-        mine = sa.select(incident_subjects.c.subject_id).where(
-            incident_subjects.c.run_id == run_id, incident_subjects.c.batch == batch,
-            incident_subjects.c.new.is_(True), incident_subjects.c.reach == "email")
-        with self.state.engine.connect() as conn:
-            subjects = list(conn.execute(mine).scalars())
-            recorded = dict(conn.execute(sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
-                incident_deliveries.c.incident_id == incident, incident_deliveries.c.subject_id.in_(mine))).all())
+        subjects = self.state.incidents.mailable(run_id, batch)
+        recorded = self.state.incidents.claimed(incident, run_id, batch)
         interrupted = [s for s, status in recorded.items() if status == "sending"]
-        claims = _DeliveryClaims(incident, run_id, batch)
+        claims = self.state.incidents.claims(incident, run_id, batch)
         if interrupted:      # a killed run left these between claim and outcome: never resend
-            with self.state.engine.begin() as conn:
-                claims.mark_uncertain(conn, interrupted)
+            claims.mark_uncertain(interrupted)
         todo = [s for s in subjects if s not in recorded]
         if todo:
             self._mail(todo, form, scope, claims)
-        counts = self._batch_counts(incident, subjects)
+        counts = self.state.incidents.delivery_counts_among(incident, subjects)
         if counts.get("sending", 0) == 0:
-            with self.state.engine.connect() as conn:
-                rows = conn.execute(sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status,
-                                              incident_deliveries.c.message_id).where(
-                    incident_deliveries.c.incident_id == incident, incident_deliveries.c.run_id == run_id,
-                    incident_deliveries.c.batch == batch).order_by(incident_deliveries.c.subject_id)).all()
+            rows = self.state.incidents.batch_deliveries(incident, run_id, batch)
             digest = hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()
             self.state.ledger.append("incident.batch", {"incident": incident, "batch": batch, "counts": counts,
                                                         "deliveries_sha256": digest}, run_id=run_id, key=key)
         log.info("incident %s batch %d: %s", incident, batch, counts)
         return {"batch": batch, **counts}
 
-    def _batch_counts(self, incident: str, subjects: list[str]) -> dict:
-        counts: Counter = Counter()
-        with self.state.engine.connect() as conn:
-            for part in chunks(subjects, CHUNK):
-                counts.update(dict(conn.execute(sa.select(incident_deliveries.c.status, sa.func.count()).where(
-                    incident_deliveries.c.incident_id == incident,
-                    incident_deliveries.c.subject_id.in_(part))
-                    .group_by(incident_deliveries.c.status)).all()))
-        return dict(counts)
-
-    def _mail(self, todo: list[str], form: IncidentForm, scope: dict, claims: _DeliveryClaims) -> None:
+    def _mail(self, todo: list[str], form: IncidentForm, scope: dict, claims: DeliveryClaims) -> None:
         """Send to ``todo`` over one connection, each person's row committed before their mail (``send_claimed``)."""
         contacts = self._subjects_store().contacts(todo, ("email", "name", "locale"))
         email = self.cfg.email
         notice = personal_notices(TEMPLATE, self.cfg.locales[0], **self.notice_context(form, scope))
-        with self._mailer() as mailer, self.state.engine.connect() as conn:
+        with self._mailer() as mailer:
             def prepare(subject: str):
                 person = contacts.get(subject) or {}
                 if not person.get("email"):       # the address went away since resolve
@@ -474,25 +420,15 @@ class IncidentNotification:
                 return mailer.compose(person["email"], notice(person.get("locale"), person.get("name")),
                                       key=f"incident:{form.incident_id}:{subject}")
 
-            send_claimed(mailer, todo, conn, prepare=prepare, claims=claims,
+            send_claimed(mailer, todo, claims, prepare=prepare,
                          attempts=email.retry_attempts, backoff=email.retry_backoff.seconds, sleep=self._sleep)
 
     # ------------------------------------------------------ after the mails
 
-    def _delivery_counts(self, run_id: str) -> dict:
-        with self.state.engine.connect() as conn:
-            return dict(conn.execute(sa.select(incident_deliveries.c.status, sa.func.count()).where(
-                incident_deliveries.c.run_id == run_id).group_by(incident_deliveries.c.status)).all())
-
     def _unreached(self, run_id: str) -> list[tuple[str, str]]:
         """(subject, why) of new people not reached by e-mail in this run."""
-        with self.state.engine.connect() as conn:
-            others = conn.execute(sa.select(incident_subjects.c.subject_id, incident_subjects.c.reach).where(
-                incident_subjects.c.run_id == run_id, incident_subjects.c.new.is_(True),
-                incident_subjects.c.reach != "email")).all()
-            failed = conn.execute(sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
-                incident_deliveries.c.run_id == run_id, incident_deliveries.c.status.in_(UNDELIVERED))).all()
-        return [(s, "no e-mail address") for s, _ in others] + [(s, f"e-mail {status}") for s, status in failed]
+        return ([(s, "no e-mail address") for s in self.state.incidents.not_emailed(run_id)]
+                + [(s, f"e-mail {status}") for s, status in self.state.incidents.undelivered(run_id, UNDELIVERED)])
 
     def contact_lists(self, run_id: str) -> dict:
         """Letter and telephone lists (CSV) of the people e-mail did not reach: internal work lists."""
@@ -533,7 +469,7 @@ class IncidentNotification:
         run, form = self._run(run_id), self.form(run_id)
         self._may_send(run)
         scope, obligations = json.loads(run.scope), json.loads(run.obligations)
-        delivered = self._delivery_counts(run_id)
+        delivered = self.state.incidents.delivery_counts(run_id)
         unreachable = len(self._unreached(run_id))
         decision = self._fallback(obligations["affected_total"], unreachable, scope["new"], "announcement" in form.channels)
         published = None
@@ -564,7 +500,7 @@ class IncidentNotification:
         run = self._run(run_id)
         scope = json.loads(run.scope) if run.scope else {}
         lists = self._json(run_id, "figures").get("lists", {})
-        delivered = self._delivery_counts(run_id)
+        delivered = self.state.incidents.delivery_counts(run_id)
         return {"affected": scope.get("affected", 0), "newly_notified": scope.get("new", 0),
                 "emails_sent": delivered.get("sent", 0), "undeliverable": delivered.get("undeliverable", 0),
                 "deferred": delivered.get("deferred", 0), "uncertain": delivered.get("uncertain", 0),
@@ -608,27 +544,10 @@ class IncidentNotification:
                    "documents": self.catalog.model.reports.path or self.catalog.model.reports.system,
                    "folder": Documents(self.catalog, run.incident_id, run_id).folder}
         self._set(run_id, figures={**stored, "final": summary})
-        with self.state.engine.begin() as conn:
-            conn.execute(incidents.update().where(incidents.c.incident_id == run.incident_id)
-                         .values(updated_at=iso_utc(datetime.now(timezone.utc))))
+        self.state.incidents.touch(run.incident_id)
         self.state.ledger.append("incident.figures", {**summary, "documents": None}, run_id=run_id,
                                  key=f"incident:{run.incident_id}:{run_id}:figures")
         return summary
-
-
-class _DeliveryClaims(Claims):
-    """``lifecycle_incident_deliveries`` rows of one incident, claimed by one batch."""
-
-    def __init__(self, incident: str, run_id: str, batch: int):
-        super().__init__(incident_deliveries, incident_id=incident)
-        self.run_id, self.batch = run_id, batch
-
-    def row(self, composed) -> dict:
-        return {"run_id": self.run_id, "batch": self.batch, "attempts": 0,
-                "status": "sending" if composed else "undeliverable", "message_id": composed.message_id if composed else None}
-
-    def outcome(self, delivery) -> dict:
-        return {"status": delivery.status, "code": delivery.code, "attempts": delivery.attempts}
 
 
 def approval_from_answer(answer: dict | None) -> dict | None:

@@ -13,13 +13,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from dataclasses import dataclass
-from datetime import date, timedelta
-
-import sqlalchemy as sa
-
-from lifecycle.state.schema import sharing_register
+from datetime import date
 
 #: the export's columns, in order
 COLUMNS = ("interval_start", "interval_end", "recipient_id", "recipient_name", "contact", "role", "legal_basis",
@@ -37,7 +32,6 @@ class Export:
 class SharingRegister:
     def __init__(self, state):
         self.state = state
-        self.engine = state.engine
 
     def record(self, entry: dict, *, dag_id: str | None = None, run_id: str | None = None) -> dict:
         """Insert or update the entry of ``entry['entry_key']``; ledger the outcome once."""
@@ -47,37 +41,12 @@ class SharingRegister:
             {k: entry[k] for k in ("recipient_id", "agreement_id", "interval_start", "interval_end", "outcome", "rule",
                                    "records", "manifest", "manifest_sha256") if k in entry},
             dag_id=dag_id, run_id=run_id, key=f"sharing:{entry['entry_key']}:{entry['outcome']}:{evidence[:16]}")
-        row = {**entry, "categories": json.dumps(entry["categories"]), "fields": json.dumps(entry["fields"], sort_keys=True),
-               "dag_id": dag_id, "run_id": run_id, "recorded_at": ledgered.recorded_at, "ledger_hash": ledgered.entry_hash}
-        with self.engine.begin() as conn:
-            updated = conn.execute(sharing_register.update()
-                                   .where(sharing_register.c.entry_key == entry["entry_key"]).values(row)).rowcount
-            if not updated:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(sharing_register.insert().values(row))
-                except sa.exc.IntegrityError:     # inserted meanwhile by a concurrent attempt
-                    conn.execute(sharing_register.update()
-                                 .where(sharing_register.c.entry_key == entry["entry_key"]).values(row))
-        return row
+        return self.state.sharing.save({**entry, "dag_id": dag_id, "run_id": run_id, "recorded_at": ledgered.recorded_at,
+                                        "ledger_hash": ledgered.entry_hash})
 
     def entries(self, start: date | None = None, end: date | None = None, *, recipient: str | None = None) -> list[dict]:
         """Entries whose data interval ends within [start, end] (days, UTC), oldest first."""
-        query = sa.select(sharing_register)
-        if start is not None:
-            query = query.where(sharing_register.c.interval_end >= start.isoformat())
-        if end is not None:
-            query = query.where(sharing_register.c.interval_end < (end + timedelta(days=1)).isoformat())
-        if recipient is not None:
-            query = query.where(sharing_register.c.recipient_id == recipient)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(sharing_register.c.interval_end, sharing_register.c.recipient_id)).all()
-        out = []
-        for row in rows:
-            item = dict(row._mapping)
-            item["categories"], item["fields"] = json.loads(item["categories"]), json.loads(item["fields"])
-            out.append(item)
-        return out
+        return self.state.sharing.ending_within(start, end, recipient=recipient)
 
     def export(self, catalog, start: date, end: date) -> Export:
         """The register for a period as CSV and HTML in the reports destination."""

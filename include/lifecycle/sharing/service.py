@@ -20,8 +20,6 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Callable, Iterable, Iterator
 
-import sqlalchemy as sa
-
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError, TerminalStoreError
 from lifecycle.runs import iso_utc
@@ -169,11 +167,7 @@ class Sharing:
     def excluded_subjects(self, as_of: datetime) -> set[str]:
         """Subjects with a cancellation that is not withdrawn: pending, due, running, held or failed
         in the state store, and requests the erasure intake has not seen yet."""
-        from lifecycle.erasure import OPEN
-        from lifecycle.state.schema import erasures
-
-        with self.state.engine.connect() as conn:
-            excluded = set(conn.execute(sa.select(erasures.c.subject_id).where(erasures.c.state.in_(OPEN))).scalars())
+        excluded = self.state.erasures.open_subjects()
         cancellation = self.config.cancellation
         if cancellation is not None:
             req = cancellation.requests

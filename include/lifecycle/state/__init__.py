@@ -1,4 +1,5 @@
-"""The lifecycle's own state: ledger, legal holds (and, later, registers)."""
+"""The lifecycle's own state: ledger, legal holds, erasure states and notices, the
+incident and sharing registers.  Only the repositories here touch its tables."""
 
 from __future__ import annotations
 
@@ -7,21 +8,29 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from lifecycle.state.erasures import Erasures
 from lifecycle.state.holds import Hold, Holds
+from lifecycle.state.incidents import Incidents
 from lifecycle.state.ledger import Entry, Ledger, Verification
+from lifecycle.state.notices import Notices
 from lifecycle.state.schema import migrate
+from lifecycle.state.sharing import SharingEntries
 
 __all__ = ["StateStore", "Entry", "Hold", "Verification"]
 
 
 class StateStore:
-    """Ledger and holds over one engine; the schema is migrated on first use."""
+    """The state's repositories over one engine; the schema is migrated on first use."""
 
     def __init__(self, engine: sa.Engine, *, dataset_names: set[str] | None = None):
         self.engine = engine
         _migrated(engine)
         self.ledger = Ledger(engine)
         self.holds = Holds(engine, self.ledger, dataset_names)
+        self.erasures = Erasures(engine)
+        self.notices = Notices(engine)
+        self.incidents = Incidents(engine)
+        self.sharing = SharingEntries(engine)
 
     @classmethod
     def for_catalog(cls, catalog) -> "StateStore":

@@ -1,0 +1,190 @@
+"""The incident register (GDPR art. 33(5)): incidents, their runs, the people affected
+per run, and one delivery row per incident and person.
+
+A run's documents (facts, scope, obligations, approval, figures) are JSON
+text written and read by the incident notification; the register keeps them
+as given.  People are stored as ids with how they can be reached, never
+addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Sequence
+
+import sqlalchemy as sa
+
+from lifecycle.batching import chunks
+from lifecycle.runs import iso_utc
+from lifecycle.state.claims import Claims, Outcome
+from lifecycle.state.schema import incident_deliveries, incident_runs, incident_subjects, incidents
+
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class IncidentRun:
+    run_id: str
+    incident_id: str
+    phase: str                 # initial | update
+    dry_run: bool
+    as_of: str
+    facts: str                 # JSON documents, as the notification wrote them
+    scope: str | None
+    obligations: str | None
+    approval: str | None
+    figures: str | None
+    created_at: str
+    updated_at: str
+
+
+def _now() -> str:
+    return iso_utc(datetime.now(timezone.utc))
+
+
+class DeliveryClaims(Claims):
+    """``lifecycle_incident_deliveries`` rows of one incident, claimed by one batch of a run."""
+
+    def __init__(self, engine: sa.Engine, incident_id: str, run_id: str, batch: int):
+        super().__init__(engine, incident_deliveries, incident_id=incident_id)
+        self.run_id, self.batch = run_id, batch
+
+    def _row(self, message_id: str | None, locale: str | None) -> dict:
+        return {"run_id": self.run_id, "batch": self.batch, "attempts": 0,
+                "status": "sending" if message_id is not None else "undeliverable", "message_id": message_id}
+
+    def _outcome_row(self, outcome: Outcome) -> dict:
+        return {"status": outcome.status, "code": outcome.code, "attempts": outcome.attempts}
+
+
+class Incidents:
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    # ------------------------------------------------------- incidents and runs
+
+    def run(self, run_id: str) -> IncidentRun | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(incident_runs).where(incident_runs.c.run_id == run_id)).first()
+        return IncidentRun(**row._mapping) if row else None
+
+    def runs_of(self, incident_id: str) -> list[IncidentRun]:
+        """The incident's runs, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(incident_runs).where(incident_runs.c.incident_id == incident_id)
+                                .order_by(incident_runs.c.created_at, incident_runs.c.run_id)).all()
+        return [IncidentRun(**row._mapping) for row in rows]
+
+    def exists(self, incident_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(incidents.c.incident_id).where(incidents.c.incident_id == incident_id)).first() is not None
+
+    def register(self, *, incident_id: str, title: str, discovered_at: str, run_id: str, phase: str, dry_run: bool,
+                 as_of: str, facts: str) -> None:
+        """Enter the run, and the incident unless it is registered already, in one transaction."""
+        now = _now()
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(incidents.c.incident_id).where(incidents.c.incident_id == incident_id)).first() is None:
+                conn.execute(incidents.insert().values(incident_id=incident_id, title=title, discovered_at=discovered_at,
+                                                       first_run=run_id, created_at=now, updated_at=now))
+            else:
+                conn.execute(incidents.update().where(incidents.c.incident_id == incident_id).values(updated_at=now))
+            conn.execute(incident_runs.insert().values(run_id=run_id, incident_id=incident_id, phase=phase, dry_run=dry_run,
+                                                       as_of=as_of, facts=facts, created_at=now, updated_at=now))
+
+    def update_run(self, run_id: str, **documents: str) -> None:
+        """Replace the run's documents named (JSON text)."""
+        with self.engine.begin() as conn:
+            conn.execute(incident_runs.update().where(incident_runs.c.run_id == run_id).values(updated_at=_now(), **documents))
+
+    def touch(self, incident_id: str) -> None:
+        """Date the incident's last change now."""
+        with self.engine.begin() as conn:
+            conn.execute(incidents.update().where(incidents.c.incident_id == incident_id).values(updated_at=_now()))
+
+    # ------------------------------------------------------------------ people
+
+    def replace_subjects(self, run_id: str, rows: Sequence[dict]) -> None:
+        """The run's affected people, in one transaction (a rerun replaces what a crash left):
+        dicts of ``run_id``, ``incident_id``, ``subject_id``, ``new``, ``reach``, ``country``, ``locale``, ``batch``."""
+        with self.engine.begin() as conn:
+            conn.execute(incident_subjects.delete().where(incident_subjects.c.run_id == run_id))
+            for part in chunks(rows, 10_000):
+                conn.execute(incident_subjects.insert(), part)
+
+    def subjects_of(self, runs: Sequence[str]) -> set[str]:
+        """People affected in any of ``runs``."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(incident_subjects.c.subject_id).where(
+                incident_subjects.c.run_id.in_(runs))).scalars())
+
+    def affected(self, runs: Sequence[str]) -> tuple[int, set[str]]:
+        """How many distinct people ``runs`` found, and their countries."""
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count(sa.distinct(incident_subjects.c.subject_id)))
+                                 .where(incident_subjects.c.run_id.in_(runs))).scalar_one()
+            countries = set(conn.execute(sa.select(incident_subjects.c.country).where(
+                incident_subjects.c.run_id.in_(runs), incident_subjects.c.country.is_not(None)).distinct()).scalars())
+        return total, countries
+
+    def _mailable(self, run_id: str, batch: int):
+        return sa.select(incident_subjects.c.subject_id).where(
+            incident_subjects.c.run_id == run_id, incident_subjects.c.batch == batch,
+            incident_subjects.c.new.is_(True), incident_subjects.c.reach == "email")
+
+    def mailable(self, run_id: str, batch: int) -> list[str]:
+        """The batch's people to e-mail: new to the incident, with an address."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(self._mailable(run_id, batch)).scalars())
+
+    def not_emailed(self, run_id: str) -> list[str]:
+        """The run's new people without an e-mail address."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(incident_subjects.c.subject_id).where(
+                incident_subjects.c.run_id == run_id, incident_subjects.c.new.is_(True),
+                incident_subjects.c.reach != "email")).scalars())
+
+    # -------------------------------------------------------------- deliveries
+
+    def claims(self, incident_id: str, run_id: str, batch: int) -> DeliveryClaims:
+        return DeliveryClaims(self.engine, incident_id, run_id, batch)
+
+    def claimed(self, incident_id: str, run_id: str, batch: int) -> dict[str, str]:
+        """Status of each of the batch's people already claimed (by any run of the incident)."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
+                incident_deliveries.c.incident_id == incident_id,
+                incident_deliveries.c.subject_id.in_(self._mailable(run_id, batch)))).all())
+
+    def batch_deliveries(self, incident_id: str, run_id: str, batch: int) -> list[tuple[str, str, str | None]]:
+        """(subject, status, Message-ID) of the rows the batch claimed, by subject."""
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(
+                sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status, incident_deliveries.c.message_id)
+                .where(incident_deliveries.c.incident_id == incident_id, incident_deliveries.c.run_id == run_id,
+                       incident_deliveries.c.batch == batch).order_by(incident_deliveries.c.subject_id))]
+
+    def delivery_counts(self, run_id: str) -> dict[str, int]:
+        """The run's delivery rows by status."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(incident_deliveries.c.status, sa.func.count()).where(
+                incident_deliveries.c.run_id == run_id).group_by(incident_deliveries.c.status)).all())
+
+    def delivery_counts_among(self, incident_id: str, subjects: Sequence[str]) -> dict[str, int]:
+        """The incident's delivery rows of ``subjects`` by status."""
+        counts: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(subjects, CHUNK):
+                for status, n in conn.execute(sa.select(incident_deliveries.c.status, sa.func.count()).where(
+                        incident_deliveries.c.incident_id == incident_id, incident_deliveries.c.subject_id.in_(part))
+                        .group_by(incident_deliveries.c.status)):
+                    counts[status] = counts.get(status, 0) + n
+        return counts
+
+    def undelivered(self, run_id: str, statuses: Sequence[str]) -> list[tuple[str, str]]:
+        """(subject, status) of the run's deliveries in ``statuses``."""
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(
+                sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
+                    incident_deliveries.c.run_id == run_id, incident_deliveries.c.status.in_(statuses)))]

@@ -1,0 +1,82 @@
+"""Claim tables (erasure notices, incident deliveries): a claim once, outcomes with the next
+claim, release, and rows a killed run left ``sending`` turned ``uncertain``."""
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle.state import StateStore
+from lifecycle.state.claims import Outcome
+from lifecycle.state.schema import incident_deliveries, notices
+
+TEMPLATE = "cancellation_completed"
+
+
+@pytest.fixture
+def state(engine):
+    return StateStore(engine)
+
+
+def _notices(state) -> dict[tuple[str, str], tuple]:
+    with state.engine.connect() as conn:
+        return {(r.template, r.subject_id): (r.status, r.reason, r.message_id)
+                for r in conn.execute(sa.select(notices))}
+
+
+def test_a_person_is_claimed_once_and_outcomes_go_with_the_next_claim(state):
+    claims = state.notices.claims(TEMPLATE, "run#0")
+    with claims:
+        assert claims.claim("1", "<m1@x>", "en")
+        assert claims.claim("2", None)                               # no address: final at once
+        assert claims.claim("3", "<m3@x>", "de", outcomes=[Outcome("1", "sent", 1)])
+        assert not claims.claim("1", "<again@x>", "en", outcomes=[Outcome("3", "undeliverable", 1, 550)]), \
+            "claimed before: the claim fails, the outcomes are recorded all the same"
+    rows = _notices(state)
+    assert rows[(TEMPLATE, "1")] == ("sent", None, "<m1@x>")
+    assert rows[(TEMPLATE, "2")] == ("skipped", "no e-mail address", None)
+    assert rows[(TEMPLATE, "3")] == ("undeliverable", "SMTP 550", "<m3@x>")
+    assert state.notices.rows(TEMPLATE, ["1", "3", "4"])["3"].locale == "de"
+    assert state.notices.counts() == {TEMPLATE: {"sent": 1, "skipped": 1, "undeliverable": 1}}
+
+
+def test_an_outcome_changes_only_a_row_still_sending_and_release_removes_only_such_a_row(state):
+    claims = state.notices.claims(TEMPLATE, "run#0")
+    claims.claim("1", "<m1@x>")
+    claims.claim("2", "<m2@x>")
+    claims.record([Outcome("1", "sent", 1)])
+    claims.record([Outcome("1", "deferred", 3, 451)])
+    claims.release("1")
+    claims.release("2")
+    assert _notices(state) == {(TEMPLATE, "1"): ("sent", None, "<m1@x>")}
+
+
+def test_rows_left_sending_become_uncertain_and_nothing_else_changes(state):
+    mine, other = state.notices.claims(TEMPLATE, "run#0"), state.notices.claims("cancellation_scheduled", "scheduled")
+    for subject in "123":
+        mine.claim(subject, f"<m{subject}@x>")
+    other.claim("1", "<s1@x>")
+    mine.record([Outcome("2", "sent", 1)])
+    mine.mark_uncertain(["1", "2"])
+    rows = _notices(state)
+    assert rows[(TEMPLATE, "1")][0] == "uncertain", "the claim of a killed run"
+    assert rows[(TEMPLATE, "2")][0] == "sent", "an outcome recorded stays"
+    assert rows[(TEMPLATE, "3")][0] == "sending", "not named"
+    assert rows[("cancellation_scheduled", "1")][0] == "sending", "another template's row"
+    assert not mine.claim("1", "<m1-again@x>"), "an uncertain row is never claimed again"
+
+
+def test_incident_deliveries_are_claimed_per_incident_and_marked_uncertain_the_same_way(state):
+    claims = state.incidents.claims("INC-1", "manual__1", 0)
+    with claims:
+        claims.claim("1", "<m1@x>")
+        claims.claim("2", None)
+        claims.claim("3", "<m3@x>", outcomes=[Outcome("1", "sent", 3)])
+    assert not state.incidents.claims("INC-1", "manual__2", 0).claim("1", "<again@x>"), "one row per incident and person"
+    assert state.incidents.claims("INC-2", "manual__3", 0).claim("1", "<other@x>"), "another incident is another row"
+    claims.mark_uncertain(["3"])
+    with state.engine.connect() as conn:
+        rows = {(r.incident_id, r.subject_id): (r.status, r.attempts, r.run_id)
+                for r in conn.execute(sa.select(incident_deliveries))}
+    assert rows == {("INC-1", "1"): ("sent", 3, "manual__1"), ("INC-1", "2"): ("undeliverable", 0, "manual__1"),
+                    ("INC-1", "3"): ("uncertain", 0, "manual__1"), ("INC-2", "1"): ("sending", 0, "manual__3")}
+    assert state.incidents.delivery_counts("manual__1") == {"sent": 1, "undeliverable": 1, "uncertain": 1}
+    assert state.incidents.delivery_counts_among("INC-1", ["1", "3"]) == {"sent": 1, "uncertain": 1}
