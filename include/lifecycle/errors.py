@@ -14,7 +14,9 @@ the SQL, S3 and mail adapters), so the decision is made in one place per store.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Callable
 
 
 class Terminal:
@@ -56,6 +58,20 @@ class TransientStoreError(StoreError, Transient):
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, Transient)
+
+
+@contextlib.contextmanager
+def store_failures(system: str, dataset: str | None, purpose: str, *, catching: tuple[type, ...],
+                   transient: Callable[[BaseException], bool], describe: Callable[[BaseException], str]):
+    """Inside, a driver's failure (``catching``) becomes a ``StoreError`` of the kind ``transient``
+    decides, naming the system, the dataset and ``purpose``; ``describe`` gives the driver's reason."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except catching as exc:
+        kind = TransientStoreError if transient(exc) else TerminalStoreError
+        raise kind(system, dataset, purpose, describe(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ def _key_type(kind: str, engine):
             "timestamp": sa.DateTime()}[kind]
 
 
-def _catalog(table: str) -> Catalog:
+def _catalog(**datasets) -> Catalog:
+    """``people`` (the subject) and ``datasets`` in one SQL system."""
     return Catalog(CatalogFile.model_validate({
         "systems": {"app": {"type": "sql", "conn_id": "app"}, "state": {"type": "sql", "conn_id": "state"}},
         "categories": {"records": {"title": "Records"}},
@@ -64,8 +65,7 @@ def _catalog(table: str) -> Catalog:
         "datasets": {
             "people": {"system": "app", "table": "people", "primary_key": "id", "created": "created_at",
                        "fields": {"name": {"category": "records", "anonymize": "redact"}}},
-            "events": {"system": "app", "table": table, "primary_key": "Key", "created": "at",
-                       "subject": "person -> people.id", "category": "records"},
+            **{name: {"system": "app", "category": "records", **spec} for name, spec in datasets.items()},
         },
     }))
 
@@ -83,7 +83,8 @@ def test_every_orderable_key_is_cut_into_ranges_that_survive_json(engine, lifecy
         conn.execute(people.insert(), [{"id": 1, "name": "A", "created_at": NOW}])
         conn.execute(events.insert(), [{"Key": k if engine.dialect.name == "postgresql" or kind != "uuid" else str(k),
                                         "person": 1, "at": NOW - timedelta(days=i)} for i, k in enumerate(keys)])
-    store = SqlStore(lifecycle_engine, _catalog("Events"), "app")
+    store = SqlStore(lifecycle_engine, _catalog(events={"table": "Events", "primary_key": "Key", "created": "at",
+                                                        "subject": "person -> people.id"}), "app")
     selection = Selection(older_than=NOW - timedelta(days=9))          # 40 of the 50 rows
     ranges = [KeyRange(*r) for r in json.loads(json.dumps([r.as_list() for r in store.units("events", selection, 7)]))]
     assert [r.rows for r in ranges] == [7, 7, 7, 7, 7, 5]
@@ -114,20 +115,11 @@ def _parent_child(engine, lifecycle_engine, on_delete: str | None, *, linked: bo
         conn.execute(lines.insert(), [{"id": o * 10 + k, "order_id": o, "person": 1,
                                        "at": NOW - timedelta(days=1 if o <= 3 else 400)}
                                       for o in range(1, 7) for k in range(2)])
-    catalog = Catalog(CatalogFile.model_validate({
-        "systems": {"app": {"type": "sql", "conn_id": "app"}, "state": {"type": "sql", "conn_id": "state"}},
-        "categories": {"records": {"title": "Records"}},
-        "subject": {"dataset": "people", "key": "id"},
-        "datasets": {
-            "people": {"system": "app", "table": "people", "primary_key": "id", "created": "created_at",
-                       "fields": {"name": {"category": "records", "anonymize": "redact"}}},
-            "orders": {"system": "app", "table": "orders", "primary_key": "id", "created": "at",
-                       "subject": "person -> people.id", "category": "records"},
-            "order_lines": {"system": "app", "table": "order_lines", "primary_key": "id", "created": "at",
-                            "subject": "order_id -> orders.id" if linked else "person -> people.id",
-                            "category": "records", "fields": {"person" if linked else "order_id": {"personal": False}}},
-        },
-    }))
+    catalog = _catalog(
+        orders={"table": "orders", "primary_key": "id", "created": "at", "subject": "person -> people.id"},
+        order_lines={"table": "order_lines", "primary_key": "id", "created": "at",
+                     "subject": "order_id -> orders.id" if linked else "person -> people.id",
+                     "fields": {"person" if linked else "order_id": {"personal": False}}})
     return SqlStore(lifecycle_engine, catalog, "app"), orders, lines
 
 

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 
 from lifecycle.connections import s3_client
-from lifecycle.errors import StoreError, TerminalStoreError, TransientStoreError
+from lifecycle.errors import TerminalStoreError, TransientStoreError, store_failures
 from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Kept, Remaining, Selection
 
 # S3's DeleteObjects cap; moto does not enforce it, we do.
@@ -43,6 +43,12 @@ def transient(exc: BaseException) -> bool:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         return _code(exc) in _TRANSIENT_CODES or status >= 500
     return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
+
+
+def _describe(exc: BaseException) -> str:
+    """S3's error code and message (they name buckets and keys, never an object's content)."""
+    message = exc.response.get("Error", {}).get("Message", "") if isinstance(exc, ClientError) else str(exc)
+    return f"{_code(exc)} ({message})"[:500]
 
 
 def _code(exc: BaseException) -> str:
@@ -124,17 +130,9 @@ class S3Store:
         """A store whose credentials and endpoint come from an Airflow connection."""
         return cls(s3_client(conn_id), bucket, catalog, system)
 
-    @contextlib.contextmanager
     def _failures(self, dataset: str | None, purpose: str):
-        """Turn a boto3 failure into a store error of the right kind, naming where and why."""
-        try:
-            yield
-        except StoreError:
-            raise
-        except (ClientError, BotoCoreError, OSError) as exc:
-            kind = TransientStoreError if transient(exc) else TerminalStoreError
-            message = exc.response.get("Error", {}).get("Message", "") if isinstance(exc, ClientError) else str(exc)
-            raise kind(self.system, dataset, f"{purpose} in s3://{self.bucket}", f"{_code(exc)} ({message})"[:500]) from exc
+        return store_failures(self.system, dataset, f"{purpose} in s3://{self.bucket}",
+                              catching=(ClientError, BotoCoreError, OSError), transient=transient, describe=_describe)
 
     # ------------------------------------------------------------- versions
 

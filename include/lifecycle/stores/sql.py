@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 from lifecycle import anonymize
 from lifecycle.batching import chunks
 from lifecycle.catalog import Catalog, PersonalField
-from lifecycle.errors import StoreError, TerminalStoreError, TransientStoreError
+from lifecycle.errors import TerminalStoreError, store_failures
 from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Reference, Remaining, Selection
 
 # PostgreSQL SQLSTATE classes and codes that a retry may get past
@@ -101,16 +101,9 @@ class SqlStore:
 
     # ------------------------------------------------------------- failures
 
-    @contextlib.contextmanager
     def _failures(self, dataset: str | None, purpose: str):
-        """Turn a driver's failure into a store error of the right kind, naming where and why."""
-        try:
-            yield
-        except StoreError:
-            raise
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            kind = TransientStoreError if transient(exc) else TerminalStoreError
-            raise kind(self.system, dataset, purpose, failure_text(exc)) from exc
+        return store_failures(self.system, dataset, purpose, catching=(sa.exc.SQLAlchemyError, OSError),
+                              transient=transient, describe=failure_text)
 
     @contextlib.contextmanager
     def _connect(self, dataset: str | None, purpose: str, *, begin: bool = False) -> Iterator[sa.Connection]:
