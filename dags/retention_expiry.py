@@ -160,8 +160,7 @@ if CONFIG.retention.rules:
             context = get_current_context()
             run, ti = run_info(context), context["ti"]
             states = ti.get_task_states(dag_id=run.dag_id, task_ids=["preflight", "plan", "guardrail"], run_ids=[run.run_id])
-            failed = [task for task, state in (states.get(run.run_id) or {}).items()
-                      if state in ("failed", "upstream_failed")]
+            failed = [task for task, state in (states.get(run.run_id) or {}).items() if state == "failed"]
             return _retention().report(run.run_id, as_of=run.as_of, failed_steps=failed, dag_id=run.dag_id)
 
         checked, planned, units = preflight(), plan(), guardrail()

@@ -48,7 +48,12 @@ def test_a_run_whose_preflight_fails_ends_failed_naming_the_task(airflow_world: 
         assert f"{dag_id}: failed" in out
     assert "failed: " + ", ".join([*DAGS[:4], "incident_notification", "lifecycle_checks"]) in out, out
 
-    cancellation, sharing, dry, approved = runs[1], runs[2], runs[3], runs[4]
+    retention, cancellation, sharing, dry, approved = runs[:5]
+    assert retention["report"] == "success", "the report after a failed preflight is written, not retried"
+    [report] = (airflow_world.var / "reports" / "retention" / AS_OF).rglob("report.json")
+    document = yaml.safe_load(report.read_text())
+    assert document["planned"] is False and [f["step"] for f in document["failures"]] == ["preflight"]
+    assert "does not match catalog.yaml" in document["failures"][0]["reason"]
     assert cancellation["intake"] == cancellation["erase"] == "upstream_failed", "nobody erased"
     assert cancellation["check_deadlines"] == cancellation["report"] == "success", "the all_done steps still ran"
     assert sharing["gate"] == "success" and sharing["extract_devices"] == "upstream_failed"
