@@ -10,7 +10,6 @@ import pytest
 
 from lifecycle.stores.s3 import (
     MAX_KEYS_PER_DELETE,
-    DeleteError,
     ObjectLock,
     ObjectVersion,
     S3Store,
