@@ -63,9 +63,19 @@ from lifecycle.stores.sql import SqlStore  # noqa: E402
 from tests.support.s3 import aws_connection, moto_client, moto_process  # noqa: E402
 
 AS_OF = datetime(2026, 11, 26, tzinfo=timezone.utc)
-CHILDREN_FIRST = ["chat_messages", "conversations", "access_logs", "devices", "favorites", "inquiries",
-                  "purchase_demands", "orders", "consents", "account_cancellations"]
-SIDES = {"erasure": False, "with notices": True}       # side -> completion notices
+CHILDREN_FIRST = [
+    "chat_messages",
+    "conversations",
+    "access_logs",
+    "devices",
+    "favorites",
+    "inquiries",
+    "purchase_demands",
+    "orders",
+    "consents",
+    "account_cancellations",
+]
+SIDES = {"erasure": False, "with notices": True}  # side -> completion notices
 S3_CONN_ID = "bench_s3"
 
 
@@ -75,27 +85,50 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--due", type=int, default=1_000)
     parser.add_argument("--workers", type=int, default=2, help="batches erased side by side (the DAG's mapped tasks)")
-    parser.add_argument("--threads", action="store_true",
-                        help="workers as threads of this process sharing one Erasure (default: a process and an "
-                             "Erasure per batch, as Airflow runs mapped tasks)")
-    parser.add_argument("--mail-rate", type=float, help="notices per second (default: incidents.yaml email.max_per_second)")
-    parser.add_argument("--with-objects", type=int, default=100,
-                        help="due subjects that have S3 objects (moto lists in time proportional to the whole bucket)")
+    parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="workers as threads of this process sharing one Erasure (default: a process and an "
+        "Erasure per batch, as Airflow runs mapped tasks)",
+    )
+    parser.add_argument(
+        "--mail-rate", type=float, help="notices per second (default: incidents.yaml email.max_per_second)"
+    )
+    parser.add_argument(
+        "--with-objects",
+        type=int,
+        default=100,
+        help="due subjects that have S3 objects (moto lists in time proportional to the whole bucket)",
+    )
     parser.add_argument("--side", choices=sorted(SIDES), help="run this lifecycle side only (default: both)")
-    parser.add_argument("--keep-world", action="store_true",
-                        help="keep the seeded world as a template database (bench_erase_world_<users>_<due>) "
-                             "and copy it on later runs instead of seeding again")
-    parser.add_argument("--timings", action="store_true",
-                        help="wall time of each part of Erasure.erase in each worker, no profiler "
-                             "(cProfile inflates pure-Python code)")
-    parser.add_argument("--profile", action="store_true",
-                        help="one worker in this process under cProfile: where its time goes")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds, each on fresh copies of the world, the sides' order rotated from one round "
-                             "to the next (the first side after the copies runs slower); medians are reported")
-    parser.add_argument("--reports", type=Path, default=REPO / "var",
-                        help="where each side writes its certificates and the sink its mails, in a folder of their "
-                             "own (default var/, where the demo config writes them; /dev/shm takes the disk out)")
+    parser.add_argument(
+        "--keep-world",
+        action="store_true",
+        help="keep the seeded world as a template database (bench_erase_world_<users>_<due>) "
+        "and copy it on later runs instead of seeding again",
+    )
+    parser.add_argument(
+        "--timings",
+        action="store_true",
+        help="wall time of each part of Erasure.erase in each worker, no profiler (cProfile inflates pure-Python code)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="one worker in this process under cProfile: where its time goes"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds, each on fresh copies of the world, the sides' order rotated from one round "
+        "to the next (the first side after the copies runs slower); medians are reported",
+    )
+    parser.add_argument(
+        "--reports",
+        type=Path,
+        default=REPO / "var",
+        help="where each side writes its certificates and the sink its mails, in a folder of their "
+        "own (default var/, where the demo config writes them; /dev/shm takes the disk out)",
+    )
     parser.add_argument("--batch-size", type=int, help="cancellation.yaml: batch_size (subjects per mapped erase task)")
     args = parser.parse_args()
     sides = [args.side] if args.side else list(SIDES)
@@ -110,25 +143,33 @@ def main() -> int:
     world = None
     try:
         with admin.connect() as conn:
-            kept = args.keep_world and conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                                    {"n": kept_world}).first()
+            kept = (
+                args.keep_world
+                and conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": kept_world}).first()
+            )
         if kept:
             world = kept_world
             print(f"copying the kept world {kept_world}; {len(due):,} due")
         else:
             world = f"bench_erase_seed_{uuid.uuid4().hex[:6]}"
             _seed(admin, url.set(database=world), args.users, due)
-            if args.keep_world:                         # only a whole world is kept
+            if args.keep_world:  # only a whole world is kept
                 with admin.connect() as conn:
                     conn.execute(sa.text(f"ALTER DATABASE {world} RENAME TO {kept_world}"))
                 world = kept_world
 
         with moto_process() as endpoint, _sink_process(work / "mail") as sink:
             os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
-                {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}})
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": sink.port,
+                    "extra": {"disable_ssl": True, "disable_tls": True},
+                }
+            )
             os.environ["AIRFLOW_VAR_LIFECYCLE_HMAC_KEY"] = "bench-hmac-key-0123456789abcdef"
             os.environ[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = aws_connection(endpoint)
-            os.environ["LIFECYCLE_VAR_DIR"] = str(work)        # the demo config's reports folder (each side has its own)
+            os.environ["LIFECYCLE_VAR_DIR"] = str(work)  # the demo config's reports folder (each side has its own)
             config = load_config(REPO / "config" / "lifecycle")
             rate = args.mail_rate or config.incidents.email.max_per_second
             s3 = moto_client(endpoint)
@@ -136,9 +177,11 @@ def main() -> int:
             rounds = []
             for number in range(args.rounds):
                 order = [*sides, "raw"]
-                order = order[number % len(order):] + order[:number % len(order)]
+                order = order[number % len(order) :] + order[: number % len(order)]
                 print(f"round {number + 1} of {args.rounds}: {', '.join(order)}", flush=True)
-                rounds.append(_round(args, admin, url, world, order, config, s3, due, rate, sink, work / f"round{number + 1}"))
+                rounds.append(
+                    _round(args, admin, url, world, order, config, s3, due, rate, sink, work / f"round{number + 1}")
+                )
                 _print_round(args, rounds[-1], rate)
 
         if len(rounds) > 1:
@@ -149,9 +192,11 @@ def main() -> int:
                 seconds = [r[side][0] for r in rounds]
                 ratios = [r["raw"] / r[side][0] for r in rounds]
                 medians = [statistics.median(r[side][1]) for r in rounds]
-                print(f"  {side + ':':<14} {statistics.median(seconds):.2f}s ({min(seconds):.2f}-{max(seconds):.2f}); "
-                      f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}); "
-                      f"due->done median {statistics.median(medians):.2f}s")
+                print(
+                    f"  {side + ':':<14} {statistics.median(seconds):.2f}s ({min(seconds):.2f}-{max(seconds):.2f}); "
+                    f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}); "
+                    f"due->done median {statistics.median(medians):.2f}s"
+                )
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -162,8 +207,19 @@ def main() -> int:
         admin.dispose()
 
 
-def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], config, s3,
-           due: list[int], rate: float, sink, folder: Path) -> dict:
+def _round(
+    args,
+    admin: sa.Engine,
+    url: sa.URL,
+    world: str,
+    order: list[str],
+    config,
+    s3,
+    due: list[int],
+    rate: float,
+    sink,
+    folder: Path,
+) -> dict:
     """Every side once, in ``order``, each on its own copy of the world, its own bucket and its own
     reports folder under ``folder`` (certificates are named by the subject's hash: a side writing
     where another side wrote would replace files, not create them, as a real run does):
@@ -179,11 +235,13 @@ def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], co
             # checkpoints they cause would still be running while the first side is timed.
             copy = " STRATEGY FILE_COPY" if conn.dialect.server_version_info >= (15,) else ""
             for key, name in names.items():
-                conn.execute(sa.text(f"CREATE DATABASE {name}" + ("" if key.endswith("state") else f" TEMPLATE {world}{copy}")))
+                conn.execute(
+                    sa.text(f"CREATE DATABASE {name}" + ("" if key.endswith("state") else f" TEMPLATE {world}{copy}"))
+                )
         for key, name in names.items():
             if not key.endswith("state"):
                 _no_autovacuum(url.set(database=name))
-        buckets = {side: _bucket(s3, due[:args.with_objects]) for side in order}
+        buckets = {side: _bucket(s3, due[: args.with_objects]) for side in order}
         results = {}
         for side in order:
             _settle(admin)
@@ -192,10 +250,19 @@ def _round(args, admin: sa.Engine, url: sa.URL, world: str, order: list[str], co
                 engines.append(raw_engine)
                 results["raw"] = _raw_side(raw_engine, s3, buckets["raw"], due)
             else:
-                os.environ["LIFECYCLE_VAR_DIR"] = str(folder / side.replace(" ", "-"))   # the demo config's reports folder
-                results[side] = _lifecycle_side(args, config, url.set(database=names[side]),
-                                                url.set(database=names[f"{side} state"]), buckets[side],
-                                                notices=SIDES[side], rate=rate, sink=sink)
+                os.environ["LIFECYCLE_VAR_DIR"] = str(
+                    folder / side.replace(" ", "-")
+                )  # the demo config's reports folder
+                results[side] = _lifecycle_side(
+                    args,
+                    config,
+                    url.set(database=names[side]),
+                    url.set(database=names[f"{side} state"]),
+                    buckets[side],
+                    notices=SIDES[side],
+                    rate=rate,
+                    sink=sink,
+                )
         return results
     finally:
         connections.forget()
@@ -245,11 +312,17 @@ def _print_round(args, results: dict, rate: float) -> None:
         if side == "raw":
             continue
         seconds, latencies, notices = value
-        mails = (f"; {notices} completion notices at <= {rate:g}/s per worker (>= {notices / rate / args.workers:.1f}s of it)"
-                 if SIDES[side] else "")
-        print(f"  {side + ':':<14} {len(latencies):,} subjects in {seconds:.2f}s ({args.workers} worker(s){mails}) -> "
-              f"ratio {raw_seconds / seconds:.2f}; due->done median {statistics.median(latencies):.2f}s, "
-              f"max {latencies[-1]:.2f}s", flush=True)
+        mails = (
+            f"; {notices} completion notices at <= {rate:g}/s per worker (>= {notices / rate / args.workers:.1f}s of it)"
+            if SIDES[side]
+            else ""
+        )
+        print(
+            f"  {side + ':':<14} {len(latencies):,} subjects in {seconds:.2f}s ({args.workers} worker(s){mails}) -> "
+            f"ratio {raw_seconds / seconds:.2f}; due->done median {statistics.median(latencies):.2f}s, "
+            f"max {latencies[-1]:.2f}s",
+            flush=True,
+        )
 
 
 def _seed(admin: sa.Engine, url: sa.URL, users: int, due: list[int]) -> None:
@@ -260,11 +333,20 @@ def _seed(admin: sa.Engine, url: sa.URL, users: int, due: list[int]) -> None:
     generate.seed(engine, None, None, users=users, as_of=AS_OF.replace(tzinfo=None))
     with engine.begin() as conn:
         conn.execute(schema.metadata.tables["account_cancellations"].delete())
-        conn.execute(schema.metadata.tables["account_cancellations"].insert(), [
-            {"id": i + 1, "user_id": u, "requested_at": AS_OF.replace(tzinfo=None) - timedelta(days=20), "withdrawn_at": None}
-            for i, u in enumerate(due)])
+        conn.execute(
+            schema.metadata.tables["account_cancellations"].insert(),
+            [
+                {
+                    "id": i + 1,
+                    "user_id": u,
+                    "requested_at": AS_OF.replace(tzinfo=None) - timedelta(days=20),
+                    "withdrawn_at": None,
+                }
+                for i, u in enumerate(due)
+            ],
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM ANALYZE"))        # every copy starts with the same statistics
+        conn.execute(sa.text("VACUUM ANALYZE"))  # every copy starts with the same statistics
     engine.dispose()
     print(f"seeded {users:,} users in {time.perf_counter() - started:.0f}s; {len(due):,} due")
 
@@ -274,16 +356,22 @@ def _warm(engine: sa.Engine) -> None:
     each side starts from the same cache state however recently its copy was made."""
     with engine.connect() as conn:
         conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-        conn.execute(sa.text("SELECT pg_prewarm(c.oid, CASE WHEN c.relkind = 'i' THEN 'buffer' ELSE 'read' END) "
-                             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                             "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')"))
+        conn.execute(
+            sa.text(
+                "SELECT pg_prewarm(c.oid, CASE WHEN c.relkind = 'i' THEN 'buffer' ELSE 'read' END) "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')"
+            )
+        )
         conn.commit()
 
 
 def _warm_s3(client, bucket: str) -> None:
     """moto builds each response's template on its first use: pay that before any clock starts."""
     versions = client.list_object_versions(Bucket=bucket, Prefix="avatars/")["Versions"]
-    client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]})
+    client.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]}
+    )
     client.list_object_versions(Bucket=bucket, Prefix="avatars/")
 
 
@@ -292,33 +380,50 @@ def _bucket(client, owners: list[int]) -> str:
     client.create_bucket(Bucket=bucket)
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=b"x"),
-                      [f"{p}/{u}/1.jpg" for u in owners for p in ("avatars", "chats") for _ in (1, 2)]))
+        list(
+            pool.map(
+                lambda key: client.put_object(Bucket=bucket, Key=key, Body=b"x"),
+                [f"{p}/{u}/1.jpg" for u in owners for p in ("avatars", "chats") for _ in (1, 2)],
+            )
+        )
     return bucket
 
 
-def _erasure(config, data_url: sa.URL, state_url: sa.URL, bucket: str, *, notices: bool,
-             rate: float, batch_size: int | None = None) -> Erasure:
+def _erasure(
+    config,
+    data_url: sa.URL,
+    state_url: sa.URL,
+    bucket: str,
+    *,
+    notices: bool,
+    rate: float,
+    batch_size: int | None = None,
+) -> Erasure:
     """An Erasure on one side's databases and bucket, as a mapped task builds it (engines as
     ``connections.sql_engine`` makes them, the S3 client as ``connections.s3_client`` does)."""
     s3, data = connections.s3_client(S3_CONN_ID), connections.engine_for(data_url)
     media = {n for n, system in config.catalog.systems.items() if system.type == "s3"}
     email = config.incidents.email
-    erasure = Erasure(config, StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),
-                      open_store=lambda system: (S3Store(s3, bucket, config.catalog, system) if system in media
-                                                 else SqlStore(data, config.catalog, system)),
-                      mailer=lambda: Mailer(email.conn_id, email.from_, rate))
+    erasure = Erasure(
+        config,
+        StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),
+        open_store=lambda system: (
+            S3Store(s3, bucket, config.catalog, system) if system in media else SqlStore(data, config.catalog, system)
+        ),
+        mailer=lambda: Mailer(email.conn_id, email.from_, rate),
+    )
     if batch_size:
         erasure.cfg = erasure.cfg.model_copy(update={"batch_size": batch_size})
     if not notices:
-        erasure.cfg = erasure.cfg.model_copy(update={"notify": erasure.cfg.notify.model_copy(update={"completed": None})})
+        erasure.cfg = erasure.cfg.model_copy(
+            update={"notify": erasure.cfg.notify.model_copy(update={"completed": None})}
+        )
     return erasure
 
 
 def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool, rate: float, sink):
     """Intake and scheduled notices (untimed), then every batch's erase; seconds, due->done latencies, mails sent."""
-    erasure = _erasure(config, data_url, state_url, bucket, notices=notices, rate=rate,
-                       batch_size=args.batch_size)
+    erasure = _erasure(config, data_url, state_url, bucket, notices=notices, rate=rate, batch_size=args.batch_size)
     batches = erasure.intake("bench", AS_OF)["batches"]
     erasure.notify_scheduled()
     before = sink.count()
@@ -331,7 +436,9 @@ def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool,
             erasure.erase(batch, AS_OF, run_id="bench")
         profile.disable()
         seconds = time.perf_counter() - started
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(r"lifecycle|sqlalchemy/engine/base|smtplib|botocore/endpoint", 40)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(
+            r"lifecycle|sqlalchemy/engine/base|smtplib|botocore/endpoint", 40
+        )
     elif args.threads:
         if args.timings:
             _TIMINGS.clear()
@@ -343,11 +450,14 @@ def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool,
     else:
         import airflow.sdk  # noqa: F401  (loaded in every Airflow task process before its task runs)
 
-        _CHILD.update(build=lambda: _erasure(config, data_url, state_url, bucket, notices=notices, rate=rate,
-                                             batch_size=args.batch_size),
-                      timings=args.timings)
+        _CHILD.update(
+            build=lambda: _erasure(
+                config, data_url, state_url, bucket, notices=notices, rate=rate, batch_size=args.batch_size
+            ),
+            timings=args.timings,
+        )
         with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            list(pool.map(time.sleep, [0.2] * args.workers))        # the workers exist before the clock starts
+            list(pool.map(time.sleep, [0.2] * args.workers))  # the workers exist before the clock starts
             started, start_wall, cpu = time.perf_counter(), datetime.now(timezone.utc), _cpu()
             list(pool.map(_erase_in_child, batches))
             seconds = time.perf_counter() - started
@@ -371,13 +481,15 @@ def _raw_side(engine: sa.Engine, client, bucket: str, due: list[int]) -> float:
             conn.execute(t[name].delete().where(t[name].c.user_id.in_(due)))
         conn.execute(t["users"].delete().where(t["users"].c.id.in_(due)))
     wanted = {str(u) for u in due}
-    for prefix in ("avatars/", "chats/", "inquiries/"):          # one listing per prefix, the fastest raw way
-        keys = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
-                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-                if v["Key"].split("/")[1] in wanted]
+    for prefix in ("avatars/", "chats/", "inquiries/"):  # one listing per prefix, the fastest raw way
+        keys = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            if v["Key"].split("/")[1] in wanted
+        ]
         for i in range(0, len(keys), 1000):
-            client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i : i + 1000], "Quiet": True})
     seconds = time.perf_counter() - started
     print(f"  raw: {_cpu_since(cpu)}", flush=True)
     return seconds
@@ -393,10 +505,10 @@ def _cpu() -> dict[str, int]:
         try:
             stat, command = (process / "stat").read_text(), (process / "cmdline").read_bytes()
         except OSError:
-            continue                                   # ended meanwhile
-        fields = stat[stat.rindex(")") + 2:].split()
-        used = sum(int(f) for f in fields[11:15])      # utime, stime, and those of reaped children
-        if stat[stat.index("(") + 1:].startswith("postgres"):
+            continue  # ended meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = sum(int(f) for f in fields[11:15])  # utime, stime, and those of reaped children
+        if stat[stat.index("(") + 1 :].startswith("postgres"):
             now["PostgreSQL"] += used
         elif b"moto.server" in command:
             now["moto"] += used
@@ -408,8 +520,10 @@ def _cpu_since(before: dict[str, int]) -> str:
     not by waits), and the seconds PostgreSQL and moto spent on a core meanwhile."""
     now, hertz = _cpu(), os.sysconf("SC_CLK_TCK")
     busy = (now["busy"] - before["busy"]) / max(1, now["total"] - before["total"])
-    return (f"the machine's cores were {busy:.0%} busy; on a core, PostgreSQL {(now['PostgreSQL'] - before['PostgreSQL']) / hertz:.2f}s "
-            f"and moto {(now['moto'] - before['moto']) / hertz:.2f}s")
+    return (
+        f"the machine's cores were {busy:.0%} busy; on a core, PostgreSQL {(now['PostgreSQL'] - before['PostgreSQL']) / hertz:.2f}s "
+        f"and moto {(now['moto'] - before['moto']) / hertz:.2f}s"
+    )
 
 
 _CHILD: dict = {}
@@ -424,8 +538,11 @@ def _erase_in_child(batch: str) -> dict:
         _time_parts(erasure)
     built, cpu = time.perf_counter(), time.process_time()
     result = erasure.erase(batch, AS_OF, run_id="bench")
-    print(f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s "
-          f"(of it {time.process_time() - cpu:.2f}s on a core in this process)", flush=True)
+    print(
+        f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s "
+        f"(of it {time.process_time() - cpu:.2f}s on a core in this process)",
+        flush=True,
+    )
     _print_timings(batch)
     return result
 
@@ -449,10 +566,15 @@ def _sink_process(folder: Path):
     file writing do not compete with the erasure for this interpreter's GIL."""
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "include"), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "lifecycle.mailsink", "--port", "0", "--folder", str(folder)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lifecycle.mailsink", "--port", "0", "--folder", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     try:
-        line = process.stdout.readline()          # "mail sink listening on 127.0.0.1:<port>, writing to …"
+        line = process.stdout.readline()  # "mail sink listening on 127.0.0.1:<port>, writing to …"
         port = int(line.split(" on ", 1)[1].split(",", 1)[0].rsplit(":", 1)[1])
         yield _Sink(port, folder)
     finally:
@@ -460,7 +582,9 @@ def _sink_process(folder: Path):
         process.wait(timeout=30)
 
 
-_TIMINGS: dict[str, tuple[float, float]] = {}      # part -> (wall, thread CPU) seconds, of the batches timed in this process
+_TIMINGS: dict[
+    str, tuple[float, float]
+] = {}  # part -> (wall, thread CPU) seconds, of the batches timed in this process
 _CLASSES_TIMED: list[bool] = []
 
 
@@ -478,14 +602,25 @@ def _time_parts(erasure: Erasure) -> None:
             finally:
                 wall, on_core = _TIMINGS.get(label, (0.0, 0.0))
                 _TIMINGS[label] = (wall + time.perf_counter() - started, on_core + time.thread_time() - cpu)
+
         setattr(owner, name, wrapper)
 
-    for name in ("_send", "_apply", "_erase_objects", "_verify", "_certificate", "_certify", "_record_certificates", "_retained", "_entries"):
+    for name in (
+        "_send",
+        "_apply",
+        "_erase_objects",
+        "_verify",
+        "_certificate",
+        "_certify",
+        "_record_certificates",
+        "_retained",
+        "_entries",
+    ):
         timed(erasure, name, name)
     timed(erasure.state.notices, "rows", "  of _send: notice rows")
     timed(erasure, "_summarize", "  of _send: _summarize")
     timed(S3Store, "_list", "  of _erase_objects+_verify: S3 listings")
-    if _CLASSES_TIMED:                     # module and class functions: once per process
+    if _CLASSES_TIMED:  # module and class functions: once per process
         return
     _CLASSES_TIMED.append(True)
     timed(mail.Mailer, "transmit", "  of _send: SMTP (helper thread claims meanwhile)")

@@ -57,46 +57,105 @@ def _sink(port_queue, stop):
 
 def _seed(engine, people: int) -> None:
     meta = sa.MetaData()
-    users = sa.Table("users", meta, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-                     sa.Column("email", sa.String(255)), sa.Column("name", sa.String(100)), sa.Column("phone", sa.String(40)),
-                     sa.Column("address", sa.String(200)), sa.Column("country", sa.String(2)), sa.Column("locale", sa.String(16)),
-                     sa.Column("password_hash", sa.String(128)), sa.Column("tier", sa.String(20)), sa.Column("created_at", sa.DateTime))
-    logs = sa.Table("access_logs", meta, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-                    sa.Column("user_id", sa.BigInteger, index=True), sa.Column("ip", sa.String(45)), sa.Column("path", sa.String(200)),
-                    sa.Column("logged_at", sa.DateTime, index=True))
+    users = sa.Table(
+        "users",
+        meta,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("email", sa.String(255)),
+        sa.Column("name", sa.String(100)),
+        sa.Column("phone", sa.String(40)),
+        sa.Column("address", sa.String(200)),
+        sa.Column("country", sa.String(2)),
+        sa.Column("locale", sa.String(16)),
+        sa.Column("password_hash", sa.String(128)),
+        sa.Column("tier", sa.String(20)),
+        sa.Column("created_at", sa.DateTime),
+    )
+    logs = sa.Table(
+        "access_logs",
+        meta,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("user_id", sa.BigInteger, index=True),
+        sa.Column("ip", sa.String(45)),
+        sa.Column("path", sa.String(200)),
+        sa.Column("logged_at", sa.DateTime, index=True),
+    )
     meta.create_all(engine)
     when = datetime(2026, 11, 5)
     with engine.begin() as conn:
         for first in range(1, people + 1, 20_000):
             ids = range(first, min(first + 20_000, people + 1))
-            conn.execute(users.insert(), [{"id": i, "email": f"person{i}@example.com", "name": f"Person {i}", "phone": None,
-                                           "address": None, "country": "DE" if i % 7 == 0 else "CN",
-                                           "locale": LOCALES[i % len(LOCALES)], "password_hash": "h", "tier": "free",
-                                           "created_at": datetime(2025, 1, 1)} for i in ids])
-            conn.execute(logs.insert(), [{"id": i, "user_id": i, "ip": "10.0.0.1", "path": "/", "logged_at": when} for i in ids])
+            conn.execute(
+                users.insert(),
+                [
+                    {
+                        "id": i,
+                        "email": f"person{i}@example.com",
+                        "name": f"Person {i}",
+                        "phone": None,
+                        "address": None,
+                        "country": "DE" if i % 7 == 0 else "CN",
+                        "locale": LOCALES[i % len(LOCALES)],
+                        "password_hash": "h",
+                        "tier": "free",
+                        "created_at": datetime(2025, 1, 1),
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                logs.insert(), [{"id": i, "user_id": i, "ip": "10.0.0.1", "path": "/", "logged_at": when} for i in ids]
+            )
 
 
 def _config(folder: Path, batch_size: int):
     files = copy.deepcopy(sample.FILES)
     catalog = files["catalog.yaml"]
-    catalog["subject"]["contact"] = {"email": "email", "name": "name", "phone": "phone", "address": "address",
-                                     "country": "country", "locale": "locale"}
-    catalog["datasets"]["users"]["fields"].update({
-        "phone": {"category": "basic_info", "anonymize": "null"}, "address": {"category": "basic_info", "anonymize": "redact"},
-        "country": {"category": "basic_info", "anonymize": "null"}, "locale": {"personal": False}})
+    catalog["subject"]["contact"] = {
+        "email": "email",
+        "name": "name",
+        "phone": "phone",
+        "address": "address",
+        "country": "country",
+        "locale": "locale",
+    }
+    catalog["datasets"]["users"]["fields"].update(
+        {
+            "phone": {"category": "basic_info", "anonymize": "null"},
+            "address": {"category": "basic_info", "anonymize": "redact"},
+            "country": {"category": "basic_info", "anonymize": "null"},
+            "locale": {"personal": False},
+        }
+    )
     catalog["reports"] = {"path": str(folder / "reports")}
-    files["incidents.yaml"].update({"email": {"conn_id": "smtp_default", "from": "MIC Privacy <privacy@mic.example>",
-                                              "max_per_second": 1_000_000}, "batch_size": batch_size})
+    files["incidents.yaml"].update(
+        {
+            "email": {
+                "conn_id": "smtp_default",
+                "from": "MIC Privacy <privacy@mic.example>",
+                "max_per_second": 1_000_000,
+            },
+            "batch_size": batch_size,
+        }
+    )
     return load_config(sample.write(folder / "config", files))
 
 
 FORM = {
-    "incident_id": "BENCH-1", "title": "Access log exposure", "discovered_at": "2026-11-12T08:00:00Z",
-    "occurred_from": "2026-11-01T00:00:00Z", "occurred_to": "2026-11-10T00:00:00Z",
+    "incident_id": "BENCH-1",
+    "title": "Access log exposure",
+    "discovered_at": "2026-11-12T08:00:00Z",
+    "occurred_from": "2026-11-01T00:00:00Z",
+    "occurred_to": "2026-11-10T00:00:00Z",
     "cause": "A misconfigured log export made access records readable from the internet.",
-    "affected_datasets": ["access_logs"], "impact": "Someone could learn which pages you visited.",
-    "measures_taken": "We closed the export and rotated keys.", "precautions": "Be wary of messages quoting your activity.",
-    "remedies": "A free security review of your account.", "channels": ["email"], "phase": "initial", "dry_run": False,
+    "affected_datasets": ["access_logs"],
+    "impact": "Someone could learn which pages you visited.",
+    "measures_taken": "We closed the export and rotated keys.",
+    "precautions": "Be wary of messages quoting your activity.",
+    "remedies": "A free security review of your account.",
+    "channels": ["email"],
+    "phase": "initial",
+    "dry_run": False,
 }
 
 
@@ -135,12 +194,22 @@ def main() -> int:
         print(f"seeded {args.people:,} people in {time.perf_counter() - started:.0f}s")
         port = ports.get(timeout=30)
         os.environ["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True, "disable_tls": True}})
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": port,
+                "extra": {"disable_ssl": True, "disable_tls": True},
+            }
+        )
         config = _config(work, args.batch_size)
         state = StateStore(state_engine, dataset_names=set(config.catalog.datasets))
         email = config.incidents.email
-        notifier = IncidentNotification(config, state, open_store=lambda system: SqlStore(app, config.catalog, system),
-                                        mailer=lambda: FirstMail(email.conn_id, email.from_, email.max_per_second))
+        notifier = IncidentNotification(
+            config,
+            state,
+            open_store=lambda system: SqlStore(app, config.catalog, system),
+            mailer=lambda: FirstMail(email.conn_id, email.from_, email.max_per_second),
+        )
 
         # ---- lifecycle: the DAG's steps, then every batch as the mapped send tasks run them
         run_id = "bench"
@@ -160,8 +229,10 @@ def main() -> int:
         context = notifier.notice_context(notifier.form(run_id), json.loads(notifier._run(run_id).scope))
         notices = {loc: render_notice("incident_notice", loc, "en", name="Person", **context) for loc in set(LOCALES)}
         composer = Mailer(email.conn_id, email.from_)
-        messages = [composer.compose(f"raw{i}@example.com", notices[LOCALES[i % len(LOCALES)]], key=f"raw:{i}")
-                    for i in range(1, sent + 1)]       # bytes on the wire, built before the clock starts
+        messages = [
+            composer.compose(f"raw{i}@example.com", notices[LOCALES[i % len(LOCALES)]], key=f"raw:{i}")
+            for i in range(1, sent + 1)
+        ]  # bytes on the wire, built before the clock starts
         t_raw = time.perf_counter()
         with smtplib.SMTP("127.0.0.1", port) as smtp:
             for message in messages:
@@ -174,8 +245,10 @@ def main() -> int:
         print(f"sending phase: {sent:,} mails in {t_done - t_send:.1f}s = {lifecycle_rate:,.0f} mails/s")
         print(f"raw smtplib:   {len(messages):,} mails = {raw_rate:,.0f} mails/s (pre-rendered, one connection)")
         print(f"ratio {lifecycle_rate / raw_rate:.2f} (target >= 0.5)")
-        print(f"time to first mail {FirstMail.first - t0:.1f}s after register (resolve and decisions included); "
-              f"total {t_done - t0:.1f}s; the sink received {received:,}")
+        print(
+            f"time to first mail {FirstMail.first - t0:.1f}s after register (resolve and decisions included); "
+            f"total {t_done - t0:.1f}s; the sink received {received:,}"
+        )
         assert received == sent + len(messages)
         return 0
     finally:

@@ -42,7 +42,7 @@ from tests.config import sample  # noqa: E402
 from tests.support.s3 import moto_client, moto_process  # noqa: E402
 
 AS_OF = datetime(2026, 6, 1, tzinfo=timezone.utc)
-CUTOFF = datetime(2025, 12, 1)           # 6mo before AS_OF
+CUTOFF = datetime(2025, 12, 1)  # 6mo before AS_OF
 HELD = ["7", "70", "700"]
 
 
@@ -76,28 +76,51 @@ def bench_sql(admin_url: str, rows: int, batch_size: int, workers: int, layout: 
     engine = sa.create_engine(sa.make_url(admin_url).set(database=name))
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE users (id integer PRIMARY KEY, email varchar(255), name varchar(100), "
-                                 "password_hash varchar(128), tier varchar(20), created_at timestamp)"))
-            conn.execute(sa.text("INSERT INTO users SELECT g, 'u' || g || '@example.com', 'User ' || g, NULL, 'gold', "
-                                 "'2020-01-01' FROM generate_series(1, 1000) g"))
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE users (id integer PRIMARY KEY, email varchar(255), name varchar(100), "
+                    "password_hash varchar(128), tier varchar(20), created_at timestamp)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users SELECT g, 'u' || g || '@example.com', 'User ' || g, NULL, 'gold', "
+                    "'2020-01-01' FROM generate_series(1, 1000) g"
+                )
+            )
             for table in ("access_logs", "access_logs_raw"):
-                conn.execute(sa.text(f"CREATE TABLE {table} (id bigint PRIMARY KEY, user_id integer, ip varchar(45), "
-                                     "path varchar(200), logged_at timestamp)"))
+                conn.execute(
+                    sa.text(
+                        f"CREATE TABLE {table} (id bigint PRIMARY KEY, user_id integer, ip varchar(45), "
+                        "path varchar(200), logged_at timestamp)"
+                    )
+                )
                 # a year of logs, about half older than the 6-month cutoff.  "ordered": ids grow
                 # with time as in an append-only log; "interleaved": ages scattered over the ids
-                age = ("(:n - g) * (31536000.0 / :n) * interval '1 second'" if layout == "ordered"
-                       else "(g % 365) * interval '1 day' + (g % 86400) * interval '1 second'")
-                conn.execute(sa.text(
-                    f"INSERT INTO {table} SELECT g, 1 + (g % 1000), '10.0.' || (g % 250) || '.' || (g % 200), '/p/' || g, "
-                    f"timestamp '2026-06-01' - {age} FROM generate_series(1, :n) g"), {"n": rows})
+                age = (
+                    "(:n - g) * (31536000.0 / :n) * interval '1 second'"
+                    if layout == "ordered"
+                    else "(g % 365) * interval '1 day' + (g % 86400) * interval '1 second'"
+                )
+                conn.execute(
+                    sa.text(
+                        f"INSERT INTO {table} SELECT g, 1 + (g % 1000), '10.0.' || (g % 250) || '.' || (g % 200), '/p/' || g, "
+                        f"timestamp '2026-06-01' - {age} FROM generate_series(1, :n) g"
+                    ),
+                    {"n": rows},
+                )
                 conn.execute(sa.text(f"CREATE INDEX {table}_logged_at ON {table} (logged_at)"))
                 conn.execute(sa.text(f"CREATE INDEX {table}_user_id ON {table} (user_id)"))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
 
         folder = Path(tempfile.mkdtemp(prefix="bench-sql-"))
-        config = _config(folder, batch_size, {"users", "access_logs"},
-                         [{"name": "logs-6mo", "applies_to": {"datasets": ["access_logs"]}, "keep": "6mo"}])
+        config = _config(
+            folder,
+            batch_size,
+            {"users", "access_logs"},
+            [{"name": "logs-6mo", "applies_to": {"datasets": ["access_logs"]}, "keep": "6mo"}],
+        )
         state = StateStore(engine, dataset_names={"users", "access_logs"})
         for subject in HELD:
             state.holds.add(subject, reason="benchmark hold", today=AS_OF.date())
@@ -116,8 +139,15 @@ def bench_sql(admin_url: str, rows: int, batch_size: int, workers: int, layout: 
             raw_rows = conn.execute(sa.text("DELETE FROM access_logs_raw WHERE logged_at < :c"), {"c": CUTOFF}).rowcount
         raw_seconds = time.perf_counter() - started
         return {
-            "rows": rows, "batch_size": batch_size, "batches": len(planned.ranges), "held": planned.held, "workers": workers,
-            "dag_rows": planned.to_delete, "dag_seconds": dag_seconds, "raw_rows": raw_rows, "raw_seconds": raw_seconds,
+            "rows": rows,
+            "batch_size": batch_size,
+            "batches": len(planned.ranges),
+            "held": planned.held,
+            "workers": workers,
+            "dag_rows": planned.to_delete,
+            "dag_seconds": dag_seconds,
+            "raw_rows": raw_rows,
+            "raw_seconds": raw_seconds,
             "ratio": (planned.to_delete / dag_seconds) / (raw_rows / raw_seconds),
         }
     finally:
@@ -135,15 +165,25 @@ def bench_s3(objects: int, batch_size: int) -> dict:
             client.create_bucket(Bucket=bucket)
             client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda i, b=bucket: client.put_object(Bucket=b, Key=f"chats/{i % 500}/{i}.jpg", Body=b"x"),
-                              range(objects)))
+                list(
+                    pool.map(
+                        lambda i, b=bucket: client.put_object(Bucket=b, Key=f"chats/{i % 500}/{i}.jpg", Body=b"x"),
+                        range(objects),
+                    )
+                )
 
         folder = Path(tempfile.mkdtemp(prefix="bench-s3-"))
-        config = _config(folder, batch_size, {"users", "chat_photos"},
-                         [{"name": "photos", "applies_to": {"datasets": ["chat_photos"]}, "keep": "30d"}])
+        config = _config(
+            folder,
+            batch_size,
+            {"users", "chat_photos"},
+            [{"name": "photos", "applies_to": {"datasets": ["chat_photos"]}, "keep": "30d"}],
+        )
         state = StateStore(sa.create_engine(f"sqlite:///{folder / 'state.db'}"), dataset_names={"users", "chat_photos"})
         as_of = datetime.now(timezone.utc) + timedelta(days=31)
-        retention = Retention(config, state, open_store=lambda system: S3Store(client, buckets["dag"], config.catalog, system))
+        retention = Retention(
+            config, state, open_store=lambda system: S3Store(client, buckets["dag"], config.catalog, system)
+        )
         plan = retention.plan("bench-s3", as_of)
         units = retention.gate(plan)[unit_group("media", 0)]
         started = time.perf_counter()
@@ -155,46 +195,84 @@ def bench_s3(objects: int, batch_size: int) -> dict:
         deleted = 0
         batch = []
         for page in client.get_paginator("list_object_versions").paginate(Bucket=buckets["raw"]):
-            batch += [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            batch += [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
         for i in range(0, len(batch), 1000):
-            response = client.delete_objects(Bucket=buckets["raw"], Delete={"Objects": batch[i:i + 1000], "Quiet": True})
-            deleted += len(batch[i:i + 1000]) - len(response.get("Errors", []))
+            response = client.delete_objects(
+                Bucket=buckets["raw"], Delete={"Objects": batch[i : i + 1000], "Quiet": True}
+            )
+            deleted += len(batch[i : i + 1000]) - len(response.get("Errors", []))
         raw_seconds = time.perf_counter() - started
-        return {"objects": objects, "dag_versions": result["versions"], "dag_seconds": dag_seconds,
-                "raw_versions": deleted, "raw_seconds": raw_seconds,
-                "ratio": (result["versions"] / dag_seconds) / (deleted / raw_seconds)}
+        return {
+            "objects": objects,
+            "dag_versions": result["versions"],
+            "dag_seconds": dag_seconds,
+            "raw_versions": deleted,
+            "raw_seconds": raw_seconds,
+            "ratio": (result["versions"] / dag_seconds) / (deleted / raw_seconds),
+        }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--postgres", default=os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=2, help="apply units side by side (the DAG's mapped tasks; default 2 = cores here)")
-    parser.add_argument("--layout", choices=["ordered", "interleaved"], default="ordered",
-                        help="ordered: ids grow with time, as in a log (default); interleaved: ages scattered")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="apply units side by side (the DAG's mapped tasks; default 2 = cores here)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=["ordered", "interleaved"],
+        default="ordered",
+        help="ordered: ids grow with time, as in a log (default); interleaved: ages scattered",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median ratio is reported")
     parser.add_argument("--skip-sql", action="store_true")
     parser.add_argument("--skip-s3", action="store_true")
     args = parser.parse_args()
     if not args.skip_sql:
-        runs = [bench_sql(args.postgres, args.rows, args.batch_size, args.workers, args.layout) for _ in range(args.repeat)]
+        runs = [
+            bench_sql(args.postgres, args.rows, args.batch_size, args.workers, args.layout) for _ in range(args.repeat)
+        ]
         for r in runs:
-            print(f"SQL  {r['rows']:,} rows ({args.layout}), batch {r['batch_size']:,} ({r['batches']} batches, "
-                  f"{r['workers']} worker(s)), {r['held']} held rows kept")
-            print(f"     apply phase: {r['dag_rows']:,} rows in {r['dag_seconds']:.2f}s = {r['dag_rows'] / r['dag_seconds']:,.0f} rows/s")
-            print(f"     raw DELETE:  {r['raw_rows']:,} rows in {r['raw_seconds']:.2f}s = {r['raw_rows'] / r['raw_seconds']:,.0f} rows/s")
+            print(
+                f"SQL  {r['rows']:,} rows ({args.layout}), batch {r['batch_size']:,} ({r['batches']} batches, "
+                f"{r['workers']} worker(s)), {r['held']} held rows kept"
+            )
+            print(
+                f"     apply phase: {r['dag_rows']:,} rows in {r['dag_seconds']:.2f}s = {r['dag_rows'] / r['dag_seconds']:,.0f} rows/s"
+            )
+            print(
+                f"     raw DELETE:  {r['raw_rows']:,} rows in {r['raw_seconds']:.2f}s = {r['raw_rows'] / r['raw_seconds']:,.0f} rows/s"
+            )
             print(f"     ratio {r['ratio']:.2f}")
-        print(f"SQL  median ratio over {len(runs)} run(s): {statistics.median(r['ratio'] for r in runs):.2f} (target >= 0.7)")
+        print(
+            f"SQL  median ratio over {len(runs)} run(s): {statistics.median(r['ratio'] for r in runs):.2f} (target >= 0.7)"
+        )
     if not args.skip_s3:
         runs = [bench_s3(args.objects, args.batch_size) for _ in range(args.repeat)]
         for r in runs:
             print(f"S3   {r['objects']:,} expired objects (versioned bucket, moto server over HTTP)")
-            print(f"     apply phase: {r['dag_versions']:,} versions in {r['dag_seconds']:.2f}s = {r['dag_versions'] / r['dag_seconds']:,.0f}/s")
-            print(f"     raw loop:    {r['raw_versions']:,} versions in {r['raw_seconds']:.2f}s = {r['raw_versions'] / r['raw_seconds']:,.0f}/s")
+            print(
+                f"     apply phase: {r['dag_versions']:,} versions in {r['dag_seconds']:.2f}s = {r['dag_versions'] / r['dag_seconds']:,.0f}/s"
+            )
+            print(
+                f"     raw loop:    {r['raw_versions']:,} versions in {r['raw_seconds']:.2f}s = {r['raw_versions'] / r['raw_seconds']:,.0f}/s"
+            )
             print(f"     ratio {r['ratio']:.2f}")
-        print(f"S3   median ratio over {len(runs)} run(s): {statistics.median(r['ratio'] for r in runs):.2f} (target >= 0.8)")
+        print(
+            f"S3   median ratio over {len(runs)} run(s): {statistics.median(r['ratio'] for r in runs):.2f} (target >= 0.8)"
+        )
     return 0
 
 

@@ -56,12 +56,21 @@ def _config(folder: Path, bucket: str):
     files["retention.yaml"] = {"rules": []}
     files.pop("cancellation.yaml")
     files.pop("incidents.yaml")
-    files["recipients.yaml"] = {"recipients": [{
-        "id": "bench", "name": "Bench Ltd.", "contact": "b@bench.example", "role": "processor",
-        "legal_basis": "entrusted_processing", "purpose": "benchmark",
-        "agreement": {"id": "B-1", "type": "confidentiality", "signed": "2026-01-01", "expires": "2027-01-01"},
-        "share": {"access_logs": ["ip", "path", "logged_at"]},
-        "delivery": {"system": "drop", "prefix": "bench/{ds}/", "format": "jsonl", "fetch_rows": FETCH}}]}
+    files["recipients.yaml"] = {
+        "recipients": [
+            {
+                "id": "bench",
+                "name": "Bench Ltd.",
+                "contact": "b@bench.example",
+                "role": "processor",
+                "legal_basis": "entrusted_processing",
+                "purpose": "benchmark",
+                "agreement": {"id": "B-1", "type": "confidentiality", "signed": "2026-01-01", "expires": "2027-01-01"},
+                "share": {"access_logs": ["ip", "path", "logged_at"]},
+                "delivery": {"system": "drop", "prefix": "bench/{ds}/", "format": "jsonl", "fetch_rows": FETCH},
+            }
+        ]
+    }
     return load_config(sample.write(folder / "config", files))
 
 
@@ -79,8 +88,13 @@ def child_lifecycle(db: str, endpoint: str, bucket: str) -> dict:
     engine = sa.create_engine(db)
     state = StateStore(sa.create_engine(f"sqlite:///{folder / 'state.db'}"), dataset_names=set(config.catalog.datasets))
     s3 = S3Store(moto_client(endpoint), bucket, config.catalog, "drop")
-    sharing = Sharing(config, state, "bench", open_store=lambda system: s3 if system == "drop" else SqlStore(engine, config.catalog, system),
-                      hmac_key=lambda: b"bench-hmac-key-0123456789abcdef")
+    sharing = Sharing(
+        config,
+        state,
+        "bench",
+        open_store=lambda system: s3 if system == "drop" else SqlStore(engine, config.catalog, system),
+        hmac_key=lambda: b"bench-hmac-key-0123456789abcdef",
+    )
     started = time.perf_counter()
     result = sharing.extract("access_logs", Interval(AS_OF, AS_OF))
     seconds = time.perf_counter() - started
@@ -98,7 +112,9 @@ def child_raw(db: str, endpoint: str, bucket: str) -> dict:
         result = conn.execution_options(stream_results=True, yield_per=FETCH).execute(query)
         for chunk in result.partitions(FETCH):
             for user_id, ip, path, logged_at in chunk:
-                line = json.dumps({"user_id": user_id, "ip": ip, "path": path, "logged_at": logged_at.isoformat()}) + "\n"
+                line = (
+                    json.dumps({"user_id": user_id, "ip": ip, "path": path, "logged_at": logged_at.isoformat()}) + "\n"
+                )
                 buffer.append(line)
                 buffered += len(line)
                 records += 1
@@ -114,8 +130,12 @@ def child_raw(db: str, endpoint: str, bucket: str) -> dict:
 
 
 def _child(kind: str, db: str, endpoint: str, bucket: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--db", db, "--endpoint", endpoint, "--bucket", bucket],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--db", db, "--endpoint", endpoint, "--bucket", bucket],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode:
         raise RuntimeError(f"{kind} child failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -133,15 +153,32 @@ def _database(admin_url: str, rows: int) -> str:
     url = sa.make_url(admin_url).set(database=name)
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE users (id integer PRIMARY KEY, email varchar(255), name varchar(100), "
-                             "password_hash varchar(128), tier varchar(20), created_at timestamp)"))
-        conn.execute(sa.text("INSERT INTO users SELECT g, 'u' || g || '@example.com', 'User ' || g, NULL, 'gold', "
-                             "timestamp '2025-01-01' FROM generate_series(1, 10000) g"))
-        conn.execute(sa.text("CREATE TABLE access_logs (id integer PRIMARY KEY, user_id integer REFERENCES users(id), "
-                             "ip varchar(45), path varchar(200), logged_at timestamp)"))
-        conn.execute(sa.text("INSERT INTO access_logs SELECT g, g % 10000 + 1, '10.' || (g % 250) || '.' || (g % 199) || '.' || (g % 97), "
-                             "'/products/' || (g % 50000) || '/view', timestamp '2026-01-01' + g * interval '1 second' "
-                             "FROM generate_series(1, :n) g"), {"n": rows})
+        conn.execute(
+            sa.text(
+                "CREATE TABLE users (id integer PRIMARY KEY, email varchar(255), name varchar(100), "
+                "password_hash varchar(128), tier varchar(20), created_at timestamp)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO users SELECT g, 'u' || g || '@example.com', 'User ' || g, NULL, 'gold', "
+                "timestamp '2025-01-01' FROM generate_series(1, 10000) g"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TABLE access_logs (id integer PRIMARY KEY, user_id integer REFERENCES users(id), "
+                "ip varchar(45), path varchar(200), logged_at timestamp)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO access_logs SELECT g, g % 10000 + 1, '10.' || (g % 250) || '.' || (g % 199) || '.' || (g % 97), "
+                "'/products/' || (g % 50000) || '/view', timestamp '2026-01-01' + g * interval '1 second' "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"n": rows},
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
     engine.dispose()
@@ -157,10 +194,15 @@ def _drop(admin_url: str, db: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--postgres", default=os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=100_000, help="the smaller size memory is compared at")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement at --rows; the median ratio is reported")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per measurement at --rows; the median ratio is reported"
+    )
     parser.add_argument("--child", choices=["lifecycle", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -181,25 +223,38 @@ def main() -> int:
             results: dict[tuple[str, int], list[dict]] = {}
             for size in (args.small, args.rows):
                 for n in range(args.repeat if size == args.rows else 1):
-                    for kind in (("raw", "lifecycle") if n % 2 else ("lifecycle", "raw")):
+                    for kind in ("raw", "lifecycle") if n % 2 else ("lifecycle", "raw"):
                         bucket = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
                         client.create_bucket(Bucket=bucket)
                         r = _child(kind, databases[size], endpoint, bucket)
                         results.setdefault((kind, size), []).append(r)
-                        print(f"{kind:<9} {size:>9,} rows: {r['records']:,} records, {r['bytes'] / 2**20:,.1f} MiB in "
-                              f"{r['seconds']:.2f}s = {r['records'] / r['seconds']:,.0f} rows/s, {r['parts']} part(s), "
-                              f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-                        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):   # free moto's memory
+                        print(
+                            f"{kind:<9} {size:>9,} rows: {r['records']:,} records, {r['bytes'] / 2**20:,.1f} MiB in "
+                            f"{r['seconds']:.2f}s = {r['records'] / r['seconds']:,.0f} rows/s, {r['parts']} part(s), "
+                            f"peak RSS {r['peak_rss_mb']:.0f} MB",
+                            flush=True,
+                        )
+                        for page in client.get_paginator("list_objects_v2").paginate(
+                            Bucket=bucket
+                        ):  # free moto's memory
                             for o in page.get("Contents", []):
                                 client.delete_object(Bucket=bucket, Key=o["Key"])
-            ratios = [(l["records"] / l["seconds"]) / (r["records"] / r["seconds"])
-                      for l, r in zip(results[("lifecycle", args.rows)], results[("raw", args.rows)])]
-            peak = {size: max(r["peak_rss_mb"] for r in results[("lifecycle", size)]) for size in (args.small, args.rows)}
+            ratios = [
+                (l["records"] / l["seconds"]) / (r["records"] / r["seconds"])
+                for l, r in zip(results[("lifecycle", args.rows)], results[("raw", args.rows)])
+            ]
+            peak = {
+                size: max(r["peak_rss_mb"] for r in results[("lifecycle", size)]) for size in (args.small, args.rows)
+            }
             raw_peak = {size: max(r["peak_rss_mb"] for r in results[("raw", size)]) for size in (args.small, args.rows)}
-            print(f"\nratio at {args.rows:,} rows (lifecycle rows/s ÷ raw rows/s): median {statistics.median(ratios):.2f} "
-                  f"({', '.join(f'{x:.2f}' for x in ratios)}) (target >= 0.5)")
-            print(f"peak RSS, lifecycle: {peak[args.small]:.0f} MB at {args.small:,} rows, {peak[args.rows]:.0f} MB at {args.rows:,} rows "
-                  f"(target < 300 MB, not growing); raw: {raw_peak[args.small]:.0f} / {raw_peak[args.rows]:.0f} MB")
+            print(
+                f"\nratio at {args.rows:,} rows (lifecycle rows/s ÷ raw rows/s): median {statistics.median(ratios):.2f} "
+                f"({', '.join(f'{x:.2f}' for x in ratios)}) (target >= 0.5)"
+            )
+            print(
+                f"peak RSS, lifecycle: {peak[args.small]:.0f} MB at {args.small:,} rows, {peak[args.rows]:.0f} MB at {args.rows:,} rows "
+                f"(target < 300 MB, not growing); raw: {raw_peak[args.small]:.0f} / {raw_peak[args.rows]:.0f} MB"
+            )
         finally:
             for db in databases.values():
                 _drop(args.postgres, db)

@@ -57,8 +57,9 @@ def _erasure():
 if CONFIG.cancellation is not None:
     SUBJECT_SYSTEM = CONFIG.catalog.dataset(CONFIG.catalog.subject.dataset).system
 
-    @dag(**dag_settings("cancellation_erasure", schedule=CONFIG.cancellation.schedule,
-                        tags=["erasure"], doc_md=__doc__))
+    @dag(
+        **dag_settings("cancellation_erasure", schedule=CONFIG.cancellation.schedule, tags=["erasure"], doc_md=__doc__)
+    )
     def cancellation_erasure():
         @task
         @terminal_errors
@@ -93,8 +94,10 @@ if CONFIG.cancellation is not None:
             run = run_info(get_current_context())
             late = _erasure().overdue(run.as_of)
             if late:
-                raise LifecycleError(f"{len(late)} cancellation request(s) are past complete_within "
-                                     f"({CONFIG.cancellation.complete_within}); see the run's report")
+                raise LifecycleError(
+                    f"{len(late)} cancellation request(s) are past complete_within "
+                    f"({CONFIG.cancellation.complete_within}); see the run's report"
+                )
             return {"overdue": 0}
 
         @task(trigger_rule="all_done")

@@ -84,12 +84,17 @@ def _decision(answer) -> dict | None:
 if CONFIG.incidents is not None:
     from lifecycle.incident import airflow_params
 
-    @dag(**dag_settings(
-        "incident_notification", schedule=None, tags=["incident"], doc_md=__doc__,
-        max_active_runs=8,                              # incidents do not wait for each other
-        default_args={**DEFAULT_ARGS, "retries": 0},    # a notice is never re-sent by a blind retry
-        params=airflow_params(CONFIG.catalog),
-    ))
+    @dag(
+        **dag_settings(
+            "incident_notification",
+            schedule=None,
+            tags=["incident"],
+            doc_md=__doc__,
+            max_active_runs=8,  # incidents do not wait for each other
+            default_args={**DEFAULT_ARGS, "retries": 0},  # a notice is never re-sent by a blind retry
+            params=airflow_params(CONFIG.catalog),
+        )
+    )
     def incident_notification():
         @task
         @terminal_errors
@@ -124,7 +129,7 @@ if CONFIG.incidents is not None:
         def preview() -> dict:
             return _notifier().preview(run_info(get_current_context()).run_id)
 
-        @task.short_circuit(ignore_downstream_trigger_rules=False)   # finish (all_done) still records the run
+        @task.short_circuit(ignore_downstream_trigger_rules=False)  # finish (all_done) still records the run
         def not_a_dry_run(previewed: dict) -> bool:
             """A dry run ends after the preview: everything below is skipped."""
             return not previewed["dry_run"]
@@ -133,11 +138,14 @@ if CONFIG.incidents is not None:
             from airflow.providers.standard.operators.hitl import ApprovalOperator
 
             approve = ApprovalOperator(
-                task_id="approve", subject="Send the notices of incident {{ ti.xcom_pull(task_ids='register')['incident_id'] }}?",
-                body=APPROVAL_BODY, defaults="Reject",     # no answer within approval_timeout: rejected
+                task_id="approve",
+                subject="Send the notices of incident {{ ti.xcom_pull(task_ids='register')['incident_id'] }}?",
+                body=APPROVAL_BODY,
+                defaults="Reject",  # no answer within approval_timeout: rejected
                 response_timeout=CONFIG.incidents.approval_timeout.after(EPOCH) - EPOCH,
             )
         else:
+
             @task(task_id="approve")
             def approve_automatically() -> dict:
                 """incidents.yaml says `approval: none`: approved by configuration."""
@@ -152,16 +160,19 @@ if CONFIG.incidents is not None:
             notifier, run_id = _notifier(), run_info(context).run_id
             # this task runs only when the approval task let it: approved
             decision = _decision(context["ti"].xcom_pull(task_ids="approve")) or {
-                "decision": "approved", "by": None, "how": "approval task"}
+                "decision": "approved",
+                "by": None,
+                "how": "approval task",
+            }
             notifier.record_approval(run_id, decision["decision"], by=decision["by"], how=decision["how"])
             return notifier.batches(run_id)
 
-        @task(max_active_tis_per_dagrun=1)      # one batch at a time: max_per_second holds for the run
+        @task(max_active_tis_per_dagrun=1)  # one batch at a time: max_per_second holds for the run
         @terminal_errors
         def send(batch: int) -> dict:
             return _notifier().send_batch(run_info(get_current_context()).run_id, batch)
 
-        @task(trigger_rule="none_failed_min_one_success")      # after the batches, or after plan_sends when there are none
+        @task(trigger_rule="none_failed_min_one_success")  # after the batches, or after plan_sends when there are none
         @terminal_errors
         def contact_lists() -> dict:
             return _notifier().contact_lists(run_info(get_current_context()).run_id)
@@ -182,11 +193,14 @@ if CONFIG.incidents is not None:
             context = get_current_context()
             run, ti = run_info(context), context["ti"]
             decision = _decision(ti.xcom_pull(task_ids="approve"))
-            if decision is None:        # the approval task succeeded but skipped what follows: rejected (or timed out)
+            if decision is None:  # the approval task succeeded but skipped what follows: rejected (or timed out)
                 states = ti.get_task_states(dag_id=run.dag_id, task_ids=["approve"], run_ids=[run.run_id])
                 if "success" in json.dumps(states.get(run.run_id, states), default=str):
-                    decision = {"decision": "rejected", "by": None,
-                                "how": "approval task: Reject, or no answer within approval_timeout"}
+                    decision = {
+                        "decision": "rejected",
+                        "by": None,
+                        "how": "approval task: Reject, or no answer within approval_timeout",
+                    }
             return _notifier().finish(run.run_id, decision)
 
         checked, registered, resolved, obliged = preflight(), register(), resolve(), obligations()
@@ -202,7 +216,8 @@ if CONFIG.incidents is not None:
         reported >> recorded
         # Not below the gate or approve: they skip their direct downstream tasks (dry run, rejected);
         # a failure of either reaches run_complete through plan_sends (upstream_failed).
-        run_complete(checked, registered, resolved, obliged, previewed, batches, sent,
-                     listed, announced, reported, recorded)
+        run_complete(
+            checked, registered, resolved, obliged, previewed, batches, sent, listed, announced, reported, recorded
+        )
 
     incident_notification()

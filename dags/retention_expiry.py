@@ -59,6 +59,7 @@ def _retention():
 
 def _recorded(step: str):
     """Run a step; a terminal failure is recorded for the run's report before the task fails."""
+
     def wrap(fn):
         import functools
 
@@ -75,6 +76,7 @@ def _recorded(step: str):
                 raise
 
         return wrapper
+
     return wrap
 
 
@@ -90,15 +92,25 @@ def _plan(retention, run):
 
 if CONFIG.retention.rules:
 
-    @dag(**dag_settings(
-        "retention_expiry", schedule=CONFIG.retention.schedule, tags=["retention"], doc_md=__doc__,
-        params={
-            "override_guardrail": Param(False, type="boolean", title="Override the guardrail",
-                                        description="Apply even where a dataset would lose more than max_fraction_per_run (this run only)."),
-            "override_reason": Param("", type="string", title="Why",
-                                     description="Required with the override; recorded in the ledger."),
-        },
-    ))
+    @dag(
+        **dag_settings(
+            "retention_expiry",
+            schedule=CONFIG.retention.schedule,
+            tags=["retention"],
+            doc_md=__doc__,
+            params={
+                "override_guardrail": Param(
+                    False,
+                    type="boolean",
+                    title="Override the guardrail",
+                    description="Apply even where a dataset would lose more than max_fraction_per_run (this run only).",
+                ),
+                "override_reason": Param(
+                    "", type="string", title="Why", description="Required with the override; recorded in the ledger."
+                ),
+            },
+        )
+    )
     def retention_expiry():
         @task
         @terminal_errors
@@ -115,10 +127,19 @@ if CONFIG.retention.rules:
         def plan() -> dict:
             run = run_info(get_current_context())
             made = _retention().plan(run.run_id, run.as_of, dag_id=run.dag_id)
-            return {d.dataset: {"to_delete": d.to_delete, "to_anonymize": d.to_anonymize, "held": d.held,
-                                "under_floor": d.under_floor, "referenced": d.referenced, "batches": len(d.ranges),
-                                "guardrail": d.guardrail, **({"error": d.error} if d.error else {})}
-                    for d in made.datasets}
+            return {
+                d.dataset: {
+                    "to_delete": d.to_delete,
+                    "to_anonymize": d.to_anonymize,
+                    "held": d.held,
+                    "under_floor": d.under_floor,
+                    "referenced": d.referenced,
+                    "batches": len(d.ranges),
+                    "guardrail": d.guardrail,
+                    **({"error": d.error} if d.error else {}),
+                }
+                for d in made.datasets
+            }
 
         @task(multiple_outputs=True)
         @terminal_errors
@@ -126,8 +147,12 @@ if CONFIG.retention.rules:
             context = get_current_context()
             run, params = run_info(context), context["params"]
             retention = _retention()
-            return retention.gate(_plan(retention, run), override=bool(params["override_guardrail"]),
-                                  reason=params["override_reason"] or "", dag_id=run.dag_id)
+            return retention.gate(
+                _plan(retention, run),
+                override=bool(params["override_guardrail"]),
+                reason=params["override_reason"] or "",
+                dag_id=run.dag_id,
+            )
 
         @task(trigger_rule="all_done")
         def work(group: str) -> list[dict]:
@@ -159,7 +184,9 @@ if CONFIG.retention.rules:
         def report() -> dict:
             context = get_current_context()
             run, ti = run_info(context), context["ti"]
-            states = ti.get_task_states(dag_id=run.dag_id, task_ids=["preflight", "plan", "guardrail"], run_ids=[run.run_id])
+            states = ti.get_task_states(
+                dag_id=run.dag_id, task_ids=["preflight", "plan", "guardrail"], run_ids=[run.run_id]
+            )
             failed = [task for task, state in (states.get(run.run_id) or {}).items() if state == "failed"]
             return _retention().report(run.run_id, as_of=run.as_of, failed_steps=failed, dag_id=run.dag_id)
 
@@ -170,7 +197,9 @@ if CONFIG.retention.rules:
             previous = units
             for stage in range(stages_of(CONFIG, system)):
                 group = work.override(task_id=f"units_{system}_stage_{stage}")(unit_group(system, stage))
-                step = apply.override(task_id=f"apply_{system}_stage_{stage}", pool=f"lifecycle_{system}").expand(unit=group)
+                step = apply.override(task_id=f"apply_{system}_stage_{stage}", pool=f"lifecycle_{system}").expand(
+                    unit=group
+                )
                 previous >> group
                 previous = step
                 applies.append(step)

@@ -55,12 +55,21 @@ def _sharing(recipient_id: str):
 
 
 def build(recipient):
-    about = (f"\n\n**Recipient**: {recipient.name} ({recipient.role}, {recipient.legal_basis}): {recipient.purpose}. "
-             f"**Shares**: " + "; ".join(f"{d}: {', '.join(cols)}" for d, cols in recipient.share.items())
-             + f". **Delivers to**: `{recipient.delivery.system}` `{recipient.delivery.prefix}` ({recipient.delivery.format}).")
+    about = (
+        f"\n\n**Recipient**: {recipient.name} ({recipient.role}, {recipient.legal_basis}): {recipient.purpose}. "
+        f"**Shares**: "
+        + "; ".join(f"{d}: {', '.join(cols)}" for d, cols in recipient.share.items())
+        + f". **Delivers to**: `{recipient.delivery.system}` `{recipient.delivery.prefix}` ({recipient.delivery.format})."
+    )
 
-    @dag(**dag_settings(f"sharing_{recipient.id}", schedule=recipient.schedule,
-                        tags=["sharing", recipient.role, recipient.legal_basis], doc_md=__doc__ + about))
+    @dag(
+        **dag_settings(
+            f"sharing_{recipient.id}",
+            schedule=recipient.schedule,
+            tags=["sharing", recipient.role, recipient.legal_basis],
+            doc_md=__doc__ + about,
+        )
+    )
     def sharing():
         @task
         @terminal_errors

@@ -25,7 +25,9 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="lifecycle-test-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 SERVER_URLS = {
-    "postgresql": os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    "postgresql": os.environ.get(
+        "LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    ),
     "mariadb": os.environ.get("LIFECYCLE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
 }
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
@@ -113,9 +115,7 @@ def s3_store(s3_conn_id):
     """A store over a new, empty, versioned bucket."""
     store = S3Store.from_connection(s3_conn_id, _bucket_name())
     store.client.create_bucket(Bucket=store.bucket)
-    store.client.put_bucket_versioning(
-        Bucket=store.bucket, VersioningConfiguration={"Status": "Enabled"}
-    )
+    store.client.put_bucket_versioning(Bucket=store.bucket, VersioningConfiguration={"Status": "Enabled"})
     return store
 
 
@@ -147,7 +147,9 @@ def connect(monkeypatch):
     connections.forget()
 
     def define(conn_id: str, value) -> None:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", sql_connection(value) if isinstance(value, sa.URL) else value)
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}", sql_connection(value) if isinstance(value, sa.URL) else value
+        )
 
     yield define
     connections.forget()

@@ -24,7 +24,11 @@ def test_multi_hop_path_ends_at_the_column_holding_the_subject_key(catalog):
 
 def test_a_cycle_is_named(catalog):
     catalog.datasets["conversations"] = catalog.datasets["conversations"].model_copy(
-        update={"subject": catalog.datasets["chat_messages"].subject.model_copy(update={"column": "x", "dataset": "chat_messages"})}
+        update={
+            "subject": catalog.datasets["chat_messages"].subject.model_copy(
+                update={"column": "x", "dataset": "chat_messages"}
+            )
+        }
     )
     with pytest.raises(LinkError, match="cycle: chat_messages -> conversations -> chat_messages"):
         catalog.path_to_subject("chat_messages")

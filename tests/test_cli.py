@@ -20,7 +20,11 @@ def setup(tmp_path, monkeypatch):
     engine = sa.create_engine(f"sqlite:///{app}")
     meta.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, created_at DATETIME, address TEXT, amount INTEGER)"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, created_at DATETIME, address TEXT, amount INTEGER)"
+            )
+        )
     engine.dispose()
     monkeypatch.setenv("AIRFLOW_CONN_APP_DB", f"sqlite:///{app}")
     monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_STATE", f"sqlite:///{tmp_path / 'state.db'}")
@@ -41,7 +45,10 @@ def test_validate_lists_problems_and_fails(setup, capsys):
     retention.write_text(retention.read_text().replace("keep: 3y", "keep: 30d"))
     assert main(args + ["validate"]) == 1
     out = capsys.readouterr().out
-    assert "retention.yaml: rules[1].keep: 30d is shorter than the statutory minimum 3y (orders: PRC E-Commerce Law art. 31)" in out
+    assert (
+        "retention.yaml: rules[1].keep: 30d is shorter than the statutory minimum 3y (orders: PRC E-Commerce Law art. 31)"
+        in out
+    )
 
 
 def test_scan_clean_and_dirty(setup, capsys):
@@ -70,9 +77,11 @@ def test_scan_lists_a_personal_false_table_s_columns_for_information_only(setup,
     engine.dispose()
     assert main(args + ["scan"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["informational (not findings):",
-                   "  app_db: audit_events: personal: false; columns not classified (informational): at, kind, note",
-                   "scan: every table and column is classified"]
+    assert out == [
+        "informational (not findings):",
+        "  app_db: audit_events: personal: false; columns not classified (informational): at, kind, note",
+        "scan: every table and column is classified",
+    ]
 
 
 def test_holds_and_ledger(setup, capsys):
@@ -97,8 +106,12 @@ def test_holds_and_ledger(setup, capsys):
 def test_module_entry_point_exits_non_zero_on_bad_config(tmp_path):
     config = sample.write(tmp_path)
     (config / "incidents.yaml").write_text("email: {from: x}\nlocales: []\napproval: maybe\n")
-    result = subprocess.run([sys.executable, "-m", "lifecycle", "--config", str(config), "validate"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "lifecycle", "--config", str(config), "validate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "incidents.yaml: approval: 'maybe': Input should be 'required' or 'none'" in result.stdout
     assert "incidents.yaml: contact: required key is missing" in result.stdout
@@ -119,7 +132,7 @@ def test_plan_decides_as_of_the_instant_given(setup, capsys, monkeypatch, s3_end
     args, _ = setup
     monkeypatch.setenv("AIRFLOW_CONN_MEDIA_S3", aws_connection(s3_endpoint))
     connections.s3_client.cache_clear()
-    request.addfinalizer(connections.s3_client.cache_clear)        # no client to this endpoint outlives the test
+    request.addfinalizer(connections.s3_client.cache_clear)  # no client to this endpoint outlives the test
     s3 = moto_client(s3_endpoint)
     if "mic-buyer-media" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket="mic-buyer-media")
@@ -172,7 +185,7 @@ def test_a_sql_error_names_the_command_and_system_not_the_rows(setup, capsys):
     args, tmp = setup
     engine = sa.create_engine(f"sqlite:///{tmp / 'state.db'}")
     assert main(args + ["holds", "add", "--subject", "42", "--reason", "litigation"]) == 0
-    with engine.begin() as conn:      # a state table someone altered by hand
+    with engine.begin() as conn:  # a state table someone altered by hand
         conn.execute(sa.text("ALTER TABLE lifecycle_legal_holds RENAME COLUMN reason TO why"))
     engine.dispose()
     capsys.readouterr()
@@ -208,5 +221,7 @@ def test_module_entry_point_prints_one_line_on_a_database_error(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 1
     assert _one_line(result.stderr).startswith("error: ledger verify: system 'state'")
-    debug = subprocess.run(command[:3] + ["--debug"] + command[3:], capture_output=True, text=True, timeout=120, env=env)
+    debug = subprocess.run(
+        command[:3] + ["--debug"] + command[3:], capture_output=True, text=True, timeout=120, env=env
+    )
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr

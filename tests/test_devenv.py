@@ -52,7 +52,11 @@ def sandbox(tmp_path):
 def _cli(env, *args, check=True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-m", "lifecycle.devenv", *args],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"devenv {args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -60,8 +64,7 @@ def _cli(env, *args, check=True) -> subprocess.CompletedProcess:
 
 
 def test_environment_values(tmp_path):
-    env = {"LIFECYCLE_VAR_DIR": str(tmp_path / "v"), "LIFECYCLE_S3_PORT": "6000",
-           "LIFECYCLE_SMTP_PORT": "6001"}
+    env = {"LIFECYCLE_VAR_DIR": str(tmp_path / "v"), "LIFECYCLE_S3_PORT": "6000", "LIFECYCLE_SMTP_PORT": "6001"}
     values = devenv.environment("/some/repo", env)
     var = (tmp_path / "v").resolve()
     assert values["AIRFLOW_HOME"] == f"{var}/airflow"
@@ -111,8 +114,12 @@ def test_env_command_is_shell_evaluable(sandbox):
     script = 'eval "$(cat)"; for k in "$@"; do printf "%s\\0" "${!k}"; done'
     keys = list(expected)
     got = subprocess.run(
-        ["bash", "-c", script, "bash", *keys], input=out, capture_output=True, text=True,
-        env={"PATH": os.environ["PATH"]}, check=True,
+        ["bash", "-c", script, "bash", *keys],
+        input=out,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        check=True,
     ).stdout.split("\0")[:-1]
     assert dict(zip(keys, got)) == expected
 
@@ -158,8 +165,11 @@ def test_start_status_stop(sandbox):
     # S3 answers through the MEDIA_S3 connection's settings
     conn = json.loads(values["AIRFLOW_CONN_MEDIA_S3"])
     s3 = boto3.client(
-        "s3", endpoint_url=conn["extra"]["endpoint_url"], region_name=conn["extra"]["region_name"],
-        aws_access_key_id=conn["login"], aws_secret_access_key=conn["password"],
+        "s3",
+        endpoint_url=conn["extra"]["endpoint_url"],
+        region_name=conn["extra"]["region_name"],
+        aws_access_key_id=conn["login"],
+        aws_secret_access_key=conn["password"],
     )
     s3.create_bucket(Bucket="devenv-test-bucket")
     assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["devenv-test-bucket"]
@@ -181,8 +191,11 @@ def test_start_status_stop(sandbox):
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     try:
-        other = {**sandbox, "LIFECYCLE_VAR_DIR": str(var.parent / "other"),
-                 "LIFECYCLE_S3_PORT": str(blocker.getsockname()[1])}
+        other = {
+            **sandbox,
+            "LIFECYCLE_VAR_DIR": str(var.parent / "other"),
+            "LIFECYCLE_S3_PORT": str(blocker.getsockname()[1]),
+        }
         refused = _cli(other, "start", check=False)
     finally:
         blocker.close()

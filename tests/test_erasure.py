@@ -27,10 +27,14 @@ from tests.support.sample_app import access_logs, chat_messages, conversations, 
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 NOW = AS_OF.replace(tzinfo=None)
-cancellations = sa.Table("account_cancellations", meta,
-                         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),
-                         sa.Column("requested_at", sa.DateTime), sa.Column("withdrawn_at", sa.DateTime))
+cancellations = sa.Table(
+    "account_cancellations",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),
+    sa.Column("requested_at", sa.DateTime),
+    sa.Column("withdrawn_at", sa.DateTime),
+)
 DUE, HELD, PENDING, WITHDRAWN, DUPLICATE, MISSING = 2, 3, 4, 5, 6, 99
 ERASED = {DUE, DUPLICATE}
 
@@ -43,13 +47,26 @@ def _config(tmp_path, bucket, reports=None, systems=None, **more_datasets):
     catalog["systems"].update(systems or {})
     catalog["categories"]["account_records"] = {"title": "Account cancellation requests"}
     catalog["datasets"]["account_cancellations"] = {
-        "system": "app_db", "table": "account_cancellations", "primary_key": "id", "subject": "user_id -> users.id",
-        "created": "requested_at", "category": "account_records", "fields": {"withdrawn_at": {}}}
+        "system": "app_db",
+        "table": "account_cancellations",
+        "primary_key": "id",
+        "subject": "user_id -> users.id",
+        "created": "requested_at",
+        "category": "account_records",
+        "fields": {"withdrawn_at": {}},
+    }
     catalog["reports"] = reports or {"path": str(tmp_path / "reports")}
     files["cancellation.yaml"] = {
-        "requests": {"dataset": "account_cancellations", "subject": "user_id", "requested_at": "requested_at",
-                     "withdrawn_at": "withdrawn_at"},
-        "grace_period": "15d", "complete_within": "30d", "default_action": "delete", "batch_size": 1,
+        "requests": {
+            "dataset": "account_cancellations",
+            "subject": "user_id",
+            "requested_at": "requested_at",
+            "withdrawn_at": "withdrawn_at",
+        },
+        "grace_period": "15d",
+        "complete_within": "30d",
+        "default_action": "delete",
+        "batch_size": 1,
         "overrides": [{"applies_to": {"categories": ["transaction_records"]}, "action": "anonymize"}],
         "notify": {"scheduled": "cancellation_scheduled", "completed": "cancellation_completed"},
     }
@@ -60,23 +77,57 @@ def _seed(engine):
     meta.create_all(engine)
     old = NOW - timedelta(days=400)
     with engine.begin() as conn:
-        conn.execute(users.insert(), [{"id": u, "email": f"u{u}@example.com", "name": f"User {u}", "password_hash": "h" * 60,
-                                       "tier": "gold", "created_at": old} for u in range(1, 11)])
-        conn.execute(access_logs.insert(), [{"id": n, "user_id": n % 10 + 1, "ip": f"10.0.{n}.1", "path": f"/p/{n}",
-                                             "logged_at": old} for n in range(1, 61)])
-        conn.execute(conversations.insert(), [{"id": c, "user_id": c % 10 + 1, "created_at": old} for c in range(1, 21)])
-        conn.execute(chat_messages.insert(), [{"id": m, "conversation_id": m % 20 + 1, "body": f"secret {m}", "sent_at": old}
-                                              for m in range(1, 81)])
-        conn.execute(orders.insert(), [{"id": o, "user_id": o % 10 + 1, "address": f"{o} Main St", "amount": o,
-                                        "created_at": old} for o in range(1, 31)])
-        conn.execute(cancellations.insert(), [
-            {"id": 1, "user_id": DUE, "requested_at": NOW - timedelta(days=20), "withdrawn_at": None},
-            {"id": 2, "user_id": HELD, "requested_at": NOW - timedelta(days=20), "withdrawn_at": None},
-            {"id": 3, "user_id": PENDING, "requested_at": NOW - timedelta(days=5), "withdrawn_at": None},
-            {"id": 4, "user_id": WITHDRAWN, "requested_at": NOW - timedelta(days=20), "withdrawn_at": NOW - timedelta(days=18)},
-            {"id": 5, "user_id": DUPLICATE, "requested_at": NOW - timedelta(days=17), "withdrawn_at": None},
-            {"id": 6, "user_id": DUPLICATE, "requested_at": NOW - timedelta(days=16), "withdrawn_at": None},
-        ])
+        conn.execute(
+            users.insert(),
+            [
+                {
+                    "id": u,
+                    "email": f"u{u}@example.com",
+                    "name": f"User {u}",
+                    "password_hash": "h" * 60,
+                    "tier": "gold",
+                    "created_at": old,
+                }
+                for u in range(1, 11)
+            ],
+        )
+        conn.execute(
+            access_logs.insert(),
+            [
+                {"id": n, "user_id": n % 10 + 1, "ip": f"10.0.{n}.1", "path": f"/p/{n}", "logged_at": old}
+                for n in range(1, 61)
+            ],
+        )
+        conn.execute(
+            conversations.insert(), [{"id": c, "user_id": c % 10 + 1, "created_at": old} for c in range(1, 21)]
+        )
+        conn.execute(
+            chat_messages.insert(),
+            [{"id": m, "conversation_id": m % 20 + 1, "body": f"secret {m}", "sent_at": old} for m in range(1, 81)],
+        )
+        conn.execute(
+            orders.insert(),
+            [
+                {"id": o, "user_id": o % 10 + 1, "address": f"{o} Main St", "amount": o, "created_at": old}
+                for o in range(1, 31)
+            ],
+        )
+        conn.execute(
+            cancellations.insert(),
+            [
+                {"id": 1, "user_id": DUE, "requested_at": NOW - timedelta(days=20), "withdrawn_at": None},
+                {"id": 2, "user_id": HELD, "requested_at": NOW - timedelta(days=20), "withdrawn_at": None},
+                {"id": 3, "user_id": PENDING, "requested_at": NOW - timedelta(days=5), "withdrawn_at": None},
+                {
+                    "id": 4,
+                    "user_id": WITHDRAWN,
+                    "requested_at": NOW - timedelta(days=20),
+                    "withdrawn_at": NOW - timedelta(days=18),
+                },
+                {"id": 5, "user_id": DUPLICATE, "requested_at": NOW - timedelta(days=17), "withdrawn_at": None},
+                {"id": 6, "user_id": DUPLICATE, "requested_at": NOW - timedelta(days=16), "withdrawn_at": None},
+            ],
+        )
     return engine
 
 
@@ -85,12 +136,21 @@ def _rows_of_others(engine):
     keep = [u for u in range(1, 11) if u not in ERASED]
     out = {}
     with engine.connect() as conn:
-        for table, owner in ((users, users.c.id), (access_logs, access_logs.c.user_id), (orders, orders.c.user_id),
-                             (conversations, conversations.c.user_id), (cancellations, cancellations.c.user_id)):
+        for table, owner in (
+            (users, users.c.id),
+            (access_logs, access_logs.c.user_id),
+            (orders, orders.c.user_id),
+            (conversations, conversations.c.user_id),
+            (cancellations, cancellations.c.user_id),
+        ):
             rows = conn.execute(sa.select(table).where(owner.in_(keep)).order_by(table.c.id)).all()
             out[table.name] = hashlib.sha256(json.dumps([list(map(str, r)) for r in rows]).encode()).hexdigest()
-        rows = conn.execute(sa.select(chat_messages).join(conversations, chat_messages.c.conversation_id == conversations.c.id)
-                            .where(conversations.c.user_id.in_(keep)).order_by(chat_messages.c.id)).all()
+        rows = conn.execute(
+            sa.select(chat_messages)
+            .join(conversations, chat_messages.c.conversation_id == conversations.c.id)
+            .where(conversations.c.user_id.in_(keep))
+            .order_by(chat_messages.c.id)
+        ).all()
         out["chat_messages"] = hashlib.sha256(json.dumps([list(map(str, r)) for r in rows]).encode()).hexdigest()
     return out
 
@@ -107,15 +167,29 @@ def world(engine, tmp_path, monkeypatch, locked_s3_store, s3_endpoint, connect):
         store.client.put_object(Bucket=store.bucket, Key=f"chats/{user}/1.jpg", Body=b"a")
         store.client.put_object(Bucket=store.bucket, Key=f"chats/{user}/1.jpg", Body=b"b")
     store.client.delete_object(Bucket=store.bucket, Key=f"chats/{DUE}/1.jpg")
-    store.client.put_object(Bucket=store.bucket, Key=f"chats/{DUPLICATE}/kept.jpg", Body=b"x", ObjectLockMode="COMPLIANCE",
-                            ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=timezone.utc))
+    store.client.put_object(
+        Bucket=store.bucket,
+        Key=f"chats/{DUPLICATE}/kept.jpg",
+        Body=b"x",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=timezone.utc),
+    )
     config = _config(tmp_path, store.bucket)
     state_engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
     state = StateStore(state_engine, dataset_names=set(config.catalog.datasets))
     state.holds.add(str(HELD), reason="litigation", today=AS_OF.date())
     with MailSink() as sink:
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": sink.port,
+                    "extra": {"disable_ssl": True, "disable_tls": True},
+                }
+            ),
+        )
         yield config, engine, state, store, sink
     state_engine.dispose()
 
@@ -125,8 +199,13 @@ def _erasure(config, engine, state, store, sql_cls=None):
     that fails on purpose (a unit test of resumption, not of the path)."""
     if sql_cls is None:
         return Erasure(config, state)
-    return Erasure(config, state, open_store=lambda system: open_store(config.catalog, system) if system == "media"
-                   else sql_cls(engine, config.catalog, system))
+    return Erasure(
+        config,
+        state,
+        open_store=lambda system: (
+            open_store(config.catalog, system) if system == "media" else sql_cls(engine, config.catalog, system)
+        ),
+    )
 
 
 def _reach(engine, config, dataset, subjects):
@@ -159,8 +238,13 @@ def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world, li
     erasure = _erasure(config, engine, state, store)
     intake = _run(erasure)
     assert len(intake["batches"]) == 2, "batch_size 1: one batch per due subject; duplicate requests make one erasure"
-    assert _states(state) == {str(DUE): "done", str(DUPLICATE): "done", str(HELD): "held",
-                              str(PENDING): "pending", str(WITHDRAWN): "withdrawn"}
+    assert _states(state) == {
+        str(DUE): "done",
+        str(DUPLICATE): "done",
+        str(HELD): "held",
+        str(PENDING): "pending",
+        str(WITHDRAWN): "withdrawn",
+    }
     for dataset in ("users", "access_logs", "conversations", "chat_messages", "account_cancellations", "orders"):
         assert _reach(engine, config, dataset, ERASED) == {}, dataset
     with engine.connect() as conn:
@@ -172,41 +256,63 @@ def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world, li
     left = {(v.key, v.is_delete_marker) for v in store.list_versions("chats/")}
     assert left == {(f"chats/{PENDING}/1.jpg", False), (f"chats/{DUPLICATE}/kept.jpg", False)}
 
-    assert _mails(sink) == sorted([
-        (f"u{DUE}@example.com", "Your account will be deleted on 2026-05-27"),
-        (f"u{DUPLICATE}@example.com", "Your account will be deleted on 2026-05-30"),
-        (f"u{PENDING}@example.com", "Your account will be deleted on 2026-06-11"),
-        (f"u{DUE}@example.com", "Your account has been deleted"),
-        (f"u{DUPLICATE}@example.com", "Your account has been deleted"),
-    ])
+    assert _mails(sink) == sorted(
+        [
+            (f"u{DUE}@example.com", "Your account will be deleted on 2026-05-27"),
+            (f"u{DUPLICATE}@example.com", "Your account will be deleted on 2026-05-30"),
+            (f"u{PENDING}@example.com", "Your account will be deleted on 2026-06-11"),
+            (f"u{DUE}@example.com", "Your account has been deleted"),
+            (f"u{DUPLICATE}@example.com", "Your account has been deleted"),
+        ]
+    )
     assert state.ledger.verify().ok
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("list_budget, listed", [
-    (1000, ["chats/", "avatars/"] * 2),                                  # each dataset's prefix once (erase, verify)
-    # past 2 entries a subject, the subject's own prefix: avatars/ holds 3 entries before the erasure, 2 after
-    (2, ["chats/", "chats/{s}/", "avatars/", "avatars/{s}/", "chats/", "chats/{s}/", "avatars/"]),
-], ids=["each-dataset", "each-subject"])
+@pytest.mark.parametrize(
+    "list_budget, listed",
+    [
+        (1000, ["chats/", "avatars/"] * 2),  # each dataset's prefix once (erase, verify)
+        # past 2 entries a subject, the subject's own prefix: avatars/ holds 3 entries before the erasure, 2 after
+        (2, ["chats/", "chats/{s}/", "avatars/", "avatars/{s}/", "chats/", "chats/{s}/", "avatars/"]),
+    ],
+    ids=["each-dataset", "each-subject"],
+)
 def test_object_datasets_are_listed_by_prefix_within_the_budget(world, tmp_path, list_budget, listed, monkeypatch):
     config, engine, state, store, sink = world
-    config = _config(tmp_path, store.bucket, avatars={"system": "media", "prefix": "avatars/{subject}/",
-                                                     "created": "last_modified", "category": "basic_info"})
+    config = _config(
+        tmp_path,
+        store.bucket,
+        avatars={
+            "system": "media",
+            "prefix": "avatars/{subject}/",
+            "created": "last_modified",
+            "category": "basic_info",
+        },
+    )
     for user in (DUE, PENDING, DUPLICATE):
         store.client.put_object(Bucket=store.bucket, Key=f"avatars/{user}/a.png", Body=b"a")
     prefixes = []
     list_versions = S3Store.list_versions
-    monkeypatch.setattr(S3Store, "list_versions", lambda self, prefix, **kw: (prefixes.append(prefix),
-                                                                             list_versions(self, prefix, **kw))[1])
+    monkeypatch.setattr(
+        S3Store,
+        "list_versions",
+        lambda self, prefix, **kw: (prefixes.append(prefix), list_versions(self, prefix, **kw))[1],
+    )
     monkeypatch.setattr(S3Store, "list_budget", list_budget)
     erasure = _erasure(config, engine, state, store)
     intake = erasure.intake("run", AS_OF)
-    erasure.erase(intake["batches"][0], AS_OF, run_id="run")           # DUE: erase, then verify
+    erasure.erase(intake["batches"][0], AS_OF, run_id="run")  # DUE: erase, then verify
     assert prefixes == [p.format(s=DUE) for p in listed]
     monkeypatch.setattr(S3Store, "list_versions", list_versions)
     left = {v.key for v in store.list_versions("")}
-    assert left == {f"chats/{PENDING}/1.jpg", f"chats/{DUPLICATE}/1.jpg", f"chats/{DUPLICATE}/kept.jpg",
-                    f"avatars/{PENDING}/a.png", f"avatars/{DUPLICATE}/a.png"}
+    assert left == {
+        f"chats/{PENDING}/1.jpg",
+        f"chats/{DUPLICATE}/1.jpg",
+        f"chats/{DUPLICATE}/kept.jpg",
+        f"avatars/{PENDING}/a.png",
+        f"avatars/{DUPLICATE}/a.png",
+    }
 
 
 def test_certificates_match_what_was_removed_and_hold_no_personal_information(world):
@@ -238,8 +344,12 @@ def test_certificates_match_what_was_removed_and_hold_no_personal_information(wo
 def test_certificates_go_to_an_s3_reports_destination_as_recorded(world, tmp_path, s3_conn_id):
     config, engine, state, store, sink = world
     store.client.create_bucket(Bucket="erasure-archive")
-    config = _config(tmp_path, store.bucket, reports={"system": "archive", "prefix": "lifecycle/"},
-                     systems={"archive": {"type": "s3", "conn_id": s3_conn_id, "bucket": "erasure-archive"}})
+    config = _config(
+        tmp_path,
+        store.bucket,
+        reports={"system": "archive", "prefix": "lifecycle/"},
+        systems={"archive": {"type": "s3", "conn_id": s3_conn_id, "bucket": "erasure-archive"}},
+    )
     _run(_erasure(config, engine, state, store))
     recorded = [c for e in state.ledger.entries(kind="erasure.certificates") for c in e.payload["certificates"]]
     assert len(recorded) == len(ERASED)
@@ -277,7 +387,7 @@ def _dying_at(point: str, monkeypatch):
         def dying_append_many(self, records, **kwargs):
             if any(r.kind == "erasure.done" for r in records):
                 calls["done"] += 1
-                if calls["done"] == 2:         # once: the rerun appends through
+                if calls["done"] == 2:  # once: the rerun appends through
                     raise Killed()
             return append_many(self, records, **kwargs)
 
@@ -285,25 +395,34 @@ def _dying_at(point: str, monkeypatch):
     return Dying
 
 
-@pytest.mark.parametrize("point", ["before a step's delete", "after a step's delete committed",
-                                   "as a step's done record goes with the next plan"])
+@pytest.mark.parametrize(
+    "point",
+    ["before a step's delete", "after a step's delete committed", "as a step's done record goes with the next plan"],
+)
 def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_once(world, monkeypatch, point):
     config, engine, state, store, sink = world
     with pytest.raises(Killed):
         _run(_erasure(config, engine, state, store, _dying_at(point, monkeypatch)))
     assert _states(state)[str(DUE)] == "erasing"
     _run(_erasure(config, engine, state, store))
-    _run(_erasure(config, engine, state, store))                 # and once more: nothing new
-    assert _states(state) == {str(DUE): "done", str(DUPLICATE): "done", str(HELD): "held",
-                              str(PENDING): "pending", str(WITHDRAWN): "withdrawn"}
+    _run(_erasure(config, engine, state, store))  # and once more: nothing new
+    assert _states(state) == {
+        str(DUE): "done",
+        str(DUPLICATE): "done",
+        str(HELD): "held",
+        str(PENDING): "pending",
+        str(WITHDRAWN): "withdrawn",
+    }
     sent = _mails(sink)
     assert len(sent) == len(set(sent)) == 5, sent
     assert _reach(engine, config, "access_logs", ERASED) == {}
     assert state.ledger.verify().ok
     with state.engine.connect() as conn:
-        certificates = {r.subject_id: json.loads(open(r.certificate).read())
-                        for r in conn.execute(sa.select(erasures).where(erasures.c.state == "done"))}
-    for subject in ERASED:                   # what the interrupted steps removed is certified all the same
+        certificates = {
+            r.subject_id: json.loads(open(r.certificate).read())
+            for r in conn.execute(sa.select(erasures).where(erasures.c.state == "done"))
+        }
+    for subject in ERASED:  # what the interrupted steps removed is certified all the same
         rows = {d["dataset"]: d for d in certificates[str(subject)]["datasets"]}
         assert rows["access_logs"]["deleted"] == sum(1 for n in range(1, 61) if n % 10 + 1 == subject)
         assert rows["chat_messages"]["deleted"] == sum(1 for m in range(1, 81) if (m % 20 + 1) % 10 + 1 == subject)
@@ -311,7 +430,7 @@ def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_o
         assert rows["users"]["deleted"] == 1
 
 
-@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)   # SQLite does not enforce the FK by default
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)  # SQLite does not enforce the FK by default
 def test_a_request_for_an_unknown_subject_is_rejected_with_the_reason(world):
     config, engine, state, store, sink = world
     with engine.begin() as conn:
@@ -338,9 +457,11 @@ def test_an_unanonymizable_leftover_fails_the_subject_loudly(world):
 def test_requests_past_complete_within_are_reported_overdue(world):
     config, engine, state, store, sink = world
     with engine.begin() as conn:
-        conn.execute(cancellations.update().where(cancellations.c.id == 1).values(requested_at=NOW - timedelta(days=40)))
+        conn.execute(
+            cancellations.update().where(cancellations.c.id == 1).values(requested_at=NOW - timedelta(days=40))
+        )
     erasure = _erasure(config, engine, state, store)
-    erasure.intake("manual__late", AS_OF)                      # due, batched, but not erased (the run died)
+    erasure.intake("manual__late", AS_OF)  # due, batched, but not erased (the run died)
     late = erasure.overdue(AS_OF)
     assert [(o["state"], o["deadline"][:10]) for o in late] == [("erasing", "2026-05-22")]
     assert late[0]["subject"] == erasure.subject_hash(str(DUE)), "the report names people by keyed hash only"
@@ -386,29 +507,43 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     from lifecycle.state.schema import notices
 
     with state.engine.connect() as conn:
-        claimed = conn.execute(sa.select(notices.c.message_id).where(notices.c.subject_id == subject,
-                                                                     notices.c.template == template)).scalar_one()
+        claimed = conn.execute(
+            sa.select(notices.c.message_id).where(notices.c.subject_id == subject, notices.c.template == template)
+        ).scalar_one()
     assert claimed == accepted[-1].message_id, "the claim names the Message-ID, so the mail log can settle it"
 
     erasure = _erasure(config, engine, state, store)
     intake = erasure.intake("scheduled__2026-06-01", AS_OF)
     scheduled = erasure.notify_scheduled()
     results = [erasure.erase(batch, AS_OF, run_id="scheduled__2026-06-01") for batch in intake["batches"]]
-    _run(_erasure(config, engine, state, store))                 # and once more: nothing new
+    _run(_erasure(config, engine, state, store))  # and once more: nothing new
 
     sent = _mails(sink)
     assert len(sent) == len(set(sent)) == 5, "every notice went out exactly once, the interrupted one too"
     assert _notices(state, template)[subject] == "uncertain"
-    reported = scheduled if template == "cancellation_scheduled" else next(r["notices"] for r in results if r["notices"].get("uncertain"))
+    reported = (
+        scheduled
+        if template == "cancellation_scheduled"
+        else next(r["notices"] for r in results if r["notices"].get("uncertain"))
+    )
     assert reported["uncertain"] == 1
-    assert _states(state) == {str(DUE): "done", str(DUPLICATE): "done", str(HELD): "held",
-                              str(PENDING): "pending", str(WITHDRAWN): "withdrawn"}
+    assert _states(state) == {
+        str(DUE): "done",
+        str(DUPLICATE): "done",
+        str(HELD): "held",
+        str(PENDING): "pending",
+        str(WITHDRAWN): "withdrawn",
+    }
     summaries = [e.payload for e in state.ledger.entries(kind="notice.batch") if e.payload["template"] == template]
     assert sum(p["statuses"].get("uncertain", 0) for p in summaries) == 1
-    assert sum(p["statuses"].get("sent", 0) for p in summaries) == sum(1 for s in _notices(state, template).values() if s == "sent")
+    assert sum(p["statuses"].get("sent", 0) for p in summaries) == sum(
+        1 for s in _notices(state, template).values() if s == "sent"
+    )
     with state.engine.connect() as conn:
         backing = set(conn.execute(sa.select(notices.c.ledger_hash)).scalars())
-    assert backing <= {e.entry_hash for e in state.ledger.entries(kind="notice.batch")}, "every outcome is backed by the ledger"
+    assert backing <= {e.entry_hash for e in state.ledger.entries(kind="notice.batch")}, (
+        "every outcome is backed by the ledger"
+    )
     report = erasure.report("scheduled__2026-06-01", AS_OF)
     assert json.loads(open(report["json"]).read())["notices"][template]["uncertain"] == 1
     assert "uncertain" in open(report["html"]).read()
@@ -417,8 +552,11 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
 
 def test_notices_recorded_in_the_ledger_by_earlier_versions_count_as_sent(world):
     config, engine, state, store, sink = world
-    state.ledger.append("notice.sent", {"template": "cancellation_scheduled", "subject": str(DUE)},
-                        key=f"notice:cancellation_scheduled:{DUE}")
+    state.ledger.append(
+        "notice.sent",
+        {"template": "cancellation_scheduled", "subject": str(DUE)},
+        key=f"notice:cancellation_scheduled:{DUE}",
+    )
     _run(_erasure(config, engine, state, store))
     assert (f"u{DUE}@example.com", "Your account will be deleted on 2026-05-27") not in _mails(sink)
     assert len(_mails(sink)) == 4
@@ -429,10 +567,19 @@ def test_an_address_the_server_refuses_for_good_is_recorded_undeliverable_and_th
     config, engine, state, store, _ = world
     refused = f"u{DUE}@example.com"
     with MailSink(rcpt_policy=lambda to: "550 5.1.1 no such user" if to == refused else None) as sink:
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": sink.port,
+                    "extra": {"disable_ssl": True, "disable_tls": True},
+                }
+            ),
+        )
         _run(_erasure(config, engine, state, store))
-        _run(_erasure(config, engine, state, store))               # a rerun tries nobody again
+        _run(_erasure(config, engine, state, store))  # a rerun tries nobody again
     assert _notices(state, "cancellation_scheduled")[str(DUE)] == "undeliverable"
     assert _notices(state, "cancellation_completed") == {str(DUE): "undeliverable", str(DUPLICATE): "sent"}
     assert _states(state)[str(DUE)] == "done", "a refused notice does not hold the erasure up"
@@ -452,9 +599,17 @@ def test_a_person_claimed_by_another_process_meanwhile_is_not_mailed_and_earlier
     config, engine, state, store, sink = world
     erasure = _erasure(config, engine, state, store)
     erasure.intake("manual__1", AS_OF)
-    with state.engine.begin() as conn:         # another process claimed (and sent) one notice after this one read the rows
-        conn.execute(notices.insert().values(template="cancellation_scheduled", subject_id=str(DUPLICATE), scope="other",
-                                             status="sent", claimed_at="x", updated_at="x"))
+    with state.engine.begin() as conn:  # another process claimed (and sent) one notice after this one read the rows
+        conn.execute(
+            notices.insert().values(
+                template="cancellation_scheduled",
+                subject_id=str(DUPLICATE),
+                scope="other",
+                status="sent",
+                claimed_at="x",
+                updated_at="x",
+            )
+        )
     original, calls = state.notices.rows, []
 
     def stale(template, subjects):

@@ -32,30 +32,35 @@ OUTSIDE = datetime(2026, 10, 1, 12, 0)
 PEOPLE = {
     1: ("alice.one@example.com", "Alice One", "+49 30 1234567", "Hauptstr. 1, Berlin", "DE", "de"),
     2: ("li.er@example.cn", "李二", "+86 21 5555 0102", "上海市人民路2号", "CN", "zh-CN"),
-    3: (None, "Wang San", "+86 10 5555 0103", None, "CN", "zh-CN"),            # phone only
-    4: (None, "Jean Quatre", None, "4 rue de la Paix, Paris", "FR", "fr"),       # post only
-    5: (None, "Nobody Five", None, None, "US", "en"),                           # no way to reach
-    6: ("bounce.six@example.com", "Bounce Six", "+1 555 0106", None, "US", "en"),   # 5xx
-    7: ("grey.seven@example.com", "Grey Seven", None, None, "US", "en"),            # 4xx, then accepted
-    8: ("old.eight@example.com", "Old Eight", None, None, "US", "en"),              # rows only outside the window
-    9: ("quiet.nine@example.com", "Quiet Nine", None, None, "US", "en"),            # no rows at all
-    10: ("ten@example.com", "Ten <Ten> & Co", None, None, "GB", "en"),           # a name HTML must escape
-    11: ("chat.eleven@example.com", "Chat Eleven", None, None, "US", "en"),        # only through two hops
+    3: (None, "Wang San", "+86 10 5555 0103", None, "CN", "zh-CN"),  # phone only
+    4: (None, "Jean Quatre", None, "4 rue de la Paix, Paris", "FR", "fr"),  # post only
+    5: (None, "Nobody Five", None, None, "US", "en"),  # no way to reach
+    6: ("bounce.six@example.com", "Bounce Six", "+1 555 0106", None, "US", "en"),  # 5xx
+    7: ("grey.seven@example.com", "Grey Seven", None, None, "US", "en"),  # 4xx, then accepted
+    8: ("old.eight@example.com", "Old Eight", None, None, "US", "en"),  # rows only outside the window
+    9: ("quiet.nine@example.com", "Quiet Nine", None, None, "US", "en"),  # no rows at all
+    10: ("ten@example.com", "Ten <Ten> & Co", None, None, "GB", "en"),  # a name HTML must escape
+    11: ("chat.eleven@example.com", "Chat Eleven", None, None, "US", "en"),  # only through two hops
 }
 AFFECTED = {1, 2, 3, 4, 5, 6, 7, 10, 11}
 EMAILED = {1, 2, 6, 7, 10, 11}
 BOUNCE, GREY = "bounce.six@example.com", "grey.seven@example.com"
 
 FORM = {
-    "incident_id": "INC-2026-042", "title": "Access log exposure",
-    "discovered_at": "2026-11-12T08:00:00Z", "occurred_from": "2026-11-01T00:00:00Z", "occurred_to": "2026-11-10T00:00:00Z",
+    "incident_id": "INC-2026-042",
+    "title": "Access log exposure",
+    "discovered_at": "2026-11-12T08:00:00Z",
+    "occurred_from": "2026-11-01T00:00:00Z",
+    "occurred_to": "2026-11-10T00:00:00Z",
     "cause": "A misconfigured log export made access records readable from the internet.",
     "affected_categories": ["access_records"],
     "impact": "Someone could learn which pages you visited and from which network.",
     "measures_taken": "We closed the export, rotated keys and engaged an external forensic firm.",
     "precautions": "Be wary of messages that quote your recent activity.",
     "remedies": "We offer a free security review of your account.",
-    "channels": ["email", "letter", "telephone"], "phase": "initial", "dry_run": False,
+    "channels": ["email", "letter", "telephone"],
+    "phase": "initial",
+    "dry_run": False,
 }
 
 
@@ -63,28 +68,68 @@ def _config(tmp_path, bucket: str, s3_conn_id: str, incidents: dict | None = Non
     files = copy.deepcopy(sample.FILES)
     catalog = files["catalog.yaml"]
     catalog["systems"]["media"] = {"type": "s3", "conn_id": s3_conn_id, "bucket": bucket}
-    catalog["subject"]["contact"] = {"email": "email", "name": "name", "phone": "phone", "address": "address",
-                                     "country": "country", "locale": "locale"}
-    catalog["datasets"]["users"]["fields"].update({
-        "phone": {"category": "basic_info", "anonymize": "null"}, "address": {"category": "basic_info", "anonymize": "redact"},
-        "country": {"category": "basic_info", "anonymize": "null"}, "locale": {"personal": False}})
+    catalog["subject"]["contact"] = {
+        "email": "email",
+        "name": "name",
+        "phone": "phone",
+        "address": "address",
+        "country": "country",
+        "locale": "locale",
+    }
+    catalog["datasets"]["users"]["fields"].update(
+        {
+            "phone": {"category": "basic_info", "anonymize": "null"},
+            "address": {"category": "basic_info", "anonymize": "redact"},
+            "country": {"category": "basic_info", "anonymize": "null"},
+            "locale": {"personal": False},
+        }
+    )
     catalog["reports"] = {"path": str(tmp_path / "reports")}
-    files["incidents.yaml"].update({"email": {"conn_id": "smtp_default", "from": "MIC Privacy <privacy@mic.example>",
-                                              "max_per_second": 500, "retry_attempts": 3, "retry_backoff": "1s"},
-                                    "batch_size": 4}, **(incidents or {}))
+    files["incidents.yaml"].update(
+        {
+            "email": {
+                "conn_id": "smtp_default",
+                "from": "MIC Privacy <privacy@mic.example>",
+                "max_per_second": 500,
+                "retry_attempts": 3,
+                "retry_backoff": "1s",
+            },
+            "batch_size": 4,
+        },
+        **(incidents or {}),
+    )
     return load_config(sample.write(tmp_path / "config", files))
 
 
 def _seed(engine):
     meta.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(users.insert(), [{"id": i, "email": e, "name": n, "phone": p, "address": a, "country": c, "locale": loc,
-                                       "password_hash": "h", "tier": "gold", "created_at": OUTSIDE}
-                                      for i, (e, n, p, a, c, loc) in PEOPLE.items()])
-        logs = [{"id": n, "user_id": u, "ip": f"10.0.0.{n}", "path": "/p", "logged_at": IN_WINDOW}
-                for n, u in enumerate(sorted(AFFECTED - {11}), start=1)]
-        logs += [{"id": 100, "user_id": 8, "ip": "10.0.1.1", "path": "/p", "logged_at": OUTSIDE},
-                 {"id": 101, "user_id": 1, "ip": "10.0.1.2", "path": "/p", "logged_at": IN_WINDOW}]
+        conn.execute(
+            users.insert(),
+            [
+                {
+                    "id": i,
+                    "email": e,
+                    "name": n,
+                    "phone": p,
+                    "address": a,
+                    "country": c,
+                    "locale": loc,
+                    "password_hash": "h",
+                    "tier": "gold",
+                    "created_at": OUTSIDE,
+                }
+                for i, (e, n, p, a, c, loc) in PEOPLE.items()
+            ],
+        )
+        logs = [
+            {"id": n, "user_id": u, "ip": f"10.0.0.{n}", "path": "/p", "logged_at": IN_WINDOW}
+            for n, u in enumerate(sorted(AFFECTED - {11}), start=1)
+        ]
+        logs += [
+            {"id": 100, "user_id": 8, "ip": "10.0.1.1", "path": "/p", "logged_at": OUTSIDE},
+            {"id": 101, "user_id": 1, "ip": "10.0.1.2", "path": "/p", "logged_at": IN_WINDOW},
+        ]
         conn.execute(access_logs.insert(), logs)
         conn.execute(conversations.insert(), [{"id": 1, "user_id": 11, "created_at": OUTSIDE}])
         conn.execute(chat_messages.insert(), [{"id": 1, "conversation_id": 1, "body": "hello", "sent_at": IN_WINDOW}])
@@ -113,13 +158,24 @@ def world(engine, tmp_path, monkeypatch, s3_store, s3_conn_id, connect):
     config = _config(tmp_path, s3_store.bucket, s3_conn_id)
     state = StateStore(engine, dataset_names=set(config.catalog.datasets))
     with MailSink(rcpt_policy=Refusals()) as sink:
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": sink.port, "extra": {"disable_ssl": True, "disable_tls": True}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": sink.port,
+                    "extra": {"disable_ssl": True, "disable_tls": True},
+                }
+            ),
+        )
         yield config, engine, state, s3_store, sink
 
 
 def _notifier(config, engine, state, store, sleeps=None, mailer=None):
-    return IncidentNotification(config, state, mailer=mailer, sleep=(sleeps.append if sleeps is not None else lambda s: None))
+    return IncidentNotification(
+        config, state, mailer=mailer, sleep=(sleeps.append if sleeps is not None else lambda s: None)
+    )
 
 
 def _run(notifier, config, run_id="manual__1", *, approve="approved", as_of=AS_OF, **changes):
@@ -155,26 +211,35 @@ def _email(subject: int) -> str:
 def test_the_form_offers_the_catalogs_datasets_and_categories(tmp_path):
     config = load_config(sample.write(tmp_path / "config"))
     schemas = param_schemas(config.catalog)
-    assert schemas["affected_datasets"][1]["items"]["enum"] == ["users", "access_logs", "conversations", "chat_messages",
-                                                                "orders", "chat_photos"]
+    assert schemas["affected_datasets"][1]["items"]["enum"] == [
+        "users",
+        "access_logs",
+        "conversations",
+        "chat_messages",
+        "orders",
+        "chat_photos",
+    ]
     assert schemas["affected_categories"][1]["items"]["enum"] == list(sample.CATALOG["categories"])
     assert schemas["dry_run"][0] is True and schemas["phase"][0] == "initial"
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"incident_id": "x"}, "incident_id: 'x' does not match"),
-    ({"discovered_at": "yesterday"}, "discovered_at: 'yesterday' is not a 'date-time'"),
-    ({"affected_datasets": ["payroll"]}, "affected_datasets: 'payroll' is not one of"),
-    ({"affected_categories": []}, "scope: name the affected datasets or categories"),
-    ({"subjects_uri": "s3://bkt-ids/ids.txt"}, "not both"),
-    ({"occurred_from": "2026-11-11T00:00:00Z"}, "occurred_from 2026-11-11T00:00:00+00:00 is after occurred_to"),
-    ({"occurred_to": None}, "occurred_from and occurred_to: both are needed"),
-    ({"phase": "final"}, "phase: 'final' is not one of ['initial', 'update']"),
-    ({"cause": None}, "cause: required"),
-    ({"channels": ["pigeon"]}, "channels: 'pigeon' is not one of"),
-    ({"contact": {"name": "Desk", "email": "nope"}}, "contact.email: 'nope' is not an e-mail address"),
-    ({"colour": "red"}, "unknown field(s) ['colour']"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"incident_id": "x"}, "incident_id: 'x' does not match"),
+        ({"discovered_at": "yesterday"}, "discovered_at: 'yesterday' is not a 'date-time'"),
+        ({"affected_datasets": ["payroll"]}, "affected_datasets: 'payroll' is not one of"),
+        ({"affected_categories": []}, "scope: name the affected datasets or categories"),
+        ({"subjects_uri": "s3://bkt-ids/ids.txt"}, "not both"),
+        ({"occurred_from": "2026-11-11T00:00:00Z"}, "occurred_from 2026-11-11T00:00:00+00:00 is after occurred_to"),
+        ({"occurred_to": None}, "occurred_from and occurred_to: both are needed"),
+        ({"phase": "final"}, "phase: 'final' is not one of ['initial', 'update']"),
+        ({"cause": None}, "cause: required"),
+        ({"channels": ["pigeon"]}, "channels: 'pigeon' is not one of"),
+        ({"contact": {"name": "Desk", "email": "nope"}}, "contact.email: 'nope' is not an e-mail address"),
+        ({"colour": "red"}, "unknown field(s) ['colour']"),
+    ],
+)
 def test_invalid_form_input_is_refused_with_a_clear_message(tmp_path, change, message):
     config = load_config(sample.write(tmp_path / "config"))
     with pytest.raises(FormError) as refused:
@@ -207,8 +272,15 @@ def test_each_affected_person_with_email_gets_one_mail_with_every_section_in_the
     summary, _ = _run(_notifier(config, engine, state, store, sleeps), config)
     assert _recipients(sink) == sorted(_email(s) for s in EMAILED - {6})
     by_to = {m.envelope_to[0]: m for m in sink.messages}
-    english = ["WHAT HAPPENED", "WHAT INFORMATION WAS INVOLVED", "POSSIBLE IMPACT", "WHAT WE ARE DOING", "WHAT YOU CAN DO",
-               "REMEDIES", "FOR MORE INFORMATION"]
+    english = [
+        "WHAT HAPPENED",
+        "WHAT INFORMATION WAS INVOLVED",
+        "POSSIBLE IMPACT",
+        "WHAT WE ARE DOING",
+        "WHAT YOU CAN DO",
+        "REMEDIES",
+        "FOR MORE INFORMATION",
+    ]
     chinese = ["事件基本情况", "涉及的个人信息", "可能的影响", "处置措施", "防范措施", "补救措施", "联系方式"]
     for subject in EMAILED - {6}:
         message = by_to[_email(subject)]
@@ -217,8 +289,12 @@ def test_each_affected_person_with_email_gets_one_mail_with_every_section_in_the
         headings = chinese if subject == 2 else english
         assert all(h in text for h in headings), (subject, text)
         assert all(h.lower() in html.lower() for h in headings), subject
-        assert FORM["precautions"] in text and "privacy@mic.example" in text and "Personal Internet access records" in text \
+        assert (
+            FORM["precautions"] in text
+            and "privacy@mic.example" in text
+            and "Personal Internet access records" in text
             or subject == 2
+        )
         assert PEOPLE[subject][1] in text, "addressed by name"
         assert subject != 10 or "Dear Ten &lt;Ten&gt; &amp; Co," in html
         assert message["Content-Language"] == ("zh-CN" if subject == 2 else "en")
@@ -264,14 +340,16 @@ def test_a_run_killed_in_the_middle_of_sending_mails_each_person_once_after_a_re
             return outcome
 
     email = config.incidents.email
-    dying = _notifier(config, engine, state, store, mailer=lambda: Dying(email.conn_id, email.from_, email.max_per_second))
+    dying = _notifier(
+        config, engine, state, store, mailer=lambda: Dying(email.conn_id, email.from_, email.max_per_second)
+    )
     with pytest.raises(Killed):
         _run(dying, config)
     assert len(sink.messages) == 2
     again = _notifier(config, engine, state, store)
     for batch in again.batches("manual__1"):
         again.send_batch("manual__1", batch)
-    for batch in again.batches("manual__1"):          # and once more: nothing new
+    for batch in again.batches("manual__1"):  # and once more: nothing new
         again.send_batch("manual__1", batch)
     sent = _recipients(sink)
     assert sent == sorted(set(sent)) == sorted(_email(s) for s in EMAILED - {6})
@@ -288,8 +366,16 @@ def test_a_dry_run_writes_previews_and_sends_nothing(world, tmp_path):
     assert sink.messages == [] and summary["outcome"] == "dry run" and summary["emails_sent"] == 0
     folder = tmp_path / "reports" / preview["folder"]
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["announcement.html", "email.en.html", "email.en.txt", "email.zh-CN.html", "email.zh-CN.txt",
-                     "report.eu_lead_sa.html", "report.eu_lead_sa.json", "report.eu_lead_sa.pdf"]
+    assert names == [
+        "announcement.html",
+        "email.en.html",
+        "email.en.txt",
+        "email.zh-CN.html",
+        "email.zh-CN.txt",
+        "report.eu_lead_sa.html",
+        "report.eu_lead_sa.json",
+        "report.eu_lead_sa.pdf",
+    ]
     assert "Dear customer" in (folder / "email.en.txt").read_text()
     assert json.loads((folder / "report.eu_lead_sa.json").read_text())["draft"] is True
     with pytest.raises(Exception, match="dry run: nothing is sent"):
@@ -307,14 +393,29 @@ def test_a_rejected_run_sends_nothing(world):
     assert sink.messages == []
 
 
-@pytest.mark.parametrize("answer, decision", [
-    (None, None),
-    ({"auto": True}, {"decision": "approved", "by": None, "how": "incidents.yaml approval: none"}),
-    ({"chosen_options": ["Approve"], "params_input": {}, "responded_by_user": {"id": "7", "name": "duty-officer"}},
-     {"decision": "approved", "by": "duty-officer", "how": "approval task"}),
-    ({"chosen_options": ["Reject"], "params_input": {}, "responded_by_user": {"id": "7", "name": "duty-officer"}},
-     {"decision": "rejected", "by": "duty-officer", "how": "approval task"}),
-])
+@pytest.mark.parametrize(
+    "answer, decision",
+    [
+        (None, None),
+        ({"auto": True}, {"decision": "approved", "by": None, "how": "incidents.yaml approval: none"}),
+        (
+            {
+                "chosen_options": ["Approve"],
+                "params_input": {},
+                "responded_by_user": {"id": "7", "name": "duty-officer"},
+            },
+            {"decision": "approved", "by": "duty-officer", "how": "approval task"},
+        ),
+        (
+            {
+                "chosen_options": ["Reject"],
+                "params_input": {},
+                "responded_by_user": {"id": "7", "name": "duty-officer"},
+            },
+            {"decision": "rejected", "by": "duty-officer", "how": "approval task"},
+        ),
+    ],
+)
 def test_the_approval_tasks_answer_becomes_the_registers_decision(answer, decision):
     from lifecycle.incident.notify import approval_from_answer
 
@@ -327,13 +428,25 @@ def test_the_approval_tasks_answer_becomes_the_registers_decision(answer, decisi
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_deadlines_run_from_discovery_for_each_matching_regulator(world, tmp_path):
     config, engine, state, store, sink = world
-    config = _config(tmp_path / "c2", store.bucket, world[0].catalog.systems["media"].conn_id, {"regulators": [
-        {"id": "cac_jiangsu", "name": "Jiangsu CAC", "deadline": "4h", "when": {"affected_at_least": 9}},
-        {"id": "cac_big", "name": "Big", "deadline": "4h", "when": {"affected_at_least": 10}},
-        {"id": "eu_lead_sa", "name": "Lead SA", "deadline": "72h", "when": {"subject_countries": ["DE", "FR"]}},
-        {"id": "ca_ag", "name": "California AG", "deadline": "30d", "when": {"subject_countries": ["US"], "categories": ["transaction_records"]}},
-        {"id": "always", "name": "Sectoral", "deadline": "1h"},
-    ]})
+    config = _config(
+        tmp_path / "c2",
+        store.bucket,
+        world[0].catalog.systems["media"].conn_id,
+        {
+            "regulators": [
+                {"id": "cac_jiangsu", "name": "Jiangsu CAC", "deadline": "4h", "when": {"affected_at_least": 9}},
+                {"id": "cac_big", "name": "Big", "deadline": "4h", "when": {"affected_at_least": 10}},
+                {"id": "eu_lead_sa", "name": "Lead SA", "deadline": "72h", "when": {"subject_countries": ["DE", "FR"]}},
+                {
+                    "id": "ca_ag",
+                    "name": "California AG",
+                    "deadline": "30d",
+                    "when": {"subject_countries": ["US"], "categories": ["transaction_records"]},
+                },
+                {"id": "always", "name": "Sectoral", "deadline": "1h"},
+            ]
+        },
+    )
     notifier = _notifier(config, engine, state, store)
     form = parse({**FORM, "dry_run": True}, config.catalog)
     notifier.register(form, "manual__d", AS_OF)
@@ -344,15 +457,25 @@ def test_deadlines_run_from_discovery_for_each_matching_regulator(world, tmp_pat
     assert regulators["cac_jiangsu"]["deadline"] == "2026-11-12T12:00:00+00:00"
     assert regulators["eu_lead_sa"]["deadline"] == "2026-11-15T08:00:00+00:00"
     assert regulators["always"]["deadline"] == "2026-11-12T09:00:00+00:00"
-    assert regulators["always"]["met_if_notified_now"] is False and regulators["cac_jiangsu"]["met_if_notified_now"] is True
+    assert (
+        regulators["always"]["met_if_notified_now"] is False
+        and regulators["cac_jiangsu"]["met_if_notified_now"] is True
+    )
     assert "9 affected (threshold 10)" in regulators["cac_big"]["reasons"][0]
     assert "none of transaction_records involved" in regulators["ca_ag"]["reasons"][1]
 
 
-@pytest.mark.parametrize("affected, unreachable, notified, fires", [
-    (499_999, 0, 499_999, False), (500_000, 0, 500_000, True),
-    (1000, 99, 1000, False), (1000, 100, 1000, True), (10, 1, 10, True), (0, 0, 0, False),
-])
+@pytest.mark.parametrize(
+    "affected, unreachable, notified, fires",
+    [
+        (499_999, 0, 499_999, False),
+        (500_000, 0, 500_000, True),
+        (1000, 99, 1000, False),
+        (1000, 100, 1000, True),
+        (10, 1, 10, True),
+        (0, 0, 0, False),
+    ],
+)
 def test_the_fallback_fires_exactly_at_its_thresholds(tmp_path, affected, unreachable, notified, fires):
     config = load_config(sample.write(tmp_path / "config"))
     notifier = IncidentNotification.__new__(IncidentNotification)
@@ -368,9 +491,19 @@ def test_the_fallback_fires_exactly_at_its_thresholds(tmp_path, affected, unreac
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_announcement_and_reports_name_no_person(world, tmp_path):
     config, engine, state, store, sink = world
-    config = _config(tmp_path / "c3", store.bucket, world[0].catalog.systems["media"].conn_id, {"regulators": [
-        {"id": "eu_lead_sa", "name": "Lead SA", "deadline": "72h", "when": {"subject_countries": ["DE"]}}]})
-    summary, _ = _run(_notifier(config, engine, state, store), config, channels=["email", "letter", "telephone", "announcement"])
+    config = _config(
+        tmp_path / "c3",
+        store.bucket,
+        world[0].catalog.systems["media"].conn_id,
+        {
+            "regulators": [
+                {"id": "eu_lead_sa", "name": "Lead SA", "deadline": "72h", "when": {"subject_countries": ["DE"]}}
+            ]
+        },
+    )
+    summary, _ = _run(
+        _notifier(config, engine, state, store), config, channels=["email", "letter", "telephone", "announcement"]
+    )
     folder = tmp_path / "c3" / "reports" / "incidents" / "INC-2026-042" / "manual__1"
     announcement = store.get_bytes("notices/INC-2026-042.html").decode()
     assert summary["announcement"].endswith(f"/{store.bucket}/notices/INC-2026-042.html")
@@ -381,7 +514,9 @@ def test_announcement_and_reports_name_no_person(world, tmp_path):
 
     documents = {"announcement": announcement}
     documents.update({path.name: read(path) for path in folder.glob("report.*")})
-    documents.update({f"preview/{p.name}": read(p) for p in (folder / "preview").iterdir() if not p.name.startswith("email")})
+    documents.update(
+        {f"preview/{p.name}": read(p) for p in (folder / "preview").iterdir() if not p.name.startswith("email")}
+    )
     assert {"report.eu_lead_sa.html", "report.eu_lead_sa.pdf", "report.eu_lead_sa.json"} <= set(documents)
     for name, text in documents.items():
         for email, person, phone, address, _, _ in PEOPLE.values():
@@ -399,12 +534,20 @@ def test_announcement_and_reports_name_no_person(world, tmp_path):
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_a_report_with_chinese_text_renders_it_in_the_pdf(world, tmp_path):
     config, engine, state, store, sink = world
-    config = _config(tmp_path / "c5", store.bucket, world[0].catalog.systems["media"].conn_id, {"regulators": [
-        {"id": "cac_jiangsu", "name": "江苏省网信办", "deadline": "4h"}]})
-    _run(_notifier(config, engine, state, store), config, dry_run=True, cause="日志导出配置错误，访问记录可被公开读取。")
+    config = _config(
+        tmp_path / "c5",
+        store.bucket,
+        world[0].catalog.systems["media"].conn_id,
+        {"regulators": [{"id": "cac_jiangsu", "name": "江苏省网信办", "deadline": "4h"}]},
+    )
+    _run(
+        _notifier(config, engine, state, store), config, dry_run=True, cause="日志导出配置错误，访问记录可被公开读取。"
+    )
     from pypdf import PdfReader
 
-    pdf = tmp_path / "c5" / "reports" / "incidents" / "INC-2026-042" / "manual__1" / "preview" / "report.cac_jiangsu.pdf"
+    pdf = (
+        tmp_path / "c5" / "reports" / "incidents" / "INC-2026-042" / "manual__1" / "preview" / "report.cac_jiangsu.pdf"
+    )
     text = "".join(p.extract_text() for p in PdfReader(pdf).pages)
     assert "日志导出配置错误" in text and "江苏省网信办" in text
 
@@ -412,21 +555,30 @@ def test_a_report_with_chinese_text_renders_it_in_the_pdf(world, tmp_path):
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_a_follow_up_notifies_only_newly_affected_people_and_marks_reports(world, tmp_path):
     config, engine, state, store, sink = world
-    config = _config(tmp_path / "c4", store.bucket, world[0].catalog.systems["media"].conn_id, {"regulators": [
-        {"id": "always", "name": "Sectoral", "deadline": "30d"}]})
+    config = _config(
+        tmp_path / "c4",
+        store.bucket,
+        world[0].catalog.systems["media"].conn_id,
+        {"regulators": [{"id": "always", "name": "Sectoral", "deadline": "30d"}]},
+    )
     notifier = _notifier(config, engine, state, store)
     _run(notifier, config)
     first = _recipients(sink)
-    with engine.begin() as conn:        # investigation finds one more person: user 9 was affected as well
+    with engine.begin() as conn:  # investigation finds one more person: user 9 was affected as well
         conn.execute(access_logs.insert().values(id=200, user_id=9, ip="10.0.2.1", path="/p", logged_at=IN_WINDOW))
     with pytest.raises(Exception, match="already notified"):
         _run(notifier, config, run_id="manual__again")
     summary, _ = _run(notifier, config, run_id="manual__2", phase="update", as_of=AS_OF + timedelta(days=2))
     assert sorted(set(_recipients(sink)) - set(first)) == [_email(9)] and len(sink.messages) == len(first) + 1
     assert summary["newly_notified"] == 1 and summary["affected"] == len(AFFECTED) + 1
-    report = json.loads((tmp_path / "c4" / "reports" / "incidents" / "INC-2026-042" / "manual__2" / "report.always.json").read_text())
+    report = json.loads(
+        (tmp_path / "c4" / "reports" / "incidents" / "INC-2026-042" / "manual__2" / "report.always.json").read_text()
+    )
     assert report["follow_up"] is True and report["scope"]["people_affected_total"] == len(AFFECTED) + 1
-    assert "Follow-up report" in (tmp_path / "c4" / "reports" / "incidents" / "INC-2026-042" / "manual__2" / "report.always.html").read_text()
+    assert (
+        "Follow-up report"
+        in (tmp_path / "c4" / "reports" / "incidents" / "INC-2026-042" / "manual__2" / "report.always.html").read_text()
+    )
     message = [m for m in sink.messages if m.envelope_to == [_email(9)]][0]
     assert message["Subject"].startswith("Update: ")
 
@@ -436,8 +588,14 @@ def test_people_can_come_from_an_s3_listing_of_ids(world):
     config, engine, state, store, sink = world
     store.put_bytes("incident/ids.txt", b"# affected accounts\n2\n9\n404\n", content_type="text/plain")
     notifier = _notifier(config, engine, state, store)
-    summary, _ = _run(notifier, config, affected_categories=[], occurred_from=None, occurred_to=None,
-                      subjects_uri=f"s3://{store.bucket}/incident/ids.txt")
+    summary, _ = _run(
+        notifier,
+        config,
+        affected_categories=[],
+        occurred_from=None,
+        occurred_to=None,
+        subjects_uri=f"s3://{store.bucket}/incident/ids.txt",
+    )
     assert _recipients(sink) == sorted([_email(2), _email(9)])
     scope = json.loads(notifier._run("manual__1").scope)
     assert scope["unknown_ids"] == 1 and scope["affected"] == 2
@@ -448,13 +606,23 @@ def test_a_list_of_ids_out_of_reach_for_now_is_retried_and_a_missing_one_is_not(
     config, engine, state, store, sink = world
     media = config.catalog.systems["media"].conn_id
     notifier = _notifier(config, engine, state, store)
-    form = parse({**FORM, "affected_categories": [], "occurred_from": None, "occurred_to": None,
-                  "subjects_uri": f"s3://{store.bucket}/incident/missing.txt"}, config.catalog)
+    form = parse(
+        {
+            **FORM,
+            "affected_categories": [],
+            "occurred_from": None,
+            "occurred_to": None,
+            "subjects_uri": f"s3://{store.bucket}/incident/missing.txt",
+        },
+        config.catalog,
+    )
     notifier.register(form, "manual__ids", AS_OF)
-    with pytest.raises(LifecycleError, match=r"subjects_uri: cannot read s3://.*/incident/missing.txt: NoSuchKey") as missing:
+    with pytest.raises(
+        LifecycleError, match=r"subjects_uri: cannot read s3://.*/incident/missing.txt: NoSuchKey"
+    ) as missing:
         notifier.resolve("manual__ids")
     assert not retryable(missing.value)
-    with socket.socket() as probe:                 # the same bucket behind an endpoint that does not answer now
+    with socket.socket() as probe:  # the same bucket behind an endpoint that does not answer now
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
     monkeypatch.setenv(f"AIRFLOW_CONN_{media.upper()}", aws_connection(f"http://127.0.0.1:{closed}"))

@@ -17,9 +17,14 @@ from lifecycle.state.claims import Claims
 
 PEOPLE = [f"p{n:02d}" for n in range(1, 13)]
 meta = sa.MetaData()
-claims_table = sa.Table("claims", meta, sa.Column("subject_id", sa.String(16), primary_key=True),
-                        sa.Column("status", sa.String(16), nullable=False), sa.Column("message_id", sa.String(255)),
-                        sa.Column("code", sa.Integer))
+claims_table = sa.Table(
+    "claims",
+    meta,
+    sa.Column("subject_id", sa.String(16), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("code", sa.Integer),
+)
 
 
 class TableClaims(Claims):
@@ -38,17 +43,29 @@ class TableClaims(Claims):
 @pytest.fixture
 def sink(monkeypatch):
     with MailSink(rcpt_policy=lambda to: "550 5.1.1 no such user" if to.startswith("p07@") else None) as server:
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": server.port, "extra": {"disable_ssl": True, "disable_tls": True}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "extra": {"disable_ssl": True, "disable_tls": True},
+                }
+            ),
+        )
         yield server
 
 
 def _send(engine, people, mailer_cls=Mailer, rate=10_000):
     with mailer_cls("smtp_default", "privacy@example.com", rate) as mailer:
+
         def prepare(subject):
-            if subject == "p03":                      # no address
+            if subject == "p03":  # no address
                 return None
-            return mailer.compose(f"{subject}@example.com", Notice(f"Hello {subject}", "text", "en"), key=f"test:{subject}")
+            return mailer.compose(
+                f"{subject}@example.com", Notice(f"Hello {subject}", "text", "en"), key=f"test:{subject}"
+            )
 
         return send_claimed(mailer, people, TableClaims(engine), prepare=prepare)
 
@@ -103,7 +120,7 @@ def test_a_worker_killed_while_sending_leaves_at_most_two_claims_open_and_mails_
     assert len(received) == 5
     assert set(received) <= {r.message_id for r in rows.values()}, "no mail went out without its claim"
 
-    _send(engine, [p for p in PEOPLE if p not in rows])      # the rerun: open claims are not sent again
+    _send(engine, [p for p in PEOPLE if p not in rows])  # the rerun: open claims are not sent again
     rows = _rows(engine)
     to = [m["To"] for m in sink.messages]
     assert len(to) == len(set(to)), "nobody mailed twice"
@@ -115,5 +132,5 @@ def test_the_rate_spaces_the_starts_of_mails(tmp_path, sink):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'claims.db'}")
     meta.create_all(engine)
     started = time.monotonic()
-    _send(engine, PEOPLE[:6], rate=20)                  # five mails (p03 has no address): four gaps of 50 ms at least
+    _send(engine, PEOPLE[:6], rate=20)  # five mails (p03 has no address): four gaps of 50 ms at least
     assert time.monotonic() - started >= 4 * 0.05

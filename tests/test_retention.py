@@ -22,9 +22,9 @@ from tests.support.s3 import aws_connection
 from tests.support.sample_app import access_logs, chat_messages, conversations, meta, orders, users
 
 AS_OF = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
-LOG_CUTOFF = datetime(2025, 12, 1, 12, 0, 0)        # 6mo before AS_OF (naive UTC, as stored)
-CHAT_CUTOFF = datetime(2025, 6, 1, 12, 0, 0)        # 1y
-ORDER_CUTOFF = datetime(2023, 6, 1, 12, 0, 0)       # 3y
+LOG_CUTOFF = datetime(2025, 12, 1, 12, 0, 0)  # 6mo before AS_OF (naive UTC, as stored)
+CHAT_CUTOFF = datetime(2025, 6, 1, 12, 0, 0)  # 1y
+ORDER_CUTOFF = datetime(2023, 6, 1, 12, 0, 0)  # 3y
 HMAC_KEY = "retention-test-hmac-key-0123456789"
 
 # access log ages around the 6-month cutoff: exactly at it and one second younger stay, one second older goes
@@ -45,8 +45,18 @@ def _config(tmp_path, **retention_changes):
             {"name": "orders-3y", "applies_to": {"datasets": ["orders"]}, "keep": "3y", "action": "anonymize"},
         ],
         "statutory": [
-            {"name": "network-logs", "applies_to": {"datasets": ["access_logs"]}, "minimum": "6mo", "basis": "PRC Cybersecurity Law art. 21"},
-            {"name": "ecommerce", "applies_to": {"categories": ["transaction_records"]}, "minimum": "3y", "basis": "PRC E-Commerce Law art. 31"},
+            {
+                "name": "network-logs",
+                "applies_to": {"datasets": ["access_logs"]},
+                "minimum": "6mo",
+                "basis": "PRC Cybersecurity Law art. 21",
+            },
+            {
+                "name": "ecommerce",
+                "applies_to": {"categories": ["transaction_records"]},
+                "minimum": "3y",
+                "basis": "PRC E-Commerce Law art. 31",
+            },
         ],
         **retention_changes,
     }
@@ -56,20 +66,68 @@ def _config(tmp_path, **retention_changes):
 def _seed(engine):
     meta.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(users.insert(), [{"id": u, "email": f"u{u}@example.com", "name": f"User {u}", "password_hash": "h" * 60,
-                                       "tier": "gold", "created_at": ORDER_CUTOFF - timedelta(days=400)} for u in range(1, 11)])
-        logs = [{"id": n, "user_id": n % 10 + 1, "ip": f"10.0.{n}.{n % 9}", "path": f"/p/{n}",
-                 "logged_at": LOG_EDGES.get(n, LOG_CUTOFF + timedelta(days=90 - 2 * n))} for n in range(1, 101)]
+        conn.execute(
+            users.insert(),
+            [
+                {
+                    "id": u,
+                    "email": f"u{u}@example.com",
+                    "name": f"User {u}",
+                    "password_hash": "h" * 60,
+                    "tier": "gold",
+                    "created_at": ORDER_CUTOFF - timedelta(days=400),
+                }
+                for u in range(1, 11)
+            ],
+        )
+        logs = [
+            {
+                "id": n,
+                "user_id": n % 10 + 1,
+                "ip": f"10.0.{n}.{n % 9}",
+                "path": f"/p/{n}",
+                "logged_at": LOG_EDGES.get(n, LOG_CUTOFF + timedelta(days=90 - 2 * n)),
+            }
+            for n in range(1, 101)
+        ]
         conn.execute(access_logs.insert(), logs)
         # conversations 1..6 are old; 7..8 young.  Every message of an old conversation is old.
-        conn.execute(conversations.insert(), [{"id": c, "user_id": c % 5 + 1,
-                                               "created_at": CHAT_CUTOFF - timedelta(days=30 * c) if c <= 6 else CHAT_CUTOFF + timedelta(days=c)}
-                                              for c in range(1, 9)])
-        conn.execute(chat_messages.insert(), [{"id": m, "conversation_id": m % 8 + 1, "body": f"hi {m}",
-                                               "sent_at": CHAT_CUTOFF - timedelta(days=m) if m % 8 + 1 <= 6 else CHAT_CUTOFF + timedelta(days=m)}
-                                              for m in range(1, 41)])
-        conn.execute(orders.insert(), [{"id": o, "user_id": o % 10 + 1, "address": f"{o} Main St", "amount": 100 * o,
-                                        "created_at": ORDER_CUTOFF + timedelta(days=10 * (o - 15))} for o in range(1, 31)])
+        conn.execute(
+            conversations.insert(),
+            [
+                {
+                    "id": c,
+                    "user_id": c % 5 + 1,
+                    "created_at": CHAT_CUTOFF - timedelta(days=30 * c) if c <= 6 else CHAT_CUTOFF + timedelta(days=c),
+                }
+                for c in range(1, 9)
+            ],
+        )
+        conn.execute(
+            chat_messages.insert(),
+            [
+                {
+                    "id": m,
+                    "conversation_id": m % 8 + 1,
+                    "body": f"hi {m}",
+                    "sent_at": CHAT_CUTOFF - timedelta(days=m) if m % 8 + 1 <= 6 else CHAT_CUTOFF + timedelta(days=m),
+                }
+                for m in range(1, 41)
+            ],
+        )
+        conn.execute(
+            orders.insert(),
+            [
+                {
+                    "id": o,
+                    "user_id": o % 10 + 1,
+                    "address": f"{o} Main St",
+                    "amount": 100 * o,
+                    "created_at": ORDER_CUTOFF + timedelta(days=10 * (o - 15)),
+                }
+                for o in range(1, 31)
+            ],
+        )
 
 
 def _expired_logs():
@@ -129,7 +187,12 @@ def test_exactly_the_expired_rows_go_and_held_and_young_rows_stay(world):
 
     logs = plan.dataset("access_logs")
     expired, held = _expired_logs()
-    assert (logs.candidates, logs.held, logs.to_delete, logs.under_floor) == (len(expired), len(held), len(expired - held), 0)
+    assert (logs.candidates, logs.held, logs.to_delete, logs.under_floor) == (
+        len(expired),
+        len(held),
+        len(expired - held),
+        0,
+    )
     assert logs.effective_cutoff == logs.cutoff == "2025-12-01T12:00:00+00:00"
     assert sum(r[2] for r in logs.ranges) == len(expired - held) and all(r[2] <= 7 for r in logs.ranges)
     assert _ids(engine, access_logs) == _expected_log_ids()
@@ -169,8 +232,12 @@ def test_a_statutory_floor_protects_rows_even_when_validation_is_bypassed(world)
     engine, state, tmp_path = world
     config = _config(tmp_path)
     short = config.retention.rules[0].model_copy(update={"keep": config.retention.rules[0].keep.parse("30d")})
-    config = config.__class__(**{**config.__dict__, "retention": config.retention.model_copy(
-        update={"rules": [short, *config.retention.rules[1:]]})})
+    config = config.__class__(
+        **{
+            **config.__dict__,
+            "retention": config.retention.model_copy(update={"rules": [short, *config.retention.rules[1:]]}),
+        }
+    )
     retention = _retention(config, engine, state)
     plan = _run(retention)
     logs = plan.dataset("access_logs")
@@ -212,7 +279,7 @@ def test_a_killed_run_resumes_to_the_same_end_state_without_double_counts(world)
     class Dying(SqlStore):
         def delete(self, *args, **kwargs):
             calls["n"] += 1
-            if calls["n"] == 4:            # mid-dataset: three batches of access_logs are done
+            if calls["n"] == 4:  # mid-dataset: three batches of access_logs are done
                 raise Killed()
             return super().delete(*args, **kwargs)
 
@@ -236,15 +303,25 @@ def test_a_killed_run_resumes_to_the_same_end_state_without_double_counts(world)
 
 def test_rows_still_referenced_by_rows_that_stay_are_kept_and_the_rest_of_the_run_goes_on(world):
     engine, state, tmp_path = world
-    with engine.begin() as conn:        # a young message in an old conversation
-        conn.execute(chat_messages.insert().values(id=99, conversation_id=1, body="late", sent_at=CHAT_CUTOFF + timedelta(days=5)))
+    with engine.begin() as conn:  # a young message in an old conversation
+        conn.execute(
+            chat_messages.insert().values(
+                id=99, conversation_id=1, body="late", sent_at=CHAT_CUTOFF + timedelta(days=5)
+            )
+        )
     retention = _retention(_config(tmp_path), engine, state)
     plan = _run(retention, "manual__fk")
 
     talks = plan.dataset("conversations")
     assert talks.referenced == 1 and talks.references == [
-        {"dataset": "chat_messages", "columns": ["conversation_id"], "on_delete": "NO ACTION", "subject_link": True,
-         "rows": 1}]
+        {
+            "dataset": "chat_messages",
+            "columns": ["conversation_id"],
+            "on_delete": "NO ACTION",
+            "subject_link": True,
+            "rows": 1,
+        }
+    ]
     held_conversations = {c for c in range(1, 7) if c % 5 + 1 == HELD_SUBJECT}
     assert _ids(engine, conversations) == {1, 7, 8} | held_conversations, "only the referenced old conversation stays"
     assert 99 in _ids(engine, chat_messages)
@@ -255,7 +332,8 @@ def test_rows_still_referenced_by_rows_that_stay_are_kept_and_the_rest_of_the_ru
     assert row["referenced"] == 1
     assert row["references"][0]["advice"].startswith(
         "conversations: 1 expired row(s) kept: referenced by rows of chat_messages that are not expired or are held; "
-        "rows of chat_messages reach their person through them (conversation_id)")
+        "rows of chat_messages reach their person through them (conversation_id)"
+    )
     assert "keeps its rows no longer than conversations (1y)" in row["references"][0]["advice"]
 
 
@@ -270,7 +348,9 @@ def test_a_dataset_that_cannot_be_planned_fails_its_own_unit_and_the_others_go_o
     groups = retention.gate(plan)
     failing = [u for units in groups.values() for u in units if u.get("error")]
     assert [u["dataset"] for u in failing] == ["orders"]
-    with pytest.raises(LifecycleError, match="retention of orders could not be planned: system 'app_db', dataset 'orders'"):
+    with pytest.raises(
+        LifecycleError, match="retention of orders could not be planned: system 'app_db', dataset 'orders'"
+    ):
         retention.apply(failing[0], "manual__broken", AS_OF)
     for stage in range(3):
         for unit in groups[unit_group("app_db", stage)]:
@@ -291,7 +371,8 @@ def test_the_report_after_a_failed_plan_says_which_step_stopped_the_run(world):
     assert document["planned"] is False and document["datasets"] == []
     assert document["failures"] == [
         {"step": "plan", "reason": "system 'app_db': count rows: OperationalError: server closed"},
-        {"step": "preflight", "reason": "the task failed; its log says why"}]
+        {"step": "preflight", "reason": "the task failed; its log says why"},
+    ]
     assert "server closed" in open(written["html"]).read()
 
 
@@ -314,16 +395,22 @@ def test_the_report_has_counts_and_no_personal_information(world):
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
-def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_s3_store, s3_endpoint, tmp_path,
-                                                                       engine, connect):
+def test_expired_objects_lose_every_version_and_locked_ones_are_reported(
+    locked_s3_store, s3_endpoint, tmp_path, engine, connect
+):
     store: S3Store = locked_s3_store
     put = store.client.put_object
     for user in (1, 2, HELD_SUBJECT):
         put(Bucket=store.bucket, Key=f"chats/{user}/a.jpg", Body=b"v1")
         put(Bucket=store.bucket, Key=f"chats/{user}/a.jpg", Body=b"v2")
-    store.client.delete_object(Bucket=store.bucket, Key="chats/2/a.jpg")          # a delete marker
-    put(Bucket=store.bucket, Key="chats/5/locked.jpg", Body=b"x", ObjectLockMode="COMPLIANCE",
-        ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=timezone.utc))
+    store.client.delete_object(Bucket=store.bucket, Key="chats/2/a.jpg")  # a delete marker
+    put(
+        Bucket=store.bucket,
+        Key="chats/5/locked.jpg",
+        Body=b"x",
+        ObjectLockMode="COMPLIANCE",
+        ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=timezone.utc),
+    )
     time.sleep(1.5)
     middle = datetime.now(timezone.utc)
     time.sleep(1.5)
@@ -331,12 +418,16 @@ def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_
     put(Bucket=store.bucket, Key="chats/1/young.jpg", Body=b"y2")
 
     files = copy.deepcopy(sample.FILES)
-    files["catalog.yaml"]["datasets"] = {k: v for k, v in files["catalog.yaml"]["datasets"].items() if k in ("users", "chat_photos")}
+    files["catalog.yaml"]["datasets"] = {
+        k: v for k, v in files["catalog.yaml"]["datasets"].items() if k in ("users", "chat_photos")
+    }
     files["catalog.yaml"]["reports"] = {"path": str(tmp_path / "reports")}
     files["catalog.yaml"]["systems"]["media"]["bucket"] = store.bucket
-    connect("media_s3", aws_connection(s3_endpoint))            # the task's path: the store opened by system name
-    files["retention.yaml"] = {"rules": [{"name": "photos", "applies_to": {"datasets": ["chat_photos"]}, "keep": "400d"}],
-                               "max_fraction_per_run": 1.0}
+    connect("media_s3", aws_connection(s3_endpoint))  # the task's path: the store opened by system name
+    files["retention.yaml"] = {
+        "rules": [{"name": "photos", "applies_to": {"datasets": ["chat_photos"]}, "keep": "400d"}],
+        "max_fraction_per_run": 1.0,
+    }
     for name in ("cancellation.yaml", "recipients.yaml"):
         files.pop(name)
     config = load_config(sample.write(tmp_path / "config", files))
@@ -350,8 +441,15 @@ def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_
     assert (photos.total, photos.candidates, photos.held, photos.to_delete) == (5, 4, 1, 3)
     [unit] = retention.gate(plan)[unit_group("media", 0)]
     result = retention.apply(unit, "scheduled__photos", as_of)
-    assert result == {"dataset": "chat_photos", "action": "delete", "rows": 5, "objects": 2, "locked": 1,
-                      "batches": 1, "resumed": 0}
+    assert result == {
+        "dataset": "chat_photos",
+        "action": "delete",
+        "rows": 5,
+        "objects": 2,
+        "locked": 1,
+        "batches": 1,
+        "resumed": 0,
+    }
 
     left = {(v.key, v.is_delete_marker) for v in store.list_versions("chats/")}
     assert left == {(f"chats/{HELD_SUBJECT}/a.jpg", False), ("chats/5/locked.jpg", False), ("chats/1/young.jpg", False)}
@@ -359,4 +457,9 @@ def test_expired_objects_lose_every_version_and_locked_ones_are_reported(locked_
     assert retention.verify(plan)["chat_photos"] == {"remaining": 0, "held": 1, "locked": 1}
     document = json.loads(open(retention.report(plan.run_id, as_of=as_of)["json"]).read())
     [row] = document["datasets"]
-    assert (row["deleted"], row["versions_deleted"], row["locked"], row["locked_until"]) == (2, 5, 1, ["2099-01-01T00:00:00+00:00"])
+    assert (row["deleted"], row["versions_deleted"], row["locked"], row["locked_until"]) == (
+        2,
+        5,
+        1,
+        ["2099-01-01T00:00:00+00:00"],
+    )

@@ -32,7 +32,9 @@ def test_scan_reports_columns_the_catalog_names_but_the_table_lacks(engine):
     catalog = _catalog()
     catalog.datasets["access_logs"].fields["user_agent"] = catalog.datasets["access_logs"].fields["path"]
     findings = [str(f) for f in scan(catalog, {"app_db": engine})]
-    assert findings == ["app_db: access_logs.user_agent: named by datasets.access_logs.fields.user_agent but not in the table"]
+    assert findings == [
+        "app_db: access_logs.user_agent: named by datasets.access_logs.fields.user_agent but not in the table"
+    ]
 
 
 def test_scan_checks_that_strategies_fit_their_columns(engine):
@@ -45,7 +47,9 @@ def test_scan_checks_that_strategies_fit_their_columns(engine):
     model["datasets"] = {**model["datasets"], "users": users}
     findings = [str(f) for f in scan(Catalog(CatalogFile.model_validate(model)), {"app_db": engine})]
     assert any("users.created_at: anonymize truncate_ip needs a text column" in f for f in findings), findings
-    assert any("users.email: anonymize hmac needs a text column of at least 64 characters" in f for f in findings) is False
+    assert (
+        any("users.email: anonymize hmac needs a text column of at least 64 characters" in f for f in findings) is False
+    )
 
 
 def test_scan_of_a_matching_schema_is_clean(engine):
@@ -55,7 +59,10 @@ def test_scan_of_a_matching_schema_is_clean(engine):
 
 def _with(**datasets):
     """The scan catalog plus ``datasets`` (name -> dataset mapping)."""
-    model = {**sample.CATALOG, "datasets": {k: v for k, v in sample.CATALOG["datasets"].items() if k != "orders"} | datasets}
+    model = {
+        **sample.CATALOG,
+        "datasets": {k: v for k, v in sample.CATALOG["datasets"].items() if k != "orders"} | datasets,
+    }
     return Catalog(CatalogFile.model_validate(model))
 
 
@@ -77,7 +84,8 @@ def test_a_personal_false_table_needs_no_column_list(engine):
     report = scan_report(_with(audit_events=AUDIT), {"app_db": engine})
     assert report.findings == []
     assert [str(n) for n in report.notes] == [
-        "app_db: audit_events: personal: false; columns not classified (informational): kind, note"]
+        "app_db: audit_events: personal: false; columns not classified (informational): kind, note"
+    ]
 
 
 def test_a_personal_false_table_still_has_the_columns_it_names(engine):
@@ -99,12 +107,17 @@ def test_a_personal_false_table_without_subject_needs_no_key(engine):
 
 
 ORDER_ITEMS = {
-    "system": "app_db", "table": "order_items", "primary_key": "order_id",
-    "subject": "user_id -> users.id", "category": "transaction_records",
+    "system": "app_db",
+    "table": "order_items",
+    "primary_key": "order_id",
+    "subject": "user_id -> users.id",
+    "category": "transaction_records",
     "fields": {"sku": {}, "line": {"personal": False}, "order_id": {"personal": False}},
 }
-COMPOSITE = ("CREATE TABLE order_items (order_id INTEGER NOT NULL, line INTEGER NOT NULL, user_id INTEGER, "
-             "sku VARCHAR(20), PRIMARY KEY (order_id, line))")
+COMPOSITE = (
+    "CREATE TABLE order_items (order_id INTEGER NOT NULL, line INTEGER NOT NULL, user_id INTEGER, "
+    "sku VARCHAR(20), PRIMARY KEY (order_id, line))"
+)
 
 
 def test_a_composite_primary_key_is_refused(engine):
@@ -112,41 +125,71 @@ def test_a_composite_primary_key_is_refused(engine):
     findings = [str(f) for f in scan(_with(order_items=ORDER_ITEMS), {"app_db": engine})]
     assert findings == [
         "app_db: order_items: primary key is (order_id, line): composite keys are not supported; "
-        "add a single-column unique key (a surrogate id) and name it as datasets.order_items.primary_key"]
+        "add a single-column unique key (a surrogate id) and name it as datasets.order_items.primary_key"
+    ]
 
 
 def test_a_surrogate_unique_key_beside_a_composite_primary_key_is_accepted(engine):
-    _create(engine, COMPOSITE.replace("sku VARCHAR(20),", "sku VARCHAR(20), id INTEGER NOT NULL,"),
-            "CREATE UNIQUE INDEX order_items_id ON order_items (id)")
+    _create(
+        engine,
+        COMPOSITE.replace("sku VARCHAR(20),", "sku VARCHAR(20), id INTEGER NOT NULL,"),
+        "CREATE UNIQUE INDEX order_items_id ON order_items (id)",
+    )
     items = {**ORDER_ITEMS, "primary_key": "id"}
     assert scan(_with(order_items=items), {"app_db": engine}) == []
 
 
 def test_a_key_that_is_not_unique_is_refused(engine):
-    _create(engine, "CREATE TABLE events (id INTEGER PRIMARY KEY, code VARCHAR(20) NOT NULL, user_id INTEGER, "
-                    "UNIQUE (code, user_id))")
-    events = {"system": "app_db", "table": "events", "primary_key": "code", "subject": "user_id -> users.id",
-              "category": "access_records", "fields": {"id": {"personal": False}}}
+    _create(
+        engine,
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, code VARCHAR(20) NOT NULL, user_id INTEGER, "
+        "UNIQUE (code, user_id))",
+    )
+    events = {
+        "system": "app_db",
+        "table": "events",
+        "primary_key": "code",
+        "subject": "user_id -> users.id",
+        "category": "access_records",
+        "fields": {"id": {"personal": False}},
+    }
     findings = [str(f) for f in scan(_with(events=events), {"app_db": engine})]
     assert findings == [
         "app_db: events: primary_key 'code' is not unique in the table; "
-        "name the primary key column or a unique column as datasets.events.primary_key"]
+        "name the primary key column or a unique column as datasets.events.primary_key"
+    ]
 
 
 def test_a_single_column_unique_constraint_is_a_key_if_not_null(engine):
-    _create(engine, "CREATE TABLE events (seq INTEGER, code VARCHAR(20) NOT NULL UNIQUE, user_id INTEGER, "
-                    "ref VARCHAR(20) UNIQUE)")
-    events = {"system": "app_db", "table": "events", "primary_key": "code", "subject": "user_id -> users.id",
-              "category": "access_records", "fields": {"seq": {}, "ref": {}}}
+    _create(
+        engine,
+        "CREATE TABLE events (seq INTEGER, code VARCHAR(20) NOT NULL UNIQUE, user_id INTEGER, ref VARCHAR(20) UNIQUE)",
+    )
+    events = {
+        "system": "app_db",
+        "table": "events",
+        "primary_key": "code",
+        "subject": "user_id -> users.id",
+        "category": "access_records",
+        "fields": {"seq": {}, "ref": {}},
+    }
     assert scan(_with(events=events), {"app_db": engine}) == []
-    findings = [str(f) for f in scan(_with(events={**events, "primary_key": "ref", "fields": {"seq": {}, "code": {}}}),
-                                     {"app_db": engine})]
-    assert findings == ["app_db: events.ref: primary_key 'ref' allows NULL, and a row whose key is NULL is in no "
-                        "key range: make the column NOT NULL or name another"]
+    findings = [
+        str(f)
+        for f in scan(
+            _with(events={**events, "primary_key": "ref", "fields": {"seq": {}, "code": {}}}), {"app_db": engine}
+        )
+    ]
+    assert findings == [
+        "app_db: events.ref: primary_key 'ref' allows NULL, and a row whose key is NULL is in no "
+        "key range: make the column NOT NULL or name another"
+    ]
 
 
 def test_a_personal_false_table_s_named_key_is_checked(engine):
     _create(engine, "CREATE TABLE audit_events (id INTEGER, kind VARCHAR(20))")
     findings = [str(f) for f in scan(_with(audit_events=AUDIT), {"app_db": engine})]
-    assert findings == ["app_db: audit_events: primary_key 'id' is not unique in the table; "
-                        "name the primary key column or a unique column as datasets.audit_events.primary_key"]
+    assert findings == [
+        "app_db: audit_events: primary_key 'id' is not unique in the table; "
+        "name the primary key column or a unique column as datasets.audit_events.primary_key"
+    ]

@@ -31,13 +31,22 @@ HMAC_KEY = "sharing-test-hmac-key-0123456789"
 SIGNING_KEY = "sharing-test-signing-key-0123456789"
 
 consent_meta = sa.MetaData()
-consents = sa.Table("consents", consent_meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("user_id", sa.Integer), sa.Column("purpose", sa.String(64)),
-                    sa.Column("granted_at", sa.DateTime), sa.Column("withdrawn_at", sa.DateTime))
+consents = sa.Table(
+    "consents",
+    consent_meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("purpose", sa.String(64)),
+    sa.Column("granted_at", sa.DateTime),
+    sa.Column("withdrawn_at", sa.DateTime),
+)
 
 PENDING_CANCELLATION, DUE_CANCELLATION, WITHDRAWN_CANCELLATION, ERASING = 6, 8, 7, 9
 EXCLUDED = {PENDING_CANCELLATION, DUE_CANCELLATION, ERASING}
-CONSENTING = {1, 3}      # 2 withdrew the day before the run, 3 re-granted, 4 granted after it, 5 another purpose, 6 cancelling
+CONSENTING = {
+    1,
+    3,
+}  # 2 withdrew the day before the run, 3 re-granted, 4 granted after it, 5 another purpose, 6 cancelling
 
 
 def _files(tmp_path, bucket, conn_id) -> dict:
@@ -48,28 +57,62 @@ def _files(tmp_path, bucket, conn_id) -> dict:
     catalog["categories"].update({"consent_records": {}, "account_records": {}})
     catalog["datasets"].pop("chat_photos")
     catalog["datasets"]["consents"] = {
-        "system": "app_db", "table": "consents", "primary_key": "id", "subject": "user_id -> users.id",
-        "created": "granted_at", "category": "consent_records",
+        "system": "app_db",
+        "table": "consents",
+        "primary_key": "id",
+        "subject": "user_id -> users.id",
+        "created": "granted_at",
+        "category": "consent_records",
         "consent": {"purpose": "purpose", "granted": "granted_at", "withdrawn": "withdrawn_at"},
-        "fields": {"purpose": {"personal": False}, "withdrawn_at": {}}}
+        "fields": {"purpose": {"personal": False}, "withdrawn_at": {}},
+    }
     catalog["datasets"]["account_cancellations"] = {
-        "system": "app_db", "table": "account_cancellations", "primary_key": "id", "subject": "user_id -> users.id",
-        "created": "requested_at", "category": "account_records", "fields": {"withdrawn_at": {}}}
+        "system": "app_db",
+        "table": "account_cancellations",
+        "primary_key": "id",
+        "subject": "user_id -> users.id",
+        "created": "requested_at",
+        "category": "account_records",
+        "fields": {"withdrawn_at": {}},
+    }
     files["cancellation.yaml"] = {
-        "requests": {"dataset": "account_cancellations", "subject": "user_id", "requested_at": "requested_at",
-                     "withdrawn_at": "withdrawn_at"}, "grace_period": "15d", "complete_within": "30d"}
+        "requests": {
+            "dataset": "account_cancellations",
+            "subject": "user_id",
+            "requested_at": "requested_at",
+            "withdrawn_at": "withdrawn_at",
+        },
+        "grace_period": "15d",
+        "complete_within": "30d",
+    }
     agreement = {"id": "DPA-1", "type": "confidentiality", "signed": "2024-03-01", "expires": "2027-03-01"}
-    files["recipients.yaml"] = {"recipients": [
-        {"id": "push", "name": "Acme Push Ltd.", "contact": "privacy@acme.example", "role": "processor",
-         "legal_basis": "entrusted_processing", "purpose": "Deliver push notifications", "agreement": agreement,
-         "share": {"users": ["email", "tier"], "orders": ["amount", "created_at"]},
-         "delivery": {"system": "drop", "prefix": "push/{ds}/", "format": "jsonl", "fetch_rows": 3}},
-        {"id": "expo", "name": "Expo GmbH", "contact": "dp@expo.example", "role": "marketing_partner",
-         "legal_basis": "consent", "purpose": "Invite buyers to the expo",
-         "agreement": {**agreement, "id": "NDA-7", "covers": ["basic_info"]},
-         "share": {"users": ["name", "email"]}, "consent": {"dataset": "consents", "purpose": "expo"},
-         "delivery": {"system": "drop", "prefix": "expo/{ds}/", "format": "csv"}},
-    ]}
+    files["recipients.yaml"] = {
+        "recipients": [
+            {
+                "id": "push",
+                "name": "Acme Push Ltd.",
+                "contact": "privacy@acme.example",
+                "role": "processor",
+                "legal_basis": "entrusted_processing",
+                "purpose": "Deliver push notifications",
+                "agreement": agreement,
+                "share": {"users": ["email", "tier"], "orders": ["amount", "created_at"]},
+                "delivery": {"system": "drop", "prefix": "push/{ds}/", "format": "jsonl", "fetch_rows": 3},
+            },
+            {
+                "id": "expo",
+                "name": "Expo GmbH",
+                "contact": "dp@expo.example",
+                "role": "marketing_partner",
+                "legal_basis": "consent",
+                "purpose": "Invite buyers to the expo",
+                "agreement": {**agreement, "id": "NDA-7", "covers": ["basic_info"]},
+                "share": {"users": ["name", "email"]},
+                "consent": {"dataset": "consents", "purpose": "expo"},
+                "delivery": {"system": "drop", "prefix": "expo/{ds}/", "format": "csv"},
+            },
+        ]
+    }
     return files
 
 
@@ -78,28 +121,69 @@ def _seed(engine, state):
     consent_meta.create_all(engine)
     old = NOW - timedelta(days=400)
     with engine.begin() as conn:
-        conn.execute(users.insert(), [{"id": u, "email": f"u{u}@example.com", "name": f"User {u}", "password_hash": "h" * 60,
-                                       "tier": "gold", "created_at": old} for u in range(1, 11)])
-        conn.execute(orders.insert(), [{"id": o, "user_id": o % 10 + 1, "address": f"{o} Main St", "amount": o,
-                                        "created_at": old} for o in range(1, 31)])
-        conn.execute(consents.insert(), [
-            {"id": 1, "user_id": 1, "purpose": "expo", "granted_at": old, "withdrawn_at": None},
-            {"id": 2, "user_id": 2, "purpose": "expo", "granted_at": old, "withdrawn_at": NOW - timedelta(days=1)},
-            {"id": 3, "user_id": 3, "purpose": "expo", "granted_at": old, "withdrawn_at": old + timedelta(days=1)},
-            {"id": 4, "user_id": 3, "purpose": "expo", "granted_at": old + timedelta(days=9), "withdrawn_at": None},
-            {"id": 5, "user_id": 4, "purpose": "expo", "granted_at": NOW + timedelta(days=1), "withdrawn_at": None},
-            {"id": 6, "user_id": 5, "purpose": "newsletter", "granted_at": old, "withdrawn_at": None},
-            {"id": 7, "user_id": 6, "purpose": "expo", "granted_at": old, "withdrawn_at": None},
-        ])
-        conn.execute(cancellations.insert(), [
-            {"id": 1, "user_id": PENDING_CANCELLATION, "requested_at": NOW - timedelta(days=5), "withdrawn_at": None},
-            {"id": 2, "user_id": DUE_CANCELLATION, "requested_at": NOW - timedelta(days=20), "withdrawn_at": None},
-            {"id": 3, "user_id": WITHDRAWN_CANCELLATION, "requested_at": NOW - timedelta(days=20),
-             "withdrawn_at": NOW - timedelta(days=18)},
-        ])
-    with state.engine.begin() as conn:     # a batch the erasure DAG is working on (its request row already gone)
-        conn.execute(erasures.insert().values(subject_id=str(ERASING), request_ids="[9]", requested_at="2026-05-01T00:00:00+00:00",
-                                              grace_end="2026-05-16T00:00:00+00:00", state="erasing", first_seen="x", updated_at="x"))
+        conn.execute(
+            users.insert(),
+            [
+                {
+                    "id": u,
+                    "email": f"u{u}@example.com",
+                    "name": f"User {u}",
+                    "password_hash": "h" * 60,
+                    "tier": "gold",
+                    "created_at": old,
+                }
+                for u in range(1, 11)
+            ],
+        )
+        conn.execute(
+            orders.insert(),
+            [
+                {"id": o, "user_id": o % 10 + 1, "address": f"{o} Main St", "amount": o, "created_at": old}
+                for o in range(1, 31)
+            ],
+        )
+        conn.execute(
+            consents.insert(),
+            [
+                {"id": 1, "user_id": 1, "purpose": "expo", "granted_at": old, "withdrawn_at": None},
+                {"id": 2, "user_id": 2, "purpose": "expo", "granted_at": old, "withdrawn_at": NOW - timedelta(days=1)},
+                {"id": 3, "user_id": 3, "purpose": "expo", "granted_at": old, "withdrawn_at": old + timedelta(days=1)},
+                {"id": 4, "user_id": 3, "purpose": "expo", "granted_at": old + timedelta(days=9), "withdrawn_at": None},
+                {"id": 5, "user_id": 4, "purpose": "expo", "granted_at": NOW + timedelta(days=1), "withdrawn_at": None},
+                {"id": 6, "user_id": 5, "purpose": "newsletter", "granted_at": old, "withdrawn_at": None},
+                {"id": 7, "user_id": 6, "purpose": "expo", "granted_at": old, "withdrawn_at": None},
+            ],
+        )
+        conn.execute(
+            cancellations.insert(),
+            [
+                {
+                    "id": 1,
+                    "user_id": PENDING_CANCELLATION,
+                    "requested_at": NOW - timedelta(days=5),
+                    "withdrawn_at": None,
+                },
+                {"id": 2, "user_id": DUE_CANCELLATION, "requested_at": NOW - timedelta(days=20), "withdrawn_at": None},
+                {
+                    "id": 3,
+                    "user_id": WITHDRAWN_CANCELLATION,
+                    "requested_at": NOW - timedelta(days=20),
+                    "withdrawn_at": NOW - timedelta(days=18),
+                },
+            ],
+        )
+    with state.engine.begin() as conn:  # a batch the erasure DAG is working on (its request row already gone)
+        conn.execute(
+            erasures.insert().values(
+                subject_id=str(ERASING),
+                request_ids="[9]",
+                requested_at="2026-05-01T00:00:00+00:00",
+                grace_end="2026-05-16T00:00:00+00:00",
+                state="erasing",
+                first_seen="x",
+                updated_at="x",
+            )
+        )
 
 
 @pytest.fixture
@@ -165,7 +249,11 @@ def test_a_delivery_has_exactly_the_agreed_fields_and_subjects_and_hashes_to_its
         assert store.head(key)["ServerSideEncryption"] == "AES256"
     assert verify_manifest(store, "push/2026-05-31/manifest.json", SIGNING_KEY.encode()) == []
     [entry] = _register(state)
-    assert (entry["outcome"], entry["records"], entry["manifest_sha256"]) == ("delivered", document["records"], manifest["sha256"])
+    assert (entry["outcome"], entry["records"], entry["manifest_sha256"]) == (
+        "delivered",
+        document["records"],
+        manifest["sha256"],
+    )
     assert "u1@example.com" not in json.dumps(files) + json.dumps(manifest), "no personal values in what tasks return"
 
 
@@ -184,8 +272,11 @@ def test_a_rerun_of_the_same_interval_rewrites_the_same_keys_and_keeps_one_regis
     _deliver(sharing)
     first = sorted(store.keys("push/"))
     _deliver(sharing)
-    assert sorted(store.keys("push/")) == first == [f"push/2026-05-31/{n}" for n in
-                                                    ("manifest.html", "manifest.json", "orders.jsonl", "users.jsonl")]
+    assert (
+        sorted(store.keys("push/"))
+        == first
+        == [f"push/2026-05-31/{n}" for n in ("manifest.html", "manifest.json", "orders.jsonl", "users.jsonl")]
+    )
     assert len(_register(state)) == 1
     _deliver(sharing, Interval(AS_OF, AS_OF + timedelta(days=7)))
     assert len(_register(state)) == 2
@@ -197,29 +288,62 @@ def _refused(config, recipient_id, **changes):
     for r in config.recipients.recipients:
         if r.id == recipient_id:
             agreement = changes.pop("agreement", None)
-            r = r.model_copy(update={**changes, **({"agreement": r.agreement.model_copy(update=agreement)} if agreement else {})})
+            r = r.model_copy(
+                update={**changes, **({"agreement": r.agreement.model_copy(update=agreement)} if agreement else {})}
+            )
         recipients.append(r)
     return dataclasses.replace(config, recipients=config.recipients.model_copy(update={"recipients": recipients}))
 
 
 REFUSALS = [
-    ("expired agreement", "push", {"agreement": {"expires": date(2026, 5, 31)}}, "agreement_in_force", None,
-     "expired on 2026-05-31, before the run's date 2026-06-01"),
-    ("not yet signed", "push", {"agreement": {"signed": date(2026, 6, 2)}}, "agreement_signed", None,
-     "signed on 2026-06-02, after the run's date 2026-06-01"),
-    ("field outside the agreement", "expo", {"share": {"users": ["name", "email"], "orders": ["address"]}},
-     "field_in_agreement", "orders.address", "which agreement NDA-7 does not cover"),
-    ("a credentials field", "push", {"share": {"users": ["email", "password_hash"]}}, "field_shareable",
-     "users.password_hash", "a category that is never shared"),
-    ("consent basis without consent config", "expo", {"consent": None}, "consent_configured", None,
-     "legal_basis consent needs consent"),
+    (
+        "expired agreement",
+        "push",
+        {"agreement": {"expires": date(2026, 5, 31)}},
+        "agreement_in_force",
+        None,
+        "expired on 2026-05-31, before the run's date 2026-06-01",
+    ),
+    (
+        "not yet signed",
+        "push",
+        {"agreement": {"signed": date(2026, 6, 2)}},
+        "agreement_signed",
+        None,
+        "signed on 2026-06-02, after the run's date 2026-06-01",
+    ),
+    (
+        "field outside the agreement",
+        "expo",
+        {"share": {"users": ["name", "email"], "orders": ["address"]}},
+        "field_in_agreement",
+        "orders.address",
+        "which agreement NDA-7 does not cover",
+    ),
+    (
+        "a credentials field",
+        "push",
+        {"share": {"users": ["email", "password_hash"]}},
+        "field_shareable",
+        "users.password_hash",
+        "a category that is never shared",
+    ),
+    (
+        "consent basis without consent config",
+        "expo",
+        {"consent": None},
+        "consent_configured",
+        None,
+        "legal_basis consent needs consent",
+    ),
 ]
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("recipient,changes,rule,field,words", [c[1:] for c in REFUSALS], ids=[c[0] for c in REFUSALS])
-def test_a_refused_delivery_names_recipient_rule_and_field_delivers_nothing_and_is_registered(world, recipient, changes,
-                                                                                             rule, field, words):
+def test_a_refused_delivery_names_recipient_rule_and_field_delivers_nothing_and_is_registered(
+    world, recipient, changes, rule, field, words
+):
     config, engine, state, store = world
     sharing = _sharing(_refused(config, recipient, **changes), engine, state, store, recipient)
     with pytest.raises(SharingRefused) as caught:
@@ -246,7 +370,9 @@ def test_manifest_verify_passes_then_fails_after_one_byte_of_the_file_or_the_man
     assert "signature valid" in capsys.readouterr().out
 
     data = store.get_bytes("push/2026-05-31/users.jsonl")
-    store.client.put_object(Bucket=store.bucket, Key="push/2026-05-31/users.jsonl", Body=data.replace(b"u1@", b"u7@", 1))
+    store.client.put_object(
+        Bucket=store.bucket, Key="push/2026-05-31/users.jsonl", Body=data.replace(b"u1@", b"u7@", 1)
+    )
     assert cli.main(["--config", folder, "manifest", "verify", key]) == 1
     assert "users: push/2026-05-31/users.jsonl" in capsys.readouterr().out
     store.client.put_object(Bucket=store.bucket, Key="push/2026-05-31/users.jsonl", Body=data)
@@ -254,7 +380,7 @@ def test_manifest_verify_passes_then_fails_after_one_byte_of_the_file_or_the_man
 
     manifest = store.get_bytes(key)
     at = manifest.index(b'"records": ') + len(b'"records": ')
-    changed = manifest[:at] + bytes([manifest[at] ^ 1]) + manifest[at + 1:]
+    changed = manifest[:at] + bytes([manifest[at] ^ 1]) + manifest[at + 1 :]
     store.client.put_object(Bucket=store.bucket, Key=key, Body=changed)
     capsys.readouterr()
     assert cli.main(["--config", folder, "manifest", "verify", key]) == 1
@@ -267,10 +393,19 @@ def test_the_register_export_for_a_period_lists_deliveries_and_refusals(world, c
     config, engine, state, store = world
     _deliver(_sharing(config, engine, state, store, "push"))
     with pytest.raises(SharingRefused):
-        _deliver(_sharing(_refused(config, "expo", agreement={"expires": date(2026, 5, 1)}), engine, state, store, "expo"))
-    _deliver(_sharing(config, engine, state, store, "push"), Interval(AS_OF + timedelta(days=40), AS_OF + timedelta(days=41)))
+        _deliver(
+            _sharing(_refused(config, "expo", agreement={"expires": date(2026, 5, 1)}), engine, state, store, "expo")
+        )
+    _deliver(
+        _sharing(config, engine, state, store, "push"), Interval(AS_OF + timedelta(days=40), AS_OF + timedelta(days=41))
+    )
     monkeypatch.setattr(cli, "_state", lambda args: state)
-    assert cli.main(["--config", str(config.directory), "sharing", "register", "--from", "2026-06-01", "--to", "2026-06-30"]) == 0
+    assert (
+        cli.main(
+            ["--config", str(config.directory), "sharing", "register", "--from", "2026-06-01", "--to", "2026-06-30"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2 entries" in out
     csv_path = out.split("csv:")[1].split()[0]
@@ -288,7 +423,9 @@ def test_the_register_export_for_a_period_lists_deliveries_and_refusals(world, c
 def test_a_large_file_goes_up_in_parts_and_a_failed_upload_leaves_nothing(s3_store):
     part = 5 * 1024 * 1024
     chunks = [bytes([n]) * (1024 * 1024) for n in range(11)]
-    uploaded = s3_store.upload("big.jsonl", iter(chunks), content_type="application/x-ndjson", encryption="AES256", part_size=part)
+    uploaded = s3_store.upload(
+        "big.jsonl", iter(chunks), content_type="application/x-ndjson", encryption="AES256", part_size=part
+    )
     assert (uploaded.parts, uploaded.size) == (3, 11 * 1024 * 1024)
     assert uploaded.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
     assert s3_store.digest("big.jsonl") == (uploaded.size, uploaded.sha256)
@@ -305,18 +442,48 @@ def test_a_large_file_goes_up_in_parts_and_a_failed_upload_leaves_nothing(s3_sto
 
 
 CONFIG_PROBLEMS = [
-    ("marketing without consent basis", ("recipients", 1, "legal_basis"), "contract", "recipients[1].legal_basis",
-     "a marketing_partner may receive data under consent, not contract"),
-    ("field outside the agreement", ("recipients", 1, "share"), {"users": ["name", "tier", "email"], "orders": ["address"]},
-     "recipients[1].share.orders[0]", "which agreement NDA-7 does not cover"),
-    ("rows of a category outside the agreement", ("recipients", 1, "share"), {"users": ["name"], "orders": ["amount"]},
-     "recipients[1].share.orders", "rows of 'orders' are transaction_records"),
-    ("the subject id listed", ("recipients", 0, "share"), {"orders": ["user_id"]}, "recipients[0].share.orders[0]",
-     "holds the subject id"),
-    ("prefix without the interval", ("recipients", 0, "delivery", "prefix"), "push/", "recipients[0].delivery.prefix",
-     "needs {ds}"),
-    ("acquirer under a processing agreement", ("recipients", 0), None, "recipients[0].agreement.type",
-     "due_diligence needs a confidentiality agreement"),
+    (
+        "marketing without consent basis",
+        ("recipients", 1, "legal_basis"),
+        "contract",
+        "recipients[1].legal_basis",
+        "a marketing_partner may receive data under consent, not contract",
+    ),
+    (
+        "field outside the agreement",
+        ("recipients", 1, "share"),
+        {"users": ["name", "tier", "email"], "orders": ["address"]},
+        "recipients[1].share.orders[0]",
+        "which agreement NDA-7 does not cover",
+    ),
+    (
+        "rows of a category outside the agreement",
+        ("recipients", 1, "share"),
+        {"users": ["name"], "orders": ["amount"]},
+        "recipients[1].share.orders",
+        "rows of 'orders' are transaction_records",
+    ),
+    (
+        "the subject id listed",
+        ("recipients", 0, "share"),
+        {"orders": ["user_id"]},
+        "recipients[0].share.orders[0]",
+        "holds the subject id",
+    ),
+    (
+        "prefix without the interval",
+        ("recipients", 0, "delivery", "prefix"),
+        "push/",
+        "recipients[0].delivery.prefix",
+        "needs {ds}",
+    ),
+    (
+        "acquirer under a processing agreement",
+        ("recipients", 0),
+        None,
+        "recipients[0].agreement.type",
+        "due_diligence needs a confidentiality agreement",
+    ),
 ]
 
 
@@ -326,7 +493,7 @@ def test_bad_recipient_configuration_is_refused_with_file_and_key(tmp_path, keys
     target = files["recipients.yaml"]
     for k in keys[:-1]:
         target = target[k]
-    if value is None:       # the acquirer case changes three keys
+    if value is None:  # the acquirer case changes three keys
         target[keys[-1]].update(role="acquirer", legal_basis="due_diligence")
         target[keys[-1]]["agreement"]["type"] = "data_processing"
     else:

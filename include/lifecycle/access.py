@@ -72,8 +72,10 @@ def apply(roles: dict[str, set[tuple[str, str]]], users: list[tuple[str, str, st
         sm.create_dag_specific_permissions()
         missing = sorted({res for perms in roles.values() for _, res in perms if sm.get_resource(res) is None})
         if missing:
-            raise AccessError(f"config/roles.json names resources Airflow does not know: {', '.join(missing)} "
-                              "(a DAG not parsed yet, or a typo)")
+            raise AccessError(
+                f"config/roles.json names resources Airflow does not know: {', '.join(missing)} "
+                "(a DAG not parsed yet, or a typo)"
+            )
         for name, wanted in sorted(roles.items()):
             role = sm.find_role(name) or sm.add_role(name)
             have = {(p.action.name, p.resource.name): p for p in role.permissions}
@@ -101,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("apply", help="make the roles (and users) match the roles file")
     a.add_argument("--roles", type=Path, default=Path(__file__).resolve().parents[2] / "config" / "roles.json")
-    a.add_argument("--user", action="append", default=[], metavar="NAME:ROLE",
-                   help="create or update a user (password from $LIFECYCLE_PASSWORD_<NAME>)")
+    a.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME:ROLE",
+        help="create or update a user (password from $LIFECYCLE_PASSWORD_<NAME>)",
+    )
     args = parser.parse_args(argv)
     try:
         apply(read_roles(args.roles), parse_users(args.user, dict(os.environ)))

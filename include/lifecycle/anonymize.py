@@ -35,15 +35,18 @@ class Shape:
 class Strategy:
     name: str
     options: frozenset[str]
-    fits: str                          # the column kind: any | text | long_text | temporal
+    fits: str  # the column kind: any | text | long_text | temporal
     transform: Callable[[object, Anonymize, bytes | None], object]
     shape: Callable[[Anonymize], Shape]
-    constant: Callable[[Anonymize], object] | None = None    # the one value a set-based UPDATE writes
+    constant: Callable[[Anonymize], object] | None = None  # the one value a set-based UPDATE writes
     needs_key: bool = False
 
     def describe_fit(self) -> str:
-        return {"text": "a text column", "temporal": "a date or timestamp column",
-                "long_text": "a text column of at least 64 characters"}.get(self.fits, "any nullable column")
+        return {
+            "text": "a text column",
+            "temporal": "a date or timestamp column",
+            "long_text": "a text column of at least 64 characters",
+        }.get(self.fits, "any nullable column")
 
 
 def _truncate_ip(value, options, key):
@@ -89,12 +92,23 @@ STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in [
         Strategy("null", frozenset(), "any", lambda v, o, k: None, lambda o: Shape("never"), constant=lambda o: None),
-        Strategy("redact", frozenset({"text"}), "text", lambda v, o, k: None if v is None else _redact_text(o),
-                 lambda o: Shape("equals", _redact_text(o)), constant=_redact_text),
+        Strategy(
+            "redact",
+            frozenset({"text"}),
+            "text",
+            lambda v, o, k: None if v is None else _redact_text(o),
+            lambda o: Shape("equals", _redact_text(o)),
+            constant=_redact_text,
+        ),
         Strategy("hmac", frozenset(), "long_text", _keyed_hash, lambda o: Shape("length", 64), needs_key=True),
         Strategy("truncate_ip", frozenset(), "text", _truncate_ip, lambda o: Shape("suffix", (".0", "::"))),
-        Strategy("generalize_date", frozenset({"to"}), "temporal", _generalize_date,
-                 lambda o: Shape("date_cut", o.to or "month")),
+        Strategy(
+            "generalize_date",
+            frozenset({"to"}),
+            "temporal",
+            _generalize_date,
+            lambda o: Shape("date_cut", o.to or "month"),
+        ),
     ]
 }
 

@@ -11,4 +11,4 @@ T = TypeVar("T")
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """``items`` in consecutive slices of at most ``size``, in order."""
     for first in range(0, len(items), size):
-        yield items[first:first + size]
+        yield items[first : first + size]

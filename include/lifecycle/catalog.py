@@ -106,11 +106,7 @@ class Catalog:
 
     def datasets_in_category(self, category: str) -> list[str]:
         """Datasets holding ``category`` or any category below it."""
-        return [
-            name
-            for name in self.datasets
-            if any(self.is_within(c, category) for c in self.categories_of(name))
-        ]
+        return [name for name in self.datasets if any(self.is_within(c, category) for c in self.categories_of(name))]
 
     def resolve(self, categories: list[str], datasets: list[str]) -> list[str]:
         """The datasets an ``applies_to`` selects, in catalog order."""
@@ -194,7 +190,7 @@ class Catalog:
         before, _, after = self.dataset(name).prefix.partition("{subject}")
         if not key.startswith(before):
             return None
-        rest = key[len(before):]
+        rest = key[len(before) :]
         end = rest.find(after) if after else rest.find("/")
         return rest[:end] if end > 0 else None
 

@@ -38,8 +38,10 @@ def cmd_validate(args) -> int:
     config = load_config(args.config)
     catalog = config.catalog
     print(f"{folder}: valid")
-    print(f"  catalog: {len(catalog.systems)} systems, {len(config.catalog_file.categories)} categories, "
-          f"{len(catalog.table_datasets)} table datasets, {len(catalog.object_datasets)} object datasets")
+    print(
+        f"  catalog: {len(catalog.systems)} systems, {len(config.catalog_file.categories)} categories, "
+        f"{len(catalog.table_datasets)} table datasets, {len(catalog.object_datasets)} object datasets"
+    )
     print(f"  retention: {len(config.retention.rules)} rules, {len(config.retention.statutory)} statutory minimums")
     print(f"  cancellation: {'configured' if config.cancellation else 'not configured'}")
     print(f"  recipients: {len(config.recipients.recipients)}")
@@ -82,8 +84,10 @@ def cmd_holds(args) -> int:
     if args.action == "add":
         datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
         hold = state.holds.add(args.subject, reason=args.reason, datasets=datasets, until=args.until, today=today)
-        print(f"hold {hold.id} added: subject {hold.subject_id}, datasets {', '.join(hold.datasets) if hold.datasets else 'all'}, "
-              f"until {hold.until or 'removed'}")
+        print(
+            f"hold {hold.id} added: subject {hold.subject_id}, datasets {', '.join(hold.datasets) if hold.datasets else 'all'}, "
+            f"until {hold.until or 'removed'}"
+        )
     elif args.action == "remove":
         count = state.holds.remove(args.subject)
         print(f"{count} hold(s) removed for subject {args.subject}")
@@ -91,8 +95,10 @@ def cmd_holds(args) -> int:
     else:
         holds = state.holds.active(today)
         for hold in holds:
-            print(f"{hold.id}\tsubject {hold.subject_id}\t{','.join(hold.datasets) if hold.datasets else 'all datasets'}\t"
-                  f"until {hold.until or '-'}\t{hold.reason}")
+            print(
+                f"{hold.id}\tsubject {hold.subject_id}\t{','.join(hold.datasets) if hold.datasets else 'all datasets'}\t"
+                f"until {hold.until or '-'}\t{hold.reason}"
+            )
         print(f"{len(holds)} active hold(s)")
     return 0
 
@@ -101,7 +107,9 @@ def _instant(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or date-time (e.g. 2026-11-26 or 2026-11-26T10:00:00Z)") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date or date-time (e.g. 2026-11-26 or 2026-11-26T10:00:00Z)"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -113,23 +121,32 @@ def cmd_plan(args) -> int:
     with _reported_here("lifecycle.retention", unless=args.verbose):
         plan = retention.plan("cli-preview", args.as_of or datetime.now(timezone.utc), record=False)
     print(f"retention plan as of {plan.as_of} (not recorded; nothing is changed)")
-    print(f"{'dataset':<20} {'rule':<28} {'action':<9} {'cutoff':<20} {'total':>9} {'candidates':>10} "
-          f"{'floor':>7} {'held':>6} {'refd':>6} {'to act':>8} {'share':>6}  guardrail")
+    print(
+        f"{'dataset':<20} {'rule':<28} {'action':<9} {'cutoff':<20} {'total':>9} {'candidates':>10} "
+        f"{'floor':>7} {'held':>6} {'refd':>6} {'to act':>8} {'share':>6}  guardrail"
+    )
     for d in plan.datasets:
         if d.error:
             print(f"{d.dataset:<20} {d.rule:<28} {d.action:<9} {d.effective_cutoff[:19]:<20} cannot be planned (below)")
             continue
-        print(f"{d.dataset:<20} {d.rule:<28} {d.action:<9} {d.effective_cutoff[:19]:<20} {d.total:>9,} {d.candidates:>10,} "
-              f"{d.under_floor:>7,} {d.held:>6,} {d.referenced:>6,} {d.to_act:>8,} {100 * d.fraction:>5.1f}%  {d.guardrail}")
+        print(
+            f"{d.dataset:<20} {d.rule:<28} {d.action:<9} {d.effective_cutoff[:19]:<20} {d.total:>9,} {d.candidates:>10,} "
+            f"{d.under_floor:>7,} {d.held:>6,} {d.referenced:>6,} {d.to_act:>8,} {100 * d.fraction:>5.1f}%  {d.guardrail}"
+        )
     for d in plan.datasets:
         for ref in d.references:
-            print(f"  {d.dataset}: {ref['rows']:,} expired row(s) kept (refd): rows of {ref['dataset']} "
-                  f"({', '.join(ref['columns'])}) that stay still point at them")
+            print(
+                f"  {d.dataset}: {ref['rows']:,} expired row(s) kept (refd): rows of {ref['dataset']} "
+                f"({', '.join(ref['columns'])}) that stay still point at them"
+            )
     failed = [d for d in plan.datasets if d.error]
     if failed:
         names = ", ".join(d.dataset for d in failed)
-        print(f"error: plan: {len(failed)} of {len(plan.datasets)} dataset(s) cannot be planned ({names}); "
-              f"the first: {failed[0].error}", file=sys.stderr)
+        print(
+            f"error: plan: {len(failed)} of {len(plan.datasets)} dataset(s) cannot be planned ({names}); "
+            f"the first: {failed[0].error}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -137,6 +154,7 @@ def cmd_plan(args) -> int:
 @contextlib.contextmanager
 def _reported_here(logger: str, unless: bool):
     """Drop a module's error records while the command reports those errors itself (one line, not two)."""
+
     def below_error(record: logging.LogRecord) -> bool:
         return record.levelno < logging.ERROR
 
@@ -156,8 +174,11 @@ def cmd_pools(args) -> int:
 
     catalog = _config(args).catalog
     pools = {
-        f"lifecycle_{name}": {"slots": system.pool_slots, "description": f"lifecycle tasks on system {name}",
-                              "include_deferred": False}
+        f"lifecycle_{name}": {
+            "slots": system.pool_slots,
+            "description": f"lifecycle tasks on system {name}",
+            "include_deferred": False,
+        }
         for name, system in catalog.systems.items()
     }
     print(json.dumps(pools, indent=2, sort_keys=True))
@@ -168,7 +189,9 @@ def cmd_ledger(args) -> int:
     result = _state(args).ledger.verify()
     for problem in result.problems:
         print(problem)
-    print(f"ledger: {result.entries} entries, " + ("chain intact" if result.ok else f"{len(result.problems)} problem(s)"))
+    print(
+        f"ledger: {result.entries} entries, " + ("chain intact" if result.ok else f"{len(result.problems)} problem(s)")
+    )
     return 0 if result.ok else 1
 
 
@@ -189,7 +212,9 @@ def cmd_manifest(args) -> int:
     if system is None:
         used = sorted({r.delivery.system for r in config.recipients.recipients})
         if len(used) != 1:
-            print(f"error: name the system with --system (deliveries go to: {', '.join(used) or 'none'})", file=sys.stderr)
+            print(
+                f"error: name the system with --system (deliveries go to: {', '.join(used) or 'none'})", file=sys.stderr
+            )
             return 2
         system = used[0]
     if system not in catalog.systems or catalog.systems[system].type != "s3":
@@ -199,8 +224,10 @@ def cmd_manifest(args) -> int:
     problems = verify_manifest(store, key, connection_secret(config.recipients.signing.conn_id))
     for problem in problems:
         print(problem)
-    print(f"manifest s3://{store.bucket}/{key}: " + ("signature valid, every file matches its SHA-256" if not problems
-                                                     else f"{len(problems)} problem(s)"))
+    print(
+        f"manifest s3://{store.bucket}/{key}: "
+        + ("signature valid, every file matches its SHA-256" if not problems else f"{len(problems)} problem(s)")
+    )
     return 1 if problems else 0
 
 
@@ -226,10 +253,16 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="validate the configuration").set_defaults(run=cmd_validate)
     sub.add_parser("scan", help="compare the catalog with the live schema").set_defaults(run=cmd_scan)
     plan = sub.add_parser("plan", help="what a retention run would do now (counts only)")
-    plan.add_argument("--as-of", type=_instant, metavar="WHEN",
-                      help="decide as a run at this instant would (ISO date or date-time, UTC unless it says; default: now)")
+    plan.add_argument(
+        "--as-of",
+        type=_instant,
+        metavar="WHEN",
+        help="decide as a run at this instant would (ISO date or date-time, UTC unless it says; default: now)",
+    )
     plan.set_defaults(run=cmd_plan)
-    sub.add_parser("pools", help="the Airflow pools the DAGs use (JSON for `airflow pools import`)").set_defaults(run=cmd_pools)
+    sub.add_parser("pools", help="the Airflow pools the DAGs use (JSON for `airflow pools import`)").set_defaults(
+        run=cmd_pools
+    )
 
     holds = sub.add_parser("holds", help="manage legal holds").add_subparsers(dest="action", required=True)
     add = holds.add_parser("add", help="put a subject under legal hold")
@@ -249,7 +282,9 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--system", help="the s3 system holding it (default: the one deliveries go to)")
     verify.set_defaults(run=cmd_manifest)
     sharing = sub.add_parser("sharing", help="the sharing register").add_subparsers(dest="action", required=True)
-    register = sharing.add_parser("register", help="export the register for a period (CSV and HTML, reports destination)")
+    register = sharing.add_parser(
+        "register", help="export the register for a period (CSV and HTML, reports destination)"
+    )
     register.add_argument("--from", dest="start", type=_date, required=True, help="first day (YYYY-MM-DD)")
     register.add_argument("--to", dest="end", type=_date, required=True, help="last day (YYYY-MM-DD)")
     register.set_defaults(run=cmd_sharing_register)
@@ -269,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         elif isinstance(exc, ConfigError):
-            print(exc, file=sys.stderr)       # every problem, one per line
+            print(exc, file=sys.stderr)  # every problem, one per line
         else:
             print(failure_line(args, exc), file=sys.stderr)
         return 1
@@ -306,8 +341,11 @@ def _where(args, exc: BaseException) -> str:
     config = getattr(args, "loaded", None)
     if engine is None or config is None:
         return ""
-    found = {name: system.conn_id for name, system in sorted(config.catalog.systems.items())
-             if system.type == "sql" and _engine_of(system.conn_id) is engine}
+    found = {
+        name: system.conn_id
+        for name, system in sorted(config.catalog.systems.items())
+        if system.type == "sql" and _engine_of(system.conn_id) is engine
+    }
     if not found:
         return f"database {engine.url.set(query={}).render_as_string(hide_password=True)}"
     systems = ", ".join(map(repr, found))
@@ -328,6 +366,7 @@ def _engine_of(conn_id: str) -> sa.Engine | None:
 @contextlib.contextmanager
 def _engine_of_failures():
     """While a command runs, mark each database error with the engine it came from."""
+
     def mark(context) -> None:
         if context.sqlalchemy_exception is not None and context.engine is not None:
             context.sqlalchemy_exception.lifecycle_engine = context.engine

@@ -36,7 +36,8 @@ def get_connection(conn_id: str):
     except AirflowNotFoundException:
         raise LifecycleError(
             f"connection {conn_id!r} is not defined: set AIRFLOW_CONN_{conn_id.upper()} or add it to Airflow "
-            "(`python -m lifecycle.devenv env` prints the embedded defaults)") from None
+            "(`python -m lifecycle.devenv env` prints the embedded defaults)"
+        ) from None
 
 
 def sqlalchemy_url(conn) -> sa.URL:
@@ -126,7 +127,7 @@ def s3_client(conn_id: str):
 
     conn = get_connection(conn_id)
     extra = conn.extra_dejson
-    with _client_lock:                 # a boto3 session is not safe to make clients from in two threads at once
+    with _client_lock:  # a boto3 session is not safe to make clients from in two threads at once
         return _boto3_session().client(
             "s3",
             aws_access_key_id=conn.login or None,
@@ -193,8 +194,12 @@ def connection_secret(conn_id: str) -> bytes:
     try:
         conn = get_connection(conn_id)
     except Exception as exc:  # the SDK raises its own not-found types
-        raise LifecycleError(f"Airflow connection {conn_id!r} is not set; its password holds a key the lifecycle needs") from exc
+        raise LifecycleError(
+            f"Airflow connection {conn_id!r} is not set; its password holds a key the lifecycle needs"
+        ) from exc
     value = conn.password or ""
     if len(value) < 16:
-        raise LifecycleError(f"Airflow connection {conn_id!r}: the password (the key) is shorter than 16 characters; use a long random key")
+        raise LifecycleError(
+            f"Airflow connection {conn_id!r}: the password (the key) is shorter than 16 characters; use a long random key"
+        )
     return value.encode("utf-8")

@@ -94,8 +94,7 @@ CLUSTER_DEFAULTS = {
 #: Demo-only secret shared by the cluster's Airflow processes (JWTs between them).
 DEMO_JWT_SECRET = "demo-only-jwt-secret--NOT-A-SECRET--do-not-use-in-production"
 #: One user per role of config/roles.json (plus an admin); passwords are generated.
-CLUSTER_USERS = {"admin": "Admin", "engineer": "DataEngineer", "responder": "IncidentResponder",
-                 "auditor": "Auditor"}
+CLUSTER_USERS = {"admin": "Admin", "engineer": "DataEngineer", "responder": "IncidentResponder", "auditor": "Auditor"}
 
 
 class DevenvError(RuntimeError):
@@ -152,9 +151,7 @@ def _json(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True)
 
 
-def environment(
-    repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def environment(repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The embedded defaults as environment variables (what ``env`` prints).
 
     ``repo`` defaults to this checkout; ``env`` (default ``os.environ``) is
@@ -189,12 +186,10 @@ def environment(
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{p['api']}/execution/",
         # LocalExecutor forks `parallelism` workers up front (default 32, ~5 GB RSS);
         # a handful is plenty on SQLite, which serializes writers anyway
-        "AIRFLOW__CORE__PARALLELISM": (env if env is not None else os.environ).get(
-            "AIRFLOW__CORE__PARALLELISM", "4"
-        ),
+        "AIRFLOW__CORE__PARALLELISM": (env if env is not None else os.environ).get("AIRFLOW__CORE__PARALLELISM", "4"),
         # the lifecycle
         "LIFECYCLE_CONFIG_DIR": (env if env is not None else os.environ).get("LIFECYCLE_CONFIG_DIR")
-                                or str(repo / "config" / "lifecycle"),
+        or str(repo / "config" / "lifecycle"),
         "LIFECYCLE_VAR_DIR": str(var),
         "LIFECYCLE_MAIL_DIR": str(var / "mail"),
         # connections (JSON form)
@@ -235,9 +230,16 @@ def _cluster_environment(settings: Mapping[str, str]) -> dict[str, str]:
 
     def pg_conn(url: str) -> str:
         u = urllib.parse.urlsplit(url.replace("+psycopg2", ""))
-        return _json({"conn_type": "postgres", "host": u.hostname, "port": u.port or 5432,
-                      "login": u.username or "postgres", "password": u.password or "",
-                      "schema": u.path.lstrip("/")})
+        return _json(
+            {
+                "conn_type": "postgres",
+                "host": u.hostname,
+                "port": u.port or 5432,
+                "login": u.username or "postgres",
+                "password": u.password or "",
+                "schema": u.path.lstrip("/"),
+            }
+        )
 
     return {
         **settings,
@@ -324,9 +326,7 @@ def _component_healthy(api_port: int, component: str) -> bool:
     return (_airflow_health(api_port).get(component) or {}).get("status") == "healthy"
 
 
-def services(
-    repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
-) -> dict[str, Service]:
+def services(repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> dict[str, Service]:
     """Every service devenv knows, in start order."""
     var = var_dir(repo, env)
     p = ports(env)
@@ -341,8 +341,17 @@ def services(
         ),
         "mail": Service(
             "mail",
-            [sys.executable, "-m", "lifecycle.mailsink", "--host", HOST, "--port", str(smtp),
-             "--folder", str(var / "mail")],
+            [
+                sys.executable,
+                "-m",
+                "lifecycle.mailsink",
+                "--host",
+                HOST,
+                "--port",
+                str(smtp),
+                "--folder",
+                str(var / "mail"),
+            ],
             ready=lambda: _smtp_ok(smtp),
             port=smtp,
             port_var=PORTS["smtp"][0],
@@ -397,8 +406,9 @@ def _worker_services(var: Path, env: Mapping[str, str] | None) -> dict[str, Serv
         name = f"worker-{n}"
         workers[name] = Service(
             name,
-            _airflow_argv("celery", "worker", "--concurrency", "2", "--celery-hostname", f"{name}@%h",
-                          "--skip-serve-logs"),
+            _airflow_argv(
+                "celery", "worker", "--concurrency", "2", "--celery-hostname", f"{name}@%h", "--skip-serve-logs"
+            ),
             ready=lambda log=_logfile(var, name), name=name: _log_says(log, f"{name}@", " ready."),
             start_timeout=120.0,
             stop_timeout=30.0,
@@ -557,8 +567,12 @@ def _airflow_step(repo: Path, var: Path, child_env: dict[str, str], say, *args: 
     say(f"airflow {' '.join(args)} (log: {log})")
     with open(log, "ab") as fh:
         rc = subprocess.call(
-            _airflow_argv(*args), cwd=repo, env=child_env,
-            stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+            _airflow_argv(*args),
+            cwd=repo,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     if rc != 0:
         raise DevenvError(f"airflow {' '.join(args)} failed (exit {rc}):\n{_tail(log)}")
@@ -568,15 +582,16 @@ def _create_databases(settings: Mapping[str, str], say) -> None:
     """CREATE DATABASE for each cluster database that does not exist yet."""
     import sqlalchemy as sa
 
-    server = sa.create_engine(cluster_databases(settings)["airflow"].rsplit("/", 1)[0] + "/postgres",
-                              isolation_level="AUTOCOMMIT")
+    server = sa.create_engine(
+        cluster_databases(settings)["airflow"].rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
+    )
     try:
         with server.connect() as conn:
             for url in cluster_databases(settings).values():
                 name = url.rsplit("/", 1)[1]
                 if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
                     continue
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))   # name checked: [A-Za-z0-9_]
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))  # name checked: [A-Za-z0-9_]
                 say(f"postgresql: created database {name}")
     except sa.exc.OperationalError as exc:
         raise DevenvError(f"PostgreSQL at LIFECYCLE_PG_URL is not reachable: {exc.orig}") from None
@@ -613,8 +628,7 @@ def _grant_access(repo: Path, var: Path, child_env: dict[str, str], say) -> None
         argv += ["--user", f"{name}:{user['role']}"]
     log = _logfile(var, "db-migrate")
     with open(log, "ab") as fh:
-        rc = subprocess.call(argv, cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=fh,
-                             stderr=subprocess.STDOUT)
+        rc = subprocess.call(argv, cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
     if rc != 0:
         raise DevenvError(f"lifecycle.access apply failed (exit {rc}):\n{_tail(log)}")
     say(f"roles and users applied; logins in {var / 'airflow' / 'users.json'}")
@@ -659,12 +673,15 @@ def start(
             )
         log = _logfile(var, name)
         with open(log, "ab") as fh:
-            fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: "
-                     f"{shlex.join(svc.argv)}\n".encode())
+            fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {shlex.join(svc.argv)}\n".encode())
             fh.flush()
             proc = subprocess.Popen(
-                svc.argv, cwd=repo, env=child_env,
-                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                svc.argv,
+                cwd=repo,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # detached: own session and process group
                 close_fds=True,
             )
@@ -678,16 +695,20 @@ def start(
         while True:
             if proc.poll() is not None:
                 _pidfile(var, svc.name).unlink(missing_ok=True)
-                failures.append(f"{svc.name}: exited with code {proc.returncode}; "
-                                f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}")
+                failures.append(
+                    f"{svc.name}: exited with code {proc.returncode}; "
+                    f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}"
+                )
                 break
             if svc.ready():
                 where = f" on {HOST}:{svc.port}" if svc.port else ""
                 say(f"{svc.name}: started (pid {proc.pid}){where}, log {_logfile(var, svc.name)}")
                 break
             if time.monotonic() > deadline:
-                failures.append(f"{svc.name}: not answering after {svc.start_timeout:.0f}s; "
-                                f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}")
+                failures.append(
+                    f"{svc.name}: not answering after {svc.start_timeout:.0f}s; "
+                    f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}"
+                )
                 break
             time.sleep(0.25)
     if failures:
@@ -762,9 +783,7 @@ def stop(
     return stopped
 
 
-def status(
-    repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None
-) -> dict[str, int | None]:
+def status(repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> dict[str, int | None]:
     """``{name: pid or None}`` for every known service."""
     var = var_dir(repo, env)
     return {name: running_pid(var, name) for name in services(repo, env)}
@@ -788,8 +807,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lifecycle.devenv", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p_start = sub.add_parser("start", help="start the local S3 endpoint and mail sink (and Airflow)")
-    p_start.add_argument("--airflow", action="store_true",
-                         help="also start api-server, scheduler, dag-processor, triggerer (and the cluster's workers)")
+    p_start.add_argument(
+        "--airflow",
+        action="store_true",
+        help="also start api-server, scheduler, dag-processor, triggerer (and the cluster's workers)",
+    )
     sub.add_parser("stop", help="stop everything devenv started")
     sub.add_parser("status", help="show what runs")
     sub.add_parser("env", help="print export lines for the embedded defaults")
@@ -829,8 +851,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, pid in st.items():
                 state = f"running (pid {pid})" if pid else "stopped"
                 print(f"{name:14} {state:24} log {_logfile(var, name)}")
-            print(f"S3 endpoint   http://{HOST}:{p['s3']}   SMTP sink {HOST}:{p['smtp']} "
-                  f"-> {var / 'mail'}   Airflow http://{HOST}:{p['api']}/")
+            print(
+                f"S3 endpoint   http://{HOST}:{p['s3']}   SMTP sink {HOST}:{p['smtp']} "
+                f"-> {var / 'mail'}   Airflow http://{HOST}:{p['api']}/"
+            )
             return 0 if all(st[n] for n in CORE_SERVICES) else 3
     except DevenvError as exc:
         print(f"devenv: {exc}", file=sys.stderr)

@@ -42,13 +42,18 @@ def _when(text: str) -> datetime:
 @dataclass(frozen=True)
 class Step:
     dataset: str
-    action: str            # delete | anonymize
-    basis: str | None      # why an anonymized dataset is kept (statutory floor)
+    action: str  # delete | anonymize
+    basis: str | None  # why an anonymized dataset is kept (statutory floor)
 
 
 class Erasure:
-    def __init__(self, config: Config, state: StateStore, open_store: Callable[[str], object] | None = None,
-                 mailer: Callable[[], object] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        open_store: Callable[[str], object] | None = None,
+        mailer: Callable[[], object] | None = None,
+    ):
         from lifecycle.stores import Stores
 
         if config.cancellation is None:
@@ -64,7 +69,9 @@ class Erasure:
         links first (children before parents), objects, the subject's own row last."""
         overrides = {}
         for override in self.cfg.overrides:
-            for name in self.catalog.rule_targets(override.applies_to.categories, override.applies_to.datasets, override.action):
+            for name in self.catalog.rule_targets(
+                override.applies_to.categories, override.applies_to.datasets, override.action
+            ):
                 overrides.setdefault(name, override.action)
         floors = self.config.retention.statutory
         tables, objects = [], []
@@ -73,10 +80,21 @@ class Erasure:
             if not ds.personal or name == self.catalog.subject.dataset:
                 continue
             action = overrides.get(name, self.cfg.default_action)
-            basis = next((f"{f.name}: {f.basis}" for f in floors
-                          if name in self.catalog.resolve(f.applies_to.categories, f.applies_to.datasets)), None)
+            basis = next(
+                (
+                    f"{f.name}: {f.basis}"
+                    for f in floors
+                    if name in self.catalog.resolve(f.applies_to.categories, f.applies_to.datasets)
+                ),
+                None,
+            )
             if ds.is_table:
-                tables.append((len(self.catalog.path_to_subject(name)), Step(name, action, basis if action == "anonymize" else None)))
+                tables.append(
+                    (
+                        len(self.catalog.path_to_subject(name)),
+                        Step(name, action, basis if action == "anonymize" else None),
+                    )
+                )
             else:
                 objects.append(Step(name, "delete", None))
         ordered = [step for _, step in sorted(tables, key=lambda pair: -pair[0])]
@@ -90,28 +108,37 @@ class Erasure:
         req = self.cfg.requests
         columns = [self.catalog.dataset(req.dataset).primary_key, req.subject, req.requested_at]
         read = self.stores.of(req.dataset).read(req.dataset, columns + ([req.withdrawn_at] if req.withdrawn_at else []))
-        requests = sorted(((*row, None) if not req.withdrawn_at else tuple(row) for row in read),
-                          key=lambda row: (row[2] is None, row[2] or datetime.min))
+        requests = sorted(
+            ((*row, None) if not req.withdrawn_at else tuple(row) for row in read),
+            key=lambda row: (row[2] is None, row[2] or datetime.min),
+        )
         by_subject: dict[str, list] = {}
         for request_id, subject, requested_at, withdrawn_at in requests:
             if subject is not None and requested_at is not None:
                 by_subject.setdefault(str(subject), []).append((request_id, requested_at, withdrawn_at))
         known = {r.subject_id: r for r in self.state.erasures.all()}
         existing = self.stores.of(self.catalog.subject.dataset).count_by_subject(
-            self.catalog.subject.dataset, Selection(subjects=tuple(by_subject)))
-        held = {h.subject_id for h in self.state.holds.active(as_of.date())}   # any hold suspends erasure
+            self.catalog.subject.dataset, Selection(subjects=tuple(by_subject))
+        )
+        held = {h.subject_id for h in self.state.holds.active(as_of.date())}  # any hold suspends erasure
         now, naive_as_of = iso_utc(as_of), as_of.astimezone(timezone.utc).replace(tzinfo=None)
         upserts = []
         for subject, items in by_subject.items():
             record = known.get(subject)
             if record and record.state in ("done", "erasing"):
                 continue
-            active = [(i, r, w) for i, r, w in items
-                      if not (w is not None and w < self.cfg.grace_period.after(r) and w <= naive_as_of)]
+            active = [
+                (i, r, w)
+                for i, r, w in items
+                if not (w is not None and w < self.cfg.grace_period.after(r) and w <= naive_as_of)
+            ]
             first = active[0] if active else items[0]
             grace_end = self.cfg.grace_period.after(first[1])
             if subject not in existing:
-                state, reason = "rejected", f"no {self.catalog.subject.dataset} row with {self.catalog.subject.key} = this id"
+                state, reason = (
+                    "rejected",
+                    f"no {self.catalog.subject.dataset} row with {self.catalog.subject.key} = this id",
+                )
             elif not active:
                 state, reason = "withdrawn", "withdrawn before the grace period ended"
             elif subject in held:
@@ -122,13 +149,20 @@ class Erasure:
                 state, reason = "due", None
             if record and record.state == state and record.reason == reason:
                 continue
-            upserts.append(Intake(subject, tuple(str(i) for i, _, _ in items), iso_utc(first[1]), iso_utc(grace_end),
-                                  state, reason))
+            upserts.append(
+                Intake(
+                    subject, tuple(str(i) for i, _, _ in items), iso_utc(first[1]), iso_utc(grace_end), state, reason
+                )
+            )
         self.state.erasures.record_intake(upserts, at=now)
         batches = self.state.erasures.batch_due(run_id, self.cfg.batch_size)
         counts = self.state.erasures.counts()
-        self.state.ledger.append("erasure.intake", {"counts": counts, "batches": len(batches)}, run_id=run_id,
-                                 key=f"erasure:{run_id}:intake:{hashlib.sha256(json.dumps(counts, sort_keys=True).encode()).hexdigest()[:12]}")
+        self.state.ledger.append(
+            "erasure.intake",
+            {"counts": counts, "batches": len(batches)},
+            run_id=run_id,
+            key=f"erasure:{run_id}:intake:{hashlib.sha256(json.dumps(counts, sort_keys=True).encode()).hexdigest()[:12]}",
+        )
         log.info("intake: %s; %d batch(es) to erase", counts, len(batches))
         return {"counts": counts, "batches": batches}
 
@@ -144,11 +178,21 @@ class Erasure:
 
     def _context(self, record) -> dict:
         contact = self.config.incidents.contact if self.config.incidents else None
-        return {"requested_on": record.requested_at[:10], "erase_on": record.grace_end[:10],
-                "contact_name": contact.name if contact else "", "contact_email": contact.email if contact else ""}
+        return {
+            "requested_on": record.requested_at[:10],
+            "erase_on": record.grace_end[:10],
+            "contact_name": contact.name if contact else "",
+            "contact_email": contact.email if contact else "",
+        }
 
-    def _send(self, template: str, records: list, scope: str, extra: Callable[[object], dict] | None = None,
-              run_id: str | None = None) -> dict:
+    def _send(
+        self,
+        template: str,
+        records: list,
+        scope: str,
+        extra: Callable[[object], dict] | None = None,
+        run_id: str | None = None,
+    ) -> dict:
         """Send ``template`` at most once per subject.
 
         Each person's ``lifecycle_notices`` row is committed as ``sending``
@@ -166,13 +210,20 @@ class Erasure:
         interrupted = sorted(s for s, row in recorded.items() if row.status == "sending")
         if interrupted:
             self.state.notices.claims(template, scope).mark_uncertain(interrupted)
-            log.warning("%s: %d notice(s) left 'sending' by an interrupted run are recorded uncertain and not sent again",
-                        template, len(interrupted))
+            log.warning(
+                "%s: %d notice(s) left 'sending' by an interrupted run are recorded uncertain and not sent again",
+                template,
+                len(interrupted),
+            )
         fresh = [r for r in records if r.subject_id not in recorded]
         legacy = self.state.ledger.keys_among([f"notice:{template}:{r.subject_id}" for r in fresh]) if fresh else set()
         todo = [r for r in fresh if f"notice:{template}:{r.subject_id}" not in legacy]
-        counts = {"sent": 0, "no_address": 0, "already": len(records) - len(todo) - len(interrupted),
-                  "uncertain": len(interrupted)}
+        counts = {
+            "sent": 0,
+            "no_address": 0,
+            "already": len(records) - len(todo) - len(interrupted),
+            "uncertain": len(interrupted),
+        }
         if todo:
             outcomes = self._mail(template, todo, scope, extra)
             counts["already"] += outcomes.pop("taken", 0)
@@ -187,8 +238,11 @@ class Erasure:
         """One ledger entry for the outcomes among ``subjects`` no entry backs yet (an
         interrupted call's too): counts and the SHA-256 of [subject, status, Message-ID]
         rows in subject order; each row then records the entry's hash."""
-        rows = [row for _, row in sorted(self.state.notices.rows(template, subjects).items())
-                if row.ledger_hash is None and row.status != "sending"]
+        rows = [
+            row
+            for _, row in sorted(self.state.notices.rows(template, subjects).items())
+            if row.ledger_hash is None and row.status != "sending"
+        ]
         if not rows:
             return
         listing = [[row.subject_id, row.status, row.message_id] for row in rows]
@@ -196,9 +250,18 @@ class Erasure:
         statuses: dict[str, int] = {}
         for _, status, _ in listing:
             statuses[status] = statuses.get(status, 0) + 1
-        entry = self.state.ledger.append("notice.batch", {"template": template, "scope": scope, "subjects": len(listing),
-                                                          "statuses": statuses, "notices_sha256": digest},
-                                         run_id=run_id, key=f"notices:{template}:{digest[:32]}")
+        entry = self.state.ledger.append(
+            "notice.batch",
+            {
+                "template": template,
+                "scope": scope,
+                "subjects": len(listing),
+                "statuses": statuses,
+                "notices_sha256": digest,
+            },
+            run_id=run_id,
+            key=f"notices:{template}:{digest[:32]}",
+        )
         self.state.notices.back(template, [row.subject_id for row in rows], entry.entry_hash)
 
     def _mail(self, template: str, todo: list, scope: str, extra) -> dict[str, int]:
@@ -209,17 +272,24 @@ class Erasure:
         notice = personal_notices(template, fallback)
         records = {r.subject_id: r for r in todo}
         with self._mailer() as mailer:
+
             def prepare(subject: str):
                 person, record = contacts.get(subject) or {}, records[subject]
                 if not person.get("email"):
                     return None
                 context = {**self._context(record), **(extra(record) if extra else {})}
-                return mailer.compose(person["email"], notice(person.get("locale"), person.get("name"), **context),
-                                      key=f"notice:{template}:{subject}")
+                return mailer.compose(
+                    person["email"],
+                    notice(person.get("locale"), person.get("name"), **context),
+                    key=f"notice:{template}:{subject}",
+                )
 
             retries = {"attempts": email.retry_attempts, "backoff": email.retry_backoff.seconds} if email else {}
-            return dict(send_claimed(mailer, list(records), self.state.notices.claims(template, scope), prepare=prepare,
-                                     **retries))
+            return dict(
+                send_claimed(
+                    mailer, list(records), self.state.notices.claims(template, scope), prepare=prepare, **retries
+                )
+            )
 
     def notify_scheduled(self, run_id: str | None = None) -> dict:
         template = self.cfg.notify.scheduled
@@ -259,22 +329,39 @@ class Erasure:
         ok = [s for s in subjects if s not in failed]
         if self.cfg.notify.completed and ok:
             retained = self._retained(batch, steps, ok)
-            notified = self._send(self.cfg.notify.completed, [r for r in records if r.subject_id in ok], batch,
-                                  extra=lambda r: {"retained": retained.get(r.subject_id, [])}, run_id=run_id)
+            notified = self._send(
+                self.cfg.notify.completed,
+                [r for r in records if r.subject_id in ok],
+                batch,
+                extra=lambda r: {"retained": retained.get(r.subject_id, [])},
+                run_id=run_id,
+            )
         self._apply(recorder, steps[-1], ok)
         recorder.flush()
         failed.update(self._verify(batch, steps[-1:], ok))
         ok = [s for s in ok if s not in failed]
         entries = self._entries(batch)
-        certificates = self._certify({record.subject_id: self._certificate(batch, steps, record, entries)
-                                      for record in records if record.subject_id in ok})
+        certificates = self._certify(
+            {
+                record.subject_id: self._certificate(batch, steps, record, entries)
+                for record in records
+                if record.subject_id in ok
+            }
+        )
         self._record_certificates(batch, certificates, run_id)
         if failed:
             self.state.erasures.set_state(set(failed), "failed", "; ".join(sorted(set(failed.values())))[:2000])
-            raise LifecycleError(f"batch {batch}: {len(failed)} subject(s) failed verification: "
-                                 + "; ".join(sorted(set(failed.values()))[:5]))
-        return {"batch": batch, "subjects": len(ok), "held": len(held), "certificates": len(certificates),
-                "notices": notified}
+            raise LifecycleError(
+                f"batch {batch}: {len(failed)} subject(s) failed verification: "
+                + "; ".join(sorted(set(failed.values()))[:5])
+            )
+        return {
+            "batch": batch,
+            "subjects": len(ok),
+            "held": len(held),
+            "certificates": len(certificates),
+            "notices": notified,
+        }
 
     def _apply(self, recorder: _StepRecords, step: Step, subjects: list[str]) -> None:
         """Record what a table step removes per subject before it is committed, then record that it did.
@@ -309,14 +396,23 @@ class Erasure:
             if not subjects or recorder.done(step.dataset):
                 continue
             store = self.stores.of(step.dataset)
-            change = store.delete(step.dataset, Selection(subjects=tuple(subjects)), before_commit=lambda counts, _, step=step:
-                                  recorder.plan(step.dataset, {"action": "delete", "versions": {
-                                      s: n for s, n in counts.items() if s is not None and n}}))
+            change = store.delete(
+                step.dataset,
+                Selection(subjects=tuple(subjects)),
+                before_commit=lambda counts, _, step=step: recorder.plan(
+                    step.dataset,
+                    {"action": "delete", "versions": {s: n for s, n in counts.items() if s is not None and n}},
+                ),
+            )
             locked: dict[str, list] = {}
             for kept in change.kept:
-                locked.setdefault(kept.subject, []).append({k: kept.detail.get(k) for k in ("mode", "legal_hold", "retain_until")})
+                locked.setdefault(kept.subject, []).append(
+                    {k: kept.detail.get(k) for k in ("mode", "legal_hold", "retain_until")}
+                )
             recorder.record_done(step.dataset, {"action": "delete", "versions": change.rows, "locked": locked})
-            log.info("%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, change.rows, len(change.kept))
+            log.info(
+                "%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, change.rows, len(change.kept)
+            )
 
     # ---------------------------------------------------------------- verify
 
@@ -341,7 +437,9 @@ class Erasure:
                 left = store.count(step.dataset, Selection(keys=tuple(keys), pending_anonymization=fields))
                 if left:
                     for subject in subjects:
-                        failed.setdefault(subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values")
+                        failed.setdefault(
+                            subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values"
+                        )
         return failed
 
     # ----------------------------------------------------------- certificate
@@ -358,7 +456,9 @@ class Erasure:
             if entry.kind == "erasure.plan" and p["action"] == "anonymize":
                 for subject, n in p.get("rows", {}).items():
                     if subject in subjects and n:
-                        retained.setdefault(subject, []).append(f"{p['dataset']}: {n} record(s), anonymized ({basis.get(p['dataset']) or 'kept by configuration'})")
+                        retained.setdefault(subject, []).append(
+                            f"{p['dataset']}: {n} record(s), anonymized ({basis.get(p['dataset']) or 'kept by configuration'})"
+                        )
         return retained
 
     def subject_hash(self, subject: str) -> str:
@@ -375,13 +475,22 @@ class Erasure:
             done = entries.get(f"erasure:{batch}:{step.dataset}:done")
             if plan is None and done is None:
                 continue
-            row = {"dataset": step.dataset, "action": step.action, "deleted": 0, "anonymized": 0,
-                   "object_versions_deleted": 0, "retained": None}
+            row = {
+                "dataset": step.dataset,
+                "action": step.action,
+                "deleted": 0,
+                "anonymized": 0,
+                "object_versions_deleted": 0,
+                "retained": None,
+            }
             if plan and "rows" in plan.payload:
                 n = plan.payload["rows"].get(subject, 0)
                 row["deleted" if step.action == "delete" else "anonymized"] = n
                 if step.action == "anonymize" and n:
-                    row["retained"] = {"why": step.basis or "kept by configuration (overrides)", "form": "anonymized, unlinked"}
+                    row["retained"] = {
+                        "why": step.basis or "kept by configuration (overrides)",
+                        "form": "anonymized, unlinked",
+                    }
             if plan and "versions" in plan.payload:
                 locks = (done.payload.get("locked", {}) if done else {}).get(subject, [])
                 row["object_versions_deleted"] = plan.payload["versions"].get(subject, 0) - len(locks)
@@ -392,10 +501,15 @@ class Erasure:
             if step.dataset == self.catalog.subject.dataset and done:
                 completed = done.recorded_at
         return {
-            "certificate": "erasure after account cancellation", "subject": self.subject_hash(subject),
+            "certificate": "erasure after account cancellation",
+            "subject": self.subject_hash(subject),
             "subject_is": "HMAC-SHA256 of the subject id under the lifecycle's key (not the id, not the e-mail)",
-            "requested_at": record.requested_at, "grace_end": record.grace_end, "completed_at": completed,
-            "batch": batch, "datasets": datasets, "ledger_entries": backing,
+            "requested_at": record.requested_at,
+            "grace_end": record.grace_end,
+            "completed_at": completed,
+            "batch": batch,
+            "datasets": datasets,
+            "ledger_entries": backing,
         }
 
     def _certify(self, documents: dict[str, dict]) -> list[dict]:
@@ -407,21 +521,39 @@ class Erasure:
             for document in documents.values():
                 name = f"certificates/{document['subject'][:32]}"
                 yield f"{name}.json", reports.canonical(document), "application/json"
-                yield (f"{name}.html", reports.render("erasure_certificate.html.j2", cert=document).encode("utf-8"),
-                       "text/html; charset=utf-8")
+                yield (
+                    f"{name}.html",
+                    reports.render("erasure_certificate.html.j2", cert=document).encode("utf-8"),
+                    "text/html; charset=utf-8",
+                )
 
         written = reports.ReportSink(self.catalog).write_many(files())
-        return [{"subject_id": subject, "subject": document["subject"], "completed_at": document["completed_at"],
-                 "location": json_file.location, "sha256": json_file.sha256}
-                for (subject, document), json_file in zip(documents.items(), written[::2])]
+        return [
+            {
+                "subject_id": subject,
+                "subject": document["subject"],
+                "completed_at": document["completed_at"],
+                "location": json_file.location,
+                "sha256": json_file.sha256,
+            }
+            for (subject, document), json_file in zip(documents.items(), written[::2])
+        ]
 
     def _record_certificates(self, batch: str, certificates: list[dict], run_id) -> None:
         """One ledger entry for the batch's certificates (hash of each), then every subject *done*."""
         if not certificates:
             return
-        self.state.ledger.append("erasure.certificates", {"batch": batch, "certificates": [
-            {"subject": c["subject"], "location": c["location"], "sha256": c["sha256"]} for c in certificates]},
-            run_id=run_id, key=f"erasure:{batch}:certificates")
+        self.state.ledger.append(
+            "erasure.certificates",
+            {
+                "batch": batch,
+                "certificates": [
+                    {"subject": c["subject"], "location": c["location"], "sha256": c["sha256"]} for c in certificates
+                ],
+            },
+            run_id=run_id,
+            key=f"erasure:{batch}:certificates",
+        )
         self.state.erasures.mark_done([(c["subject_id"], c["completed_at"], c["location"]) for c in certificates])
 
     # --------------------------------------------------------------- summary
@@ -432,7 +564,9 @@ class Erasure:
         for r in self.state.erasures.in_states("pending", "due", "erasing", "failed"):
             deadline = self.cfg.complete_within.after(_when(r.requested_at))
             if deadline < as_of:
-                late.append({"subject": self.subject_hash(r.subject_id), "state": r.state, "deadline": iso_utc(deadline)})
+                late.append(
+                    {"subject": self.subject_hash(r.subject_id), "state": r.state, "deadline": iso_utc(deadline)}
+                )
         return late
 
     def report(self, run_id: str, as_of: datetime) -> dict:
@@ -441,18 +575,35 @@ class Erasure:
         counts = self.state.erasures.counts()
         done = self.state.erasures.done_in_run(run_id)
         notified = self.state.notices.counts()
-        document = {"report": "cancellation erasure", "run_id": run_id, "as_of": iso_utc(as_of), "states": counts,
-                    "notices": notified,
-                    "completed_this_run": len(done), "certificates": sorted(r.certificate for r in done if r.certificate),
-                    "overdue": self.overdue(as_of), "complete_within": str(self.cfg.complete_within)}
+        document = {
+            "report": "cancellation erasure",
+            "run_id": run_id,
+            "as_of": iso_utc(as_of),
+            "states": counts,
+            "notices": notified,
+            "completed_this_run": len(done),
+            "certificates": sorted(r.certificate for r in done if r.certificate),
+            "overdue": self.overdue(as_of),
+            "complete_within": str(self.cfg.complete_within),
+        }
         sink = reports.ReportSink(self.catalog)
-        folder = f"cancellation/{iso_utc(as_of)[:10]}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in run_id)}"
+        folder = (
+            f"cancellation/{iso_utc(as_of)[:10]}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in run_id)}"
+        )
         written = sink.write(f"{folder}/report.json", reports.canonical(document), content_type="application/json")
-        html = sink.write(f"{folder}/report.html", reports.render("cancellation_report.html.j2", report=document).encode("utf-8"),
-                          content_type="text/html; charset=utf-8")
+        html = sink.write(
+            f"{folder}/report.html",
+            reports.render("cancellation_report.html.j2", report=document).encode("utf-8"),
+            content_type="text/html; charset=utf-8",
+        )
         self.state.ledger.append("erasure.report", {"json": written.location, "sha256": written.sha256}, run_id=run_id)
-        return {"json": written.location, "html": html.location, "states": counts, "overdue": len(document["overdue"]),
-                "certificates": document["certificates"]}
+        return {
+            "json": written.location,
+            "html": html.location,
+            "states": counts,
+            "overdue": len(document["overdue"]),
+            "certificates": document["certificates"],
+        }
 
 
 class _StepRecords:
@@ -485,8 +636,11 @@ class _StepRecords:
 
     def _record(self, what: str, dataset: str, payload: dict) -> Record:
         """``erasure.<what>`` of a step, under ``erasure:<batch>:<dataset>:<what>``, naming both."""
-        return Record(f"erasure.{what}", {"batch": self.batch, "dataset": dataset, **payload},
-                      f"erasure:{self.batch}:{dataset}:{what}")
+        return Record(
+            f"erasure.{what}",
+            {"batch": self.batch, "dataset": dataset, **payload},
+            f"erasure:{self.batch}:{dataset}:{what}",
+        )
 
     def flush(self) -> None:
         self._append([])
@@ -496,4 +650,3 @@ class _StepRecords:
         if records:
             self.ledger.append_many(records, run_id=self.run_id)
             self.recorded.update(r.key for r in records)
-

@@ -61,8 +61,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def store_failures(system: str, dataset: str | None, purpose: str, *, catching: tuple[type, ...],
-                   transient: Callable[[BaseException], bool], describe: Callable[[BaseException], str]):
+def store_failures(
+    system: str,
+    dataset: str | None,
+    purpose: str,
+    *,
+    catching: tuple[type, ...],
+    transient: Callable[[BaseException], bool],
+    describe: Callable[[BaseException], str],
+):
     """Inside, a driver's failure (``catching``) becomes a ``StoreError`` of the kind ``transient``
     decides, naming the system, the dataset and ``purpose``; ``describe`` gives the driver's reason."""
     try:

@@ -32,7 +32,7 @@ from lifecycle.state.claims import Claims, Outcome
 
 log = logging.getLogger(__name__)
 
-NAME = "\u2063name\u2063"        # stands for the person's name in a notice rendered once for many people
+NAME = "\u2063name\u2063"  # stands for the person's name in a notice rendered once for many people
 
 
 @functools.lru_cache(maxsize=256)
@@ -56,7 +56,7 @@ class Notice:
     subject: str
     text: str
     locale: str
-    html: str | None = None        # an HTML alternative, when the template has one
+    html: str | None = None  # an HTML alternative, when the template has one
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,9 @@ def template_locale(name: str, locale: str | None, fallback: str = "en") -> str:
     for candidate in candidates:
         if candidate and (reports.TEMPLATES / "mail" / f"{name}.{candidate}.txt.j2").exists():
             return candidate
-    raise LifecycleError(f"no template mail/{name}.<locale>.txt.j2 for {locale!r} or {fallback!r} in {reports.TEMPLATES}")
+    raise LifecycleError(
+        f"no template mail/{name}.<locale>.txt.j2 for {locale!r} or {fallback!r} in {reports.TEMPLATES}"
+    )
 
 
 def render_notice(template: str, locale: str | None, fallback: str = "en", **context) -> Notice:
@@ -97,7 +99,9 @@ def render_notice(template: str, locale: str | None, fallback: str = "en", **con
         raise LifecycleError(f"template mail/{template}.{chosen}.txt.j2 must start with a 'Subject:' line")
     markup = None
     if (reports.TEMPLATES / "mail" / f"{template}.{chosen}.html.j2").exists():
-        markup = reports.render(f"mail/{template}.{chosen}.html.j2", subject=first.removeprefix("Subject:").strip(), **context)
+        markup = reports.render(
+            f"mail/{template}.{chosen}.html.j2", subject=first.removeprefix("Subject:").strip(), **context
+        )
     return Notice(first.removeprefix("Subject:").strip(), body.lstrip("\n"), chosen, markup)
 
 
@@ -111,11 +115,17 @@ def personal_notices(template: str, fallback: str, **shared) -> Callable[..., No
         key = (locale, bool(name), json.dumps(context, sort_keys=True, default=str))
         base = rendered.get(key)
         if base is None:
-            base = rendered[key] = render_notice(template, locale, fallback, name=NAME if name else None, **shared, **context)
+            base = rendered[key] = render_notice(
+                template, locale, fallback, name=NAME if name else None, **shared, **context
+            )
         if not name:
             return base
-        return Notice(base.subject.replace(NAME, name), base.text.replace(NAME, name), base.locale,
-                      base.html.replace(NAME, html.escape(name)) if base.html is not None else None)
+        return Notice(
+            base.subject.replace(NAME, name),
+            base.text.replace(NAME, name),
+            base.locale,
+            base.html.replace(NAME, html.escape(name)) if base.html is not None else None,
+        )
 
     return notice
 
@@ -135,7 +145,7 @@ class Mailer:
         self.conn_id, self.sender = conn_id, sender
         self.interval = 1.0 / max_per_second
         self._smtp: smtplib.SMTP | None = None
-        self._next = 0.0            # the earliest start of the next mail
+        self._next = 0.0  # the earliest start of the next mail
 
     def __enter__(self) -> "Mailer":
         from lifecycle.connections import get_connection
@@ -173,16 +183,33 @@ class Mailer:
         Needs no SMTP session, so it may run ahead of the sending.
         """
         message_id = make_msgid(idstring=key.replace(":", ".")[:60], domain="privacy-lifecycle")
-        head = (f"From: {_header(self.sender)}\r\nTo: {to}\r\nSubject: {_header(notice.subject)}\r\n"
-                f"Message-ID: {message_id}\r\nContent-Language: {notice.locale}\r\nMIME-Version: 1.0\r\n")
+        head = (
+            f"From: {_header(self.sender)}\r\nTo: {to}\r\nSubject: {_header(notice.subject)}\r\n"
+            f"Message-ID: {message_id}\r\nContent-Language: {notice.locale}\r\nMIME-Version: 1.0\r\n"
+        )
         if notice.html is None:
             data = head.encode() + _part("plain", notice.text)
         else:
             boundary = f"=_{message_id[1:21]}_alt".encode()
-            data = b"".join([
-                head.encode(), b'Content-Type: multipart/alternative; boundary="', boundary, b'"\r\n\r\n',
-                b"--", boundary, b"\r\n", _part("plain", notice.text), b"--", boundary, b"\r\n",
-                _part("html", notice.html), b"--", boundary, b"--\r\n"])
+            data = b"".join(
+                [
+                    head.encode(),
+                    b'Content-Type: multipart/alternative; boundary="',
+                    boundary,
+                    b'"\r\n\r\n',
+                    b"--",
+                    boundary,
+                    b"\r\n",
+                    _part("plain", notice.text),
+                    b"--",
+                    boundary,
+                    b"\r\n",
+                    _part("html", notice.html),
+                    b"--",
+                    boundary,
+                    b"--\r\n",
+                ]
+            )
         return Composed(to, message_id, data, notice.locale)
 
     def transmit(self, composed: Composed) -> str:
@@ -199,7 +226,7 @@ class Mailer:
         try:
             self._smtp.sendmail(parseaddr(self.sender)[1] or self.sender, [composed.to], composed.data)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):
-            raise                   # the server's verdict on this mail (smtplib's errors are OSErrors too)
+            raise  # the server's verdict on this mail (smtplib's errors are OSErrors too)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise TransientError(f"SMTP send failed: {exc}") from exc
         return composed.message_id
@@ -231,9 +258,16 @@ class Mailer:
 _TAKEN = object()
 
 
-def send_claimed(mailer: Mailer, subjects: Sequence[str], claims: Claims, *,
-                 prepare: Callable[[str], Composed | None],
-                 attempts: int = 3, backoff: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> Counter:
+def send_claimed(
+    mailer: Mailer,
+    subjects: Sequence[str],
+    claims: Claims,
+    *,
+    prepare: Callable[[str], Composed | None],
+    attempts: int = 3,
+    backoff: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Counter:
     """Mail ``subjects`` over ``mailer``'s session, nobody twice; counts by outcome
     (``sent``, ``undeliverable``, ``deferred``, ``no_address``, ``taken``).
 
@@ -255,18 +289,19 @@ def send_claimed(mailer: Mailer, subjects: Sequence[str], claims: Claims, *,
 
     def ready(subject: str, previous: list[Outcome]):
         composed = prepare(subject)
-        if not claims.claim(subject, composed.message_id if composed else None, composed.locale if composed else None,
-                            outcomes=previous):
-            return _TAKEN               # another process claimed this person meanwhile
+        if not claims.claim(
+            subject, composed.message_id if composed else None, composed.locale if composed else None, outcomes=previous
+        ):
+            return _TAKEN  # another process claimed this person meanwhile
         return composed
 
-    pending: list[Outcome] = []      # outcomes not yet recorded
-    handed: list[Outcome] = []       # outcomes given to the helper with the next claim
+    pending: list[Outcome] = []  # outcomes not yet recorded
+    handed: list[Outcome] = []  # outcomes given to the helper with the next claim
     with claims, ThreadPoolExecutor(1) as helper:
         upcoming, following = helper.submit(ready, subjects[0], []), None
         try:
             for n, subject in enumerate(subjects):
-                composed = upcoming.result()           # this person's claim is committed
+                composed = upcoming.result()  # this person's claim is committed
                 upcoming = None
                 if n + 1 < len(subjects):
                     following, handed, pending = subjects[n + 1], pending, []
@@ -278,11 +313,11 @@ def send_claimed(mailer: Mailer, subjects: Sequence[str], claims: Claims, *,
                 pending.append(Outcome(subject, delivery.status, delivery.attempts, delivery.code))
                 counts[delivery.status] += 1
         finally:
-            if upcoming is not None:      # the next person may be claimed, but their mail never went out
+            if upcoming is not None:  # the next person may be claimed, but their mail never went out
                 try:
                     if upcoming.result() not in (None, _TAKEN):
                         claims.release(following)
-                except Exception:         # the claim was not made, or its fate is unknown: at worst 'uncertain'
+                except Exception:  # the claim was not made, or its fate is unknown: at worst 'uncertain'
                     log.warning("could not release a claim after an error; it will be reported uncertain")
-            claims.record(handed + pending)      # recording an outcome twice sets the same values
+            claims.record(handed + pending)  # recording an outcome twice sets the same values
     return counts

@@ -219,10 +219,7 @@ class MailSink:
             while self._count < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(
-                        f"mail sink: expected {n} message(s) within {timeout}s, "
-                        f"got {self._count}"
-                    )
+                    raise TimeoutError(f"mail sink: expected {n} message(s) within {timeout}s, got {self._count}")
                 self._cond.wait(left)
             return list(self._messages)
 
@@ -245,15 +242,12 @@ class MailSink:
             self._cond.notify_all()
         return msg
 
-    def _write(
-        self, raw: bytes, mail_from: str, rcpt_tos: list[str], now: datetime, seq: int
-    ) -> Path:
+    def _write(self, raw: bytes, mail_from: str, rcpt_tos: list[str], now: datetime, seq: int) -> Path:
         assert self.folder is not None
         name = f"{now:%Y%m%dT%H%M%S}.{now.microsecond:06d}Z-{seq:06d}.eml"
         path = self.folder / name
         trace = (
-            f"X-Envelope-From: <{mail_from}>\r\n"
-            f"X-Envelope-To: {', '.join(f'<{r}>' for r in rcpt_tos)}\r\n"
+            f"X-Envelope-From: <{mail_from}>\r\nX-Envelope-To: {', '.join(f'<{r}>' for r in rcpt_tos)}\r\n"
         ).encode("utf-8")
         tmp = path.with_name(f".{name}.tmp")
         with open(tmp, "wb") as fh:
@@ -268,9 +262,7 @@ def read_eml(path: str | os.PathLike) -> ReceivedMessage:
     with open(path, "rb") as fh:
         msg = _PARSER.parse(fh)
     msg.envelope_from = (msg.get("X-Envelope-From") or "").strip().strip("<>")
-    msg.envelope_to = [
-        r.strip().strip("<>") for r in (msg.get("X-Envelope-To") or "").split(",") if r.strip()
-    ]
+    msg.envelope_to = [r.strip().strip("<>") for r in (msg.get("X-Envelope-To") or "").split(",") if r.strip()]
     msg.path = Path(path)
     return msg
 
@@ -279,8 +271,7 @@ def read_eml(path: str | os.PathLike) -> ReceivedMessage:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m lifecycle.mailsink",
-        description="Local SMTP sink: accepts every mail, relays nothing, "
-        "writes each as <folder>/<timestamp>-<n>.eml.",
+        description="Local SMTP sink: accepts every mail, relays nothing, writes each as <folder>/<timestamp>-<n>.eml.",
     )
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=1025, help="port (default 1025; 0 = any free)")
@@ -300,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     sink = MailSink(args.host, args.port, args.folder, keep=False)
     sink.start()
     print(
-        f"mail sink listening on {args.host}:{sink.port}, writing to "
-        f"{Path(args.folder).resolve()}",
+        f"mail sink listening on {args.host}:{sink.port}, writing to {Path(args.folder).resolve()}",
         flush=True,
     )
     try:

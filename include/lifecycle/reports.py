@@ -39,7 +39,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=False,      # templates ship with the package: no stat of the file per render
+        auto_reload=False,  # templates ship with the package: no stat of the file per render
     )
 
 
@@ -69,7 +69,7 @@ class Written:
 
 
 class ReportSink:
-    parallel_puts = 8       # documents write_many puts to S3 at once
+    parallel_puts = 8  # documents write_many puts to S3 at once
 
     def __init__(self, catalog: Catalog):
         self.reports = catalog.model.reports
@@ -116,6 +116,6 @@ class ReportSink:
         """
         if self.reports.path is not None:
             return [self.write(key, data, content_type=content_type) for key, data, content_type in documents]
-        self._store                                      # noqa: B018 (one client, opened before the threads share it)
+        self._store  # noqa: B018 (one client, opened before the threads share it)
         with ThreadPoolExecutor(self.parallel_puts) as pool:
             return list(pool.map(lambda doc: self.write(doc[0], doc[1], content_type=doc[2]), documents))

@@ -36,29 +36,29 @@ KIND = "retention"
 class DatasetPlan:
     dataset: str
     system: str
-    store: str                      # the system's type: "sql" | "s3"
+    store: str  # the system's type: "sql" | "s3"
     rule: str
-    action: str                     # "delete" | "anonymize"
+    action: str  # "delete" | "anonymize"
     keep: str
-    cutoff: str                     # ISO UTC: the rule expires what is older
-    effective_cutoff: str           # the rule's cutoff, or the floor's where that is earlier
+    cutoff: str  # ISO UTC: the rule expires what is older
+    effective_cutoff: str  # the rule's cutoff, or the floor's where that is earlier
     floor: str | None = None
     basis: str | None = None
     floor_cutoff: str | None = None
-    fields: list[str] = field(default_factory=list)     # anonymize: the fields rewritten
+    fields: list[str] = field(default_factory=list)  # anonymize: the fields rewritten
     total: int = 0
-    candidates: int = 0             # older than the rule's cutoff
-    under_floor: int = 0            # of those, still inside a statutory minimum
-    held: int = 0                   # of the rest, under legal hold
-    referenced: int = 0             # of the rest, kept: rows that stay still point at them
-    references: list[dict] = field(default_factory=list)    # [{dataset, columns, on_delete, rows}] behind ``referenced``
+    candidates: int = 0  # older than the rule's cutoff
+    under_floor: int = 0  # of those, still inside a statutory minimum
+    held: int = 0  # of the rest, under legal hold
+    referenced: int = 0  # of the rest, kept: rows that stay still point at them
+    references: list[dict] = field(default_factory=list)  # [{dataset, columns, on_delete, rows}] behind ``referenced``
     to_delete: int = 0
     to_anonymize: int = 0
     fraction: float = 0.0
-    guardrail: str = "ok"           # ok | blocked | overridden
-    stage: int = 0                  # apply order: children (lower stage) first
-    ranges: list[list] = field(default_factory=list)    # [low, high, rows] per batch
-    error: str | None = None        # the dataset could not be planned: its unit fails, the others go on
+    guardrail: str = "ok"  # ok | blocked | overridden
+    stage: int = 0  # apply order: children (lower stage) first
+    ranges: list[list] = field(default_factory=list)  # [low, high, rows] per batch
+    error: str | None = None  # the dataset could not be planned: its unit fails, the others go on
 
     @property
     def to_act(self) -> int:
@@ -109,7 +109,9 @@ class Retention:
         """(rule, dataset, fields) for every dataset a rule covers, in catalog order."""
         out = []
         for rule in self.config.retention.rules:
-            for dataset, fields in self.catalog.rule_targets(rule.applies_to.categories, rule.applies_to.datasets, rule.action).items():
+            for dataset, fields in self.catalog.rule_targets(
+                rule.applies_to.categories, rule.applies_to.datasets, rule.action
+            ).items():
                 out.append((rule, dataset, [f.column for f in fields if f.spec.anonymize]))
         return out
 
@@ -141,13 +143,22 @@ class Retention:
             cutoff = rule.keep.before(as_of)
             floor_cutoff, floor = self._floor(dataset, as_of)
             effective = min(cutoff, floor_cutoff) if floor_cutoff else cutoff
-            datasets.append(DatasetPlan(
-                dataset=dataset, system=system, store=self.catalog.systems[system].type, rule=rule.name,
-                action=rule.action, keep=str(rule.keep), cutoff=iso_utc(cutoff), effective_cutoff=iso_utc(effective),
-                floor=floor.name if floor else None, basis=floor.basis if floor else None,
-                floor_cutoff=iso_utc(floor_cutoff) if floor_cutoff else None,
-                fields=fields if rule.action == "anonymize" else [],
-            ))
+            datasets.append(
+                DatasetPlan(
+                    dataset=dataset,
+                    system=system,
+                    store=self.catalog.systems[system].type,
+                    rule=rule.name,
+                    action=rule.action,
+                    keep=str(rule.keep),
+                    cutoff=iso_utc(cutoff),
+                    effective_cutoff=iso_utc(effective),
+                    floor=floor.name if floor else None,
+                    basis=floor.basis if floor else None,
+                    floor_cutoff=iso_utc(floor_cutoff) if floor_cutoff else None,
+                    fields=fields if rule.action == "anonymize" else [],
+                )
+            )
         plan = Plan(run_id, iso_utc(as_of), retention.batch_size, retention.max_fraction_per_run, datasets)
         held = self._held(as_of)
         going = self._going(plan, held)
@@ -158,25 +169,47 @@ class Retention:
                 if is_transient(exc) or not isinstance(exc, LifecycleError):
                     raise
                 entry.error = str(exc)
-                log.error("plan: %s cannot be planned; its apply unit will fail, the other datasets go on: %s",
-                          entry.dataset, exc)
+                log.error(
+                    "plan: %s cannot be planned; its apply unit will fail, the other datasets go on: %s",
+                    entry.dataset,
+                    exc,
+                )
                 continue
             entry.fraction = round(entry.to_act / entry.total, 6) if entry.total else 0.0
             if entry.fraction > retention.max_fraction_per_run:
                 entry.guardrail = "blocked"
-            log.info("plan: %s (%s, %s after %s): %d candidates, %d under floor, %d held, %d kept as referenced, "
-                     "%d to %s of %d (%.1f%%)", entry.dataset, entry.rule, entry.action, entry.keep, entry.candidates,
-                     entry.under_floor, entry.held, entry.referenced, entry.to_act, entry.action, entry.total,
-                     100 * entry.fraction)
+            log.info(
+                "plan: %s (%s, %s after %s): %d candidates, %d under floor, %d held, %d kept as referenced, "
+                "%d to %s of %d (%.1f%%)",
+                entry.dataset,
+                entry.rule,
+                entry.action,
+                entry.keep,
+                entry.candidates,
+                entry.under_floor,
+                entry.held,
+                entry.referenced,
+                entry.to_act,
+                entry.action,
+                entry.total,
+                100 * entry.fraction,
+            )
         self._stage(plan, going)
         if record:
-            self.state.ledger.append("retention.plan", plan.to_dict(), dag_id=dag_id, run_id=run_id, key=_key(run_id, "plan"))
+            self.state.ledger.append(
+                "retention.plan", plan.to_dict(), dag_id=dag_id, run_id=run_id, key=_key(run_id, "plan")
+            )
         return plan
 
     def record_failure(self, run_id: str, step: str, reason: str, *, dag_id: str | None = None) -> None:
         """A step that stopped the run before it could act (preflight, plan), for the report."""
-        self.state.ledger.append("retention.failed", {"step": step, "reason": reason}, dag_id=dag_id, run_id=run_id,
-                                 key=_key(run_id, "failed", step))
+        self.state.ledger.append(
+            "retention.failed",
+            {"step": step, "reason": reason},
+            dag_id=dag_id,
+            run_id=run_id,
+            key=_key(run_id, "failed", step),
+        )
 
     def _held(self, as_of: datetime) -> dict[str, tuple[str, ...]]:
         """The subjects under legal hold on the run's day, per dataset (a hold may name datasets)."""
@@ -186,8 +219,12 @@ class Retention:
     def _deleting_selection(self, entry: DatasetPlan, held: dict[str, tuple], going_with: tuple = ()) -> Selection:
         """What a delete rule takes: its selection, less rows that rows staying behind point at
         (held rows among them, whatever their foreign key would do)."""
-        return replace(self.selection(entry, held.get(entry.dataset, ())), kept_if_referenced=True,
-                       going_with=going_with, held=tuple((d, h) for d, h in held.items() if h))
+        return replace(
+            self.selection(entry, held.get(entry.dataset, ())),
+            kept_if_referenced=True,
+            going_with=going_with,
+            held=tuple((d, h) for d, h in held.items() if h),
+        )
 
     def selection(self, entry: DatasetPlan, held: tuple = (), cutoff: datetime | None = None) -> Selection:
         """What the rule takes of a dataset: older than the cutoff, not held, not yet anonymized."""
@@ -198,8 +235,11 @@ class Retention:
         )
 
     def _deleting(self, plan: Plan) -> dict[str, DatasetPlan]:
-        return {d.dataset: d for d in plan.datasets if d.action == "delete"
-                and isinstance(self.stores(d.system), References)}
+        return {
+            d.dataset: d
+            for d in plan.datasets
+            if d.action == "delete" and isinstance(self.stores(d.system), References)
+        }
 
     def _going(self, plan: Plan, held: dict[str, tuple]) -> dict[str, Selection]:
         """Each deleting table dataset's selection in this run, keeping rows that rows staying
@@ -212,9 +252,11 @@ class Retention:
             if name in built:
                 return built[name]
             entry, store = deleting[name], self.stores(deleting[name].system)
-            children = tuple((ref.dataset, build(ref.dataset, seen + (name,)))
-                             for ref in store.references(name)
-                             if ref.protects and ref.dataset in deleting and ref.dataset not in seen + (name,))
+            children = tuple(
+                (ref.dataset, build(ref.dataset, seen + (name,)))
+                for ref in store.references(name)
+                if ref.protects and ref.dataset in deleting and ref.dataset not in seen + (name,)
+            )
             chosen = self._deleting_selection(entry, held, children)
             built[name] = chosen
             return chosen
@@ -236,8 +278,11 @@ class Retention:
         with store.snapshot():
             entry.total = store.count(entry.dataset)
             entry.candidates = store.count(entry.dataset, self.selection(entry, cutoff=_when(entry.cutoff)))
-            eligible = (entry.candidates if entry.cutoff == entry.effective_cutoff
-                        else store.count(entry.dataset, self.selection(entry)))
+            eligible = (
+                entry.candidates
+                if entry.cutoff == entry.effective_cutoff
+                else store.count(entry.dataset, self.selection(entry))
+            )
             entry.under_floor = entry.candidates - eligible
             not_held = store.count(entry.dataset, self.selection(entry, held)) if held else eligible
             entry.held = eligible - not_held
@@ -260,10 +305,22 @@ class Retention:
             if ref.protects:
                 rows = store.referenced(entry.dataset, acting, ref)
                 if rows:
-                    found.append({"dataset": ref.dataset, "columns": list(ref.columns), "on_delete": ref.on_delete,
-                                  "subject_link": ref.link, "rows": rows})
-                    log.warning("plan: %s: %d expired row(s) kept: referenced by rows of %s (%s) that stay",
-                                entry.dataset, rows, ref.dataset, ", ".join(ref.columns))
+                    found.append(
+                        {
+                            "dataset": ref.dataset,
+                            "columns": list(ref.columns),
+                            "on_delete": ref.on_delete,
+                            "subject_link": ref.link,
+                            "rows": rows,
+                        }
+                    )
+                    log.warning(
+                        "plan: %s: %d expired row(s) kept: referenced by rows of %s (%s) that stay",
+                        entry.dataset,
+                        rows,
+                        ref.dataset,
+                        ", ".join(ref.columns),
+                    )
         return found
 
     def _stage(self, plan: Plan, going: dict[str, Selection]) -> None:
@@ -281,33 +338,54 @@ class Retention:
         for entry in entries.values():
             limit = stages_of(self.config, entry.system)
             if entry.stage >= limit and not entry.error:
-                entry.error = (f"foreign keys chain more than {limit} deleting datasets of system {entry.system!r} "
-                               f"up to {entry.dataset}, more than its subject links do; give the datasets at the "
-                               "bottom of the chain rules that expire them earlier, or split the rules")
+                entry.error = (
+                    f"foreign keys chain more than {limit} deleting datasets of system {entry.system!r} "
+                    f"up to {entry.dataset}, more than its subject links do; give the datasets at the "
+                    "bottom of the chain rules that expire them earlier, or split the rules"
+                )
             entry.stage = min(entry.stage, limit - 1)
 
     # ------------------------------------------------------------- guardrail
 
-    def gate(self, plan: Plan, *, override: bool = False, reason: str = "", dag_id: str | None = None) -> dict[str, list[dict]]:
+    def gate(
+        self, plan: Plan, *, override: bool = False, reason: str = "", dag_id: str | None = None
+    ) -> dict[str, list[dict]]:
         """Stop the run if a dataset would lose more than ``max_fraction_per_run``,
         unless this run overrides it with a reason; return the work units."""
         blocked = [d for d in plan.datasets if d.guardrail in ("blocked", "overridden")]
         if blocked:
-            events = [{"dataset": d.dataset, "fraction": d.fraction, "to_remove": d.to_act, "total": d.total} for d in blocked]
+            events = [
+                {"dataset": d.dataset, "fraction": d.fraction, "to_remove": d.to_act, "total": d.total} for d in blocked
+            ]
             if not override:
-                self.state.ledger.append("retention.guardrail", {"blocked": events, "limit": plan.max_fraction},
-                                         dag_id=dag_id, run_id=plan.run_id, key=_key(plan.run_id, "guardrail"))
-                lines = [f"{d.dataset}: {d.to_act:,} of {d.total:,} rows ({100 * d.fraction:.1f}%) is more than "
-                         f"max_fraction_per_run {100 * plan.max_fraction:g}%" for d in blocked]
+                self.state.ledger.append(
+                    "retention.guardrail",
+                    {"blocked": events, "limit": plan.max_fraction},
+                    dag_id=dag_id,
+                    run_id=plan.run_id,
+                    key=_key(plan.run_id, "guardrail"),
+                )
+                lines = [
+                    f"{d.dataset}: {d.to_act:,} of {d.total:,} rows ({100 * d.fraction:.1f}%) is more than "
+                    f"max_fraction_per_run {100 * plan.max_fraction:g}%"
+                    for d in blocked
+                ]
                 raise LifecycleError(
-                    "guardrail stopped the run before any change:\n  " + "\n  ".join(lines)
+                    "guardrail stopped the run before any change:\n  "
+                    + "\n  ".join(lines)
                     + "\nIf this is intended, trigger the run with override_guardrail=true and an override_reason."
                 )
             if len(reason.strip()) < 10:
-                raise LifecycleError("override_guardrail is set, so override_reason must say why (at least 10 characters)")
-            self.state.ledger.append("retention.guardrail_override", {"datasets": events, "limit": plan.max_fraction,
-                                                                       "reason": reason.strip()},
-                                     dag_id=dag_id, run_id=plan.run_id, key=_key(plan.run_id, "override"))
+                raise LifecycleError(
+                    "override_guardrail is set, so override_reason must say why (at least 10 characters)"
+                )
+            self.state.ledger.append(
+                "retention.guardrail_override",
+                {"datasets": events, "limit": plan.max_fraction, "reason": reason.strip()},
+                dag_id=dag_id,
+                run_id=plan.run_id,
+                key=_key(plan.run_id, "override"),
+            )
             for d in blocked:
                 d.guardrail = "overridden"
                 log.warning("guardrail overridden for %s (%.1f%%): %s", d.dataset, 100 * d.fraction, reason.strip())
@@ -318,8 +396,9 @@ class Retention:
         ``max_partitions_per_dataset`` contiguous groups; a dataset that could
         not be planned gets one unit that fails (its own task, not the others)."""
         partitions = partitions or self.config.retention.max_partitions_per_dataset
-        units: dict[str, list[dict]] = {unit_group(s, i): [] for s in self.systems()
-                                        for i in range(stages_of(self.config, s))}
+        units: dict[str, list[dict]] = {
+            unit_group(s, i): [] for s in self.systems() for i in range(stages_of(self.config, s))
+        }
         for d in plan.datasets:
             group = units[unit_group(d.system, d.stage)]
             if d.error:
@@ -331,7 +410,9 @@ class Retention:
             parts = min(partitions, len(d.ranges))
             size = -(-len(d.ranges) // parts)
             for part in range(parts):
-                group.append({**common, "part": part, "parts": parts, "ranges": d.ranges[part * size:(part + 1) * size]})
+                group.append(
+                    {**common, "part": part, "parts": parts, "ranges": d.ranges[part * size : (part + 1) * size]}
+                )
         return units
 
     def systems(self) -> list[str]:
@@ -353,12 +434,19 @@ class Retention:
         store = self.stores.of(name)
         holds = self._held(as_of)
         held = holds[name]
-        selection = Selection(older_than=_when(unit["cutoff"]), exclude_subjects=held,
-                              pending_anonymization=tuple(unit["fields"]) if action == "anonymize" else (),
-                              kept_if_referenced=action == "delete", held=tuple((d, h) for d, h in holds.items() if h))
+        selection = Selection(
+            older_than=_when(unit["cutoff"]),
+            exclude_subjects=held,
+            pending_anonymization=tuple(unit["fields"]) if action == "anonymize" else (),
+            kept_if_referenced=action == "delete",
+            held=tuple((d, h) for d, h in holds.items() if h),
+        )
         fields = [f for f in self.catalog.personal_fields(name) if f.column in unit["fields"]]
-        key_material = hmac_key(self.catalog) if action == "anonymize" and any(
-            f.spec.anonymize.strategy == "hmac" for f in fields) else None
+        key_material = (
+            hmac_key(self.catalog)
+            if action == "anonymize" and any(f.spec.anonymize.strategy == "hmac" for f in fields)
+            else None
+        )
         done = skipped = objects = locked = 0
         total = len(unit["ranges"])
         finished = self.state.ledger.keys_with_prefix(_key(run_id, name, ""))
@@ -377,13 +465,27 @@ class Retention:
             seconds = round(time.monotonic() - started, 3)
             record = {"dataset": name, "low": low, "high": high, "rows": change.rows, "seconds": seconds}
             if change.objects or change.kept or change.requests:
-                record.update(objects=change.objects, requests=change.requests,
-                              locked=[k.detail for k in change.kept if k.reason == "locked"])
+                record.update(
+                    objects=change.objects,
+                    requests=change.requests,
+                    locked=[k.detail for k in change.kept if k.reason == "locked"],
+                )
             self.state.ledger.append(f"retention.{action}", record, dag_id=dag_id, run_id=run_id, key=key)
             done, objects, locked = done + change.rows, objects + change.objects, locked + len(change.kept)
-            log.info("%s: batch %d/%d (keys %s..%s, part %d/%d): %d %sd in %.2fs%s", name, i, total, low, high,
-                     unit["part"] + 1, unit["parts"], change.rows, action, seconds,
-                     f"; {len(change.kept)} locked version(s) kept" if change.kept else "")
+            log.info(
+                "%s: batch %d/%d (keys %s..%s, part %d/%d): %d %sd in %.2fs%s",
+                name,
+                i,
+                total,
+                low,
+                high,
+                unit["part"] + 1,
+                unit["parts"],
+                change.rows,
+                action,
+                seconds,
+                f"; {len(change.kept)} locked version(s) kept" if change.kept else "",
+            )
         if skipped:
             log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
         result = {"dataset": name, "action": action, "rows": done, "batches": total, "resumed": skipped}
@@ -417,24 +519,38 @@ class Retention:
             held = holds[d.dataset]
             store = self.stores(d.system)
             with store.snapshot():
-                left = store.remaining(d.dataset, self._deleting_selection(d, holds) if d.action == "delete"
-                                       else self.selection(d, held))
-                held_left = (store.count(d.dataset, self.selection(d)) - store.count(d.dataset, self.selection(d, held))
-                             if held else 0)
+                left = store.remaining(
+                    d.dataset, self._deleting_selection(d, holds) if d.action == "delete" else self.selection(d, held)
+                )
+                held_left = (
+                    store.count(d.dataset, self.selection(d)) - store.count(d.dataset, self.selection(d, held))
+                    if held
+                    else 0
+                )
             results[d.dataset] = {"remaining": left.items, "held": held_left, **left.kept}
             if left.items:
-                problems.append(f"{d.dataset}: {left.items} expired item(s) remain that are neither held, "
-                                "under a statutory floor, referenced nor locked")
-        self.state.ledger.append("retention.verify", {"datasets": results, "ok": not problems},
-                                 dag_id=dag_id, run_id=plan.run_id)
+                problems.append(
+                    f"{d.dataset}: {left.items} expired item(s) remain that are neither held, "
+                    "under a statutory floor, referenced nor locked"
+                )
+        self.state.ledger.append(
+            "retention.verify", {"datasets": results, "ok": not problems}, dag_id=dag_id, run_id=plan.run_id
+        )
         if problems:
             raise LifecycleError("verification failed:\n  " + "\n  ".join(problems))
         return results
 
     # ---------------------------------------------------------------- report
 
-    def report(self, run_id: str, *, as_of: datetime, failed_steps: list[str] = (), dag_id: str | None = None,
-               finished: datetime | None = None) -> dict:
+    def report(
+        self,
+        run_id: str,
+        *,
+        as_of: datetime,
+        failed_steps: list[str] = (),
+        dag_id: str | None = None,
+        finished: datetime | None = None,
+    ) -> dict:
         """The retention report (JSON for machines, HTML for people), from the ledger.
 
         Written whatever happened: after a refused or failed plan it says which
@@ -452,41 +568,69 @@ class Retention:
         verify = next((e.payload for e in reversed(entries) if e.kind == "retention.verify"), None)
         guardrail = [e.payload for e in entries if e.kind in ("retention.guardrail", "retention.guardrail_override")]
         document = {
-            "report": "retention", "run_id": run_id, "as_of": plan.as_of if plan else iso_utc(as_of),
+            "report": "retention",
+            "run_id": run_id,
+            "as_of": plan.as_of if plan else iso_utc(as_of),
             "max_fraction_per_run": plan.max_fraction if plan else self.config.retention.max_fraction_per_run,
             "batch_size": plan.batch_size if plan else self.config.retention.batch_size,
             "generated_at": iso_utc(finished or datetime.now(timezone.utc)),
-            "planned": plan is not None, "failures": failures,
-            "datasets": rows, "guardrail_events": guardrail, "verification": verify,
+            "planned": plan is not None,
+            "failures": failures,
+            "datasets": rows,
+            "guardrail_events": guardrail,
+            "verification": verify,
         }
         sink = reports.ReportSink(self.catalog)
         folder = f"retention/{document['as_of'][:10]}/{_safe(run_id)}"
         json_doc = sink.write(f"{folder}/report.json", reports.canonical(document), content_type="application/json")
-        html_doc = sink.write(f"{folder}/report.html", reports.render("retention_report.html.j2", report=document).encode("utf-8"),
-                              content_type="text/html; charset=utf-8")
-        self.state.ledger.append("retention.report", {"json": json_doc.location, "json_sha256": json_doc.sha256,
-                                                      "html": html_doc.location}, dag_id=dag_id, run_id=run_id)
+        html_doc = sink.write(
+            f"{folder}/report.html",
+            reports.render("retention_report.html.j2", report=document).encode("utf-8"),
+            content_type="text/html; charset=utf-8",
+        )
+        self.state.ledger.append(
+            "retention.report",
+            {"json": json_doc.location, "json_sha256": json_doc.sha256, "html": html_doc.location},
+            dag_id=dag_id,
+            run_id=run_id,
+        )
         log.info("report: %s and %s", json_doc.location, html_doc.location)
         return {"json": json_doc.location, "html": html_doc.location, "datasets": len(rows), "failures": len(failures)}
 
     def _report_row(self, d: DatasetPlan, entries: list) -> dict:
-        mine = [e for e in entries if e.payload.get("dataset") == d.dataset and e.kind in ("retention.delete",
-                                                                                             "retention.anonymize")]
+        mine = [
+            e
+            for e in entries
+            if e.payload.get("dataset") == d.dataset and e.kind in ("retention.delete", "retention.anonymize")
+        ]
         locks = [lock for e in mine for lock in e.payload.get("locked", [])]
         deleted = [e for e in mine if e.kind == "retention.delete"]
         objects = d.store != "sql"
         return {
-            "dataset": d.dataset, "store": d.store, "rule": d.rule, "action": d.action, "keep": d.keep,
-            "cutoff": d.cutoff, "statutory_floor": d.floor, "basis": d.basis, "effective_cutoff": d.effective_cutoff,
-            "total": d.total, "candidates": d.candidates, "under_floor": d.under_floor, "held": d.held,
-            "referenced": d.referenced, "references": [dict(r, advice=_advice(d, r)) for r in d.references],
+            "dataset": d.dataset,
+            "store": d.store,
+            "rule": d.rule,
+            "action": d.action,
+            "keep": d.keep,
+            "cutoff": d.cutoff,
+            "statutory_floor": d.floor,
+            "basis": d.basis,
+            "effective_cutoff": d.effective_cutoff,
+            "total": d.total,
+            "candidates": d.candidates,
+            "under_floor": d.under_floor,
+            "held": d.held,
+            "referenced": d.referenced,
+            "references": [dict(r, advice=_advice(d, r)) for r in d.references],
             "deleted": sum(e.payload.get("objects" if objects else "rows", 0) for e in deleted),
             "versions_deleted": sum(e.payload.get("rows", 0) for e in deleted) if objects else 0,
             "anonymized": sum(e.payload.get("rows", 0) for e in mine if e.kind == "retention.anonymize"),
             "locked": len(locks),
             "locked_until": sorted({lock["retain_until"] for lock in locks if lock.get("retain_until")}),
             "locked_by_legal_hold": sum(1 for lock in locks if lock.get("legal_hold")),
-            "guardrail": d.guardrail, "fraction": d.fraction, "error": d.error,
+            "guardrail": d.guardrail,
+            "fraction": d.fraction,
+            "error": d.error,
             "seconds": round(sum(e.payload.get("seconds", 0) for e in mine), 3),
         }
 
@@ -494,24 +638,31 @@ class Retention:
 def _advice(entry: DatasetPlan, reference: dict) -> str:
     """The configuration change that lets the kept rows go with the rows that point at them."""
     child = reference["dataset"]
-    why = (f"rows of {child} reach their person through them ({', '.join(reference['columns'])}): without them "
-           "those rows would reach nobody, and no erasure or legal hold could find them"
-           if reference.get("subject_link") else f"a foreign key of {child} ({', '.join(reference['columns'])}) "
-           f"points at them ({reference['on_delete']}): deleting them would fail or cascade")
-    return (f"{entry.dataset}: {reference['rows']} expired row(s) kept: referenced by rows of {child} that are not "
-            f"expired or are held; {why}. To expire them together, give {child} a retention rule that keeps its rows "
-            f"no longer than {entry.dataset} ({entry.keep}), or keep {entry.dataset} as long as {child}.")
+    why = (
+        f"rows of {child} reach their person through them ({', '.join(reference['columns'])}): without them "
+        "those rows would reach nobody, and no erasure or legal hold could find them"
+        if reference.get("subject_link")
+        else f"a foreign key of {child} ({', '.join(reference['columns'])}) "
+        f"points at them ({reference['on_delete']}): deleting them would fail or cascade"
+    )
+    return (
+        f"{entry.dataset}: {reference['rows']} expired row(s) kept: referenced by rows of {child} that are not "
+        f"expired or are held; {why}. To expire them together, give {child} a retention rule that keeps its rows "
+        f"no longer than {entry.dataset} ({entry.keep}), or keep {entry.dataset} as long as {child}."
+    )
 
 
 def retention_systems(config: Config) -> list[str]:
     """The systems holding datasets a rule covers: they shape the DAG (one pool and
     one apply task per stage each), so this reads the configuration only."""
     catalog = config.catalog
-    return sorted({
-        catalog.dataset(d).system
-        for rule in config.retention.rules
-        for d in catalog.rule_targets(rule.applies_to.categories, rule.applies_to.datasets, rule.action)
-    })
+    return sorted(
+        {
+            catalog.dataset(d).system
+            for rule in config.retention.rules
+            for d in catalog.rule_targets(rule.applies_to.categories, rule.applies_to.datasets, rule.action)
+        }
+    )
 
 
 def stages_of(config: Config, system: str) -> int:
@@ -520,8 +671,11 @@ def stages_of(config: Config, system: str) -> int:
     catalog = config.catalog
     if catalog.systems[system].type != "sql":
         return 1
-    depths = [len(catalog.path_to_subject(name)) for name in catalog.table_datasets
-              if catalog.dataset(name).system == system and catalog.dataset(name).personal]
+    depths = [
+        len(catalog.path_to_subject(name))
+        for name in catalog.table_datasets
+        if catalog.dataset(name).system == system and catalog.dataset(name).personal
+    ]
     return max([3] + [depth + 1 for depth in depths])
 
 

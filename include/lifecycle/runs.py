@@ -47,7 +47,7 @@ def iso_utc(when: datetime) -> str:
 class RunInfo:
     dag_id: str
     run_id: str
-    as_of: datetime          # the instant the run decides by
+    as_of: datetime  # the instant the run decides by
     interval_start: datetime | None
 
 
@@ -70,7 +70,7 @@ def terminal_errors(fn):
             return fn(*args, **kwargs)
         except Exception as exc:
             if type(exc).__module__.startswith("airflow") or retryable(exc):
-                raise                       # Airflow's own flow (skip, defer, fail), or worth a retry
+                raise  # Airflow's own flow (skip, defer, fail), or worth a retry
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(describe(exc)) from exc

@@ -82,36 +82,57 @@ def scan_system(catalog: Catalog, system: str, engine: sa.Engine) -> Report:
             qualified = f"{schema}.{table}" if schema else table
             live[qualified] = {c["name"]: c for c in inspector.get_columns(table, schema=schema)}
     for table in sorted(set(live) - set(datasets)):
-        report.findings.append(Finding(system, table, None, "table is not in the catalog; add it as a dataset (personal: false if it holds nothing personal)"))
+        report.findings.append(
+            Finding(
+                system,
+                table,
+                None,
+                "table is not in the catalog; add it as a dataset (personal: false if it holds nothing personal)",
+            )
+        )
     for table, dataset in sorted(datasets.items()):
         if table not in live:
-            report.findings.append(Finding(system, table, None, f"dataset {dataset!r} names a table that does not exist"))
+            report.findings.append(
+                Finding(system, table, None, f"dataset {dataset!r} names a table that does not exist")
+            )
             continue
         _scan_table(catalog, system, table, dataset, live[table], inspector, report)
     return report
 
 
-def _scan_table(catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict],
-                inspector, report: Report) -> None:
+def _scan_table(
+    catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict], inspector, report: Report
+) -> None:
     named = named_columns(catalog, dataset)
     for column, key in sorted(named.items()):
         if column not in columns:
-            report.findings.append(Finding(system, table, column, f"named by datasets.{dataset}.{key} but not in the table"))
+            report.findings.append(
+                Finding(system, table, column, f"named by datasets.{dataset}.{key} but not in the table")
+            )
     unnamed = sorted(set(columns) - set(named))
     if not catalog.dataset(dataset).personal:
         if unnamed:
             report.notes.append(Note(system, table, tuple(unnamed)))
     else:
         for column in unnamed:
-            report.findings.append(Finding(system, table, column, f"not classified; add it to datasets.{dataset}.fields with a category or personal: false"))
+            report.findings.append(
+                Finding(
+                    system,
+                    table,
+                    column,
+                    f"not classified; add it to datasets.{dataset}.fields with a category or personal: false",
+                )
+            )
     report.findings.extend(_key_findings(catalog, system, table, dataset, columns, inspector))
     report.findings.extend(_strategy_findings(catalog, system, table, dataset, columns))
 
 
-def _key_findings(catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict], inspector) -> list[Finding]:
+def _key_findings(
+    catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict], inspector
+) -> list[Finding]:
     """``primary_key`` must be one unique, non-null column: the engine deletes in ranges of it."""
     key = catalog.dataset(dataset).primary_key
-    if key is None or key not in columns:          # keyless personal: false table; a missing column is reported above
+    if key is None or key not in columns:  # keyless personal: false table; a missing column is reported above
         return []
     schema, _, name = table.rpartition(".")
     primary = tuple(inspector.get_pk_constraint(name, schema=schema or None).get("constrained_columns") or ())
@@ -119,14 +140,35 @@ def _key_findings(catalog: Catalog, system: str, table: str, dataset: str, colum
         return []
     if (key,) in _unique_column_sets(inspector, name, schema or None):
         if columns[key].get("nullable", True):
-            return [Finding(system, table, key, f"primary_key {key!r} allows NULL, and a row whose key is NULL is in no "
-                                                "key range: make the column NOT NULL or name another")]
+            return [
+                Finding(
+                    system,
+                    table,
+                    key,
+                    f"primary_key {key!r} allows NULL, and a row whose key is NULL is in no "
+                    "key range: make the column NOT NULL or name another",
+                )
+            ]
         return []
     if len(primary) > 1:
-        return [Finding(system, table, None, f"primary key is ({', '.join(primary)}): composite keys are not supported; "
-                                             f"add a single-column unique key (a surrogate id) and name it as datasets.{dataset}.primary_key")]
-    return [Finding(system, table, None, f"primary_key {key!r} is not unique in the table; "
-                                         f"name the primary key column or a unique column as datasets.{dataset}.primary_key")]
+        return [
+            Finding(
+                system,
+                table,
+                None,
+                f"primary key is ({', '.join(primary)}): composite keys are not supported; "
+                f"add a single-column unique key (a surrogate id) and name it as datasets.{dataset}.primary_key",
+            )
+        ]
+    return [
+        Finding(
+            system,
+            table,
+            None,
+            f"primary_key {key!r} is not unique in the table; "
+            f"name the primary key column or a unique column as datasets.{dataset}.primary_key",
+        )
+    ]
 
 
 def _unique_column_sets(inspector, table: str, schema: str | None) -> set[tuple[str, ...]]:
@@ -141,7 +183,9 @@ def _unique_column_sets(inspector, table: str, schema: str | None) -> set[tuple[
     return found
 
 
-def _strategy_findings(catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict]) -> list[Finding]:
+def _strategy_findings(
+    catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict]
+) -> list[Finding]:
     findings = []
     for field_ in catalog.personal_fields(dataset):
         spec = field_.spec.anonymize
@@ -149,8 +193,14 @@ def _strategy_findings(catalog: Catalog, system: str, table: str, dataset: str, 
             column = columns[field_.column]
             strategy = anonymize.STRATEGIES.get(spec.strategy)
             if strategy and not fits(column["type"], strategy.fits):
-                findings.append(Finding(system, table, field_.column,
-                                        f"anonymize {spec.strategy} needs {strategy.describe_fit()}, the column is {column['type']}"))
+                findings.append(
+                    Finding(
+                        system,
+                        table,
+                        field_.column,
+                        f"anonymize {spec.strategy} needs {strategy.describe_fit()}, the column is {column['type']}",
+                    )
+                )
             if strategy and spec.strategy == "null" and not column.get("nullable", True):
                 findings.append(Finding(system, table, field_.column, "anonymize null on a NOT NULL column"))
     return findings

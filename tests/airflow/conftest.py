@@ -32,8 +32,15 @@ class AirflowWorld:
     mail: MailSink
 
     def run(self, *args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, *args], env={**self.env, **(env or {})}, cwd=REPO, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, *args],
+            env={**self.env, **(env or {})},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def run_dags(self, *dag_ids: str, as_of: str = AS_OF, env: dict | None = None) -> subprocess.CompletedProcess:
         return self.run("-m", "lifecycle.demo", "run", "--dags", ",".join(dag_ids), "--as-of", as_of, env=env)
@@ -60,15 +67,20 @@ def dag_runs(stdout: str) -> list[dict[str, str]]:
 def airflow_world(tmp_path_factory):
     var = tmp_path_factory.mktemp("var")
     with moto_server() as endpoint, MailSink(folder=var / "mail") as mail:
-        overrides = {"LIFECYCLE_VAR_DIR": str(var), "LIFECYCLE_S3_PORT": str(urlparse(endpoint).port),
-                     "LIFECYCLE_SMTP_PORT": str(mail.port)}
+        overrides = {
+            "LIFECYCLE_VAR_DIR": str(var),
+            "LIFECYCLE_S3_PORT": str(urlparse(endpoint).port),
+            "LIFECYCLE_SMTP_PORT": str(mail.port),
+        }
         env = devenv.child_environment(REPO, {**_base_env(), **overrides})
         world = AirflowWorld(env, var, mail)
         pools = world.run("-m", "lifecycle", "pools")
         (var / "pools.json").write_text(pools.stdout)
-        for step in (("-m", "airflow", "db", "migrate"),
-                     ("-m", "airflow", "pools", "import", str(var / "pools.json")),
-                     ("-m", "lifecycle.demo", "seed", "--users", "120", "--as-of", AS_OF)):
+        for step in (
+            ("-m", "airflow", "db", "migrate"),
+            ("-m", "airflow", "pools", "import", str(var / "pools.json")),
+            ("-m", "lifecycle.demo", "seed", "--users", "120", "--as-of", AS_OF),
+        ):
             result = world.run(*step)
             assert result.returncode == 0, f"{' '.join(step)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         yield world

@@ -26,26 +26,39 @@ def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(ai
         for r in done:
             for table in ("users", "access_logs", "devices", "account_cancellations"):
                 column = "id" if table == "users" else "user_id"
-                assert conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {column} = :s"), {"s": int(r.subject_id)}).scalar() == 0
+                assert (
+                    conn.execute(
+                        sa.text(f"SELECT count(*) FROM {table} WHERE {column} = :s"), {"s": int(r.subject_id)}
+                    ).scalar()
+                    == 0
+                )
             cert = json.loads(open(r.certificate).read())
             assert r.subject_id != cert["subject"] and cert["completed_at"]
 
     sent = airflow_world.mail.messages[mails_before:]
     completed = [m for m in sent if m["Subject"] in ("Your account has been deleted", "您的账户已注销")]
     with state.connect() as conn:
-        finished = conn.execute(sa.text("SELECT subject_id, status, message_id, ledger_hash FROM lifecycle_notices "
-                                        "WHERE template = 'cancellation_completed'")).all()
-        summaries = set(conn.execute(sa.text("SELECT entry_hash FROM lifecycle_ledger WHERE kind = 'notice.batch'")).scalars())
-    assert {r.subject_id for r in finished} == {r.subject_id for r in done}, \
+        finished = conn.execute(
+            sa.text(
+                "SELECT subject_id, status, message_id, ledger_hash FROM lifecycle_notices "
+                "WHERE template = 'cancellation_completed'"
+            )
+        ).all()
+        summaries = set(
+            conn.execute(sa.text("SELECT entry_hash FROM lifecycle_ledger WHERE kind = 'notice.batch'")).scalars()
+        )
+    assert {r.subject_id for r in finished} == {r.subject_id for r in done}, (
         "every erased person got the completion notice, or the record says why not"
+    )
     assert len(completed) == sum(1 for r in finished if r.status == "sent" and r.message_id) >= 1
     assert {r.ledger_hash for r in finished} <= summaries, "each outcome is backed by a ledger entry"
 
     again = airflow_world.run_dags("cancellation_erasure", as_of="2026-11-26")
     assert again.returncode == 0, again.stdout
     rerun = dag_runs(again.stdout)[0]
-    assert (rerun["run"], rerun["erase"], rerun["run_complete"]) == ("success", "skipped", "success"), \
+    assert (rerun["run"], rerun["erase"], rerun["run_complete"]) == ("success", "skipped", "success"), (
         "nobody left to erase: no batches, and the run is green"
+    )
     assert airflow_world.mail.count == mails_before + len(sent), "a rerun sends no notice twice"
     state.dispose()
     app.dispose()

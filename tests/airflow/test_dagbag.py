@@ -42,10 +42,15 @@ print(json.dumps({
 
 
 def parse(config_dir: Path, tmp_path: Path) -> dict:
-    env = {**os.environ, "LIFECYCLE_CONFIG_DIR": str(config_dir), "AIRFLOW_HOME": str(tmp_path / "airflow"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    result = subprocess.run([sys.executable, "-c", PARSE, str(REPO / "dags")], env=env,
-                            capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "LIFECYCLE_CONFIG_DIR": str(config_dir),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE, str(REPO / "dags")], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -59,8 +64,14 @@ def test_demo_config_builds_every_dag_without_errors(demo_bag):
     bag = demo_bag
     assert bag["errors"] == {}
     assert set(bag["dags"]) == {
-        "lifecycle_checks", "retention_expiry", "cancellation_erasure", "incident_notification",
-        "sharing_push_provider", "sharing_payment_institution", "sharing_expo_marketing", "sharing_dd_acquirer",
+        "lifecycle_checks",
+        "retention_expiry",
+        "cancellation_erasure",
+        "incident_notification",
+        "sharing_push_provider",
+        "sharing_payment_institution",
+        "sharing_expo_marketing",
+        "sharing_dd_acquirer",
     }
     for dag_id, dag in bag["dags"].items():
         assert dag["doc"], f"{dag_id} has no doc_md"
@@ -89,10 +100,15 @@ def test_every_dag_ends_in_one_task_that_a_failed_step_fails(demo_bag):
                         reached.add(down)
                         todo.append(down)
             if not reached & set(last):
-                problems.append(f"{dag_id}: a failed {task_id} leaves the last tasks {last} "
-                                f"({', '.join(tasks[t]['trigger_rule'] for t in last)}) and the run green")
-            problems += [f"{dag_id}: {task_id} would skip the last task {end}"
-                         for end in last if task["skips_downstream"] and end in task["downstream"]]
+                problems.append(
+                    f"{dag_id}: a failed {task_id} leaves the last tasks {last} "
+                    f"({', '.join(tasks[t]['trigger_rule'] for t in last)}) and the run green"
+                )
+            problems += [
+                f"{dag_id}: {task_id} would skip the last task {end}"
+                for end in last
+                if task["skips_downstream"] and end in task["downstream"]
+            ]
         final = "evidence_complete" if dag_id == "retention_expiry" else "run_complete"
         if last != [final] or tasks[final]["trigger_rule"] not in {"all_success", "none_failed"}:
             problems.append(f"{dag_id}: last tasks {last}, not {final} (all_success or none_failed)")
@@ -104,15 +120,24 @@ def hundred_datasets() -> dict:
     datasets = files["catalog.yaml"]["datasets"]
     for i in range(100):
         datasets[f"t{i:03d}"] = {
-            "system": "app_db", "table": f"t{i:03d}", "primary_key": "id",
+            "system": "app_db",
+            "table": f"t{i:03d}",
+            "primary_key": "id",
             "subject": "user_id -> users.id" if i % 2 == 0 else f"parent_id -> t{i - 1:03d}.id",
-            "created": "created_at", "category": "access_records",
-            "fields": {"ip": {"category": "network_identification", "anonymize": "truncate_ip"}, "note": {"personal": False}},
+            "created": "created_at",
+            "category": "access_records",
+            "fields": {
+                "ip": {"category": "network_identification", "anonymize": "truncate_ip"},
+                "note": {"personal": False},
+            },
         }
     for i in range(10):
         files["recipients.yaml"]["recipients"].append(
-            {**copy.deepcopy(files["recipients.yaml"]["recipients"][0]), "id": f"partner_{i}",
-             "share": {f"t{i:03d}": ["ip", "note"]}}
+            {
+                **copy.deepcopy(files["recipients.yaml"]["recipients"][0]),
+                "id": f"partner_{i}",
+                "share": {f"t{i:03d}": ["ip", "note"]},
+            }
         )
     return files
 
@@ -131,4 +156,7 @@ def test_an_invalid_config_is_an_import_error_naming_the_problem(tmp_path):
     bag = parse(sample.write(tmp_path / "config", files), tmp_path)
     assert bag["dags"] == {} or "retention_expiry" not in bag["dags"]
     assert bag["errors"], "an invalid configuration must surface as a DAG import error"
-    assert all("retention.yaml: rules[1].keep: 30d is shorter than the statutory minimum 3y" in e for e in bag["errors"].values())
+    assert all(
+        "retention.yaml: rules[1].keep: 30d is shorter than the statutory minimum 3y" in e
+        for e in bag["errors"].values()
+    )

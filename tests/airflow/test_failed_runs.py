@@ -14,10 +14,16 @@ import yaml
 
 from tests.airflow.conftest import REPO, AirflowWorld, dag_runs
 
-AS_OF = "2026-11-24"       # a day no other test runs a DAG on
-DAGS = ("retention_expiry", "cancellation_erasure", "sharing_push_provider", "incident_notification", "lifecycle_checks")
-CHECK = {"lifecycle_checks": "scan_schema"}                 # else: preflight
-LAST = {"retention_expiry": "evidence_complete"}            # else: run_complete
+AS_OF = "2026-11-24"  # a day no other test runs a DAG on
+DAGS = (
+    "retention_expiry",
+    "cancellation_erasure",
+    "sharing_push_provider",
+    "incident_notification",
+    "lifecycle_checks",
+)
+CHECK = {"lifecycle_checks": "scan_schema"}  # else: preflight
+LAST = {"retention_expiry": "evidence_complete"}  # else: run_complete
 
 
 def drifted_config(folder: Path) -> Path:
@@ -34,7 +40,9 @@ def drifted_config(folder: Path) -> Path:
 
 def test_a_run_whose_preflight_fails_ends_failed_naming_the_task(airflow_world: AirflowWorld, tmp_path):
     mails_before = airflow_world.mail.count
-    result = airflow_world.run_dags(*DAGS, as_of=AS_OF, env={"LIFECYCLE_CONFIG_DIR": str(drifted_config(tmp_path / "config"))})
+    result = airflow_world.run_dags(
+        *DAGS, as_of=AS_OF, env={"LIFECYCLE_CONFIG_DIR": str(drifted_config(tmp_path / "config"))}
+    )
     out = result.stdout
     assert result.returncode == 1, out + result.stderr[-3000:]
     runs = dag_runs(out)

@@ -35,7 +35,9 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     dry, approved = [_states(block) for block in result.stdout.split("incident_notification: ")[1:3]]
     assert dry["run"] == approved["run"] == "success", result.stdout
     assert dry["preview"] == "success" and dry["approve"] == dry["send"] == dry["announce"] == "skipped"
-    assert approved["approve"] == approved["send[0]"] == approved["regulator_reports"] == approved["finish"] == "success"
+    assert (
+        approved["approve"] == approved["send[0]"] == approved["regulator_reports"] == approved["finish"] == "success"
+    )
     assert dry["run_complete"] == approved["run_complete"] == "success", "a dry run is a complete run"
     assert "incident INC-20261120-DEMO (initial, dry run)" in result.stdout, result.stdout
     assert "incident INC-20261120-DEMO (initial, approved)" in result.stdout
@@ -44,8 +46,12 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     with state.connect() as conn:
         runs = {r.dry_run: r for r in conn.execute(sa.text("SELECT * FROM lifecycle_incident_runs"))}
         deliveries = conn.execute(sa.text("SELECT subject_id, status FROM lifecycle_incident_deliveries")).all()
-        emailable = conn.execute(sa.text("SELECT count(*) FROM lifecycle_incident_subjects s JOIN lifecycle_incident_runs r "
-                                         "ON r.run_id = s.run_id WHERE r.dry_run = 0 AND s.reach = 'email'")).scalar()
+        emailable = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM lifecycle_incident_subjects s JOIN lifecycle_incident_runs r "
+                "ON r.run_id = s.run_id WHERE r.dry_run = 0 AND s.reach = 'email'"
+            )
+        ).scalar()
     assert set(runs) == {0, 1}
     final = json.loads(runs[0].figures)["final"]
     assert final["emails_sent"] == len(deliveries) == emailable > 0
@@ -75,8 +81,17 @@ def test_a_follow_up_with_nobody_new_still_writes_its_lists_and_reports(airflow_
     form = {**demo_incident.form(datetime(2026, 11, 20), dry_run=False), "phase": "update"}
     (tmp_path / "update.json").write_text(json.dumps(form))
     mails_before = airflow_world.mail.count
-    result = airflow_world.run("-m", "lifecycle.demo", "run", "--dags", "incident_notification", "--as-of", "2026-11-21",
-                               "--conf", f"@{tmp_path / 'update.json'}")
+    result = airflow_world.run(
+        "-m",
+        "lifecycle.demo",
+        "run",
+        "--dags",
+        "incident_notification",
+        "--as-of",
+        "2026-11-21",
+        "--conf",
+        f"@{tmp_path / 'update.json'}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     [run] = [r for r in dag_runs(result.stdout) if r["dag_id"] == "incident_notification"]
     assert run["run"] == "success" and run["plan_sends"] == "success", run
@@ -126,8 +141,13 @@ def test_with_approval_required_the_run_waits_for_the_standard_providers_approva
             data.update(approval="required", approval_timeout="12h")
         (config / name).write_text(yaml.safe_dump(data))
     env = {**os.environ, "LIFECYCLE_CONFIG_DIR": str(config), "AIRFLOW_HOME": str(tmp_path / "airflow")}
-    result = subprocess.run([sys.executable, "-c", SHAPE, str(repo / "dags" / "incident_notification.py")],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SHAPE, str(repo / "dags" / "incident_notification.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     shape = json.loads(result.stdout.strip().splitlines()[-1])
     assert shape["errors"] == {}
@@ -162,23 +182,53 @@ def test_a_rejection_through_the_rest_api_ends_the_run_with_nothing_sent(airflow
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**airflow_world.env, "LIFECYCLE_CONFIG_DIR": str(config), "AIRFLOW__API__PORT": str(port),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+    env = {
+        **airflow_world.env,
+        "LIFECYCLE_CONFIG_DIR": str(config),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    }
     base = f"http://127.0.0.1:{port}/api/v2/dags/incident_notification"
 
     def call(method: str, url: str, body: dict | None = None):
-        request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url,
+            method=method,
+            data=json.dumps(body).encode() if body else None,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"{}")
 
     form = {**demo_incident.form(datetime(2026, 11, 21), dry_run=False), "incident_id": "INC-REJECTED"}
     mails_before = airflow_world.mail.count
-    api = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
-                           env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    run = subprocess.Popen([sys.executable, "-m", "lifecycle.demo", "run", "--dags", "incident_notification",
-                            "--as-of", "2026-11-21", "--conf", json.dumps(form)],
-                           env=env, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lifecycle.demo",
+            "run",
+            "--dags",
+            "incident_notification",
+            "--as-of",
+            "2026-11-21",
+            "--conf",
+            json.dumps(form),
+        ],
+        env=env,
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         answered, deadline = None, time.monotonic() + 240
         while answered is None and time.monotonic() < deadline and run.poll() is None:
@@ -187,11 +237,18 @@ def test_a_rejection_through_the_rest_api_ends_the_run_with_nothing_sent(airflow
                 runs = call("GET", f"{base}/dagRuns?limit=20")["dag_runs"]
                 mine = [r["dag_run_id"] for r in runs if r["conf"].get("incident_id") == "INC-REJECTED"]
                 if mine:
-                    answered = call("PATCH", f"{base}/dagRuns/{mine[0]}/taskInstances/approve/-1/hitlDetails",
-                                    {"chosen_options": ["Reject"], "params_input": {}})
+                    answered = call(
+                        "PATCH",
+                        f"{base}/dagRuns/{mine[0]}/taskInstances/approve/-1/hitlDetails",
+                        {"chosen_options": ["Reject"], "params_input": {}},
+                    )
             except (OSError, KeyError, urllib.error.HTTPError):
-                continue          # the api-server is starting, or the task is not waiting yet
-        assert answered is not None, ("the approval task never waited for an answer", run.poll(), run.stdout.read()[-3000:] + run.stderr.read()[-3000:] if run.poll() is not None else "")
+                continue  # the api-server is starting, or the task is not waiting yet
+        assert answered is not None, (
+            "the approval task never waited for an answer",
+            run.poll(),
+            run.stdout.read()[-3000:] + run.stderr.read()[-3000:] if run.poll() is not None else "",
+        )
         stdout, stderr = run.communicate(timeout=240)
     finally:
         if run.poll() is None:
@@ -206,7 +263,11 @@ def test_a_rejection_through_the_rest_api_ends_the_run_with_nothing_sent(airflow
     assert airflow_world.mail.count == mails_before, "a rejection sends nothing"
     state = _state(airflow_world)
     with state.connect() as conn:
-        approval = conn.execute(sa.text("SELECT approval FROM lifecycle_incident_runs r JOIN lifecycle_incidents i "
-                                        "ON i.incident_id = r.incident_id WHERE i.incident_id = 'INC-REJECTED'")).scalar()
+        approval = conn.execute(
+            sa.text(
+                "SELECT approval FROM lifecycle_incident_runs r JOIN lifecycle_incidents i "
+                "ON i.incident_id = r.incident_id WHERE i.incident_id = 'INC-REJECTED'"
+            )
+        ).scalar()
     assert json.loads(approval)["decision"] == "rejected"
     state.dispose()

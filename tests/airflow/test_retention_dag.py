@@ -12,9 +12,11 @@ from tests.support.s3 import moto_client
 
 def test_retention_expiry_applies_the_plan_and_writes_its_report(airflow_world: AirflowWorld):
     engine = sa.create_engine(f"sqlite:///{airflow_world.var / 'app.db'}")
-    cutoff = datetime.fromisoformat(AS_OF) - relativedelta(months=6)     # the demo's network-logs-6mo rule
+    cutoff = datetime.fromisoformat(AS_OF) - relativedelta(months=6)  # the demo's network-logs-6mo rule
     with engine.connect() as conn:
-        expired_before = conn.execute(sa.text("SELECT count(*) FROM access_logs WHERE logged_at < :c"), {"c": cutoff}).scalar()
+        expired_before = conn.execute(
+            sa.text("SELECT count(*) FROM access_logs WHERE logged_at < :c"), {"c": cutoff}
+        ).scalar()
     result = airflow_world.run_dags("retention_expiry")
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "retention_expiry: success" in result.stdout
@@ -37,23 +39,36 @@ def test_object_retention_through_the_media_connection_deletes_every_expired_ver
     """Defect found on the demo: apply_media_stage_0 opened a store by an empty system name. Here the
     demo's photos are old enough to expire (2028) and the task reaches S3 through AIRFLOW_CONN_MEDIA_S3."""
     s3 = moto_client(f"http://127.0.0.1:{airflow_world.env['LIFECYCLE_S3_PORT']}")
-    before = [v for page in s3.get_paginator("list_object_versions").paginate(Bucket="mic-buyer-media", Prefix="chats/")
-              for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+    before = [
+        v
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket="mic-buyer-media", Prefix="chats/")
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+    ]
     assert before, "the demo world has chat photos"
     conf = json.dumps({"override_guardrail": True, "override_reason": "two years later: everything has expired"})
-    result = airflow_world.run("-m", "lifecycle.demo", "run", "--dags", "retention_expiry", "--as-of", "2028-06-01",
-                               "--conf", conf)
+    result = airflow_world.run(
+        "-m", "lifecycle.demo", "run", "--dags", "retention_expiry", "--as-of", "2028-06-01", "--conf", conf
+    )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     [run] = [r for r in dag_runs(result.stdout) if r["dag_id"] == "retention_expiry"]
     assert run["apply_media_stage_0[0]"] == "success" and run["evidence_complete"] == "success", run
     state = sa.create_engine(f"sqlite:///{airflow_world.var / 'state.db'}")
-    with state.connect() as conn:          # the demo's legal holds (on every dataset) keep their people's photos
-        held = set(conn.execute(sa.text("SELECT subject_id FROM lifecycle_legal_holds WHERE removed_at IS NULL "
-                                        "AND datasets IS NULL AND (until IS NULL OR until >= '2028-06-01')")).scalars())
+    with state.connect() as conn:  # the demo's legal holds (on every dataset) keep their people's photos
+        held = set(
+            conn.execute(
+                sa.text(
+                    "SELECT subject_id FROM lifecycle_legal_holds WHERE removed_at IS NULL "
+                    "AND datasets IS NULL AND (until IS NULL OR until >= '2028-06-01')"
+                )
+            ).scalars()
+        )
     state.dispose()
     kept = [v for v in before if v["Key"].split("/")[1] in held]
-    left = [v for page in s3.get_paginator("list_object_versions").paginate(Bucket="mic-buyer-media", Prefix="chats/")
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+    left = [
+        v
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket="mic-buyer-media", Prefix="chats/")
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+    ]
     assert sorted(v["VersionId"] for v in left) == sorted(v["VersionId"] for v in kept)
     report = sorted((airflow_world.var / "reports" / "retention" / "2028-06-01").rglob("report.json"))[-1]
     photos = next(d for d in json.loads(report.read_text())["datasets"] if d["dataset"] == "chat_photos")

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 import yaml
 
 SERVER_URLS = {
-    "postgresql": os.environ.get("LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    "postgresql": os.environ.get(
+        "LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    ),
     "mariadb": os.environ.get("LIFECYCLE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
 }
 _ADMIN: dict[str, sa.Engine] = {}
@@ -37,13 +39,24 @@ def bucket_name(backend: str, seed: int, kind: str) -> str:
 def s3_client(endpoint: str):
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def aws_connection(endpoint: str) -> str:
-    return json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
-                       "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
+    )
 
 
 # ------------------------------------------------------------------ objects
@@ -89,11 +102,12 @@ def delete_bucket(client, bucket: str) -> None:
     try:
         for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
             for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                client.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"],
-                                     BypassGovernanceRetention=True)
+                client.delete_object(
+                    Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"], BypassGovernanceRetention=True
+                )
         client.delete_bucket(Bucket=bucket)
     except Exception:
-        pass                          # locked versions keep a bucket; the moto server goes with the session
+        pass  # locked versions keep a bucket; the moto server goes with the session
 
 
 # ------------------------------------------------------------------ an instance
@@ -103,7 +117,7 @@ def delete_bucket(client, bucket: str) -> None:
 class Instance:
     world: object
     backend: str
-    kind: str                     # "r" (retention) | "e" (incident, sharing, erasure)
+    kind: str  # "r" (retention) | "e" (incident, sharing, erasure)
     folder: Path
     endpoint: str
     url: sa.URL | None = None
@@ -123,8 +137,12 @@ class Instance:
 
     def __post_init__(self):
         self.token = uuid.uuid4().hex[:6]
-        self.conn = {"app": f"{self.tag}_app", "state": f"{self.tag}_state", "s3": f"{self.tag}_s3",
-                     "signing": f"{self.tag}_sign"}
+        self.conn = {
+            "app": f"{self.tag}_app",
+            "state": f"{self.tag}_state",
+            "s3": f"{self.tag}_s3",
+            "signing": f"{self.tag}_sign",
+        }
         self.bucket = bucket_name(self.backend, self.world.seed, self.kind)
         self.drop_bucket = bucket_name(self.backend, self.world.seed, self.kind + "d")
         self.state_path = self.folder / "state.db"
@@ -188,8 +206,13 @@ class Instance:
 
     # ---- configuration and connections
     def write_config(self) -> None:
-        files = self.world.files(schema=self.schema, conn=self.conn, bucket=self.bucket if self.world.objects else None,
-                                 drop_bucket=self.drop_bucket, reports=str(self.folder / "reports"))
+        files = self.world.files(
+            schema=self.schema,
+            conn=self.conn,
+            bucket=self.bucket if self.world.objects else None,
+            drop_bucket=self.drop_bucket,
+            reports=str(self.folder / "reports"),
+        )
         self.config_dir.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             (self.config_dir / name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
@@ -201,10 +224,11 @@ class Instance:
             self.conn["app"]: app,
             self.conn["state"]: f"sqlite:///{self.state_path}",
             self.conn["s3"]: aws_connection(self.endpoint),
-            self.conn["signing"]: json.dumps({"conn_type": "generic", "password": f"signing-key-{self.tag}-0123456789"}),
+            self.conn["signing"]: json.dumps(
+                {"conn_type": "generic", "password": f"signing-key-{self.tag}-0123456789"}
+            ),
         }
         out = {f"AIRFLOW_CONN_{k.upper()}": v for k, v in env.items()}
         variable = self.world.hmac_variable or "lifecycle_hmac_key"
         out[f"AIRFLOW_VAR_{variable.upper()}"] = self.world.hmac_key
         return out
-

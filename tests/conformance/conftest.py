@@ -23,9 +23,13 @@ def suite(s3_endpoint, tmp_path_factory, request):
 @pytest.fixture(scope="session")
 def retention_objects(suite, request):
     """Upload the objects of every retention world collected in this session, in timed phases."""
-    cases = sorted({(item.callspec.params["backend"], item.callspec.params["seed"])
-                    for item in request.session.items
-                    if getattr(item, "originalname", "") == "test_retention" and hasattr(item, "callspec")})
+    cases = sorted(
+        {
+            (item.callspec.params["backend"], item.callspec.params["seed"])
+            for item in request.session.items
+            if getattr(item, "originalname", "") == "test_retention" and hasattr(item, "callspec")
+        }
+    )
     suite.upload_retention_objects(cases)
     return suite
 
@@ -33,5 +37,7 @@ def retention_objects(suite, request):
 def pytest_terminal_summary(terminalreporter, config):
     timings = getattr(config, "_conformance_timings", None)
     if timings:
-        terminalreporter.write_line("conformance: seconds spent in worlds per backend: "
-                                    + ", ".join(f"{b} {s:.1f}" for b, s in sorted(timings.items())))
+        terminalreporter.write_line(
+            "conformance: seconds spent in worlds per backend: "
+            + ", ".join(f"{b} {s:.1f}" for b, s in sorted(timings.items()))
+        )

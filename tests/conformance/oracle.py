@@ -96,7 +96,7 @@ def _expiry(world):
         for dataset in world.rule_targets(rule):
             t = world.tables.get(dataset)
             if t is None:
-                continue                     # an object dataset
+                continue  # an object dataset
             _, effective = world.cutoffs(dataset, world.as_of)
             cutoff = naive(effective)
             for row in t.rows:
@@ -159,7 +159,7 @@ def subject_of_key(prefix: str, key: str):
     before, _, after = prefix.partition("{subject}")
     if not key.startswith(before):
         return None
-    rest = key[len(before):]
+    rest = key[len(before) :]
     if after:
         at = rest.find(after)
         return rest[:at] if at > 0 else None
@@ -356,23 +356,31 @@ def compare_rows(expected: dict[str, dict], actual: dict[str, dict], world, limi
         missing = sorted(map(repr, set(want) - set(got)))
         extra = sorted(map(repr, set(got) - set(want)))
         if missing:
-            problems.append(f"table {t.table!r} ({name}): {len(missing)} row(s) removed that should stay: "
-                            f"{t.pk} in {missing[:limit]}")
+            problems.append(
+                f"table {t.table!r} ({name}): {len(missing)} row(s) removed that should stay: "
+                f"{t.pk} in {missing[:limit]}"
+            )
         if extra:
-            problems.append(f"table {t.table!r} ({name}): {len(extra)} row(s) left that should be gone: "
-                            f"{t.pk} in {extra[:limit]}")
+            problems.append(
+                f"table {t.table!r} ({name}): {len(extra)} row(s) left that should be gone: {t.pk} in {extra[:limit]}"
+            )
         changed = []
         for key in set(want) & set(got):
             diff = {c: (want[key].get(c), got[key].get(c)) for c in want[key] if want[key].get(c) != got[key].get(c)}
             if diff:
-                changed.append(f"{t.pk}={key!r}: " + ", ".join(f"{c}: expected {e!r}, got {a!r}" for c, (e, a) in diff.items()))
+                changed.append(
+                    f"{t.pk}={key!r}: " + ", ".join(f"{c}: expected {e!r}, got {a!r}" for c, (e, a) in diff.items())
+                )
         if changed:
-            problems.append(f"table {t.table!r} ({name}): {len(changed)} row(s) differ: " + "; ".join(sorted(changed)[:limit]))
+            problems.append(
+                f"table {t.table!r} ({name}): {len(changed)} row(s) differ: " + "; ".join(sorted(changed)[:limit])
+            )
     return problems
 
 
-def compare_objects(expected: set, actual: set, bucket: str, versions: list[dict] | None = None,
-                    context: str = "", limit: int = 6) -> list[str]:
+def compare_objects(
+    expected: set, actual: set, bucket: str, versions: list[dict] | None = None, context: str = "", limit: int = 6
+) -> list[str]:
     """Differences by (key, version id); with ``versions``, each differing key's history."""
     problems = []
     gone = sorted(expected - actual)
@@ -384,7 +392,11 @@ def compare_objects(expected: set, actual: set, bucket: str, versions: list[dict
     if versions and (gone or left):
         keys = sorted({k for k, _ in gone + left})[:limit]
         for key in keys:
-            history = [f"{'marker' if v['marker'] else 'version'} {v['version_id'][:8]} "
-                       f"{v['last_modified'].isoformat()} lock={v['lock']!r}" for v in versions if v["key"] == key]
+            history = [
+                f"{'marker' if v['marker'] else 'version'} {v['version_id'][:8]} "
+                f"{v['last_modified'].isoformat()} lock={v['lock']!r}"
+                for v in versions
+                if v["key"] == key
+            ]
             problems.append(f"  {key}: " + "; ".join(history) + (f" ({context})" if context else ""))
     return problems

@@ -22,7 +22,11 @@ def _failure(step: str, exc: BaseException) -> str:
     lines = str(exc).strip().splitlines() or [""]
     where = traceback.extract_tb(exc.__traceback__)
     inside = [f for f in where if "/lifecycle/" in f.filename]
-    at = f" (at {inside[-1].filename.rsplit('/lifecycle/', 1)[1]}:{inside[-1].lineno} in {inside[-1].name})" if inside else ""
+    at = (
+        f" (at {inside[-1].filename.rsplit('/lifecycle/', 1)[1]}:{inside[-1].lineno} in {inside[-1].name})"
+        if inside
+        else ""
+    )
     text = " | ".join(line.strip() for line in lines[:6])
     return f"{step}: {type(exc).__name__}: {text[:900]}{at}"
 
@@ -46,8 +50,13 @@ def _state(config, inst):
     state = StateStore.for_catalog(config.catalog)
     if not getattr(inst, "holds_added", False):
         for n, hold in enumerate(inst.world.holds):
-            state.holds.add(hold.subject, reason=f"conformance hold {n}", datasets=hold.datasets, until=None,
-                            today=inst.world.as_of.date())
+            state.holds.add(
+                hold.subject,
+                reason=f"conformance hold {n}",
+                datasets=hold.datasets,
+                until=None,
+                today=inst.world.as_of.date(),
+            )
         inst.holds_added = True
     return state
 
@@ -126,14 +135,25 @@ def incident(inst, run_id: str) -> dict:
     try:
         config = load(inst.config_dir)
         state = _state(config, inst)
-        form = parse({
-            "incident_id": f"INC-{world.seed:04d}", "title": "Conformance incident",
-            "discovered_at": _iso(max(naive(world.as_of), world.incident["to"]) + timedelta(hours=1)),
-            "occurred_from": _iso(world.incident["from"]), "occurred_to": _iso(world.incident["to"]),
-            "cause": "A generated world had an incident.", "affected_datasets": world.incident["datasets"],
-            "impact": "Generated impact.", "measures_taken": "Generated measures.", "precautions": "Generated precautions.",
-            "remedies": "Generated remedies.", "channels": ["email"], "phase": "initial", "dry_run": True,
-        }, config.catalog)
+        form = parse(
+            {
+                "incident_id": f"INC-{world.seed:04d}",
+                "title": "Conformance incident",
+                "discovered_at": _iso(max(naive(world.as_of), world.incident["to"]) + timedelta(hours=1)),
+                "occurred_from": _iso(world.incident["from"]),
+                "occurred_to": _iso(world.incident["to"]),
+                "cause": "A generated world had an incident.",
+                "affected_datasets": world.incident["datasets"],
+                "impact": "Generated impact.",
+                "measures_taken": "Generated measures.",
+                "precautions": "Generated precautions.",
+                "remedies": "Generated remedies.",
+                "channels": ["email"],
+                "phase": "initial",
+                "dry_run": True,
+            },
+            config.catalog,
+        )
         notifier = IncidentNotification(config, state)
         notifier.register(form, run_id, world.as_of)
         notifier.resolve(run_id)
@@ -142,8 +162,12 @@ def incident(inst, run_id: str) -> dict:
     engine = sa.create_engine(f"sqlite:///{inst.state_path}")
     try:
         with engine.connect() as conn:
-            found = {r[0] for r in conn.execute(sa.text(
-                "SELECT subject_id FROM lifecycle_incident_subjects WHERE run_id = :run"), {"run": run_id})}
+            found = {
+                r[0]
+                for r in conn.execute(
+                    sa.text("SELECT subject_id FROM lifecycle_incident_subjects WHERE run_id = :run"), {"run": run_id}
+                )
+            }
     finally:
         engine.dispose()
     return {"errors": [], "subjects": found}
@@ -169,7 +193,9 @@ def sharing(inst, run_id: str, client) -> dict:
         return {"errors": [_failure("sharing", exc)], "records": None}
     key = f"w{world.seed}/{interval.start.date().isoformat()}/{dataset}.jsonl"
     body = client.get_object(Bucket=inst.drop_bucket, Key=key)["Body"].read().decode("utf-8")
-    records = Counter(json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False) for line in body.splitlines() if line)
+    records = Counter(
+        json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False) for line in body.splitlines() if line
+    )
     return {"errors": [], "records": records}
 
 

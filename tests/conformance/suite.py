@@ -23,17 +23,24 @@ def seeds() -> list[int]:
 
 
 def replay(backend: str, seed: int, test: str) -> str:
-    return (f"replay: LIFECYCLE_CONFORMANCE_SEED={seed} .venv/bin/python -m pytest tests/conformance "
-            f"-k '{test} and {backend}'")
+    return (
+        f"replay: LIFECYCLE_CONFORMANCE_SEED={seed} .venv/bin/python -m pytest tests/conformance "
+        f"-k '{test} and {backend}'"
+    )
 
 
 def header(world: World, backend: str, test: str) -> str:
     t = world.tables
-    return (f"world seed {world.seed} on {backend} ({test}); as_of {world.as_of.isoformat()}; "
-            f"tidy={world.tidy}; tables: " + ", ".join(
-                f"{x.table}[{x.pk}:{x.pk_kind}{', 2nd schema' if x.second_schema and backend != 'sqlite' else ''}"
-                f"{', ' + x.link.column + '->' + x.link.parent + ' fk=' + x.link.fk if x.link else ''}]" for x in t.values())
-            + f"\n{replay(backend, world.seed, test)}")
+    return (
+        f"world seed {world.seed} on {backend} ({test}); as_of {world.as_of.isoformat()}; "
+        f"tidy={world.tidy}; tables: "
+        + ", ".join(
+            f"{x.table}[{x.pk}:{x.pk_kind}{', 2nd schema' if x.second_schema and backend != 'sqlite' else ''}"
+            f"{', ' + x.link.column + '->' + x.link.parent + ' fk=' + x.link.fk if x.link else ''}]"
+            for x in t.values()
+        )
+        + f"\n{replay(backend, world.seed, test)}"
+    )
 
 
 class Suite:
@@ -61,7 +68,9 @@ class Suite:
             if phase:
                 time.sleep(1.1)
             for case, w in worlds.items():
-                upload(self.client, Instance.bucket_for(case[0], case[1], "r"), w.retention_objects, phase, records[case])
+                upload(
+                    self.client, Instance.bucket_for(case[0], case[1], "r"), w.retention_objects, phase, records[case]
+                )
         for case in worlds:
             self.uploaded[case] = read_back(self.client, Instance.bucket_for(case[0], case[1], "r"), records[case])
 
@@ -92,8 +101,10 @@ class Suite:
                 monkeypatch.setenv(name, value)
 
             def snapshot():
-                return (oracle.actual_rows(inst.engine, inst.tables, world),
-                        oracle.actual_objects(self.client, inst.bucket) if world.objects else set())
+                return (
+                    oracle.actual_rows(inst.engine, inst.tables, world),
+                    oracle.actual_objects(self.client, inst.bucket) if world.objects else set(),
+                )
 
             again = seed % 3 == 0
             result = runner.retention(inst, f"scheduled__w{seed}", again=again, snapshot=snapshot)
@@ -103,16 +114,25 @@ class Suite:
             problems += oracle.compare_rows(expected, rows, world)
             if world.object_retention:
                 want = oracle.expected_retention_objects(world, versions, datetime.now(timezone.utc))
-                cutoffs = ", ".join(f"{o.name} cutoff {world.cutoffs_objects(o.name)}" for o in world.objects
-                                    if world.rule_of(o.name))
-                problems += oracle.compare_objects(want, objects, inst.bucket, versions,
-                                                   f"{cutoffs}; holds {[(h.subject, h.datasets) for h in world.holds]}")
+                cutoffs = ", ".join(
+                    f"{o.name} cutoff {world.cutoffs_objects(o.name)}" for o in world.objects if world.rule_of(o.name)
+                )
+                problems += oracle.compare_objects(
+                    want,
+                    objects,
+                    inst.bucket,
+                    versions,
+                    f"{cutoffs}; holds {[(h.subject, h.datasets) for h in world.holds]}",
+                )
             if again and result.get("first") is not None:
                 first_rows, first_objects = result["first"]
                 changed = oracle.compare_rows(first_rows, rows, world)
                 if changed or first_objects != objects:
-                    problems.append("idempotence: the same run (same run_id) a second time changed the state: "
-                                    + "; ".join(changed) + ("; objects changed" if first_objects != objects else ""))
+                    problems.append(
+                        "idempotence: the same run (same run_id) a second time changed the state: "
+                        + "; ".join(changed)
+                        + ("; objects changed" if first_objects != objects else "")
+                    )
         finally:
             runner.dispose(inst)
             inst.drop()
@@ -150,9 +170,11 @@ class Suite:
             if got["subjects"] is not None:
                 want = oracle.expected_incident(world)
                 if got["subjects"] != want:
-                    problems.append(f"incident {world.incident['datasets']} window [{world.incident['from']}, "
-                                    f"{world.incident['to']}]: missing {sorted(want - got['subjects'])}, "
-                                    f"not affected but listed {sorted(got['subjects'] - want)}")
+                    problems.append(
+                        f"incident {world.incident['datasets']} window [{world.incident['from']}, "
+                        f"{world.incident['to']}]: missing {sorted(want - got['subjects'])}, "
+                        f"not affected but listed {sorted(got['subjects'] - want)}"
+                    )
             out["incident"] = problems
 
             # sharing: the delivered records
@@ -162,9 +184,11 @@ class Suite:
                 want = oracle.expected_sharing(world)
                 if got["records"] != want:
                     missing, extra = want - got["records"], got["records"] - want
-                    problems.append(f"sharing {world.share[0]} {world.share[1]} (consent={world.consent_recipient}): "
-                                    f"{sum(missing.values())} record(s) missing {sorted(missing)[:4]}; "
-                                    f"{sum(extra.values())} unexpected {sorted(extra)[:4]}")
+                    problems.append(
+                        f"sharing {world.share[0]} {world.share[1]} (consent={world.consent_recipient}): "
+                        f"{sum(missing.values())} record(s) missing {sorted(missing)[:4]}; "
+                        f"{sum(extra.values())} unexpected {sorted(extra)[:4]}"
+                    )
             out["sharing"] = problems
 
             # erasure
@@ -178,8 +202,9 @@ class Suite:
             problems += oracle.compare_rows(oracle.expected_erasure_rows(world), rows, world)
             if world.objects:
                 want = oracle.expected_erasure_objects(world, versions, datetime.now(timezone.utc))
-                problems += oracle.compare_objects(want, oracle.actual_objects(self.client, inst.bucket), inst.bucket,
-                                                   versions, f"due {sorted(due)}")
+                problems += oracle.compare_objects(
+                    want, oracle.actual_objects(self.client, inst.bucket), inst.bucket, versions, f"due {sorted(due)}"
+                )
             out["erasure"] = problems
         except BaseException as exc:
             for part in ("incident", "sharing", "erasure"):

@@ -27,7 +27,7 @@ from tests.conformance.timeutil import naive
 from tests.conformance.world import World
 
 REPO = Path(__file__).resolve().parents[2]
-SEED = 28          # objects under retention (versions, markers, locks), a second schema, consent-based sharing
+SEED = 28  # objects under retention (versions, markers, locks), a second schema, consent-based sharing
 
 pytestmark = pytest.mark.airflow
 
@@ -38,14 +38,26 @@ class Airflow:
     def __init__(self, home: Path):
         self.home = home
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIFECYCLE_"))}
-        self.env = {**base, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-                    "PYTHONPATH": str(REPO / "include"), "LIFECYCLE_VAR_DIR": str(home / "var")}
+        self.env = {
+            **base,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "PYTHONPATH": str(REPO / "include"),
+            "LIFECYCLE_VAR_DIR": str(home / "var"),
+        }
 
     def __call__(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "airflow", *args], env={**self.env, **(env or {})}, cwd=REPO,
-                              capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env={**self.env, **(env or {})},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
 
     def dags_test(self, dag_id: str, when: datetime, env: dict, conf: dict | None = None) -> str:
         args = ["dags", "test", dag_id, when.isoformat()] + (["--conf", json.dumps(conf)] if conf else [])
@@ -65,7 +77,7 @@ def world_env(tmp_path_factory, s3_endpoint):
     r_bucket = Instance.bucket_for("postgresql", SEED, "xr")
     create_bucket(client, r_bucket, base.lock_bucket)
     records: list[dict] = []
-    for phase in (0, 1, 2):                     # S3 dates objects itself: phases ~1 s apart around the cutoff
+    for phase in (0, 1, 2):  # S3 dates objects itself: phases ~1 s apart around the cutoff
         if phase:
             time.sleep(1.1)
         upload(client, r_bucket, base.retention_objects, phase, records)
@@ -74,8 +86,10 @@ def world_env(tmp_path_factory, s3_endpoint):
     cutoff = datetime.fromtimestamp(anchor.timestamp(), timezone.utc) + timedelta(seconds=base.anchor_delta)
     r_world = World(SEED).materialize(base.object_keep().after(cutoff))
     e_world = World(SEED).materialize(World(SEED).fixed_as_of())
-    instances = {"r": Instance(r_world, "postgresql", "xr", folder / "r", s3_endpoint),
-                 "e": Instance(e_world, "postgresql", "xe", folder / "e", s3_endpoint)}
+    instances = {
+        "r": Instance(r_world, "postgresql", "xr", folder / "r", s3_endpoint),
+        "e": Instance(e_world, "postgresql", "xe", folder / "e", s3_endpoint),
+    }
     instances["r"].bucket = r_bucket
     envs, state_databases = {}, []
     for kind, inst in instances.items():
@@ -86,8 +100,14 @@ def world_env(tmp_path_factory, s3_endpoint):
             conn.execute(sa.text(f'CREATE DATABASE "{inst.tag}_state"'))
         state_databases.append(f"{inst.tag}_state")
         env = inst.environment()
-        env[f"AIRFLOW_CONN_{inst.conn['state'].upper()}"] = json.dumps({"conn_type": "generic", "extra": {
-            "sqlalchemy_url": inst.url.set(database=f"{inst.tag}_state").render_as_string(hide_password=False)}})
+        env[f"AIRFLOW_CONN_{inst.conn['state'].upper()}"] = json.dumps(
+            {
+                "conn_type": "generic",
+                "extra": {
+                    "sqlalchemy_url": inst.url.set(database=f"{inst.tag}_state").render_as_string(hide_password=False)
+                },
+            }
+        )
         env["LIFECYCLE_CONFIG_DIR"] = str(inst.config_dir)
         envs[kind] = env
     client.create_bucket(Bucket=instances["e"].drop_bucket)
@@ -102,12 +122,24 @@ def world_env(tmp_path_factory, s3_endpoint):
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     for kind, inst in instances.items():
         _add_holds(inst, envs[kind])
-    pools = subprocess.run([sys.executable, "-m", "lifecycle", "pools"], env={**airflow.env, **envs["e"]},
-                           capture_output=True, text=True, cwd=REPO, check=True).stdout
+    pools = subprocess.run(
+        [sys.executable, "-m", "lifecycle", "pools"],
+        env={**airflow.env, **envs["e"]},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    ).stdout
     (folder / "pools.json").write_text(pools)
     assert airflow("pools", "import", str(folder / "pools.json")).returncode == 0
-    yield {"airflow": airflow, "instances": instances, "envs": envs, "client": client, "r_versions": versions,
-           "e_versions": e_versions}
+    yield {
+        "airflow": airflow,
+        "instances": instances,
+        "envs": envs,
+        "client": client,
+        "r_versions": versions,
+        "e_versions": e_versions,
+    }
     for inst in instances.values():
         inst.drop()
         for bucket in (inst.bucket, inst.drop_bucket):
@@ -119,14 +151,20 @@ def world_env(tmp_path_factory, s3_endpoint):
 
 def _add_holds(inst: Instance, env: dict) -> None:
     """The world's legal holds, through the lifecycle's own state store (as `holds add` puts them)."""
-    code = ("import sys; from datetime import date; from lifecycle.config import load_config; "
-            "from lifecycle.state import StateStore; import json\n"
-            "config = load_config(); state = StateStore.for_catalog(config.catalog)\n"
-            "for subject, datasets in json.loads(sys.argv[1]):\n"
-            "    state.holds.add(subject, reason='conformance hold', datasets=datasets, today=date.fromisoformat(sys.argv[2]))\n")
+    code = (
+        "import sys; from datetime import date; from lifecycle.config import load_config; "
+        "from lifecycle.state import StateStore; import json\n"
+        "config = load_config(); state = StateStore.for_catalog(config.catalog)\n"
+        "for subject, datasets in json.loads(sys.argv[1]):\n"
+        "    state.holds.add(subject, reason='conformance hold', datasets=datasets, today=date.fromisoformat(sys.argv[2]))\n"
+    )
     holds = json.dumps([[h.subject, h.datasets] for h in inst.world.holds])
-    subprocess.run([sys.executable, "-c", code, holds, inst.world.as_of.date().isoformat()],
-                   env={**os.environ, **env, "PYTHONPATH": str(REPO / "include")}, check=True, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-c", code, holds, inst.world.as_of.date().isoformat()],
+        env={**os.environ, **env, "PYTHONPATH": str(REPO / "include")},
+        check=True,
+        cwd=REPO,
+    )
 
 
 def _state_engine(world_env, kind: str) -> sa.Engine:
@@ -139,17 +177,26 @@ def test_retention_expiry_and_lifecycle_checks(world_env):
     world = inst.world
     airflow.dags_test("lifecycle_checks", world.as_of, env)
     airflow.dags_test("retention_expiry", world.as_of, env)
-    problems = oracle.compare_rows(oracle.expected_retention_rows(world), oracle.actual_rows(inst.engine, inst.tables, world),
-                                   world)
+    problems = oracle.compare_rows(
+        oracle.expected_retention_rows(world), oracle.actual_rows(inst.engine, inst.tables, world), world
+    )
     want = oracle.expected_retention_objects(world, world_env["r_versions"], datetime.now(timezone.utc))
-    problems += oracle.compare_objects(want, oracle.actual_objects(world_env["client"], inst.bucket), inst.bucket,
-                                       world_env["r_versions"], "retention through airflow dags test")
+    problems += oracle.compare_objects(
+        want,
+        oracle.actual_objects(world_env["client"], inst.bucket),
+        inst.bucket,
+        world_env["r_versions"],
+        "retention through airflow dags test",
+    )
     assert not problems, "\n".join(problems)
     state = _state_engine(world_env, "r")
     with state.connect() as conn:
-        plan = json.loads(conn.execute(sa.text("SELECT payload FROM lifecycle_ledger WHERE kind = 'retention.plan'")).scalar())
-        verified = json.loads(conn.execute(sa.text(
-            "SELECT payload FROM lifecycle_ledger WHERE kind = 'retention.verify'")).scalar())
+        plan = json.loads(
+            conn.execute(sa.text("SELECT payload FROM lifecycle_ledger WHERE kind = 'retention.plan'")).scalar()
+        )
+        verified = json.loads(
+            conn.execute(sa.text("SELECT payload FROM lifecycle_ledger WHERE kind = 'retention.verify'")).scalar()
+        )
     state.dispose()
     assert plan["as_of"] == world.as_of.isoformat(), "the run decided as of its logical date"
     assert verified["ok"] is True
@@ -159,13 +206,21 @@ def test_incident_sharing_and_cancellation_erasure(world_env):
     airflow, inst, env = world_env["airflow"], world_env["instances"]["e"], world_env["envs"]["e"]
     world = inst.world
     form = {
-        "incident_id": f"INC-{world.seed:04d}", "title": "Conformance incident",
+        "incident_id": f"INC-{world.seed:04d}",
+        "title": "Conformance incident",
         "discovered_at": (max(naive(world.as_of), world.incident["to"]) + timedelta(hours=1)).isoformat() + "Z",
-        "occurred_from": world.incident["from"].isoformat() + "Z", "occurred_to": world.incident["to"].isoformat() + "Z",
-        "cause": "A generated world had an incident.", "affected_datasets": world.incident["datasets"],
-        "affected_categories": [], "impact": "Generated impact.", "measures_taken": "Generated measures.",
-        "precautions": "Generated precautions.", "remedies": "Generated remedies.", "channels": ["email"],
-        "phase": "initial", "dry_run": True,
+        "occurred_from": world.incident["from"].isoformat() + "Z",
+        "occurred_to": world.incident["to"].isoformat() + "Z",
+        "cause": "A generated world had an incident.",
+        "affected_datasets": world.incident["datasets"],
+        "affected_categories": [],
+        "impact": "Generated impact.",
+        "measures_taken": "Generated measures.",
+        "precautions": "Generated precautions.",
+        "remedies": "Generated remedies.",
+        "channels": ["email"],
+        "phase": "initial",
+        "dry_run": True,
     }
     airflow.dags_test("incident_notification", world.as_of, env, conf=form)
     state = _state_engine(world_env, "e")
@@ -175,10 +230,15 @@ def test_incident_sharing_and_cancellation_erasure(world_env):
 
     airflow.dags_test("sharing_partner", world.as_of, env)
     client, dataset = world_env["client"], world.share[0]
-    [key] = [o["Key"] for o in client.list_objects_v2(Bucket=inst.drop_bucket).get("Contents", [])
-             if o["Key"].endswith(f"/{dataset}.jsonl")]
+    [key] = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=inst.drop_bucket).get("Contents", [])
+        if o["Key"].endswith(f"/{dataset}.jsonl")
+    ]
     body = client.get_object(Bucket=inst.drop_bucket, Key=key)["Body"].read().decode("utf-8")
-    records = Counter(json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False) for line in body.splitlines() if line)
+    records = Counter(
+        json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False) for line in body.splitlines() if line
+    )
     assert records == oracle.expected_sharing(world)
 
     airflow.dags_test("cancellation_erasure", world.as_of, env)
@@ -186,10 +246,16 @@ def test_incident_sharing_and_cancellation_erasure(world_env):
         states = dict(conn.execute(sa.text("SELECT subject_id, state FROM lifecycle_erasures")).all())
     state.dispose()
     assert {s for s, st in states.items() if st == "done"} == {str(s) for s in oracle.due_subjects(world)}
-    problems = oracle.compare_rows(oracle.expected_erasure_rows(world), oracle.actual_rows(inst.engine, inst.tables, world),
-                                   world)
+    problems = oracle.compare_rows(
+        oracle.expected_erasure_rows(world), oracle.actual_rows(inst.engine, inst.tables, world), world
+    )
     if world.objects:
         want = oracle.expected_erasure_objects(world, world_env["e_versions"], datetime.now(timezone.utc))
-        problems += oracle.compare_objects(want, oracle.actual_objects(client, inst.bucket), inst.bucket,
-                                           world_env["e_versions"], "erasure through airflow dags test")
+        problems += oracle.compare_objects(
+            want,
+            oracle.actual_objects(client, inst.bucket),
+            inst.bucket,
+            world_env["e_versions"],
+            "erasure through airflow dags test",
+        )
     assert not problems, "\n".join(problems)

@@ -37,11 +37,18 @@ def test_the_configuration_loads_and_scan_finds_every_column_classified(seed, tm
         try:
             config = runner.load(inst.config_dir)
         except Exception as exc:
-            pytest.fail(f"world seed {seed}: the generated configuration is refused"
-                        + (f" (keep {world.tight_keep[1]} against a floor of 6mo: docs/configuration.md says a half "
-                           "year has 181 to 184 days, so this keep is never shorter)" if world.tight_floor else "")
-                        + f":\n{exc}\nreplay: LIFECYCLE_CONFORMANCE_SEED={seed} .venv/bin/python -m pytest "
-                        "tests/conformance/test_generator.py", pytrace=False)
+            pytest.fail(
+                f"world seed {seed}: the generated configuration is refused"
+                + (
+                    f" (keep {world.tight_keep[1]} against a floor of 6mo: docs/configuration.md says a half "
+                    "year has 181 to 184 days, so this keep is never shorter)"
+                    if world.tight_floor
+                    else ""
+                )
+                + f":\n{exc}\nreplay: LIFECYCLE_CONFORMANCE_SEED={seed} .venv/bin/python -m pytest "
+                "tests/conformance/test_generator.py",
+                pytrace=False,
+            )
         assert runner.scan(config) == [], f"world seed {seed}"
     finally:
         runner.dispose(inst)

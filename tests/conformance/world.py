@@ -22,15 +22,39 @@ from tests.conformance.timeutil import Dur, naive, valid_against_floor
 # ------------------------------------------------------------------ vocabulary
 
 SUBJECT_TABLES = ["users", "UserAccounts", "user", "Members", "people"]
-CHAIN_TABLES = ["order", "orderItems", "group", "select", "from", "Sessions", "access_logs", "Devices",
-                "payments", "chat_messages", "Conversations", "addresses", "Shipments", "reviews", "tickets"]
+CHAIN_TABLES = [
+    "order",
+    "orderItems",
+    "group",
+    "select",
+    "from",
+    "Sessions",
+    "access_logs",
+    "Devices",
+    "payments",
+    "chat_messages",
+    "Conversations",
+    "addresses",
+    "Shipments",
+    "reviews",
+    "tickets",
+]
 PK_NAMES = ["id", "Id", "key", "select", "ref", "order"]
 CREATED_NAMES = ["created_at", "Created", "from", "loggedAt", "ts", "when"]
 LINK_NAMES = ["user_id", "owner", "user", "parentId", "group", "select", "ownerRef", "order"]
-PERSONAL_POOL = [                      # (column, strategy, kind)
-    ("email", "hmac", "long"), ("ip", "hmac", "long"), ("device_id", "hmac", "long"), ("select", "hmac", "clob"),
-    ("note", "redact", "str"), ("address", "redact", "str"), ("body", "redact", "clob"), ("group", "redact", "str"),
-    ("comment", "redact", "str"), ("phone", "null", "str"), ("lat", "null", "int"), ("user", "null", "str"),
+PERSONAL_POOL = [  # (column, strategy, kind)
+    ("email", "hmac", "long"),
+    ("ip", "hmac", "long"),
+    ("device_id", "hmac", "long"),
+    ("select", "hmac", "clob"),
+    ("note", "redact", "str"),
+    ("address", "redact", "str"),
+    ("body", "redact", "clob"),
+    ("group", "redact", "str"),
+    ("comment", "redact", "str"),
+    ("phone", "null", "str"),
+    ("lat", "null", "int"),
+    ("user", "null", "str"),
     ("order", "null", "str"),
 ]
 PLAIN_POOL = [("amount", "int"), ("tier", "str"), ("status", "str"), ("from", "str")]
@@ -50,8 +74,14 @@ CATEGORIES = {
 }
 KEEPS = ["30d", "90d", "6mo", "1y", "18mo", "2y", "400d", "26w"]
 FLOORS = ["30d", "90d", "6mo", "1y"]
-FIXED_AS_OF = [datetime(2026, 8, 31, 12, 0, 0), datetime(2028, 2, 29, 0, 0, 0), datetime(2027, 3, 31, 23, 59, 59),
-               datetime(2026, 12, 31, 6, 30, 0), datetime(2027, 5, 31, 18, 0, 0), datetime(2026, 10, 1, 0, 0, 0)]
+FIXED_AS_OF = [
+    datetime(2026, 8, 31, 12, 0, 0),
+    datetime(2028, 2, 29, 0, 0, 0),
+    datetime(2027, 3, 31, 23, 59, 59),
+    datetime(2026, 12, 31, 6, 30, 0),
+    datetime(2027, 5, 31, 18, 0, 0),
+    datetime(2026, 10, 1, 0, 0, 0),
+]
 WORDS = ["alpha", "Zoë", "Ünal", "李二", "o'brien", "Mia", "Nour", "smith", "Jo-Ann", "żółw"]
 LOCK_FAR = datetime(2099, 1, 1, tzinfo=timezone.utc)
 
@@ -59,19 +89,19 @@ LOCK_FAR = datetime(2099, 1, 1, tzinfo=timezone.utc)
 @dataclass
 class Field:
     column: str
-    kind: str                     # str | long | clob | int | dt
+    kind: str  # str | long | clob | int | dt
     nullable: bool
     personal: bool = True
-    strategy: str | None = None   # null | redact | hmac | None (personal, no strategy)
-    text: str | None = None       # redact option
-    category: str | None = None   # own category (else the table's)
+    strategy: str | None = None  # null | redact | hmac | None (personal, no strategy)
+    text: str | None = None  # redact option
+    category: str | None = None  # own category (else the table's)
 
 
 @dataclass
 class Link:
     column: str
-    parent: str                   # dataset name
-    fk: str                       # none | noaction | restrict | cascade | setnull
+    parent: str  # dataset name
+    fk: str  # none | noaction | restrict | cascade | setnull
     nullable: bool
 
 
@@ -79,19 +109,19 @@ class Link:
 class Table:
     dataset: str
     table: str
-    role: str                     # subject | chain | requests | consents | lookup
+    role: str  # subject | chain | requests | consents | lookup
     pk: str
-    pk_kind: str                  # int | bigint | uuid | text | ts
+    pk_kind: str  # int | bigint | uuid | text | ts
     created: str | None
     created_nullable: bool
-    depth: int                    # hops to the subject table (0 for it; lookup: -1)
+    depth: int  # hops to the subject table (0 for it; lookup: -1)
     second_schema: bool = False
     category: str | None = None
     personal: bool = True
     link: Link | None = None
     fields: list[Field] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)     # role-specific column names
-    no_null_link: bool = False                    # on the shared dataset's path: every row names its subject
+    extra: dict = field(default_factory=dict)  # role-specific column names
+    no_null_link: bool = False  # on the shared dataset's path: every row names its subject
     rows: list[dict] = field(default_factory=list)
 
     @property
@@ -130,7 +160,7 @@ class Floor:
 
 @dataclass
 class Hold:
-    subject: str                  # as text
+    subject: str  # as text
     datasets: list[str] | None
 
 
@@ -138,6 +168,7 @@ class Hold:
 class ObjectKey:
     """One key's history: events in upload order, each ("put", phase, lock) or ("marker", phase, None);
     lock is None, ("GOVERNANCE"|"COMPLIANCE", retain_until) or "legal"."""
+
     key: str
     events: list[tuple]
 
@@ -145,18 +176,18 @@ class ObjectKey:
 @dataclass
 class ObjectDataset:
     name: str
-    prefix: str                   # with {subject}
+    prefix: str  # with {subject}
 
 
 class World:
     def __init__(self, seed: int):
         self.seed = seed
         rng = self.rng = random.Random(seed)
-        self.tidy = seed % 3 == 1                      # no expired row stays referenced through a foreign key
+        self.tidy = seed % 3 == 1  # no expired row stays referenced through a foreign key
         rng.random()
-        self.tight_floor = seed % 10 == 7               # a keep the docs allow that is closest to its floor
+        self.tight_floor = seed % 10 == 7  # a keep the docs allow that is closest to its floor
         self.second_schema = rng.random() < 0.5
-        self.schema_name = rng.choice(["archive", "Archive", "app2"])     # PostgreSQL; MariaDB: a second database
+        self.schema_name = rng.choice(["archive", "Archive", "app2"])  # PostgreSQL; MariaDB: a second database
         self.lock_bucket = rng.random() < 0.6
         self.object_retention = rng.random() < 0.45
         self.has_objects = self.object_retention or rng.random() < 0.6
@@ -174,7 +205,11 @@ class World:
     # ============================================================ structure
 
     def _pk_kind(self, allow_ts=True) -> str:
-        kinds = ["int", "int", "bigint", "text"] + (["uuid", "uuid"] if self.uses_uuid else []) + (["ts"] if allow_ts else [])
+        kinds = (
+            ["int", "int", "bigint", "text"]
+            + (["uuid", "uuid"] if self.uses_uuid else [])
+            + (["ts"] if allow_ts else [])
+        )
         return self.rng.choice(kinds)
 
     def _name(self, pool, taken):
@@ -192,13 +227,27 @@ class World:
         cols: set[str] = set()
         pk = self._name(PK_NAMES, cols)
         created = self._name(CREATED_NAMES, cols)
-        subject = Table(dataset=_dataset_name(name), table=name, role="subject", pk=pk, pk_kind=subject_kind,
-                        created=created, created_nullable=rng.random() < 0.3, depth=0,
-                        second_schema=self.second_schema and rng.random() < 0.25)
+        subject = Table(
+            dataset=_dataset_name(name),
+            table=name,
+            role="subject",
+            pk=pk,
+            pk_kind=subject_kind,
+            created=created,
+            created_nullable=rng.random() < 0.3,
+            depth=0,
+            second_schema=self.second_schema and rng.random() < 0.25,
+        )
         subject.fields = [
             Field("email", "long", False, strategy="hmac", category="basic_info"),
-            Field("name", "str", False, strategy="redact", category="basic_info",
-                  text=rng.choice([None, None, "(removed)"])),
+            Field(
+                "name",
+                "str",
+                False,
+                strategy="redact",
+                category="basic_info",
+                text=rng.choice([None, None, "(removed)"]),
+            ),
             Field("phone", "str", True, strategy="null", category="basic_info"),
             Field("tier", "str", True, personal=False),
         ]
@@ -219,10 +268,19 @@ class World:
         rname = rng.choice(["account_cancellations", "CancellationRequests"])
         cols = {"id", "requested_at", "withdrawn_at"}
         link_col = rng.choice(["user", "subject_id", "from"])
-        self.requests = Table(dataset=_dataset_name(rname), table=rname, role="requests", pk="id", pk_kind="int",
-                              created="requested_at", created_nullable=False, depth=1, category="account_records",
-                              link=Link(link_col, subject.dataset, "none", False))
-        self.requests.fields = [Field("withdrawn_at", "dt", True, strategy=None)]   # personal, no strategy
+        self.requests = Table(
+            dataset=_dataset_name(rname),
+            table=rname,
+            role="requests",
+            pk="id",
+            pk_kind="int",
+            created="requested_at",
+            created_nullable=False,
+            depth=1,
+            category="account_records",
+            link=Link(link_col, subject.dataset, "none", False),
+        )
+        self.requests.fields = [Field("withdrawn_at", "dt", True, strategy=None)]  # personal, no strategy
         self.tables[self.requests.dataset] = self.requests
         self.grace = rng.choice(["7d", "15d", "30d"])
 
@@ -230,18 +288,39 @@ class World:
         self.consent_recipient = rng.random() < 0.5
         self.consents = None
         if self.consent_recipient or rng.random() < 0.3:
-            self.consents = Table(dataset="consents", table=rng.choice(["consents", "Consents"]), role="consents",
-                                  pk="id", pk_kind="int", created="granted_at", created_nullable=False, depth=1,
-                                  category="consent_records",
-                                  link=Link(rng.choice(["user_id", "owner"]), subject.dataset,
-                                            rng.choice(["noaction", "cascade", "none"]), False),
-                                  extra={"purpose": "purpose", "withdrawn": "withdrawn_at"})
+            self.consents = Table(
+                dataset="consents",
+                table=rng.choice(["consents", "Consents"]),
+                role="consents",
+                pk="id",
+                pk_kind="int",
+                created="granted_at",
+                created_nullable=False,
+                depth=1,
+                category="consent_records",
+                link=Link(
+                    rng.choice(["user_id", "owner"]),
+                    subject.dataset,
+                    rng.choice(["noaction", "cascade", "none"]),
+                    False,
+                ),
+                extra={"purpose": "purpose", "withdrawn": "withdrawn_at"},
+            )
             self.tables["consents"] = self.consents
 
         # ---- a table with nothing personal
         if rng.random() < 0.5:
-            lookup = Table(dataset="lookup", table=rng.choice(["Lookup", "settings", "group_names"]), role="lookup",
-                           pk="id", pk_kind="int", created=None, created_nullable=True, depth=-1, personal=False)
+            lookup = Table(
+                dataset="lookup",
+                table=rng.choice(["Lookup", "settings", "group_names"]),
+                role="lookup",
+                pk="id",
+                pk_kind="int",
+                created=None,
+                created_nullable=True,
+                depth=-1,
+                personal=False,
+            )
             lookup.fields = [Field("label", "str", True, personal=False)]
             self.tables["lookup"] = lookup
 
@@ -265,7 +344,7 @@ class World:
             start, step = rng.randint(1, 40), rng.choice([1, 3, 7])
             ids = [start + i * step for i in range(n)]
         elif kind == "bigint":
-            start = 2 ** 33 + rng.randint(0, 1000)
+            start = 2**33 + rng.randint(0, 1000)
             ids = [start + i * 11 for i in range(n)]
         elif kind == "text":
             style = rng.choice(["U-{n:04d}", "{c}{n:03d}", "user.{n}"])
@@ -285,17 +364,33 @@ class World:
         link_col = self._name(LINK_NAMES, cols)
         fk = rng.choice(["none", "noaction", "restrict", "cascade", "setnull", "setnull"])
         nullable = fk == "setnull" or rng.random() < 0.5
-        table = Table(dataset=_dataset_name(name), table=name, role="chain", pk=pk, pk_kind=self._pk_kind(),
-                      created=created, created_nullable=rng.random() < 0.3, depth=depth,
-                      second_schema=self.second_schema and rng.random() < 0.35,
-                      category=rng.choice(CHAIN_CATEGORIES), link=Link(link_col, parent.dataset, fk, nullable))
+        table = Table(
+            dataset=_dataset_name(name),
+            table=name,
+            role="chain",
+            pk=pk,
+            pk_kind=self._pk_kind(),
+            created=created,
+            created_nullable=rng.random() < 0.3,
+            depth=depth,
+            second_schema=self.second_schema and rng.random() < 0.35,
+            category=rng.choice(CHAIN_CATEGORIES),
+            link=Link(link_col, parent.dataset, fk, nullable),
+        )
         for column, strategy, kind in rng.sample(PERSONAL_POOL, rng.randint(1, 3)):
             if column in cols:
                 continue
             cols.add(column)
-            table.fields.append(Field(column, kind, strategy == "null" or rng.random() < 0.4, strategy=strategy,
-                                      category=rng.choice(FIELD_CATEGORIES) if rng.random() < 0.25 else None,
-                                      text="[gone]" if strategy == "redact" and rng.random() < 0.2 else None))
+            table.fields.append(
+                Field(
+                    column,
+                    kind,
+                    strategy == "null" or rng.random() < 0.4,
+                    strategy=strategy,
+                    category=rng.choice(FIELD_CATEGORIES) if rng.random() < 0.25 else None,
+                    text="[gone]" if strategy == "redact" and rng.random() < 0.2 else None,
+                )
+            )
         if rng.random() < 0.15 and "remarks" not in cols:
             cols.add("remarks")
             table.fields.append(Field("remarks", "str", True, strategy=None))
@@ -327,16 +422,23 @@ class World:
             covered.add(t.dataset)
         for o in self.objects:
             if self.object_retention and (o.name == "media" or rng.random() < 0.5):
-                self.rules.append(Rule(f"objects-{o.name}", "delete", f"{rng.choice([1, 7, 30, 400])}d", datasets=[o.name]))
+                self.rules.append(
+                    Rule(f"objects-{o.name}", "delete", f"{rng.choice([1, 7, 30, 400])}d", datasets=[o.name])
+                )
         # statutory floors on some table datasets; keeps made valid (by the docs' conservative comparison)
         ruled = [r for r in self.rules if not (r.datasets and r.datasets[0] in {o.name for o in self.objects})]
         for i, t in enumerate(rng.sample(self.personal_tables(), min(2, len(self.personal_tables())))):
             if rng.random() < 0.5:
-                self.floors.append(Floor(f"floor-{i}", rng.choice(FLOORS), f"Statute {i} art. {rng.randint(1, 99)}",
-                                         datasets=[t.dataset]))
+                self.floors.append(
+                    Floor(
+                        f"floor-{i}", rng.choice(FLOORS), f"Statute {i} art. {rng.randint(1, 99)}", datasets=[t.dataset]
+                    )
+                )
         if rng.random() < 0.3:
             category = rng.choice(CHAIN_CATEGORIES)
-            self.floors.append(Floor("floor-category", rng.choice(FLOORS), "Category statute art. 7", categories=[category]))
+            self.floors.append(
+                Floor("floor-category", rng.choice(FLOORS), "Category statute art. 7", categories=[category])
+            )
         self.tight_keep = None
         if self.tight_floor:
             for rule in ruled:
@@ -414,10 +516,9 @@ class World:
                 self.scenarios.append((free.pop(), kind))
         held = [h.subject for h in self.holds]
         subject_by_text = {str(s): s for s in self.subject_ids}
-        self.scenarios.append((subject_by_text[held[0]], "due"))       # held: suspended
-        self.scenarios.append((self._missing_subject(), "due"))        # no such subject
-        overridable = [t for t in self.tables.values()
-                       if t.role == "chain" and t.anonymizable and t.link.nullable]
+        self.scenarios.append((subject_by_text[held[0]], "due"))  # held: suspended
+        self.scenarios.append((self._missing_subject(), "due"))  # no such subject
+        overridable = [t for t in self.tables.values() if t.role == "chain" and t.anonymizable and t.link.nullable]
         self.overrides = sorted(t.dataset for t in overridable if rng.random() < 0.5)
         self.cancellation_batch = rng.choice([1, 2, 500])
 
@@ -431,9 +532,13 @@ class World:
 
     def _recipient(self) -> None:
         rng = self.rng
-        candidates = [t for t in self.tables.values()     # a personal field that may be shared (not a credential)
-                      if t.role in ("subject", "chain") and t.depth <= 2
-                      and any(f.personal and f.category != "credentials" for f in t.fields)]
+        candidates = [
+            t
+            for t in self.tables.values()  # a personal field that may be shared (not a credential)
+            if t.role in ("subject", "chain")
+            and t.depth <= 2
+            and any(f.personal and f.category != "credentials" for f in t.fields)
+        ]
         table = rng.choice(candidates)
         shareable = [f.column for f in table.fields if f.category != "credentials"]
         fields = rng.sample(shareable, rng.randint(1, min(3, len(shareable))))
@@ -485,7 +590,9 @@ class World:
         if self.object_retention:
             # the anchor: a key whose newest event is in phase 1; the cutoff falls on it or one second after
             anchor_subject = rng.choice(owners)
-            self.retention_objects.append(ObjectKey(f"media/{anchor_subject}/anchor.bin", [("put", 0, None), ("put", 1, None)]))
+            self.retention_objects.append(
+                ObjectKey(f"media/{anchor_subject}/anchor.bin", [("put", 0, None), ("put", 1, None)])
+            )
             self.retention_objects.append(ObjectKey("media/_orphan.bin", [("put", 0, None)]))
             self.anchor_key = f"media/{anchor_subject}/anchor.bin"
             self.anchor_delta = rng.choice([0, 1])
@@ -529,13 +636,13 @@ class World:
                 if t.pk_kind == "int":
                     v = n * rng.choice([1, 2]) + rng.randint(1, 5) + len(seen) * 10
                 elif t.pk_kind == "bigint":
-                    v = 2 ** 40 + rng.randint(0, 2 ** 20)
+                    v = 2**40 + rng.randint(0, 2**20)
                 elif t.pk_kind == "uuid":
                     v = str(uuid.UUID(int=rng.getrandbits(128), version=4))
                 elif t.pk_kind == "text":
                     v = "".join(rng.choice("aBcDeFgH") for _ in range(3)) + f"-{n:03d}"
                 else:
-                    v = now - timedelta(seconds=rng.randint(1, 10 ** 8))
+                    v = now - timedelta(seconds=rng.randint(1, 10**8))
                 key = v.lower() if isinstance(v, str) else v
                 if key not in seen:
                     seen.add(key)
@@ -550,9 +657,13 @@ class World:
                 _, c = self.cutoffs(t.dataset, as_of)
                 c = naive(c)
                 pick = rng.choice(["at", "at", "before1", "after1", "old", "old", "old", "young", "young"])
-                return {"at": c, "before1": c - timedelta(seconds=1), "after1": c + timedelta(seconds=1),
-                        "old": c - timedelta(days=rng.randint(1, 500), seconds=rng.randint(0, 86399)),
-                        "young": c + timedelta(days=rng.randint(1, 120), seconds=rng.randint(0, 86399))}[pick]
+                return {
+                    "at": c,
+                    "before1": c - timedelta(seconds=1),
+                    "after1": c + timedelta(seconds=1),
+                    "old": c - timedelta(days=rng.randint(1, 500), seconds=rng.randint(0, 86399)),
+                    "young": c + timedelta(days=rng.randint(1, 120), seconds=rng.randint(0, 86399)),
+                }[pick]
             return now - timedelta(days=rng.randint(0, 1500), seconds=rng.randint(0, 86399))
 
         def value(f: Field, n: int):
@@ -582,8 +693,9 @@ class World:
             t.rows = []
             for n in range(rng.randint(5, 14)):
                 row = {t.pk: pk_value(t, n), t.created: created(t)}
-                row[t.link.column] = (None if t.link.nullable and not t.no_null_link and rng.random() < 0.12
-                                      else rng.choice(parents))
+                row[t.link.column] = (
+                    None if t.link.nullable and not t.no_null_link and rng.random() < 0.12 else rng.choice(parents)
+                )
                 for f in t.fields:
                     row[f.column] = value(f, n)
                 t.rows.append(row)
@@ -610,7 +722,7 @@ class World:
             t.rows.append({"id": n, t.link.column: subject, "requested_at": requested, "withdrawn_at": withdrawn})
 
         for subject, kind in self.scenarios:
-            due_at = grace.before(now)                       # requested then: due exactly now
+            due_at = grace.before(now)  # requested then: due exactly now
             if kind == "due":
                 add(subject, rng.choice([due_at, due_at - timedelta(days=rng.randint(1, 9))]))
             elif kind == "due_twice":
@@ -631,7 +743,9 @@ class World:
         link, n = t.link.column, 0
         t.rows = []
         for sid in self.subject_ids:
-            kind = rng.choice(["granted", "granted", "withdrawn", "withdrawn_later", "future", "other", "regranted", "none"])
+            kind = rng.choice(
+                ["granted", "granted", "withdrawn", "withdrawn_later", "future", "other", "regranted", "none"]
+            )
             old = now - timedelta(days=rng.randint(30, 300))
             rows = {
                 "granted": [(self.purpose, old, None)],
@@ -639,12 +753,17 @@ class World:
                 "withdrawn_later": [(self.purpose, old, now + timedelta(days=1))],
                 "future": [(self.purpose, now + timedelta(seconds=1), None)],
                 "other": [("other_purpose", old, None)],
-                "regranted": [(self.purpose, old - timedelta(days=10), old - timedelta(days=5)), (self.purpose, old, None)],
+                "regranted": [
+                    (self.purpose, old - timedelta(days=10), old - timedelta(days=5)),
+                    (self.purpose, old, None),
+                ],
                 "none": [],
             }[kind]
             for purpose, granted, withdrawn in rows:
                 n += 1
-                t.rows.append({"id": n, link: sid, "granted_at": granted, "purpose": purpose, "withdrawn_at": withdrawn})
+                t.rows.append(
+                    {"id": n, link: sid, "granted_at": granted, "purpose": purpose, "withdrawn_at": withdrawn}
+                )
 
     def _tidy(self) -> None:
         """Make parents young until no expired row is referenced, through any foreign key, by a row that stays."""
@@ -672,16 +791,25 @@ class World:
 
     # ============================================================ schema
 
-    def metadata(self, backend: str, schema: str | None, default: str | None = None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    def metadata(
+        self, backend: str, schema: str | None, default: str | None = None
+    ) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         """Tables as SQLAlchemy Core; ``default`` names the default schema explicitly (MariaDB:
         a foreign key from the second database must name the first one)."""
         meta = sa.MetaData()
         tables: dict[str, sa.Table] = {}
 
         def kind_type(kind: str):
-            return {"int": sa.Integer(), "bigint": sa.BigInteger(), "text": sa.String(40), "ts": sa.DateTime(),
-                    "uuid": sa.Uuid(as_uuid=False) if backend == "postgresql" else sa.String(36),
-                    "str": sa.String(80), "long": sa.String(100), "dt": sa.DateTime()}.get(kind) or sa.Text()
+            return {
+                "int": sa.Integer(),
+                "bigint": sa.BigInteger(),
+                "text": sa.String(40),
+                "ts": sa.DateTime(),
+                "uuid": sa.Uuid(as_uuid=False) if backend == "postgresql" else sa.String(36),
+                "str": sa.String(80),
+                "long": sa.String(100),
+                "dt": sa.DateTime(),
+            }.get(kind) or sa.Text()
 
         order = sorted(self.tables.values(), key=lambda t: (t.depth, t.dataset))
         for t in order:
@@ -692,17 +820,26 @@ class World:
                 link_kind = parent.pk_kind
                 columns.append(sa.Column(t.link.column, kind_type(link_kind), nullable=t.link.nullable))
                 if t.link.fk != "none":
-                    ondelete = {"noaction": None, "restrict": "RESTRICT", "cascade": "CASCADE", "setnull": "SET NULL"}[t.link.fk]
-                    constraints.append(sa.ForeignKeyConstraint([t.link.column], [tables[parent.dataset].c[parent.pk]],
-                                                               ondelete=ondelete))
+                    ondelete = {"noaction": None, "restrict": "RESTRICT", "cascade": "CASCADE", "setnull": "SET NULL"}[
+                        t.link.fk
+                    ]
+                    constraints.append(
+                        sa.ForeignKeyConstraint(
+                            [t.link.column], [tables[parent.dataset].c[parent.pk]], ondelete=ondelete
+                        )
+                    )
             if t.created:
                 columns.append(sa.Column(t.created, sa.DateTime(), nullable=t.created_nullable))
             if t.role == "consents":
-                columns += [sa.Column("purpose", sa.String(64), nullable=False), sa.Column("withdrawn_at", sa.DateTime())]
+                columns += [
+                    sa.Column("purpose", sa.String(64), nullable=False),
+                    sa.Column("withdrawn_at", sa.DateTime()),
+                ]
             for f in t.fields:
                 columns.append(sa.Column(f.column, kind_type(f.kind), nullable=f.nullable))
-            tables[t.dataset] = sa.Table(t.table, meta, *columns, *constraints,
-                                         schema=schema if (t.second_schema and schema) else default)
+            tables[t.dataset] = sa.Table(
+                t.table, meta, *columns, *constraints, schema=schema if (t.second_schema and schema) else default
+            )
         return meta, tables
 
     def qualified(self, t: Table, schema: str | None) -> str:
@@ -713,12 +850,15 @@ class World:
 
     # ============================================================ configuration
 
-    def files(self, *, schema: str | None, conn: dict[str, str], bucket: str | None, drop_bucket: str,
-              reports: str) -> dict[str, dict]:
+    def files(
+        self, *, schema: str | None, conn: dict[str, str], bucket: str | None, drop_bucket: str, reports: str
+    ) -> dict[str, dict]:
         """The five YAML files, in the vocabulary of docs/configuration.md."""
-        systems = {"app": {"type": "sql", "conn_id": conn["app"]},
-                   self.state_system: {"type": "sql", "conn_id": conn["state"]},
-                   "drop": {"type": "s3", "conn_id": conn["s3"], "bucket": drop_bucket}}
+        systems = {
+            "app": {"type": "sql", "conn_id": conn["app"]},
+            self.state_system: {"type": "sql", "conn_id": conn["state"]},
+            "drop": {"type": "s3", "conn_id": conn["s3"], "bucket": drop_bucket},
+        }
         if self.objects:
             systems["media_store"] = {"type": "s3", "conn_id": conn["s3"], "bucket": bucket}
         datasets = {}
@@ -753,59 +893,116 @@ class World:
                 d["fields"] = fields
             datasets[t.dataset] = d
         for o in self.objects:
-            datasets[o.name] = {"system": "media_store", "prefix": o.prefix, "created": "last_modified",
-                                "category": "media_content"}
+            datasets[o.name] = {
+                "system": "media_store",
+                "prefix": o.prefix,
+                "created": "last_modified",
+                "category": "media_content",
+            }
         s = self.subject
-        catalog = {"systems": systems, "categories": CATEGORIES,
-                   "subject": {"dataset": s.dataset, "key": s.pk, "contact": {"email": "email", "name": "name", "phone": "phone"}},
-                   "datasets": datasets, "reports": {"path": reports}}
+        catalog = {
+            "systems": systems,
+            "categories": CATEGORIES,
+            "subject": {
+                "dataset": s.dataset,
+                "key": s.pk,
+                "contact": {"email": "email", "name": "name", "phone": "phone"},
+            },
+            "datasets": datasets,
+            "reports": {"path": reports},
+        }
         if self.state_system != "state":
             catalog["state"] = self.state_system
         if self.hmac_variable:
             catalog["anonymization"] = {"hmac_key_variable": self.hmac_variable}
-        retention = {"schedule": "0 2 * * *", "batch_size": self.batch_size,
-                     "max_fraction_per_run": 1.0, "max_partitions_per_dataset": self.partitions,
-                     "rules": [_applies(r, {"name": r.name, "keep": r.keep, "action": r.action}) for r in self.rules],
-                     "statutory": [_applies(f, {"name": f.name, "minimum": f.minimum, "basis": f.basis}) for f in self.floors]}
-        cancellation = {"schedule": "@hourly",
-                        "requests": {"dataset": self.requests.dataset, "subject": self.requests.link.column,
-                                     "requested_at": "requested_at", "withdrawn_at": "withdrawn_at"},
-                        "grace_period": self.grace, "complete_within": "60d", "default_action": "delete",
-                        "overrides": [{"applies_to": {"datasets": [d]}, "action": "anonymize"} for d in self.overrides],
-                        "batch_size": self.cancellation_batch}
+        retention = {
+            "schedule": "0 2 * * *",
+            "batch_size": self.batch_size,
+            "max_fraction_per_run": 1.0,
+            "max_partitions_per_dataset": self.partitions,
+            "rules": [_applies(r, {"name": r.name, "keep": r.keep, "action": r.action}) for r in self.rules],
+            "statutory": [_applies(f, {"name": f.name, "minimum": f.minimum, "basis": f.basis}) for f in self.floors],
+        }
+        cancellation = {
+            "schedule": "@hourly",
+            "requests": {
+                "dataset": self.requests.dataset,
+                "subject": self.requests.link.column,
+                "requested_at": "requested_at",
+                "withdrawn_at": "withdrawn_at",
+            },
+            "grace_period": self.grace,
+            "complete_within": "60d",
+            "default_action": "delete",
+            "overrides": [{"applies_to": {"datasets": [d]}, "action": "anonymize"} for d in self.overrides],
+            "batch_size": self.cancellation_batch,
+        }
         dataset, fields = self.share
-        recipient = {"id": "partner", "name": "Partner Ltd.", "contact": "privacy@partner.example",
-                     "role": "processor", "legal_basis": "entrusted_processing", "purpose": "Conformance delivery",
-                     "agreement": {"id": f"DPA-{self.seed}", "type": "data_processing", "signed": "2020-01-01",
-                                   "expires": "2098-12-31"},
-                     "share": {dataset: fields}, "pseudonymize_subject": False,
-                     "delivery": {"system": "drop", "prefix": f"w{self.seed}/{{ds}}/", "format": "jsonl", "fetch_rows": 4}}
+        recipient = {
+            "id": "partner",
+            "name": "Partner Ltd.",
+            "contact": "privacy@partner.example",
+            "role": "processor",
+            "legal_basis": "entrusted_processing",
+            "purpose": "Conformance delivery",
+            "agreement": {
+                "id": f"DPA-{self.seed}",
+                "type": "data_processing",
+                "signed": "2020-01-01",
+                "expires": "2098-12-31",
+            },
+            "share": {dataset: fields},
+            "pseudonymize_subject": False,
+            "delivery": {"system": "drop", "prefix": f"w{self.seed}/{{ds}}/", "format": "jsonl", "fetch_rows": 4},
+        }
         if self.consent_recipient:
-            recipient.update({"role": "marketing_partner", "legal_basis": "consent",
-                              "consent": {"dataset": "consents", "purpose": self.purpose}})
-        incidents = {"email": {"conn_id": "smtp_default", "from": "Privacy <privacy@app.example>"},
-                     "contact": {"name": "Privacy officer", "email": "privacy@app.example"},
-                     "locales": ["en"], "approval": "none"}
-        return {"catalog.yaml": catalog, "retention.yaml": retention, "cancellation.yaml": cancellation,
-                "recipients.yaml": {"signing": {"conn_id": conn["signing"]}, "recipients": [recipient]},
-                "incidents.yaml": incidents}
+            recipient.update(
+                {
+                    "role": "marketing_partner",
+                    "legal_basis": "consent",
+                    "consent": {"dataset": "consents", "purpose": self.purpose},
+                }
+            )
+        incidents = {
+            "email": {"conn_id": "smtp_default", "from": "Privacy <privacy@app.example>"},
+            "contact": {"name": "Privacy officer", "email": "privacy@app.example"},
+            "locales": ["en"],
+            "approval": "none",
+        }
+        return {
+            "catalog.yaml": catalog,
+            "retention.yaml": retention,
+            "cancellation.yaml": cancellation,
+            "recipients.yaml": {"signing": {"conn_id": conn["signing"]}, "recipients": [recipient]},
+            "incidents.yaml": incidents,
+        }
 
     def describe(self) -> dict:
         """A plain summary (for the same-seed check and for failure messages)."""
         return {
-            "tables": {t.dataset: {"table": t.table, "pk": f"{t.pk}:{t.pk_kind}", "second_schema": t.second_schema,
-                                   "link": (f"{t.link.column}->{t.link.parent} fk={t.link.fk} null={t.link.nullable}"
-                                            if t.link else None),
-                                   "fields": [(f.column, f.strategy, f.personal) for f in t.fields]}
-                       for t in self.tables.values()},
+            "tables": {
+                t.dataset: {
+                    "table": t.table,
+                    "pk": f"{t.pk}:{t.pk_kind}",
+                    "second_schema": t.second_schema,
+                    "link": (
+                        f"{t.link.column}->{t.link.parent} fk={t.link.fk} null={t.link.nullable}" if t.link else None
+                    ),
+                    "fields": [(f.column, f.strategy, f.personal) for f in t.fields],
+                }
+                for t in self.tables.values()
+            },
             "rules": [(r.name, r.action, r.keep, r.datasets, r.categories) for r in self.rules],
             "floors": [(f.name, f.minimum, f.datasets, f.categories) for f in self.floors],
             "holds": [(h.subject, h.datasets) for h in self.holds],
             "objects": [(o.name, o.prefix) for o in self.objects],
             "retention_objects": [(k.key, k.events) for k in self.retention_objects],
             "erasure_objects": [(k.key, k.events) for k in self.erasure_objects],
-            "scenarios": [(str(s), k) for s, k in self.scenarios], "overrides": self.overrides,
-            "share": self.share, "consent_recipient": self.consent_recipient, "tidy": self.tidy,
+            "scenarios": [(str(s), k) for s, k in self.scenarios],
+            "overrides": self.overrides,
+            "share": self.share,
+            "consent_recipient": self.consent_recipient,
+            "tidy": self.tidy,
         }
 
 

@@ -77,7 +77,7 @@ def test_counts_scale_with_users(seeded, tmp_path):
     assert sum(big.values()) > 3 * sum(small.values())
     for table in ("access_logs", "devices", "orders", "chat_messages", "consents"):
         assert big[table] > 2 * small[table], table
-    assert sum(big.values()) / USERS > 20          # the bulk: tens of rows per user
+    assert sum(big.values()) / USERS > 20  # the bulk: tens of rows per user
 
 
 def test_counts_match_the_tables(seeded):
@@ -108,7 +108,8 @@ def test_every_child_row_has_its_parent(seeded):
         for fk in table.foreign_keys:
             parent = fk.column.table
             orphans = (
-                sa.select(sa.func.count()).select_from(table.outerjoin(parent, fk.parent == fk.column))
+                sa.select(sa.func.count())
+                .select_from(table.outerjoin(parent, fk.parent == fk.column))
                 .where(fk.parent.is_not(None), fk.column.is_(None))
             )
             assert _scalar(engine, orphans) == 0, f"{table.name}.{fk.parent.name} -> {parent.name}"
@@ -123,10 +124,18 @@ def test_nothing_predates_its_user_or_follows_as_of(seeded):
             assert _scalar(engine, sa.select(sa.func.max(column))) <= AS_OF, column
         if "user_id" in table.c and table is not u:
             created = next(c for c in stamps if c.name in {"created_at", "logged_at", "granted_at", "requested_at"})
-            early = sa.select(sa.func.count()).select_from(table.join(u, table.c.user_id == u.c.id)).where(created < u.c.created_at)
+            early = (
+                sa.select(sa.func.count())
+                .select_from(table.join(u, table.c.user_id == u.c.id))
+                .where(created < u.c.created_at)
+            )
             assert _scalar(engine, early) == 0, table.name
     m, c = schema.chat_messages, schema.conversations
-    early = sa.select(sa.func.count()).select_from(m.join(c, m.c.conversation_id == c.c.id)).where(m.c.sent_at < c.c.created_at)
+    early = (
+        sa.select(sa.func.count())
+        .select_from(m.join(c, m.c.conversation_id == c.c.id))
+        .where(m.c.sent_at < c.c.created_at)
+    )
     assert _scalar(engine, early) == 0
 
 
@@ -150,7 +159,9 @@ def test_people_are_varied(seeded):
     assert countries["CN"] > USERS / 3 and countries.get("DE", 0) + countries.get("FR", 0) > 0
     assert {"en", "zh-CN"} <= locales
     assert 0 < no_email < USERS / 5
-    assert all(d == "example.cn" or d.endswith((".example.cn", "example.com", "example.net", "example.org")) for d in domains)
+    assert all(
+        d == "example.cn" or d.endswith((".example.cn", "example.com", "example.net", "example.org")) for d in domains
+    )
     assert ipv6 > 0
 
 
@@ -210,7 +221,9 @@ def test_rows_sit_on_the_retention_boundaries(seeded):
     logs = schema.access_logs.c.logged_at
     for boundary in (timedelta(days=180), Duration.parse("6mo").before(AS_OF)):
         at = AS_OF - boundary if isinstance(boundary, timedelta) else boundary
-        near = _scalar(engine, sa.select(sa.func.count()).where(logs.between(at - timedelta(days=2), at + timedelta(days=2))))
+        near = _scalar(
+            engine, sa.select(sa.func.count()).where(logs.between(at - timedelta(days=2), at + timedelta(days=2)))
+        )
         assert near > 0
 
 
@@ -283,7 +296,7 @@ def test_cli_seeds_through_the_airflow_connection(tmp_path, monkeypatch, capsys)
         assert "users" in out and " 12" in out and "rows" in out
         holds = next(line for line in out.splitlines() if line.startswith("legal_holds"))
         assert int(holds.split()[-1]) == len({subject for subject, _, _ in generate.demo_holds(12)})
-        assert main(["seed", "--users", "12", "--no-s3"]) == 2          # already seeded
+        assert main(["seed", "--users", "12", "--no-s3"]) == 2  # already seeded
         assert main(["seed", "--users", "12", "--no-s3", "--reset"]) == 0
     finally:
         connections.forget()
@@ -310,11 +323,13 @@ def _server_engine(kind: str):
     except Exception:
         admin.dispose()
         return None, None
+
     def cleanup():
         engine.dispose()
         with admin.begin() as conn:
             conn.execute(sa.text(drop))
         admin.dispose()
+
     engine = sa.create_engine(url, **kwargs)
     return engine, cleanup
 
@@ -326,11 +341,14 @@ def test_same_rows_on_every_engine(kind, tmp_path):
         pytest.skip(f"no {kind} at 127.0.0.1")
     try:
         lite = _sqlite(tmp_path / "lite.db")
-        assert generate.seed(engine, None, None, users=40, as_of=AS_OF) == generate.seed(lite, None, None, users=40, as_of=AS_OF)
+        assert generate.seed(engine, None, None, users=40, as_of=AS_OF) == generate.seed(
+            lite, None, None, users=40, as_of=AS_OF
+        )
         assert checksums(engine) == checksums(lite)
-        with engine.begin() as conn:      # the app can still insert: sequences moved past the seeded ids
-            new_id = conn.execute(schema.users.insert().values(account="new_buyer", locale="en", tier="free",
-                                                               created_at=AS_OF)).inserted_primary_key[0]
+        with engine.begin() as conn:  # the app can still insert: sequences moved past the seeded ids
+            new_id = conn.execute(
+                schema.users.insert().values(account="new_buyer", locale="en", tier="free", created_at=AS_OF)
+            ).inserted_primary_key[0]
         assert new_id == 41
     finally:
         cleanup()
@@ -342,7 +360,7 @@ def test_same_rows_on_every_engine(kind, tmp_path):
 def test_media_bucket_is_versioned_with_versions_and_delete_markers(tmp_path):
     from tests.support.s3 import moto_client, moto_server
 
-    bucket = f"t-media-{uuid.uuid4().hex[:8]}"   # moto's state is shared by every server in this process
+    bucket = f"t-media-{uuid.uuid4().hex[:8]}"  # moto's state is shared by every server in this process
     with moto_server() as endpoint:
         client = moto_client(endpoint)
         engine = _sqlite(tmp_path / "app.db")
@@ -358,9 +376,13 @@ def test_media_bucket_is_versioned_with_versions_and_delete_markers(tmp_path):
         assert len(keys) == counts["s3_objects"]
         assert {k.split("/")[0] + "/" for k in keys} == set(generate.MEDIA_PREFIXES)
         assert all(1 <= int(k.split("/")[1]) <= 40 for k in keys)
-        with engine.connect() as conn:        # every photo flag has its object, and no object lacks its flag
-            photos = {f"inquiries/{u}/{i}.jpg" for i, u in conn.execute(
-                sa.select(schema.inquiries.c.id, schema.inquiries.c.user_id).where(schema.inquiries.c.has_photo))}
+        with engine.connect() as conn:  # every photo flag has its object, and no object lacks its flag
+            photos = {
+                f"inquiries/{u}/{i}.jpg"
+                for i, u in conn.execute(
+                    sa.select(schema.inquiries.c.id, schema.inquiries.c.user_id).where(schema.inquiries.c.has_photo)
+                )
+            }
         assert photos == {k for k in keys if k.startswith("inquiries/")}
         # a user due for erasure has objects under every prefix
         due = sorted(u for u, s in generate.plan(40).cancellations.items() if s.startswith("due"))

@@ -16,8 +16,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("LIFECYCLE_ARTIFACTS", REPO / "var" / "test-artifacts"))
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (Debian package chromium)")
 
@@ -48,11 +54,13 @@ def test_responder_triggers_a_dry_run_from_the_form(cluster):
                 form.locator("[data-testid=datetime-input]").nth(index).click()
                 page.get_by_role("dialog").last.get_by_text(day, exact=True).first.click()
                 page.keyboard.press("Escape")
-            for field, text in (("cause", "A drill: no data was exposed."),
-                                ("impact", "None; this run only shows what would be sent."),
-                                ("measures_taken", "None needed for a drill."),
-                                ("precautions", "None needed for a drill."),
-                                ("remedies", "None needed for a drill.")):
+            for field, text in (
+                ("cause", "A drill: no data was exposed."),
+                ("impact", "None; this run only shows what would be sent."),
+                ("measures_taken", "None needed for a drill."),
+                ("precautions", "None needed for a drill."),
+                ("remedies", "None needed for a drill."),
+            ):
                 form.locator(f"#element_{field}").fill(text)
             datasets = form.get_by_label("Select one or multiple values").first
             datasets.click()
@@ -66,7 +74,7 @@ def test_responder_triggers_a_dry_run_from_the_form(cluster):
             state = cluster.wait({"incident_notification": run_id}, timeout=300)["incident_notification"]
             page.goto(cluster.api + f"/dags/incident_notification/runs/{run_id}")
             page.get_by_text("success").first.wait_for(timeout=30_000)
-            page.get_by_text("preflight").first.wait_for(timeout=30_000)   # the responder sees the run's tasks
+            page.get_by_text("preflight").first.wait_for(timeout=30_000)  # the responder sees the run's tasks
             page.screenshot(path=str(ARTIFACTS / "incident-dry-run.png"), full_page=True)
         finally:
             browser.close()

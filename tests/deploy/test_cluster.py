@@ -23,8 +23,11 @@ CONTACT_LISTS = {"letters.csv", "telephone.csv"}
 def _expected_refusals() -> set[str]:
     """Sharing DAGs whose agreement is not in force on the run's date: their run fails, by design."""
     today = date.fromisoformat(AS_OF)
-    return {f"sharing_{r.id}" for r in CONFIG.recipients.recipients
-            if r.agreement is None or not (r.agreement.signed <= today <= (r.agreement.expires or today))}
+    return {
+        f"sharing_{r.id}"
+        for r in CONFIG.recipients.recipients
+        if r.agreement is None or not (r.agreement.signed <= today <= (r.agreement.expires or today))
+    }
 
 
 def _incident_conf() -> dict:
@@ -50,8 +53,9 @@ def runs(cluster):
     with pytest.raises(ApiError, match="may not answer"):
         cluster.answer("engineer", "incident_notification", triggered["incident_notification"], "approve", "Approve")
     # the responder approves the notices through the REST API once the approval task waits
-    approval = cluster.answer("responder", "incident_notification", triggered["incident_notification"],
-                              "approve", "Approve")
+    approval = cluster.answer(
+        "responder", "incident_notification", triggered["incident_notification"], "approve", "Approve"
+    )
     assert approval["chosen_options"] == ["Approve"]
     states = cluster.wait(triggered, timeout=600)
     return {dag_id: (triggered[dag_id], states[dag_id]) for dag_id in dag_ids}
@@ -80,21 +84,30 @@ def test_end_state_in_the_data(cluster, runs):
     as_of = run["data_interval_end"] or run["logical_date"] or run["run_after"]
     plan = cluster.run("-m", "lifecycle", "plan", "--as-of", as_of).stdout.splitlines()
     header = next(i for i, line in enumerate(plan) if line.startswith("dataset"))
-    to_act = {line.split()[0]: int(line.split()[-3].replace(",", "")) for line in plan[header + 1:] if line.strip()}
+    to_act = {line.split()[0]: int(line.split()[-3].replace(",", "")) for line in plan[header + 1 :] if line.strip()}
     assert to_act and not any(to_act.values()), f"retention left work undone: {to_act}"
     # erasure: every done subject is gone from the subject dataset
     with state.connect() as conn:
-        done = [r.subject_id for r in conn.execute(sa.text(
-            "SELECT subject_id FROM lifecycle_erasures WHERE state = 'done'"))]
+        done = [
+            r.subject_id
+            for r in conn.execute(sa.text("SELECT subject_id FROM lifecycle_erasures WHERE state = 'done'"))
+        ]
     assert done, "no cancellation was erased"
     with app.connect() as conn:
-        left = conn.execute(sa.text("SELECT count(*) FROM users WHERE CAST(id AS TEXT) IN :ids")
-                            .bindparams(sa.bindparam("ids", expanding=True)), {"ids": done}).scalar()
+        left = conn.execute(
+            sa.text("SELECT count(*) FROM users WHERE CAST(id AS TEXT) IN :ids").bindparams(
+                sa.bindparam("ids", expanding=True)
+            ),
+            {"ids": done},
+        ).scalar()
     assert left == 0
     # sharing: each delivered recipient has a manifest in the drop bucket
     bucket = CONFIG.catalog.systems["partner_drop"].bucket
-    keys = [o["Key"] for page in _s3(cluster).get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for o in page.get("Contents", [])]
+    keys = [
+        o["Key"]
+        for page in _s3(cluster).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]
     delivered = {f"sharing_{r.id}" for r in CONFIG.recipients.recipients} - _expected_refusals()
     for recipient in delivered:
         prefix = next(r.delivery.prefix for r in CONFIG.recipients.recipients if f"sharing_{r.id}" == recipient)
@@ -120,8 +133,9 @@ def test_roles_allow_and_refuse(cluster, runs):
     status, body = cluster.call("auditor", "GET", "/api/v2/dags?limit=100")
     assert status == 200 and {d["dag_id"] for d in body["dags"]} == set(runs)
     run_id = runs["retention_expiry"][0]
-    status, _ = cluster.call("auditor", "GET",
-                             f"/api/v2/dags/retention_expiry/dagRuns/{run_id}/taskInstances/plan/logs/1")
+    status, _ = cluster.call(
+        "auditor", "GET", f"/api/v2/dags/retention_expiry/dagRuns/{run_id}/taskInstances/plan/logs/1"
+    )
     assert status == 200
     for dag_id in ("retention_expiry", "incident_notification"):
         status, _ = cluster.call("auditor", "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
@@ -142,8 +156,7 @@ def test_no_personal_information_leaks_into_airflow_or_documents(cluster, runs):
     hits += scan_files(cluster.var / "log", needles, label="service logs")
     # the letter and telephone lists are how the people themselves are reached when
     # e-mail cannot: like a mail to them, they must name them; nothing else may
-    hits += scan_files(cluster.var / "reports", needles, label="reports",
-                       skip=lambda path: path.name in CONTACT_LISTS)
+    hits += scan_files(cluster.var / "reports", needles, label="reports", skip=lambda path: path.name in CONTACT_LISTS)
     s3 = _s3(cluster)
     for system in ("public_site", "partner_drop"):
         bucket = CONFIG.catalog.systems[system].bucket

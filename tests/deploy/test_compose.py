@@ -31,8 +31,13 @@ pytestmark = pytest.mark.skipif(CLIENT is None, reason="no docker compose client
 
 
 def _config(env_file: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLIENT, "--env-file", str(env_file), "-f", str(REPO / "docker-compose.yaml"), "config"],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    return subprocess.run(
+        [*CLIENT, "--env-file", str(env_file), "-f", str(REPO / "docker-compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +57,19 @@ def rendered(tmp_path_factory) -> dict:
 
 def test_services_in_the_pattern_of_airflows_own(rendered):
     services = set(rendered["services"])
-    assert {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-            "airflow-worker", "airflow-init", "postgres", "app-postgres", "redis", "minio", "mailpit"} <= services
+    assert {
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "airflow-init",
+        "postgres",
+        "app-postgres",
+        "redis",
+        "minio",
+        "mailpit",
+    } <= services
     worker = rendered["services"]["airflow-worker"]
     assert worker["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert worker["environment"]["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
@@ -76,7 +92,9 @@ def test_every_connection_the_config_names_is_defined(rendered):
     wanted.add(config.recipients.signing.conn_id)
     env = rendered["services"]["airflow-worker"]["environment"]
     defined = {k.removeprefix("AIRFLOW_CONN_").lower() for k in env if k.startswith("AIRFLOW_CONN_")}
-    assert wanted <= defined, f"connections named in config/lifecycle but not in docker-compose.yaml: {wanted - defined}"
+    assert wanted <= defined, (
+        f"connections named in config/lifecycle but not in docker-compose.yaml: {wanted - defined}"
+    )
     variable = config.catalog.model.anonymization.hmac_key_variable
     assert f"AIRFLOW_VAR_{variable.upper()}" in env
 
@@ -85,6 +103,6 @@ def test_no_secret_works_without_your_own_env():
     text = (REPO / "docker-compose.yaml").read_text()
     defaults = re.findall(r"\$\{(\w*(?:PASSWORD|SECRET|KEY|USER)\w*):?-", text)
     assert not defaults, f"secrets with a default value: {defaults}"
-    result = _config(REPO / ".env.example")            # the template: every secret empty
+    result = _config(REPO / ".env.example")  # the template: every secret empty
     assert result.returncode != 0
     assert re.search(r"set [A-Z_]+ in \.env", result.stderr), result.stderr

@@ -18,18 +18,20 @@ def state(engine):
 
 def _notices(state) -> dict[tuple[str, str], tuple]:
     with state.engine.connect() as conn:
-        return {(r.template, r.subject_id): (r.status, r.reason, r.message_id)
-                for r in conn.execute(sa.select(notices))}
+        return {
+            (r.template, r.subject_id): (r.status, r.reason, r.message_id) for r in conn.execute(sa.select(notices))
+        }
 
 
 def test_a_person_is_claimed_once_and_outcomes_go_with_the_next_claim(state):
     claims = state.notices.claims(TEMPLATE, "run#0")
     with claims:
         assert claims.claim("1", "<m1@x>", "en")
-        assert claims.claim("2", None)                               # no address: final at once
+        assert claims.claim("2", None)  # no address: final at once
         assert claims.claim("3", "<m3@x>", "de", outcomes=[Outcome("1", "sent", 1)])
-        assert not claims.claim("1", "<again@x>", "en", outcomes=[Outcome("3", "undeliverable", 1, 550)]), \
+        assert not claims.claim("1", "<again@x>", "en", outcomes=[Outcome("3", "undeliverable", 1, 550)]), (
             "claimed before: the claim fails, the outcomes are recorded all the same"
+        )
     rows = _notices(state)
     assert rows[(TEMPLATE, "1")] == ("sent", None, "<m1@x>")
     assert rows[(TEMPLATE, "2")] == ("skipped", "no e-mail address", None)
@@ -70,13 +72,21 @@ def test_incident_deliveries_are_claimed_per_incident_and_marked_uncertain_the_s
         claims.claim("1", "<m1@x>")
         claims.claim("2", None)
         claims.claim("3", "<m3@x>", outcomes=[Outcome("1", "sent", 3)])
-    assert not state.incidents.claims("INC-1", "manual__2", 0).claim("1", "<again@x>"), "one row per incident and person"
+    assert not state.incidents.claims("INC-1", "manual__2", 0).claim("1", "<again@x>"), (
+        "one row per incident and person"
+    )
     assert state.incidents.claims("INC-2", "manual__3", 0).claim("1", "<other@x>"), "another incident is another row"
     claims.mark_uncertain(["3"])
     with state.engine.connect() as conn:
-        rows = {(r.incident_id, r.subject_id): (r.status, r.attempts, r.run_id)
-                for r in conn.execute(sa.select(incident_deliveries))}
-    assert rows == {("INC-1", "1"): ("sent", 3, "manual__1"), ("INC-1", "2"): ("undeliverable", 0, "manual__1"),
-                    ("INC-1", "3"): ("uncertain", 0, "manual__1"), ("INC-2", "1"): ("sending", 0, "manual__3")}
+        rows = {
+            (r.incident_id, r.subject_id): (r.status, r.attempts, r.run_id)
+            for r in conn.execute(sa.select(incident_deliveries))
+        }
+    assert rows == {
+        ("INC-1", "1"): ("sent", 3, "manual__1"),
+        ("INC-1", "2"): ("undeliverable", 0, "manual__1"),
+        ("INC-1", "3"): ("uncertain", 0, "manual__1"),
+        ("INC-2", "1"): ("sending", 0, "manual__3"),
+    }
     assert state.incidents.delivery_counts("manual__1") == {"sent": 1, "undeliverable": 1, "uncertain": 1}
     assert state.incidents.delivery_counts_among("INC-1", ["1", "3"]) == {"sent": 1, "uncertain": 1}

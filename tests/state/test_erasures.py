@@ -27,10 +27,16 @@ def _batches(state) -> dict[str, str]:
 def test_intake_inserts_new_subjects_and_updates_known_ones_keeping_first_seen_and_batch(state):
     state.erasures.record_intake([_intake("1", "pending"), _intake("2", "due")], at=SEEN)
     state.erasures.batch_due(RUN, 10)
-    state.erasures.record_intake([_intake("1", "due"), _intake("2", "held", "the subject is under legal hold")], at=LATER)
+    state.erasures.record_intake(
+        [_intake("1", "due"), _intake("2", "held", "the subject is under legal hold")], at=LATER
+    )
     records = {r.subject_id: r for r in state.erasures.all()}
     assert (records["1"].state, records["1"].first_seen, records["1"].updated_at) == ("due", SEEN, LATER)
-    assert (records["2"].state, records["2"].reason, records["2"].batch) == ("held", "the subject is under legal hold", f"{RUN}#0")
+    assert (records["2"].state, records["2"].reason, records["2"].batch) == (
+        "held",
+        "the subject is under legal hold",
+        f"{RUN}#0",
+    )
     assert records["1"].request_ids == ("r1",)
 
 
@@ -48,8 +54,9 @@ def test_due_subjects_are_batched_once_and_a_rerun_finds_the_same_batches(state)
     finished = [s for s, batch in batched.items() if batch == f"{RUN}#0"]
     state.erasures.mark_done([(s, SEEN, f"certificates/{s}.json") for s in finished])
     state.erasures.record_intake([_intake("9", "due")], at=LATER)
-    assert state.erasures.batch_due(RUN, 2) == [f"{RUN}#1", f"{RUN}#2", f"{RUN}#3"], \
+    assert state.erasures.batch_due(RUN, 2) == [f"{RUN}#1", f"{RUN}#2", f"{RUN}#3"], (
         "a finished batch is not returned; a subject due since is numbered after the run's batches"
+    )
     assert _batches(state)["9"] == f"{RUN}#3"
     assert sorted(r.subject_id for r in state.erasures.done_in_run(RUN)) == sorted(finished)
 

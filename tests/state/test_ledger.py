@@ -40,7 +40,11 @@ def test_append_with_key_is_idempotent(engine):
 
 
 def test_appending_many_at_once_is_the_same_chain_as_one_by_one(engine, tmp_path):
-    records = [Record("test.plan", {"step": 1}, "k:1"), Record("test.done", {"step": 1}, "k:2"), Record("test.note", {"n": 3})]
+    records = [
+        Record("test.plan", {"step": 1}, "k:1"),
+        Record("test.done", {"step": 1}, "k:2"),
+        Record("test.note", {"n": 3}),
+    ]
     together = StateStore(engine).ledger
     apart = StateStore(sa.create_engine(f"sqlite:///{tmp_path / 'apart.db'}")).ledger
     together.append_many(records, run_id="r", recorded_at=AT)
@@ -53,7 +57,9 @@ def test_appending_many_at_once_is_the_same_chain_as_one_by_one(engine, tmp_path
 def test_appending_many_where_a_key_is_recorded_appends_the_others_once(engine):
     ledger = StateStore(engine).ledger
     first = ledger.append("test.plan", {"step": 1}, key="k:1")
-    entries = ledger.append_many([Record("test.plan", {"step": "again"}, "k:1"), Record("test.done", {"step": 1}, "k:2")])
+    entries = ledger.append_many(
+        [Record("test.plan", {"step": "again"}, "k:1"), Record("test.done", {"step": 1}, "k:2")]
+    )
     assert entries[0] == first
     again = ledger.append_many([Record("test.done", {"step": "again"}, "k:2")])
     assert again == entries[1:]
@@ -83,7 +89,9 @@ def test_delete_at_the_end_is_detected(engine):
     with engine.begin() as conn:
         conn.execute(ledger_entries.delete().where(ledger_entries.c.seq == 4))
     problems = state.ledger.verify().problems
-    assert problems == ["the head records entry 4 but the chain ends at entry 3 (entries removed from the end, or the head edited)"]
+    assert problems == [
+        "the head records entry 4 but the chain ends at entry 3 (entries removed from the end, or the head edited)"
+    ]
 
 
 def test_reorder_is_detected(engine):

@@ -28,17 +28,34 @@ from lifecycle.stores.contract import Selection
 from lifecycle.stores.s3 import S3Store
 from lifecycle.stores.sql import SqlStore
 
-CATALOG = Catalog(CatalogFile.model_validate({
-    "systems": {"app": {"type": "sql", "conn_id": "app"}, "state": {"type": "sql", "conn_id": "state"},
-                "media": {"type": "s3", "conn_id": "media", "bucket": "t-media"}},
-    "categories": {"records": {"title": "Records"}},
-    "subject": {"dataset": "people", "key": "id"},
-    "datasets": {
-        "people": {"system": "app", "table": "people", "primary_key": "id", "created": "created_at",
-                   "fields": {"name": {"category": "records", "anonymize": "redact"}}},
-        "photos": {"system": "media", "prefix": "photos/{subject}/", "created": "last_modified", "category": "records"},
-    },
-}))
+CATALOG = Catalog(
+    CatalogFile.model_validate(
+        {
+            "systems": {
+                "app": {"type": "sql", "conn_id": "app"},
+                "state": {"type": "sql", "conn_id": "state"},
+                "media": {"type": "s3", "conn_id": "media", "bucket": "t-media"},
+            },
+            "categories": {"records": {"title": "Records"}},
+            "subject": {"dataset": "people", "key": "id"},
+            "datasets": {
+                "people": {
+                    "system": "app",
+                    "table": "people",
+                    "primary_key": "id",
+                    "created": "created_at",
+                    "fields": {"name": {"category": "records", "anonymize": "redact"}},
+                },
+                "photos": {
+                    "system": "media",
+                    "prefix": "photos/{subject}/",
+                    "created": "last_modified",
+                    "category": "records",
+                },
+            },
+        }
+    )
+)
 
 
 def _free_port() -> int:
@@ -49,11 +66,18 @@ def _free_port() -> int:
 
 def _people(engine) -> sa.Table:
     meta = sa.MetaData()
-    people = sa.Table("people", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                      sa.Column("name", sa.String(40)), sa.Column("created_at", sa.DateTime))
+    people = sa.Table(
+        "people",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(40)),
+        sa.Column("created_at", sa.DateTime),
+    )
     meta.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(people.insert(), [{"id": i, "name": f"P{i}", "created_at": datetime(2020, 1, 1)} for i in range(1, 4)])
+        conn.execute(
+            people.insert(), [{"id": i, "name": f"P{i}", "created_at": datetime(2020, 1, 1)} for i in range(1, 4)]
+        )
     return people
 
 
@@ -74,7 +98,7 @@ def test_a_lock_held_elsewhere_is_transient(engine):
     holder = engine.connect()
     try:
         transaction = holder.begin()
-        holder.execute(people.update().where(people.c.id == 1).values(name="x"))    # a row (SQLite: file) lock
+        holder.execute(people.update().where(people.c.id == 1).values(name="x"))  # a row (SQLite: file) lock
         with pytest.raises(TransientStoreError, match="system 'app', dataset 'people': delete rows: ") as caught:
             store.delete("people", Selection(subjects=("1",)))
         assert retryable(caught.value)
@@ -87,11 +111,15 @@ def test_a_lock_held_elsewhere_is_transient(engine):
 def test_a_refused_connection_is_transient_and_a_missing_table_terminal(engine):
     people = _people(engine)
     nowhere = sa.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{_free_port()}/x")
-    with pytest.raises(TransientStoreError, match="system 'app', dataset 'people': reflect the table: OperationalError"):
+    with pytest.raises(
+        TransientStoreError, match="system 'app', dataset 'people': reflect the table: OperationalError"
+    ):
         SqlStore(nowhere, CATALOG, "app").count("people")
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE people"))
-    with pytest.raises(TerminalStoreError, match="system 'app', dataset 'people': reflect the table: table 'people' does not exist"):
+    with pytest.raises(
+        TerminalStoreError, match="system 'app', dataset 'people': reflect the table: table 'people' does not exist"
+    ):
         SqlStore(engine, CATALOG, "app").count("people")
     del people
 
@@ -99,7 +127,7 @@ def test_a_refused_connection_is_transient_and_a_missing_table_terminal(engine):
 def test_a_sql_error_is_terminal_and_its_message_has_no_statement_or_values(engine):
     _people(engine)
     store = SqlStore(engine, CATALOG, "app")
-    store.table("people")                             # reflected while the column is there
+    store.table("people")  # reflected while the column is there
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE people DROP COLUMN name"))
     with pytest.raises(TerminalStoreError) as caught:
@@ -122,8 +150,11 @@ def test_a_duplicate_value_is_named_by_its_constraint_not_its_value(engine):
 
 def test_s3_a_missing_bucket_is_terminal_and_a_refused_endpoint_transient(s3_conn_id):
     missing = S3Store.from_connection(s3_conn_id, "t-no-such-bucket", CATALOG, "media")
-    with pytest.raises(TerminalStoreError, match="system 'media', dataset 'photos': list object versions under 'photos/' "
-                                                 "in s3://t-no-such-bucket: NoSuchBucket"):
+    with pytest.raises(
+        TerminalStoreError,
+        match="system 'media', dataset 'photos': list object versions under 'photos/' "
+        "in s3://t-no-such-bucket: NoSuchBucket",
+    ):
         missing.count("photos")
     client = _client(f"http://127.0.0.1:{_free_port()}")
     with pytest.raises(TransientStoreError, match="EndpointConnectionError") as caught:
@@ -135,8 +166,10 @@ class _SlowDown(http.server.BaseHTTPRequestHandler):
     """An S3 endpoint that is overloaded: every request gets 503 SlowDown, as S3 sends it."""
 
     def _refuse(self):
-        body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
-                b"<Message>Please reduce your request rate.</Message></Error>")
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+            b"<Message>Please reduce your request rate.</Message></Error>"
+        )
         self.send_response(503)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
@@ -165,8 +198,14 @@ def _client(endpoint: str):
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k",
-                        aws_secret_access_key="s", config=Config(retries={"total_max_attempts": 1}, connect_timeout=2))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
+    )
 
 
 def test_s3_slowdown_and_5xx_are_transient():
@@ -204,14 +243,24 @@ def _smtp_greeting(reply: bytes):
         listener.close()
 
 
-@pytest.mark.parametrize("reply, kind", [(b"421 4.3.2 busy, try later", TransientError),
-                                         (b"554 5.7.1 no service for you", LifecycleError)])
+@pytest.mark.parametrize(
+    "reply, kind", [(b"421 4.3.2 busy, try later", TransientError), (b"554 5.7.1 no service for you", LifecycleError)]
+)
 def test_smtp_a_4xx_greeting_is_transient_and_a_5xx_terminal(monkeypatch, reply, kind):
     from lifecycle.mail import Mailer
 
     with _smtp_greeting(reply) as port:
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_TEST", json.dumps(
-            {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True, "disable_tls": True}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_TEST",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "extra": {"disable_ssl": True, "disable_tls": True},
+                }
+            ),
+        )
         with pytest.raises(LifecycleError) as caught, Mailer("smtp_test", "privacy@example.com"):
             pass
     assert type(caught.value) is kind and retryable(caught.value) == (kind is TransientError)
@@ -221,8 +270,17 @@ def test_smtp_a_4xx_greeting_is_transient_and_a_5xx_terminal(monkeypatch, reply,
 def test_smtp_a_refused_connection_is_transient(monkeypatch):
     from lifecycle.mail import Mailer
 
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_TEST", json.dumps(
-        {"conn_type": "smtp", "host": "127.0.0.1", "port": _free_port(), "extra": {"disable_ssl": True, "disable_tls": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_TEST",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": _free_port(),
+                "extra": {"disable_ssl": True, "disable_tls": True},
+            }
+        ),
+    )
     with pytest.raises(TransientError, match="SMTP connection 'smtp_test'"):
         with Mailer("smtp_test", "privacy@example.com"):
             pass
@@ -240,14 +298,25 @@ def test_a_task_retries_only_what_is_transient():
         @terminal_errors
         def task():
             raise exc
+
         return task
 
-    for deterministic in (KeyError("dataset"), AttributeError("'NoneType' object has no attribute 'payload'"),
-                          TerminalStoreError("app", "people", "count rows", "ProgrammingError: no such column")):
-        with pytest.raises(AirflowFailException, match=type(deterministic).__name__ if not isinstance(
-                deterministic, LifecycleError) else "system 'app', dataset 'people': count rows"):
+    for deterministic in (
+        KeyError("dataset"),
+        AttributeError("'NoneType' object has no attribute 'payload'"),
+        TerminalStoreError("app", "people", "count rows", "ProgrammingError: no such column"),
+    ):
+        with pytest.raises(
+            AirflowFailException,
+            match=type(deterministic).__name__
+            if not isinstance(deterministic, LifecycleError)
+            else "system 'app', dataset 'people': count rows",
+        ):
             failing(deterministic)()
-    for passing in (TransientStoreError("app", "people", "count rows", "OperationalError: server closed"),
-                    TransientError("SMTP connection failed"), ConnectionRefusedError(111, "refused")):
+    for passing in (
+        TransientStoreError("app", "people", "count rows", "OperationalError: server closed"),
+        TransientError("SMTP connection failed"),
+        ConnectionRefusedError(111, "refused"),
+    ):
         with pytest.raises(type(passing)):
             failing(passing)()

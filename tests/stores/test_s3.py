@@ -19,9 +19,7 @@ from tests.support.s3 import moto_client
 
 
 def _put(store: S3Store, key: str, body: bytes = b"x", **kwargs) -> str:
-    return store.client.put_object(Bucket=store.bucket, Key=key, Body=body, **kwargs)[
-        "VersionId"
-    ]
+    return store.client.put_object(Bucket=store.bucket, Key=key, Body=body, **kwargs)["VersionId"]
 
 
 def _delete_marker(store: S3Store, key: str) -> str:
@@ -64,7 +62,7 @@ def test_list_versions_returns_every_version_and_marker_under_prefix(s3_store):
 def test_listed_timestamps_are_those_botocores_own_parser_gives(s3_store):
     _put(s3_store, "t/a")
     _put(s3_store, "t/a")
-    plain = moto_client(s3_store.client.meta.endpoint_url)          # botocore's own timestamp parser
+    plain = moto_client(s3_store.client.meta.endpoint_url)  # botocore's own timestamp parser
     response = plain.list_object_versions(Bucket=s3_store.bucket, Prefix="t/")
     expected = {v["VersionId"]: v["LastModified"] for v in response["Versions"]}
     listed = {v.version_id: v.last_modified for v in s3_store.list_versions("t/")}
@@ -186,9 +184,7 @@ def test_lock_reports_mode_retain_until_and_legal_hold(locked_s3_store):
     _put(store, "l/free")
     _put(store, "l/gone")
     _delete_marker(store, "l/gone")
-    locks = {
-        (v.key, v.is_delete_marker): store.lock(v) for v in store.list_versions("l/")
-    }
+    locks = {(v.key, v.is_delete_marker): store.lock(v) for v in store.list_versions("l/")}
 
     assert locks[("l/comp", False)] == ObjectLock("COMPLIANCE", until, legal_hold=False)
     assert locks[("l/gov", False)] == ObjectLock("GOVERNANCE", until, legal_hold=False)
@@ -222,9 +218,7 @@ def test_unversioned_bucket_uses_null_version_ids(s3_conn_id):
 
     assert store.put_bytes("u/a", b"abc", content_type="text/plain") == "null"
     versions = list(store.list_versions("u/"))
-    assert [(v.key, v.version_id, v.size, v.is_latest) for v in versions] == [
-        ("u/a", "null", 3, True)
-    ]
+    assert [(v.key, v.version_id, v.size, v.is_latest) for v in versions] == [("u/a", "null", 3, True)]
     outcome = store.delete_versions(versions)
     assert outcome.errors == [] and outcome.deleted == versions
     assert list(store.list_versions("u/")) == []
@@ -243,5 +237,7 @@ def test_failed_delete_request_is_a_terminal_error_and_the_rest_is_not_tried(s3_
     when = datetime(2024, 1, 1, tzinfo=timezone.utc)
     versions = [ObjectVersion(f"k/{i}", f"v{i}", when, False, True, 1) for i in range(1001)]
 
-    with pytest.raises(TerminalStoreError, match=r"delete 1000 object version\(s\) in s3://t-no-such-bucket: NoSuchBucket"):
+    with pytest.raises(
+        TerminalStoreError, match=r"delete 1000 object version\(s\) in s3://t-no-such-bucket: NoSuchBucket"
+    ):
         store.delete_versions(versions)

@@ -22,28 +22,38 @@ KEY = b"test-hmac-key"
 
 meta = sa.MetaData()
 users = sa.Table(
-    "users", meta,
+    "users",
+    meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("email", sa.String(255)), sa.Column("name", sa.String(100)),
-    sa.Column("password_hash", sa.String(128)), sa.Column("tier", sa.String(20)),
+    sa.Column("email", sa.String(255)),
+    sa.Column("name", sa.String(100)),
+    sa.Column("password_hash", sa.String(128)),
+    sa.Column("tier", sa.String(20)),
     sa.Column("created_at", sa.DateTime),
 )
 access_logs = sa.Table(
-    "access_logs", meta,
+    "access_logs",
+    meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
-    sa.Column("ip", sa.String(45)), sa.Column("path", sa.String(200)), sa.Column("logged_at", sa.DateTime),
+    sa.Column("ip", sa.String(45)),
+    sa.Column("path", sa.String(200)),
+    sa.Column("logged_at", sa.DateTime),
 )
 conversations = sa.Table(
-    "conversations", meta,
+    "conversations",
+    meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("created_at", sa.DateTime),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),
+    sa.Column("created_at", sa.DateTime),
 )
 chat_messages = sa.Table(
-    "chat_messages", meta,
+    "chat_messages",
+    meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id")),
-    sa.Column("body", sa.Text), sa.Column("sent_at", sa.DateTime),
+    sa.Column("body", sa.Text),
+    sa.Column("sent_at", sa.DateTime),
 )
 
 
@@ -51,22 +61,42 @@ chat_messages = sa.Table(
 def store(engine):
     meta.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(users.insert(), [
-            {"id": i, "email": f"user{i}@example.com", "name": f"User {i}", "password_hash": "x" * 60,
-             "tier": "gold" if i % 2 else "basic", "created_at": NOW - timedelta(days=400 - i)}
-            for i in range(1, 11)
-        ])
+        conn.execute(
+            users.insert(),
+            [
+                {
+                    "id": i,
+                    "email": f"user{i}@example.com",
+                    "name": f"User {i}",
+                    "password_hash": "x" * 60,
+                    "tier": "gold" if i % 2 else "basic",
+                    "created_at": NOW - timedelta(days=400 - i),
+                }
+                for i in range(1, 11)
+            ],
+        )
         # 100 logs: log n is n days old; user (n % 10) + 1; every 25th log has no user.
-        conn.execute(access_logs.insert(), [
-            {"id": n, "user_id": None if n % 25 == 0 else n % 10 + 1, "ip": f"10.1.{n}.{n % 7}",
-             "path": f"/p/{n}", "logged_at": NOW - timedelta(days=n)}
-            for n in range(1, 101)
-        ])
+        conn.execute(
+            access_logs.insert(),
+            [
+                {
+                    "id": n,
+                    "user_id": None if n % 25 == 0 else n % 10 + 1,
+                    "ip": f"10.1.{n}.{n % 7}",
+                    "path": f"/p/{n}",
+                    "logged_at": NOW - timedelta(days=n),
+                }
+                for n in range(1, 101)
+            ],
+        )
         conn.execute(conversations.insert(), [{"id": c, "user_id": c % 3 + 1, "created_at": NOW} for c in range(1, 7)])
-        conn.execute(chat_messages.insert(), [
-            {"id": m, "conversation_id": m % 6 + 1, "body": f"hello {m}", "sent_at": NOW - timedelta(hours=m)}
-            for m in range(1, 31)
-        ])
+        conn.execute(
+            chat_messages.insert(),
+            [
+                {"id": m, "conversation_id": m % 6 + 1, "body": f"hello {m}", "sent_at": NOW - timedelta(hours=m)}
+                for m in range(1, 31)
+            ],
+        )
     return SqlStore(engine, Catalog(CatalogFile.model_validate(sample.CATALOG)), "app_db")
 
 
@@ -84,7 +114,7 @@ def _keys(store, dataset, selection):
 
 def test_age_cutoff_is_strict(store):
     cutoff = NOW - timedelta(days=30)
-    assert store.count("access_logs", Selection(older_than=cutoff)) == 70      # 31..100 days old
+    assert store.count("access_logs", Selection(older_than=cutoff)) == 70  # 31..100 days old
     # A row exactly at the cutoff is not older than it; one second older is.
     with store.engine.begin() as conn:
         conn.execute(access_logs.update().where(access_logs.c.id == 30).values(logged_at=cutoff))
@@ -121,11 +151,14 @@ def test_subject_selection_follows_a_two_hop_path(store):
     assert store.count("access_logs", selection) == sum(1 for n in range(1, 101) if n % 25 and n % 10 + 1 in (1, 2))
 
 
-@pytest.mark.parametrize("values, expected", [
-    (["2", 3, "not-a-number"], {2, 3}),          # ids as text or numbers; a wrong shape matches nothing
-    ([], set()),
-    ([str(i) for i in range(1, 11)] * 3, set(range(1, 11))),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (["2", 3, "not-a-number"], {2, 3}),  # ids as text or numbers; a wrong shape matches nothing
+        ([], set()),
+        ([str(i) for i in range(1, 11)] * 3, set(range(1, 11))),
+    ],
+)
 def test_one_of_selects_exactly_the_rows_among_the_values(store, values, expected):
     for column, wanted in ((users.c.id, expected), (users.c.email, {f"user{i}@example.com" for i in expected})):
         given = values if column is users.c.id else [f"user{v}@example.com" for v in values]
@@ -146,8 +179,12 @@ def test_anonymize_applies_each_strategy_and_keeps_the_rest(store):
     catalog = store.catalog
     selection = Selection(subjects=(4,))
     [key_range] = store.units("users", selection, 10)
-    assert store.anonymize("users", replace(selection, within=key_range), catalog.personal_fields("users"),
-                           hmac_key=KEY).rows == 1
+    assert (
+        store.anonymize(
+            "users", replace(selection, within=key_range), catalog.personal_fields("users"), hmac_key=KEY
+        ).rows
+        == 1
+    )
     with store.engine.connect() as conn:
         row = conn.execute(sa.select(users).where(users.c.id == 4)).one()
         other = conn.execute(sa.select(users).where(users.c.id == 5)).one()
@@ -167,12 +204,16 @@ def test_anonymize_applies_each_strategy_and_keeps_the_rest(store):
 
 def test_references_are_found_from_foreign_keys(store):
     assert sorted((r.dataset, r.columns, r.referred, r.on_delete, r.link) for r in store.references("users")) == [
-        ("access_logs", ("user_id",), ("id",), "NO ACTION", True), ("conversations", ("user_id",), ("id",), "NO ACTION", True),
-        ("orders", ("user_id",), ("id",), "NONE", True)]      # a subject link in the catalog, no table here
+        ("access_logs", ("user_id",), ("id",), "NO ACTION", True),
+        ("conversations", ("user_id",), ("id",), "NO ACTION", True),
+        ("orders", ("user_id",), ("id",), "NONE", True),
+    ]  # a subject link in the catalog, no table here
     assert store.references("chat_messages") == []
 
 
 def test_missing_table_is_a_terminal_error_naming_system_dataset_and_purpose(store):
     store.catalog.datasets["orders"]  # in the catalog, not in this database
-    with pytest.raises(TerminalStoreError, match="system 'app_db', dataset 'orders': reflect the table: table 'orders' does not exist"):
+    with pytest.raises(
+        TerminalStoreError, match="system 'app_db', dataset 'orders': reflect the table: table 'orders' does not exist"
+    ):
         store.count("orders")

@@ -57,14 +57,15 @@ class Cluster:
     var: Path
     users: dict[str, dict[str, str]]
     api: str
-    needles: object = None          # tests.support.leaks.Needles, read before any run
+    needles: object = None  # tests.support.leaks.Needles, read before any run
     _tokens: dict[str, str] = field(default_factory=dict)
 
     # -- REST API (/api/v2), as one of the role users ---------------------------------
     def token(self, user: str) -> str:
         if user not in self._tokens:
-            status, body = self._http("POST", "/auth/token",
-                                      {"username": user, "password": self.users[user]["password"]})
+            status, body = self._http(
+                "POST", "/auth/token", {"username": user, "password": self.users[user]["password"]}
+            )
             if status not in (200, 201):
                 raise ApiError(f"login as {user}: HTTP {status} {body!r}")
             self._tokens[user] = body["access_token"]
@@ -75,8 +76,9 @@ class Cluster:
 
     def _http(self, method: str, path: str, body=None, headers=None) -> tuple[int, object]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.api + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json", **(headers or {})})
+        request = urllib.request.Request(
+            self.api + path, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 raw = response.read()
@@ -89,8 +91,9 @@ class Cluster:
                 return exc.code, raw.decode(errors="replace")
 
     def trigger(self, user: str, dag_id: str, conf: dict | None = None) -> str:
-        status, body = self.call(user, "POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                                 {"logical_date": None, "conf": conf or {}})
+        status, body = self.call(
+            user, "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
+        )
         if status != 200:
             raise ApiError(f"{user} triggering {dag_id}: HTTP {status} {body!r}")
         return body["dag_run_id"]
@@ -105,7 +108,7 @@ class Cluster:
                 return body
             if status == 403:
                 raise ApiError(f"{user} may not answer {dag_id}.{task_id}: {body!r}")
-            time.sleep(2)                               # not waiting for an answer yet
+            time.sleep(2)  # not waiting for an answer yet
         raise ApiError(f"{dag_id}.{task_id} never waited for an answer within {timeout:.0f}s")
 
     def wait(self, runs: dict[str, str], timeout: float = 600) -> dict[str, str]:
@@ -125,15 +128,16 @@ class Cluster:
         raise ApiError(f"runs not finished after {timeout:.0f}s: {states}")
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        status, body = self.call("auditor", "GET",
-                                 f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
+        status, body = self.call("auditor", "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
         assert status == 200, body
         return {f"{t['task_id']}[{t['map_index']}]": t["state"] for t in body["task_instances"]}
 
     # -- what ran where ------------------------------------------------------------------
     def tasks_by_worker(self) -> dict[str, list[str]]:
         """``{worker: ["dag_id/run_id/task_id", ...]}`` from each Celery worker's own log."""
-        pattern = re.compile(r"Executing workload in Celery: .*?log_path='dag_id=([^/]+)/run_id=([^/]+)/task_id=([^/']+)")
+        pattern = re.compile(
+            r"Executing workload in Celery: .*?log_path='dag_id=([^/]+)/run_id=([^/]+)/task_id=([^/']+)"
+        )
         out = {}
         for log in sorted((self.var / "log").glob("worker-*.log")):
             out[log.stem] = ["/".join(m.groups()) for m in pattern.finditer(log.read_text(errors="replace"))]
@@ -145,8 +149,15 @@ class Cluster:
 
     def run(self, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
         child = devenv.child_environment(REPO, self.env)
-        result = subprocess.run([sys.executable, *args], env=child, cwd=REPO, capture_output=True, text=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, *args],
+            env=child,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
         assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         return result
 

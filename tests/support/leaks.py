@@ -25,9 +25,8 @@ class Hit:
 
 class Needles:
     def __init__(self, values: dict[str, str]):
-        self.values = values            # value (lower case) -> "email of users.id=17"
-        self._pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)),
-                                   re.IGNORECASE)
+        self.values = values  # value (lower case) -> "email of users.id=17"
+        self._pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)), re.IGNORECASE)
 
     @classmethod
     def from_app(cls, engine: sa.Engine) -> "Needles":

@@ -16,7 +16,11 @@ from lifecycle.errors import Problem
 from lifecycle.sharing.gate import DELIVERY_PLACEHOLDERS, static_refusals
 
 CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS = (
-    "catalog.yaml", "retention.yaml", "cancellation.yaml", "recipients.yaml", "incidents.yaml",
+    "catalog.yaml",
+    "retention.yaml",
+    "cancellation.yaml",
+    "recipients.yaml",
+    "incidents.yaml",
 )
 
 
@@ -25,7 +29,11 @@ def _system(catalog: Catalog, file: str, path: str, name: str, kind: str) -> Ite
     if system is None:
         yield Problem(file, path, f"unknown system {name!r}; the catalog has {', '.join(sorted(catalog.systems))}")
     elif system.type != kind:
-        yield Problem(file, path, f"system {name!r} is of type {system.type}, this needs {'an s3' if kind == 's3' else 'a sql'} system")
+        yield Problem(
+            file,
+            path,
+            f"system {name!r} is of type {system.type}, this needs {'an s3' if kind == 's3' else 'a sql'} system",
+        )
 
 
 def _category(catalog: Catalog, file: str, path: str, name: str | None) -> Iterator[Problem]:
@@ -44,7 +52,11 @@ def check_catalog(catalog: Catalog) -> Iterator[Problem]:
         lineage, current = [name], category.parent
         while current in model.categories:
             if current in lineage:
-                yield Problem(CATALOG, f"categories.{name}.parent", f"category parents form a cycle: {' -> '.join(lineage + [current])}")
+                yield Problem(
+                    CATALOG,
+                    f"categories.{name}.parent",
+                    f"category parents form a cycle: {' -> '.join(lineage + [current])}",
+                )
                 break
             lineage.append(current)
             current = model.categories[current].parent
@@ -60,16 +72,28 @@ def check_catalog(catalog: Catalog) -> Iterator[Problem]:
         yield from _system(catalog, CATALOG, f"{where}.system", ds.system, "sql" if ds.is_table else "s3")
         yield from _category(catalog, CATALOG, f"{where}.category", ds.category)
         if not ds.personal and (ds.category or any(f.personal for f in ds.fields.values())):
-            yield Problem(CATALOG, where, "personal: false, yet it has a category or personal fields; mark those fields personal: false")
+            yield Problem(
+                CATALOG,
+                where,
+                "personal: false, yet it has a category or personal fields; mark those fields personal: false",
+            )
         for column, spec in ds.fields.items():
             fpath = f"{where}.fields.{column}"
             yield from _category(catalog, CATALOG, f"{fpath}.category", spec.category)
             if ds.personal and spec.personal and not (spec.category or ds.category):
-                yield Problem(CATALOG, f"{fpath}.category", "personal field without a category, and the dataset has no whole-row category")
+                yield Problem(
+                    CATALOG,
+                    f"{fpath}.category",
+                    "personal field without a category, and the dataset has no whole-row category",
+                )
             if spec.anonymize:
                 apath = f"{fpath}.anonymize"
                 if spec.anonymize.strategy not in anonymize.STRATEGIES:
-                    yield Problem(CATALOG, apath, f"unknown strategy {spec.anonymize.strategy!r}; valid: {', '.join(anonymize.STRATEGIES)}")
+                    yield Problem(
+                        CATALOG,
+                        apath,
+                        f"unknown strategy {spec.anonymize.strategy!r}; valid: {', '.join(anonymize.STRATEGIES)}",
+                    )
                 else:
                     for message in anonymize.option_problems(spec.anonymize):
                         yield Problem(CATALOG, apath, message)
@@ -85,15 +109,31 @@ def check_catalog(catalog: Catalog) -> Iterator[Problem]:
                 if ds.system in model.systems:
                     apart = sorted({h.target for h in hops if model.datasets[h.target].system != ds.system})
                     if apart:
-                        yield Problem(CATALOG, f"{where}.subject", f"the chain to the subject crosses into another system ({', '.join(apart)}); a chain must stay in {ds.system!r} so it can be joined in SQL")
+                        yield Problem(
+                            CATALOG,
+                            f"{where}.subject",
+                            f"the chain to the subject crosses into another system ({', '.join(apart)}); a chain must stay in {ds.system!r} so it can be joined in SQL",
+                        )
         else:
             placeholders = catalog.prefix_fields(ds.prefix)
             if placeholders - {"subject"}:
-                yield Problem(CATALOG, f"{where}.prefix", f"unknown placeholder(s) {sorted(placeholders - {'subject'})}; only {{subject}} is allowed")
+                yield Problem(
+                    CATALOG,
+                    f"{where}.prefix",
+                    f"unknown placeholder(s) {sorted(placeholders - {'subject'})}; only {{subject}} is allowed",
+                )
             if ds.personal and "subject" not in placeholders:
-                yield Problem(CATALOG, f"{where}.prefix", "a personal object dataset needs {subject} in its prefix, so a person's objects can be found")
+                yield Problem(
+                    CATALOG,
+                    f"{where}.prefix",
+                    "a personal object dataset needs {subject} in its prefix, so a person's objects can be found",
+                )
             if ds.subject:
-                yield Problem(CATALOG, f"{where}.subject", "an object dataset reaches its person through {subject} in the prefix, not a subject link")
+                yield Problem(
+                    CATALOG,
+                    f"{where}.subject",
+                    "an object dataset reaches its person through {subject} in the prefix, not a subject link",
+                )
             if ds.created not in (None, "last_modified"):
                 yield Problem(CATALOG, f"{where}.created", f"{ds.created!r}: objects are dated by last_modified only")
 
@@ -102,8 +142,12 @@ def _keyed(catalog: Catalog, file: str, path: str, name: str) -> Iterator[Proble
     """A table the engine deletes from or reads in key order needs its one key column."""
     ds = catalog.datasets.get(name)
     if ds is not None and ds.is_table and not ds.primary_key:
-        yield Problem(file, path, f"dataset {name!r} has no primary_key in catalog.yaml; the engine works in ranges "
-                                  "of one unique column: name it as primary_key")
+        yield Problem(
+            file,
+            path,
+            f"dataset {name!r} has no primary_key in catalog.yaml; the engine works in ranges "
+            "of one unique column: name it as primary_key",
+        )
 
 
 def _applies_to(catalog: Catalog, file: str, path: str, applies: AppliesTo) -> Iterator[Problem]:
@@ -121,7 +165,11 @@ def _anonymizable(catalog: Catalog, file: str, path: str, targets: dict) -> Iter
             continue
         for field in fields:
             if field.spec.anonymize is None:
-                yield Problem(file, path, f"anonymize applies to {name!r}, but its personal field {field.column!r} has no anonymize strategy in catalog.yaml")
+                yield Problem(
+                    file,
+                    path,
+                    f"anonymize applies to {name!r}, but its personal field {field.column!r} has no anonymize strategy in catalog.yaml",
+                )
 
 
 def check_retention(catalog: Catalog, retention) -> Iterator[Problem]:
@@ -143,16 +191,25 @@ def check_retention(catalog: Catalog, retention) -> Iterator[Problem]:
             yield Problem(RETENTION, f"{path}.applies_to", f"rule {rule.name!r} applies to no dataset")
         for name in datasets:
             if name in owner:
-                yield Problem(RETENTION, f"{path}.applies_to", f"dataset {name!r} is already covered by rules[{owner[name][0]}] ({owner[name][1]}); a dataset may have one retention rule")
+                yield Problem(
+                    RETENTION,
+                    f"{path}.applies_to",
+                    f"dataset {name!r} is already covered by rules[{owner[name][0]}] ({owner[name][1]}); a dataset may have one retention rule",
+                )
             owner.setdefault(name, (i, rule.name))
             if not catalog.dataset(name).created and catalog.dataset(name).is_table:
-                yield Problem(RETENTION, f"{path}.applies_to", f"dataset {name!r} has no created column in catalog.yaml, so its age is unknown")
+                yield Problem(
+                    RETENTION,
+                    f"{path}.applies_to",
+                    f"dataset {name!r} has no created column in catalog.yaml, so its age is unknown",
+                )
             yield from _keyed(catalog, RETENTION, f"{path}.applies_to", name)
         for floor, covered in floors:
             hit = sorted(covered.intersection(datasets))
             if hit and rule.keep.surely_shorter_than(floor.minimum):
                 yield Problem(
-                    RETENTION, f"{path}.keep",
+                    RETENTION,
+                    f"{path}.keep",
                     f"{rule.keep} is shorter than the statutory minimum {floor.minimum} ({', '.join(hit)}: {floor.basis})",
                 )
         if rule.action == "anonymize":
@@ -168,7 +225,11 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
     else:
         yield from _keyed(catalog, CANCELLATION, "requests.dataset", requests.dataset)
     if not cancellation.grace_period.surely_shorter_than(cancellation.complete_within):
-        yield Problem(CANCELLATION, "complete_within", f"{cancellation.complete_within} leaves no time after the grace period {cancellation.grace_period}")
+        yield Problem(
+            CANCELLATION,
+            "complete_within",
+            f"{cancellation.complete_within} leaves no time after the grace period {cancellation.grace_period}",
+        )
     for i, override in enumerate(cancellation.overrides):
         yield from _applies_to(catalog, CANCELLATION, f"overrides[{i}].applies_to", override.applies_to)
         if override.action == "anonymize":
@@ -187,10 +248,18 @@ def check_recipients(catalog: Catalog, recipients) -> Iterator[Problem]:
             yield Problem(RECIPIENTS, f"{path}.{refusal.key}", refusal.reason)
         placeholders = catalog.prefix_fields(recipient.delivery.prefix)
         if placeholders - DELIVERY_PLACEHOLDERS:
-            yield Problem(RECIPIENTS, f"{path}.delivery.prefix", f"unknown placeholder(s) {sorted(placeholders - DELIVERY_PLACEHOLDERS)}; "
-                          f"allowed: {', '.join('{' + p + '}' for p in sorted(DELIVERY_PLACEHOLDERS))}")
+            yield Problem(
+                RECIPIENTS,
+                f"{path}.delivery.prefix",
+                f"unknown placeholder(s) {sorted(placeholders - DELIVERY_PLACEHOLDERS)}; "
+                f"allowed: {', '.join('{' + p + '}' for p in sorted(DELIVERY_PLACEHOLDERS))}",
+            )
         elif not placeholders:
-            yield Problem(RECIPIENTS, f"{path}.delivery.prefix", "needs {ds} or {start}/{end}, so each data interval has keys of its own")
+            yield Problem(
+                RECIPIENTS,
+                f"{path}.delivery.prefix",
+                "needs {ds} or {start}/{end}, so each data interval has keys of its own",
+            )
 
 
 def check_incidents(catalog: Catalog, incidents) -> Iterator[Problem]:
@@ -208,5 +277,9 @@ def check_incidents(catalog: Catalog, incidents) -> Iterator[Problem]:
 
     for i, locale in enumerate(incidents.locales):
         if not (TEMPLATES / "mail" / f"incident_notice.{locale}.txt.j2").exists():
-            yield Problem(INCIDENTS, f"locales[{i}]", f"{locale!r} has no incident notice template "
-                          f"(include/templates/mail/incident_notice.{locale}.txt.j2); add one or remove the locale")
+            yield Problem(
+                INCIDENTS,
+                f"locales[{i}]",
+                f"{locale!r} has no incident notice template "
+                f"(include/templates/mail/incident_notice.{locale}.txt.j2); add one or remove the locale",
+            )

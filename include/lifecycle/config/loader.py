@@ -95,7 +95,9 @@ def parse_model(file: str, data: object, model: type[BaseModel]) -> tuple[BaseMo
             # pydantic reports which union member failed ("str", "Anonymize"); the user wrote one key.
             loc = tuple(p for p in loc if p not in {"Anonymize", "SubjectLink", "str", "int"})
             if error["type"] == "extra_forbidden" and loc:
-                problems.append(Problem(file, key_path(loc), f"unknown key; valid keys here: {_valid_keys(model, loc)}"))
+                problems.append(
+                    Problem(file, key_path(loc), f"unknown key; valid keys here: {_valid_keys(model, loc)}")
+                )
             else:
                 problems.append(Problem(file, key_path(loc), _message(error)))
         return None, problems

@@ -32,7 +32,7 @@ class System(Model):
     type: Literal["sql", "s3"]
     conn_id: str
     bucket: str | None = None
-    pool_slots: Annotated[int, Field(gt=0, le=128)] = 4   # Airflow pool lifecycle_<system>: concurrent tasks on it
+    pool_slots: Annotated[int, Field(gt=0, le=128)] = 4  # Airflow pool lifecycle_<system>: concurrent tasks on it
     description: str | None = None
 
     @model_validator(mode="after")
@@ -47,25 +47,27 @@ class System(Model):
 class Category(Model):
     title: str | None = None
     parent: str | None = None
-    shareable: bool = True          # false: never leaves to a third party (credentials)
+    shareable: bool = True  # false: never leaves to a third party (credentials)
 
 
 class Anonymize(Model):
     """A strategy and its options; ``anonymize: hmac`` is short for ``{strategy: hmac}``."""
 
     strategy: str
-    text: str | None = None                       # redact: the replacement
-    to: Literal["day", "month", "year"] | None = None   # generalize_date: the precision kept
+    text: str | None = None  # redact: the replacement
+    to: Literal["day", "month", "year"] | None = None  # generalize_date: the precision kept
 
 
 def _anonymize_shorthand(value):
     if value is None:
-        raise ValueError('unquoted null is ambiguous: write anonymize: "null" for the null strategy, or leave the key out')
+        raise ValueError(
+            'unquoted null is ambiguous: write anonymize: "null" for the null strategy, or leave the key out'
+        )
     return {"strategy": value} if isinstance(value, str) else value
 
 
 class FieldSpec(Model):
-    category: str | None = None     # none: the dataset's whole-row category
+    category: str | None = None  # none: the dataset's whole-row category
     personal: bool = True
     anonymize: Annotated[Anonymize | None, BeforeValidator(_anonymize_shorthand)] = None
     description: str | None = None
@@ -129,8 +131,10 @@ class Dataset(Model):
         if bool(self.table) == bool(self.prefix):
             raise ValueError("a dataset has either table (sql) or prefix (s3), not both and not neither")
         if self.table and not self.primary_key and (self.personal or self.subject):
-            raise ValueError("a table dataset needs primary_key (one column); only a personal: false table "
-                             "without a subject link may leave it out")
+            raise ValueError(
+                "a table dataset needs primary_key (one column); only a personal: false table "
+                "without a subject link may leave it out"
+            )
         return self
 
     @property
@@ -144,7 +148,7 @@ class Contact(Model):
     locale: str | None = None
     country: str | None = None
     phone: str | None = None
-    address: str | None = None      # postal address: letters to people without e-mail
+    address: str | None = None  # postal address: letters to people without e-mail
 
 
 class Subject(Model):
@@ -176,7 +180,7 @@ class CatalogFile(Model):
     categories: dict[Name, Category]
     subject: Subject
     datasets: dict[Name, Dataset]
-    state: str = "state"          # the system holding the ledger and registers
+    state: str = "state"  # the system holding the ledger and registers
     reports: Reports = Reports(path="var/reports")
     anonymization: Anonymization = Anonymization()
 
@@ -259,7 +263,7 @@ class Agreement(Model):
     signed: date
     expires: date | None = None
     document_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
-    covers: list[str] = []          # categories the signed document covers; empty: exactly what `share` lists
+    covers: list[str] = []  # categories the signed document covers; empty: exactly what `share` lists
 
     @model_validator(mode="after")
     def _dates(self):
@@ -275,11 +279,11 @@ class ConsentRef(Model):
 
 class Delivery(Model):
     system: str
-    prefix: str                     # {ds}, {start}, {end}: from the run's data interval
+    prefix: str  # {ds}, {start}, {end}: from the run's data interval
     format: Literal["jsonl", "csv"] = "jsonl"
-    encryption: Literal["AES256", "aws:kms"] = "AES256"   # server-side encryption requested on every object
+    encryption: Literal["AES256", "aws:kms"] = "AES256"  # server-side encryption requested on every object
     kms_key_id: str | None = None
-    part_size_mb: Annotated[int, Field(ge=5, le=512)] = 16     # multipart upload part size
+    part_size_mb: Annotated[int, Field(ge=5, le=512)] = 16  # multipart upload part size
     fetch_rows: Annotated[int, Field(gt=0, le=100_000)] = 5000  # rows per fetch from the server-side cursor
 
     @model_validator(mode="after")
@@ -305,7 +309,7 @@ class Recipient(Model):
 
 
 class Signing(Model):
-    conn_id: str = "lifecycle_signing"   # Airflow connection whose password is the manifest signing key
+    conn_id: str = "lifecycle_signing"  # Airflow connection whose password is the manifest signing key
 
 
 class RecipientsFile(Model):
@@ -320,8 +324,8 @@ class Email(Model):
     conn_id: str = "smtp_default"
     from_: str = Field(alias="from")
     max_per_second: Annotated[float, Field(gt=0)] = 50
-    retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3        # tries per address on a 4xx reply
-    retry_backoff: DurationField = Duration.parse("2s")           # wait before the 2nd try; doubles each time
+    retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # tries per address on a 4xx reply
+    retry_backoff: DurationField = Duration.parse("2s")  # wait before the 2nd try; doubles each time
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -373,5 +377,5 @@ class IncidentsFile(Model):
     contact: IncidentContact
     locales: list[str] = ["en"]
     approval: Literal["required", "none"] = "required"
-    approval_timeout: DurationField = Duration.parse("24h")     # an unanswered approval rejects after this long
-    batch_size: Annotated[int, Field(gt=0, le=100_000)] = 5000   # affected people per mapped send task
+    approval_timeout: DurationField = Duration.parse("24h")  # an unanswered approval rejects after this long
+    batch_size: Annotated[int, Field(gt=0, le=100_000)] = 5000  # affected people per mapped send task

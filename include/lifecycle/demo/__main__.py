@@ -44,8 +44,9 @@ def cmd_seed(args) -> int:
     try:
         if args.reset:
             generate.reset(engine, client, bucket)
-        counts = generate.seed(engine, client, bucket, users=args.users, as_of=args.as_of,
-                               seed=args.seed, chunk_size=args.chunk_size)
+        counts = generate.seed(
+            engine, client, bucket, users=args.users, as_of=args.as_of, seed=args.seed, chunk_size=args.chunk_size
+        )
     except generate.DemoError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
@@ -118,7 +119,7 @@ def cmd_run(args) -> int:
 
                     state = StateStore.for_catalog(load_config().catalog)
                 if sharing.refused_by_gate(outcome, state):
-                    refused.append(dag_id)      # the gate did its job: a refusal, recorded, not a crash
+                    refused.append(dag_id)  # the gate did its job: a refusal, recorded, not a crash
                     continue
             if outcome.state != "success":
                 failed.append(dag_id)
@@ -126,10 +127,16 @@ def cmd_run(args) -> int:
             out.write(line + "\n")
         for line in demo_incident.summary(outcomes):
             out.write(line + "\n")
-        out.write(f"\n{len(outcomes) - len(failed) - len(refused)} of {len(outcomes)} DAG run(s) succeeded"
-                  + (f"; refused by the sharing gate, as configured: {', '.join(refused)} (run state failed, nothing delivered)"
-                     if refused else "")
-                  + (f"; failed: {', '.join(failed)} (see {log})" if failed else "") + "\n")
+        out.write(
+            f"\n{len(outcomes) - len(failed) - len(refused)} of {len(outcomes)} DAG run(s) succeeded"
+            + (
+                f"; refused by the sharing gate, as configured: {', '.join(refused)} (run state failed, nothing delivered)"
+                if refused
+                else ""
+            )
+            + (f"; failed: {', '.join(failed)} (see {log})" if failed else "")
+            + "\n"
+        )
     return 1 if failed else 0
 
 
@@ -138,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("seed", help="create and fill the demo tables and media bucket, add the demo's legal holds")
     s.add_argument("--users", type=int, default=200, help="how many users (default 200)")
-    s.add_argument("--as-of", type=_as_of, default=_as_of(None), help="the day data ages are relative to, YYYY-MM-DD (default: now)")
+    s.add_argument(
+        "--as-of",
+        type=_as_of,
+        default=_as_of(None),
+        help="the day data ages are relative to, YYYY-MM-DD (default: now)",
+    )
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed and arguments: same data)")
     s.add_argument("--reset", action="store_true", help="drop the demo tables and empty the demo prefixes first")
     s.add_argument("--no-s3", action="store_true", help="leave the media bucket alone")
@@ -146,10 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(run=cmd_seed)
     r = sub.add_parser("run", help="run DAGs once through Airflow (dag.test) and print what each did")
     r.add_argument("--dags", help="comma-separated DAG ids (default: every DAG)")
-    r.add_argument("--as-of", type=_as_of, default=_as_of(None), help="the run's logical date, YYYY-MM-DD (default: now)")
+    r.add_argument(
+        "--as-of", type=_as_of, default=_as_of(None), help="the run's logical date, YYYY-MM-DD (default: now)"
+    )
     r.add_argument("--log", help="where Airflow's task logs go (default: $LIFECYCLE_VAR_DIR/log/demo-run.log)")
-    r.add_argument("--conf", help="run configuration (the trigger form) as JSON, or @file; incident_notification "
-                                  "without it runs the demo incident twice: dry run, then approved")
+    r.add_argument(
+        "--conf",
+        help="run configuration (the trigger form) as JSON, or @file; incident_notification "
+        "without it runs the demo incident twice: dry run, then approved",
+    )
     r.set_defaults(run=cmd_run)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -41,11 +41,13 @@ def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
         columns = [c.name for c in table.c]
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        for row in rows:       # \N marks NULL; no demo value is that string
+        for row in rows:  # \N marks NULL; no demo value is that string
             writer.writerow(["\\N" if row[c] is None else row[c] for c in columns])
         buf.seek(0)
-        sql = (f"COPY {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
-               "FROM STDIN WITH (FORMAT csv, NULL '\\N')")
+        sql = (
+            f"COPY {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
+            "FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        )
         with conn.connection.dbapi_connection.cursor() as cursor:
             cursor.copy_expert(sql, buf)
     else:
@@ -58,13 +60,24 @@ def _sync_sequences(conn: sa.Connection) -> None:
         return
     for table in schema.TABLES:
         name = conn.dialect.identifier_preparer.format_table(table)
-        conn.execute(sa.text(
-            f"SELECT setval(pg_get_serial_sequence(:t, 'id'), COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {name}"
-        ), {"t": name})
+        conn.execute(
+            sa.text(
+                f"SELECT setval(pg_get_serial_sequence(:t, 'id'), COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {name}"
+            ),
+            {"t": name},
+        )
 
 
-def seed(engine: sa.Engine, s3_client=None, bucket: str | None = None, *, users: int = 200,
-         as_of: datetime, seed: int = 0, chunk_size: int = 10_000) -> dict[str, int]:
+def seed(
+    engine: sa.Engine,
+    s3_client=None,
+    bucket: str | None = None,
+    *,
+    users: int = 200,
+    as_of: datetime,
+    seed: int = 0,
+    chunk_size: int = 10_000,
+) -> dict[str, int]:
     """Create the demo tables if missing and fill them; returns row counts per
     table (and ``s3_objects``, ``s3_versions``, ``s3_delete_markers`` when an
     S3 client is given).  Refuses tables that already hold users."""
@@ -73,7 +86,9 @@ def seed(engine: sa.Engine, s3_client=None, bucket: str | None = None, *, users:
     schema.create_all(engine)
     with engine.connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(schema.users)).scalar():
-            raise DemoError("the demo tables already hold users; reset them first (python -m lifecycle.demo seed --reset)")
+            raise DemoError(
+                "the demo tables already hold users; reset them first (python -m lifecycle.demo seed --reset)"
+            )
     world = World(seed=seed, as_of=normalize_as_of(as_of), plan=plan(users, seed))
     media = None
     if s3_client is not None:
@@ -86,7 +101,7 @@ def seed(engine: sa.Engine, s3_client=None, bucket: str | None = None, *, users:
 
     def flush() -> None:
         with engine.begin() as conn:
-            for table in schema.TABLES:               # parents first
+            for table in schema.TABLES:  # parents first
                 rows = buffers[table.name]
                 if rows:
                     _insert(conn, table, rows)

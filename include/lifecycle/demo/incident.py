@@ -83,10 +83,16 @@ def summary(outcomes) -> list[str]:
             f"undeliverable {result['undeliverable']}, deferred {result['deferred']}; letters {result['letters']}, "
             f"telephone {result['telephone']}, no contact {result['no_contact']}",
             f"  regulators: {', '.join(result['regulators']) or 'none'}",
-            f"  documents:    {reports}/{result['folder']}/" + (" (preview/ only: dry run)" if result["outcome"] == "dry run" else ""),
+            f"  documents:    {reports}/{result['folder']}/"
+            + (" (preview/ only: dry run)" if result["outcome"] == "dry run" else ""),
         ]
         if result["outcome"] != "dry run":
-            lines += [f"  mails:        {os.environ.get('LIFECYCLE_MAIL_DIR', 'var/mail')}/",
-                      f"  announcement: {result['announcement'] or 'not published'}"]
-            lines += [f"  report:       {reports}/{result['folder']}/report.{r}.pdf (and .html, .json)" for r in result["regulators"]]
+            lines += [
+                f"  mails:        {os.environ.get('LIFECYCLE_MAIL_DIR', 'var/mail')}/",
+                f"  announcement: {result['announcement'] or 'not published'}",
+            ]
+            lines += [
+                f"  report:       {reports}/{result['folder']}/report.{r}.pdf (and .html, .json)"
+                for r in result["regulators"]
+            ]
     return lines

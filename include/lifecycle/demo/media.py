@@ -19,8 +19,13 @@ MEDIA_PREFIXES = ("avatars/", "inquiries/", "chats/")
 def _jpeg(label: str) -> bytes:
     """A tiny placeholder with JPEG markers (SOI, JFIF, a comment, EOI)."""
     comment = f"MIC demo {label}".encode()
-    return (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-            + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + b"\xff\xd9")
+    return (
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        + b"\xff\xfe"
+        + (len(comment) + 2).to_bytes(2, "big")
+        + comment
+        + b"\xff\xd9"
+    )
 
 
 def ensure_versioned_bucket(client, bucket: str) -> None:
@@ -85,8 +90,11 @@ def clear_media(client, bucket: str) -> int:
     paginator = client.get_paginator("list_object_versions")
     for prefix in MEDIA_PREFIXES:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                     for kind in ("Versions", "DeleteMarkers") for v in page.get(kind, [])]
+            batch = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for kind in ("Versions", "DeleteMarkers")
+                for v in page.get(kind, [])
+            ]
             for part in chunks(batch, 1000):
                 client.delete_objects(Bucket=bucket, Delete={"Objects": part, "Quiet": True})
                 removed += len(part)

@@ -36,8 +36,11 @@ class Plan:
 def plan(users: int, seed: int = 0) -> Plan:
     """About 0.6% of users are due for erasure (at least 4), 0.4% pending, 0.4% withdrawn (at least 2 each)."""
     rng = random.Random(f"mic-demo:{seed}:plan")
-    wanted = {"due": max(4, round(users * 0.006)), "pending": max(2, round(users * 0.004)),
-              "withdrawn": max(2, round(users * 0.004))}
+    wanted = {
+        "due": max(4, round(users * 0.006)),
+        "pending": max(2, round(users * 0.004)),
+        "withdrawn": max(2, round(users * 0.004)),
+    }
     picks = rng.sample(range(1, users + 1), min(users, sum(wanted.values()) + 2))
     cancellations: dict[int, str] = {}
     it = iter(picks)
@@ -48,7 +51,9 @@ def plan(users: int, seed: int = 0) -> Plan:
     due = sorted(u for u, s in cancellations.items() if s == "due")
     holds: list[tuple[int, tuple[str, ...] | None, str]] = []
     if due:
-        holds.append((due[0], None, "Litigation hold: buyer account named in a pending lawsuit (demo case DEMO-2026-014)"))
+        holds.append(
+            (due[0], None, "Litigation hold: buyer account named in a pending lawsuit (demo case DEMO-2026-014)")
+        )
     if rest:
         holds.append((rest[0], ("orders",), "Tax audit: order records requested by the tax bureau (demo)"))
     if len(rest) > 1:

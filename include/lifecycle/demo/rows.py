@@ -23,11 +23,16 @@ from lifecycle.demo import words as W
 from lifecycle.demo.plan import Plan
 
 DAY = 86400
-GRACE_PERIOD = timedelta(days=15)       # cancellation.yaml grace_period; the mix is placed around it
-MEDIA_FRACTION = 0.4                    # share of users with objects in the media bucket
+GRACE_PERIOD = timedelta(days=15)  # cancellation.yaml grace_period; the mix is placed around it
+MEDIA_FRACTION = 0.4  # share of users with objects in the media bucket
 # Retention boundaries of the demo configuration (retention.yaml).
-EDGES = (relativedelta(days=180), relativedelta(months=6), relativedelta(years=1),
-         relativedelta(years=2), relativedelta(years=3))
+EDGES = (
+    relativedelta(days=180),
+    relativedelta(months=6),
+    relativedelta(years=1),
+    relativedelta(years=2),
+    relativedelta(years=3),
+)
 
 
 def normalize_as_of(as_of: datetime) -> datetime:
@@ -60,8 +65,8 @@ class World:
 @dataclass
 class MediaObject:
     key: str
-    versions: int          # 1 or 2 PUTs
-    delete_marker: bool    # then a DELETE without VersionId
+    versions: int  # 1 or 2 PUTs
+    delete_marker: bool  # then a DELETE without VersionId
 
 
 def _age(rng: random.Random, world: World, mean_days: float, max_age: float) -> float:
@@ -84,8 +89,45 @@ def _count(rng: random.Random, mean: float) -> int:
 
 
 def _ipv4(rng: random.Random) -> str:
-    first = rng.choice((36, 42, 58, 60, 61, 101, 112, 113, 114, 117, 120, 121, 123, 125, 171, 180, 183,
-                        202, 210, 218, 221, 223, 24, 37, 46, 62, 78, 84, 91, 98, 104, 151, 176, 185, 195))
+    first = rng.choice(
+        (
+            36,
+            42,
+            58,
+            60,
+            61,
+            101,
+            112,
+            113,
+            114,
+            117,
+            120,
+            121,
+            123,
+            125,
+            171,
+            180,
+            183,
+            202,
+            210,
+            218,
+            221,
+            223,
+            24,
+            37,
+            46,
+            62,
+            78,
+            84,
+            91,
+            98,
+            104,
+            151,
+            176,
+            185,
+            195,
+        )
+    )
     return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
@@ -94,7 +136,7 @@ def _ipv6(rng: random.Random) -> str:
 
 
 def _digits(rng: random.Random, n: int) -> str:
-    return str(rng.randrange(10 ** n)).zfill(n)
+    return str(rng.randrange(10**n)).zfill(n)
 
 
 def _phone(rng: random.Random, country: str | None) -> str:
@@ -154,7 +196,8 @@ class _Person:
             domain = rng.choice(W.EMAIL_DOMAINS_CN)
             self.city = place[2]
             self.address = (
-                f"{place[0]}{place[1]}{street[0]}路{num}号" if self.locale == "zh-CN"
+                f"{place[0]}{place[1]}{street[0]}路{num}号"
+                if self.locale == "zh-CN"
                 else f"No. {num} {street[1]} Road, {place[3]} District, {place[2]}, China {place[4]}{_digits(rng, 3)}"
             )
             firm = f"{place[2]} {rng.choice(W.CN_FIRM_WORDS)} {rng.choice(W.FIRM_TAILS)} Co., Ltd."
@@ -165,7 +208,9 @@ class _Person:
             num = rng.randrange(1, 250)
             self.name = f"{first} {last}"
             ascii_last = last.lower().replace(" ", "").encode("ascii", "ignore").decode()
-            local = rng.choice((f"{first.lower()}.{ascii_last}", f"{first[0].lower()}{ascii_last}", f"{ascii_last}.{first[0].lower()}"))
+            local = rng.choice(
+                (f"{first.lower()}.{ascii_last}", f"{first[0].lower()}{ascii_last}", f"{ascii_last}.{first[0].lower()}")
+            )
             local = local.encode("ascii", "ignore").decode()
             domain = rng.choice(W.EMAIL_DOMAINS)
             self.city = city
@@ -176,16 +221,18 @@ class _Person:
             }.get(country or "", f"{num} {street} Street, {post} {city}")
             firm = f"{last} {rng.choice(W.FIRM_TAILS)} {suffix}"
         self.email = None if rng.random() < 0.07 else f"{local}{uid}@{domain}"
-        self.phone = None if (self.email is None and rng.random() < 0.15) or rng.random() < 0.05 else _phone(rng, country)
+        self.phone = (
+            None if (self.email is None and rng.random() < 0.15) or rng.random() < 0.05 else _phone(rng, country)
+        )
         has_firm = rng.random() < 0.75
         self.company = firm if has_firm else None
         self.ip = _ipv6(rng) if rng.random() < 0.1 else _ipv4(rng)
         if rng.random() < 0.04:
-            age = rng.uniform(3600, 14 * DAY)                  # joined in the last two weeks
+            age = rng.uniform(3600, 14 * DAY)  # joined in the last two weeks
         else:
             age = max(DAY, 5 * 365 * DAY * rng.random() ** 1.7)
         if uid in world.plan.rich:
-            age = max(age, (3 * 365 + 120 + rng.randrange(300)) * DAY)   # old enough for every rule
+            age = max(age, (3 * 365 + 120 + rng.randrange(300)) * DAY)  # old enough for every rule
         self.age = age
         self.media = uid in world.plan.rich or rng.random() < MEDIA_FRACTION
         salt = f"{rng.getrandbits(64):016x}"
@@ -205,7 +252,9 @@ class _Person:
             "locale": self.locale,
             "country": country,
             "password_hash": f"pbkdf2_sha256$600000${salt}${digest}",
-            "security_answer_hash": hashlib.sha256(f"{salt}:{rng.random()}".encode()).hexdigest() if rng.random() < 0.7 else None,
+            "security_answer_hash": hashlib.sha256(f"{salt}:{rng.random()}".encode()).hexdigest()
+            if rng.random() < 0.7
+            else None,
             "tier": _weighted(rng, (("free", 70), ("gold", 22), ("diamond", 8))),
             "created_at": world.at(age),
             "last_login_ip": self.ip,
@@ -231,19 +280,24 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
         age = _age(rng, world, 180, p.age)
         kind = rng.choice(id_types)
         ios = os_name.startswith("iOS")
-        rows["devices"].append({
-            "id": world.take_id("devices"),
-            "user_id": uid,
-            "hardware_model": rng.choice(models),
-            "mac_address": "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5)),
-            "os": os_name,
-            "device_id_type": kind,
-            "device_id": _device_id(rng, kind),
-            "push_token": (f"{rng.getrandbits(256):064x}" if ios
-                           else base64.urlsafe_b64encode(rng.randbytes(105)).decode()) if rng.random() < 0.8 else None,
-            "created_at": world.at(age),
-            "last_seen_at": world.at(age * rng.random() ** 3) if rng.random() < 0.95 else None,
-        })
+        rows["devices"].append(
+            {
+                "id": world.take_id("devices"),
+                "user_id": uid,
+                "hardware_model": rng.choice(models),
+                "mac_address": "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5)),
+                "os": os_name,
+                "device_id_type": kind,
+                "device_id": _device_id(rng, kind),
+                "push_token": (
+                    f"{rng.getrandbits(256):064x}" if ios else base64.urlsafe_b64encode(rng.randbytes(105)).decode()
+                )
+                if rng.random() < 0.8
+                else None,
+                "created_at": world.at(age),
+                "last_seen_at": world.at(age * rng.random() ** 3) if rng.random() < 0.95 else None,
+            }
+        )
     platforms = platforms or ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0"]
 
     # access logs: the bulk of the rows, mostly recent
@@ -254,23 +308,28 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
         else:
             age = _age(rng, world, 60, p.age)
         action, path, _ = rng.choices(W.ACTIONS, _ACTION_WEIGHTS)[0]
-        rows["access_logs"].append({
-            "id": world.take_id("access_logs"),
-            "user_id": uid,
-            "ip": p.ip if rng.random() < 0.6 else (_ipv6(rng) if rng.random() < 0.1 else _ipv4(rng)),
-            "action": action,
-            "path": path.format(n=rng.randrange(10_000, 999_999), q=rng.choice(W.PRODUCTS).replace(" ", "+")),
-            "user_agent": rng.choice(platforms),
-            "logged_at": world.at(age),
-        })
+        rows["access_logs"].append(
+            {
+                "id": world.take_id("access_logs"),
+                "user_id": uid,
+                "ip": p.ip if rng.random() < 0.6 else (_ipv6(rng) if rng.random() < 0.1 else _ipv4(rng)),
+                "action": action,
+                "path": path.format(n=rng.randrange(10_000, 999_999), q=rng.choice(W.PRODUCTS).replace(" ", "+")),
+                "user_agent": rng.choice(platforms),
+                "logged_at": world.at(age),
+            }
+        )
 
     # favorites
     for _ in range(_count(rng, 3)):
-        rows["favorites"].append({
-            "id": world.take_id("favorites"), "user_id": uid,
-            "product_id": rng.randrange(10_000, 999_999),
-            "created_at": world.at(_age(rng, world, 365, p.age)),
-        })
+        rows["favorites"].append(
+            {
+                "id": world.take_id("favorites"),
+                "user_id": uid,
+                "product_id": rng.randrange(10_000, 999_999),
+                "created_at": world.at(_age(rng, world, 365, p.age)),
+            }
+        )
 
     # inquiries (photos in the media bucket)
     for n in range(max(int(rich), _count(rng, 1.5))):
@@ -278,14 +337,17 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
         fill = {"product": product, "qty": qty, "color": rng.choice(W.COLORS), "city": p.city}
         iid = world.take_id("inquiries")
         photo = p.media and (rng.random() < 0.35 or (rich and n == 0))
-        rows["inquiries"].append({
-            "id": iid, "user_id": uid,
-            "supplier_id": rng.randrange(1, 50_000),
-            "subject": rng.choice(W.INQUIRY_SUBJECTS).format(**fill),
-            "body": rng.choice(W.INQUIRY_BODIES_ZH if zh else W.INQUIRY_BODIES).format(**fill),
-            "has_photo": photo,
-            "created_at": world.at(_age(rng, world, 300, p.age)),
-        })
+        rows["inquiries"].append(
+            {
+                "id": iid,
+                "user_id": uid,
+                "supplier_id": rng.randrange(1, 50_000),
+                "subject": rng.choice(W.INQUIRY_SUBJECTS).format(**fill),
+                "body": rng.choice(W.INQUIRY_BODIES_ZH if zh else W.INQUIRY_BODIES).format(**fill),
+                "has_photo": photo,
+                "created_at": world.at(_age(rng, world, 300, p.age)),
+            }
+        )
         if photo:
             objects.append(MediaObject(f"inquiries/{uid}/{iid}.jpg", 1, False))
 
@@ -293,9 +355,14 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
     for n in range(max(int(rich), _count(rng, 1.2))):
         cid = world.take_id("conversations")
         start = _age(rng, world, 150, p.age)
-        rows["conversations"].append({
-            "id": cid, "user_id": uid, "supplier_id": rng.randrange(1, 50_000), "created_at": world.at(start),
-        })
+        rows["conversations"].append(
+            {
+                "id": cid,
+                "user_id": uid,
+                "supplier_id": rng.randrange(1, 50_000),
+                "created_at": world.at(start),
+            }
+        )
         age = start
         product = rng.choice(W.PRODUCTS)
         for k in range(1 + _count(rng, 5)):
@@ -311,10 +378,16 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
             mid = world.take_id("chat_messages")
             forced = rich and n == 0 and k == 0
             attach = p.media and (rng.random() < 0.12 or forced)
-            rows["chat_messages"].append({
-                "id": mid, "conversation_id": cid, "sender": sender, "body": body,
-                "has_attachment": attach, "sent_at": world.at(age),
-            })
+            rows["chat_messages"].append(
+                {
+                    "id": mid,
+                    "conversation_id": cid,
+                    "sender": sender,
+                    "body": body,
+                    "has_attachment": attach,
+                    "sent_at": world.at(age),
+                }
+            )
             if attach:
                 objects.append(MediaObject(f"chats/{uid}/{mid}.jpg", 1, rng.random() < 0.1 and not forced))
             age = max(age - rng.uniform(60, 2 * DAY), 30.0)
@@ -322,13 +395,16 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
     # purchase demands
     for _ in range(_weighted(rng, ((0, 70), (1, 20), (2, 7), (3, 3)))):
         created = world.at(_age(rng, world, 120, p.age))
-        rows["purchase_demands"].append({
-            "id": world.take_id("purchase_demands"), "user_id": uid,
-            "product": rng.choice(W.PRODUCTS),
-            "quantity": rng.choice((10, 50, 100, 500, 1000, 10_000)),
-            "needed_by": (created + timedelta(days=rng.randrange(14, 120))).date() if rng.random() < 0.8 else None,
-            "created_at": created,
-        })
+        rows["purchase_demands"].append(
+            {
+                "id": world.take_id("purchase_demands"),
+                "user_id": uid,
+                "product": rng.choice(W.PRODUCTS),
+                "quantity": rng.choice((10, 50, 100, 500, 1000, 10_000)),
+                "needed_by": (created + timedelta(days=rng.randrange(14, 120))).date() if rng.random() < 0.8 else None,
+                "created_at": created,
+            }
+        )
 
     # orders (transaction records)
     n_orders = max(int(rich), _count(rng, 2))
@@ -339,31 +415,52 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
         else:
             age = _age(rng, world, 400, p.age)
         recent = age < 10 * DAY
-        rows["orders"].append({
-            "id": world.take_id("orders"), "user_id": uid,
-            "amount_cents": int(rng.lognormvariate(10.5, 1.2)) * (100 if currency == "JPY" else 1),
-            "currency": currency,
-            "shipping_address": p.address if rng.random() < 0.85 else f"Warehouse {rng.randrange(1, 40)}, {p.city}",
-            "status": _weighted(rng, (("paid", 40), ("shipped", 60)) if recent else
-                                (("completed", 80), ("refunded", 8), ("cancelled", 12))),
-            "created_at": world.at(age),
-        })
+        rows["orders"].append(
+            {
+                "id": world.take_id("orders"),
+                "user_id": uid,
+                "amount_cents": int(rng.lognormvariate(10.5, 1.2)) * (100 if currency == "JPY" else 1),
+                "currency": currency,
+                "shipping_address": p.address if rng.random() < 0.85 else f"Warehouse {rng.randrange(1, 40)}, {p.city}",
+                "status": _weighted(
+                    rng,
+                    (("paid", 40), ("shipped", 60))
+                    if recent
+                    else (("completed", 80), ("refunded", 8), ("cancelled", 12)),
+                ),
+                "created_at": world.at(age),
+            }
+        )
 
     # consents: marketing e-mail at sign-up, personalised ads, the 2026 expo
-    for purpose, share, mean in (("marketing_email", 0.45, None), ("personalized_ads", 0.25, None), ("expo_2026", 0.2, 90)):
+    for purpose, share, mean in (
+        ("marketing_email", 0.45, None),
+        ("personalized_ads", 0.25, None),
+        ("expo_2026", 0.2, 90),
+    ):
         if not (rng.random() < share or (rich and purpose == "expo_2026")):
             continue
         granted = p.age - rng.uniform(0, min(DAY, p.age / 2)) if mean is None else _age(rng, world, mean, p.age)
         withdrawn = granted * rng.random() if rng.random() < 0.2 else None
-        rows["consents"].append({
-            "id": world.take_id("consents"), "user_id": uid, "purpose": purpose,
-            "granted_at": world.at(granted), "withdrawn_at": None if withdrawn is None else world.at(withdrawn),
-        })
-        if withdrawn is not None and rng.random() < 0.1:                 # changed their mind again
-            rows["consents"].append({
-                "id": world.take_id("consents"), "user_id": uid, "purpose": purpose,
-                "granted_at": world.at(withdrawn * rng.random()), "withdrawn_at": None,
-            })
+        rows["consents"].append(
+            {
+                "id": world.take_id("consents"),
+                "user_id": uid,
+                "purpose": purpose,
+                "granted_at": world.at(granted),
+                "withdrawn_at": None if withdrawn is None else world.at(withdrawn),
+            }
+        )
+        if withdrawn is not None and rng.random() < 0.1:  # changed their mind again
+            rows["consents"].append(
+                {
+                    "id": world.take_id("consents"),
+                    "user_id": uid,
+                    "purpose": purpose,
+                    "granted_at": world.at(withdrawn * rng.random()),
+                    "withdrawn_at": None,
+                }
+            )
 
     # account cancellation requests, placed around the grace period
     status = world.plan.cancellations.get(uid)
@@ -377,14 +474,20 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
             "due_edge": grace + 3600,
         }[status]
         withdrawn = requested - rng.uniform(3600, min(grace, requested) - 60) if status == "withdrawn" else None
-        rows["account_cancellations"].append({
-            "id": world.take_id("account_cancellations"), "user_id": uid,
-            "requested_at": world.at(requested),
-            "withdrawn_at": None if withdrawn is None else world.at(withdrawn),
-        })
+        rows["account_cancellations"].append(
+            {
+                "id": world.take_id("account_cancellations"),
+                "user_id": uid,
+                "requested_at": world.at(requested),
+                "withdrawn_at": None if withdrawn is None else world.at(withdrawn),
+            }
+        )
 
     # avatar: sometimes replaced (2 versions), sometimes removed (a delete marker)
     if p.media and (rich or rng.random() < 0.75):
-        objects.append(MediaObject(f"avatars/{uid}/avatar.jpg", 2 if rich or rng.random() < 0.2 else 1,
-                               not rich and rng.random() < 0.08))
+        objects.append(
+            MediaObject(
+                f"avatars/{uid}/avatar.jpg", 2 if rich or rng.random() < 0.2 else 1, not rich and rng.random() < 0.08
+            )
+        )
     return rows, objects

@@ -19,7 +19,7 @@ class DagOutcome:
     run_id: str
     state: str
     seconds: float
-    tasks: dict[str, str] = field(default_factory=dict)       # task id (and map index) -> state
+    tasks: dict[str, str] = field(default_factory=dict)  # task id (and map index) -> state
     returned: dict[str, object] = field(default_factory=dict)  # task id -> return value (counts)
 
 

@@ -40,7 +40,8 @@ def _when(name: str, nullable: bool = False) -> sa.Column:
 
 
 users = sa.Table(
-    "users", metadata,
+    "users",
+    metadata,
     _pk(),
     sa.Column("account", sa.String(64), nullable=False, unique=True),
     sa.Column("email", sa.String(254)),
@@ -63,13 +64,14 @@ users = sa.Table(
 )
 
 devices = sa.Table(
-    "devices", metadata,
+    "devices",
+    metadata,
     _pk(),
     _user_fk(),
     sa.Column("hardware_model", sa.String(64)),
     sa.Column("mac_address", sa.String(17)),
     sa.Column("os", sa.String(32)),
-    sa.Column("device_id_type", sa.String(16), nullable=False),   # IMEI, ANDROID_ID, IDFA, OPENUDID, GUID
+    sa.Column("device_id_type", sa.String(16), nullable=False),  # IMEI, ANDROID_ID, IDFA, OPENUDID, GUID
     sa.Column("device_id", sa.String(64)),
     sa.Column("push_token", sa.String(255)),
     _when("created_at"),
@@ -78,7 +80,8 @@ devices = sa.Table(
 )
 
 access_logs = sa.Table(
-    "access_logs", metadata,
+    "access_logs",
+    metadata,
     _pk(),
     _user_fk(),
     sa.Column("ip", sa.String(45)),
@@ -90,7 +93,8 @@ access_logs = sa.Table(
 )
 
 favorites = sa.Table(
-    "favorites", metadata,
+    "favorites",
+    metadata,
     _pk(),
     _user_fk(),
     sa.Column("product_id", sa.BigInteger, nullable=False),
@@ -99,7 +103,8 @@ favorites = sa.Table(
 )
 
 inquiries = sa.Table(
-    "inquiries", metadata,
+    "inquiries",
+    metadata,
     _pk(),
     _user_fk(),
     sa.Column("supplier_id", sa.BigInteger, nullable=False),
@@ -111,7 +116,8 @@ inquiries = sa.Table(
 )
 
 conversations = sa.Table(
-    "conversations", metadata,
+    "conversations",
+    metadata,
     _pk(),
     _user_fk(),
     sa.Column("supplier_id", sa.BigInteger, nullable=False),
@@ -120,11 +126,12 @@ conversations = sa.Table(
 )
 
 chat_messages = sa.Table(
-    "chat_messages", metadata,
+    "chat_messages",
+    metadata,
     _pk(),
     # Two hops to the person: chat_messages -> conversations -> users.
     sa.Column("conversation_id", Key, sa.ForeignKey("conversations.id"), nullable=False, index=True),
-    sa.Column("sender", sa.String(16), nullable=False),          # buyer | supplier
+    sa.Column("sender", sa.String(16), nullable=False),  # buyer | supplier
     sa.Column("body", sa.Text),
     sa.Column("has_attachment", sa.Boolean, nullable=False, default=False),
     _when("sent_at"),
@@ -132,7 +139,8 @@ chat_messages = sa.Table(
 )
 
 purchase_demands = sa.Table(
-    "purchase_demands", metadata,
+    "purchase_demands",
+    metadata,
     _pk(),
     _user_fk(),
     sa.Column("product", sa.String(200), nullable=False),
@@ -143,7 +151,8 @@ purchase_demands = sa.Table(
 )
 
 orders = sa.Table(
-    "orders", metadata,
+    "orders",
+    metadata,
     _pk(),
     _user_fk(nullable=True),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
@@ -155,7 +164,8 @@ orders = sa.Table(
 )
 
 consents = sa.Table(
-    "consents", metadata,
+    "consents",
+    metadata,
     _pk(),
     _user_fk(),
     sa.Column("purpose", sa.String(64), nullable=False),
@@ -165,7 +175,8 @@ consents = sa.Table(
 )
 
 account_cancellations = sa.Table(
-    "account_cancellations", metadata,
+    "account_cancellations",
+    metadata,
     _pk(),
     _user_fk(),
     _when("requested_at"),

@@ -55,11 +55,15 @@ def summary(outcomes, as_of: datetime) -> list[str]:
         delivered = next((e for e in entries if e["outcome"] == "delivered"), None)
         refused = next((e for e in entries if e["outcome"] == "refused"), None)
         if delivered and outcome.state == "success":
-            lines.append(f"  delivered  {outcome.dag_id:<30} {delivered['records']:>6} record(s)  manifest {delivered['manifest']} (+ manifest.html)")
+            lines.append(
+                f"  delivered  {outcome.dag_id:<30} {delivered['records']:>6} record(s)  manifest {delivered['manifest']} (+ manifest.html)"
+            )
             example = example or delivered["manifest"]
         elif refused:
-            lines.append(f"  refused    {outcome.dag_id:<30} nothing delivered; rule {refused['rule']}: "
-                         + refused["reason"].split(f"rule {refused['rule']}:", 1)[-1].split(";")[0].strip())
+            lines.append(
+                f"  refused    {outcome.dag_id:<30} nothing delivered; rule {refused['rule']}: "
+                + refused["reason"].split(f"rule {refused['rule']}:", 1)[-1].split(";")[0].strip()
+            )
         else:
             lines.append(f"  FAILED     {outcome.dag_id:<30} state {outcome.state} (see the task log)")
     start = date(as_of.year, 1, 1)

@@ -15,16 +15,32 @@ import io
 
 from lifecycle import reports
 
-PDF_FONT = "STSong-Light"      # reportlab's built-in CID font: Chinese glyphs (used when a report has CJK text)
+PDF_FONT = "STSong-Light"  # reportlab's built-in CID font: Chinese glyphs (used when a report has CJK text)
 
 # The legal items each report answers, in the order regulators read them.
 LEGAL_ITEMS = [
-    ("nature", "GDPR art. 33(3)(a); PIPL art. 57(1)", "Nature of the breach: what happened, categories and approximate numbers of people and records"),
-    ("contact", "GDPR art. 33(3)(b); PIPL art. 57(4)", "Name and contact details of the data protection officer or other contact point"),
+    (
+        "nature",
+        "GDPR art. 33(3)(a); PIPL art. 57(1)",
+        "Nature of the breach: what happened, categories and approximate numbers of people and records",
+    ),
+    (
+        "contact",
+        "GDPR art. 33(3)(b); PIPL art. 57(4)",
+        "Name and contact details of the data protection officer or other contact point",
+    ),
     ("consequences", "GDPR art. 33(3)(c); PIPL art. 57(1)", "Likely consequences (possible harm)"),
-    ("measures", "GDPR art. 33(3)(d); PIPL art. 57(2)", "Measures taken or proposed, including to mitigate adverse effects"),
+    (
+        "measures",
+        "GDPR art. 33(3)(d); PIPL art. 57(2)",
+        "Measures taken or proposed, including to mitigate adverse effects",
+    ),
     ("individuals", "PIPL art. 57(3); GDPR art. 34(2)", "What individuals can do to reduce harm, and remedies offered"),
-    ("timeline", "GDPR art. 33(1); PRC incident reporting measures", "Timeline: occurred, discovered, notified, deadline, and reasons for any delay"),
+    (
+        "timeline",
+        "GDPR art. 33(1); PRC incident reporting measures",
+        "Timeline: occurred, discovered, notified, deadline, and reasons for any delay",
+    ),
 ]
 
 
@@ -77,7 +93,7 @@ class Documents:
         """HTML, PDF (same template) and JSON of one regulator report."""
         html = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font=None)
         for_pdf = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font="Helvetica")
-        if any(c >= "\u2e80" for c in for_pdf):     # CJK text: the CID font has the glyphs (its Latin is cramped)
+        if any(c >= "\u2e80" for c in for_pdf):  # CJK text: the CID font has the glyphs (its Latin is cramped)
             for_pdf = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font=PDF_FONT)
         return {
             "html": self.write_text(f"{name}.html", html, "text/html; charset=utf-8"),

@@ -42,44 +42,125 @@ def param_schemas(catalog: Catalog) -> dict[str, dict]:
     categories = list(catalog.model.categories)
     when = {"type": ["null", "string"], "format": "date-time"}
     return {
-        "incident_id": (None, {"type": "string", "pattern": ID_PATTERN, "title": "Incident id",
-                               "description": "Your incident reference (3-64 letters, digits, '.', '_', '-'). "
-                                              "Trigger again with the same id and phase 'update' for a follow-up."}),
-        "title": (None, _text("Title", "A short name for the incident, as people and regulators will read it.", lines=False)),
-        "discovered_at": (None, {"type": "string", "format": "date-time", "title": "Discovered at (UTC)",
-                                 "description": "When the company became aware of the incident: regulator deadlines run from here."}),
-        "occurred_from": (None, {**when, "title": "Occurred from (UTC)",
-                                 "description": "Start of the window in which the data was exposed."}),
-        "occurred_to": (None, {**when, "title": "Occurred to (UTC)",
-                               "description": "End of the window in which the data was exposed."}),
+        "incident_id": (
+            None,
+            {
+                "type": "string",
+                "pattern": ID_PATTERN,
+                "title": "Incident id",
+                "description": "Your incident reference (3-64 letters, digits, '.', '_', '-'). "
+                "Trigger again with the same id and phase 'update' for a follow-up.",
+            },
+        ),
+        "title": (
+            None,
+            _text("Title", "A short name for the incident, as people and regulators will read it.", lines=False),
+        ),
+        "discovered_at": (
+            None,
+            {
+                "type": "string",
+                "format": "date-time",
+                "title": "Discovered at (UTC)",
+                "description": "When the company became aware of the incident: regulator deadlines run from here.",
+            },
+        ),
+        "occurred_from": (
+            None,
+            {
+                **when,
+                "title": "Occurred from (UTC)",
+                "description": "Start of the window in which the data was exposed.",
+            },
+        ),
+        "occurred_to": (
+            None,
+            {**when, "title": "Occurred to (UTC)", "description": "End of the window in which the data was exposed."},
+        ),
         "cause": (None, _text("Cause", "What happened and why (GDPR art. 33(3)(a), PIPL art. 57).")),
-        "affected_datasets": ([], {"type": "array", "items": {"type": "string", "enum": datasets}, "uniqueItems": True,
-                                   "title": "Affected datasets", "examples": datasets,
-                                   "description": "People with a row in one of these datasets, created inside the window, are affected."}),
-        "affected_categories": ([], {"type": "array", "items": {"type": "string", "enum": categories}, "uniqueItems": True,
-                                     "title": "Affected categories", "examples": categories,
-                                     "description": "Every dataset holding one of these categories of information counts as affected."}),
-        "subjects_uri": (None, {"type": ["null", "string"], "pattern": r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+",
-                                "title": "Affected people from a file (s3://bucket/key)",
-                                "description": "Instead of datasets and a window: an object listing subject ids, one per line."}),
+        "affected_datasets": (
+            [],
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": datasets},
+                "uniqueItems": True,
+                "title": "Affected datasets",
+                "examples": datasets,
+                "description": "People with a row in one of these datasets, created inside the window, are affected.",
+            },
+        ),
+        "affected_categories": (
+            [],
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": categories},
+                "uniqueItems": True,
+                "title": "Affected categories",
+                "examples": categories,
+                "description": "Every dataset holding one of these categories of information counts as affected.",
+            },
+        ),
+        "subjects_uri": (
+            None,
+            {
+                "type": ["null", "string"],
+                "pattern": r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+",
+                "title": "Affected people from a file (s3://bucket/key)",
+                "description": "Instead of datasets and a window: an object listing subject ids, one per line.",
+            },
+        ),
         "impact": (None, _text("Possible impact", "What the people affected may suffer (GDPR art. 33(3)(c)).")),
         "measures_taken": (None, _text("Measures taken", "What the company has done and will do (art. 33(3)(d)).")),
         "precautions": (None, _text("Precautions for people", "What people can do to protect themselves.")),
         "remedies": (None, _text("Remedies", "What the company offers (credit monitoring, password reset, ...).")),
-        "contact": (None, {"type": ["null", "object"], "title": "Contact (override)",
-                           "description": "Leave empty to name incidents.yaml's contact; or {\"name\": ..., \"email\": ..., \"phone\": ...}.",
-                           "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"}},
-                           "required": ["name", "email"], "additionalProperties": False}),
-        "channels": (["email", "letter", "telephone"], {
-            "type": "array", "items": {"type": "string", "enum": CHANNELS}, "uniqueItems": True, "minItems": 1,
-            "title": "Channels", "examples": CHANNELS,
-            "description": "'announcement' publishes the public notice even when the fallback rule does not fire."}),
-        "delay_reasons": (None, {"type": ["null", "string"], "title": "Reasons for delay",
-                                 "description": "Only if a regulator deadline has passed: why (GDPR art. 33(1))."}),
-        "phase": ("initial", {"type": "string", "enum": PHASES, "title": "Phase",
-                              "description": "'update' notifies only people not notified before and marks reports as follow-ups."}),
-        "dry_run": (True, {"type": "boolean", "title": "Dry run",
-                           "description": "On: resolve, decide and write previews only; nothing is sent or published."}),
+        "contact": (
+            None,
+            {
+                "type": ["null", "object"],
+                "title": "Contact (override)",
+                "description": 'Leave empty to name incidents.yaml\'s contact; or {"name": ..., "email": ..., "phone": ...}.',
+                "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"}},
+                "required": ["name", "email"],
+                "additionalProperties": False,
+            },
+        ),
+        "channels": (
+            ["email", "letter", "telephone"],
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": CHANNELS},
+                "uniqueItems": True,
+                "minItems": 1,
+                "title": "Channels",
+                "examples": CHANNELS,
+                "description": "'announcement' publishes the public notice even when the fallback rule does not fire.",
+            },
+        ),
+        "delay_reasons": (
+            None,
+            {
+                "type": ["null", "string"],
+                "title": "Reasons for delay",
+                "description": "Only if a regulator deadline has passed: why (GDPR art. 33(1)).",
+            },
+        ),
+        "phase": (
+            "initial",
+            {
+                "type": "string",
+                "enum": PHASES,
+                "title": "Phase",
+                "description": "'update' notifies only people not notified before and marks reports as follow-ups.",
+            },
+        ),
+        "dry_run": (
+            True,
+            {
+                "type": "boolean",
+                "title": "Dry run",
+                "description": "On: resolve, decide and write previews only; nothing is sent or published.",
+            },
+        ),
     }
 
 
@@ -89,7 +170,9 @@ def airflow_params(catalog: Catalog) -> dict:
 
     params = {}
     for name, (default, schema) in param_schemas(catalog).items():
-        params[name] = Param(default, **schema) if default is not None or "null" in str(schema.get("type")) else Param(**schema)
+        params[name] = (
+            Param(default, **schema) if default is not None or "null" in str(schema.get("type")) else Param(**schema)
+        )
     return params
 
 
@@ -179,7 +262,9 @@ def parse(conf: dict, catalog: Catalog) -> IncidentForm:
     if by_scope and values["subjects_uri"]:
         problems.append("scope: name either affected datasets/categories with a window, or subjects_uri, not both")
     elif not by_scope and not values["subjects_uri"]:
-        problems.append("scope: name the affected datasets or categories (with occurred_from and occurred_to), or give subjects_uri")
+        problems.append(
+            "scope: name the affected datasets or categories (with occurred_from and occurred_to), or give subjects_uri"
+        )
     if by_scope and (start is None or end is None):
         problems.append("occurred_from and occurred_to: both are needed to find the people affected in those datasets")
     if start and end and start > end:
@@ -194,11 +279,22 @@ def parse(conf: dict, catalog: Catalog) -> IncidentForm:
     if problems:
         raise FormError(problems)
     return IncidentForm(
-        incident_id=values["incident_id"], title=values["title"].strip(), discovered_at=discovered,
-        occurred_from=start, occurred_to=end, cause=values["cause"].strip(),
-        affected_datasets=tuple(values["affected_datasets"]), affected_categories=tuple(values["affected_categories"]),
-        subjects_uri=values["subjects_uri"], impact=values["impact"].strip(),
-        measures_taken=values["measures_taken"].strip(), precautions=values["precautions"].strip(),
-        remedies=values["remedies"].strip(), contact=contact, channels=tuple(values["channels"]),
-        delay_reasons=values["delay_reasons"], phase=values["phase"], dry_run=values["dry_run"],
+        incident_id=values["incident_id"],
+        title=values["title"].strip(),
+        discovered_at=discovered,
+        occurred_from=start,
+        occurred_to=end,
+        cause=values["cause"].strip(),
+        affected_datasets=tuple(values["affected_datasets"]),
+        affected_categories=tuple(values["affected_categories"]),
+        subjects_uri=values["subjects_uri"],
+        impact=values["impact"].strip(),
+        measures_taken=values["measures_taken"].strip(),
+        precautions=values["precautions"].strip(),
+        remedies=values["remedies"].strip(),
+        contact=contact,
+        channels=tuple(values["channels"]),
+        delay_reasons=values["delay_reasons"],
+        phase=values["phase"],
+        dry_run=values["dry_run"],
     )

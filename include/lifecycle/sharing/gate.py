@@ -37,9 +37,9 @@ DELIVERY_PLACEHOLDERS = frozenset({"ds", "start", "end"})
 
 @dataclass(frozen=True)
 class Refusal:
-    rule: str              # e.g. agreement_expired, field_shareable
-    key: str               # key path under recipients[i], e.g. share.users[0]
-    field: str | None      # dataset.column, where the rule is about a field
+    rule: str  # e.g. agreement_expired, field_shareable
+    key: str  # key path under recipients[i], e.g. share.users[0]
+    field: str | None  # dataset.column, where the rule is about a field
     reason: str
 
     def message(self, recipient: str) -> str:
@@ -52,20 +52,40 @@ def static_refusals(recipient: Recipient, catalog: Catalog) -> list[Refusal]:
     out: list[Refusal] = []
     allowed = ROLE_BASES[recipient.role]
     if recipient.legal_basis not in allowed:
-        out.append(Refusal("basis_fits_role", "legal_basis", None,
-                           f"a {recipient.role} may receive data under {' or '.join(allowed)}, not {recipient.legal_basis}"))
+        out.append(
+            Refusal(
+                "basis_fits_role",
+                "legal_basis",
+                None,
+                f"a {recipient.role} may receive data under {' or '.join(allowed)}, not {recipient.legal_basis}",
+            )
+        )
     agreement = recipient.agreement
     if agreement is None:
-        out.append(Refusal("agreement_exists", "agreement", None,
-                           "no agreement: sharing needs a signed agreement {id, type, signed, expires}"))
+        out.append(
+            Refusal(
+                "agreement_exists",
+                "agreement",
+                None,
+                "no agreement: sharing needs a signed agreement {id, type, signed, expires}",
+            )
+        )
     else:
         needed = BASIS_AGREEMENTS.get(recipient.legal_basis)
         if needed and agreement.type not in needed:
-            out.append(Refusal("agreement_type", "agreement.type", None,
-                               f"{recipient.legal_basis} needs a {' or '.join(needed)} agreement, not {agreement.type}"))
+            out.append(
+                Refusal(
+                    "agreement_type",
+                    "agreement.type",
+                    None,
+                    f"{recipient.legal_basis} needs a {' or '.join(needed)} agreement, not {agreement.type}",
+                )
+            )
         for i, category in enumerate(agreement.covers):
             if category not in catalog.model.categories:
-                out.append(Refusal("field_in_agreement", f"agreement.covers[{i}]", None, f"unknown category {category!r}"))
+                out.append(
+                    Refusal("field_in_agreement", f"agreement.covers[{i}]", None, f"unknown category {category!r}")
+                )
     covers = agreement.covers if agreement else []
     for dataset, columns in recipient.share.items():
         if dataset not in catalog.datasets:
@@ -78,39 +98,89 @@ def static_refusals(recipient: Recipient, catalog: Catalog) -> list[Refusal]:
         personal = {f.column: f for f in catalog.personal_fields(dataset)}
         subject_columns = _subject_columns(catalog, dataset)
         if covers and ds.personal and ds.category and not any(catalog.is_within(ds.category, c) for c in covers):
-            out.append(Refusal("field_in_agreement", f"share.{dataset}", dataset,
-                               f"rows of {dataset!r} are {ds.category} (each record names its subject), which agreement "
-                               f"{agreement.id} does not cover (covers: {', '.join(covers)})"))
+            out.append(
+                Refusal(
+                    "field_in_agreement",
+                    f"share.{dataset}",
+                    dataset,
+                    f"rows of {dataset!r} are {ds.category} (each record names its subject), which agreement "
+                    f"{agreement.id} does not cover (covers: {', '.join(covers)})",
+                )
+            )
         for j, column in enumerate(columns):
             key, field = f"share.{dataset}[{j}]", f"{dataset}.{column}"
             if column not in ds.fields and column not in catalog.structural_columns(dataset):
-                out.append(Refusal("field_in_catalog", key, field, f"{column!r} is not a column of {dataset!r} in catalog.yaml"))
+                out.append(
+                    Refusal(
+                        "field_in_catalog", key, field, f"{column!r} is not a column of {dataset!r} in catalog.yaml"
+                    )
+                )
             elif column in subject_columns:
-                out.append(Refusal("subject_field", key, field,
-                                   f"{column!r} holds the subject id; every record carries it as {SUBJECT_FIELD} "
-                                   "(a keyed hash when pseudonymize_subject), so do not list it"))
+                out.append(
+                    Refusal(
+                        "subject_field",
+                        key,
+                        field,
+                        f"{column!r} holds the subject id; every record carries it as {SUBJECT_FIELD} "
+                        "(a keyed hash when pseudonymize_subject), so do not list it",
+                    )
+                )
             elif column in personal and not catalog.shareable(personal[column].category):
-                out.append(Refusal("field_shareable", key, field,
-                                   f"{column!r} is {personal[column].category}, a category that is never shared"))
-            elif column in personal and covers and not any(catalog.is_within(personal[column].category, c) for c in covers):
-                out.append(Refusal("field_in_agreement", key, field,
-                                   f"{column!r} is {personal[column].category}, which agreement {agreement.id} does not cover "
-                                   f"(covers: {', '.join(covers)})"))
+                out.append(
+                    Refusal(
+                        "field_shareable",
+                        key,
+                        field,
+                        f"{column!r} is {personal[column].category}, a category that is never shared",
+                    )
+                )
+            elif (
+                column in personal
+                and covers
+                and not any(catalog.is_within(personal[column].category, c) for c in covers)
+            ):
+                out.append(
+                    Refusal(
+                        "field_in_agreement",
+                        key,
+                        field,
+                        f"{column!r} is {personal[column].category}, which agreement {agreement.id} does not cover "
+                        f"(covers: {', '.join(covers)})",
+                    )
+                )
     if recipient.legal_basis == "consent" and recipient.consent is None:
-        out.append(Refusal("consent_configured", "consent", None, "legal_basis consent needs consent: {dataset, purpose}"))
+        out.append(
+            Refusal("consent_configured", "consent", None, "legal_basis consent needs consent: {dataset, purpose}")
+        )
     if recipient.consent:
         consent_ds = catalog.datasets.get(recipient.consent.dataset)
         if consent_ds is None:
-            out.append(Refusal("consent_configured", "consent.dataset", None, f"unknown dataset {recipient.consent.dataset!r}"))
+            out.append(
+                Refusal("consent_configured", "consent.dataset", None, f"unknown dataset {recipient.consent.dataset!r}")
+            )
         elif consent_ds.consent is None:
-            out.append(Refusal("consent_configured", "consent.dataset", None,
-                               f"dataset {recipient.consent.dataset!r} has no consent: {{purpose, granted, withdrawn}} in catalog.yaml"))
+            out.append(
+                Refusal(
+                    "consent_configured",
+                    "consent.dataset",
+                    None,
+                    f"dataset {recipient.consent.dataset!r} has no consent: {{purpose, granted, withdrawn}} in catalog.yaml",
+                )
+            )
         else:
-            apart = sorted(d for d in recipient.share if d in catalog.datasets and catalog.dataset(d).system != consent_ds.system)
+            apart = sorted(
+                d for d in recipient.share if d in catalog.datasets and catalog.dataset(d).system != consent_ds.system
+            )
             if apart:
-                out.append(Refusal("consent_configured", "consent.dataset", None,
-                                   f"{recipient.consent.dataset!r} is in system {consent_ds.system!r}, but {', '.join(apart)} "
-                                   "is not; consent is checked in SQL, so it must be in the same system"))
+                out.append(
+                    Refusal(
+                        "consent_configured",
+                        "consent.dataset",
+                        None,
+                        f"{recipient.consent.dataset!r} is in system {consent_ds.system!r}, but {', '.join(apart)} "
+                        "is not; consent is checked in SQL, so it must be in the same system",
+                    )
+                )
     return out
 
 
@@ -121,11 +191,23 @@ def dated_refusals(recipient: Recipient, on: date) -> list[Refusal]:
         return []
     out = []
     if on < agreement.signed:
-        out.append(Refusal("agreement_signed", "agreement.signed", None,
-                           f"agreement {agreement.id} is signed on {agreement.signed}, after the run's date {on}"))
+        out.append(
+            Refusal(
+                "agreement_signed",
+                "agreement.signed",
+                None,
+                f"agreement {agreement.id} is signed on {agreement.signed}, after the run's date {on}",
+            )
+        )
     if agreement.expires is not None and on > agreement.expires:
-        out.append(Refusal("agreement_in_force", "agreement.expires", None,
-                           f"agreement {agreement.id} expired on {agreement.expires}, before the run's date {on}"))
+        out.append(
+            Refusal(
+                "agreement_in_force",
+                "agreement.expires",
+                None,
+                f"agreement {agreement.id} expired on {agreement.expires}, before the run's date {on}",
+            )
+        )
     return out
 
 

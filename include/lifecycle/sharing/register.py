@@ -17,15 +17,34 @@ from dataclasses import dataclass
 from datetime import date
 
 #: the export's columns, in order
-COLUMNS = ("interval_start", "interval_end", "recipient_id", "recipient_name", "contact", "role", "legal_basis",
-           "purpose", "processing", "categories", "fields", "agreement_id", "outcome", "rule", "reason", "records",
-           "manifest", "manifest_sha256", "recorded_at", "ledger_hash")
+COLUMNS = (
+    "interval_start",
+    "interval_end",
+    "recipient_id",
+    "recipient_name",
+    "contact",
+    "role",
+    "legal_basis",
+    "purpose",
+    "processing",
+    "categories",
+    "fields",
+    "agreement_id",
+    "outcome",
+    "rule",
+    "reason",
+    "records",
+    "manifest",
+    "manifest_sha256",
+    "recorded_at",
+    "ledger_hash",
+)
 
 
 @dataclass(frozen=True)
 class Export:
     rows: int
-    csv: str       # locations
+    csv: str  # locations
     html: str
 
 
@@ -38,13 +57,38 @@ class SharingRegister:
         evidence = entry.get("manifest_sha256") or hashlib.sha256((entry.get("reason") or "").encode()).hexdigest()
         ledgered = self.state.ledger.append(
             f"sharing.{entry['outcome']}",
-            {k: entry[k] for k in ("recipient_id", "agreement_id", "interval_start", "interval_end", "outcome", "rule",
-                                   "records", "manifest", "manifest_sha256") if k in entry},
-            dag_id=dag_id, run_id=run_id, key=f"sharing:{entry['entry_key']}:{entry['outcome']}:{evidence[:16]}")
-        return self.state.sharing.save({**entry, "dag_id": dag_id, "run_id": run_id, "recorded_at": ledgered.recorded_at,
-                                        "ledger_hash": ledgered.entry_hash})
+            {
+                k: entry[k]
+                for k in (
+                    "recipient_id",
+                    "agreement_id",
+                    "interval_start",
+                    "interval_end",
+                    "outcome",
+                    "rule",
+                    "records",
+                    "manifest",
+                    "manifest_sha256",
+                )
+                if k in entry
+            },
+            dag_id=dag_id,
+            run_id=run_id,
+            key=f"sharing:{entry['entry_key']}:{entry['outcome']}:{evidence[:16]}",
+        )
+        return self.state.sharing.save(
+            {
+                **entry,
+                "dag_id": dag_id,
+                "run_id": run_id,
+                "recorded_at": ledgered.recorded_at,
+                "ledger_hash": ledgered.entry_hash,
+            }
+        )
 
-    def entries(self, start: date | None = None, end: date | None = None, *, recipient: str | None = None) -> list[dict]:
+    def entries(
+        self, start: date | None = None, end: date | None = None, *, recipient: str | None = None
+    ) -> list[dict]:
         """Entries whose data interval ends within [start, end] (days, UTC), oldest first."""
         return self.state.sharing.ending_within(start, end, recipient=recipient)
 
@@ -61,8 +105,13 @@ class SharingRegister:
         sink = reports.ReportSink(catalog)
         name = f"sharing/register/{start.isoformat()}_{end.isoformat()}"
         written = sink.write(f"{name}.csv", text.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8")
-        html = reports.render("sharing_register.html.j2", rows=rows, start=start.isoformat(), end=end.isoformat(),
-                              csv_sha256=written.sha256)
+        html = reports.render(
+            "sharing_register.html.j2",
+            rows=rows,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            csv_sha256=written.sha256,
+        )
         page = sink.write(f"{name}.html", html.encode("utf-8"), content_type="text/html; charset=utf-8")
         return Export(len(rows), written.location, page.location)
 

@@ -106,9 +106,16 @@ def sign(document: dict, key: bytes) -> str:
 
 
 class Sharing:
-    def __init__(self, config: Config, state: StateStore, recipient_id: str, *,
-                 open_store: Callable[[str], object] | None = None,
-                 hmac_key: Callable[[], bytes] | None = None, signing_key: Callable[[], bytes] | None = None):
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        recipient_id: str,
+        *,
+        open_store: Callable[[str], object] | None = None,
+        hmac_key: Callable[[], bytes] | None = None,
+        signing_key: Callable[[], bytes] | None = None,
+    ):
         from lifecycle import connections
         from lifecycle.stores import Stores
 
@@ -129,38 +136,77 @@ class Sharing:
         """Every object key of one delivery, from the interval alone."""
         prefix = interval.prefix(self.recipient.delivery.prefix)
         ext = EXTENSIONS[self.recipient.delivery.format][0]
-        return {"prefix": prefix, "manifest": f"{prefix}manifest.json", "html": f"{prefix}manifest.html",
-                "files": {d: f"{prefix}{d}.{ext}" for d in self.recipient.share}}
+        return {
+            "prefix": prefix,
+            "manifest": f"{prefix}manifest.json",
+            "html": f"{prefix}manifest.html",
+            "files": {d: f"{prefix}{d}.{ext}" for d in self.recipient.share},
+        }
 
     # ------------------------------------------------------------------ gate
 
     def _describe(self, interval: Interval) -> dict:
         """What a register entry says whatever the outcome: who, why, how, which categories."""
         r = self.recipient
-        categories = sorted({c for d, cols in r.share.items() if d in self.catalog.datasets
-                             for c in shared_categories(self.catalog, d, cols)})
+        categories = sorted(
+            {
+                c
+                for d, cols in r.share.items()
+                if d in self.catalog.datasets
+                for c in shared_categories(self.catalog, d, cols)
+            }
+        )
         bucket = getattr(self.catalog.systems.get(r.delivery.system), "bucket", None)
-        processing = (f"{r.delivery.format} extract of {', '.join(r.share)}, written to "
-                      f"s3://{bucket}/{interval.prefix(r.delivery.prefix)} with server-side encryption ({r.delivery.encryption}); "
-                      + ("subject ids replaced by a per-recipient keyed hash" if r.pseudonymize_subject else "subject ids in clear")
-                      + (f"; only subjects consenting to {r.consent.purpose}" if r.consent else ""))
-        return {"entry_key": f"{r.id}|{interval.key}", "recipient_id": r.id, "recipient_name": r.name, "contact": r.contact,
-                "role": r.role, "legal_basis": r.legal_basis, "purpose": r.purpose, "processing": processing,
-                "agreement_id": r.agreement.id if r.agreement else None, "categories": categories,
-                "fields": {d: list(cols) for d, cols in r.share.items()},
-                "interval_start": iso_utc(interval.start), "interval_end": iso_utc(interval.end)}
+        processing = (
+            f"{r.delivery.format} extract of {', '.join(r.share)}, written to "
+            f"s3://{bucket}/{interval.prefix(r.delivery.prefix)} with server-side encryption ({r.delivery.encryption}); "
+            + (
+                "subject ids replaced by a per-recipient keyed hash"
+                if r.pseudonymize_subject
+                else "subject ids in clear"
+            )
+            + (f"; only subjects consenting to {r.consent.purpose}" if r.consent else "")
+        )
+        return {
+            "entry_key": f"{r.id}|{interval.key}",
+            "recipient_id": r.id,
+            "recipient_name": r.name,
+            "contact": r.contact,
+            "role": r.role,
+            "legal_basis": r.legal_basis,
+            "purpose": r.purpose,
+            "processing": processing,
+            "agreement_id": r.agreement.id if r.agreement else None,
+            "categories": categories,
+            "fields": {d: list(cols) for d, cols in r.share.items()},
+            "interval_start": iso_utc(interval.start),
+            "interval_end": iso_utc(interval.end),
+        }
 
     def gate(self, interval: Interval, *, dag_id: str | None = None, run_id: str | None = None) -> dict:
         """Refuse before anything is read; a refusal is recorded in the register, then raised."""
         refusals = gate(self.recipient, self.catalog, interval.end.date())
         if refusals:
             error = SharingRefused(self.recipient.id, refusals)
-            self.register.record({**self._describe(interval), "outcome": "refused", "rule": refusals[0].rule,
-                                  "reason": str(error), "records": 0}, dag_id=dag_id, run_id=run_id)
+            self.register.record(
+                {
+                    **self._describe(interval),
+                    "outcome": "refused",
+                    "rule": refusals[0].rule,
+                    "reason": str(error),
+                    "records": 0,
+                },
+                dag_id=dag_id,
+                run_id=run_id,
+            )
             log.error("%s", error)
             raise error
-        return {"recipient": self.recipient.id, "agreement": self.recipient.agreement.id,
-                "on": interval.end.date().isoformat(), "datasets": sorted(self.recipient.share)}
+        return {
+            "recipient": self.recipient.id,
+            "agreement": self.recipient.agreement.id,
+            "on": interval.end.date().isoformat(),
+            "datasets": sorted(self.recipient.share),
+        }
 
     # --------------------------------------------------------------- extract
 
@@ -202,14 +248,17 @@ class Sharing:
         if dataset not in self.recipient.share:
             raise LifecycleError(f"recipient {self.recipient.id!r} does not receive {dataset!r}")
         refusals = gate(self.recipient, self.catalog, interval.end.date())
-        if refusals:       # the gate task passed, but the configuration may have changed since
+        if refusals:  # the gate task passed, but the configuration may have changed since
             raise SharingRefused(self.recipient.id, refusals)
         delivery = self.recipient.delivery
         excluded = self.excluded_subjects(interval.end)
         consent = self.recipient.consent
         chunks = self.stores.of(dataset).stream(
-            dataset, list(self.recipient.share[dataset]), fetch_rows=delivery.fetch_rows,
-            consent=(consent.dataset, consent.purpose, interval.end) if consent is not None else None)
+            dataset,
+            list(self.recipient.share[dataset]),
+            fetch_rows=delivery.fetch_rows,
+            consent=(consent.dataset, consent.purpose, interval.end) if consent is not None else None,
+        )
         pseudonym = self._pseudonym() if self.recipient.pseudonymize_subject else None
         counts = {"records": 0, "excluded": 0}
 
@@ -229,17 +278,39 @@ class Sharing:
 
         names = [SUBJECT_FIELD, *self.recipient.share[dataset]]
         key = self.keys(interval)["files"][dataset]
-        uploaded = self.delivery.upload(key, encode(rows(), names, delivery.format),
-                                        content_type=EXTENSIONS[delivery.format][1], encryption=delivery.encryption,
-                                        kms_key_id=delivery.kms_key_id, part_size=delivery.part_size_mb * 1024 * 1024)
-        log.info("%s: %d record(s) to s3://%s/%s (%d bytes, %d part(s)); %d excluded (cancellation)", dataset,
-                 counts["records"], self.delivery.bucket, key, uploaded.size, uploaded.parts, counts["excluded"])
-        return {"dataset": dataset, "key": key, "size": uploaded.size, "sha256": uploaded.sha256,
-                "records": counts["records"], "excluded_cancellation": counts["excluded"], "parts": uploaded.parts}
+        uploaded = self.delivery.upload(
+            key,
+            encode(rows(), names, delivery.format),
+            content_type=EXTENSIONS[delivery.format][1],
+            encryption=delivery.encryption,
+            kms_key_id=delivery.kms_key_id,
+            part_size=delivery.part_size_mb * 1024 * 1024,
+        )
+        log.info(
+            "%s: %d record(s) to s3://%s/%s (%d bytes, %d part(s)); %d excluded (cancellation)",
+            dataset,
+            counts["records"],
+            self.delivery.bucket,
+            key,
+            uploaded.size,
+            uploaded.parts,
+            counts["excluded"],
+        )
+        return {
+            "dataset": dataset,
+            "key": key,
+            "size": uploaded.size,
+            "sha256": uploaded.sha256,
+            "records": counts["records"],
+            "excluded_cancellation": counts["excluded"],
+            "parts": uploaded.parts,
+        }
 
     # -------------------------------------------------------------- manifest
 
-    def manifest(self, interval: Interval, files: list[dict], *, dag_id: str | None = None, run_id: str | None = None) -> dict:
+    def manifest(
+        self, interval: Interval, files: list[dict], *, dag_id: str | None = None, run_id: str | None = None
+    ) -> dict:
         """Write the signed manifest (JSON) and its page for people (HTML) next to the data."""
         from lifecycle import reports
 
@@ -247,47 +318,93 @@ class Sharing:
         by_dataset = {f["dataset"]: f for f in files}
         missing = sorted(set(r.share) - set(by_dataset))
         if missing:
-            raise LifecycleError(f"no extract for {', '.join(missing)}: the manifest needs every dataset of the delivery")
+            raise LifecycleError(
+                f"no extract for {', '.join(missing)}: the manifest needs every dataset of the delivery"
+            )
         datasets = []
         for name, columns in r.share.items():
             f = by_dataset[name]
-            datasets.append({"dataset": name, "fields": [SUBJECT_FIELD, *columns],
-                             "categories": shared_categories(self.catalog, name, columns),
-                             "records": f["records"], "excluded_pending_cancellation": f["excluded_cancellation"],
-                             "file": {"key": f["key"], "size": f["size"], "sha256": f["sha256"], "format": r.delivery.format}})
+            datasets.append(
+                {
+                    "dataset": name,
+                    "fields": [SUBJECT_FIELD, *columns],
+                    "categories": shared_categories(self.catalog, name, columns),
+                    "records": f["records"],
+                    "excluded_pending_cancellation": f["excluded_cancellation"],
+                    "file": {"key": f["key"], "size": f["size"], "sha256": f["sha256"], "format": r.delivery.format},
+                }
+            )
         agreement = r.agreement.model_dump(mode="json") if r.agreement else None
         document = {
             "manifest": "delivery of personal information to a third party",
             "recipient": {"id": r.id, "name": r.name, "contact": r.contact, "role": r.role},
-            "legal_basis": r.legal_basis, "purpose": r.purpose, "agreement": agreement,
+            "legal_basis": r.legal_basis,
+            "purpose": r.purpose,
+            "agreement": agreement,
             "consent": r.consent.model_dump() if r.consent else None,
-            "subject_field": {"name": SUBJECT_FIELD, "pseudonymized": r.pseudonymize_subject,
-                              "method": "HMAC-SHA256 under a key of this recipient" if r.pseudonymize_subject else "subject id"},
+            "subject_field": {
+                "name": SUBJECT_FIELD,
+                "pseudonymized": r.pseudonymize_subject,
+                "method": "HMAC-SHA256 under a key of this recipient" if r.pseudonymize_subject else "subject id",
+            },
             "data_interval": {"start": iso_utc(interval.start), "end": iso_utc(interval.end)},
             "generated_at": iso_utc(datetime.now(timezone.utc)),
             "location": {"bucket": self.delivery.bucket, "prefix": keys["prefix"], "encryption": r.delivery.encryption},
-            "datasets": datasets, "records": sum(d["records"] for d in datasets),
+            "datasets": datasets,
+            "records": sum(d["records"] for d in datasets),
             "run": {"dag_id": dag_id, "run_id": run_id},
         }
         html = reports.render("sharing_manifest.html.j2", m=document).encode("utf-8")
-        page = self.delivery.upload(keys["html"], [html], content_type="text/html; charset=utf-8",
-                                    encryption=r.delivery.encryption, kms_key_id=r.delivery.kms_key_id)
+        page = self.delivery.upload(
+            keys["html"],
+            [html],
+            content_type="text/html; charset=utf-8",
+            encryption=r.delivery.encryption,
+            kms_key_id=r.delivery.kms_key_id,
+        )
         document["page"] = {"key": page.key, "size": page.size, "sha256": page.sha256}
-        document["signature"] = {"algorithm": SIGNATURE, "key": f"Airflow connection {self.config.recipients.signing.conn_id}",
-                                 "value": sign(document, self._signing_key())}
+        document["signature"] = {
+            "algorithm": SIGNATURE,
+            "key": f"Airflow connection {self.config.recipients.signing.conn_id}",
+            "value": sign(document, self._signing_key()),
+        }
         body = reports.canonical(document)
-        written = self.delivery.upload(keys["manifest"], [body], content_type="application/json",
-                                       encryption=r.delivery.encryption, kms_key_id=r.delivery.kms_key_id)
-        return {"manifest": f"s3://{self.delivery.bucket}/{written.key}", "sha256": written.sha256,
-                "html": f"s3://{self.delivery.bucket}/{page.key}", "records": document["records"]}
+        written = self.delivery.upload(
+            keys["manifest"],
+            [body],
+            content_type="application/json",
+            encryption=r.delivery.encryption,
+            kms_key_id=r.delivery.kms_key_id,
+        )
+        return {
+            "manifest": f"s3://{self.delivery.bucket}/{written.key}",
+            "sha256": written.sha256,
+            "html": f"s3://{self.delivery.bucket}/{page.key}",
+            "records": document["records"],
+        }
 
-    def record_delivery(self, interval: Interval, manifest: dict, *, dag_id: str | None = None,
-                        run_id: str | None = None) -> dict:
-        entry = self.register.record({**self._describe(interval), "outcome": "delivered", "rule": None, "reason": None,
-                                      "records": manifest["records"], "manifest": manifest["manifest"],
-                                      "manifest_sha256": manifest["sha256"]}, dag_id=dag_id, run_id=run_id)
-        return {"entry": entry["entry_key"], "outcome": "delivered", "records": manifest["records"],
-                "ledger_hash": entry["ledger_hash"]}
+    def record_delivery(
+        self, interval: Interval, manifest: dict, *, dag_id: str | None = None, run_id: str | None = None
+    ) -> dict:
+        entry = self.register.record(
+            {
+                **self._describe(interval),
+                "outcome": "delivered",
+                "rule": None,
+                "reason": None,
+                "records": manifest["records"],
+                "manifest": manifest["manifest"],
+                "manifest_sha256": manifest["sha256"],
+            },
+            dag_id=dag_id,
+            run_id=run_id,
+        )
+        return {
+            "entry": entry["entry_key"],
+            "outcome": "delivered",
+            "records": manifest["records"],
+            "ledger_hash": entry["ledger_hash"],
+        }
 
 
 def verify_manifest(store, key: str, signing_key: bytes) -> list[str]:
@@ -316,9 +433,13 @@ def verify_manifest(store, key: str, signing_key: bytes) -> list[str]:
         try:
             size, sha256 = store.digest(entry["key"])
         except (TerminalStoreError, KeyError) as exc:
-            problems.append(f"{label}: {entry.get('key')}: cannot be read ({exc.reason if isinstance(exc, TerminalStoreError) else 'no key'})")
+            problems.append(
+                f"{label}: {entry.get('key')}: cannot be read ({exc.reason if isinstance(exc, TerminalStoreError) else 'no key'})"
+            )
             continue
         if (size, sha256) != (entry.get("size"), entry.get("sha256")):
-            problems.append(f"{label}: {entry['key']}: {size} bytes with SHA-256 {sha256[:16]}…, the manifest says "
-                            f"{entry.get('size')} bytes with {str(entry.get('sha256'))[:16]}…")
+            problems.append(
+                f"{label}: {entry['key']}: {size} bytes with SHA-256 {sha256[:16]}…, the manifest says "
+                f"{entry.get('size')} bytes with {str(entry.get('sha256'))[:16]}…"
+            )
     return problems

@@ -23,6 +23,7 @@ from lifecycle.batching import chunks
 class Outcome:
     """What became of one person's mail: ``sent``, ``undeliverable`` or ``deferred``,
     after ``attempts`` tries, with the SMTP reply code of a refusal."""
+
     subject: str
     status: str
     attempts: int
@@ -41,9 +42,15 @@ class Claims:
 
     def __init__(self, engine: sa.Engine, table: sa.Table, **key):
         self.engine, self.table, self.key = engine, table, key
-        self._sending = sa.and_(*(table.c[column] == value for column, value in key.items()), table.c.status == "sending")
+        self._sending = sa.and_(
+            *(table.c[column] == value for column, value in key.items()), table.c.status == "sending"
+        )
         one = sa.and_(self._sending, table.c.subject_id == sa.bindparam("_subject"))
-        self._insert, self._outcome, self._release = table.insert(), table.update().where(one), table.delete().where(one)
+        self._insert, self._outcome, self._release = (
+            table.insert(),
+            table.update().where(one),
+            table.delete().where(one),
+        )
         self._conn: sa.Connection | None = None
 
     def __enter__(self) -> "Claims":
@@ -76,8 +83,9 @@ class Claims:
         """What else a row turned ``uncertain`` records."""
         return {}
 
-    def claim(self, subject: str, message_id: str | None, locale: str | None = None, *,
-              outcomes: Sequence[Outcome] = ()) -> bool:
+    def claim(
+        self, subject: str, message_id: str | None, locale: str | None = None, *, outcomes: Sequence[Outcome] = ()
+    ) -> bool:
         """Commit the person's claim together with ``outcomes`` (the mails before);
         False when the person was claimed already (by another process), the
         outcomes then committed alone."""
@@ -101,8 +109,10 @@ class Claims:
             return
         values = [self._outcome_row(o) for o in outcomes]
         statement = self._outcome.values({column: sa.bindparam(f"_set_{column}") for column in values[0]})
-        conn.execute(statement, [{"_subject": o.subject, **{f"_set_{c}": v for c, v in row.items()}}
-                                 for o, row in zip(outcomes, values)])
+        conn.execute(
+            statement,
+            [{"_subject": o.subject, **{f"_set_{c}": v for c, v in row.items()}} for o, row in zip(outcomes, values)],
+        )
 
     def release(self, subject: str) -> None:
         """Delete a ``sending`` row whose mail never went out."""
@@ -114,5 +124,8 @@ class Claims:
         server took those mails is unknown, so they are never sent again."""
         with self._begin() as conn:
             for part in chunks(subjects, 1000):
-                conn.execute(self.table.update().where(self._sending, self.table.c.subject_id.in_(part))
-                             .values(status="uncertain", **self._uncertain_row()))
+                conn.execute(
+                    self.table.update()
+                    .where(self._sending, self.table.c.subject_id.in_(part))
+                    .values(status="uncertain", **self._uncertain_row())
+                )

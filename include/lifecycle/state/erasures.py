@@ -26,7 +26,7 @@ OPEN = ("pending", "due", "erasing", "failed", "held")
 class ErasureRecord:
     subject_id: str
     request_ids: tuple[str, ...]
-    requested_at: str          # ISO UTC of the request that counts
+    requested_at: str  # ISO UTC of the request that counts
     grace_end: str
     state: str
     reason: str | None
@@ -34,12 +34,13 @@ class ErasureRecord:
     first_seen: str
     updated_at: str
     completed_at: str | None
-    certificate: str | None    # where the certificate was written
+    certificate: str | None  # where the certificate was written
 
 
 @dataclass(frozen=True)
 class Intake:
     """What intake decided for one subject."""
+
     subject_id: str
     request_ids: tuple[str, ...]
     requested_at: str
@@ -83,8 +84,11 @@ class Erasures:
     def counts(self) -> dict[str, int]:
         """Subjects by state."""
         with self.engine.connect() as conn:
-            return dict(conn.execute(sa.select(erasures.c.state, sa.func.count()).group_by(erasures.c.state)
-                                     .order_by(erasures.c.state)).all())
+            return dict(
+                conn.execute(
+                    sa.select(erasures.c.state, sa.func.count()).group_by(erasures.c.state).order_by(erasures.c.state)
+                ).all()
+            )
 
     def record_intake(self, results: Sequence[Intake], *, at: str) -> None:
         """Write what intake decided, in one transaction; ``at`` (the run's time) dates the
@@ -92,11 +96,19 @@ class Erasures:
         with self.engine.begin() as conn:
             known: set[str] = set()
             for part in chunks([r.subject_id for r in results], 1000):
-                known.update(conn.execute(sa.select(erasures.c.subject_id).where(erasures.c.subject_id.in_(part))).scalars())
+                known.update(
+                    conn.execute(sa.select(erasures.c.subject_id).where(erasures.c.subject_id.in_(part))).scalars()
+                )
             for result in results:
-                values = {"subject_id": result.subject_id, "request_ids": json.dumps(list(result.request_ids)),
-                          "requested_at": result.requested_at, "grace_end": result.grace_end, "state": result.state,
-                          "reason": result.reason, "updated_at": at}
+                values = {
+                    "subject_id": result.subject_id,
+                    "request_ids": json.dumps(list(result.request_ids)),
+                    "requested_at": result.requested_at,
+                    "grace_end": result.grace_end,
+                    "state": result.state,
+                    "reason": result.reason,
+                    "updated_at": at,
+                }
                 if result.subject_id in known:
                     conn.execute(erasures.update().where(erasures.c.subject_id == result.subject_id).values(values))
                 else:
@@ -107,17 +119,28 @@ class Erasures:
         ``size``; the batches of the run still erasing.  A rerun finds the same ones and
         numbers new ones after them."""
         with self.engine.connect() as conn:
-            ours = conn.execute(sa.select(erasures.c.batch, erasures.c.state).where(
-                erasures.c.batch.startswith(f"{run_id}#", autoescape=True))).all()
-            waiting = [subject for subject, batch in conn.execute(
-                sa.select(erasures.c.subject_id, erasures.c.batch).where(erasures.c.state.in_(["due", "failed", "erasing"])))
-                if not (batch or "").startswith(f"{run_id}#")]
+            ours = conn.execute(
+                sa.select(erasures.c.batch, erasures.c.state).where(
+                    erasures.c.batch.startswith(f"{run_id}#", autoescape=True)
+                )
+            ).all()
+            waiting = [
+                subject
+                for subject, batch in conn.execute(
+                    sa.select(erasures.c.subject_id, erasures.c.batch).where(
+                        erasures.c.state.in_(["due", "failed", "erasing"])
+                    )
+                )
+                if not (batch or "").startswith(f"{run_id}#")
+            ]
         mine = sorted({batch for batch, state in ours if state == "erasing"})
         start = len({batch for batch, _ in ours})
         with self.engine.begin() as conn:
             for n, part in enumerate(chunks(waiting, size)):
                 batch = f"{run_id}#{start + n}"
-                conn.execute(erasures.update().where(erasures.c.subject_id.in_(part)).values(state="erasing", batch=batch))
+                conn.execute(
+                    erasures.update().where(erasures.c.subject_id.in_(part)).values(state="erasing", batch=batch)
+                )
                 mine.append(batch)
         return mine
 
@@ -135,6 +158,17 @@ class Erasures:
             return
         now = iso_utc(datetime.now(timezone.utc))
         with self.engine.begin() as conn:
-            conn.execute(erasures.update().where(erasures.c.subject_id == sa.bindparam("_subject")).values(
-                state="done", completed_at=sa.bindparam("_completed"), certificate=sa.bindparam("_location"), updated_at=now),
-                [{"_subject": s, "_completed": completed, "_location": location} for s, completed, location in certificates])
+            conn.execute(
+                erasures.update()
+                .where(erasures.c.subject_id == sa.bindparam("_subject"))
+                .values(
+                    state="done",
+                    completed_at=sa.bindparam("_completed"),
+                    certificate=sa.bindparam("_location"),
+                    updated_at=now,
+                ),
+                [
+                    {"_subject": s, "_completed": completed, "_location": location}
+                    for s, completed, location in certificates
+                ],
+            )

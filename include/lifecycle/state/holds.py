@@ -21,7 +21,7 @@ from lifecycle.state.schema import legal_holds
 class Hold:
     id: int
     subject_id: str
-    datasets: tuple[str, ...] | None      # None: every dataset
+    datasets: tuple[str, ...] | None  # None: every dataset
     reason: str
     until: date | None
     created_at: str
@@ -44,8 +44,15 @@ class Holds:
         self.ledger = ledger
         self.dataset_names = dataset_names
 
-    def add(self, subject_id: str, *, reason: str, datasets: list[str] | None = None,
-            until: date | None = None, today: date | None = None) -> Hold:
+    def add(
+        self,
+        subject_id: str,
+        *,
+        reason: str,
+        datasets: list[str] | None = None,
+        until: date | None = None,
+        today: date | None = None,
+    ) -> Hold:
         subject_id = str(subject_id).strip()
         if not subject_id:
             raise LifecycleError("holds add: --subject is empty")
@@ -54,18 +61,32 @@ class Holds:
         if datasets is not None and self.dataset_names is not None:
             unknown = sorted(set(datasets) - self.dataset_names)
             if unknown:
-                raise LifecycleError(f"holds add: --datasets names unknown dataset(s) {unknown}; the catalog has {sorted(self.dataset_names)}")
+                raise LifecycleError(
+                    f"holds add: --datasets names unknown dataset(s) {unknown}; the catalog has {sorted(self.dataset_names)}"
+                )
         if until is not None and until < (today or datetime.now(timezone.utc).date()):
             raise LifecycleError(f"holds add: --until {until} is in the past")
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self.engine.begin() as conn:
-            result = conn.execute(legal_holds.insert().values(
-                subject_id=subject_id, datasets=json.dumps(sorted(datasets)) if datasets else None,
-                reason=reason.strip(), until=until, created_at=created,
-            ))
+            result = conn.execute(
+                legal_holds.insert().values(
+                    subject_id=subject_id,
+                    datasets=json.dumps(sorted(datasets)) if datasets else None,
+                    reason=reason.strip(),
+                    until=until,
+                    created_at=created,
+                )
+            )
             hold_id = result.inserted_primary_key[0]
-        self.ledger.append("hold.added", {"hold": hold_id, "subject": subject_id, "datasets": sorted(datasets) if datasets else None,
-                                          "until": until.isoformat() if until else None})
+        self.ledger.append(
+            "hold.added",
+            {
+                "hold": hold_id,
+                "subject": subject_id,
+                "datasets": sorted(datasets) if datasets else None,
+                "until": until.isoformat() if until else None,
+            },
+        )
         return Hold(hold_id, subject_id, tuple(sorted(datasets)) if datasets else None, reason.strip(), until, created)
 
     def remove(self, subject_id: str) -> int:

@@ -27,10 +27,10 @@ CHUNK = 5000
 class IncidentRun:
     run_id: str
     incident_id: str
-    phase: str                 # initial | update
+    phase: str  # initial | update
     dry_run: bool
     as_of: str
-    facts: str                 # JSON documents, as the notification wrote them
+    facts: str  # JSON documents, as the notification wrote them
     scope: str | None
     obligations: str | None
     approval: str | None
@@ -51,8 +51,13 @@ class DeliveryClaims(Claims):
         self.run_id, self.batch = run_id, batch
 
     def _row(self, message_id: str | None, locale: str | None) -> dict:
-        return {"run_id": self.run_id, "batch": self.batch, "attempts": 0,
-                "status": "sending" if message_id is not None else "undeliverable", "message_id": message_id}
+        return {
+            "run_id": self.run_id,
+            "batch": self.batch,
+            "attempts": 0,
+            "status": "sending" if message_id is not None else "undeliverable",
+            "message_id": message_id,
+        }
 
     def _outcome_row(self, outcome: Outcome) -> dict:
         return {"status": outcome.status, "code": outcome.code, "attempts": outcome.attempts}
@@ -72,31 +77,70 @@ class Incidents:
     def runs_of(self, incident_id: str) -> list[IncidentRun]:
         """The incident's runs, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(incident_runs).where(incident_runs.c.incident_id == incident_id)
-                                .order_by(incident_runs.c.created_at, incident_runs.c.run_id)).all()
+            rows = conn.execute(
+                sa.select(incident_runs)
+                .where(incident_runs.c.incident_id == incident_id)
+                .order_by(incident_runs.c.created_at, incident_runs.c.run_id)
+            ).all()
         return [IncidentRun(**row._mapping) for row in rows]
 
     def exists(self, incident_id: str) -> bool:
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(incidents.c.incident_id).where(incidents.c.incident_id == incident_id)).first() is not None
+            return (
+                conn.execute(sa.select(incidents.c.incident_id).where(incidents.c.incident_id == incident_id)).first()
+                is not None
+            )
 
-    def register(self, *, incident_id: str, title: str, discovered_at: str, run_id: str, phase: str, dry_run: bool,
-                 as_of: str, facts: str) -> None:
+    def register(
+        self,
+        *,
+        incident_id: str,
+        title: str,
+        discovered_at: str,
+        run_id: str,
+        phase: str,
+        dry_run: bool,
+        as_of: str,
+        facts: str,
+    ) -> None:
         """Enter the run, and the incident unless it is registered already, in one transaction."""
         now = _now()
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(incidents.c.incident_id).where(incidents.c.incident_id == incident_id)).first() is None:
-                conn.execute(incidents.insert().values(incident_id=incident_id, title=title, discovered_at=discovered_at,
-                                                       first_run=run_id, created_at=now, updated_at=now))
+            if (
+                conn.execute(sa.select(incidents.c.incident_id).where(incidents.c.incident_id == incident_id)).first()
+                is None
+            ):
+                conn.execute(
+                    incidents.insert().values(
+                        incident_id=incident_id,
+                        title=title,
+                        discovered_at=discovered_at,
+                        first_run=run_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
             else:
                 conn.execute(incidents.update().where(incidents.c.incident_id == incident_id).values(updated_at=now))
-            conn.execute(incident_runs.insert().values(run_id=run_id, incident_id=incident_id, phase=phase, dry_run=dry_run,
-                                                       as_of=as_of, facts=facts, created_at=now, updated_at=now))
+            conn.execute(
+                incident_runs.insert().values(
+                    run_id=run_id,
+                    incident_id=incident_id,
+                    phase=phase,
+                    dry_run=dry_run,
+                    as_of=as_of,
+                    facts=facts,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
 
     def update_run(self, run_id: str, **documents: str) -> None:
         """Replace the run's documents named (JSON text)."""
         with self.engine.begin() as conn:
-            conn.execute(incident_runs.update().where(incident_runs.c.run_id == run_id).values(updated_at=_now(), **documents))
+            conn.execute(
+                incident_runs.update().where(incident_runs.c.run_id == run_id).values(updated_at=_now(), **documents)
+            )
 
     def touch(self, incident_id: str) -> None:
         """Date the incident's last change now."""
@@ -116,22 +160,36 @@ class Incidents:
     def subjects_of(self, runs: Sequence[str]) -> set[str]:
         """People affected in any of ``runs``."""
         with self.engine.connect() as conn:
-            return set(conn.execute(sa.select(incident_subjects.c.subject_id).where(
-                incident_subjects.c.run_id.in_(runs))).scalars())
+            return set(
+                conn.execute(
+                    sa.select(incident_subjects.c.subject_id).where(incident_subjects.c.run_id.in_(runs))
+                ).scalars()
+            )
 
     def affected(self, runs: Sequence[str]) -> tuple[int, set[str]]:
         """How many distinct people ``runs`` found, and their countries."""
         with self.engine.connect() as conn:
-            total = conn.execute(sa.select(sa.func.count(sa.distinct(incident_subjects.c.subject_id)))
-                                 .where(incident_subjects.c.run_id.in_(runs))).scalar_one()
-            countries = set(conn.execute(sa.select(incident_subjects.c.country).where(
-                incident_subjects.c.run_id.in_(runs), incident_subjects.c.country.is_not(None)).distinct()).scalars())
+            total = conn.execute(
+                sa.select(sa.func.count(sa.distinct(incident_subjects.c.subject_id))).where(
+                    incident_subjects.c.run_id.in_(runs)
+                )
+            ).scalar_one()
+            countries = set(
+                conn.execute(
+                    sa.select(incident_subjects.c.country)
+                    .where(incident_subjects.c.run_id.in_(runs), incident_subjects.c.country.is_not(None))
+                    .distinct()
+                ).scalars()
+            )
         return total, countries
 
     def _mailable(self, run_id: str, batch: int):
         return sa.select(incident_subjects.c.subject_id).where(
-            incident_subjects.c.run_id == run_id, incident_subjects.c.batch == batch,
-            incident_subjects.c.new.is_(True), incident_subjects.c.reach == "email")
+            incident_subjects.c.run_id == run_id,
+            incident_subjects.c.batch == batch,
+            incident_subjects.c.new.is_(True),
+            incident_subjects.c.reach == "email",
+        )
 
     def mailable(self, run_id: str, batch: int) -> list[str]:
         """The batch's people to e-mail: new to the incident, with an address."""
@@ -141,9 +199,15 @@ class Incidents:
     def not_emailed(self, run_id: str) -> list[str]:
         """The run's new people without an e-mail address."""
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(incident_subjects.c.subject_id).where(
-                incident_subjects.c.run_id == run_id, incident_subjects.c.new.is_(True),
-                incident_subjects.c.reach != "email")).scalars())
+            return list(
+                conn.execute(
+                    sa.select(incident_subjects.c.subject_id).where(
+                        incident_subjects.c.run_id == run_id,
+                        incident_subjects.c.new.is_(True),
+                        incident_subjects.c.reach != "email",
+                    )
+                ).scalars()
+            )
 
     # -------------------------------------------------------------- deliveries
 
@@ -153,38 +217,65 @@ class Incidents:
     def claimed(self, incident_id: str, run_id: str, batch: int) -> dict[str, str]:
         """Status of each of the batch's people already claimed (by any run of the incident)."""
         with self.engine.connect() as conn:
-            return dict(conn.execute(sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
-                incident_deliveries.c.incident_id == incident_id,
-                incident_deliveries.c.subject_id.in_(self._mailable(run_id, batch)))).all())
+            return dict(
+                conn.execute(
+                    sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
+                        incident_deliveries.c.incident_id == incident_id,
+                        incident_deliveries.c.subject_id.in_(self._mailable(run_id, batch)),
+                    )
+                ).all()
+            )
 
     def batch_deliveries(self, incident_id: str, run_id: str, batch: int) -> list[tuple[str, str, str | None]]:
         """(subject, status, Message-ID) of the rows the batch claimed, by subject."""
         with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(
-                sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status, incident_deliveries.c.message_id)
-                .where(incident_deliveries.c.incident_id == incident_id, incident_deliveries.c.run_id == run_id,
-                       incident_deliveries.c.batch == batch).order_by(incident_deliveries.c.subject_id))]
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    sa.select(
+                        incident_deliveries.c.subject_id, incident_deliveries.c.status, incident_deliveries.c.message_id
+                    )
+                    .where(
+                        incident_deliveries.c.incident_id == incident_id,
+                        incident_deliveries.c.run_id == run_id,
+                        incident_deliveries.c.batch == batch,
+                    )
+                    .order_by(incident_deliveries.c.subject_id)
+                )
+            ]
 
     def delivery_counts(self, run_id: str) -> dict[str, int]:
         """The run's delivery rows by status."""
         with self.engine.connect() as conn:
-            return dict(conn.execute(sa.select(incident_deliveries.c.status, sa.func.count()).where(
-                incident_deliveries.c.run_id == run_id).group_by(incident_deliveries.c.status)).all())
+            return dict(
+                conn.execute(
+                    sa.select(incident_deliveries.c.status, sa.func.count())
+                    .where(incident_deliveries.c.run_id == run_id)
+                    .group_by(incident_deliveries.c.status)
+                ).all()
+            )
 
     def delivery_counts_among(self, incident_id: str, subjects: Sequence[str]) -> dict[str, int]:
         """The incident's delivery rows of ``subjects`` by status."""
         counts: dict[str, int] = {}
         with self.engine.connect() as conn:
             for part in chunks(subjects, CHUNK):
-                for status, n in conn.execute(sa.select(incident_deliveries.c.status, sa.func.count()).where(
-                        incident_deliveries.c.incident_id == incident_id, incident_deliveries.c.subject_id.in_(part))
-                        .group_by(incident_deliveries.c.status)):
+                for status, n in conn.execute(
+                    sa.select(incident_deliveries.c.status, sa.func.count())
+                    .where(incident_deliveries.c.incident_id == incident_id, incident_deliveries.c.subject_id.in_(part))
+                    .group_by(incident_deliveries.c.status)
+                ):
                     counts[status] = counts.get(status, 0) + n
         return counts
 
     def undelivered(self, run_id: str, statuses: Sequence[str]) -> list[tuple[str, str]]:
         """(subject, status) of the run's deliveries in ``statuses``."""
         with self.engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(
-                sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
-                    incident_deliveries.c.run_id == run_id, incident_deliveries.c.status.in_(statuses)))]
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
+                        incident_deliveries.c.run_id == run_id, incident_deliveries.c.status.in_(statuses)
+                    )
+                )
+            ]

@@ -27,12 +27,29 @@ def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def entry_hash(*, seq: int, recorded_at: str, kind: str, dag_id: str | None, run_id: str | None,
-               idempotency_key: str | None, payload: str, prev_hash: str) -> str:
-    body = canonical_json({
-        "seq": seq, "recorded_at": recorded_at, "kind": kind, "dag_id": dag_id, "run_id": run_id,
-        "key": idempotency_key, "payload": payload, "prev": prev_hash,
-    })
+def entry_hash(
+    *,
+    seq: int,
+    recorded_at: str,
+    kind: str,
+    dag_id: str | None,
+    run_id: str | None,
+    idempotency_key: str | None,
+    payload: str,
+    prev_hash: str,
+) -> str:
+    body = canonical_json(
+        {
+            "seq": seq,
+            "recorded_at": recorded_at,
+            "kind": kind,
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "key": idempotency_key,
+            "payload": payload,
+            "prev": prev_hash,
+        }
+    )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
@@ -52,6 +69,7 @@ class Entry:
 @dataclass(frozen=True)
 class Record:
     """An entry to append: what happened, its data, and the idempotency key that makes it once."""
+
     kind: str
     payload: dict
     key: str | None = None
@@ -68,21 +86,44 @@ class Verification:
 
 
 def _entry(row) -> Entry:
-    return Entry(row.seq, row.recorded_at, row.kind, row.dag_id, row.run_id, row.idempotency_key,
-                 json.loads(row.payload), row.prev_hash, row.entry_hash)
+    return Entry(
+        row.seq,
+        row.recorded_at,
+        row.kind,
+        row.dag_id,
+        row.run_id,
+        row.idempotency_key,
+        json.loads(row.payload),
+        row.prev_hash,
+        row.entry_hash,
+    )
 
 
 class Ledger:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
 
-    def append(self, kind: str, payload: dict, *, dag_id: str | None = None, run_id: str | None = None,
-               key: str | None = None, recorded_at: datetime | None = None) -> Entry:
+    def append(
+        self,
+        kind: str,
+        payload: dict,
+        *,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        key: str | None = None,
+        recorded_at: datetime | None = None,
+    ) -> Entry:
         """Append one entry; with ``key``, an entry already recorded under it is returned instead."""
         return self.append_many([Record(kind, payload, key)], dag_id=dag_id, run_id=run_id, recorded_at=recorded_at)[0]
 
-    def append_many(self, records: list[Record], *, dag_id: str | None = None, run_id: str | None = None,
-                    recorded_at: datetime | None = None) -> list[Entry]:
+    def append_many(
+        self,
+        records: list[Record],
+        *,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        recorded_at: datetime | None = None,
+    ) -> list[Entry]:
         """Append ``records`` in order, in one transaction: one wait for the head, one commit.
 
         Where one of their keys is recorded already, they are appended one by
@@ -96,20 +137,30 @@ class Ledger:
                 seq, prev, rows = head.seq, head.entry_hash, []
                 for record, body in zip(records, bodies):
                     seq += 1
-                    values = dict(seq=seq, recorded_at=when, kind=record.kind, dag_id=dag_id, run_id=run_id,
-                                  idempotency_key=record.key, payload=body, prev_hash=prev)
+                    values = dict(
+                        seq=seq,
+                        recorded_at=when,
+                        kind=record.kind,
+                        dag_id=dag_id,
+                        run_id=run_id,
+                        idempotency_key=record.key,
+                        payload=body,
+                        prev_hash=prev,
+                    )
                     values["entry_hash"] = prev = entry_hash(**values)
                     rows.append(values)
                 conn.execute(ledger_entries.insert(), rows)
                 conn.execute(ledger_head.update().where(ledger_head.c.id == 1).values(seq=seq, entry_hash=prev))
         except sa.exc.IntegrityError:
             if len(records) > 1:
-                return [self.append_many([record], dag_id=dag_id, run_id=run_id, recorded_at=recorded_at)[0]
-                        for record in records]
+                return [
+                    self.append_many([record], dag_id=dag_id, run_id=run_id, recorded_at=recorded_at)[0]
+                    for record in records
+                ]
             existing = self.find(records[0].key) if records[0].key is not None else None
             if existing is None:
                 raise
-            return [existing]          # recorded before under this key: appending is idempotent
+            return [existing]  # recorded before under this key: appending is idempotent
         return [Entry(**{**values, "payload": json.loads(body)}) for values, body in zip(rows, bodies)]
 
     def _lock_head(self, conn: sa.Connection):
@@ -141,14 +192,19 @@ class Ledger:
         found: set[str] = set()
         with self.engine.connect() as conn:
             for part in chunks(keys, chunk):
-                found.update(conn.execute(sa.select(ledger_entries.c.idempotency_key).where(
-                    ledger_entries.c.idempotency_key.in_(part))).scalars())
+                found.update(
+                    conn.execute(
+                        sa.select(ledger_entries.c.idempotency_key).where(ledger_entries.c.idempotency_key.in_(part))
+                    ).scalars()
+                )
         return found
 
     def entries_with_prefix(self, prefix: str) -> list[Entry]:
         """The entries recorded under idempotency keys starting with ``prefix``, in order."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(ledger_entries).where(self._under(prefix)).order_by(ledger_entries.c.seq)).all()
+            rows = conn.execute(
+                sa.select(ledger_entries).where(self._under(prefix)).order_by(ledger_entries.c.seq)
+            ).all()
         return [_entry(row) for row in rows]
 
     def entries(self, *, kind: str | None = None, run_id: str | None = None, chunk: int = 5000) -> Iterator[Entry]:
@@ -175,7 +231,10 @@ class Ledger:
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    sa.select(ledger_entries).where(ledger_entries.c.seq > last).order_by(ledger_entries.c.seq).limit(5000)
+                    sa.select(ledger_entries)
+                    .where(ledger_entries.c.seq > last)
+                    .order_by(ledger_entries.c.seq)
+                    .limit(5000)
                 ).all()
             if not rows:
                 break
@@ -183,17 +242,30 @@ class Ledger:
                 if row.seq != expected_seq:
                     result.problems.append(f"entry {expected_seq} is missing (next is {row.seq})")
                 if row.prev_hash != prev:
-                    result.problems.append(f"entry {row.seq}: prev_hash does not match entry {row.seq - 1} (removed, reordered or edited)")
-                recomputed = entry_hash(seq=row.seq, recorded_at=row.recorded_at, kind=row.kind, dag_id=row.dag_id,
-                                        run_id=row.run_id, idempotency_key=row.idempotency_key,
-                                        payload=row.payload, prev_hash=row.prev_hash)
+                    result.problems.append(
+                        f"entry {row.seq}: prev_hash does not match entry {row.seq - 1} (removed, reordered or edited)"
+                    )
+                recomputed = entry_hash(
+                    seq=row.seq,
+                    recorded_at=row.recorded_at,
+                    kind=row.kind,
+                    dag_id=row.dag_id,
+                    run_id=row.run_id,
+                    idempotency_key=row.idempotency_key,
+                    payload=row.payload,
+                    prev_hash=row.prev_hash,
+                )
                 if recomputed != row.entry_hash:
                     result.problems.append(f"entry {row.seq}: content does not match its hash (edited)")
                 result.entries += 1
                 expected_seq, prev = row.seq + 1, row.entry_hash
             last = rows[-1].seq
         with self.engine.connect() as conn:
-            head = conn.execute(sa.select(ledger_head.c.seq, ledger_head.c.entry_hash).where(ledger_head.c.id == 1)).one()
+            head = conn.execute(
+                sa.select(ledger_head.c.seq, ledger_head.c.entry_hash).where(ledger_head.c.id == 1)
+            ).one()
         if (head.seq, head.entry_hash) != (expected_seq - 1, prev):
-            result.problems.append(f"the head records entry {head.seq} but the chain ends at entry {expected_seq - 1} (entries removed from the end, or the head edited)")
+            result.problems.append(
+                f"the head records entry {head.seq} but the chain ends at entry {expected_seq - 1} (entries removed from the end, or the head edited)"
+            )
         return result

@@ -24,14 +24,14 @@ from lifecycle.state.schema import notices
 class NoticeRow:
     template: str
     subject_id: str
-    scope: str                 # the erasure batch, or "scheduled"
+    scope: str  # the erasure batch, or "scheduled"
     status: str
     reason: str | None
     locale: str | None
     message_id: str | None
     claimed_at: str
     updated_at: str
-    ledger_hash: str | None    # the ledger entry that backs the outcome; None: not backed yet
+    ledger_hash: str | None  # the ledger entry that backs the outcome; None: not backed yet
 
 
 def _now() -> str:
@@ -53,7 +53,11 @@ class NoticeClaims(Claims):
         return {**row, "status": "sending", "locale": locale, "message_id": message_id}
 
     def _outcome_row(self, outcome: Outcome) -> dict:
-        return {"status": outcome.status, "reason": f"SMTP {outcome.code}" if outcome.code else None, "updated_at": _now()}
+        return {
+            "status": outcome.status,
+            "reason": f"SMTP {outcome.code}" if outcome.code else None,
+            "updated_at": _now(),
+        }
 
     def _uncertain_row(self) -> dict:
         return {"updated_at": _now()}
@@ -71,22 +75,32 @@ class Notices:
         found = {}
         with self.engine.connect() as conn:
             for part in chunks(subjects, 1000):
-                found.update((row.subject_id, NoticeRow(**row._mapping)) for row in conn.execute(
-                    sa.select(notices).where(notices.c.template == template, notices.c.subject_id.in_(part))))
+                found.update(
+                    (row.subject_id, NoticeRow(**row._mapping))
+                    for row in conn.execute(
+                        sa.select(notices).where(notices.c.template == template, notices.c.subject_id.in_(part))
+                    )
+                )
         return found
 
     def back(self, template: str, subjects: Sequence[str], ledger_hash: str) -> None:
         """Record in the subjects' rows of ``template`` the ledger entry that backs their outcomes."""
         with self.engine.begin() as conn:
             for part in chunks(subjects, 1000):
-                conn.execute(notices.update().where(notices.c.template == template, notices.c.subject_id.in_(part))
-                             .values(ledger_hash=ledger_hash))
+                conn.execute(
+                    notices.update()
+                    .where(notices.c.template == template, notices.c.subject_id.in_(part))
+                    .values(ledger_hash=ledger_hash)
+                )
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows by template and status."""
         counted: dict[str, dict[str, int]] = {}
         with self.engine.connect() as conn:
-            for template, status, n in conn.execute(sa.select(notices.c.template, notices.c.status, sa.func.count())
-                                                    .group_by(notices.c.template, notices.c.status)):
+            for template, status, n in conn.execute(
+                sa.select(notices.c.template, notices.c.status, sa.func.count()).group_by(
+                    notices.c.template, notices.c.status
+                )
+            ):
                 counted.setdefault(template, {})[status] = n
         return counted

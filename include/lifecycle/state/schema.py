@@ -22,12 +22,12 @@ ledger_entries = sa.Table(
     "lifecycle_ledger",
     metadata,
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("recorded_at", sa.String(32), nullable=False),   # ISO text: exact on every backend
+    sa.Column("recorded_at", sa.String(32), nullable=False),  # ISO text: exact on every backend
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("dag_id", sa.String(250)),
     sa.Column("run_id", sa.String(250)),
     sa.Column("idempotency_key", sa.String(255), unique=True),
-    sa.Column("payload", sa.Text, nullable=False),              # canonical JSON
+    sa.Column("payload", sa.Text, nullable=False),  # canonical JSON
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False),
 )
@@ -45,7 +45,7 @@ legal_holds = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("subject_id", sa.String(255), nullable=False, index=True),
-    sa.Column("datasets", sa.Text),                              # JSON list; NULL = every dataset
+    sa.Column("datasets", sa.Text),  # JSON list; NULL = every dataset
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("until", sa.Date),
     sa.Column("created_at", sa.String(32), nullable=False),
@@ -56,8 +56,8 @@ erasures = sa.Table(
     "lifecycle_erasures",
     metadata,
     sa.Column("subject_id", sa.String(255), primary_key=True),
-    sa.Column("request_ids", sa.Text, nullable=False),          # JSON list of request primary keys
-    sa.Column("requested_at", sa.String(32), nullable=False),   # ISO UTC of the request that counts
+    sa.Column("request_ids", sa.Text, nullable=False),  # JSON list of request primary keys
+    sa.Column("requested_at", sa.String(32), nullable=False),  # ISO UTC of the request that counts
     sa.Column("grace_end", sa.String(32), nullable=False),
     sa.Column("state", sa.String(16), nullable=False, index=True),
     sa.Column("reason", sa.Text),
@@ -72,20 +72,22 @@ sharing_register = sa.Table(
     "lifecycle_sharing_register",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("entry_key", sa.String(255), nullable=False, unique=True),   # recipient and data interval: a rerun updates its entry
+    sa.Column(
+        "entry_key", sa.String(255), nullable=False, unique=True
+    ),  # recipient and data interval: a rerun updates its entry
     sa.Column("recipient_id", sa.String(64), nullable=False, index=True),
     sa.Column("recipient_name", sa.Text, nullable=False),
     sa.Column("contact", sa.Text, nullable=False),
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("legal_basis", sa.String(32), nullable=False),
     sa.Column("purpose", sa.Text, nullable=False),
-    sa.Column("processing", sa.Text, nullable=False),           # how it is shared (format, pseudonymization, where)
+    sa.Column("processing", sa.Text, nullable=False),  # how it is shared (format, pseudonymization, where)
     sa.Column("agreement_id", sa.String(128)),
-    sa.Column("categories", sa.Text, nullable=False),           # JSON list
-    sa.Column("fields", sa.Text, nullable=False),               # JSON {dataset: [fields]}
-    sa.Column("outcome", sa.String(16), nullable=False),        # delivered | refused
-    sa.Column("rule", sa.String(64)),                           # refusal: the first rule that failed
-    sa.Column("reason", sa.Text),                               # refusal: every message
+    sa.Column("categories", sa.Text, nullable=False),  # JSON list
+    sa.Column("fields", sa.Text, nullable=False),  # JSON {dataset: [fields]}
+    sa.Column("outcome", sa.String(16), nullable=False),  # delivered | refused
+    sa.Column("rule", sa.String(64)),  # refusal: the first rule that failed
+    sa.Column("reason", sa.Text),  # refusal: every message
     sa.Column("records", sa.BigInteger, nullable=False),
     sa.Column("manifest", sa.Text),
     sa.Column("manifest_sha256", sa.String(64)),
@@ -119,11 +121,11 @@ incident_runs = sa.Table(
     sa.Column("phase", sa.String(16), nullable=False),
     sa.Column("dry_run", sa.Boolean, nullable=False),
     sa.Column("as_of", sa.String(32), nullable=False),
-    sa.Column("facts", sa.Text, nullable=False),          # JSON: the form as validated
-    sa.Column("scope", sa.Text),                         # JSON: counts by reach, country, locale, category
-    sa.Column("obligations", sa.Text),                   # JSON: regulators, deadlines, fallback and why
-    sa.Column("approval", sa.Text),                      # JSON: decision, by whom, how
-    sa.Column("figures", sa.Text),                       # JSON: delivery figures, documents
+    sa.Column("facts", sa.Text, nullable=False),  # JSON: the form as validated
+    sa.Column("scope", sa.Text),  # JSON: counts by reach, country, locale, category
+    sa.Column("obligations", sa.Text),  # JSON: regulators, deadlines, fallback and why
+    sa.Column("approval", sa.Text),  # JSON: decision, by whom, how
+    sa.Column("figures", sa.Text),  # JSON: delivery figures, documents
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
 )
@@ -135,8 +137,8 @@ incident_subjects = sa.Table(
     sa.Column("run_id", sa.String(250), primary_key=True),
     sa.Column("subject_id", sa.String(255), primary_key=True),
     sa.Column("incident_id", sa.String(64), nullable=False),
-    sa.Column("new", sa.Boolean, nullable=False),         # not affected in an earlier notified run
-    sa.Column("reach", sa.String(8), nullable=False),     # email | phone | post | none
+    sa.Column("new", sa.Boolean, nullable=False),  # not affected in an earlier notified run
+    sa.Column("reach", sa.String(8), nullable=False),  # email | phone | post | none
     sa.Column("country", sa.String(8)),
     sa.Column("locale", sa.String(16)),
     sa.Column("batch", sa.Integer, nullable=False),
@@ -153,8 +155,8 @@ incident_deliveries = sa.Table(
     sa.Column("subject_id", sa.String(255), primary_key=True),
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.Column("batch", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),   # sending | sent | undeliverable | deferred | uncertain
-    sa.Column("code", sa.Integer),                        # the SMTP reply code of a refusal
+    sa.Column("status", sa.String(16), nullable=False),  # sending | sent | undeliverable | deferred | uncertain
+    sa.Column("code", sa.Integer),  # the SMTP reply code of a refusal
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("message_id", sa.String(255)),
     sa.Index("ix_lifecycle_incident_deliveries_run", "run_id", "batch"),
@@ -171,14 +173,16 @@ notices = sa.Table(
     metadata,
     sa.Column("template", sa.String(64), primary_key=True),
     sa.Column("subject_id", sa.String(255), primary_key=True),
-    sa.Column("scope", sa.String(255), nullable=False),   # the erasure batch, or "scheduled"
-    sa.Column("status", sa.String(16), nullable=False),   # sending | sent | undeliverable | deferred | skipped | uncertain
-    sa.Column("reason", sa.String(255)),                  # skipped: why
+    sa.Column("scope", sa.String(255), nullable=False),  # the erasure batch, or "scheduled"
+    sa.Column(
+        "status", sa.String(16), nullable=False
+    ),  # sending | sent | undeliverable | deferred | skipped | uncertain
+    sa.Column("reason", sa.String(255)),  # skipped: why
     sa.Column("locale", sa.String(16)),
     sa.Column("message_id", sa.String(255)),
     sa.Column("claimed_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
-    sa.Column("ledger_hash", sa.String(64)),              # the ledger entry that summarizes this row's outcome
+    sa.Column("ledger_hash", sa.String(64)),  # the ledger entry that summarizes this row's outcome
 )
 
 GENESIS = "0" * 64
@@ -199,7 +203,9 @@ def _v3_sharing_register(conn: sa.Connection) -> None:
 
 
 def _v4_incidents(conn: sa.Connection) -> None:
-    metadata.create_all(conn, tables=[incidents, incident_runs, incident_subjects, incident_deliveries], checkfirst=True)
+    metadata.create_all(
+        conn, tables=[incidents, incident_runs, incident_subjects, incident_deliveries], checkfirst=True
+    )
 
 
 def _v5_notices(conn: sa.Connection) -> None:
@@ -215,7 +221,9 @@ def migrate(engine: sa.Engine, *, now: str) -> list[int]:
     schema_versions.create(engine, checkfirst=True)
     for version, step in MIGRATIONS:
         with engine.begin() as conn:
-            done = conn.execute(sa.select(schema_versions.c.version).where(schema_versions.c.version == version)).first()
+            done = conn.execute(
+                sa.select(schema_versions.c.version).where(schema_versions.c.version == version)
+            ).first()
             if done:
                 continue
             step(conn)
@@ -223,6 +231,6 @@ def migrate(engine: sa.Engine, *, now: str) -> list[int]:
                 with conn.begin_nested():
                     conn.execute(schema_versions.insert().values(version=version, applied_at=now))
             except sa.exc.IntegrityError:
-                continue    # another process applied it meanwhile; the step itself is idempotent
+                continue  # another process applied it meanwhile; the step itself is idempotent
             applied.append(version)
     return applied

@@ -18,19 +18,24 @@ class SharingEntries:
     def save(self, entry: dict) -> dict:
         """Insert or update the row of ``entry['entry_key']``; returns the row as stored
         (``categories`` and ``fields`` as JSON text)."""
-        row = {**entry, "categories": json.dumps(entry["categories"]), "fields": json.dumps(entry["fields"], sort_keys=True)}
+        row = {
+            **entry,
+            "categories": json.dumps(entry["categories"]),
+            "fields": json.dumps(entry["fields"], sort_keys=True),
+        }
         mine = sharing_register.c.entry_key == entry["entry_key"]
         with self.engine.begin() as conn:
             if not conn.execute(sharing_register.update().where(mine).values(row)).rowcount:
                 try:
                     with conn.begin_nested():
                         conn.execute(sharing_register.insert().values(row))
-                except sa.exc.IntegrityError:     # inserted meanwhile by a concurrent attempt
+                except sa.exc.IntegrityError:  # inserted meanwhile by a concurrent attempt
                     conn.execute(sharing_register.update().where(mine).values(row))
         return row
 
-    def ending_within(self, start: date | None = None, end: date | None = None, *,
-                      recipient: str | None = None) -> list[dict]:
+    def ending_within(
+        self, start: date | None = None, end: date | None = None, *, recipient: str | None = None
+    ) -> list[dict]:
         """Rows whose data interval ends within [start, end] (days, UTC), oldest first,
         ``categories`` and ``fields`` as lists and mappings."""
         query = sa.select(sharing_register)
@@ -42,4 +47,6 @@ class SharingEntries:
             query = query.where(sharing_register.c.recipient_id == recipient)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(sharing_register.c.interval_end, sharing_register.c.recipient_id)).all()
-        return [{**row._mapping, "categories": json.loads(row.categories), "fields": json.loads(row.fields)} for row in rows]
+        return [
+            {**row._mapping, "categories": json.loads(row.categories), "fields": json.loads(row.fields)} for row in rows
+        ]

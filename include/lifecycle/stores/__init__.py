@@ -34,7 +34,9 @@ def open_store(catalog: Catalog, system_name: str):
     """The store of a catalog system, connected through its Airflow connection."""
     system = catalog.systems.get(system_name)
     if system is None:
-        raise LifecycleError(f"no system {system_name!r} in catalog.yaml (systems: {', '.join(sorted(catalog.systems))})")
+        raise LifecycleError(
+            f"no system {system_name!r} in catalog.yaml (systems: {', '.join(sorted(catalog.systems))})"
+        )
     return ADAPTERS[system.type](catalog, system_name, system)
 
 

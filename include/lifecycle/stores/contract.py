@@ -89,19 +89,19 @@ class Kept:
 class Change:
     """What one ``delete`` or ``anonymize`` did."""
 
-    rows: int = 0                     # rows deleted or rewritten; object versions and markers deleted
-    objects: int = 0                  # object keys left with nothing
+    rows: int = 0  # rows deleted or rewritten; object versions and markers deleted
+    objects: int = 0  # object keys left with nothing
     kept: list[Kept] = field(default_factory=list)
-    requests: int = 0                 # requests made to the store (objects)
+    requests: int = 0  # requests made to the store (objects)
 
 
 @dataclass
 class Remaining:
     """Verification: what still matches a selection after the work."""
 
-    items: int                        # rows, or object keys with a version that could have gone
-    by_subject: dict[str, int] = field(default_factory=dict)   # rows or versions per subject (with ``subjects``)
-    kept: dict[str, int] = field(default_factory=dict)         # left for the store's own reasons: {"locked": n}
+    items: int  # rows, or object keys with a version that could have gone
+    by_subject: dict[str, int] = field(default_factory=dict)  # rows or versions per subject (with ``subjects``)
+    kept: dict[str, int] = field(default_factory=dict)  # left for the store's own reasons: {"locked": n}
 
 
 @runtime_checkable
@@ -120,8 +120,16 @@ class DatasetStore(Protocol):
 
     def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change: ...
 
-    def anonymize(self, dataset: str, selection: Selection, fields: list, *, hmac_key: bytes | None = None,
-                  unlink: bool = False, before_commit: BeforeCommit | None = None) -> Change: ...
+    def anonymize(
+        self,
+        dataset: str,
+        selection: Selection,
+        fields: list,
+        *,
+        hmac_key: bytes | None = None,
+        unlink: bool = False,
+        before_commit: BeforeCommit | None = None,
+    ) -> Change: ...
 
     def remaining(self, dataset: str, selection: Selection) -> Remaining: ...
 
@@ -134,8 +142,8 @@ class Reference:
     dataset: str
     columns: tuple[str, ...]
     referred: tuple[str, ...]
-    on_delete: str                   # NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT | NONE (no foreign key)
-    link: bool = False               # the referencing rows reach their person through it
+    on_delete: str  # NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT | NONE (no foreign key)
+    link: bool = False  # the referencing rows reach their person through it
 
     @property
     def protects(self) -> bool:
@@ -160,8 +168,14 @@ class Rows(Protocol):
 
     def read(self, dataset: str, columns: list[str], selection: Selection = ALL) -> list[tuple]: ...
 
-    def stream(self, dataset: str, columns: list[str], *, consent: tuple[str, str, datetime] | None = None,
-               fetch_rows: int = 5000) -> Iterator[list[tuple]]: ...
+    def stream(
+        self,
+        dataset: str,
+        columns: list[str],
+        *,
+        consent: tuple[str, str, datetime] | None = None,
+        fetch_rows: int = 5000,
+    ) -> Iterator[list[tuple]]: ...
 
 
 @runtime_checkable

@@ -31,10 +31,19 @@ from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Kept,
 MAX_KEYS_PER_DELETE = 1000
 
 # Error codes a retry may get past; any 5xx too.
-_TRANSIENT_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeoutException",
-    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "OperationAborted",
-})
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+        "OperationAborted",
+    }
+)
 
 
 def transient(exc: BaseException) -> bool:
@@ -79,9 +88,7 @@ class ObjectLock:
 
     def active_at(self, when: datetime) -> bool:
         """Whether a delete at ``when`` would be refused."""
-        return self.legal_hold or (
-            self.retain_until is not None and self.retain_until > when
-        )
+        return self.legal_hold or (self.retain_until is not None and self.retain_until > when)
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ class Uploaded:
 class S3Store:
     """Object datasets of one bucket (the store contract), and whole documents in it."""
 
-    list_budget = 1000      # entries one listing request returns: what listing one subject's prefix costs
+    list_budget = 1000  # entries one listing request returns: what listing one subject's prefix costs
 
     def __init__(self, client, bucket: str, catalog=None, system: str | None = None):
         self.client = client
@@ -131,13 +138,20 @@ class S3Store:
         return cls(s3_client(conn_id), bucket, catalog, system)
 
     def _failures(self, dataset: str | None, purpose: str):
-        return store_failures(self.system, dataset, f"{purpose} in s3://{self.bucket}",
-                              catching=(ClientError, BotoCoreError, OSError), transient=transient, describe=_describe)
+        return store_failures(
+            self.system,
+            dataset,
+            f"{purpose} in s3://{self.bucket}",
+            catching=(ClientError, BotoCoreError, OSError),
+            transient=transient,
+            describe=_describe,
+        )
 
     # ------------------------------------------------------------- versions
 
-    def list_versions(self, prefix: str, *, older_than: datetime | None = None, dataset: str | None = None,
-                      last: str | None = None) -> Iterator[ObjectVersion]:
+    def list_versions(
+        self, prefix: str, *, older_than: datetime | None = None, dataset: str | None = None, last: str | None = None
+    ) -> Iterator[ObjectVersion]:
         """Every version and delete marker under ``prefix``, optionally only those last
         modified before ``older_than`` (tz-aware); with ``last``, the listing stops past that key."""
         if older_than is not None and older_than.tzinfo is None:
@@ -150,7 +164,9 @@ class S3Store:
                     (_version(e, is_delete_marker=True) for e in page.get("DeleteMarkers", [])),
                 )
                 for version in entries:
-                    if (older_than is None or version.last_modified < older_than) and (last is None or version.key <= last):
+                    if (older_than is None or version.last_modified < older_than) and (
+                        last is None or version.key <= last
+                    ):
                         yield version
                 if last is not None and page.get("NextKeyMarker", "") > last:
                     return
@@ -201,7 +217,9 @@ class S3Store:
         finally:
             self._snapshot = None
 
-    def _listing(self, dataset: str, subjects: tuple | None, within: KeyRange | None = None) -> dict[str, list[ObjectVersion]]:
+    def _listing(
+        self, dataset: str, subjects: tuple | None, within: KeyRange | None = None
+    ) -> dict[str, list[ObjectVersion]]:
         """Every version and marker of the dataset (of ``subjects`` only, if given), by key.
 
         With subjects, the dataset's static prefix is listed once while that
@@ -222,9 +240,10 @@ class S3Store:
         if subjects is None:
             if within is None:
                 listed = self.list_versions(static, dataset=dataset)
-            else:                      # every key of the range shares the bounds' common prefix
-                listed = self.list_versions(os.path.commonprefix([within.low, within.high]),
-                                            dataset=dataset, last=within.high)
+            else:  # every key of the range shares the bounds' common prefix
+                listed = self.list_versions(
+                    os.path.commonprefix([within.low, within.high]), dataset=dataset, last=within.high
+                )
             for version in listed:
                 if within is None or version.key >= within.low:
                     groups.setdefault(version.key, []).append(version)
@@ -259,8 +278,9 @@ class S3Store:
                 continue
             if older is not None and not max(v.last_modified for v in versions) < older:
                 continue
-            if window is not None and not any(window[0] <= v.last_modified <= window[1]
-                                              for v in versions if not v.is_delete_marker):
+            if window is not None and not any(
+                window[0] <= v.last_modified <= window[1] for v in versions if not v.is_delete_marker
+            ):
                 continue
             chosen[key] = versions
         return chosen
@@ -280,7 +300,9 @@ class S3Store:
     def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
         """The selected keys in ranges of ``size`` keys (S3 lists keys in this order)."""
         keys = sorted(self._select(dataset, selection))
-        return [KeyRange(part[0], part[-1], len(part)) for part in (keys[i:i + size] for i in range(0, len(keys), size))]
+        return [
+            KeyRange(part[0], part[-1], len(part)) for part in (keys[i : i + size] for i in range(0, len(keys), size))
+        ]
 
     def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change:
         """Delete every version and marker of the selected keys.
@@ -292,7 +314,7 @@ class S3Store:
         versions were tried: transient if S3 said so (SlowDown, 5xx), else terminal.
         """
         chosen = self._select(dataset, selection)
-        self._snapshot = {} if self._snapshot is not None else None      # what a snapshot listed is gone now
+        self._snapshot = {} if self._snapshot is not None else None  # what a snapshot listed is gone now
         versions = [v for key in sorted(chosen) for v in chosen[key]]
         if before_commit is not None:
             per_subject: dict[str, int] = {}
@@ -308,9 +330,19 @@ class S3Store:
             version = by_id[(error.key, error.version_id)]
             lock = self.lock(version, dataset=dataset)
             if lock.active_at(now):
-                change.kept.append(Kept("locked", self.catalog.subject_of_key(dataset, version.key), {
-                    "key": version.key, "version": version.version_id, "mode": lock.mode, "legal_hold": lock.legal_hold,
-                    "retain_until": lock.retain_until.isoformat() if lock.retain_until else None}))
+                change.kept.append(
+                    Kept(
+                        "locked",
+                        self.catalog.subject_of_key(dataset, version.key),
+                        {
+                            "key": version.key,
+                            "version": version.version_id,
+                            "mode": lock.mode,
+                            "legal_hold": lock.legal_hold,
+                            "retain_until": lock.retain_until.isoformat() if lock.retain_until else None,
+                        },
+                    )
+                )
             else:
                 refused.append(error)
         emptied = {v.key for v in outcome.deleted} - {e.key for e in outcome.errors}
@@ -318,14 +350,30 @@ class S3Store:
         if refused:
             kind = TransientStoreError if any(e.code in _TRANSIENT_CODES for e in refused) else TerminalStoreError
             sample = ", ".join(f"{e.key} ({e.code})" for e in refused[:5])
-            raise kind(self.system, dataset, f"delete object versions in s3://{self.bucket}",
-                       f"{len(refused)} version(s) not deleted and not under Object Lock: {sample}")
+            raise kind(
+                self.system,
+                dataset,
+                f"delete object versions in s3://{self.bucket}",
+                f"{len(refused)} version(s) not deleted and not under Object Lock: {sample}",
+            )
         return change
 
-    def anonymize(self, dataset: str, selection: Selection, fields: list, *, hmac_key: bytes | None = None,
-                  unlink: bool = False, before_commit: BeforeCommit | None = None) -> Change:
-        raise TerminalStoreError(self.system, dataset, "anonymize objects",
-                                 "objects cannot be anonymized; use action: delete for object datasets")
+    def anonymize(
+        self,
+        dataset: str,
+        selection: Selection,
+        fields: list,
+        *,
+        hmac_key: bytes | None = None,
+        unlink: bool = False,
+        before_commit: BeforeCommit | None = None,
+    ) -> Change:
+        raise TerminalStoreError(
+            self.system,
+            dataset,
+            "anonymize objects",
+            "objects cannot be anonymized; use action: delete for object datasets",
+        )
 
     def remaining(self, dataset: str, selection: Selection) -> Remaining:
         """Keys still selected that hold a version or marker S3 would let go now; locked versions apart."""
@@ -356,8 +404,16 @@ class S3Store:
         with self._failures(None, f"read {key!r}"):
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
-    def upload(self, key: str, chunks: Iterable[bytes], *, content_type: str, encryption: str | None = None,
-               kms_key_id: str | None = None, part_size: int = 16 * 1024 * 1024) -> Uploaded:
+    def upload(
+        self,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str,
+        encryption: str | None = None,
+        kms_key_id: str | None = None,
+        part_size: int = 16 * 1024 * 1024,
+    ) -> Uploaded:
         """Write ``chunks`` to ``key`` without holding more than one part in memory.
 
         Small content is one PutObject; past ``part_size`` (at least 5 MiB, S3's
@@ -380,7 +436,9 @@ class S3Store:
                     buffer += chunk
                     if len(buffer) >= part_size:
                         if upload_id is None:
-                            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)["UploadId"]
+                            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)[
+                                "UploadId"
+                            ]
                         parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
                         buffer.clear()
                 if upload_id is None:
@@ -388,8 +446,9 @@ class S3Store:
                     return Uploaded(key, size, digest.hexdigest(), 0)
                 if buffer:
                     parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
-                self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                                      MultipartUpload={"Parts": parts})
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
             except BaseException:
                 if upload_id is not None:
                     with contextlib.suppress(ClientError, BotoCoreError):
@@ -398,7 +457,9 @@ class S3Store:
         return Uploaded(key, size, digest.hexdigest(), len(parts))
 
     def _part(self, key: str, upload_id: str, number: int, body: bytes) -> dict:
-        response = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+        response = self.client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )
         return {"PartNumber": number, "ETag": response["ETag"]}
 
     def digest(self, key: str, *, chunk_size: int = 1024 * 1024) -> tuple[int, str]:

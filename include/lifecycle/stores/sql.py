@@ -31,8 +31,8 @@ from lifecycle.errors import TerminalStoreError, store_failures
 from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Reference, Remaining, Selection
 
 # PostgreSQL SQLSTATE classes and codes that a retry may get past
-_PG_TRANSIENT_CLASSES = ("08", "40", "53", "57")         # connection, rollback (serialization, deadlock), resources, operator
-_PG_TRANSIENT_CODES = {"55P03"}                          # lock not available
+_PG_TRANSIENT_CLASSES = ("08", "40", "53", "57")  # connection, rollback (serialization, deadlock), resources, operator
+_PG_TRANSIENT_CODES = {"55P03"}  # lock not available
 # MySQL/MariaDB error numbers that a retry may get past
 _MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2026, 2055, 4031}
 # a connection refused for good: a retry would be refused again
@@ -41,7 +41,7 @@ _CONNECT_TERMINAL = ("does not exist", "authentication failed", "no pg_hba.conf"
 
 def transient(exc: BaseException) -> bool:
     """Whether a SQLAlchemy/DBAPI failure may pass on retry."""
-    if isinstance(exc, sa.exc.TimeoutError):                     # the connection pool was exhausted
+    if isinstance(exc, sa.exc.TimeoutError):  # the connection pool was exhausted
         return True
     if not isinstance(exc, sa.exc.DBAPIError):
         return isinstance(exc, (ConnectionError, TimeoutError))
@@ -55,7 +55,7 @@ def transient(exc: BaseException) -> bool:
     if number is not None:
         return number in _MYSQL_TRANSIENT
     text = str(orig).lower()
-    if "database is locked" in text or "database table is locked" in text:       # SQLite
+    if "database is locked" in text or "database table is locked" in text:  # SQLite
         return True
     if isinstance(exc, sa.exc.OperationalError) and not any(t in text for t in _CONNECT_TERMINAL):
         return "connect" in text or "timeout" in text or "timed out" in text or "server closed" in text
@@ -69,9 +69,11 @@ def failure_text(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     if isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError)) and not _names_only(orig):
         diag = getattr(orig, "diag", None)
-        names = [f"{what} {getattr(diag, attr)}" for what, attr in
-                 (("constraint", "constraint_name"), ("table", "table_name"), ("column", "column_name"))
-                 if diag is not None and getattr(diag, attr, None)]
+        names = [
+            f"{what} {getattr(diag, attr)}"
+            for what, attr in (("constraint", "constraint_name"), ("table", "table_name"), ("column", "column_name"))
+            if diag is not None and getattr(diag, attr, None)
+        ]
         code = getattr(orig, "pgcode", None) or (orig.args[0] if getattr(orig, "args", None) else "")
         return f"{type(orig).__name__} {code} ({', '.join(names) or 'the value is withheld'})"
     first = (str(orig).strip().splitlines() or [""])[0]
@@ -95,20 +97,26 @@ class SqlStore:
         self.catalog = catalog
         self.system = system or _system_of(catalog, engine)
         self._tables: dict[str, sa.Table] = {}
-        self._schemas: dict[str, sa.MetaData] = {}      # schema ('' the default) -> its reflected tables
+        self._schemas: dict[str, sa.MetaData] = {}  # schema ('' the default) -> its reflected tables
         self._references: dict[str, list[Reference]] | None = None
         self._reflecting = threading.Lock()
 
     # ------------------------------------------------------------- failures
 
     def _failures(self, dataset: str | None, purpose: str):
-        return store_failures(self.system, dataset, purpose, catching=(sa.exc.SQLAlchemyError, OSError),
-                              transient=transient, describe=failure_text)
+        return store_failures(
+            self.system,
+            dataset,
+            purpose,
+            catching=(sa.exc.SQLAlchemyError, OSError),
+            transient=transient,
+            describe=failure_text,
+        )
 
     @contextlib.contextmanager
     def _connect(self, dataset: str | None, purpose: str, *, begin: bool = False) -> Iterator[sa.Connection]:
         """A connection (``begin``: a transaction) whose failures, on opening and inside, become store errors."""
-        with self._failures(dataset, purpose), (self.engine.begin() if begin else self.engine.connect()) as conn:
+        with self._failures(dataset, purpose), self.engine.begin() if begin else self.engine.connect() as conn:
             yield conn
 
     def _begin(self, dataset: str | None, purpose: str):
@@ -138,16 +146,21 @@ class SqlStore:
                 meta = self._schemas.get(schema)
                 if meta is None:
                     meta = self._schemas[schema] = sa.MetaData(schema=schema or None)
-                    wanted = {d.table.rpartition(".")[2] for d in self.catalog.datasets.values()
-                              if d.is_table and d.table.rpartition(".")[0] == schema}
+                    wanted = {
+                        d.table.rpartition(".")[2]
+                        for d in self.catalog.datasets.values()
+                        if d.is_table and d.table.rpartition(".")[0] == schema
+                    }
                     meta.reflect(self.engine, only=lambda table_name, _meta: table_name in wanted)
                 try:
                     reflected = meta.tables.get(name if schema else table)
-                    self._tables[dataset] = (reflected if reflected is not None
-                                             else sa.Table(table, meta, autoload_with=self.engine))
+                    self._tables[dataset] = (
+                        reflected if reflected is not None else sa.Table(table, meta, autoload_with=self.engine)
+                    )
                 except sa.exc.NoSuchTableError:
-                    raise TerminalStoreError(self.system, dataset, "reflect the table",
-                                             f"table {name!r} does not exist") from None
+                    raise TerminalStoreError(
+                        self.system, dataset, "reflect the table", f"table {name!r} does not exist"
+                    ) from None
             return self._tables[dataset]
 
     def column(self, dataset: str, name: str) -> sa.Column:
@@ -155,13 +168,18 @@ class SqlStore:
 
     def _col(self, source, dataset: str, name: str):
         if name not in source.c:
-            raise TerminalStoreError(self.system, dataset, "find a column",
-                                     f"column {name!r} does not exist in table {self.catalog.dataset(dataset).table!r}")
+            raise TerminalStoreError(
+                self.system,
+                dataset,
+                "find a column",
+                f"column {name!r} does not exist in table {self.catalog.dataset(dataset).table!r}",
+            )
         return source.c[name]
 
     def _pk(self, dataset: str, source=None) -> sa.Column:
-        return self._col(source if source is not None else self.table(dataset), dataset,
-                         self.catalog.dataset(dataset).primary_key)
+        return self._col(
+            source if source is not None else self.table(dataset), dataset, self.catalog.dataset(dataset).primary_key
+        )
 
     # ------------------------------------------------------------ references
 
@@ -189,25 +207,34 @@ class SqlStore:
             try:
                 keys = inspector.get_foreign_keys(table, schema=schema)
             except sa.exc.NoSuchTableError:
-                continue                                  # scan names the missing table
+                continue  # scan names the missing table
             for fk in keys:
                 referred = fk["referred_table"]
-                parent = (by_table.get(place(fk.get("referred_schema"), referred)) if fk.get("referred_schema")
-                          else by_table.get(place(schema, referred)) or by_table.get(place(None, referred)))
+                parent = (
+                    by_table.get(place(fk.get("referred_schema"), referred))
+                    if fk.get("referred_schema")
+                    else by_table.get(place(schema, referred)) or by_table.get(place(None, referred))
+                )
                 if parent is None:
                     continue
                 on_delete = ((fk.get("options") or {}).get("ondelete") or "NO ACTION").upper()
-                found.setdefault(parent, []).append(Reference(
-                    name, tuple(fk["constrained_columns"]), tuple(fk["referred_columns"]), on_delete))
-        for name in mine:                                 # subject links, declared as foreign keys or not
+                found.setdefault(parent, []).append(
+                    Reference(name, tuple(fk["constrained_columns"]), tuple(fk["referred_columns"]), on_delete)
+                )
+        for name in mine:  # subject links, declared as foreign keys or not
             link = self.catalog.dataset(name).subject
             if link is None or link.dataset not in mine:
                 continue
             columns, referred = (link.column,), (link.target_column,)
-            known = [r for r in found.get(link.dataset, []) if (r.dataset, r.columns, r.referred) == (name, columns, referred)]
+            known = [
+                r
+                for r in found.get(link.dataset, [])
+                if (r.dataset, r.columns, r.referred) == (name, columns, referred)
+            ]
             declared = known[0].on_delete if known else "NONE"
             found[link.dataset] = [r for r in found.get(link.dataset, []) if r not in known] + [
-                Reference(name, columns, referred, declared, link=True)]
+                Reference(name, columns, referred, declared, link=True)
+            ]
         return found
 
     def referenced(self, dataset: str, selection: Selection, reference: Reference) -> int:
@@ -217,9 +244,18 @@ class SqlStore:
         parent = self.table(dataset)
         child = self.table(reference.dataset).alias()
         base = replace(selection, kept_if_referenced=False)
-        query = sa.select(sa.func.count()).select_from(parent).where(
-            self._where(dataset, base, parent),
-            sa.exists(sa.select(sa.literal(1)).select_from(child).where(self._staying(reference, parent, child, selection))))
+        query = (
+            sa.select(sa.func.count())
+            .select_from(parent)
+            .where(
+                self._where(dataset, base, parent),
+                sa.exists(
+                    sa.select(sa.literal(1))
+                    .select_from(child)
+                    .where(self._staying(reference, parent, child, selection))
+                ),
+            )
+        )
         with self._connect(dataset, f"count rows referenced by {reference.dataset}") as conn:
             return conn.execute(query).scalar_one()
 
@@ -269,8 +305,9 @@ class SqlStore:
         clauses = []
         if selection.older_than is not None or selection.created_within is not None:
             if not ds.created:
-                raise TerminalStoreError(self.system, dataset, "select rows by age",
-                                         "the dataset has no created column in catalog.yaml")
+                raise TerminalStoreError(
+                    self.system, dataset, "select rows by age", "the dataset has no created column in catalog.yaml"
+                )
             created = self._col(source, dataset, ds.created)
             if selection.older_than is not None:
                 clauses.append(created < _naive_utc(selection.older_than))
@@ -280,7 +317,7 @@ class SqlStore:
         if selection.subjects is not None:
             clauses.append(self._owned(dataset, selection.subjects, self._link_of(dataset, source)))
         if selection.exclude_subjects:
-            link = self._link_of(dataset, source)        # a row that reaches nobody is nobody's held row
+            link = self._link_of(dataset, source)  # a row that reaches nobody is nobody's held row
             clauses.append(sa.or_(link.is_(None), sa.not_(self._owned(dataset, selection.exclude_subjects, link))))
         if selection.within is not None:
             pk = self._pk(dataset, source)
@@ -289,10 +326,16 @@ class SqlStore:
             clauses.append(self.one_of(self._pk(dataset, source), selection.keys))
         if selection.pending_anonymization:
             specs = ds.fields
-            clauses.append(sa.not_(sa.and_(*(
-                already_applied(self._col(source, dataset, name), specs[name].anonymize)
-                for name in selection.pending_anonymization
-            ))))
+            clauses.append(
+                sa.not_(
+                    sa.and_(
+                        *(
+                            already_applied(self._col(source, dataset, name), specs[name].anonymize)
+                            for name in selection.pending_anonymization
+                        )
+                    )
+                )
+            )
         if selection.kept_if_referenced:
             held = dict(selection.held)
             for reference in self.references(dataset):
@@ -312,8 +355,10 @@ class SqlStore:
         if not hops:
             return source, self.column(dataset, self.catalog.subject.key)
         for hop in hops[:-1]:
-            source = source.join(self.table(hop.target),
-                                 self.column(hop.dataset, hop.column) == self.column(hop.target, hop.target_column))
+            source = source.join(
+                self.table(hop.target),
+                self.column(hop.dataset, hop.column) == self.column(hop.target, hop.target_column),
+            )
         return source, self.column(hops[-1].dataset, hops[-1].column)
 
     # ----------------------------------------------------------------- reads
@@ -326,8 +371,12 @@ class SqlStore:
     def count_by_subject(self, dataset: str, selection: Selection = ALL) -> dict[str, int]:
         """Selected rows per subject (as text), joining along the subject path (one GROUP BY)."""
         source, subject = self.subject_source(dataset)
-        query = (sa.select(subject, sa.func.count()).select_from(source)
-                 .where(self.where(dataset, selection), subject.is_not(None)).group_by(subject))
+        query = (
+            sa.select(subject, sa.func.count())
+            .select_from(source)
+            .where(self.where(dataset, selection), subject.is_not(None))
+            .group_by(subject)
+        )
         with self._connect(dataset, "count rows per subject") as conn:
             return {str(s): n for s, n in conn.execute(query)}
 
@@ -343,14 +392,20 @@ class SqlStore:
         """
         pk = self._pk(dataset)
         numbered = (
-            sa.select(pk.label("pk"), (sa.func.row_number().over(order_by=pk) - 1).label("rn"),
-                      sa.func.count().over().label("n"))
+            sa.select(
+                pk.label("pk"),
+                (sa.func.row_number().over(order_by=pk) - 1).label("rn"),
+                sa.func.count().over().label("n"),
+            )
             .where(self.where(dataset, selection))
             .subquery()
         )
         rn, n = numbered.c.rn, numbered.c.n
-        bounds = (sa.select(numbered.c.pk, rn, n)
-                  .where(sa.or_(rn % size == 0, rn % size == size - 1, rn == n - 1)).order_by(rn))
+        bounds = (
+            sa.select(numbered.c.pk, rn, n)
+            .where(sa.or_(rn % size == 0, rn % size == size - 1, rn == n - 1))
+            .order_by(rn)
+        )
         ranges, low = [], None
         with self._connect(dataset, "plan key ranges") as conn:
             for key, number, total in conn.execute(bounds):
@@ -373,13 +428,22 @@ class SqlStore:
     def read(self, dataset: str, columns: list[str], selection: Selection = ALL) -> list[tuple]:
         """The columns of the selected rows as Python values (datetimes naive UTC), in key order."""
         table = self.table(dataset)
-        query = (sa.select(*(self.column(dataset, c) for c in columns)).where(self.where(dataset, selection))
-                 .order_by(self._pk(dataset)))
+        query = (
+            sa.select(*(self.column(dataset, c) for c in columns))
+            .where(self.where(dataset, selection))
+            .order_by(self._pk(dataset))
+        )
         with self._connect(dataset, f"read {', '.join(columns)}") as conn:
             return [tuple(row) for row in conn.execute(query.select_from(table))]
 
-    def stream(self, dataset: str, columns: list[str], *, consent: tuple[str, str, datetime] | None = None,
-               fetch_rows: int = 5000) -> Iterator[list[tuple]]:
+    def stream(
+        self,
+        dataset: str,
+        columns: list[str],
+        *,
+        consent: tuple[str, str, datetime] | None = None,
+        fetch_rows: int = 5000,
+    ) -> Iterator[list[tuple]]:
         """Rows of ``(subject, *columns)`` in key order, in lists of ``fetch_rows`` from a
         server-side cursor (memory does not grow with the result); values JSON-ready
         (dates in ISO form, decimals and uuids as text, bytes as hex), the subject as text.
@@ -413,13 +477,22 @@ class SqlStore:
         """
         spec = self.catalog.dataset(dataset).consent
         if spec is None:
-            raise TerminalStoreError(self.system, dataset, "select consenting subjects",
-                                     "the dataset has no consent: {purpose, granted, withdrawn} in catalog.yaml")
+            raise TerminalStoreError(
+                self.system,
+                dataset,
+                "select consenting subjects",
+                "the dataset has no consent: {purpose, granted, withdrawn} in catalog.yaml",
+            )
         source, subject = self.subject_source(dataset)
         when = _naive_utc(as_of)
         about, granted = self.column(dataset, spec.purpose) == purpose, self.column(dataset, spec.granted)
-        latest = (sa.select(subject.label("subject"), sa.func.max(granted).label("granted")).select_from(source)
-                  .where(about, granted <= when).group_by(subject).subquery())
+        latest = (
+            sa.select(subject.label("subject"), sa.func.max(granted).label("granted"))
+            .select_from(source)
+            .where(about, granted <= when)
+            .group_by(subject)
+            .subquery()
+        )
         in_force = sa.true()
         if spec.withdrawn:
             withdrawn = self.column(dataset, spec.withdrawn)
@@ -461,8 +534,14 @@ class SqlStore:
         def plain(field):
             return self.column(name, field) if field else sa.null()
 
-        columns = [key, flag(contact.email), flag(contact.phone), flag(contact.address),
-                   plain(contact.country), plain(contact.locale)]
+        columns = [
+            key,
+            flag(contact.email),
+            flag(contact.phone),
+            flag(contact.address),
+            plain(contact.country),
+            plain(contact.locale),
+        ]
         with self._connect(name, "classify how people can be reached") as conn:
             for part in chunks(subjects, chunk):
                 for row in conn.execute(sa.select(*columns).where(self.one_of(key, part))):
@@ -489,7 +568,9 @@ class SqlStore:
             if before_commit is None:
                 return Change(rows=conn.execute(statement).rowcount)
             if conn.dialect.delete_returning:
-                returned = conn.execute(statement.returning(self._link_of(dataset, self.table(dataset)))).scalars().all()
+                returned = (
+                    conn.execute(statement.returning(self._link_of(dataset, self.table(dataset)))).scalars().all()
+                )
                 counts, rows = self._owners(conn, dataset, returned), len(returned)
             else:
                 counts = self._selected_by_subject(conn, dataset, self.where(dataset, selection))
@@ -497,9 +578,16 @@ class SqlStore:
             before_commit(counts, [])
             return Change(rows=rows)
 
-    def anonymize(self, dataset: str, selection: Selection, fields: list[PersonalField], *,
-                  hmac_key: bytes | None = None, unlink: bool = False,
-                  before_commit: BeforeCommit | None = None) -> Change:
+    def anonymize(
+        self,
+        dataset: str,
+        selection: Selection,
+        fields: list[PersonalField],
+        *,
+        hmac_key: bytes | None = None,
+        unlink: bool = False,
+        before_commit: BeforeCommit | None = None,
+    ) -> Change:
         """Apply each field's strategy to the selected rows.
 
         Strategies SQL can express become one set-based UPDATE; the others are
@@ -517,11 +605,17 @@ class SqlStore:
         for f in fields:
             spec = f.spec.anonymize
             if spec is None:
-                raise TerminalStoreError(self.system, dataset, "anonymize rows", f"field {f.column!r} has no anonymize strategy")
+                raise TerminalStoreError(
+                    self.system, dataset, "anonymize rows", f"field {f.column!r} has no anonymize strategy"
+                )
             strategy = anonymize.strategy(spec.strategy)
             if strategy.needs_key and not hmac_key:
-                raise TerminalStoreError(self.system, dataset, "anonymize rows",
-                                         f"field {f.column!r} uses {spec.strategy}, which needs the HMAC key")
+                raise TerminalStoreError(
+                    self.system,
+                    dataset,
+                    "anonymize rows",
+                    f"field {f.column!r} uses {spec.strategy}, which needs the HMAC key",
+                )
             if strategy.constant is not None:
                 constants[f.column] = strategy.constant(spec)
             else:
@@ -544,14 +638,21 @@ class SqlStore:
                 rows = conn.execute(sa.select(pk, *columns).where(where)).all()
                 if rows:
                     params = [
-                        {"_pk": row[0], **{
-                            f"_{f.column}": anonymize.strategy(f.spec.anonymize.strategy).transform(value, f.spec.anonymize, hmac_key)
-                            for f, value in zip(computed, row[1:])
-                        }}
+                        {
+                            "_pk": row[0],
+                            **{
+                                f"_{f.column}": anonymize.strategy(f.spec.anonymize.strategy).transform(
+                                    value, f.spec.anonymize, hmac_key
+                                )
+                                for f, value in zip(computed, row[1:])
+                            },
+                        }
                         for row in rows
                     ]
-                    update = table.update().where(pk == sa.bindparam("_pk")).values(
-                        {f.column: sa.bindparam(f"_{f.column}") for f in computed}
+                    update = (
+                        table.update()
+                        .where(pk == sa.bindparam("_pk"))
+                        .values({f.column: sa.bindparam(f"_{f.column}") for f in computed})
                     )
                     conn.execute(update, params)
                 touched = len(rows)
@@ -621,8 +722,11 @@ def already_applied(column: sa.ColumnElement, spec) -> sa.ColumnElement:
     elif shape.kind == "suffix":
         applied = sa.or_(*(column.like(f"%{suffix}") for suffix in shape.value))
     elif shape.kind == "date_cut":
-        parts = {"day": ["hour", "minute", "second"], "month": ["day", "hour", "minute", "second"],
-                 "year": ["month", "day", "hour", "minute", "second"]}[shape.value]
+        parts = {
+            "day": ["hour", "minute", "second"],
+            "month": ["day", "hour", "minute", "second"],
+            "year": ["month", "day", "hour", "minute", "second"],
+        }[shape.value]
         if isinstance(column.type, sa.Date) and not isinstance(column.type, sa.DateTime):
             parts = [p for p in parts if p in ("month", "day")]
         applied = sa.and_(*(sa.extract(p, column) == (1 if p in ("month", "day") else 0) for p in parts))
