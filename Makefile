@@ -1,6 +1,7 @@
 # Privacy Lifecycle — developer entry points.  See README.md.
 #
-#   make test    install (once) and run the test suite        PYTEST_ARGS="-k foo -x"
+#   make test    install (once), lint (ruff) and run the test suite   PYTEST_ARGS="-k foo -x"
+#   make format  ruff format + ruff check --fix
 #   make demo    embedded defaults + demo world + every DAG once, then a summary
 #   make up      Airflow UI (api-server, scheduler, dag-processor, triggerer)
 #   make cluster the production shape on this machine: PostgreSQL, Celery workers on
@@ -27,10 +28,10 @@ PYTEST_ARGS ?=
 # where devenv keeps its state (LIFECYCLE_VAR_DIR overrides, as in devenv itself)
 VAR := $(or $(LIFECYCLE_VAR_DIR),$(CURDIR)/var)
 
-.PHONY: help venv test demo up cluster down clean distclean status env migrate
+.PHONY: help venv test lint format demo up cluster down clean distclean status env migrate
 
 help:
-	@sed -n '3,12p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '3,13p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 # --- the virtualenv ---------------------------------------------------------------
 # Reinstalls only when requirements.txt changes (the stamp is newer otherwise).
@@ -50,8 +51,17 @@ $(STAMP): requirements.txt
 	@touch "$@"
 
 # --- tests ---------------------------------------------------------------------------
-test: venv
+test: venv lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff (pinned in requirements.txt; settings in pyproject.toml): `make format` rewrites
+lint: venv
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/ruff check --quiet .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 # --- embedded defaults ------------------------------------------------------------------
 migrate: venv

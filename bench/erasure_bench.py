@@ -42,7 +42,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -51,18 +51,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "include")]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 
-from lifecycle import connections  # noqa: E402
-from lifecycle.config import load_config  # noqa: E402
-from lifecycle.demo import generate, schema  # noqa: E402
-from lifecycle.erasure import Erasure  # noqa: E402
-from lifecycle.mail import Mailer  # noqa: E402
-from lifecycle.state import StateStore  # noqa: E402
-from lifecycle.state.schema import erasures  # noqa: E402
-from lifecycle.stores.s3 import S3Store  # noqa: E402
-from lifecycle.stores.sql import SqlStore  # noqa: E402
-from tests.support.s3 import aws_connection, moto_client, moto_process  # noqa: E402
+from lifecycle import connections
+from lifecycle.config import load_config
+from lifecycle.demo import generate, schema
+from lifecycle.erasure import Erasure
+from lifecycle.mail import Mailer
+from lifecycle.state import StateStore
+from lifecycle.state.schema import erasures
+from lifecycle.stores.s3 import S3Store
+from lifecycle.stores.sql import SqlStore
+from tests.support.s3 import aws_connection, moto_client, moto_process
 
-AS_OF = datetime(2026, 11, 26, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 26, tzinfo=UTC)
 CHILDREN_FIRST = [
     "chat_messages",
     "conversations",
@@ -428,7 +428,7 @@ def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool,
     erasure.notify_scheduled()
     before = sink.count()
     _warm(erasure.stores.of(config.catalog.subject.dataset).engine)
-    started, start_wall = time.perf_counter(), datetime.now(timezone.utc)
+    started, start_wall = time.perf_counter(), datetime.now(UTC)
     if args.profile:
         profile = cProfile.Profile()
         profile.enable()
@@ -448,7 +448,7 @@ def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool,
         seconds = time.perf_counter() - started
         _print_timings("all workers")
     else:
-        import airflow.sdk  # noqa: F401  (loaded in every Airflow task process before its task runs)
+        import airflow.sdk  # noqa: F401  (imported before the fork: children start with Airflow loaded)
 
         _CHILD.update(
             build=lambda: _erasure(
@@ -458,7 +458,7 @@ def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool,
         )
         with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
             list(pool.map(time.sleep, [0.2] * args.workers))  # the workers exist before the clock starts
-            started, start_wall, cpu = time.perf_counter(), datetime.now(timezone.utc), _cpu()
+            started, start_wall, cpu = time.perf_counter(), datetime.now(UTC), _cpu()
             list(pool.map(_erase_in_child, batches))
             seconds = time.perf_counter() - started
             print(f"  {'with' if notices else 'without'} notices: {_cpu_since(cpu)}", flush=True)

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,14 +34,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "include")]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 
-from lifecycle.config import load_config  # noqa: E402
-from lifecycle.incident import IncidentNotification, parse  # noqa: E402
-from lifecycle.mail import Mailer, render_notice  # noqa: E402
-from lifecycle.state import StateStore  # noqa: E402
-from lifecycle.stores.sql import SqlStore  # noqa: E402
-from tests.config import sample  # noqa: E402
+from lifecycle.config import load_config
+from lifecycle.incident import IncidentNotification, parse
+from lifecycle.mail import Mailer, render_notice
+from lifecycle.state import StateStore
+from lifecycle.stores.sql import SqlStore
+from tests.config import sample
 
-AS_OF = datetime(2026, 11, 12, 10, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
 LOCALES = ["en", "zh-CN", "de", "en", "fr"]
 
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -33,15 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "include")]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 
-from lifecycle.config import load_config  # noqa: E402
-from lifecycle.retention import Retention, unit_group  # noqa: E402
-from lifecycle.state import StateStore  # noqa: E402
-from lifecycle.stores.s3 import S3Store  # noqa: E402
-from lifecycle.stores.sql import SqlStore  # noqa: E402
-from tests.config import sample  # noqa: E402
-from tests.support.s3 import moto_client, moto_process  # noqa: E402
+from lifecycle.config import load_config
+from lifecycle.retention import Retention, unit_group
+from lifecycle.state import StateStore
+from lifecycle.stores.s3 import S3Store
+from lifecycle.stores.sql import SqlStore
+from tests.config import sample
+from tests.support.s3 import moto_client, moto_process
 
-AS_OF = datetime(2026, 6, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 CUTOFF = datetime(2025, 12, 1)  # 6mo before AS_OF
 HELD = ["7", "70", "700"]
 
@@ -180,7 +180,7 @@ def bench_s3(objects: int, batch_size: int) -> dict:
             [{"name": "photos", "applies_to": {"datasets": ["chat_photos"]}, "keep": "30d"}],
         )
         state = StateStore(sa.create_engine(f"sqlite:///{folder / 'state.db'}"), dataset_names={"users", "chat_photos"})
-        as_of = datetime.now(timezone.utc) + timedelta(days=31)
+        as_of = datetime.now(UTC) + timedelta(days=31)
         retention = Retention(
             config, state, open_store=lambda system: S3Store(client, buckets["dag"], config.catalog, system)
         )

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "include")]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 
-from tests.support.s3 import moto_client, moto_process  # noqa: E402
+from tests.support.s3 import moto_client, moto_process
 
-AS_OF = datetime(2026, 6, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 PART = 16 * 1024 * 1024
 FETCH = 5000
 
@@ -240,8 +240,8 @@ def main() -> int:
                             for o in page.get("Contents", []):
                                 client.delete_object(Bucket=bucket, Key=o["Key"])
             ratios = [
-                (l["records"] / l["seconds"]) / (r["records"] / r["seconds"])
-                for l, r in zip(results[("lifecycle", args.rows)], results[("raw", args.rows)])
+                (mine["records"] / mine["seconds"]) / (raw["records"] / raw["seconds"])
+                for mine, raw in zip(results[("lifecycle", args.rows)], results[("raw", args.rows)])
             ]
             peak = {
                 size: max(r["peak_rss_mb"] for r in results[("lifecycle", size)]) for size in (args.small, args.rows)

@@ -47,7 +47,7 @@ anything is recorded.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.sdk import dag, get_current_context, task
 
@@ -55,7 +55,7 @@ from lifecycle.config import load_config
 from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_complete, run_info, terminal_errors
 
 CONFIG = load_config()
-EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 APPROVAL_BODY = """Approve to send the notices of this incident now.
 

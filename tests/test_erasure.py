@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -21,11 +21,11 @@ from lifecycle.stores import open_store
 from lifecycle.stores.contract import Change, Selection
 from lifecycle.stores.s3 import S3Store
 from lifecycle.stores.sql import SqlStore
-from tests.support.s3 import aws_connection
 from tests.config import sample
+from tests.support.s3 import aws_connection
 from tests.support.sample_app import access_logs, chat_messages, conversations, meta, orders, users
 
-AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 NOW = AS_OF.replace(tzinfo=None)
 cancellations = sa.Table(
     "account_cancellations",
@@ -172,7 +172,7 @@ def world(engine, tmp_path, monkeypatch, locked_s3_store, s3_endpoint, connect):
         Key=f"chats/{DUPLICATE}/kept.jpg",
         Body=b"x",
         ObjectLockMode="COMPLIANCE",
-        ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=timezone.utc),
+        ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=UTC),
     )
     config = _config(tmp_path, store.bucket)
     state_engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
@@ -448,7 +448,7 @@ def test_an_unanonymizable_leftover_fails_the_subject_loudly(world):
         def delete(self, dataset, selection, **kwargs):
             return Change() if dataset == "access_logs" else super().delete(dataset, selection, **kwargs)
 
-    with pytest.raises(LifecycleError, match="access_logs: .* row\\(s\\) still reach the subject"):
+    with pytest.raises(LifecycleError, match=r"access_logs: .* row\(s\) still reach the subject"):
         _run(_erasure(config, engine, state, store, Forgetful))
     assert _states(state)[str(DUE)] == "failed"
     assert _reach(engine, config, "users", [DUE]) == {str(DUE): 1}, "the subject row stays when the rest failed"

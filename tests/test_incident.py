@@ -6,7 +6,7 @@ import copy
 import json
 import re
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ from tests.config import sample
 from tests.support.s3 import aws_connection
 from tests.support.sample_app import access_logs, chat_messages, conversations, meta, users
 
-AS_OF = datetime(2026, 11, 12, 10, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
 IN_WINDOW = datetime(2026, 11, 5, 12, 0)
 OUTSIDE = datetime(2026, 10, 1, 12, 0)
 
@@ -290,11 +290,8 @@ def test_each_affected_person_with_email_gets_one_mail_with_every_section_in_the
         assert all(h in text for h in headings), (subject, text)
         assert all(h.lower() in html.lower() for h in headings), subject
         assert (
-            FORM["precautions"] in text
-            and "privacy@mic.example" in text
-            and "Personal Internet access records" in text
-            or subject == 2
-        )
+            FORM["precautions"] in text and "privacy@mic.example" in text and "Personal Internet access records" in text
+        ) or subject == 2
         assert PEOPLE[subject][1] in text, "addressed by name"
         assert subject != 10 or "Dear Ten &lt;Ten&gt; &amp; Co," in html
         assert message["Content-Language"] == ("zh-CN" if subject == 2 else "en")
@@ -579,7 +576,7 @@ def test_a_follow_up_notifies_only_newly_affected_people_and_marks_reports(world
         "Follow-up report"
         in (tmp_path / "c4" / "reports" / "incidents" / "INC-2026-042" / "manual__2" / "report.always.html").read_text()
     )
-    message = [m for m in sink.messages if m.envelope_to == [_email(9)]][0]
+    message = next(m for m in sink.messages if m.envelope_to == [_email(9)])
     assert message["Subject"].startswith("Update: ")
 
 

@@ -80,9 +80,8 @@ def test_port_zero_picks_distinct_free_ports_and_releases_them():
 
 
 def test_wait_for_times_out_with_a_count():
-    with MailSink() as sink:
-        with pytest.raises(TimeoutError, match="expected 1 message"):
-            sink.wait_for(1, timeout=0.2)
+    with MailSink() as sink, pytest.raises(TimeoutError, match="expected 1 message"):
+        sink.wait_for(1, timeout=0.2)
 
 
 def test_memory_only_without_folder_and_smtputf8_addresses():

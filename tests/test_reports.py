@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -15,7 +15,7 @@ DOCUMENTS = [
     {"empty list": [], "empty object": {}, "nested": {"a": [[], {}, [{}]], "b": {"c": {"d": []}}}},
     {"text": "ünïcode 日本語 \u2028 \u2029 😀", "escapes": 'quote" backslash\\ newline\n tab\t bell\x07 del\x7f'},
     {"numbers": [0, -1, 2**70, 0.1, -0.0, 1e16, 1.5e-7, 123456789.123], "flags": [True, False, None]},
-    {"when": datetime(2026, 11, 26, 7, 30, tzinfo=timezone.utc), "day": date(2026, 11, 26), "amount": Decimal("12.50")},
+    {"when": datetime(2026, 11, 26, 7, 30, tzinfo=UTC), "day": date(2026, 11, 26), "amount": Decimal("12.50")},
     {"z": 1, "a": {"y": 2, "b": [3, {"x": 4, "c": 5}]}, "m": "keys sorted at every depth"},
     {
         "rows": [

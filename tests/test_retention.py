@@ -6,7 +6,7 @@ import copy
 import hashlib
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from tests.config import sample
 from tests.support.s3 import aws_connection
 from tests.support.sample_app import access_logs, chat_messages, conversations, meta, orders, users
 
-AS_OF = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 LOG_CUTOFF = datetime(2025, 12, 1, 12, 0, 0)  # 6mo before AS_OF (naive UTC, as stored)
 CHAT_CUTOFF = datetime(2025, 6, 1, 12, 0, 0)  # 1y
 ORDER_CUTOFF = datetime(2023, 6, 1, 12, 0, 0)  # 3y
@@ -409,10 +409,10 @@ def test_expired_objects_lose_every_version_and_locked_ones_are_reported(
         Key="chats/5/locked.jpg",
         Body=b"x",
         ObjectLockMode="COMPLIANCE",
-        ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=timezone.utc),
+        ObjectLockRetainUntilDate=datetime(2099, 1, 1, tzinfo=UTC),
     )
     time.sleep(1.5)
-    middle = datetime.now(timezone.utc)
+    middle = datetime.now(UTC)
     time.sleep(1.5)
     put(Bucket=store.bucket, Key="chats/1/young.jpg", Body=b"y1")
     put(Bucket=store.bucket, Key="chats/1/young.jpg", Body=b"y2")

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import io
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -21,10 +21,10 @@ from lifecycle.sharing.service import Interval, Sharing, SharingRefused, verify_
 from lifecycle.state import StateStore
 from lifecycle.state.schema import erasures, sharing_register
 from tests.config import sample
-from tests.test_erasure import cancellations
 from tests.support.sample_app import meta, orders, users
+from tests.test_erasure import cancellations
 
-AS_OF = datetime(2026, 6, 1, 0, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 NOW = AS_OF.replace(tzinfo=None)
 INTERVAL = Interval(AS_OF - timedelta(days=1), AS_OF)
 HMAC_KEY = "sharing-test-hmac-key-0123456789"

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sys
 import traceback
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -29,7 +29,7 @@ def _config(args):
 
 
 def cmd_validate(args) -> int:
-    models, problems, folder = collect(args.config)
+    _, problems, folder = collect(args.config)
     if problems:
         print(f"{folder}: {len(problems)} problem(s)")
         for problem in problems:
@@ -80,7 +80,7 @@ def _date(text: str) -> date:
 
 def cmd_holds(args) -> int:
     state = _state(args)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     if args.action == "add":
         datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
         hold = state.holds.add(args.subject, reason=args.reason, datasets=datasets, until=args.until, today=today)
@@ -110,7 +110,7 @@ def _instant(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO date or date-time (e.g. 2026-11-26 or 2026-11-26T10:00:00Z)"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def cmd_plan(args) -> int:
@@ -119,7 +119,7 @@ def cmd_plan(args) -> int:
     config = _config(args)
     retention = Retention(config, _state(args))
     with _reported_here("lifecycle.retention", unless=args.verbose):
-        plan = retention.plan("cli-preview", args.as_of or datetime.now(timezone.utc), record=False)
+        plan = retention.plan("cli-preview", args.as_of or datetime.now(UTC), record=False)
     print(f"retention plan as of {plan.as_of} (not recorded; nothing is changed)")
     print(
         f"{'dataset':<20} {'rule':<28} {'action':<9} {'cutoff':<20} {'total':>9} {'candidates':>10} "

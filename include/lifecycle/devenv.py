@@ -58,9 +58,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 #: The repository this module lives in (include/lifecycle/devenv.py -> repo).
 REPO = Path(__file__).resolve().parents[2]
@@ -404,12 +404,13 @@ def _worker_services(var: Path, env: Mapping[str, str] | None) -> dict[str, Serv
     workers = {}
     for n in range(1, int(cluster["LIFECYCLE_WORKERS"]) + 1):
         name = f"worker-{n}"
+        log = _logfile(var, name)
         workers[name] = Service(
             name,
             _airflow_argv(
                 "celery", "worker", "--concurrency", "2", "--celery-hostname", f"{name}@%h", "--skip-serve-logs"
             ),
-            ready=lambda log=_logfile(var, name), name=name: _log_says(log, f"{name}@", " ready."),
+            ready=lambda log=log, name=name: _log_says(log, f"{name}@", " ready."),
             start_timeout=120.0,
             stop_timeout=30.0,
         )

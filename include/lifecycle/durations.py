@@ -27,7 +27,7 @@ class Duration:
     seconds: int = 0
 
     @classmethod
-    def parse(cls, value: object) -> "Duration":
+    def parse(cls, value: object) -> Duration:
         if isinstance(value, Duration):
             return value
         match = _PATTERN.match(str(value)) if isinstance(value, (str, int)) else None
@@ -52,7 +52,7 @@ class Duration:
         days = self.seconds / 86400
         return shortest + days, longest + days
 
-    def surely_shorter_than(self, other: "Duration") -> bool:
+    def surely_shorter_than(self, other: Duration) -> bool:
         """True when ``self`` can be shorter than ``other`` at some date.
 
         Like units compare exactly; mixed units compare conservatively, so a
@@ -66,7 +66,7 @@ class Duration:
         return self.text
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _month_span_days(months: int) -> tuple[int, int]:
     """The fewest and most days ``months`` calendar months span (``before`` a date), over end dates
     from 2095 to 2105: leap years on both sides of 2100, which is not one, so every pattern of

@@ -18,9 +18,9 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
@@ -121,7 +121,7 @@ class Erasure:
             self.catalog.subject.dataset, Selection(subjects=tuple(by_subject))
         )
         held = {h.subject_id for h in self.state.holds.active(as_of.date())}  # any hold suspends erasure
-        now, naive_as_of = iso_utc(as_of), as_of.astimezone(timezone.utc).replace(tzinfo=None)
+        now, naive_as_of = iso_utc(as_of), as_of.astimezone(UTC).replace(tzinfo=None)
         upserts = []
         for subject, items in by_subject.items():
             record = known.get(subject)

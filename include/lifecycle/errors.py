@@ -15,8 +15,8 @@ the SQL, S3 and mail adapters), so the decision is made in one place per store.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 class Terminal:

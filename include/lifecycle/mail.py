@@ -20,11 +20,11 @@ import logging
 import smtplib
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, make_msgid, parseaddr
-from typing import Callable, Sequence
 
 from lifecycle import reports
 from lifecycle.errors import LifecycleError, TransientError
@@ -147,7 +147,7 @@ class Mailer:
         self._smtp: smtplib.SMTP | None = None
         self._next = 0.0  # the earliest start of the next mail
 
-    def __enter__(self) -> "Mailer":
+    def __enter__(self) -> Mailer:
         from lifecycle.connections import get_connection
 
         conn = get_connection(self.conn_id)

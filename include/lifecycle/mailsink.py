@@ -37,10 +37,10 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Callable
 
 from aiosmtpd.controller import Controller
 
@@ -54,7 +54,7 @@ class ReceivedMessage(EmailMessage):
     """An ``EmailMessage`` as the sink received it, with its SMTP envelope."""
 
     envelope_from: str = ""
-    envelope_to: list[str] = []
+    envelope_to: list[str] = []  # noqa: RUF012  (set per instance by the sink)
     #: Where the .eml was written (None when the sink has no folder).
     path: Path | None = None
     #: Arrival time (UTC).
@@ -75,17 +75,17 @@ _PARSER = email.parser.BytesParser(_class=ReceivedMessage, policy=email.policy.d
 class _Handler:
     """aiosmtpd handler: parse, store, write, notify."""
 
-    def __init__(self, sink: "MailSink") -> None:
+    def __init__(self, sink: MailSink) -> None:
         self.sink = sink
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         refusal = self.sink.rcpt_policy(address) if self.sink.rcpt_policy else None
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope) -> str:
         raw: bytes = envelope.original_content or envelope.content
         if isinstance(raw, str):  # only with decode_data=True, which we do not use
             raw = raw.encode("utf-8", "surrogateescape")
@@ -146,7 +146,7 @@ class MailSink:
         self._controller: _Controller | None = None
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> "MailSink":
+    def start(self) -> MailSink:
         if self._controller is not None:
             raise RuntimeError("mail sink already started")
         if self.folder is not None:
@@ -173,7 +173,7 @@ class MailSink:
             self._controller.stop()
             self._controller = None
 
-    def __enter__(self) -> "MailSink":
+    def __enter__(self) -> MailSink:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -226,7 +226,7 @@ class MailSink:
     def _store(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> ReceivedMessage:
         # parse with Python's own line endings (as BytesParser.parse of a file does)
         msg = _PARSER.parsebytes(raw.replace(b"\r\n", b"\n"))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self._cond:
             seq = next(self._seq)
         msg.envelope_from = mail_from
@@ -248,7 +248,7 @@ class MailSink:
         path = self.folder / name
         trace = (
             f"X-Envelope-From: <{mail_from}>\r\nX-Envelope-To: {', '.join(f'<{r}>' for r in rcpt_tos)}\r\n"
-        ).encode("utf-8")
+        ).encode()
         tmp = path.with_name(f".{name}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(trace)

@@ -116,6 +116,6 @@ class ReportSink:
         """
         if self.reports.path is not None:
             return [self.write(key, data, content_type=content_type) for key, data, content_type in documents]
-        self._store  # noqa: B018 (one client, opened before the threads share it)
+        self._store  # noqa: B018  (opened once here, not by each thread)
         with ThreadPoolExecutor(self.parallel_puts) as pool:
             return list(pool.map(lambda doc: self.write(doc[0], doc[1], content_type=doc[2]), documents))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lifecycle.catalog import Catalog
 from lifecycle.config import Config
@@ -77,7 +77,7 @@ class Plan:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Plan":
+    def from_dict(cls, data: dict) -> Plan:
         return cls(**{**data, "datasets": [DatasetPlan(**d) for d in data["datasets"]]})
 
     def dataset(self, name: str) -> DatasetPlan:
@@ -573,7 +573,7 @@ class Retention:
             "as_of": plan.as_of if plan else iso_utc(as_of),
             "max_fraction_per_run": plan.max_fraction if plan else self.config.retention.max_fraction_per_run,
             "batch_size": plan.batch_size if plan else self.config.retention.batch_size,
-            "generated_at": iso_utc(finished or datetime.now(timezone.utc)),
+            "generated_at": iso_utc(finished or datetime.now(UTC)),
             "planned": plan is not None,
             "failures": failures,
             "datasets": rows,

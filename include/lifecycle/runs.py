@@ -12,11 +12,11 @@ import contextlib
 import functools
 import gc
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from lifecycle.failures import describe, retryable
 
-START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT_ARGS = {"owner": "privacy", "retries": 2, "retry_delay": timedelta(minutes=1)}
 TAGS = ["privacy-lifecycle"]
 
@@ -39,8 +39,8 @@ def dag_settings(dag_id: str, *, schedule, tags: list[str], doc_md: str, **overr
 
 def iso_utc(when: datetime) -> str:
     """An instant as ISO text in UTC, the form every record keeps (naive means UTC)."""
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).isoformat()
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
 
 
 @dataclass(frozen=True)

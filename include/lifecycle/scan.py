@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from lifecycle import anonymize
-from lifecycle.stores.sql import fits
 from lifecycle.catalog import Catalog
+from lifecycle.stores.sql import fits
 
 
 @dataclass(frozen=True)

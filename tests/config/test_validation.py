@@ -390,7 +390,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
 def test_missing_catalog_is_named(tmp_path):
     sample.write(tmp_path)
     (tmp_path / "catalog.yaml").unlink()
-    with pytest.raises(ConfigError, match="catalog.yaml: file not found"):
+    with pytest.raises(ConfigError, match=r"catalog\.yaml: file not found"):
         load_config(tmp_path)
 
 

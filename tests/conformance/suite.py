@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.conformance import oracle, runner
 from tests.conformance.backends import Instance, create_bucket, delete_bucket, read_back, s3_client, upload
@@ -83,7 +83,7 @@ class Suite:
         if world.object_retention:
             versions = self.uploaded[(backend, seed)]
             anchor = max(v["last_modified"] for v in versions if v["key"] == world.anchor_key)
-            cutoff = datetime.fromtimestamp(anchor.timestamp(), timezone.utc) + timedelta(seconds=world.anchor_delta)
+            cutoff = datetime.fromtimestamp(anchor.timestamp(), UTC) + timedelta(seconds=world.anchor_delta)
             as_of = world.object_keep().after(cutoff)
             assert world.object_keep().before(as_of) == cutoff
         else:
@@ -113,7 +113,7 @@ class Suite:
             expected = oracle.expected_retention_rows(world)
             problems += oracle.compare_rows(expected, rows, world)
             if world.object_retention:
-                want = oracle.expected_retention_objects(world, versions, datetime.now(timezone.utc))
+                want = oracle.expected_retention_objects(world, versions, datetime.now(UTC))
                 cutoffs = ", ".join(
                     f"{o.name} cutoff {world.cutoffs_objects(o.name)}" for o in world.objects if world.rule_of(o.name)
                 )
@@ -201,7 +201,7 @@ class Suite:
             rows = oracle.actual_rows(inst.engine, inst.tables, world)
             problems += oracle.compare_rows(oracle.expected_erasure_rows(world), rows, world)
             if world.objects:
-                want = oracle.expected_erasure_objects(world, versions, datetime.now(timezone.utc))
+                want = oracle.expected_erasure_objects(world, versions, datetime.now(UTC))
                 problems += oracle.compare_objects(
                     want, oracle.actual_objects(self.client, inst.bucket), inst.bucket, versions, f"due {sorted(due)}"
                 )

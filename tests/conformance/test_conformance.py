@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import BACKENDS
 from tests.conformance.suite import header, seeds
+from tests.conftest import BACKENDS
 
 CASES = [pytest.param(backend, seed, id=f"{backend}-seed{seed}") for backend in BACKENDS for seed in seeds()]
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -83,7 +83,7 @@ def world_env(tmp_path_factory, s3_endpoint):
         upload(client, r_bucket, base.retention_objects, phase, records)
     versions = read_back(client, r_bucket, records)
     anchor = max(v["last_modified"] for v in versions if v["key"] == base.anchor_key)
-    cutoff = datetime.fromtimestamp(anchor.timestamp(), timezone.utc) + timedelta(seconds=base.anchor_delta)
+    cutoff = datetime.fromtimestamp(anchor.timestamp(), UTC) + timedelta(seconds=base.anchor_delta)
     r_world = World(SEED).materialize(base.object_keep().after(cutoff))
     e_world = World(SEED).materialize(World(SEED).fixed_as_of())
     instances = {
@@ -180,7 +180,7 @@ def test_retention_expiry_and_lifecycle_checks(world_env):
     problems = oracle.compare_rows(
         oracle.expected_retention_rows(world), oracle.actual_rows(inst.engine, inst.tables, world), world
     )
-    want = oracle.expected_retention_objects(world, world_env["r_versions"], datetime.now(timezone.utc))
+    want = oracle.expected_retention_objects(world, world_env["r_versions"], datetime.now(UTC))
     problems += oracle.compare_objects(
         want,
         oracle.actual_objects(world_env["client"], inst.bucket),
@@ -250,7 +250,7 @@ def test_incident_sharing_and_cancellation_erasure(world_env):
         oracle.expected_erasure_rows(world), oracle.actual_rows(inst.engine, inst.tables, world), world
     )
     if world.objects:
-        want = oracle.expected_erasure_objects(world, world_env["e_versions"], datetime.now(timezone.utc))
+        want = oracle.expected_erasure_objects(world, world_env["e_versions"], datetime.now(UTC))
         problems += oracle.compare_objects(
             want,
             oracle.actual_objects(client, inst.bucket),

@@ -33,7 +33,7 @@ class Dur:
     seconds: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> "Dur":
+    def parse(cls, text: str) -> Dur:
         m = _PATTERN.match(text)
         if not m:
             raise ValueError(text)
@@ -73,7 +73,7 @@ def _month_bounds(months: int) -> tuple[int, int]:
 
 def valid_against_floor(keep: Dur, minimum: Dur) -> bool:
     """docs/configuration.md: like units compare exactly, mixed units conservatively."""
-    if keep.months == 0 and minimum.months == 0 or keep.seconds == 0 and minimum.seconds == 0:
+    if (keep.months == 0 and minimum.months == 0) or (keep.seconds == 0 and minimum.seconds == 0):
         return (keep.months, keep.seconds) >= (minimum.months, minimum.seconds)
     return keep.day_bounds()[0] >= minimum.day_bounds()[1]
 

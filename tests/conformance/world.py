@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -83,7 +83,7 @@ FIXED_AS_OF = [
     datetime(2026, 10, 1, 0, 0, 0),
 ]
 WORDS = ["alpha", "Zoë", "Ünal", "李二", "o'brien", "Mia", "Nour", "smith", "Jo-Ann", "żółw"]
-LOCK_FAR = datetime(2099, 1, 1, tzinfo=timezone.utc)
+LOCK_FAR = datetime(2099, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -606,7 +606,7 @@ class World:
 
     def fixed_as_of(self) -> datetime:
         base = FIXED_AS_OF[self.seed % len(FIXED_AS_OF)]
-        return base.replace(tzinfo=timezone.utc)
+        return base.replace(tzinfo=UTC)
 
     def rule_of(self, dataset: str) -> Rule | None:
         return next((r for r in self.rules if dataset in self.rule_targets(r)), None)
@@ -621,7 +621,7 @@ class World:
     def cutoffs_objects(self, name: str) -> str:
         return Dur.parse(self.rule_of(name).keep).before(self.as_of).isoformat()
 
-    def materialize(self, as_of: datetime) -> "World":
+    def materialize(self, as_of: datetime) -> World:
         """Rows for every table, dated around the cutoffs at ``as_of`` (aware UTC, whole seconds)."""
         assert as_of.microsecond == 0 and as_of.tzinfo is not None
         self.as_of = as_of

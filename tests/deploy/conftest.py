@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from tests.support.cluster import start_cluster, stop_cluster
 from tests.support.leaks import Needles
 
 REPO = Path(__file__).resolve().parents[2]
-AS_OF = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+AS_OF = datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 def _reachable(port: int) -> bool:

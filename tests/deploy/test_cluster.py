@@ -5,7 +5,7 @@ documents it produces."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -34,7 +34,7 @@ def _incident_conf() -> dict:
     """The demo's sample incident, for real (dry run off; the cluster's config requires approval)."""
     from lifecycle.demo.incident import form
 
-    return form(datetime.now(timezone.utc), dry_run=False)
+    return form(datetime.now(UTC), dry_run=False)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,9 @@ def test_no_personal_information_leaks_into_airflow_or_documents(cluster, runs):
     for system in ("public_site", "partner_drop"):
         bucket = CONFIG.catalog.systems[system].bucket
         # files delivered to a recipient carry what the agreement allows; their manifests must not
-        hits += scan_bucket(s3, bucket, needles, skip=lambda key: system == "partner_drop" and "manifest" not in key)
+        hits += scan_bucket(
+            s3, bucket, needles, skip=lambda key, system=system: system == "partner_drop" and "manifest" not in key
+        )
     scanned = len(needles.values)
     assert scanned > 300, "too few needles: the seed did not load"
     assert not hits, f"personal information found in {len(hits)} place(s):\n" + "\n".join(map(str, hits))

@@ -1,6 +1,6 @@
 """The ledger: hash chain, idempotent appends, tamper detection on every backend."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from threading import Thread
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from lifecycle.state import StateStore
 from lifecycle.state.ledger import Record
 from lifecycle.state.schema import ledger_entries, ledger_head
 
-AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def _ledger_with(engine, n=4):

@@ -281,9 +281,8 @@ def test_smtp_a_refused_connection_is_transient(monkeypatch):
             }
         ),
     )
-    with pytest.raises(TransientError, match="SMTP connection 'smtp_test'"):
-        with Mailer("smtp_test", "privacy@example.com"):
-            pass
+    with pytest.raises(TransientError, match="SMTP connection 'smtp_test'"), Mailer("smtp_test", "privacy@example.com"):
+        pass
 
 
 # ------------------------------------------------------------------ the task

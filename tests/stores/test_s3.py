@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lifecycle.errors import TerminalStoreError
 from lifecycle.stores.s3 import (
     MAX_KEYS_PER_DELETE,
     ObjectLock,
     ObjectVersion,
     S3Store,
 )
-from lifecycle.errors import TerminalStoreError
 from tests.support.s3 import moto_client
 
 
@@ -147,7 +147,7 @@ def test_delete_versions_reports_locked_versions_and_deletes_the_rest(locked_s3_
     # legal hold with a per-key AccessDenied, as S3 does; its error entries carry
     # the key but no VersionId, so the store matches them by key.
     store = locked_s3_store
-    until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     free = [_put(store, "a/free"), _put(store, "a/free")]
     comp = _put(store, "a/comp", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)
     hold = _put(store, "a/hold", ObjectLockLegalHoldStatus="ON")
@@ -176,7 +176,7 @@ def test_delete_versions_reports_locked_versions_and_deletes_the_rest(locked_s3_
 
 def test_lock_reports_mode_retain_until_and_legal_hold(locked_s3_store):
     store = locked_s3_store
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     until = now.replace(microsecond=0) + timedelta(days=1)
     _put(store, "l/comp", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)
     _put(store, "l/gov", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until)
@@ -234,7 +234,7 @@ def test_missing_bucket_is_a_terminal_error_naming_system_bucket_and_prefix(s3_c
 
 def test_failed_delete_request_is_a_terminal_error_and_the_rest_is_not_tried(s3_conn_id):
     store = S3Store.from_connection(s3_conn_id, "t-no-such-bucket", system="media")
-    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2024, 1, 1, tzinfo=UTC)
     versions = [ObjectVersion(f"k/{i}", f"v{i}", when, False, True, 1) for i in range(1001)]
 
     with pytest.raises(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -120,7 +121,7 @@ def test_age_cutoff_is_strict(store):
         conn.execute(access_logs.update().where(access_logs.c.id == 30).values(logged_at=cutoff))
         conn.execute(access_logs.update().where(access_logs.c.id == 29).values(logged_at=cutoff - timedelta(seconds=1)))
     assert store.count("access_logs", Selection(older_than=cutoff)) == 71
-    aware = cutoff.replace(tzinfo=timezone.utc)
+    aware = cutoff.replace(tzinfo=UTC)
     assert store.count("access_logs", Selection(older_than=aware)) == 71
 
 
@@ -129,7 +130,7 @@ def test_key_ranges_cover_the_selection_in_batches(store):
     ranges = store.units("access_logs", selection, 25)
     assert [r.rows for r in ranges] == [25, 25, 25, 15]
     assert ranges[0].low == 11 and ranges[-1].high == 100
-    assert all(a.high < b.low for a, b in zip(ranges, ranges[1:]))
+    assert all(a.high < b.low for a, b in itertools.pairwise(ranges))
     deleted = sum(store.delete("access_logs", replace(selection, within=r)).rows for r in ranges)
     assert deleted == 90
     assert _ids(store.engine, access_logs) == set(range(1, 11))

@@ -29,7 +29,7 @@ class Needles:
         self._pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)), re.IGNORECASE)
 
     @classmethod
-    def from_app(cls, engine: sa.Engine) -> "Needles":
+    def from_app(cls, engine: sa.Engine) -> Needles:
         values: dict[str, str] = {}
         with engine.connect() as conn:
             for row in conn.execute(sa.text("SELECT id, email, name, phone FROM users")):

@@ -7,7 +7,7 @@ collects them all before refusing the configuration.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 from lifecycle import anonymize
 from lifecycle.catalog import Catalog, LinkError

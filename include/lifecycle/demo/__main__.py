@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lifecycle.config import load_config
@@ -24,7 +24,7 @@ from lifecycle.demo import generate
 def _as_of(text: str | None) -> datetime:
     """The given day at 00:00 UTC, else now (to the second), naive UTC."""
     if text is None:
-        return datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+        return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     try:
         return datetime.strptime(text, "%Y-%m-%d")
     except ValueError:
@@ -100,7 +100,7 @@ def cmd_run(args) -> int:
     from lifecycle.demo import incident as demo_incident
     from lifecycle.demo import runner
 
-    as_of = args.as_of.replace(tzinfo=timezone.utc)
+    as_of = args.as_of.replace(tzinfo=UTC)
     log = Path(args.log or Path(os.environ.get("LIFECYCLE_VAR_DIR", "var")) / "log" / "demo-run.log")
     from lifecycle.demo import sharing
 

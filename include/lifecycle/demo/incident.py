@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 DAG_ID = "incident_notification"
 
 
 def form(as_of: datetime, *, dry_run: bool) -> dict:
     """A leak of two weeks of access logs, discovered two hours before the run."""
-    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc)
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     return {
         "incident_id": f"INC-{as_of:%Y%m%d}-DEMO",
         "title": "Access log export exposed",
@@ -43,9 +43,7 @@ def runs(dag_ids: list[str], as_of: datetime, conf: str | None) -> Iterator[tupl
     """(dag id, logical date, conf) of each run ``demo run`` makes."""
     given = _conf(conf)
     for dag_id in dag_ids:
-        if dag_id != DAG_ID:
-            yield dag_id, as_of, given
-        elif given is not None:
+        if dag_id != DAG_ID or given is not None:
             yield dag_id, as_of, given
         else:
             yield dag_id, as_of, form(as_of, dry_run=True)

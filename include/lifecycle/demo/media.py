@@ -7,8 +7,8 @@ in a real bucket where users replace or remove photos.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterable
 
 from lifecycle.batching import chunks
 from lifecycle.demo.rows import MediaObject

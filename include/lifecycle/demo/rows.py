@@ -14,7 +14,7 @@ import hashlib
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 
@@ -38,7 +38,7 @@ EDGES = (
 def normalize_as_of(as_of: datetime) -> datetime:
     """Naive UTC, whole seconds (MariaDB DATETIME keeps no fraction)."""
     if as_of.tzinfo is not None:
-        as_of = as_of.astimezone(timezone.utc).replace(tzinfo=None)
+        as_of = as_of.astimezone(UTC).replace(tzinfo=None)
     return as_of.replace(microsecond=0)
 
 

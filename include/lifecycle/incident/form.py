@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lifecycle.catalog import Catalog
 from lifecycle.errors import LifecycleError
@@ -207,7 +207,7 @@ class IncidentForm:
         return out
 
     @classmethod
-    def from_facts(cls, facts: dict) -> "IncidentForm":
+    def from_facts(cls, facts: dict) -> IncidentForm:
         values = dict(facts)
         for key in ("discovered_at", "occurred_from", "occurred_to"):
             values[key] = datetime.fromisoformat(values[key]) if values[key] else None
@@ -227,7 +227,7 @@ def _when(name: str, value, problems: list[str]) -> datetime | None:
         except ValueError:
             problems.append(f"{name}: {value!r} is not a date and time; write e.g. 2026-11-20T08:30:00Z")
             return None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def parse(conf: dict, catalog: Catalog) -> IncidentForm:

@@ -35,8 +35,8 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError, TerminalStoreError

@@ -15,10 +15,10 @@ import hmac
 import io
 import json
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Callable, Iterable, Iterator
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError, TerminalStoreError
@@ -49,9 +49,9 @@ class Interval:
     end: datetime
 
     @classmethod
-    def of(cls, run) -> "Interval":
-        end = run.as_of.astimezone(timezone.utc)
-        start = (run.interval_start or run.as_of).astimezone(timezone.utc)
+    def of(cls, run) -> Interval:
+        end = run.as_of.astimezone(UTC)
+        start = (run.interval_start or run.as_of).astimezone(UTC)
         return cls(min(start, end), end)
 
     @property
@@ -218,7 +218,7 @@ class Sharing:
         if cancellation is not None:
             req = cancellation.requests
             columns = [req.subject, req.requested_at] + ([req.withdrawn_at] if req.withdrawn_at else [])
-            when = as_of.astimezone(timezone.utc).replace(tzinfo=None)
+            when = as_of.astimezone(UTC).replace(tzinfo=None)
             for subject, requested, *rest in self.stores.of(req.dataset).read(req.dataset, columns):
                 gone = rest[0] if rest else None
                 if subject is None or requested is None or requested > when:
@@ -348,7 +348,7 @@ class Sharing:
                 "method": "HMAC-SHA256 under a key of this recipient" if r.pseudonymize_subject else "subject id",
             },
             "data_interval": {"start": iso_utc(interval.start), "end": iso_utc(interval.end)},
-            "generated_at": iso_utc(datetime.now(timezone.utc)),
+            "generated_at": iso_utc(datetime.now(UTC)),
             "location": {"bucket": self.delivery.bucket, "prefix": keys["prefix"], "encryption": r.delivery.encryption},
             "datasets": datasets,
             "records": sum(d["records"] for d in datasets),

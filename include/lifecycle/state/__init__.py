@@ -4,7 +4,7 @@ incident and sharing registers.  Only the repositories here touch its tables."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -16,7 +16,7 @@ from lifecycle.state.notices import Notices
 from lifecycle.state.schema import migrate
 from lifecycle.state.sharing import SharingEntries
 
-__all__ = ["StateStore", "Entry", "Hold", "Verification"]
+__all__ = ["Entry", "Hold", "StateStore", "Verification"]
 
 
 class StateStore:
@@ -33,7 +33,7 @@ class StateStore:
         self.sharing = SharingEntries(engine)
 
     @classmethod
-    def for_catalog(cls, catalog) -> "StateStore":
+    def for_catalog(cls, catalog) -> StateStore:
         from lifecycle.connections import sql_engine
 
         conn_id = catalog.systems[catalog.model.state].conn_id
@@ -42,4 +42,4 @@ class StateStore:
 
 @functools.cache
 def _migrated(engine: sa.Engine) -> None:
-    migrate(engine, now=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    migrate(engine, now=datetime.now(UTC).isoformat(timespec="seconds"))

@@ -11,8 +11,8 @@ person fail, so nobody is mailed twice.  A row a killed process left
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import sqlalchemy as sa
 
@@ -53,7 +53,7 @@ class Claims:
         )
         self._conn: sa.Connection | None = None
 
-    def __enter__(self) -> "Claims":
+    def __enter__(self) -> Claims:
         self._conn = self.engine.connect()
         return self
 

@@ -8,9 +8,9 @@ certificate) or *failed*.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -146,7 +146,7 @@ class Erasures:
 
     def set_state(self, subjects: Iterable[str], state: str, reason: str | None, *, unbatch: bool = False) -> None:
         """Put ``subjects`` in ``state`` for ``reason`` (``unbatch``: out of their batch too)."""
-        values = {"state": state, "reason": reason, "updated_at": iso_utc(datetime.now(timezone.utc))}
+        values = {"state": state, "reason": reason, "updated_at": iso_utc(datetime.now(UTC))}
         if unbatch:
             values["batch"] = None
         with self.engine.begin() as conn:
@@ -156,7 +156,7 @@ class Erasures:
         """Each (subject, completed_at, certificate location) *done*, in one transaction."""
         if not certificates:
             return
-        now = iso_utc(datetime.now(timezone.utc))
+        now = iso_utc(datetime.now(UTC))
         with self.engine.begin() as conn:
             conn.execute(
                 erasures.update()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -64,9 +64,9 @@ class Holds:
                 raise LifecycleError(
                     f"holds add: --datasets names unknown dataset(s) {unknown}; the catalog has {sorted(self.dataset_names)}"
                 )
-        if until is not None and until < (today or datetime.now(timezone.utc).date()):
+        if until is not None and until < (today or datetime.now(UTC).date()):
             raise LifecycleError(f"holds add: --until {until} is in the past")
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         with self.engine.begin() as conn:
             result = conn.execute(
                 legal_holds.insert().values(
@@ -91,7 +91,7 @@ class Holds:
 
     def remove(self, subject_id: str) -> int:
         """End every open hold of the subject; returns how many."""
-        removed = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        removed = datetime.now(UTC).isoformat(timespec="seconds")
         open_holds = (legal_holds.c.subject_id == str(subject_id)) & legal_holds.c.removed_at.is_(None)
         with self.engine.begin() as conn:
             ids = [r.id for r in conn.execute(sa.select(legal_holds.c.id).where(open_holds))]

@@ -9,9 +9,9 @@ addresses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -40,7 +40,7 @@ class IncidentRun:
 
 
 def _now() -> str:
-    return iso_utc(datetime.now(timezone.utc))
+    return iso_utc(datetime.now(UTC))
 
 
 class DeliveryClaims(Claims):

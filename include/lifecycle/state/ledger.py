@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -129,7 +129,7 @@ class Ledger:
         Where one of their keys is recorded already, they are appended one by
         one instead, and each key recorded before returns its recorded entry.
         """
-        when = (recorded_at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="microseconds")
+        when = (recorded_at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
         bodies = [canonical_json(record.payload) for record in records]
         try:
             with self.engine.begin() as conn:

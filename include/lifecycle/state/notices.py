@@ -8,9 +8,9 @@ row afterwards (``back``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -35,7 +35,7 @@ class NoticeRow:
 
 
 def _now() -> str:
-    return iso_utc(datetime.now(timezone.utc))
+    return iso_utc(datetime.now(UTC))
 
 
 class NoticeClaims(Claims):

@@ -8,7 +8,7 @@ and one entry here.  ``Stores`` keeps one open store per system name.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from lifecycle.catalog import Catalog
 from lifecycle.errors import LifecycleError

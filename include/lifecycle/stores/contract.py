@@ -23,9 +23,11 @@ turns it back into its column's type.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 # (rows or versions per subject, primary keys of rows rewritten) -> None; raising undoes the change
 BeforeCommit = Callable[[dict, list], None]
@@ -69,7 +71,7 @@ class Selection:
     keys: tuple | None = None
     pending_anonymization: tuple[str, ...] = ()
     kept_if_referenced: bool = False
-    going_with: tuple[tuple[str, "Selection"], ...] = ()
+    going_with: tuple[tuple[str, Selection], ...] = ()
     held: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
@@ -110,7 +112,7 @@ class DatasetStore(Protocol):
 
     system: str
 
-    def snapshot(self) -> ContextManager: ...
+    def snapshot(self) -> AbstractContextManager: ...
 
     def count(self, dataset: str, selection: Selection = ALL) -> int: ...
 

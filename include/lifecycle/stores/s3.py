@@ -19,13 +19,14 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from lifecycle.connections import s3_client
 from lifecycle.errors import TerminalStoreError, TransientStoreError, store_failures
-from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Kept, Remaining, Selection
+from lifecycle.stores.contract import ALL, BeforeCommit, Change, Kept, KeyRange, Remaining, Selection
 
 # S3's DeleteObjects cap; moto does not enforce it, we do.
 MAX_KEYS_PER_DELETE = 1000
@@ -201,7 +202,7 @@ class S3Store:
         retain_until = head.get("ObjectLockRetainUntilDate")
         return ObjectLock(
             mode=head.get("ObjectLockMode"),
-            retain_until=retain_until.astimezone(timezone.utc) if retain_until else None,
+            retain_until=retain_until.astimezone(UTC) if retain_until else None,
             legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
         )
 
@@ -242,7 +243,7 @@ class S3Store:
                 listed = self.list_versions(static, dataset=dataset)
             else:  # every key of the range shares the bounds' common prefix
                 listed = self.list_versions(
-                    os.path.commonprefix([within.low, within.high]), dataset=dataset, last=within.high
+                    os.path.commonprefix([within.low, within.high])  # noqa: RUF071  (keys are compared as strings), dataset=dataset, last=within.high
                 )
             for version in listed:
                 if within is None or version.key >= within.low:
@@ -325,7 +326,7 @@ class S3Store:
         outcome = self.delete_versions(versions, dataset=dataset)
         change = Change(rows=len(outcome.deleted), requests=outcome.requests)
         by_id = {(v.key, v.version_id): v for v in versions}
-        refused, now = [], datetime.now(timezone.utc)
+        refused, now = [], datetime.now(UTC)
         for error in outcome.errors:
             version = by_id[(error.key, error.version_id)]
             lock = self.lock(version, dataset=dataset)
@@ -378,7 +379,7 @@ class S3Store:
     def remaining(self, dataset: str, selection: Selection) -> Remaining:
         """Keys still selected that hold a version or marker S3 would let go now; locked versions apart."""
         left = Remaining(0)
-        now, locked = datetime.now(timezone.utc), 0
+        now, locked = datetime.now(UTC), 0
         for key, versions in self._select(dataset, selection).items():
             free = [v for v in versions if not self.lock(v, dataset=dataset).active_at(now)]
             locked += len(versions) - len(free)
@@ -495,14 +496,14 @@ def _aware(when: datetime | None) -> datetime | None:
     """Instants compare in UTC; a naive one means UTC."""
     if when is None:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _version(entry: dict, *, is_delete_marker: bool) -> ObjectVersion:
     return ObjectVersion(
         key=entry["Key"],
         version_id=entry.get("VersionId") or "null",
-        last_modified=entry["LastModified"].astimezone(timezone.utc),
+        last_modified=entry["LastModified"].astimezone(UTC),
         is_delete_marker=is_delete_marker,
         is_latest=entry.get("IsLatest", False),
         size=entry.get("Size", 0),

@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import date, datetime, time, timezone
-from typing import Any, Iterable, Iterator
+from datetime import UTC, date, datetime, time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -760,13 +761,13 @@ def _split(name: str) -> tuple[str | None, str]:
 
 def _naive_utc(when: datetime) -> datetime:
     """Columns store naive UTC; compare like with like."""
-    return when if when.tzinfo is None else when.astimezone(timezone.utc).replace(tzinfo=None)
+    return when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
 
 
 def _json_key(value: Any) -> Any:
     """A key value as JSON carries it (plans in the ledger, units in XCom): ints as they
     are, everything else as text (ISO dates, decimals, uuids)."""
-    if value is None or isinstance(value, (int, str)) and not isinstance(value, bool):
+    if value is None or (isinstance(value, (int, str)) and not isinstance(value, bool)):
         return value
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
