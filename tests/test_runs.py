@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from lifecycle.runs import loaded_objects_frozen
+from lifecycle.heap import loaded_objects_frozen
 
 
 class _Cycle:

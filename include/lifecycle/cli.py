@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
+from lifecycle.clock import aware_utc
 from lifecycle.config import collect, load_config
 from lifecycle.errors import ConfigError, LifecycleError
 
@@ -110,7 +111,7 @@ def _instant(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO date or date-time (e.g. 2026-11-26 or 2026-11-26T10:00:00Z)"
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return aware_utc(when)
 
 
 def cmd_plan(args) -> int:

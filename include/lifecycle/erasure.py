@@ -20,23 +20,20 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from lifecycle.clock import iso_utc, naive_utc
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError
+from lifecycle.heap import loaded_objects_frozen
 from lifecycle.mail import personal_notices, send_claimed
-from lifecycle.runs import iso_utc, loaded_objects_frozen
 from lifecycle.state import StateStore
 from lifecycle.state.erasures import Intake
 from lifecycle.state.ledger import Ledger, Record, canonical_json
 from lifecycle.stores.contract import Selection
 
 log = logging.getLogger(__name__)
-
-
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ class Erasure:
             self.catalog.subject.dataset, Selection(subjects=tuple(by_subject))
         )
         held = {h.subject_id for h in self.state.holds.active(as_of.date())}  # any hold suspends erasure
-        now, naive_as_of = iso_utc(as_of), as_of.astimezone(UTC).replace(tzinfo=None)
+        now, naive_as_of = iso_utc(as_of), naive_utc(as_of)
         upserts = []
         for subject, items in by_subject.items():
             record = known.get(subject)
@@ -562,7 +559,7 @@ class Erasure:
         """Requests not done within ``complete_within`` (legal holds suspend the clock)."""
         late = []
         for r in self.state.erasures.in_states("pending", "due", "erasing", "failed"):
-            deadline = self.cfg.complete_within.after(_when(r.requested_at))
+            deadline = self.cfg.complete_within.after(datetime.fromisoformat(r.requested_at))
             if deadline < as_of:
                 late.append(
                     {"subject": self.subject_hash(r.subject_id), "state": r.state, "deadline": iso_utc(deadline)}

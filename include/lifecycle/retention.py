@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 from lifecycle.catalog import Catalog
+from lifecycle.clock import iso_utc
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError, is_transient
-from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
 from lifecycle.stores.contract import KeyRange, References, Selection
 
@@ -82,10 +82,6 @@ class Plan:
 
     def dataset(self, name: str) -> DatasetPlan:
         return next(d for d in self.datasets if d.dataset == name)
-
-
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 def _key(run_id: str, *parts) -> str:
@@ -229,7 +225,7 @@ class Retention:
     def selection(self, entry: DatasetPlan, held: tuple = (), cutoff: datetime | None = None) -> Selection:
         """What the rule takes of a dataset: older than the cutoff, not held, not yet anonymized."""
         return Selection(
-            older_than=cutoff or _when(entry.effective_cutoff),
+            older_than=cutoff or datetime.fromisoformat(entry.effective_cutoff),
             exclude_subjects=held,
             pending_anonymization=tuple(entry.fields) if entry.action == "anonymize" else (),
         )
@@ -277,7 +273,9 @@ class Retention:
         store = self.stores(entry.system)
         with store.snapshot():
             entry.total = store.count(entry.dataset)
-            entry.candidates = store.count(entry.dataset, self.selection(entry, cutoff=_when(entry.cutoff)))
+            entry.candidates = store.count(
+                entry.dataset, self.selection(entry, cutoff=datetime.fromisoformat(entry.cutoff))
+            )
             eligible = (
                 entry.candidates
                 if entry.cutoff == entry.effective_cutoff
@@ -435,7 +433,7 @@ class Retention:
         holds = self._held(as_of)
         held = holds[name]
         selection = Selection(
-            older_than=_when(unit["cutoff"]),
+            older_than=datetime.fromisoformat(unit["cutoff"]),
             exclude_subjects=held,
             pending_anonymization=tuple(unit["fields"]) if action == "anonymize" else (),
             kept_if_referenced=action == "delete",
@@ -501,7 +499,7 @@ class Retention:
         A dataset whose batches are not all recorded (its apply task failed)
         is reported as incomplete, not verified: its task failed the run already.
         """
-        as_of = _when(plan.as_of)
+        as_of = datetime.fromisoformat(plan.as_of)
         holds = self._held(as_of)
         recorded = self.state.ledger.keys_with_prefix(_key(plan.run_id, ""))
         results, problems = {}, []

@@ -1,5 +1,5 @@
-"""What every DAG file shares: default arguments, run time, terminal errors, the task's heap,
-the run's last task.
+"""What every DAG file shares: default arguments, run time, terminal errors, the run's
+last task.  Only DAG files import this module: its tasks and decorators use Airflow.
 
 Time inside a run comes from the run itself (data interval end, else logical
 date, else the time the run was queued for), never from ``now()``, so a rerun
@@ -8,9 +8,7 @@ of the same run decides the same way.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,12 +33,6 @@ def dag_settings(dag_id: str, *, schedule, tags: list[str], doc_md: str, **overr
         "doc_md": doc_md,
         **overrides,
     }
-
-
-def iso_utc(when: datetime) -> str:
-    """An instant as ISO text in UTC, the form every record keeps (naive means UTC)."""
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat()
 
 
 @dataclass(frozen=True)
@@ -76,22 +68,6 @@ def terminal_errors(fn):
             raise AirflowFailException(describe(exc)) from exc
 
     return wrapper
-
-
-@contextlib.contextmanager
-def loaded_objects_frozen():
-    """Keep what the task process loaded before the work (Airflow, SQLAlchemy,
-    boto3, the config: some 270,000 objects) out of the collector's full passes
-    while a batch runs.  A batch's own objects start full passes; each pass
-    over the loaded ones would cost 0.1-0.3 s of a worker's time and free
-    nothing (``gc.freeze``).  Objects an outer caller froze stay frozen."""
-    frozen_before = gc.get_freeze_count()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        if not frozen_before:
-            gc.unfreeze()
 
 
 def run_complete(*steps, task_id: str = "run_complete"):

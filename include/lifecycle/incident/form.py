@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from lifecycle.catalog import Catalog
+from lifecycle.clock import aware_utc
 from lifecycle.errors import LifecycleError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
@@ -227,7 +228,7 @@ def _when(name: str, value, problems: list[str]) -> datetime | None:
         except ValueError:
             problems.append(f"{name}: {value!r} is not a date and time; write e.g. 2026-11-20T08:30:00Z")
             return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return aware_utc(when)
 
 
 def parse(conf: dict, catalog: Catalog) -> IncidentForm:

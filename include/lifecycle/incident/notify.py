@@ -38,12 +38,12 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
+from lifecycle.clock import iso_utc
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError, TerminalStoreError
 from lifecycle.incident.documents import Documents, csv_bytes
 from lifecycle.incident.form import IncidentForm
 from lifecycle.mail import personal_notices, send_claimed
-from lifecycle.runs import iso_utc
 from lifecycle.state import StateStore
 from lifecycle.state.incidents import DeliveryClaims, IncidentRun
 from lifecycle.stores.contract import Selection

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from lifecycle.clock import iso_utc, naive_utc
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError, TerminalStoreError
-from lifecycle.runs import iso_utc
 from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate, shared_categories
 from lifecycle.sharing.register import SharingRegister
 from lifecycle.state import StateStore
@@ -218,7 +218,7 @@ class Sharing:
         if cancellation is not None:
             req = cancellation.requests
             columns = [req.subject, req.requested_at] + ([req.withdrawn_at] if req.withdrawn_at else [])
-            when = as_of.astimezone(UTC).replace(tzinfo=None)
+            when = naive_utc(as_of)
             for subject, requested, *rest in self.stores.of(req.dataset).read(req.dataset, columns):
                 gone = rest[0] if rest else None
                 if subject is None or requested is None or requested > when:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from lifecycle.batching import chunks
-from lifecycle.runs import iso_utc
+from lifecycle.clock import iso_utc
 from lifecycle.state.claims import Claims, Outcome
 from lifecycle.state.schema import incident_deliveries, incident_runs, incident_subjects, incidents
 

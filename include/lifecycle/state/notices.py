@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from lifecycle.batching import chunks
-from lifecycle.runs import iso_utc
+from lifecycle.clock import iso_utc
 from lifecycle.state.claims import Claims, Outcome
 from lifecycle.state.schema import notices
 

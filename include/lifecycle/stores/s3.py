@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from lifecycle.clock import aware_utc
 from lifecycle.connections import s3_client
 from lifecycle.errors import TerminalStoreError, TransientStoreError, store_failures
 from lifecycle.stores.contract import ALL, BeforeCommit, Change, Kept, KeyRange, Remaining, Selection
@@ -266,8 +267,8 @@ class S3Store:
         excluded = set(selection.exclude_subjects)
         wanted = set(selection.subjects) if selection.subjects is not None else None
         keys = set(selection.keys) if selection.keys is not None else None
-        older = _aware(selection.older_than)
-        window = tuple(map(_aware, selection.created_within)) if selection.created_within else None
+        older = aware_utc(selection.older_than) if selection.older_than else None
+        window = tuple(map(aware_utc, selection.created_within)) if selection.created_within else None
         chosen = {}
         for key, versions in self._listing(dataset, selection.subjects, selection.within).items():
             subject = self.catalog.subject_of_key(dataset, key)
@@ -490,13 +491,6 @@ class S3Store:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 found += [entry["Key"] for entry in page.get("Contents", [])]
         return found
-
-
-def _aware(when: datetime | None) -> datetime | None:
-    """Instants compare in UTC; a naive one means UTC."""
-    if when is None:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _version(entry: dict, *, is_delete_marker: bool) -> ObjectVersion:

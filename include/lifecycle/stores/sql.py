@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql
 from lifecycle import anonymize
 from lifecycle.batching import chunks
 from lifecycle.catalog import Catalog, PersonalField
+from lifecycle.clock import naive_utc
 from lifecycle.errors import TerminalStoreError, store_failures
 from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Reference, Remaining, Selection
 
@@ -311,10 +312,10 @@ class SqlStore:
                 )
             created = self._col(source, dataset, ds.created)
             if selection.older_than is not None:
-                clauses.append(created < _naive_utc(selection.older_than))
+                clauses.append(created < naive_utc(selection.older_than))
             if selection.created_within is not None:
                 start, end = selection.created_within
-                clauses.append(created.between(_naive_utc(start), _naive_utc(end)))
+                clauses.append(created.between(naive_utc(start), naive_utc(end)))
         if selection.subjects is not None:
             clauses.append(self._owned(dataset, selection.subjects, self._link_of(dataset, source)))
         if selection.exclude_subjects:
@@ -485,7 +486,7 @@ class SqlStore:
                 "the dataset has no consent: {purpose, granted, withdrawn} in catalog.yaml",
             )
         source, subject = self.subject_source(dataset)
-        when = _naive_utc(as_of)
+        when = naive_utc(as_of)
         about, granted = self.column(dataset, spec.purpose) == purpose, self.column(dataset, spec.granted)
         latest = (
             sa.select(subject.label("subject"), sa.func.max(granted).label("granted"))
@@ -757,11 +758,6 @@ def _system_of(catalog: Catalog, engine: sa.Engine) -> str:
 def _split(name: str) -> tuple[str | None, str]:
     schema, _, table = name.rpartition(".")
     return schema or None, table
-
-
-def _naive_utc(when: datetime) -> datetime:
-    """Columns store naive UTC; compare like with like."""
-    return when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
 
 
 def _json_key(value: Any) -> Any:
