@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -404,6 +405,14 @@ def _erasure(
     s3, data = connections.s3_client(S3_CONN_ID), connections.engine_for(data_url)
     media = {n for n, system in config.catalog.systems.items() if system.type == "s3"}
     email = config.incidents.email
+    cancellation = config.cancellation
+    if batch_size:
+        cancellation = cancellation.model_copy(update={"batch_size": batch_size})
+    if not notices:
+        cancellation = cancellation.model_copy(
+            update={"notify": cancellation.notify.model_copy(update={"completed": None})}
+        )
+    config = dataclasses.replace(config, cancellation=cancellation)
     erasure = Erasure(
         config,
         StateStore(connections.engine_for(state_url), dataset_names=set(config.catalog.datasets)),
@@ -412,19 +421,13 @@ def _erasure(
         ),
         mailer=lambda: Mailer(email.conn_id, email.from_, rate),
     )
-    if batch_size:
-        erasure.cfg = erasure.cfg.model_copy(update={"batch_size": batch_size})
-    if not notices:
-        erasure.cfg = erasure.cfg.model_copy(
-            update={"notify": erasure.cfg.notify.model_copy(update={"completed": None})}
-        )
     return erasure
 
 
 def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool, rate: float, sink):
     """Intake and scheduled notices (untimed), then every batch's erase; seconds, due->done latencies, mails sent."""
     erasure = _erasure(config, data_url, state_url, bucket, notices=notices, rate=rate, batch_size=args.batch_size)
-    batches = erasure.intake("bench", AS_OF)["batches"]
+    batches = erasure.intake("bench", AS_OF).batches
     erasure.notify_scheduled()
     before = sink.count()
     _warm(erasure.stores.of(config.catalog.subject.dataset).engine)
@@ -605,30 +608,27 @@ def _time_parts(erasure: Erasure) -> None:
 
         setattr(owner, name, wrapper)
 
-    for name in (
-        "_send",
-        "_apply",
-        "_erase_objects",
-        "_verify",
-        "_certificate",
-        "_certify",
-        "_record_certificates",
-        "_retained",
-        "_entries",
-    ):
-        timed(erasure, name, name)
-    timed(erasure.state.notices, "rows", "  of _send: notice rows")
-    timed(erasure, "_summarize", "  of _send: _summarize")
-    timed(S3Store, "_list", "  of _erase_objects+_verify: S3 listings")
+    timed(erasure.notices, "send", "notices.send")
+    timed(erasure.notices, "_summarize", "  of notices.send: _summarize")
+    timed(erasure.state.notices, "rows", "  of notices.send: notice rows")
+    for name in ("_document", "_write", "_record", "retained"):
+        timed(erasure.certificates, name, f"certificates.{name}")
     if _CLASSES_TIMED:  # module and class functions: once per process
         return
     _CLASSES_TIMED.append(True)
-    timed(mail.Mailer, "transmit", "  of _send: SMTP (helper thread claims meanwhile)")
-    timed(mail.Mailer, "compose", "  of _send: compose")
-    timed(mail, "render_notice", "  of _send: render notice")
-    timed(reports, "canonical", "  of _certify: JSON")
-    timed(reports, "render", "  of _certify+_send: Jinja")
-    timed(reports.ReportSink, "write", "  of _certify: file writes")
+    from lifecycle.erasure import batch, certificates
+
+    for name in ("_apply", "_erase_objects", "_verify"):
+        timed(batch.BatchErasure, name, name)
+    timed(batch, "batch_entries", "batch_entries (verify)")
+    timed(certificates, "batch_entries", "batch_entries (certificates)")
+    timed(S3Store, "_list", "  of _erase_objects+_verify: S3 listings")
+    timed(mail.Mailer, "transmit", "  of notices.send: SMTP (helper thread claims meanwhile)")
+    timed(mail.Mailer, "compose", "  of notices.send: compose")
+    timed(mail, "render_notice", "  of notices.send: render notice")
+    timed(reports, "canonical", "  of certificates._write: JSON")
+    timed(reports, "render", "  of certificates._write+notices.send: Jinja")
+    timed(reports.ReportSink, "write", "  of certificates._write: file writes")
     timed(SqlStore, "delete", "  of _apply: SQL DELETE")
     timed(SqlStore, "anonymize", "  of _apply: SQL anonymize")
     timed(SqlStore, "count_by_subject", "  count_by_subject")

@@ -73,7 +73,7 @@ if CONFIG.cancellation is not None:
         def intake() -> list[str]:
             run = run_info(get_current_context())
             result = _erasure().intake(run.run_id, run.as_of)
-            return result["batches"]
+            return result.batches
 
         @task
         @terminal_errors

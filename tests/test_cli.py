@@ -39,6 +39,15 @@ def test_validate_prints_a_summary(setup, capsys):
     assert "valid" in capsys.readouterr().out
 
 
+def test_validate_names_the_connections_this_environment_lacks(setup, capsys):
+    args, _ = setup
+    assert main(args + ["validate"]) == 0, "without --require-connections a missing connection is reported only"
+    out = capsys.readouterr().out
+    assert "connections not defined here: " in out and "smtp_default (AIRFLOW_CONN_SMTP_DEFAULT)" in out
+    assert "app_db" not in out.split("connections not defined here: ")[1], "app_db is defined by the fixture"
+    assert main(args + ["validate", "--require-connections"]) == 1
+
+
 def test_validate_lists_problems_and_fails(setup, capsys):
     args, tmp = setup
     retention = tmp / "config" / "retention.yaml"

@@ -216,7 +216,7 @@ def _reach(engine, config, dataset, subjects):
 def _run(erasure, run_id="scheduled__2026-06-01"):
     intake = erasure.intake(run_id, AS_OF)
     erasure.notify_scheduled()
-    for batch in intake["batches"]:
+    for batch in intake.batches:
         erasure.erase(batch, AS_OF, run_id=run_id)
     return intake
 
@@ -237,7 +237,7 @@ def test_due_subjects_are_erased_everywhere_and_nobody_else_is_touched(world, li
     monkeypatch.setattr(S3Store, "list_budget", list_budget)
     erasure = _erasure(config, engine, state, store)
     intake = _run(erasure)
-    assert len(intake["batches"]) == 2, "batch_size 1: one batch per due subject; duplicate requests make one erasure"
+    assert len(intake.batches) == 2, "batch_size 1: one batch per due subject; duplicate requests make one erasure"
     assert _states(state) == {
         str(DUE): "done",
         str(DUPLICATE): "done",
@@ -302,7 +302,7 @@ def test_object_datasets_are_listed_by_prefix_within_the_budget(world, tmp_path,
     monkeypatch.setattr(S3Store, "list_budget", list_budget)
     erasure = _erasure(config, engine, state, store)
     intake = erasure.intake("run", AS_OF)
-    erasure.erase(intake["batches"][0], AS_OF, run_id="run")  # DUE: erase, then verify
+    erasure.erase(intake.batches[0], AS_OF, run_id="run")  # DUE: erase, then verify
     assert prefixes == [p.format(s=DUE) for p in listed]
     monkeypatch.setattr(S3Store, "list_versions", list_versions)
     left = {v.key for v in store.list_versions("")}
@@ -515,7 +515,7 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     erasure = _erasure(config, engine, state, store)
     intake = erasure.intake("scheduled__2026-06-01", AS_OF)
     scheduled = erasure.notify_scheduled()
-    results = [erasure.erase(batch, AS_OF, run_id="scheduled__2026-06-01") for batch in intake["batches"]]
+    results = [erasure.erase(batch, AS_OF, run_id="scheduled__2026-06-01") for batch in intake.batches]
     _run(_erasure(config, engine, state, store))  # and once more: nothing new
 
     sent = _mails(sink)

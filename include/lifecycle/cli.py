@@ -47,7 +47,28 @@ def cmd_validate(args) -> int:
     print(f"  cancellation: {'configured' if config.cancellation else 'not configured'}")
     print(f"  recipients: {len(config.recipients.recipients)}")
     print(f"  incidents: {'configured' if config.incidents else 'not configured'}")
-    return 0
+    mail = config.notifications
+    print(f"  notifications: {f'mail through {mail.email.conn_id!r}' if mail else 'not configured'}")
+    missing = _undefined_connections(config)
+    if missing:
+        print(f"  connections not defined here: {', '.join(f'{c} (AIRFLOW_CONN_{c.upper()})' for c in missing)}")
+    return 1 if missing and args.require_connections else 0
+
+
+def _undefined_connections(config) -> list[str]:
+    """The Airflow connections the configuration names that this environment does not define."""
+    from lifecycle.connections import get_connection
+
+    wanted = {s.conn_id for s in config.catalog.systems.values()}
+    if config.notifications:
+        wanted.add(config.notifications.email.conn_id)
+    missing = []
+    for conn_id in sorted(wanted):
+        try:
+            get_connection(conn_id)
+        except LifecycleError:
+            missing.append(conn_id)
+    return missing
 
 
 def cmd_scan(args) -> int:
@@ -251,7 +272,11 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--verbose", action="store_true", help="log progress")
     top.add_argument("--debug", action="store_true", help="on a failure, print the traceback instead of one line")
     sub = top.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="validate the configuration").set_defaults(run=cmd_validate)
+    validate = sub.add_parser("validate", help="validate the configuration")
+    validate.add_argument(
+        "--require-connections", action="store_true", help="fail when a connection it names is not defined here"
+    )
+    validate.set_defaults(run=cmd_validate)
     sub.add_parser("scan", help="compare the catalog with the live schema").set_defaults(run=cmd_scan)
     plan = sub.add_parser("plan", help="what a retention run would do now (counts only)")
     plan.add_argument(

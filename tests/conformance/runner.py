@@ -210,7 +210,7 @@ def erasure(inst, run_id: str) -> dict:
         intake = e.intake(run_id, world.as_of)
     except Exception as exc:
         return {"errors": [_failure("intake", exc)], "states": {}}
-    for batch in intake["batches"]:
+    for batch in intake.batches:
         try:
             e.erase(batch, world.as_of, run_id=run_id)
         except Exception as exc:

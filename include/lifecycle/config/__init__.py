@@ -19,6 +19,7 @@ from lifecycle.config.models import (
     CancellationFile,
     CatalogFile,
     IncidentsFile,
+    NotificationsFile,
     RecipientsFile,
     RetentionFile,
 )
@@ -31,6 +32,7 @@ FILES = {
     "cancellation.yaml": (CancellationFile, False),
     "recipients.yaml": (RecipientsFile, False),
     "incidents.yaml": (IncidentsFile, False),
+    "notifications.yaml": (NotificationsFile, False),
 }
 
 
@@ -42,6 +44,7 @@ class Config:
     cancellation: CancellationFile | None
     recipients: RecipientsFile
     incidents: IncidentsFile | None
+    notifications: NotificationsFile | None  # mail to people: notifications.yaml (or incidents.yaml's older keys)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -77,7 +80,19 @@ def collect(directory: str | os.PathLike | None = None) -> tuple[dict, list[Prob
         ):
             if file in models:
                 problems += check(catalog, models[file])
+    problems += checks.check_mail(models, notifications(models))
     return models, problems, folder
+
+
+def notifications(models: dict) -> NotificationsFile | None:
+    """The mail settings: notifications.yaml, else the ``email``, ``contact`` and ``locales``
+    an incidents.yaml written before notifications.yaml existed carries."""
+    if "notifications.yaml" in models:
+        return models["notifications.yaml"]
+    incidents = models.get("incidents.yaml")
+    if incidents is None or incidents.email is None or incidents.contact is None:
+        return None
+    return NotificationsFile(email=incidents.email, contact=incidents.contact, locales=incidents.locales or ["en"])
 
 
 def load_config(directory: str | os.PathLike | None = None) -> Config:
@@ -91,4 +106,5 @@ def load_config(directory: str | os.PathLike | None = None) -> Config:
         cancellation=models.get("cancellation.yaml"),
         recipients=models.get("recipients.yaml", RecipientsFile()),
         incidents=models.get("incidents.yaml"),
+        notifications=notifications(models),
     )

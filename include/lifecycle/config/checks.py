@@ -15,13 +15,15 @@ from lifecycle.config.models import AppliesTo, CatalogFile
 from lifecycle.errors import Problem
 from lifecycle.sharing.gate import DELIVERY_PLACEHOLDERS, static_refusals
 
-CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS = (
+CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS, NOTIFICATIONS = (
     "catalog.yaml",
     "retention.yaml",
     "cancellation.yaml",
     "recipients.yaml",
     "incidents.yaml",
+    "notifications.yaml",
 )
+MAIL_KEYS = ("email", "contact", "locales")  # notifications.yaml's; older incidents.yaml files carry them
 
 
 def _system(catalog: Catalog, file: str, path: str, name: str, kind: str) -> Iterator[Problem]:
@@ -271,15 +273,46 @@ def check_incidents(catalog: Catalog, incidents) -> Iterator[Problem]:
     for i, regulator in enumerate(incidents.regulators):
         for j, category in enumerate(regulator.when.categories):
             yield from _category(catalog, INCIDENTS, f"regulators[{i}].when.categories[{j}]", category)
-    if not incidents.locales:
-        yield Problem(INCIDENTS, "locales", "name at least one locale")
+
+
+def check_mail(models: dict, notifications) -> Iterator[Problem]:
+    """Mail is configured once (notifications.yaml) for every DAG that writes to people, with
+    a template in every locale for every notice that can be sent."""
+    incidents, cancellation = models.get(INCIDENTS), models.get(CANCELLATION)
+    if NOTIFICATIONS in models and incidents is not None:
+        for key in MAIL_KEYS:
+            if getattr(incidents, key) is not None:
+                yield Problem(INCIDENTS, key, f"mail is configured in {NOTIFICATIONS}; remove {key} here")
+    notices = _notices(incidents, cancellation)
+    if notifications is None:
+        for file, key in sorted({(file, key) for file, key, _ in notices}):
+            yield Problem(file, key, f"notices need mail settings: add {NOTIFICATIONS} (email: conn_id, from; contact)")
+        return
+    source = NOTIFICATIONS if NOTIFICATIONS in models else INCIDENTS
+    if not notifications.locales:
+        yield Problem(source, "locales", "name at least one locale")
     from lifecycle.reports import TEMPLATES
 
-    for i, locale in enumerate(incidents.locales):
-        if not (TEMPLATES / "mail" / f"incident_notice.{locale}.txt.j2").exists():
-            yield Problem(
-                INCIDENTS,
-                f"locales[{i}]",
-                f"{locale!r} has no incident notice template "
-                f"(include/templates/mail/incident_notice.{locale}.txt.j2); add one or remove the locale",
-            )
+    for i, locale in enumerate(notifications.locales):
+        for file, key, template in notices:
+            if not (TEMPLATES / "mail" / f"{template}.{locale}.txt.j2").exists():
+                yield Problem(
+                    source,
+                    f"locales[{i}]",
+                    f"{locale!r} has no {template.replace('_', ' ')} template "
+                    f"(include/templates/mail/{template}.{locale}.txt.j2{'' if file == INCIDENTS else ', ' + file + ': ' + key}); "
+                    "add one or remove the locale",
+                )
+
+
+def _notices(incidents, cancellation) -> list[tuple[str, str, str]]:
+    """(file, key, template) of every notice the configuration can send."""
+    found = []
+    if incidents is not None:
+        found.append((INCIDENTS, "email", "incident_notice"))
+    if cancellation is not None:
+        for kind in ("scheduled", "completed"):
+            template = getattr(cancellation.notify, kind)
+            if template:
+                found.append((CANCELLATION, f"notify.{kind}", template))
+    return found

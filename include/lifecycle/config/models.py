@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
 
 from lifecycle.durations import Duration
 
@@ -320,8 +320,11 @@ class RecipientsFile(Model):
 # -------------------------------------------------------------- incidents.yaml
 
 
+CONN_ID = r"^[A-Za-z0-9_.-]+$"  # what Airflow accepts as a connection id
+
+
 class Email(Model):
-    conn_id: str = "smtp_default"
+    conn_id: Annotated[str, Field(pattern=CONN_ID)] = "smtp_default"
     from_: str = Field(alias="from")
     max_per_second: Annotated[float, Field(gt=0)] = 50
     retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # tries per address on a 4xx reply
@@ -363,19 +366,54 @@ class Regulator(Model):
     contact: str | None = None
 
 
-class IncidentContact(Model):
+class ContactPoint(Model):
+    """Who people and regulators can write to about their information."""
+
     name: str
     email: str
     phone: str | None = None
 
 
 class IncidentsFile(Model):
-    email: Email
+    # email, contact and locales belong in notifications.yaml; read here only when that file is absent
+    email: Email | None = None
     announcement: Announcement | None = None
     fallback: Fallback = Fallback()
     regulators: list[Regulator] = []
-    contact: IncidentContact
-    locales: list[str] = ["en"]
+    contact: ContactPoint | None = None
+    locales: list[str] | None = None
     approval: Literal["required", "none"] = "required"
     approval_timeout: DurationField = Duration.parse("24h")  # an unanswered approval rejects after this long
     batch_size: Annotated[int, Field(gt=0, le=100_000)] = 5000  # affected people per mapped send task
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _contact_beside_email(cls, data, handler):
+        """An older incidents.yaml carries ``email`` and ``contact`` together; one without
+        the other is reported as a missing key, beside whatever else is wrong."""
+        missing = isinstance(data, dict) and "email" in data and "contact" not in data
+        try:
+            model = handler(data)
+        except ValidationError as exc:
+            if not missing:
+                raise
+            errors = [{k: e[k] for k in ("type", "loc", "input", "ctx") if k in e} for e in exc.errors()]
+            raise ValidationError.from_exception_data(
+                exc.title, [*errors, {"type": "missing", "loc": ("contact",), "input": data}]
+            ) from None
+        if missing:
+            raise ValidationError.from_exception_data(
+                cls.__name__, [{"type": "missing", "loc": ("contact",), "input": data}]
+            )
+        return model
+
+
+# ---------------------------------------------------------- notifications.yaml
+
+
+class NotificationsFile(Model):
+    """Mail to people, for every DAG that writes to them (erasure notices, incident notices)."""
+
+    email: Email
+    contact: ContactPoint
+    locales: list[str] = ["en"]  # the first is the fallback for a person whose language has no template

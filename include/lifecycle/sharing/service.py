@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from lifecycle.clock import iso_utc, naive_utc
+from lifecycle.clock import iso_utc
 from lifecycle.config import Config
+from lifecycle.erasure.requests import CancellationRequests
 from lifecycle.errors import LifecycleError, TerminalStoreError
 from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate, shared_categories
 from lifecycle.sharing.register import SharingRegister
@@ -211,21 +212,9 @@ class Sharing:
     # --------------------------------------------------------------- extract
 
     def excluded_subjects(self, as_of: datetime) -> set[str]:
-        """Subjects with a cancellation that is not withdrawn: pending, due, running, held or failed
-        in the state store, and requests the erasure intake has not seen yet."""
-        excluded = self.state.erasures.open_subjects()
-        cancellation = self.config.cancellation
-        if cancellation is not None:
-            req = cancellation.requests
-            columns = [req.subject, req.requested_at] + ([req.withdrawn_at] if req.withdrawn_at else [])
-            when = naive_utc(as_of)
-            for subject, requested, *rest in self.stores.of(req.dataset).read(req.dataset, columns):
-                gone = rest[0] if rest else None
-                if subject is None or requested is None or requested > when:
-                    continue
-                if gone is None or gone > when or gone >= cancellation.grace_period.after(requested):
-                    excluded.add(str(subject))
-        return excluded
+        """Subjects with a cancellation open at ``as_of`` (``erasure.requests``): nobody who
+        asked to leave is handed to a partner, not even during the grace period."""
+        return CancellationRequests(self.config, self.state, self.stores).open_subjects(as_of)
 
     def _pseudonym(self, cache_size: int = 100_000) -> Callable[[object], str]:
         """HMAC-SHA256 of the subject id under this recipient's key (derived from the HMAC key);

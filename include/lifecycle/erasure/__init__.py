@@ -1,0 +1,79 @@
+"""Erasure after account cancellation: intake, notices, batched erasure, verification, certificates.
+
+A subject's request is *pending* during its grace period, *withdrawn* if
+withdrawn before the grace ends, *held* under a legal hold, *rejected* if the
+subject does not exist, *due* once the grace is over (by the run's time),
+then *erasing* in a batch, *done* or *failed*.  States live in the state
+store.  The stages, each a module here:
+
+* ``requests`` — the app's cancellation requests and who has one open (also
+  used by sharing, to leave those people out);
+* ``intake`` — states and batches (``IntakeResult``);
+* ``steps`` — which datasets, in which order, deleted or anonymized;
+* ``batch`` — one batch through the store contract, each step recorded in
+  the ledger (``records``) before and after its change;
+* ``notices`` — the scheduled and completion e-mails, each at most once;
+* ``certificates`` and ``report`` — the evidence.
+
+``Erasure`` builds them once for a task and is what the DAG calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from lifecycle.config import Config
+from lifecycle.erasure.batch import BatchErasure
+from lifecycle.erasure.certificates import Certificates
+from lifecycle.erasure.intake import IntakeResult, take_in
+from lifecycle.erasure.notices import ErasureNotices
+from lifecycle.erasure.report import overdue, write_report
+from lifecycle.erasure.steps import Step, erasure_steps
+from lifecycle.errors import LifecycleError
+from lifecycle.state import StateStore
+
+__all__ = ["Erasure", "IntakeResult", "Step"]
+
+
+class Erasure:
+    """The cancellation erasure's stages over one configuration, state store and set of stores."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        open_store: Callable[[str], object] | None = None,
+        mailer: Callable[[], object] | None = None,
+    ):
+        from lifecycle.stores import Stores
+
+        if config.cancellation is None:
+            raise LifecycleError("cancellation.yaml is not configured")
+        self.config, self.state = config, state
+        self.stores = Stores(config.catalog, open_store)
+        self.notices = ErasureNotices(config, state, self.stores, mailer)
+        self.certificates = Certificates(config.catalog, state)
+
+    def steps(self) -> list[Step]:
+        return erasure_steps(self.config)
+
+    def intake(self, run_id: str, as_of: datetime) -> IntakeResult:
+        return take_in(self.config, self.state, self.stores, run_id, as_of)
+
+    def notify_scheduled(self, run_id: str | None = None) -> dict:
+        return self.notices.scheduled(run_id)
+
+    def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> dict:
+        return BatchErasure(self.config, self.state, self.stores, self.notices, self.certificates).erase(
+            batch, as_of, run_id=run_id
+        )
+
+    def subject_hash(self, subject: str) -> str:
+        return self.certificates.subject_hash(subject)
+
+    def overdue(self, as_of: datetime) -> list[dict]:
+        return overdue(self.config, self.state, self.subject_hash, as_of)
+
+    def report(self, run_id: str, as_of: datetime) -> dict:
+        return write_report(self.config, self.state, self.subject_hash, run_id, as_of)

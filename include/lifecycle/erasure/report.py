@@ -1,0 +1,52 @@
+"""The cancellation report of a run and the requests past ``complete_within``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lifecycle import reports
+from lifecycle.clock import iso_utc
+
+
+def overdue(config, state, subject_hash, as_of: datetime) -> list[dict]:
+    """Requests not done within ``complete_within`` (legal holds suspend the clock), by keyed hash."""
+    late = []
+    for r in state.erasures.in_states("pending", "due", "erasing", "failed"):
+        deadline = config.cancellation.complete_within.after(datetime.fromisoformat(r.requested_at))
+        if deadline < as_of:
+            late.append({"subject": subject_hash(r.subject_id), "state": r.state, "deadline": iso_utc(deadline)})
+    return late
+
+
+def write_report(config, state, subject_hash, run_id: str, as_of: datetime) -> dict:
+    """``cancellation/<date>/<run>/report.json|html``: subjects by state, notices, this run's
+    certificates, requests past their deadline.  No personal information."""
+    counts = state.erasures.counts()
+    done = state.erasures.done_in_run(run_id)
+    document = {
+        "report": "cancellation erasure",
+        "run_id": run_id,
+        "as_of": iso_utc(as_of),
+        "states": counts,
+        "notices": state.notices.counts(),
+        "completed_this_run": len(done),
+        "certificates": sorted(r.certificate for r in done if r.certificate),
+        "overdue": overdue(config, state, subject_hash, as_of),
+        "complete_within": str(config.cancellation.complete_within),
+    }
+    sink = reports.ReportSink(config.catalog)
+    folder = f"cancellation/{iso_utc(as_of)[:10]}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in run_id)}"
+    written = sink.write(f"{folder}/report.json", reports.canonical(document), content_type="application/json")
+    html = sink.write(
+        f"{folder}/report.html",
+        reports.render("cancellation_report.html.j2", report=document).encode("utf-8"),
+        content_type="text/html; charset=utf-8",
+    )
+    state.ledger.append("erasure.report", {"json": written.location, "sha256": written.sha256}, run_id=run_id)
+    return {
+        "json": written.location,
+        "html": html.location,
+        "states": counts,
+        "overdue": len(document["overdue"]),
+        "certificates": document["certificates"],
+    }
