@@ -38,20 +38,18 @@ interval end, never the clock.
 
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import dag_settings, run_complete, run_info, terminal_errors
+from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
 CONFIG = load_config()
 
 
-def _erasure():
+def _erasure(ctx):
     from lifecycle.erasure import Erasure
-    from lifecycle.state import StateStore
 
-    config = load_config()
-    return Erasure(config, StateStore.for_catalog(config.catalog))
+    return Erasure(ctx.config, ctx.state, open_store=ctx.stores)
 
 
 if CONFIG.cancellation is not None:
@@ -66,33 +64,33 @@ if CONFIG.cancellation is not None:
         def preflight() -> dict:
             from lifecycle.health import schema_matches
 
-            return schema_matches(load_config())
+            return schema_matches(task_context().config)
 
         @task
         @terminal_errors
         def intake() -> list[str]:
-            run = run_info(get_current_context())
-            result = _erasure().intake(run.run_id, run.as_of)
-            return result.batches
+            ctx = task_context()
+            return _erasure(ctx).intake(ctx.run.run_id, ctx.run.as_of).batches
 
         @task
         @terminal_errors
         def notify_scheduled() -> dict:
-            return _erasure().notify_scheduled(run_id=run_info(get_current_context()).run_id)
+            ctx = task_context()
+            return _erasure(ctx).notify_scheduled(run_id=ctx.run.run_id)
 
         @task(pool=f"lifecycle_{SUBJECT_SYSTEM}")
         @terminal_errors
         def erase(batch: str) -> dict:
-            run = run_info(get_current_context())
-            return _erasure().erase(batch, run.as_of, run_id=run.run_id)
+            ctx = task_context()
+            return _erasure(ctx).erase(batch, ctx.run.as_of, run_id=ctx.run.run_id)
 
         @task(trigger_rule="all_done")
         @terminal_errors
         def check_deadlines() -> dict:
             from lifecycle.errors import LifecycleError
 
-            run = run_info(get_current_context())
-            late = _erasure().overdue(run.as_of)
+            ctx = task_context()
+            late = _erasure(ctx).overdue(ctx.run.as_of)
             if late:
                 raise LifecycleError(
                     f"{len(late)} cancellation request(s) are past complete_within "
@@ -103,8 +101,8 @@ if CONFIG.cancellation is not None:
         @task(trigger_rule="all_done")
         @terminal_errors
         def report() -> dict:
-            run = run_info(get_current_context())
-            written = _erasure().report(run.run_id, run.as_of)
+            ctx = task_context()
+            written = _erasure(ctx).report(ctx.run.run_id, ctx.run.as_of)
             return {"html": written["html"], "states": written["states"], "certificates": len(written["certificates"])}
 
         checked = preflight()

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from lifecycle.config import load_config
-from lifecycle.runs import dag_settings, run_complete, terminal_errors
+from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
 
 @dag(**dag_settings("lifecycle_checks", schedule="@daily", tags=["checks"], doc_md=__doc__))
@@ -33,22 +32,21 @@ def lifecycle_checks():
     def validate_config() -> dict:
         from lifecycle.health import config_summary
 
-        return config_summary(load_config())
+        return config_summary(task_context().config)
 
     @task
     @terminal_errors
     def scan_schema() -> dict:
         from lifecycle.health import schema_matches
 
-        return schema_matches(load_config())
+        return schema_matches(task_context().config)
 
     @task
     @terminal_errors
     def verify_ledger() -> dict:
         from lifecycle.health import ledger_intact
-        from lifecycle.state import StateStore
 
-        return ledger_intact(StateStore.for_catalog(load_config().catalog))
+        return ledger_intact(task_context().state)
 
     validated, scanned, verified = validate_config(), scan_schema(), verify_ledger()
     validated >> [scanned, verified]

@@ -37,21 +37,20 @@ Tasks pass keys, hashes and counts only; no personal information in XCom or logs
 
 from __future__ import annotations
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import dag_settings, run_complete, run_info, terminal_errors
+from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
 CONFIG = load_config()
 
 
 def _sharing(recipient_id: str):
+    """The recipient's sharing service for the running task, its data interval and run."""
     from lifecycle.sharing.service import Interval, Sharing
-    from lifecycle.state import StateStore
 
-    config = load_config()
-    run = run_info(get_current_context())
-    return Sharing(config, StateStore.for_catalog(config.catalog), recipient_id), Interval.of(run), run
+    ctx = task_context()
+    return Sharing(ctx.config, ctx.state, recipient_id, open_store=ctx.stores), Interval.of(ctx.run), ctx.run
 
 
 def build(recipient):
@@ -82,7 +81,7 @@ def build(recipient):
         def preflight() -> dict:
             from lifecycle.health import schema_matches
 
-            config = load_config()
+            config = task_context().config
             current = next(r for r in config.recipients.recipients if r.id == recipient.id)
             datasets = sorted(set(current.share) | ({current.consent.dataset} if current.consent else set()))
             return schema_matches(config, datasets)

@@ -37,3 +37,38 @@ def test_canonical_is_the_standard_librarys_indented_sorted_form_byte_for_byte(d
 def test_canonical_refuses_what_is_not_json(value):
     with pytest.raises(ValueError, match="not JSON compliant"):
         reports.canonical({"figure": value})
+
+
+def test_report_writer_writes_json_and_html_and_ledgers_their_hashes(tmp_path):
+    import hashlib
+    from types import SimpleNamespace
+
+    import sqlalchemy as sa
+
+    from lifecycle.config.models import Reports
+    from lifecycle.state import StateStore
+
+    catalog = SimpleNamespace(model=SimpleNamespace(reports=Reports(path=str(tmp_path / "reports"))))
+    state = StateStore(sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}"))
+    document = {
+        "report": "cancellation erasure",
+        "run_id": "manual/1",
+        "as_of": "2026-06-01T00:00:00+00:00",
+        "states": {"done": 2},
+        "notices": {},
+        "completed_this_run": 2,
+        "certificates": [],
+        "overdue": [],
+        "complete_within": "30d",
+    }
+    name = f"cancellation/2026-06-01/{reports.safe_name('manual/1')}/report"
+    written = reports.ReportWriter(catalog, state.ledger).write(
+        name, document, template="cancellation_report.html.j2", kind="erasure.report", run_id="manual/1"
+    )
+    assert written.json.location == str(tmp_path / "reports" / "cancellation/2026-06-01/manual_1/report.json")
+    assert json.loads(open(written.json.location).read()) == document
+    assert "cancellation" in open(written.html.location).read().lower() and written.pdf is None
+    (entry,) = state.ledger.entries(kind="erasure.report")
+    for part in ("json", "html"):
+        path = entry.payload[part]
+        assert entry.payload[f"{part}_sha256"] == hashlib.sha256(open(path, "rb").read()).hexdigest()

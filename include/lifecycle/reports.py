@@ -61,6 +61,11 @@ def canonical(document: dict) -> bytes:
     return msgspec.json.format(compact.encode("utf-8"), indent=2)
 
 
+def safe_name(text: str) -> str:
+    """``text`` as one file or key name: letters, digits, ``-_.``; anything else ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
 @dataclass(frozen=True)
 class Written:
     location: str
@@ -119,3 +124,44 @@ class ReportSink:
         self._store  # noqa: B018  (opened once here, not by each thread)
         with ThreadPoolExecutor(self.parallel_puts) as pool:
             return list(pool.map(lambda doc: self.write(doc[0], doc[1], content_type=doc[2]), documents))
+
+
+@dataclass(frozen=True)
+class Report:
+    json: Written
+    html: Written
+    pdf: Written | None = None
+
+
+class ReportWriter:
+    """A generated document as ``<name>.json`` (canonical) and ``<name>.html`` (its template),
+    and a PDF where one is given, in the reports destination; then one ledger entry that
+    names each file and its SHA-256, so a changed or swapped report can be detected."""
+
+    def __init__(self, catalog: Catalog, ledger):
+        self.sink, self.ledger = ReportSink(catalog), ledger
+
+    def write(
+        self,
+        name: str,
+        document: dict,
+        *,
+        template: str,
+        kind: str,
+        run_id: str,
+        dag_id: str | None = None,
+        pdf: bytes | None = None,
+        **context,
+    ) -> Report:
+        """Write ``document`` under ``name`` (rendered by ``template`` with it as ``report``)
+        and append ``kind`` to the ledger."""
+        json_file = self.sink.write(f"{name}.json", canonical(document), content_type="application/json")
+        html = render(template, report=document, **context).encode("utf-8")
+        html_file = self.sink.write(f"{name}.html", html, content_type="text/html; charset=utf-8")
+        pdf_file = self.sink.write(f"{name}.pdf", pdf, content_type="application/pdf") if pdf is not None else None
+        files = {"json": json_file, "html": html_file, **({"pdf": pdf_file} if pdf_file else {})}
+        payload = {part: w.location for part, w in files.items()} | {
+            f"{part}_sha256": w.sha256 for part, w in files.items()
+        }
+        self.ledger.append(kind, payload, dag_id=dag_id, run_id=run_id)
+        return Report(json_file, html_file, pdf_file)

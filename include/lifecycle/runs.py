@@ -9,10 +9,11 @@ of the same run decides the same way.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from lifecycle.config import load_config
 from lifecycle.failures import describe, retryable
+from lifecycle.runtime import Run, RunContext
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT_ARGS = {"owner": "privacy", "retries": 2, "retry_delay": timedelta(minutes=1)}
@@ -35,18 +36,19 @@ def dag_settings(dag_id: str, *, schedule, tags: list[str], doc_md: str, **overr
     }
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    dag_id: str
-    run_id: str
-    as_of: datetime  # the instant the run decides by
-    interval_start: datetime | None
-
-
-def run_info(context) -> RunInfo:
+def run_info(context) -> Run:
+    """The run of a task's Airflow context, and the instant it decides by."""
     run = context["dag_run"]
     as_of = context.get("data_interval_end") or context.get("logical_date") or run.run_after
-    return RunInfo(run.dag_id, run.run_id, as_of, context.get("data_interval_start"))
+    return Run(run.dag_id, run.run_id, as_of, context.get("data_interval_start"))
+
+
+def task_context() -> RunContext:
+    """The running task's ``RunContext``: the configuration loaded now, this run, and the
+    state store and stores opened on first use."""
+    from airflow.sdk import get_current_context
+
+    return RunContext(load_config(), run_info(get_current_context()))
 
 
 def terminal_errors(fn):

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from lifecycle import anonymize
 from lifecycle.catalog import Catalog, LinkError
 from lifecycle.config.models import AppliesTo, CatalogFile
+from lifecycle.config.recipients import DELIVERY_PLACEHOLDERS, static_refusals
 from lifecycle.errors import Problem
-from lifecycle.sharing.gate import DELIVERY_PLACEHOLDERS, static_refusals
 
 CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS, NOTIFICATIONS = (
     "catalog.yaml",

@@ -34,18 +34,13 @@ def write_report(config, state, subject_hash, run_id: str, as_of: datetime) -> d
         "overdue": overdue(config, state, subject_hash, as_of),
         "complete_within": str(config.cancellation.complete_within),
     }
-    sink = reports.ReportSink(config.catalog)
-    folder = f"cancellation/{iso_utc(as_of)[:10]}/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in run_id)}"
-    written = sink.write(f"{folder}/report.json", reports.canonical(document), content_type="application/json")
-    html = sink.write(
-        f"{folder}/report.html",
-        reports.render("cancellation_report.html.j2", report=document).encode("utf-8"),
-        content_type="text/html; charset=utf-8",
+    folder = f"cancellation/{iso_utc(as_of)[:10]}/{reports.safe_name(run_id)}"
+    written = reports.ReportWriter(config.catalog, state.ledger).write(
+        f"{folder}/report", document, template="cancellation_report.html.j2", kind="erasure.report", run_id=run_id
     )
-    state.ledger.append("erasure.report", {"json": written.location, "sha256": written.sha256}, run_id=run_id)
     return {
-        "json": written.location,
-        "html": html.location,
+        "json": written.json.location,
+        "html": written.html.location,
         "states": counts,
         "overdue": len(document["overdue"]),
         "certificates": document["certificates"],

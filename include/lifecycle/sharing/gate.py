@@ -1,187 +1,23 @@
 """The sharing gate: may this recipient receive these fields on this date?
 
-Static rules (role and legal basis, fields and their categories, consent
-configuration) depend only on the configuration: validation applies them when
-the files are loaded, and the gate applies them again at run time.  Dated
-rules (the agreement is signed and not expired) need the run's date.  Each
-refusal names its rule, the key under the recipient and the field.
+The static rules (``config.recipients``: role and legal basis, fields and
+their categories, consent configuration) depend only on the configuration and
+are applied at load time too; the dated rules here (the agreement is signed
+and not expired) need the run's date.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
+
+from lifecycle.config.recipients import SUBJECT_FIELD, Refusal, static_refusals
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
     from lifecycle.config.models import Recipient
 
-#: the legal bases each role may receive under (PIPL art. 13, 21, 22, 23; GDPR art. 6, 28)
-ROLE_BASES: dict[str, tuple[str, ...]] = {
-    "processor": ("entrusted_processing",),
-    "affiliate": ("entrusted_processing", "consent", "contract"),
-    "marketing_partner": ("consent",),
-    "acquirer": ("due_diligence",),
-    "independent_controller": ("consent", "contract", "legal_obligation"),
-    "authority": ("legal_obligation",),
-}
-#: agreement types a basis needs, where it needs a particular one
-BASIS_AGREEMENTS: dict[str, tuple[str, ...]] = {"due_diligence": ("confidentiality",)}
-
-#: the column every delivered record carries: the subject id, or its per-recipient keyed hash
-SUBJECT_FIELD = "_subject"
-#: placeholders of delivery.prefix: {ds} the data interval's start date, {start}/{end} its bounds (UTC, compact)
-DELIVERY_PLACEHOLDERS = frozenset({"ds", "start", "end"})
-
-
-@dataclass(frozen=True)
-class Refusal:
-    rule: str  # e.g. agreement_expired, field_shareable
-    key: str  # key path under recipients[i], e.g. share.users[0]
-    field: str | None  # dataset.column, where the rule is about a field
-    reason: str
-
-    def message(self, recipient: str) -> str:
-        on = f" {self.field}:" if self.field else ""
-        return f"recipient {recipient!r}: rule {self.rule}:{on} {self.reason}"
-
-
-def static_refusals(recipient: Recipient, catalog: Catalog) -> list[Refusal]:
-    """What the configuration alone forbids (applied at load time and by the gate)."""
-    out: list[Refusal] = []
-    allowed = ROLE_BASES[recipient.role]
-    if recipient.legal_basis not in allowed:
-        out.append(
-            Refusal(
-                "basis_fits_role",
-                "legal_basis",
-                None,
-                f"a {recipient.role} may receive data under {' or '.join(allowed)}, not {recipient.legal_basis}",
-            )
-        )
-    agreement = recipient.agreement
-    if agreement is None:
-        out.append(
-            Refusal(
-                "agreement_exists",
-                "agreement",
-                None,
-                "no agreement: sharing needs a signed agreement {id, type, signed, expires}",
-            )
-        )
-    else:
-        needed = BASIS_AGREEMENTS.get(recipient.legal_basis)
-        if needed and agreement.type not in needed:
-            out.append(
-                Refusal(
-                    "agreement_type",
-                    "agreement.type",
-                    None,
-                    f"{recipient.legal_basis} needs a {' or '.join(needed)} agreement, not {agreement.type}",
-                )
-            )
-        for i, category in enumerate(agreement.covers):
-            if category not in catalog.model.categories:
-                out.append(
-                    Refusal("field_in_agreement", f"agreement.covers[{i}]", None, f"unknown category {category!r}")
-                )
-    covers = agreement.covers if agreement else []
-    for dataset, columns in recipient.share.items():
-        if dataset not in catalog.datasets:
-            out.append(Refusal("field_in_catalog", f"share.{dataset}", dataset, f"unknown dataset {dataset!r}"))
-            continue
-        ds = catalog.dataset(dataset)
-        if not ds.is_table:
-            out.append(Refusal("field_in_catalog", f"share.{dataset}", dataset, "only table datasets can be shared"))
-            continue
-        personal = {f.column: f for f in catalog.personal_fields(dataset)}
-        subject_columns = _subject_columns(catalog, dataset)
-        if covers and ds.personal and ds.category and not any(catalog.is_within(ds.category, c) for c in covers):
-            out.append(
-                Refusal(
-                    "field_in_agreement",
-                    f"share.{dataset}",
-                    dataset,
-                    f"rows of {dataset!r} are {ds.category} (each record names its subject), which agreement "
-                    f"{agreement.id} does not cover (covers: {', '.join(covers)})",
-                )
-            )
-        for j, column in enumerate(columns):
-            key, field = f"share.{dataset}[{j}]", f"{dataset}.{column}"
-            if column not in ds.fields and column not in catalog.structural_columns(dataset):
-                out.append(
-                    Refusal(
-                        "field_in_catalog", key, field, f"{column!r} is not a column of {dataset!r} in catalog.yaml"
-                    )
-                )
-            elif column in subject_columns:
-                out.append(
-                    Refusal(
-                        "subject_field",
-                        key,
-                        field,
-                        f"{column!r} holds the subject id; every record carries it as {SUBJECT_FIELD} "
-                        "(a keyed hash when pseudonymize_subject), so do not list it",
-                    )
-                )
-            elif column in personal and not catalog.shareable(personal[column].category):
-                out.append(
-                    Refusal(
-                        "field_shareable",
-                        key,
-                        field,
-                        f"{column!r} is {personal[column].category}, a category that is never shared",
-                    )
-                )
-            elif (
-                column in personal
-                and covers
-                and not any(catalog.is_within(personal[column].category, c) for c in covers)
-            ):
-                out.append(
-                    Refusal(
-                        "field_in_agreement",
-                        key,
-                        field,
-                        f"{column!r} is {personal[column].category}, which agreement {agreement.id} does not cover "
-                        f"(covers: {', '.join(covers)})",
-                    )
-                )
-    if recipient.legal_basis == "consent" and recipient.consent is None:
-        out.append(
-            Refusal("consent_configured", "consent", None, "legal_basis consent needs consent: {dataset, purpose}")
-        )
-    if recipient.consent:
-        consent_ds = catalog.datasets.get(recipient.consent.dataset)
-        if consent_ds is None:
-            out.append(
-                Refusal("consent_configured", "consent.dataset", None, f"unknown dataset {recipient.consent.dataset!r}")
-            )
-        elif consent_ds.consent is None:
-            out.append(
-                Refusal(
-                    "consent_configured",
-                    "consent.dataset",
-                    None,
-                    f"dataset {recipient.consent.dataset!r} has no consent: {{purpose, granted, withdrawn}} in catalog.yaml",
-                )
-            )
-        else:
-            apart = sorted(
-                d for d in recipient.share if d in catalog.datasets and catalog.dataset(d).system != consent_ds.system
-            )
-            if apart:
-                out.append(
-                    Refusal(
-                        "consent_configured",
-                        "consent.dataset",
-                        None,
-                        f"{recipient.consent.dataset!r} is in system {consent_ds.system!r}, but {', '.join(apart)} "
-                        "is not; consent is checked in SQL, so it must be in the same system",
-                    )
-                )
-    return out
+__all__ = ["SUBJECT_FIELD", "Refusal", "dated_refusals", "gate", "shared_categories"]
 
 
 def dated_refusals(recipient: Recipient, on: date) -> list[Refusal]:
@@ -224,11 +60,3 @@ def shared_categories(catalog: Catalog, dataset: str, columns: list[str]) -> lis
     if ds.personal and ds.category:
         found.add(ds.category)
     return sorted(found)
-
-
-def _subject_columns(catalog: Catalog, dataset: str) -> set[str]:
-    """Columns of ``dataset`` that hold the subject id itself."""
-    hops = catalog.path_to_subject(dataset) if dataset in catalog.datasets else ()
-    if not hops:
-        return {catalog.subject.key}
-    return {hops[0].column} if len(hops) == 1 else set()
