@@ -1,35 +1,79 @@
 """Notices to people whose account is being erased: when it will happen (*scheduled*) and
 that it happened (*completed*), each sent at most once per person.
 
-Each person's ``lifecycle_notices`` row is committed as ``sending`` before their
-mail goes out (``mail.send_claimed``); one ledger entry then backs the outcomes.
+The ``Notifier`` sends them; ``NoticeBook`` is their claim table
+(``lifecycle_notices``, one row per template and person) and their evidence:
+one ``notice.batch`` ledger entry over the outcomes each call adds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from lifecycle.errors import LifecycleError
-from lifecycle.mail import personal_notices, send_claimed
+from lifecycle.mail import personal_notices
+from lifecycle.notifier import Notifier, Recorded
 from lifecycle.state.ledger import canonical_json
 
 log = logging.getLogger(__name__)
 
 
+class NoticeBook:
+    """The ``lifecycle_notices`` rows of one template, claimed under ``scope`` (a batch, or
+    the run that sends scheduled notices).  Notices that earlier versions recorded as one
+    ledger entry each (``notice:<template>:<subject>``) count as sent."""
+
+    def __init__(self, state, template: str, scope: str):
+        self.state, self.template, self.scope, self.name = state, template, scope, template
+
+    def recorded(self, subjects: Sequence[str]) -> dict[str, Recorded]:
+        found = {
+            s: Recorded(r.status, r.ledger_hash is not None)
+            for s, r in self.state.notices.rows(self.template, subjects).items()
+        }
+        fresh = [s for s in subjects if s not in found]
+        if fresh:
+            legacy = self.state.ledger.keys_among([f"notice:{self.template}:{s}" for s in fresh])
+            found.update((s, Recorded("sent", True)) for s in fresh if f"notice:{self.template}:{s}" in legacy)
+        return found
+
+    def claims(self):
+        return self.state.notices.claims(self.template, self.scope)
+
+    def summarize(self, subjects: Sequence[str], run_id: str | None) -> None:
+        """Counts and the SHA-256 of [subject, status, Message-ID] rows in subject order, of the
+        outcomes among ``subjects`` no entry backs yet (an interrupted call's too); each row
+        then records the entry's hash."""
+        rows = [
+            row
+            for _, row in sorted(self.state.notices.rows(self.template, subjects).items())
+            if row.ledger_hash is None and row.status != "sending"
+        ]
+        if not rows:
+            return
+        listing = [[row.subject_id, row.status, row.message_id] for row in rows]
+        digest = hashlib.sha256(canonical_json(listing).encode("utf-8")).hexdigest()
+        statuses: dict[str, int] = {}
+        for _, status, _ in listing:
+            statuses[status] = statuses.get(status, 0) + 1
+        payload = {
+            "template": self.template,
+            "scope": self.scope,
+            "subjects": len(listing),
+            "statuses": statuses,
+            "notices_sha256": digest,
+        }
+        entry = self.state.ledger.append(
+            "notice.batch", payload, run_id=run_id, key=f"notices:{self.template}:{digest[:32]}"
+        )
+        self.state.notices.back(self.template, [row.subject_id for row in rows], entry.entry_hash)
+
+
 class ErasureNotices:
     def __init__(self, config, state, stores, mailer: Callable[[], object] | None = None):
         self.config, self.catalog, self.state, self.stores = config, config.catalog, state, stores
-        self._mailer = mailer or self._default_mailer
-
-    def _default_mailer(self):
-        from lifecycle.mail import Mailer
-
-        settings = self.config.notifications
-        if settings is None:  # validation refuses notices without mail settings; a model built in code may not
-            raise LifecycleError("notices need notifications.yaml: email (conn_id, from)")
-        return Mailer(settings.email.conn_id, settings.email.from_, settings.email.max_per_second)
+        self.notifier = Notifier(config.notifications, mailer)
 
     def _context(self, record) -> dict:
         contact = self.config.notifications.contact if self.config.notifications else None
@@ -48,104 +92,35 @@ class ErasureNotices:
         extra: Callable[[object], dict] | None = None,
         run_id: str | None = None,
     ) -> dict:
-        """Send ``template`` at most once per subject.
-
-        Each person's ``lifecycle_notices`` row is committed as ``sending``
-        before their mail goes out (``mail.send_claimed``); the outcome
-        follows: ``sent``, ``undeliverable`` (the server refused it for good),
-        ``deferred`` (it refused it for now, every try), or ``skipped`` without
-        an address.  A refused completion notice does not hold the erasure up.
-        A row a killed run left ``sending`` becomes ``uncertain`` and is not
-        sent again: whether the server took that mail is unknown.  Notices
-        that earlier versions recorded one ledger entry each
-        (``notice:<template>:<subject>``) count as sent.  Then one ledger
-        entry backs the outcomes not yet backed (``_summarize``).
-        """
-        recorded = self.state.notices.rows(template, [r.subject_id for r in records])
-        interrupted = sorted(s for s, row in recorded.items() if row.status == "sending")
-        if interrupted:
-            self.state.notices.claims(template, scope).mark_uncertain(interrupted)
-            log.warning(
-                "%s: %d notice(s) left 'sending' by an interrupted run are recorded uncertain and not sent again",
-                template,
-                len(interrupted),
-            )
-        fresh = [r for r in records if r.subject_id not in recorded]
-        legacy = self.state.ledger.keys_among([f"notice:{template}:{r.subject_id}" for r in fresh]) if fresh else set()
-        todo = [r for r in fresh if f"notice:{template}:{r.subject_id}" not in legacy]
-        counts = {
-            "sent": 0,
-            "no_address": 0,
-            "already": len(records) - len(todo) - len(interrupted),
-            "uncertain": len(interrupted),
-        }
-        if todo:
-            outcomes = self._mail(template, todo, scope, extra)
-            counts["already"] += outcomes.pop("taken", 0)
-            for status, n in outcomes.items():
-                counts[status] = counts.get(status, 0) + n
-        unbacked = [s for s, row in recorded.items() if row.ledger_hash is None] + [r.subject_id for r in todo]
-        if unbacked:
-            self._summarize(template, unbacked, scope, run_id)
-        return counts
-
-    def _summarize(self, template: str, subjects: list[str], scope: str, run_id: str | None) -> None:
-        """One ledger entry for the outcomes among ``subjects`` no entry backs yet (an
-        interrupted call's too): counts and the SHA-256 of [subject, status, Message-ID]
-        rows in subject order; each row then records the entry's hash."""
-        rows = [
-            row
-            for _, row in sorted(self.state.notices.rows(template, subjects).items())
-            if row.ledger_hash is None and row.status != "sending"
-        ]
-        if not rows:
-            return
-        listing = [[row.subject_id, row.status, row.message_id] for row in rows]
-        digest = hashlib.sha256(canonical_json(listing).encode("utf-8")).hexdigest()
-        statuses: dict[str, int] = {}
-        for _, status, _ in listing:
-            statuses[status] = statuses.get(status, 0) + 1
-        entry = self.state.ledger.append(
-            "notice.batch",
-            {
-                "template": template,
-                "scope": scope,
-                "subjects": len(listing),
-                "statuses": statuses,
-                "notices_sha256": digest,
-            },
-            run_id=run_id,
-            key=f"notices:{template}:{digest[:32]}",
-        )
-        self.state.notices.back(template, [row.subject_id for row in rows], entry.entry_hash)
-
-    def _mail(self, template: str, todo: list, scope: str, extra) -> dict[str, int]:
-        """Render, claim and send each notice (``mail.send_claimed``); counts by outcome."""
-        contacts = self.stores.of(self.catalog.subject.dataset).contacts([r.subject_id for r in todo])
-        settings = self.config.notifications
-        fallback = settings.locales[0] if settings else "en"
-        email = settings.email if settings else None
+        """Send ``template`` at most once per subject: ``sent``, ``undeliverable`` (the server
+        refused it for good), ``deferred`` (for now, every try), ``no_address``; ``already``
+        sent before, ``uncertain`` after an interrupted run.  A refused completion notice
+        does not hold the erasure up."""
+        by_subject = {r.subject_id: r for r in records}
+        fallback = self.config.notifications.locales[0] if self.config.notifications else "en"
         notice = personal_notices(template, fallback)
-        records = {r.subject_id: r for r in todo}
-        with self._mailer() as mailer:
 
-            def prepare(subject: str):
-                person, record = contacts.get(subject) or {}, records[subject]
+        def prepare(todo: Sequence[str], mailer):
+            contacts = self.stores.of(self.catalog.subject.dataset).contacts(list(todo))
+
+            def compose(subject: str):
+                person, record = contacts.get(subject) or {}, by_subject[subject]
                 if not person.get("email"):
                     return None
                 context = {**self._context(record), **(extra(record) if extra else {})}
-                return mailer.compose(
-                    person["email"],
-                    notice(person.get("locale"), person.get("name"), **context),
-                    key=f"notice:{template}:{subject}",
-                )
+                message = notice(person.get("locale"), person.get("name"), **context)
+                return mailer.compose(person["email"], message, key=f"notice:{template}:{subject}")
 
-            retries = {"attempts": email.retry_attempts, "backoff": email.retry_backoff.seconds} if email else {}
-            return dict(
-                send_claimed(
-                    mailer, list(records), self.state.notices.claims(template, scope), prepare=prepare, **retries
-                )
-            )
+            return compose
+
+        book = NoticeBook(self.state, template, scope)
+        delivered = self.notifier.deliver(book, list(by_subject), prepare, run_id=run_id)
+        outcomes = dict(delivered.outcomes)
+        counts = {"sent": 0, "no_address": 0, "already": delivered.already + outcomes.pop("taken", 0)}
+        counts["uncertain"] = delivered.uncertain
+        for status, n in outcomes.items():
+            counts[status] = counts.get(status, 0) + n
+        return counts
 
     def completed(self, records: list, retained: dict[str, list[str]], batch: str, run_id: str | None) -> dict:
         """The completion notice of each erased subject, naming what was kept and why."""
