@@ -665,3 +665,34 @@ def test_a_locale_without_an_incident_notice_template_is_refused(tmp_path):
     files["incidents.yaml"]["locales"] = ["en", "tlh"]
     with pytest.raises(ConfigError, match=r"incidents.yaml: locales\[1\]: 'tlh' has no incident notice template"):
         load_config(sample.write(tmp_path / "config", files))
+
+
+# A run's documents as the register held them before they were typed (an approved run with its announcement):
+# they must read, and write back byte for byte.
+STORED = {
+    "scope": '{"affected": 9, "already_notified": 0, "batches": 2, "by_country": {"CN": 2, "DE": 1, "FR": 1, '
+    '"GB": 1, "US": 4}, "by_locale": {"de": 1, "en": 5, "fr": 1, "zh-CN": 2}, "categories": ["access_records"], '
+    '"datasets": {"access_logs": 9, "chat_messages": 1}, "new": 9, "reach": {"email": 6, "none": 1, "phone": 1, '
+    '"post": 1}, "records_by_category": {"access_records": 10}, "unknown_ids": 0}',
+    "obligations": '{"affected_total": 9, "countries": ["CN", "DE"], "decided_at": "2026-11-12T10:00:00+00:00", '
+    '"fallback": {"fires": true, "notified": 9, "publish": true, "reasons": ["3 of 9 people to notify"], '
+    '"unreachable": 3, "unreachable_fraction": 0.333333}, "fallback_final": {"delivery": {"sent": 5, '
+    '"undeliverable": 1}, "fires": true, "notified": 9, "publish": true, "published": {"location": '
+    '"s3://bkt/notices/INC-2026-042.html", "system": "media", "url": "http://s3.example/bkt/notices/INC-2026-042.html"}, '
+    '"reasons": ["4 of 9 people to notify"], "unreachable": 4, "unreachable_fraction": 0.444444}, "regulators": '
+    '[{"contact": null, "deadline": "2026-11-15T08:00:00+00:00", "deadline_after_discovery": "72h", "id": "eu", '
+    '"matched": true, "met_if_notified_now": true, "name": "EU", "reasons": ["affected people in DE"]}]}',
+    "approval": '{"by": "responder", "decision": "approved", "how": "test"}',
+    "figures": '{"final": {"affected": 9, "outcome": "approved"}, "lists": {"files": {"letters": "r/letters.csv"}, '
+    '"letters": 1, "no_contact": 1, "telephone": 2}, "preview": {"email.en.txt": "r/preview/email.en.txt"}, '
+    '"reports": {"eu": {"html": "r/report.eu.html", "json": "r/report.eu.json", "pdf": "r/report.eu.pdf"}}}',
+}
+
+
+@pytest.mark.parametrize("column", sorted(STORED))
+def test_a_runs_documents_written_before_read_and_write_back_unchanged(column):
+    from lifecycle.incident import models
+
+    model = {"scope": models.Scope, "obligations": models.Obligations, "approval": models.Approval}
+    document = model.get(column, models.Figures).from_dict(json.loads(STORED[column]))
+    assert models.to_json(document) == STORED[column]
