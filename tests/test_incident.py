@@ -17,6 +17,7 @@ from lifecycle.errors import LifecycleError, TransientStoreError
 from lifecycle.failures import retryable
 from lifecycle.incident import FormError, IncidentNotification, parse
 from lifecycle.incident.form import param_schemas
+from lifecycle.incident.obligations import fallback
 from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
 from lifecycle.state.schema import incident_deliveries, incident_runs
@@ -414,9 +415,10 @@ def test_a_rejected_run_sends_nothing(world):
     ],
 )
 def test_the_approval_tasks_answer_becomes_the_registers_decision(answer, decision):
-    from lifecycle.incident.notify import approval_from_answer
+    from lifecycle.incident.approval import approval_from_answer
 
-    assert approval_from_answer(answer) == decision
+    approval = approval_from_answer(answer)
+    assert (approval and approval.to_dict()) == decision
 
 
 # ------------------------------------------------------------ obligations
@@ -449,7 +451,9 @@ def test_deadlines_run_from_discovery_for_each_matching_regulator(world, tmp_pat
     notifier.register(form, "manual__d", AS_OF)
     notifier.resolve("manual__d")
     notifier.obligations("manual__d")
-    regulators = {r["id"]: r for r in json.loads(notifier._run("manual__d").obligations)["regulators"]}
+    with engine.connect() as conn:
+        obligations = conn.execute(sa.select(incident_runs.c.obligations)).scalar_one()
+    regulators = {r["id"]: r for r in json.loads(obligations)["regulators"]}
     assert {k for k, r in regulators.items() if r["matched"]} == {"cac_jiangsu", "eu_lead_sa", "always"}
     assert regulators["cac_jiangsu"]["deadline"] == "2026-11-12T12:00:00+00:00"
     assert regulators["eu_lead_sa"]["deadline"] == "2026-11-15T08:00:00+00:00"
@@ -475,9 +479,7 @@ def test_deadlines_run_from_discovery_for_each_matching_regulator(world, tmp_pat
 )
 def test_the_fallback_fires_exactly_at_its_thresholds(tmp_path, affected, unreachable, notified, fires):
     config = load_config(sample.write(tmp_path / "config"))
-    notifier = IncidentNotification.__new__(IncidentNotification)
-    notifier.cfg = config.incidents
-    decision = notifier._fallback(affected, unreachable, notified, chosen=False)
+    decision = fallback(config.incidents.fallback, affected, unreachable, notified, chosen=False).to_dict()
     assert decision["fires"] is fires and decision["publish"] is fires
     assert decision["reasons"] and ("at least" in decision["reasons"][0]) is fires
 
@@ -594,7 +596,8 @@ def test_people_can_come_from_an_s3_listing_of_ids(world):
         subjects_uri=f"s3://{store.bucket}/incident/ids.txt",
     )
     assert _recipients(sink) == sorted([_email(2), _email(9)])
-    scope = json.loads(notifier._run("manual__1").scope)
+    with engine.connect() as conn:
+        scope = json.loads(conn.execute(sa.select(incident_runs.c.scope)).scalar_one())
     assert scope["unknown_ids"] == 1 and scope["affected"] == 2
 
 
