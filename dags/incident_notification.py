@@ -46,7 +46,6 @@ anything is recorded.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from airflow.sdk import dag, get_current_context, task
@@ -73,12 +72,6 @@ def _notifier():
 
     config = load_config()
     return IncidentNotification(config, StateStore.for_catalog(config.catalog))
-
-
-def _decision(answer) -> dict | None:
-    from lifecycle.incident.notify import approval_from_answer
-
-    return approval_from_answer(answer)
 
 
 if CONFIG.incidents is not None:
@@ -157,15 +150,7 @@ if CONFIG.incidents is not None:
         @terminal_errors
         def plan_sends() -> list[int]:
             context = get_current_context()
-            notifier, run_id = _notifier(), run_info(context).run_id
-            # this task runs only when the approval task let it: approved
-            decision = _decision(context["ti"].xcom_pull(task_ids="approve")) or {
-                "decision": "approved",
-                "by": None,
-                "how": "approval task",
-            }
-            notifier.record_approval(run_id, decision["decision"], by=decision["by"], how=decision["how"])
-            return notifier.batches(run_id)
+            return _notifier().plan_sends(run_info(context).run_id, context["ti"].xcom_pull(task_ids="approve"))
 
         @task(max_active_tis_per_dagrun=1)  # one batch at a time: max_per_second holds for the run
         @terminal_errors
@@ -192,16 +177,13 @@ if CONFIG.incidents is not None:
         def finish() -> dict:
             context = get_current_context()
             run, ti = run_info(context), context["ti"]
-            decision = _decision(ti.xcom_pull(task_ids="approve"))
-            if decision is None:  # the approval task succeeded but skipped what follows: rejected (or timed out)
-                states = ti.get_task_states(dag_id=run.dag_id, task_ids=["approve"], run_ids=[run.run_id])
-                if "success" in json.dumps(states.get(run.run_id, states), default=str):
-                    decision = {
-                        "decision": "rejected",
-                        "by": None,
-                        "how": "approval task: Reject, or no answer within approval_timeout",
-                    }
-            return _notifier().finish(run.run_id, decision)
+            return _notifier().finish(
+                run.run_id,
+                answer=ti.xcom_pull(task_ids="approve"),
+                approve_states=lambda: ti.get_task_states(
+                    dag_id=run.dag_id, task_ids=["approve"], run_ids=[run.run_id]
+                ),
+            )
 
         checked, registered, resolved, obliged = preflight(), register(), resolve(), obligations()
         previewed = preview()

@@ -1,4 +1,4 @@
-"""Documents of an incident: previews, the announcement, regulator reports, contact lists.
+"""Documents of an incident: the notice's text, the announcement, regulator reports, contact lists.
 
 Everything is rendered by the one renderer (``lifecycle.reports``) and
 written through the ``ReportSink``; a PDF is made from the same HTML as the
@@ -12,9 +12,18 @@ from __future__ import annotations
 import csv
 import functools
 import io
+from typing import TYPE_CHECKING
 
 from lifecycle import reports
+from lifecycle.clock import iso_utc
 
+if TYPE_CHECKING:
+    from lifecycle.catalog import Catalog
+    from lifecycle.config.models import IncidentsFile
+    from lifecycle.incident.form import IncidentForm
+    from lifecycle.incident.models import RegulatorDecision, Run, Scope
+
+NOTICE_TEMPLATE = "incident_notice"  # include/templates/mail/incident_notice.<locale>.{txt,html}.j2
 PDF_FONT = "STSong-Light"  # reportlab's built-in CID font: Chinese glyphs (used when a report has CJK text)
 
 # The legal items each report answers, in the order regulators read them.
@@ -100,3 +109,89 @@ class Documents:
             "pdf": self.write_bytes(f"{name}.pdf", pdf(for_pdf), "application/pdf"),
             "json": self.write_bytes(f"{name}.json", reports.canonical(document), "application/json"),
         }
+
+
+def contact(cfg: IncidentsFile, form: IncidentForm) -> dict:
+    """Whom people and regulators may ask: the form's contact, else the configured officer."""
+    if form.contact:
+        return {"name": form.contact["name"], "email": form.contact["email"], "phone": form.contact.get("phone")}
+    return {"name": cfg.contact.name, "email": cfg.contact.email, "phone": cfg.contact.phone}
+
+
+def category_titles(catalog: Catalog, categories) -> list[str]:
+    model = catalog.model.categories
+    return [model[c].title or c.replace("_", " ") if c in model else c for c in categories]
+
+
+def notice_context(catalog: Catalog, cfg: IncidentsFile, form: IncidentForm, scope: Scope) -> dict:
+    """What the notice, the announcement and the previews say, shared by every person and language."""
+    return {
+        "incident": form.facts(),
+        "incident_id": form.incident_id,
+        "title": form.title,
+        "follow_up": form.phase == "update",
+        "discovered_on": form.discovered_at.date().isoformat(),
+        "occurred_from": form.occurred_from.date().isoformat() if form.occurred_from else None,
+        "occurred_to": form.occurred_to.date().isoformat() if form.occurred_to else None,
+        "categories": category_titles(catalog, scope.categories),
+        "contact": contact(cfg, form),
+    }
+
+
+def announcement(catalog: Catalog, cfg: IncidentsFile, run: Run) -> str:
+    """The public notice: one section per configured locale."""
+    return reports.render(
+        "incident_announcement.html.j2",
+        locales=cfg.locales,
+        affected=run.obligations.affected_total,
+        **notice_context(catalog, cfg, run.form, run.scope),
+    )
+
+
+def regulator_report(
+    catalog: Catalog, cfg: IncidentsFile, run: Run, regulator: RegulatorDecision, delivery: dict | None, draft: bool
+) -> dict:
+    """One regulator's report: the legal items from the facts, counts and decisions; nobody's details."""
+    form, scope, obligations = run.form, run.scope, run.obligations
+    notified_at = iso_utc(run.as_of)
+    met = run.as_of <= regulator.deadline
+    titles = category_titles(catalog, scope.categories)
+    return {
+        "report": "personal information security incident report",
+        "draft": draft,
+        "follow_up": form.phase == "update",
+        "phase": form.phase,
+        "regulator": {"id": regulator.id, "name": regulator.name, "contact": regulator.contact},
+        "why_told": list(regulator.reasons),
+        "incident": {
+            "id": form.incident_id,
+            "title": form.title,
+            "cause": form.cause,
+            "impact": form.impact,
+            "measures_taken": form.measures_taken,
+            "precautions": form.precautions,
+            "remedies": form.remedies,
+        },
+        "contact": contact(cfg, form),
+        "timeline": {
+            "occurred_from": iso_utc(form.occurred_from) if form.occurred_from else None,
+            "occurred_to": iso_utc(form.occurred_to) if form.occurred_to else None,
+            "discovered_at": iso_utc(form.discovered_at),
+            "notified_at": notified_at,
+            "deadline": iso_utc(regulator.deadline),
+            "deadline_after_discovery": regulator.deadline_after_discovery,
+            "deadline_met": met,
+            "delay_reasons": None if met else (form.delay_reasons or "not given"),
+        },
+        "scope": {
+            "people_affected_this_report": scope.affected,
+            "people_newly_notified": scope.new,
+            "people_affected_total": obligations.affected_total,
+            "by_country": scope.by_country,
+            "records_by_category": {t: scope.records_by_category.get(c, 0) for c, t in zip(scope.categories, titles)},
+            "categories": titles,
+        },
+        "channels": list(form.channels),
+        "announcement": obligations.fallback.to_dict(),
+        "delivery": delivery or "not sent yet",
+    }

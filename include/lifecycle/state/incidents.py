@@ -2,9 +2,9 @@
 per run, and one delivery row per incident and person.
 
 A run's documents (facts, scope, obligations, approval, figures) are JSON
-text written and read by the incident notification; the register keeps them
-as given.  People are stored as ids with how they can be reached, never
-addresses.
+text, read and written by ``lifecycle.incident.models`` (the one place that
+knows their keys); the register keeps them as given.  People are stored as
+ids with how they can be reached (``AffectedPerson``), never addresses.
 """
 
 from __future__ import annotations
@@ -30,13 +30,29 @@ class IncidentRun:
     phase: str  # initial | update
     dry_run: bool
     as_of: str
-    facts: str  # JSON documents, as the notification wrote them
+    facts: str  # JSON documents: lifecycle.incident.models reads and writes them
     scope: str | None
     obligations: str | None
     approval: str | None
     figures: str | None
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class AffectedPerson:
+    """A person a run found, as ``lifecycle_incident_subjects`` keeps them."""
+
+    subject_id: str
+    new: bool  # not found by an earlier approved run of the incident
+    reach: str  # email | phone | post | none
+    country: str | None
+    locale: str | None
+    batch: int = -1  # the send batch of a new person with an e-mail address; -1 for everyone else
+
+    @property
+    def mailable(self) -> bool:
+        return self.new and self.reach == "email"
 
 
 def _now() -> str:
@@ -149,9 +165,21 @@ class Incidents:
 
     # ------------------------------------------------------------------ people
 
-    def replace_subjects(self, run_id: str, rows: Sequence[dict]) -> None:
-        """The run's affected people, in one transaction (a rerun replaces what a crash left):
-        dicts of ``run_id``, ``incident_id``, ``subject_id``, ``new``, ``reach``, ``country``, ``locale``, ``batch``."""
+    def replace_subjects(self, run_id: str, incident_id: str, people: Sequence[AffectedPerson]) -> None:
+        """The run's affected people, in one transaction (a rerun replaces what a crash left)."""
+        rows = [
+            {
+                "run_id": run_id,
+                "incident_id": incident_id,
+                "subject_id": p.subject_id,
+                "new": p.new,
+                "reach": p.reach,
+                "country": p.country,
+                "locale": p.locale,
+                "batch": p.batch,
+            }
+            for p in people
+        ]
         with self.engine.begin() as conn:
             conn.execute(incident_subjects.delete().where(incident_subjects.c.run_id == run_id))
             for part in chunks(rows, 10_000):

@@ -1,0 +1,55 @@
+"""The run's figures in the register and the ledger, after every path: sent, dry run, rejected, failed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from lifecycle.incident.approval import record_approval
+
+if TYPE_CHECKING:
+    from lifecycle.incident.models import Approval, Run
+    from lifecycle.incident.services import Services
+
+
+def delivery_figures(services: Services, run: Run) -> dict:
+    """How many people were affected, notified, mailed, and put on the lists so far."""
+    scope, lists = run.scope, run.figures.lists
+    delivered = services.state.incidents.delivery_counts(run.run_id)
+    return {
+        "affected": scope.affected if scope else 0,
+        "newly_notified": scope.new if scope else 0,
+        "emails_sent": delivered.get("sent", 0),
+        "undeliverable": delivered.get("undeliverable", 0),
+        "deferred": delivered.get("deferred", 0),
+        "uncertain": delivered.get("uncertain", 0),
+        "letters": lists.letters if lists else 0,
+        "telephone": lists.telephone if lists else 0,
+        "no_contact": lists.no_contact if lists else 0,
+    }
+
+
+def finish(services: Services, run_id: str, approval: Approval | None) -> dict:
+    """Record the decision (when the approval task made one) and the run's summary; returns the summary."""
+    run = services.run(run_id)
+    if approval and not run.approval:
+        record_approval(services, run_id, approval)
+        run = services.run(run_id)
+    obligations = run.obligations
+    outcome = "dry run" if run.dry_run else run.approval.decision if run.approval else "not approved"
+    published = obligations.announcement.published if obligations and obligations.announcement else None
+    reports = services.catalog.model.reports
+    summary = {
+        "incident_id": run.incident_id,
+        "phase": run.phase,
+        "outcome": outcome,
+        **delivery_figures(services, run),
+        "announcement": published.url if published else None,
+        "regulators": [r.id for r in obligations.matched] if obligations else [],
+        "documents": reports.path or reports.system,
+        "folder": services.documents(run).folder,
+    }
+    services.save(run_id, figures=replace(run.figures, final=summary))
+    services.state.incidents.touch(run.incident_id)
+    services.record("figures", {**summary, "documents": None}, run)
+    return summary

@@ -1,0 +1,42 @@
+"""The preview: one e-mail per locale, the announcement and each told regulator's report, as drafts.
+
+A dry run ends here; the responder reads these before triggering again (or
+approving).  The e-mail is rendered without a name ("Dear customer").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lifecycle.incident import documents
+from lifecycle.incident.models import Figures
+from lifecycle.mail import render_notice
+
+if TYPE_CHECKING:
+    from lifecycle.incident.services import Services
+
+
+def preview(services: Services, run_id: str) -> dict:
+    run = services.run(run_id)
+    cfg, catalog = services.cfg, services.catalog
+    docs = services.documents(run)
+    context = documents.notice_context(catalog, cfg, run.form, run.scope)
+    written = {}
+    for locale in cfg.locales:
+        notice = render_notice(documents.NOTICE_TEMPLATE, locale, cfg.locales[0], name=None, **context)
+        written[f"email.{locale}.txt"] = docs.write_text(
+            f"preview/email.{locale}.txt", f"Subject: {notice.subject}\n\n{notice.text}", "text/plain; charset=utf-8"
+        )
+        if notice.html:
+            written[f"email.{locale}.html"] = docs.write_text(
+                f"preview/email.{locale}.html", notice.html, "text/html; charset=utf-8"
+            )
+    written["announcement.html"] = docs.write_text(
+        "preview/announcement.html", documents.announcement(catalog, cfg, run), "text/html; charset=utf-8"
+    )
+    for regulator in run.obligations.matched:
+        report = documents.regulator_report(catalog, cfg, run, regulator, None, draft=True)
+        for kind, location in docs.report(f"preview/report.{regulator.id}", report).items():
+            written[f"report.{regulator.id}.{kind}"] = location
+    services.save(run_id, figures=Figures(preview=written))
+    return {"documents": len(written), "folder": docs.folder + "/preview", "dry_run": run.form.dry_run}

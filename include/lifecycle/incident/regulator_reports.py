@@ -1,0 +1,43 @@
+"""Each told regulator's report (HTML, PDF, JSON), with the delivery figures, and its ledger entry.
+
+"Notified" is the run's logical time, so a rerun writes the same report; a
+missed deadline prints the form's ``delay_reasons``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from lifecycle.clock import iso_utc
+from lifecycle.incident import documents
+from lifecycle.incident.approval import may_send
+from lifecycle.incident.finish import delivery_figures
+
+if TYPE_CHECKING:
+    from lifecycle.incident.services import Services
+
+
+def regulator_reports(services: Services, run_id: str) -> dict:
+    run = services.run(run_id)
+    may_send(run)
+    final = run.obligations.announcement
+    delivery = {**delivery_figures(services, run), "announcement": final.to_dict() if final else None}
+    docs, written = services.documents(run), {}
+    for regulator in run.obligations.matched:
+        report = documents.regulator_report(services.catalog, services.cfg, run, regulator, delivery, draft=False)
+        written[regulator.id] = docs.report(f"report.{regulator.id}", report)
+        services.record(
+            "report",
+            {
+                "incident": run.incident_id,
+                "regulator": regulator.id,
+                "deadline": iso_utc(regulator.deadline),
+                "follow_up": run.phase == "update",
+                "json": written[regulator.id]["json"],
+            },
+            run,
+            part=regulator.id,
+        )
+    services.save(run_id, figures=replace(run.figures, reports=written))
+    return {"reports": {regulator: locations["pdf"] for regulator, locations in written.items()}}
