@@ -172,7 +172,7 @@ def main() -> int:
             os.environ[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = aws_connection(endpoint)
             os.environ["LIFECYCLE_VAR_DIR"] = str(work)  # the demo config's reports folder (each side has its own)
             config = load_config(REPO / "config" / "lifecycle")
-            rate = args.mail_rate or config.incidents.email.max_per_second
+            rate = args.mail_rate or config.notifications.email.max_per_second
             s3 = moto_client(endpoint)
             _warm_s3(s3, _bucket(s3, [0]))
             rounds = []
@@ -404,7 +404,7 @@ def _erasure(
     ``connections.sql_engine`` makes them, the S3 client as ``connections.s3_client`` does)."""
     s3, data = connections.s3_client(S3_CONN_ID), connections.engine_for(data_url)
     media = {n for n, system in config.catalog.systems.items() if system.type == "s3"}
-    email = config.incidents.email
+    email = config.notifications.email
     cancellation = config.cancellation
     if batch_size:
         cancellation = cancellation.model_copy(update={"batch_size": batch_size})

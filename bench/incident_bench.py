@@ -203,7 +203,7 @@ def main() -> int:
         )
         config = _config(work, args.batch_size)
         state = StateStore(state_engine, dataset_names=set(config.catalog.datasets))
-        email = config.incidents.email
+        email = config.notifications.email
         notifier = IncidentNotification(
             config,
             state,
@@ -226,7 +226,7 @@ def main() -> int:
         lifecycle_rate = sent / (t_done - t_send)
 
         # ---- raw: the same number of messages, rendered and built beforehand, one connection
-        context = notifier.notice_context(notifier.form(run_id), json.loads(notifier._run(run_id).scope))
+        context = notifier.notice_context(notifier.form(run_id), notifier.services.run(run_id).scope)
         notices = {loc: render_notice("incident_notice", loc, "en", name="Person", **context) for loc in set(LOCALES)}
         composer = Mailer(email.conn_id, email.from_)
         messages = [

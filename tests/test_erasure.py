@@ -488,7 +488,7 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     config, engine, _, store, sink = world
     state = StateStore(engine, dataset_names=set(config.catalog.datasets))
     state.holds.add(str(HELD), reason="litigation", today=AS_OF.date())
-    email, accepted = config.incidents.email, []
+    email, accepted = config.notifications.email, []
 
     class DiesAfterSending(Mailer):
         def transmit(self, composed):

@@ -337,7 +337,7 @@ def test_a_run_killed_in_the_middle_of_sending_mails_each_person_once_after_a_re
                 raise Killed()
             return outcome
 
-    email = config.incidents.email
+    email = config.notifications.email
     dying = _notifier(
         config, engine, state, store, mailer=lambda: Dying(email.conn_id, email.from_, email.max_per_second)
     )

@@ -88,7 +88,7 @@ def test_the_image_is_the_airflow_of_requirements(rendered):
 
 def test_every_connection_the_config_names_is_defined(rendered):
     config = load_config()
-    wanted = {s.conn_id for s in config.catalog.systems.values()} | {config.incidents.email.conn_id}
+    wanted = {s.conn_id for s in config.catalog.systems.values()} | {config.notifications.email.conn_id}
     wanted.add(config.recipients.signing.conn_id)
     env = rendered["services"]["airflow-worker"]["environment"]
     defined = {k.removeprefix("AIRFLOW_CONN_").lower() for k in env if k.startswith("AIRFLOW_CONN_")}

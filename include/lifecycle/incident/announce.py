@@ -29,7 +29,7 @@ def announce(services: Services, run_id: str) -> dict:
     form, obligations = run.form, run.obligations
     delivered = services.state.incidents.delivery_counts(run_id)
     decision = fallback(
-        services.cfg.fallback,
+        services.incidents.fallback,
         obligations.affected_total,
         len(unreached(services.state, run_id)),
         run.scope.new,
@@ -52,12 +52,12 @@ def announce(services: Services, run_id: str) -> dict:
 
 
 def _publish(services: Services, run: Run) -> Published:
-    target = services.cfg.announcement
+    target = services.incidents.announcement
     if target is None:
         raise LifecycleError("the announcement must be published, but incidents.yaml has no announcement {system, key}")
     key = target.key.format(incident_id=run.incident_id)
     store = services.stores(target.system)
-    html = documents.announcement(services.catalog, services.cfg, run)
+    html = documents.announcement(services.catalog, services.mail, run)
     store.put_bytes(key, html.encode("utf-8"), content_type="text/html; charset=utf-8")
     endpoint = getattr(getattr(store.client, "meta", None), "endpoint_url", None)
     url = f"{endpoint.rstrip('/')}/{store.bucket}/{key}" if endpoint else f"s3://{store.bucket}/{key}"

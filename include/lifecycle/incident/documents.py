@@ -19,7 +19,7 @@ from lifecycle.clock import iso_utc
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import IncidentsFile
+    from lifecycle.config.models import NotificationsFile
     from lifecycle.incident.form import IncidentForm
     from lifecycle.incident.models import RegulatorDecision, Run, Scope
 
@@ -111,11 +111,11 @@ class Documents:
         }
 
 
-def contact(cfg: IncidentsFile, form: IncidentForm) -> dict:
+def contact(mail: NotificationsFile, form: IncidentForm) -> dict:
     """Whom people and regulators may ask: the form's contact, else the configured officer."""
     if form.contact:
         return {"name": form.contact["name"], "email": form.contact["email"], "phone": form.contact.get("phone")}
-    return {"name": cfg.contact.name, "email": cfg.contact.email, "phone": cfg.contact.phone}
+    return {"name": mail.contact.name, "email": mail.contact.email, "phone": mail.contact.phone}
 
 
 def category_titles(catalog: Catalog, categories) -> list[str]:
@@ -123,7 +123,7 @@ def category_titles(catalog: Catalog, categories) -> list[str]:
     return [model[c].title or c.replace("_", " ") if c in model else c for c in categories]
 
 
-def notice_context(catalog: Catalog, cfg: IncidentsFile, form: IncidentForm, scope: Scope) -> dict:
+def notice_context(catalog: Catalog, mail: NotificationsFile, form: IncidentForm, scope: Scope) -> dict:
     """What the notice, the announcement and the previews say, shared by every person and language."""
     return {
         "incident": form.facts(),
@@ -134,22 +134,27 @@ def notice_context(catalog: Catalog, cfg: IncidentsFile, form: IncidentForm, sco
         "occurred_from": form.occurred_from.date().isoformat() if form.occurred_from else None,
         "occurred_to": form.occurred_to.date().isoformat() if form.occurred_to else None,
         "categories": category_titles(catalog, scope.categories),
-        "contact": contact(cfg, form),
+        "contact": contact(mail, form),
     }
 
 
-def announcement(catalog: Catalog, cfg: IncidentsFile, run: Run) -> str:
+def announcement(catalog: Catalog, mail: NotificationsFile, run: Run) -> str:
     """The public notice: one section per configured locale."""
     return reports.render(
         "incident_announcement.html.j2",
-        locales=cfg.locales,
+        locales=mail.locales,
         affected=run.obligations.affected_total,
-        **notice_context(catalog, cfg, run.form, run.scope),
+        **notice_context(catalog, mail, run.form, run.scope),
     )
 
 
 def regulator_report(
-    catalog: Catalog, cfg: IncidentsFile, run: Run, regulator: RegulatorDecision, delivery: dict | None, draft: bool
+    catalog: Catalog,
+    mail: NotificationsFile,
+    run: Run,
+    regulator: RegulatorDecision,
+    delivery: dict | None,
+    draft: bool,
 ) -> dict:
     """One regulator's report: the legal items from the facts, counts and decisions; nobody's details."""
     form, scope, obligations = run.form, run.scope, run.obligations
@@ -172,7 +177,7 @@ def regulator_report(
             "precautions": form.precautions,
             "remedies": form.remedies,
         },
-        "contact": contact(cfg, form),
+        "contact": contact(mail, form),
         "timeline": {
             "occurred_from": iso_utc(form.occurred_from) if form.occurred_from else None,
             "occurred_to": iso_utc(form.occurred_to) if form.occurred_to else None,

@@ -36,6 +36,7 @@ from lifecycle.incident.documents import notice_context
 from lifecycle.incident.form import IncidentForm
 from lifecycle.incident.models import Approval, Scope
 from lifecycle.incident.services import Services
+from lifecycle.notifier import Notifier
 from lifecycle.stores import Stores
 
 if TYPE_CHECKING:
@@ -58,25 +59,19 @@ class IncidentNotification:
             raise LifecycleError("incidents.yaml is not configured")
         self.catalog = config.catalog
         self.services = Services(
-            cfg=config.incidents,
+            incidents=config.incidents,
+            mail=config.notifications,
             catalog=config.catalog,
             state=state,
             stores=Stores(config.catalog, open_store),
-            mailer=mailer or self._default_mailer,
-            sleep=sleep,
+            notifier=Notifier(config.notifications, mailer, sleep),
         )
-
-    def _default_mailer(self):
-        from lifecycle.mail import Mailer
-
-        email = self.services.cfg.email
-        return Mailer(email.conn_id, email.from_, email.max_per_second)
 
     def form(self, run_id: str) -> IncidentForm:
         return self.services.run(run_id).form
 
     def notice_context(self, form: IncidentForm, scope: Scope) -> dict:
-        return notice_context(self.catalog, self.services.cfg, form, scope)
+        return notice_context(self.catalog, self.services.mail, form, scope)
 
     def register(self, form: IncidentForm, run_id: str, as_of: datetime, *, dag_id: str | None = None) -> dict:
         return register.register(self.services, form, run_id, as_of, dag_id=dag_id)

@@ -28,14 +28,14 @@ def obligations(services: Services, run_id: str) -> dict:
     affected, countries = incident_totals(services.state, form.incident_id, run_id)
     regulators = tuple(
         regulator_decision(services.catalog, regulator, run, affected, countries)
-        for regulator in services.cfg.regulators
+        for regulator in services.incidents.regulators
     )
     decided = Obligations(
         affected_total=affected,
         countries=tuple(sorted(countries)),
         regulators=regulators,
         fallback=fallback(
-            services.cfg.fallback, affected, scope.without_email, scope.new, "announcement" in form.channels
+            services.incidents.fallback, affected, scope.without_email, scope.new, "announcement" in form.channels
         ),
         decided_at=run.as_of,
     )

@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 
 def preview(services: Services, run_id: str) -> dict:
     run = services.run(run_id)
-    cfg, catalog = services.cfg, services.catalog
+    mail, catalog = services.mail, services.catalog
     docs = services.documents(run)
-    context = documents.notice_context(catalog, cfg, run.form, run.scope)
+    context = documents.notice_context(catalog, mail, run.form, run.scope)
     written = {}
-    for locale in cfg.locales:
-        notice = render_notice(documents.NOTICE_TEMPLATE, locale, cfg.locales[0], name=None, **context)
+    for locale in mail.locales:
+        notice = render_notice(documents.NOTICE_TEMPLATE, locale, mail.locales[0], name=None, **context)
         written[f"email.{locale}.txt"] = docs.write_text(
             f"preview/email.{locale}.txt", f"Subject: {notice.subject}\n\n{notice.text}", "text/plain; charset=utf-8"
         )
@@ -32,10 +32,10 @@ def preview(services: Services, run_id: str) -> dict:
                 f"preview/email.{locale}.html", notice.html, "text/html; charset=utf-8"
             )
     written["announcement.html"] = docs.write_text(
-        "preview/announcement.html", documents.announcement(catalog, cfg, run), "text/html; charset=utf-8"
+        "preview/announcement.html", documents.announcement(catalog, mail, run), "text/html; charset=utf-8"
     )
     for regulator in run.obligations.matched:
-        report = documents.regulator_report(catalog, cfg, run, regulator, None, draft=True)
+        report = documents.regulator_report(catalog, mail, run, regulator, None, draft=True)
         for kind, location in docs.report(f"preview/report.{regulator.id}", report).items():
             written[f"report.{regulator.id}.{kind}"] = location
     services.save(run_id, figures=Figures(preview=written))

@@ -25,7 +25,7 @@ def regulator_reports(services: Services, run_id: str) -> dict:
     delivery = {**delivery_figures(services, run), "announcement": final.to_dict() if final else None}
     docs, written = services.documents(run), {}
     for regulator in run.obligations.matched:
-        report = documents.regulator_report(services.catalog, services.cfg, run, regulator, delivery, draft=False)
+        report = documents.regulator_report(services.catalog, services.mail, run, regulator, delivery, draft=False)
         written[regulator.id] = docs.report(f"report.{regulator.id}", report)
         services.record(
             "report",

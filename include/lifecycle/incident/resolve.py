@@ -47,7 +47,7 @@ def resolve(services: Services, run_id: str) -> dict:
     found = _listed(services, form.subjects_uri) if form.subjects_uri else _in_window(services, form)
     people = _people(services, found.ids, earlier_subjects(services.state, form.incident_id, run_id))
     services.state.incidents.replace_subjects(run_id, form.incident_id, people)  # a crash before the scope: again
-    scope = _scope(form, found, people, services.cfg.batch_size)
+    scope = _scope(form, found, people, services.incidents.batch_size)
     services.save(run_id, scope=scope)
     services.record(
         "resolved", {k: v for k, v in scope.to_dict().items() if k != "datasets"} | {"incident": form.incident_id}, run
@@ -120,7 +120,7 @@ def _people(services: Services, ids: set[str], earlier: set[str]) -> list[Affect
         for subject, email, phone, address, country, locale in services.people().reach(sorted(ids))
     ]
     people.sort(key=lambda p: (len(p.subject_id), p.subject_id))
-    size, mailed = services.cfg.batch_size, itertools.count()
+    size, mailed = services.incidents.batch_size, itertools.count()
     return [replace(p, batch=next(mailed) // size) if p.mailable else p for p in people]
 
 

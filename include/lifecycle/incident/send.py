@@ -1,11 +1,11 @@
 """One batch's mails, nobody twice.
 
-Before each mail its (incident, person) row is committed in the delivery
-table (unique), in the same transaction as the previous mail's outcome
-(``mail.send_claimed`` over ``state.incidents.DeliveryClaims``); the batch
-ends with one hash-chained ledger entry over its outcomes.  A rerun never
-mails a person whose row exists; a row left ``sending`` by a killed run
-becomes ``uncertain``, and that person goes on the letter and telephone lists.
+The ``Notifier`` sends them; ``DeliveryBook`` is their claim table (the
+incident's delivery rows, unique per incident and person, committed before
+each mail) and their evidence: one hash-chained ledger entry over the batch's
+outcomes once none is left ``sending``.  A rerun never mails a person whose
+row exists; a row left ``sending`` by a killed run becomes ``uncertain``, and
+that person goes on the letter and telephone lists.
 """
 
 from __future__ import annotations
@@ -13,72 +13,79 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lifecycle.incident import documents
 from lifecycle.incident.approval import may_send
-from lifecycle.mail import personal_notices, send_claimed
+from lifecycle.mail import personal_notices
+from lifecycle.notifier import Recorded
 
 if TYPE_CHECKING:
     from lifecycle.incident.models import Run
     from lifecycle.incident.services import Services
-    from lifecycle.state.incidents import DeliveryClaims
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryBook:
+    """The delivery rows one batch of a run claims (by any run of the incident, for the
+    batch's people)."""
+
+    def __init__(self, services: Services, run: Run, batch: int, subjects: Sequence[str]):
+        self.services, self.run, self.batch, self.subjects = services, run, batch, subjects
+        self.name = f"incident {run.incident_id} batch {batch}"
+
+    def recorded(self, subjects: Sequence[str]) -> dict[str, Recorded]:
+        """Backed by the batch's ledger entry, which is written once: never marked per row."""
+        claimed = self.services.state.incidents.claimed(self.run.incident_id, self.run.run_id, self.batch)
+        return {s: Recorded(status, False) for s, status in claimed.items()}
+
+    def claims(self):
+        return self.services.state.incidents.claims(self.run.incident_id, self.run.run_id, self.batch)
+
+    def counts(self) -> dict[str, int]:
+        return self.services.state.incidents.delivery_counts_among(self.run.incident_id, self.subjects)
+
+    def summarize(self, subjects: Sequence[str], run_id: str | None) -> None:
+        """The batch's entry: its counts and the SHA-256 of its delivery rows, once none is ``sending``."""
+        counts = self.counts()
+        if counts.get("sending", 0):
+            return
+        incidents, incident = self.services.state.incidents, self.run.incident_id
+        rows = incidents.batch_deliveries(incident, self.run.run_id, self.batch)
+        digest = hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()
+        payload = {"incident": incident, "batch": self.batch, "counts": counts, "deliveries_sha256": digest}
+        self.services.record("batch", payload, self.run, part=str(self.batch))
 
 
 def send_batch(services: Services, run_id: str, batch: int) -> dict:
     """Mail one batch over one SMTP session; returns the batch's delivery counts."""
     run = services.run(run_id)
     may_send(run)
-    incidents, incident = services.state.incidents, run.incident_id
-    subjects = incidents.mailable(run_id, batch)
-    recorded = incidents.claimed(incident, run_id, batch)
-    interrupted = [s for s, status in recorded.items() if status == "sending"]
-    claims = incidents.claims(incident, run_id, batch)
-    if interrupted:  # a killed run left these between claim and outcome: never resend
-        claims.mark_uncertain(interrupted)
-    todo = [s for s in subjects if s not in recorded]
-    if todo:
-        _mail(services, run, todo, claims)
-    counts = incidents.delivery_counts_among(incident, subjects)
-    if counts.get("sending", 0) == 0:
-        rows = incidents.batch_deliveries(incident, run_id, batch)
-        digest = hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()
-        services.record(
-            "batch",
-            {"incident": incident, "batch": batch, "counts": counts, "deliveries_sha256": digest},
-            run,
-            part=str(batch),
-        )
-    log.info("incident %s batch %d: %s", incident, batch, counts)
+    subjects = services.state.incidents.mailable(run_id, batch)
+    book = DeliveryBook(services, run, batch, subjects)
+    services.notifier.deliver(
+        book, subjects, lambda todo, mailer: _composer(services, run, todo, mailer), run_id=run_id
+    )
+    counts = book.counts()
+    log.info("incident %s batch %d: %s", run.incident_id, batch, counts)
     return {"batch": batch, **counts}
 
 
-def _mail(services: Services, run: Run, todo: list[str], claims: DeliveryClaims) -> None:
-    """Send to ``todo`` over one connection, each person's row committed before their mail."""
-    cfg = services.cfg
-    contacts = services.people().contacts(todo, ("email", "name", "locale"))
-    context = documents.notice_context(services.catalog, cfg, run.form, run.scope)
-    notice = personal_notices(documents.NOTICE_TEMPLATE, cfg.locales[0], **context)
-    with services.mailer() as mailer:
+def _composer(services: Services, run: Run, todo: Sequence[str], mailer):
+    """What composes each person's notice: their address and name read once for ``todo``,
+    the notice rendered once per language."""
+    mail = services.mail
+    contacts = services.people().contacts(list(todo), ("email", "name", "locale"))
+    context = documents.notice_context(services.catalog, mail, run.form, run.scope)
+    notice = personal_notices(documents.NOTICE_TEMPLATE, mail.locales[0], **context)
 
-        def prepare(subject: str):
-            person = contacts.get(subject) or {}
-            if not person.get("email"):  # the address went away since resolve
-                return None
-            return mailer.compose(
-                person["email"],
-                notice(person.get("locale"), person.get("name")),
-                key=f"incident:{run.incident_id}:{subject}",
-            )
+    def compose(subject: str):
+        person = contacts.get(subject) or {}
+        if not person.get("email"):  # the address went away since resolve
+            return None
+        message = notice(person.get("locale"), person.get("name"))
+        return mailer.compose(person["email"], message, key=f"incident:{run.incident_id}:{subject}")
 
-        send_claimed(
-            mailer,
-            todo,
-            claims,
-            prepare=prepare,
-            attempts=cfg.email.retry_attempts,
-            backoff=cfg.email.retry_backoff.seconds,
-            sleep=services.sleep,
-        )
+    return compose

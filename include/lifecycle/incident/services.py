@@ -7,7 +7,6 @@ The stages take a ``Services`` and a run id, read the run from the register
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,20 +16,20 @@ from lifecycle.incident.models import Run, to_json
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import IncidentsFile
-    from lifecycle.mail import Mailer
+    from lifecycle.config.models import IncidentsFile, NotificationsFile
+    from lifecycle.notifier import Notifier
     from lifecycle.state import StateStore
     from lifecycle.stores import Stores
 
 
 @dataclass(frozen=True)
 class Services:
-    cfg: IncidentsFile
+    incidents: IncidentsFile  # incidents.yaml
+    mail: NotificationsFile  # notifications.yaml: connection, sender, rate, retries, contact, locales
     catalog: Catalog
     state: StateStore
     stores: Stores
-    mailer: Callable[[], Mailer]  # a new SMTP session, one per batch
-    sleep: Callable[[float], None]  # between 4xx retries
+    notifier: Notifier  # sends each person a notice at most once
 
     def run(self, run_id: str) -> Run:
         row = self.state.incidents.run(run_id)
