@@ -243,9 +243,8 @@ class S3Store:
             if within is None:
                 listed = self.list_versions(static, dataset=dataset)
             else:  # every key of the range shares the bounds' common prefix
-                listed = self.list_versions(
-                    os.path.commonprefix([within.low, within.high])  # noqa: RUF071  (keys are compared as strings), dataset=dataset, last=within.high
-                )
+                common = os.path.commonprefix([within.low, within.high])  # noqa: RUF071  (keys, not paths)
+                listed = self.list_versions(common, dataset=dataset, last=within.high)
             for version in listed:
                 if within is None or version.key >= within.low:
                     groups.setdefault(version.key, []).append(version)
