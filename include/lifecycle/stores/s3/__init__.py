@@ -8,13 +8,17 @@ template names.  Deletes report what happened per version instead of raising
 half-way: a version under Object Lock (judged by S3's own clock, the wall
 clock) is *kept* and reported with its retain-until date, never retried
 forever; any other refusal fails the call, terminal or transient as
-``failures.transient`` decides (throttling, 5xx and lost connections are transient).
+``failures.transient`` decides (throttling, 5xx and lost connections are
+transient).
 
 ``S3Store`` is composed of one part per responsibility, each in its own
 module: ``bucket`` (client, failures), ``versions`` (listing, deleting and
 locks of versions), ``datasets`` (keys grouped and selected, counts, units,
 verification), ``deletion`` (delete with Object Lock handling) and
-``documents`` (whole files, streamed uploads).
+``documents`` (whole files, streamed uploads). The parts reach each other
+through ``self`` (a test that patches ``S3Store.list_versions`` sees every
+listing); state lives in ``Bucket`` and in ``ObjectDatasets`` (the
+snapshot's listings).
 """
 
 from __future__ import annotations

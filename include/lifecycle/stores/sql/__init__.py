@@ -16,6 +16,8 @@ module: ``tables`` (connections, reflection), ``selection`` (a ``Selection``
 as SQL), ``references`` (foreign keys and subject links), ``counts``
 (counting, key ranges, verification), ``writes`` (delete, anonymize),
 ``rows`` and ``people`` (the ``Rows`` and ``SubjectDirectory`` abilities).
+The parts reach each other through ``self``; state lives in ``Tables``
+(engine, reflected tables) and in ``ForeignKeys`` (the keys, read once).
 """
 
 from __future__ import annotations
