@@ -24,7 +24,7 @@ from lifecycle.catalog import Catalog
 from lifecycle.config.models import CatalogFile
 from lifecycle.errors import LifecycleError, TerminalStoreError, TransientError, TransientStoreError
 from lifecycle.failures import describe, retryable
-from lifecycle.stores.contract import Selection
+from lifecycle.stores.contract import KeyRange, Selection
 from lifecycle.stores.s3 import S3Store
 from lifecycle.stores.sql import SqlStore
 
@@ -160,6 +160,14 @@ def test_s3_a_missing_bucket_is_terminal_and_a_refused_endpoint_transient(s3_con
     with pytest.raises(TransientStoreError, match="EndpointConnectionError") as caught:
         S3Store(client, "t-media", CATALOG, "media").count("photos")
     assert retryable(caught.value)
+
+
+def test_s3_a_key_range_is_listed_from_its_common_prefix_and_a_failure_names_the_dataset(s3_conn_id):
+    missing = S3Store.from_connection(s3_conn_id, "t-no-such-bucket", CATALOG, "media")
+    with pytest.raises(
+        TerminalStoreError, match="system 'media', dataset 'photos': list object versions under 'photos/1/'"
+    ):
+        missing.count("photos", Selection(within=KeyRange("photos/1/a.jpg", "photos/1/b.jpg", 2)))
 
 
 class _SlowDown(http.server.BaseHTTPRequestHandler):

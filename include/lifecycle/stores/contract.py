@@ -12,7 +12,7 @@ Abilities only some stores have are small separate protocols: ``Rows``
 ``SubjectDirectory`` (contacts and reach of people), ``References`` (foreign
 keys between datasets), ``Documents`` (whole files: reports, manifests,
 announcements).  Domain modules speak only this contract; the adapters in
-``stores/sql.py`` and ``stores/s3.py`` are the only code that knows SQLAlchemy
+``stores/sql/`` and ``stores/s3/`` are the only code that knows SQLAlchemy
 or boto3, and they turn their drivers' failures into ``TerminalStoreError`` or
 ``TransientStoreError`` (``lifecycle.errors``).
 

@@ -1,0 +1,142 @@
+"""Object datasets: a key with all its versions is the unit, expired by its newest version or
+marker, owned by the subject its prefix template names.  Listings are grouped by key and,
+inside ``snapshot()``, shared by every read of the same scope."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from lifecycle.clock import aware_utc
+from lifecycle.stores.contract import ALL, KeyRange, Remaining, Selection
+from lifecycle.stores.s3.versions import ObjectVersion
+
+
+class ObjectDatasets:
+    """The contract's reading verbs of ``S3Store``, and the selection of keys its deletes act on."""
+
+    list_budget = 1000  # entries one listing request returns: what listing one subject's prefix costs
+    _snapshot: dict | None = None  # scope -> listing, inside snapshot()
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Reads inside see one listing per dataset and selection scope: a plan counts several
+        selections of the same objects, and each listing costs a request per 1,000 entries."""
+        self._snapshot = {}
+        try:
+            yield
+        finally:
+            self._snapshot = None
+
+    def _forget_listings(self) -> None:
+        """After a delete, what a snapshot listed is gone."""
+        self._snapshot = {} if self._snapshot is not None else None
+
+    def count(self, dataset: str, selection: Selection = ALL) -> int:
+        return len(self._select(dataset, selection))
+
+    def count_by_subject(self, dataset: str, selection: Selection = ALL) -> dict[str, int]:
+        """Selected keys per subject."""
+        counts: dict[str, int] = {}
+        for key in self._select(dataset, selection):
+            subject = self.catalog.subject_of_key(dataset, key)
+            if subject is not None:
+                counts[subject] = counts.get(subject, 0) + 1
+        return counts
+
+    def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
+        """The selected keys in ranges of ``size`` keys (S3 lists keys in this order)."""
+        keys = sorted(self._select(dataset, selection))
+        return [
+            KeyRange(part[0], part[-1], len(part)) for part in (keys[i : i + size] for i in range(0, len(keys), size))
+        ]
+
+    def remaining(self, dataset: str, selection: Selection) -> Remaining:
+        """Keys still selected that hold a version or marker S3 would let go now; locked versions apart."""
+        left = Remaining(0)
+        now, locked = datetime.now(UTC), 0
+        for key, versions in self._select(dataset, selection).items():
+            free = [v for v in versions if not self.lock(v, dataset=dataset).active_at(now)]
+            locked += len(versions) - len(free)
+            if free:
+                left.items += 1
+                if selection.subjects is not None:
+                    subject = self.catalog.subject_of_key(dataset, key)
+                    left.by_subject[subject] = left.by_subject.get(subject, 0) + len(free)
+        if locked:
+            left.kept["locked"] = locked
+        return left
+
+    def _select(self, dataset: str, selection: Selection) -> dict[str, list[ObjectVersion]]:
+        """The keys the selection takes, each with all its versions and markers."""
+        excluded = set(selection.exclude_subjects)
+        wanted = set(selection.subjects) if selection.subjects is not None else None
+        keys = set(selection.keys) if selection.keys is not None else None
+        older = aware_utc(selection.older_than) if selection.older_than else None
+        window = tuple(map(aware_utc, selection.created_within)) if selection.created_within else None
+        chosen = {}
+        for key, versions in self._listing(dataset, selection.subjects, selection.within).items():
+            subject = self.catalog.subject_of_key(dataset, key)
+            if (wanted is not None and subject not in wanted) or (excluded and subject in excluded):
+                continue
+            if selection.within is not None and not selection.within.low <= key <= selection.within.high:
+                continue
+            if keys is not None and key not in keys:
+                continue
+            if older is not None and not max(v.last_modified for v in versions) < older:
+                continue
+            if window is not None and not any(
+                window[0] <= v.last_modified <= window[1] for v in versions if not v.is_delete_marker
+            ):
+                continue
+            chosen[key] = versions
+        return chosen
+
+    def _listing(
+        self, dataset: str, subjects: tuple | None, within: KeyRange | None = None
+    ) -> dict[str, list[ObjectVersion]]:
+        """Every version and marker of the dataset (of ``subjects`` only, if given), by key, listed
+        once per scope inside a snapshot."""
+        scope = (dataset, subjects, within)
+        if self._snapshot is not None and scope in self._snapshot:
+            return self._snapshot[scope]
+        groups = self._list_all(dataset, within) if subjects is None else self._list_subjects(dataset, subjects)
+        if self._snapshot is not None:
+            self._snapshot[scope] = groups
+        return groups
+
+    def _list_all(self, dataset: str, within: KeyRange | None) -> dict[str, list[ObjectVersion]]:
+        """The dataset's static prefix; a key range from its bounds' common prefix, stopping past its last key."""
+        if within is None:
+            return _by_key(self.list_versions(self.catalog.static_prefix(dataset), dataset=dataset))
+        common = os.path.commonprefix([within.low, within.high])  # noqa: RUF071  (keys, not paths)
+        listed = self.list_versions(common, dataset=dataset, last=within.high)
+        return _by_key(v for v in listed if v.key >= within.low)
+
+    def _list_subjects(self, dataset: str, subjects: tuple) -> dict[str, list[ObjectVersion]]:
+        """The subjects' keys: the dataset's static prefix is listed once while that stays within
+        what listing each subject's prefix would cost (``list_budget`` entries a request); past
+        that, each subject's prefix."""
+        wanted, budget = set(subjects), self.list_budget * max(len(subjects), 1)
+        groups: dict[str, list[ObjectVersion]] = {}
+        for n, version in enumerate(self.list_versions(self.catalog.static_prefix(dataset), dataset=dataset)):
+            if n >= budget:
+                return _by_key(
+                    itertools.chain.from_iterable(
+                        self.list_versions(self.catalog.subject_prefix(dataset, subject), dataset=dataset)
+                        for subject in subjects
+                    )
+                )
+            if self.catalog.subject_of_key(dataset, version.key) in wanted:
+                groups.setdefault(version.key, []).append(version)
+        return groups
+
+
+def _by_key(versions: Iterable[ObjectVersion]) -> dict[str, list[ObjectVersion]]:
+    groups: dict[str, list[ObjectVersion]] = {}
+    for version in versions:
+        groups.setdefault(version.key, []).append(version)
+    return groups
