@@ -135,7 +135,7 @@ def test_with_approval_required_the_run_waits_for_the_standard_providers_approva
     repo = Path(__file__).resolve().parents[2]
     config = tmp_path / "config"
     config.mkdir()
-    for name in ("catalog.yaml", "incidents.yaml"):
+    for name in ("catalog.yaml", "incidents.yaml", "notifications.yaml"):
         data = yaml.safe_load((repo / "config" / "lifecycle" / name).read_text())
         if name == "incidents.yaml":
             data.update(approval="required", approval_timeout="12h")

@@ -963,18 +963,18 @@ class World:
                     "consent": {"dataset": "consents", "purpose": self.purpose},
                 }
             )
-        incidents = {
+        notifications = {
             "email": {"conn_id": "smtp_default", "from": "Privacy <privacy@app.example>"},
             "contact": {"name": "Privacy officer", "email": "privacy@app.example"},
             "locales": ["en"],
-            "approval": "none",
         }
         return {
             "catalog.yaml": catalog,
             "retention.yaml": retention,
             "cancellation.yaml": cancellation,
             "recipients.yaml": {"signing": {"conn_id": conn["signing"]}, "recipients": [recipient]},
-            "incidents.yaml": incidents,
+            "incidents.yaml": {"approval": "none"},
+            "notifications.yaml": notifications,
         }
 
     def describe(self) -> dict:
