@@ -24,12 +24,22 @@ from lifecycle.clock import iso_utc
 from lifecycle.config import Config
 from lifecycle.connections import hmac_key
 from lifecycle.errors import LifecycleError, is_transient
+from lifecycle.retention.keys import (
+    batch_key,
+    dataset_batches,
+    failure_key,
+    guardrail_key,
+    override_key,
+    plan_key,
+    run_records,
+)
+from lifecycle.retention.shape import retention_systems, stages_of, unit_group
 from lifecycle.state import StateStore
 from lifecycle.stores.contract import KeyRange, References, Selection
 
-log = logging.getLogger(__name__)
+__all__ = ["DatasetPlan", "Plan", "Retention", "retention_systems", "stages_of", "unit_group"]
 
-KIND = "retention"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,10 +94,6 @@ class Plan:
         return next(d for d in self.datasets if d.dataset == name)
 
 
-def _key(run_id: str, *parts) -> str:
-    return ":".join([KIND, run_id, *map(str, parts)])
-
-
 class Retention:
     """Retention over one configuration, its stores and the state store."""
 
@@ -122,7 +128,7 @@ class Retention:
 
     def recorded_plan(self, run_id: str) -> Plan | None:
         """The plan this run recorded, or None when it made none."""
-        entry = self.state.ledger.find(_key(run_id, "plan"))
+        entry = self.state.ledger.find(plan_key(run_id))
         return Plan.from_dict(entry.payload) if entry else None
 
     def plan(self, run_id: str, as_of: datetime, *, dag_id: str | None = None, record: bool = True) -> Plan:
@@ -193,7 +199,7 @@ class Retention:
         self._stage(plan, going)
         if record:
             self.state.ledger.append(
-                "retention.plan", plan.to_dict(), dag_id=dag_id, run_id=run_id, key=_key(run_id, "plan")
+                "retention.plan", plan.to_dict(), dag_id=dag_id, run_id=run_id, key=plan_key(run_id)
             )
         return plan
 
@@ -204,7 +210,7 @@ class Retention:
             {"step": step, "reason": reason},
             dag_id=dag_id,
             run_id=run_id,
-            key=_key(run_id, "failed", step),
+            key=failure_key(run_id, step),
         )
 
     def _held(self, as_of: datetime) -> dict[str, tuple[str, ...]]:
@@ -361,7 +367,7 @@ class Retention:
                     {"blocked": events, "limit": plan.max_fraction},
                     dag_id=dag_id,
                     run_id=plan.run_id,
-                    key=_key(plan.run_id, "guardrail"),
+                    key=guardrail_key(plan.run_id),
                 )
                 lines = [
                     f"{d.dataset}: {d.to_act:,} of {d.total:,} rows ({100 * d.fraction:.1f}%) is more than "
@@ -382,7 +388,7 @@ class Retention:
                 {"datasets": events, "limit": plan.max_fraction, "reason": reason.strip()},
                 dag_id=dag_id,
                 run_id=plan.run_id,
-                key=_key(plan.run_id, "override"),
+                key=override_key(plan.run_id),
             )
             for d in blocked:
                 d.guardrail = "overridden"
@@ -447,10 +453,10 @@ class Retention:
         )
         done = skipped = objects = locked = 0
         total = len(unit["ranges"])
-        finished = self.state.ledger.keys_with_prefix(_key(run_id, name, ""))
+        finished = self.state.ledger.keys_with_prefix(dataset_batches(run_id, name))
         for i, (low, high, planned) in enumerate(unit["ranges"], 1):
             key_range = KeyRange(low, high, planned)
-            key = _key(run_id, name, low, high)
+            key = batch_key(run_id, name, low, high)
             if key in finished:
                 skipped += 1
                 continue
@@ -501,7 +507,7 @@ class Retention:
         """
         as_of = datetime.fromisoformat(plan.as_of)
         holds = self._held(as_of)
-        recorded = self.state.ledger.keys_with_prefix(_key(plan.run_id, ""))
+        recorded = self.state.ledger.keys_with_prefix(run_records(plan.run_id))
         results, problems = {}, []
         for d in plan.datasets:
             if d.error:
@@ -510,7 +516,7 @@ class Retention:
             if d.guardrail == "blocked":
                 results[d.dataset] = {"skipped": "guardrail"}
                 continue
-            missing = sum(_key(plan.run_id, d.dataset, low, high) not in recorded for low, high, _ in d.ranges)
+            missing = sum(batch_key(plan.run_id, d.dataset, low, high) not in recorded for low, high, _ in d.ranges)
             if missing:
                 results[d.dataset] = {"incomplete": missing}
                 continue
@@ -648,37 +654,6 @@ def _advice(entry: DatasetPlan, reference: dict) -> str:
         f"expired or are held; {why}. To expire them together, give {child} a retention rule that keeps its rows "
         f"no longer than {entry.dataset} ({entry.keep}), or keep {entry.dataset} as long as {child}."
     )
-
-
-def retention_systems(config: Config) -> list[str]:
-    """The systems holding datasets a rule covers: they shape the DAG (one pool and
-    one apply task per stage each), so this reads the configuration only."""
-    catalog = config.catalog
-    return sorted(
-        {
-            catalog.dataset(d).system
-            for rule in config.retention.rules
-            for d in catalog.rule_targets(rule.applies_to.categories, rule.applies_to.datasets, rule.action)
-        }
-    )
-
-
-def stages_of(config: Config, system: str) -> int:
-    """How many apply stages a system gets: one per dataset of its longest chain of subject links
-    (a row's children go first), at least three for a SQL system; objects need one."""
-    catalog = config.catalog
-    if catalog.systems[system].type != "sql":
-        return 1
-    depths = [
-        len(catalog.path_to_subject(name))
-        for name in catalog.table_datasets
-        if catalog.dataset(name).system == system and catalog.dataset(name).personal
-    ]
-    return max([3] + [depth + 1 for depth in depths])
-
-
-def unit_group(system: str, stage: int) -> str:
-    return f"{system}__stage_{stage}"
 
 
 def _safe(run_id: str) -> str:
