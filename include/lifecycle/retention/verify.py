@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lifecycle.errors import LifecycleError
 from lifecycle.retention.keys import batch_key, run_records
 from lifecycle.retention.plan import DatasetPlan, Plan
 from lifecycle.retention.selections import Holds, keeping_referenced, rule_selection
@@ -36,7 +37,22 @@ class Checked:
         return {"remaining": self.remaining, "held": self.held, **self.kept}
 
 
-def verify_plan(plan: Plan, holds: Holds, stores, state: StateStore) -> dict[str, Checked]:
+def verify_plan(plan: Plan, holds: Holds, stores, state: StateStore, *, dag_id: str | None) -> dict[str, Checked]:
+    """Check every dataset of the plan and ledger the verdicts; raise if something expired is left."""
+    checked = _checked(plan, holds, stores, state)
+    found = _problems(checked)
+    state.ledger.append(
+        "retention.verify",
+        {"datasets": {name: c.to_json() for name, c in checked.items()}, "ok": not found},
+        dag_id=dag_id,
+        run_id=plan.run_id,
+    )
+    if found:
+        raise LifecycleError("verification failed:\n  " + "\n  ".join(found))
+    return checked
+
+
+def _checked(plan: Plan, holds: Holds, stores, state: StateStore) -> dict[str, Checked]:
     recorded = state.ledger.keys_with_prefix(run_records(plan.run_id))
     checked = {}
     for d in plan.datasets:
@@ -64,7 +80,7 @@ def _count_again(d: DatasetPlan, holds: Holds, store) -> Checked:
     return Checked(remaining=left.items, held=held_left, kept=dict(left.kept))
 
 
-def problems(checked: dict[str, Checked]) -> list[str]:
+def _problems(checked: dict[str, Checked]) -> list[str]:
     return [
         f"{name}: {c.remaining} expired item(s) remain that are neither held, "
         "under a statutory floor, referenced nor locked"
