@@ -119,27 +119,14 @@ if CONFIG.retention.rules:
             from lifecycle.health import schema_matches
 
             config = load_config()
-            return schema_matches(config, sorted({d for _, d, _ in _retention().targets()}))
+            return schema_matches(config, sorted({t.dataset for t in _retention().targets()}))
 
         @task
         @terminal_errors
         @_recorded("plan")
         def plan() -> dict:
             run = run_info(get_current_context())
-            made = _retention().plan(run.run_id, run.as_of, dag_id=run.dag_id)
-            return {
-                d.dataset: {
-                    "to_delete": d.to_delete,
-                    "to_anonymize": d.to_anonymize,
-                    "held": d.held,
-                    "under_floor": d.under_floor,
-                    "referenced": d.referenced,
-                    "batches": len(d.ranges),
-                    "guardrail": d.guardrail,
-                    **({"error": d.error} if d.error else {}),
-                }
-                for d in made.datasets
-            }
+            return _retention().plan(run.run_id, run.as_of, dag_id=run.dag_id).summary()
 
         @task(multiple_outputs=True)
         @terminal_errors

@@ -14,6 +14,9 @@ import sqlalchemy as sa
 from lifecycle.config import load_config
 from lifecycle.errors import LifecycleError
 from lifecycle.retention import Retention, unit_group
+from lifecycle.retention.apply import BatchRecord
+from lifecycle.retention.keys import batch_key, plan_key
+from lifecycle.retention.plan import Plan, unit_from_json
 from lifecycle.state import StateStore
 from lifecycle.stores.s3 import S3Store
 from lifecycle.stores.sql import SqlStore
@@ -389,6 +392,43 @@ def test_the_report_has_counts_and_no_personal_information(world):
     orders_row = next(d for d in document["datasets"] if d["dataset"] == "orders")
     assert orders_row["statutory_floor"] == "ecommerce" and orders_row["basis"] == "PRC E-Commerce Law art. 31"
     assert "How to read this" in open(written["html"]).read()
+
+
+PLAN_ENTRY_KEYS = {
+    "dataset", "system", "store", "rule", "action", "keep", "cutoff", "effective_cutoff", "floor", "basis",
+    "floor_cutoff", "fields", "total", "candidates", "under_floor", "held", "referenced", "references",
+    "to_delete", "to_anonymize", "fraction", "guardrail", "stage", "ranges", "error",
+}  # fmt: skip
+
+
+def test_the_ledgered_plan_units_and_batch_records_keep_their_json_shape(world):
+    """Reruns and reports read what earlier versions recorded: the JSON is pinned, and reads back equal."""
+    engine, state, tmp_path = world
+    retention = _retention(_config(tmp_path), engine, state)
+    plan = _run(retention, "manual__shape")
+
+    recorded = state.ledger.find(plan_key("manual__shape"))
+    assert recorded.idempotency_key == "retention:manual__shape:plan"
+    assert set(recorded.payload) == {"run_id", "as_of", "batch_size", "max_fraction", "datasets"}
+    assert all(set(d) == PLAN_ENTRY_KEYS for d in recorded.payload["datasets"])
+    assert recorded.payload == json.loads(json.dumps(plan.to_json()))
+    assert Plan.from_json(recorded.payload) == plan
+
+    units = [u for group in retention.units(plan).values() for u in group]
+    assert units and all(set(u) == {"dataset", "action", "cutoff", "fields", "part", "parts", "ranges"} for u in units)
+    assert all(unit_from_json(u).to_json() == u for u in units)
+
+    low, high, _ = plan.dataset("access_logs").ranges[0]
+    batch = state.ledger.find(batch_key("manual__shape", "access_logs", low, high))
+    assert batch.idempotency_key == f"retention:manual__shape:access_logs:{low}:{high}"
+    assert set(batch.payload) == {"dataset", "low", "high", "rows", "seconds"}
+    assert BatchRecord.from_json(batch.payload).to_json() == batch.payload
+
+
+def test_a_batch_record_of_objects_keeps_objects_requests_and_locks_together():
+    objects = {"dataset": "chat_photos", "low": "a", "high": "b", "rows": 3, "seconds": 0.1}
+    objects.update(objects=2, requests=4, locked=[{"retain_until": "2099-01-01T00:00:00+00:00"}])
+    assert BatchRecord.from_json(objects).to_json() == objects
 
 
 # -------------------------------------------------------------------- S3

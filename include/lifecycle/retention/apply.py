@@ -1,0 +1,150 @@
+"""Applying one unit, range by range: each range is committed by its store and then recorded,
+so a resumed run skips what is done and counts nothing twice.
+
+Deleting keeps rows that rows still in place point at (children went in earlier stages):
+a parent is never removed from under a row that stays, whether its foreign key would refuse
+or cascade.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+
+from lifecycle.catalog import Catalog
+from lifecycle.connections import hmac_key
+from lifecycle.retention.keys import batch_key, dataset_batches
+from lifecycle.retention.plan import Unit
+from lifecycle.retention.selections import Holds, expired, held_pairs
+from lifecycle.state import StateStore
+from lifecycle.stores.contract import Change, KeyRange, Selection
+
+log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """What one applied range did, as the ledger keeps it.  ``locked`` is None where the store
+    reported no objects, requests or kept items: then none of the three is recorded."""
+
+    dataset: str
+    low: object
+    high: object
+    rows: int
+    seconds: float
+    objects: int = 0
+    requests: int = 0
+    locked: tuple[dict, ...] | None = None  # the store's detail of each locked version
+
+    @classmethod
+    def of(cls, dataset: str, key_range: KeyRange, change: Change, seconds: float) -> BatchRecord:
+        record = cls(dataset, key_range.low, key_range.high, change.rows, seconds)
+        if change.objects or change.kept or change.requests:
+            locked = tuple(k.detail for k in change.kept if k.reason == "locked")
+            record = replace(record, objects=change.objects, requests=change.requests, locked=locked)
+        return record
+
+    def to_json(self) -> dict:
+        data = {"dataset": self.dataset, "low": self.low, "high": self.high, "rows": self.rows, "seconds": self.seconds}
+        if self.locked is not None:
+            data.update(objects=self.objects, requests=self.requests, locked=list(self.locked))
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> BatchRecord:
+        locked = data.get("locked")
+        return cls(
+            dataset=data["dataset"],
+            low=data["low"],
+            high=data["high"],
+            rows=data["rows"],
+            seconds=data["seconds"],
+            objects=data.get("objects", 0),
+            requests=data.get("requests", 0),
+            locked=tuple(locked) if locked is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One unit's outcome, what its task returns (counts only)."""
+
+    dataset: str
+    action: str
+    rows: int
+    batches: int
+    resumed: int
+    objects: int = 0
+    locked: int = 0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        if not (self.objects or self.locked):
+            del data["objects"], data["locked"]
+        return data
+
+
+def unit_selection(unit: Unit, holds: Holds) -> Selection:
+    """What the unit's ranges are cut from: the rule's rows, every hold known to the store
+    (a delete keeps what rows that stay point at)."""
+    return replace(
+        expired(unit.action, unit.fields, unit.cutoff_at, holds[unit.dataset]),
+        kept_if_referenced=unit.action == "delete",
+        held=held_pairs(holds),
+    )
+
+
+def apply_unit(
+    unit: Unit,
+    *,
+    run_id: str,
+    holds: Holds,
+    store,
+    catalog: Catalog,
+    state: StateStore,
+    dag_id: str | None,
+) -> Applied:
+    """Apply ``unit`` through ``store``; ranges already recorded for this run are skipped."""
+    name, action = unit.dataset, unit.action
+    selection = unit_selection(unit, holds)
+    fields = [f for f in catalog.personal_fields(name) if f.column in unit.fields]
+    key_material = (
+        hmac_key(catalog)
+        if action == "anonymize" and any(f.spec.anonymize.strategy == "hmac" for f in fields)
+        else None
+    )
+    done = skipped = objects = locked = 0
+    finished = state.ledger.keys_with_prefix(dataset_batches(run_id, name))
+    for i, key_range in enumerate(unit.ranges, 1):
+        key = batch_key(run_id, name, key_range.low, key_range.high)
+        if key in finished:
+            skipped += 1
+            continue
+        started = time.monotonic()
+        batch = replace(selection, within=key_range)
+        if action == "delete":
+            change = store.delete(name, batch)
+        else:
+            change = store.anonymize(name, batch, fields, hmac_key=key_material)
+        seconds = round(time.monotonic() - started, 3)
+        record = BatchRecord.of(name, key_range, change, seconds)
+        state.ledger.append(f"retention.{action}", record.to_json(), dag_id=dag_id, run_id=run_id, key=key)
+        done, objects, locked = done + change.rows, objects + change.objects, locked + len(change.kept)
+        log.info(
+            "%s: batch %d/%d (keys %s..%s, part %d/%d): %d %sd in %.2fs%s",
+            name,
+            i,
+            len(unit.ranges),
+            key_range.low,
+            key_range.high,
+            unit.part + 1,
+            unit.parts,
+            change.rows,
+            action,
+            seconds,
+            f"; {len(change.kept)} locked version(s) kept" if change.kept else "",
+        )
+    if skipped:
+        log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
+    return Applied(name, action, done, len(unit.ranges), skipped, objects, locked)

@@ -1,0 +1,93 @@
+"""The guardrail between plan and apply, and the work units it lets through.
+
+A dataset that would lose more than ``max_fraction_per_run`` stops the whole run before
+anything changes, unless this run overrides it with a reason; both go to the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lifecycle.config import Config
+from lifecycle.errors import LifecycleError
+from lifecycle.retention.keys import guardrail_key, override_key
+from lifecycle.retention.plan import DatasetPlan, Plan, Unit, UnplannedUnit
+from lifecycle.retention.shape import retention_systems, stages_of, unit_group
+from lifecycle.state import StateStore
+from lifecycle.stores.contract import KeyRange
+
+log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
+
+
+def gate(plan: Plan, state: StateStore, *, override: bool, reason: str, dag_id: str | None) -> None:
+    """Raise if a dataset would lose more than the limit and this run does not override it."""
+    blocked = [d for d in plan.datasets if d.guardrail in ("blocked", "overridden")]
+    if not blocked:
+        return
+    events = [{"dataset": d.dataset, "fraction": d.fraction, "to_remove": d.to_act, "total": d.total} for d in blocked]
+    if not override:
+        state.ledger.append(
+            "retention.guardrail",
+            {"blocked": events, "limit": plan.max_fraction},
+            dag_id=dag_id,
+            run_id=plan.run_id,
+            key=guardrail_key(plan.run_id),
+        )
+        raise LifecycleError(_refusal(plan, blocked))
+    if len(reason.strip()) < 10:
+        raise LifecycleError("override_guardrail is set, so override_reason must say why (at least 10 characters)")
+    state.ledger.append(
+        "retention.guardrail_override",
+        {"datasets": events, "limit": plan.max_fraction, "reason": reason.strip()},
+        dag_id=dag_id,
+        run_id=plan.run_id,
+        key=override_key(plan.run_id),
+    )
+    for d in blocked:
+        log.warning("guardrail overridden for %s (%.1f%%): %s", d.dataset, 100 * d.fraction, reason.strip())
+
+
+def _refusal(plan: Plan, blocked: list[DatasetPlan]) -> str:
+    lines = [
+        f"{d.dataset}: {d.to_act:,} of {d.total:,} rows ({100 * d.fraction:.1f}%) is more than "
+        f"max_fraction_per_run {100 * plan.max_fraction:g}%"
+        for d in blocked
+    ]
+    return (
+        "guardrail stopped the run before any change:\n  "
+        + "\n  ".join(lines)
+        + "\nIf this is intended, trigger the run with override_guardrail=true and an override_reason."
+    )
+
+
+def units(plan: Plan, config: Config, partitions: int) -> dict[str, list[Unit | UnplannedUnit]]:
+    """Work units per (system, stage): a dataset's key ranges in up to ``partitions``
+    contiguous groups; a dataset that could not be planned gets one unit that fails
+    (its own task, not the others)."""
+    groups: dict[str, list[Unit | UnplannedUnit]] = {
+        unit_group(s, i): [] for s in retention_systems(config) for i in range(stages_of(config, s))
+    }
+    for d in plan.datasets:
+        group = groups[unit_group(d.system, d.stage)]
+        if d.error:
+            group.append(UnplannedUnit(d.dataset, d.error))
+        elif d.to_act:
+            group.extend(_parts(d, partitions))
+    return groups
+
+
+def _parts(d: DatasetPlan, partitions: int) -> list[Unit]:
+    parts = min(partitions, len(d.ranges))
+    size = -(-len(d.ranges) // parts)
+    return [
+        Unit(
+            dataset=d.dataset,
+            action=d.action,
+            cutoff=d.effective_cutoff,
+            fields=d.fields,
+            part=part,
+            parts=parts,
+            ranges=tuple(KeyRange(*r) for r in d.ranges[part * size : (part + 1) * size]),
+        )
+        for part in range(parts)
+    ]
