@@ -270,6 +270,22 @@ def test_the_guardrail_stops_before_any_change_and_an_override_is_ledgered(world
     assert "access_logs" in [d["dataset"] for d in event.payload["datasets"]]
 
 
+def test_a_run_whose_guardrail_was_overridden_is_verified_and_reported_as_overridden(world):
+    """The plan is recorded before the guardrail runs; verification and the report read it
+    back and must see the override, not a blocked dataset that was in fact applied."""
+    engine, state, tmp_path = world
+    retention = _retention(_config(tmp_path, max_fraction_per_run=0.25), engine, state)
+    _run(retention, "manual__2", override=True, reason="backlog after the 2026-05 outage")
+    plan = retention.recorded_plan("manual__2")
+    assert plan.dataset("access_logs").guardrail == "overridden"
+    verified = retention.verify(plan)
+    assert "skipped" not in verified["access_logs"], "the override let access_logs through: it is counted again"
+    assert (verified["access_logs"]["remaining"], verified["access_logs"]["held"]) == (0, len(_expired_logs()[1]))
+    document = json.loads(open(retention.report("manual__2", as_of=AS_OF)["json"]).read())
+    row = next(r for r in document["datasets"] if r["dataset"] == "access_logs")
+    assert row["guardrail"] == "overridden" and document["verification"]["datasets"]["access_logs"]["remaining"] == 0
+
+
 class Killed(Exception):
     pass
 

@@ -59,9 +59,10 @@ class Retention:
         return self.planner.targets()
 
     def recorded_plan(self, run_id: str) -> Plan | None:
-        """The plan this run recorded, or None when it made none."""
+        """The plan this run recorded (with the datasets its guardrail override let through
+        marked ``overridden``), or None when it made none."""
         entry = self.state.ledger.find(plan_key(run_id))
-        return Plan.from_json(entry.payload) if entry else None
+        return guardrail.overridden(Plan.from_json(entry.payload), self.state) if entry else None
 
     def plan(self, run_id: str, as_of: datetime, *, dag_id: str | None = None, record: bool = True) -> Plan:
         """The run's plan: recorded once, returned as recorded on a rerun

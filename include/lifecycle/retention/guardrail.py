@@ -6,6 +6,7 @@ anything changes, unless this run overrides it with a reason; both go to the led
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from lifecycle.config import Config
@@ -45,6 +46,21 @@ def gate(plan: Plan, state: StateStore, *, override: bool, reason: str, dag_id: 
     )
     for d in blocked:
         log.warning("guardrail overridden for %s (%.1f%%): %s", d.dataset, 100 * d.fraction, reason.strip())
+
+
+def overridden(plan: Plan, state: StateStore) -> Plan:
+    """The plan as this run's override left it: the datasets it let through are
+    ``overridden``, so verification counts them again and the report says so.  The plan
+    is recorded before the guardrail runs; the override is its own ledger entry."""
+    entry = state.ledger.find(override_key(plan.run_id))
+    if entry is None:
+        return plan
+    through = {event["dataset"] for event in entry.payload["datasets"]}
+    datasets = tuple(
+        dataclasses.replace(d, guardrail="overridden") if d.dataset in through and d.guardrail == "blocked" else d
+        for d in plan.datasets
+    )
+    return dataclasses.replace(plan, datasets=datasets)
 
 
 def _refusal(plan: Plan, blocked: list[DatasetPlan]) -> str:
