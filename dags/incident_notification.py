@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from airflow.sdk import dag, get_current_context, task
 
 from lifecycle.config import load_config
-from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_complete, run_info, terminal_errors
+from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_complete, task_context, terminal_errors
 
 CONFIG = load_config()
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -66,12 +66,10 @@ APPROVAL_BODY = """Approve to send the notices of this incident now.
 Reject, or no answer in time, ends the run with nothing sent."""
 
 
-def _notifier():
+def _notifier(ctx):
     from lifecycle.incident import IncidentNotification
-    from lifecycle.state import StateStore
 
-    config = load_config()
-    return IncidentNotification(config, StateStore.for_catalog(config.catalog))
+    return IncidentNotification(ctx.config, ctx.state, open_store=ctx.stores)
 
 
 if CONFIG.incidents is not None:
@@ -94,33 +92,35 @@ if CONFIG.incidents is not None:
         def preflight() -> dict:
             from lifecycle.health import schema_matches
 
-            return schema_matches(load_config())
+            return schema_matches(task_context().config)
 
         @task
         @terminal_errors
         def register() -> dict:
             from lifecycle.incident import parse
 
-            context = get_current_context()
-            run = run_info(context)
-            notifier = _notifier()
-            form = parse(dict(context["params"]), notifier.catalog)
+            ctx = task_context()
+            run, notifier = ctx.run, _notifier(ctx)
+            form = parse(dict(get_current_context()["params"]), notifier.catalog)
             return notifier.register(form, run.run_id, run.as_of, dag_id=run.dag_id)
 
         @task
         @terminal_errors
         def resolve() -> dict:
-            return _notifier().resolve(run_info(get_current_context()).run_id)
+            ctx = task_context()
+            return _notifier(ctx).resolve(ctx.run.run_id)
 
         @task
         @terminal_errors
         def obligations() -> dict:
-            return _notifier().obligations(run_info(get_current_context()).run_id)
+            ctx = task_context()
+            return _notifier(ctx).obligations(ctx.run.run_id)
 
         @task
         @terminal_errors
         def preview() -> dict:
-            return _notifier().preview(run_info(get_current_context()).run_id)
+            ctx = task_context()
+            return _notifier(ctx).preview(ctx.run.run_id)
 
         @task.short_circuit(ignore_downstream_trigger_rules=False)  # finish (all_done) still records the run
         def not_a_dry_run(previewed: dict) -> bool:
@@ -149,35 +149,39 @@ if CONFIG.incidents is not None:
         @task
         @terminal_errors
         def plan_sends() -> list[int]:
-            context = get_current_context()
-            return _notifier().plan_sends(run_info(context).run_id, context["ti"].xcom_pull(task_ids="approve"))
+            ctx, ti = task_context(), get_current_context()["ti"]
+            return _notifier(ctx).plan_sends(ctx.run.run_id, ti.xcom_pull(task_ids="approve"))
 
         @task(max_active_tis_per_dagrun=1)  # one batch at a time: max_per_second holds for the run
         @terminal_errors
         def send(batch: int) -> dict:
-            return _notifier().send_batch(run_info(get_current_context()).run_id, batch)
+            ctx = task_context()
+            return _notifier(ctx).send_batch(ctx.run.run_id, batch)
 
         @task(trigger_rule="none_failed_min_one_success")  # after the batches, or after plan_sends when there are none
         @terminal_errors
         def contact_lists() -> dict:
-            return _notifier().contact_lists(run_info(get_current_context()).run_id)
+            ctx = task_context()
+            return _notifier(ctx).contact_lists(ctx.run.run_id)
 
         @task
         @terminal_errors
         def announce() -> dict:
-            return _notifier().announce(run_info(get_current_context()).run_id)
+            ctx = task_context()
+            return _notifier(ctx).announce(ctx.run.run_id)
 
         @task
         @terminal_errors
         def regulator_reports() -> dict:
-            return _notifier().regulator_reports(run_info(get_current_context()).run_id)
+            ctx = task_context()
+            return _notifier(ctx).regulator_reports(ctx.run.run_id)
 
         @task(trigger_rule="all_done")
         @terminal_errors
         def finish() -> dict:
-            context = get_current_context()
-            run, ti = run_info(context), context["ti"]
-            return _notifier().finish(
+            ctx, ti = task_context(), get_current_context()["ti"]
+            run = ctx.run
+            return _notifier(ctx).finish(
                 run.run_id,
                 answer=ti.xcom_pull(task_ids="approve"),
                 approve_states=lambda: ti.get_task_states(

@@ -44,17 +44,15 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from lifecycle.config import load_config
 from lifecycle.retention import retention_systems, stages_of, unit_group
-from lifecycle.runs import dag_settings, run_complete, run_info, terminal_errors
+from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
 CONFIG = load_config()
 
 
-def _retention():
+def _retention(ctx):
     from lifecycle.retention import Retention
-    from lifecycle.state import StateStore
 
-    config = load_config()
-    return Retention(config, StateStore.for_catalog(config.catalog))
+    return Retention(ctx.config, ctx.state, open_store=ctx.stores)
 
 
 def _recorded(step: str):
@@ -71,8 +69,8 @@ def _recorded(step: str):
                 from lifecycle.failures import describe, retryable
 
                 if not retryable(exc) and not type(exc).__module__.startswith("airflow"):
-                    run = run_info(get_current_context())
-                    _retention().record_failure(run.run_id, step, describe(exc), dag_id=run.dag_id)
+                    ctx = task_context()
+                    _retention(ctx).record_failure(ctx.run.run_id, step, describe(exc), dag_id=ctx.run.dag_id)
                 raise
 
         return wrapper
@@ -118,22 +116,22 @@ if CONFIG.retention.rules:
         def preflight() -> dict:
             from lifecycle.health import schema_matches
 
-            config = load_config()
-            return schema_matches(config, sorted({t.dataset for t in _retention().targets()}))
+            ctx = task_context()
+            return schema_matches(ctx.config, sorted({t.dataset for t in _retention(ctx).targets()}))
 
         @task
         @terminal_errors
         @_recorded("plan")
         def plan() -> dict:
-            run = run_info(get_current_context())
-            return _retention().plan(run.run_id, run.as_of, dag_id=run.dag_id).summary()
+            ctx = task_context()
+            run = ctx.run
+            return _retention(ctx).plan(run.run_id, run.as_of, dag_id=run.dag_id).summary()
 
         @task(multiple_outputs=True)
         @terminal_errors
         def guardrail() -> dict:
-            context = get_current_context()
-            run, params = run_info(context), context["params"]
-            retention = _retention()
+            ctx, params = task_context(), get_current_context()["params"]
+            run, retention = ctx.run, _retention(ctx)
             return retention.gate(
                 _plan(retention, run),
                 override=bool(params["override_guardrail"]),
@@ -156,26 +154,27 @@ if CONFIG.retention.rules:
         @task(trigger_rule="none_failed")
         @terminal_errors
         def apply(unit: dict) -> dict:
-            run = run_info(get_current_context())
-            return _retention().apply(unit, run.run_id, run.as_of, dag_id=run.dag_id)
+            ctx = task_context()
+            run = ctx.run
+            return _retention(ctx).apply(unit, run.run_id, run.as_of, dag_id=run.dag_id)
 
         @task(trigger_rule="all_done")
         @terminal_errors
         def verify() -> dict:
-            run = run_info(get_current_context())
-            retention = _retention()
+            ctx = task_context()
+            run, retention = ctx.run, _retention(ctx)
             return retention.verify(_plan(retention, run), dag_id=run.dag_id)
 
         @task(trigger_rule="all_done")
         @terminal_errors
         def report() -> dict:
-            context = get_current_context()
-            run, ti = run_info(context), context["ti"]
+            ctx, ti = task_context(), get_current_context()["ti"]
+            run = ctx.run
             states = ti.get_task_states(
                 dag_id=run.dag_id, task_ids=["preflight", "plan", "guardrail"], run_ids=[run.run_id]
             )
             failed = [task for task, state in (states.get(run.run_id) or {}).items() if state == "failed"]
-            return _retention().report(run.run_id, as_of=run.as_of, failed_steps=failed, dag_id=run.dag_id)
+            return _retention(ctx).report(run.run_id, as_of=run.as_of, failed_steps=failed, dag_id=run.dag_id)
 
         checked, planned, units = preflight(), plan(), guardrail()
         checked >> planned >> units
