@@ -13,7 +13,7 @@ interval end, never the clock.
    the state store (`lifecycle_erasures`).
 3. **notify_scheduled**: one e-mail per newly seen request, in the person's
    language: when erasure happens and how to withdraw. Never sent twice: each
-   notice is claimed in `lifecycle_notices` before it goes out (a claim a
+   notice is claimed in `lifecycle_deliveries` before it goes out (a claim a
    killed run left open is reported *uncertain*, not resent).
 4. **erase** (one mapped task per batch, pool `lifecycle_<system>`): every
    dataset reachable from the subject, deeper links first, deleted or

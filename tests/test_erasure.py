@@ -473,10 +473,11 @@ def test_requests_past_complete_within_are_reported_overdue(world):
 
 
 def _notices(state, template):
-    from lifecycle.state.schema import notices
+    from lifecycle.state.schema import deliveries
 
     with state.engine.connect() as conn:
-        return {r.subject_id: r.status for r in conn.execute(sa.select(notices).where(notices.c.template == template))}
+        rows = conn.execute(sa.select(deliveries).where(deliveries.c.notice == f"notice:{template}"))
+        return {r.subject_id: r.status for r in rows}
 
 
 @pytest.mark.parametrize("dies_at", [2, 4], ids=["scheduled-notice", "completion-notice"])
@@ -504,11 +505,13 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     template = "cancellation_scheduled" if "will be deleted" in lost["Subject"] else "cancellation_completed"
     subject = lost["To"].removeprefix("u").split("@")[0]
     assert _notices(state, template)[subject] == "sending", "claimed before the mail went out"
-    from lifecycle.state.schema import notices
+    from lifecycle.state.schema import deliveries
 
     with state.engine.connect() as conn:
         claimed = conn.execute(
-            sa.select(notices.c.message_id).where(notices.c.subject_id == subject, notices.c.template == template)
+            sa.select(deliveries.c.message_id).where(
+                deliveries.c.subject_id == subject, deliveries.c.notice == f"notice:{template}"
+            )
         ).scalar_one()
     assert claimed == accepted[-1].message_id, "the claim names the Message-ID, so the mail log can settle it"
 
@@ -540,7 +543,8 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
         1 for s in _notices(state, template).values() if s == "sent"
     )
     with state.engine.connect() as conn:
-        backing = set(conn.execute(sa.select(notices.c.ledger_hash)).scalars())
+        query = sa.select(deliveries.c.ledger_hash).where(deliveries.c.notice.startswith("notice:"))
+        backing = set(conn.execute(query).scalars())
     assert backing <= {e.entry_hash for e in state.ledger.entries(kind="notice.batch")}, (
         "every outcome is backed by the ledger"
     )
@@ -584,28 +588,30 @@ def test_an_address_the_server_refuses_for_good_is_recorded_undeliverable_and_th
     assert _notices(state, "cancellation_completed") == {str(DUE): "undeliverable", str(DUPLICATE): "sent"}
     assert _states(state)[str(DUE)] == "done", "a refused notice does not hold the erasure up"
     assert [to for to, _ in _mails(sink)] == sorted([f"u{PENDING}@example.com"] + [f"u{DUPLICATE}@example.com"] * 2)
-    from lifecycle.state.schema import notices
+    from lifecycle.state.schema import deliveries
 
     with state.engine.connect() as conn:
-        reasons = set(conn.execute(sa.select(notices.c.reason).where(notices.c.status == "undeliverable")).scalars())
+        undeliverable = (deliveries.c.status == "undeliverable") & deliveries.c.notice.startswith("notice:")
+        reasons = set(conn.execute(sa.select(deliveries.c.reason).where(undeliverable)).scalars())
     assert reasons == {"SMTP 550"}, "the reply code only: the server's text may name the address"
     summaries = [e.payload["statuses"] for e in state.ledger.entries(kind="notice.batch")]
     assert sum(s.get("undeliverable", 0) for s in summaries) == 2
 
 
 def test_a_person_claimed_by_another_process_meanwhile_is_not_mailed_and_earlier_outcomes_stay_recorded(world):
-    from lifecycle.state.schema import notices
+    from lifecycle.state.schema import deliveries
 
     config, engine, state, store, sink = world
     erasure = _erasure(config, engine, state, store)
     erasure.intake("manual__1", AS_OF)
     with state.engine.begin() as conn:  # another process claimed (and sent) one notice after this one read the rows
         conn.execute(
-            notices.insert().values(
-                template="cancellation_scheduled",
+            deliveries.insert().values(
+                notice="notice:cancellation_scheduled",
                 subject_id=str(DUPLICATE),
                 scope="other",
                 status="sent",
+                attempts=1,
                 claimed_at="x",
                 updated_at="x",
             )

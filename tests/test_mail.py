@@ -14,30 +14,14 @@ import sqlalchemy as sa
 from lifecycle.mail import Mailer, Notice, send_claimed
 from lifecycle.mailsink import MailSink
 from lifecycle.state.claims import Claims
+from lifecycle.state.schema import deliveries, metadata
 
 PEOPLE = [f"p{n:02d}" for n in range(1, 13)]
-meta = sa.MetaData()
-claims_table = sa.Table(
-    "claims",
-    meta,
-    sa.Column("subject_id", sa.String(16), primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("message_id", sa.String(255)),
-    sa.Column("code", sa.Integer),
-)
 
 
-class TableClaims(Claims):
-    """The smallest ``Claims``: one row per person."""
-
-    def __init__(self, engine):
-        super().__init__(engine, claims_table)
-
-    def _row(self, message_id, locale):
-        return {"status": "sending" if message_id else "no_address", "message_id": message_id}
-
-    def _outcome_row(self, outcome):
-        return {"status": outcome.status, "code": outcome.code}
+def _claims(engine) -> Claims:
+    """One notice's claim rows; a person without an address is recorded ``no_address``."""
+    return Claims(engine, "notice:test", "run", no_address="no_address")
 
 
 @pytest.fixture
@@ -67,17 +51,17 @@ def _send(engine, people, mailer_cls=Mailer, rate=10_000):
                 f"{subject}@example.com", Notice(f"Hello {subject}", "text", "en"), key=f"test:{subject}"
             )
 
-        return send_claimed(mailer, people, TableClaims(engine), prepare=prepare)
+        return send_claimed(mailer, people, _claims(engine), prepare=prepare)
 
 
 def _rows(engine):
     with engine.connect() as conn:
-        return {r.subject_id: r for r in conn.execute(sa.select(claims_table))}
+        return {r.subject_id: r for r in conn.execute(sa.select(deliveries))}
 
 
 def test_every_person_is_claimed_then_mailed_once_with_outcomes_recorded(tmp_path, sink):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'claims.db'}")
-    meta.create_all(engine)
+    metadata.create_all(engine, tables=[deliveries])
     counts = _send(engine, PEOPLE)
     assert counts == {"sent": 10, "undeliverable": 1, "no_address": 1}
     rows = _rows(engine)
@@ -108,7 +92,7 @@ def _killed_after(engine_url: str, mails: int) -> None:
 def test_a_worker_killed_while_sending_leaves_at_most_two_claims_open_and_mails_nobody_twice(tmp_path, sink):
     url = f"sqlite:///{tmp_path / 'claims.db'}"
     engine = sa.create_engine(url)
-    meta.create_all(engine)
+    metadata.create_all(engine, tables=[deliveries])
     worker = multiprocessing.get_context("fork").Process(target=_killed_after, args=(url, 5))
     worker.start()
     worker.join(60)
@@ -130,7 +114,7 @@ def test_a_worker_killed_while_sending_leaves_at_most_two_claims_open_and_mails_
 
 def test_the_rate_spaces_the_starts_of_mails(tmp_path, sink):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'claims.db'}")
-    meta.create_all(engine)
+    metadata.create_all(engine, tables=[deliveries])
     started = time.monotonic()
     _send(engine, PEOPLE[:6], rate=20)  # five mails (p03 has no address): four gaps of 50 ms at least
     assert time.monotonic() - started >= 4 * 0.05

@@ -4,10 +4,9 @@ one SMTP connection from an Airflow ``smtp`` connection, at a bounded rate.
 Templates live in ``include/templates/mail/<name>.<locale>.txt.j2``; the
 first line is ``Subject: …``.  A locale falls back to its language, then to
 the first configured locale.  ``send_claimed`` is the one way notices go
-out: each person's claim is committed before their mail is sent
-(``lifecycle_notices`` for erasure notices, ``lifecycle_incident_deliveries``
-for incident notices), with the Message-ID the mail carries, so a rerun never
-sends a notice twice.
+out: each person's claim is committed before their mail is sent (the claim
+table, ``state.claims``), with the Message-ID the mail carries, so a rerun
+never sends a notice twice.  ``lifecycle.notifier`` drives it.
 """
 
 from __future__ import annotations

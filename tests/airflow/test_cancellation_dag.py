@@ -40,8 +40,8 @@ def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(ai
     with state.connect() as conn:
         finished = conn.execute(
             sa.text(
-                "SELECT subject_id, status, message_id, ledger_hash FROM lifecycle_notices "
-                "WHERE template = 'cancellation_completed'"
+                "SELECT subject_id, status, message_id, ledger_hash FROM lifecycle_deliveries "
+                "WHERE notice = 'notice:cancellation_completed'"
             )
         ).all()
         summaries = set(

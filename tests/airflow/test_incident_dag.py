@@ -45,7 +45,9 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     state = _state(airflow_world)
     with state.connect() as conn:
         runs = {r.dry_run: r for r in conn.execute(sa.text("SELECT * FROM lifecycle_incident_runs"))}
-        deliveries = conn.execute(sa.text("SELECT subject_id, status FROM lifecycle_incident_deliveries")).all()
+        deliveries = conn.execute(
+            sa.text("SELECT subject_id, status FROM lifecycle_deliveries WHERE notice LIKE 'incident:%'")
+        ).all()
         emailable = conn.execute(
             sa.text(
                 "SELECT count(*) FROM lifecycle_incident_subjects s JOIN lifecycle_incident_runs r "

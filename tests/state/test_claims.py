@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from lifecycle.state import StateStore
 from lifecycle.state.claims import Outcome
-from lifecycle.state.schema import incident_deliveries, notices
+from lifecycle.state.schema import deliveries
 
 TEMPLATE = "cancellation_completed"
 
@@ -18,9 +18,8 @@ def state(engine):
 
 def _notices(state) -> dict[tuple[str, str], tuple]:
     with state.engine.connect() as conn:
-        return {
-            (r.template, r.subject_id): (r.status, r.reason, r.message_id) for r in conn.execute(sa.select(notices))
-        }
+        rows = conn.execute(sa.select(deliveries).where(deliveries.c.notice.startswith("notice:")))
+        return {(r.notice.removeprefix("notice:"), r.subject_id): (r.status, r.reason, r.message_id) for r in rows}
 
 
 def test_a_person_is_claimed_once_and_outcomes_go_with_the_next_claim(state):
@@ -79,8 +78,8 @@ def test_incident_deliveries_are_claimed_per_incident_and_marked_uncertain_the_s
     claims.mark_uncertain(["3"])
     with state.engine.connect() as conn:
         rows = {
-            (r.incident_id, r.subject_id): (r.status, r.attempts, r.run_id)
-            for r in conn.execute(sa.select(incident_deliveries))
+            (r.notice.removeprefix("incident:"), r.subject_id): (r.status, r.attempts, r.scope)
+            for r in conn.execute(sa.select(deliveries).where(deliveries.c.notice.startswith("incident:")))
         }
     assert rows == {
         ("INC-1", "1"): ("sent", 3, "manual__1"),

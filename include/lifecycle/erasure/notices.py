@@ -2,7 +2,7 @@
 that it happened (*completed*), each sent at most once per person.
 
 The ``Notifier`` sends them; ``NoticeBook`` is their claim table
-(``lifecycle_notices``, one row per template and person) and their evidence:
+(``notice:<template>`` rows of ``lifecycle_deliveries``, one per template and person) and their evidence:
 one ``notice.batch`` ledger entry over the outcomes each call adds.
 """
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class NoticeBook:
-    """The ``lifecycle_notices`` rows of one template, claimed under ``scope`` (a batch, or
+    """The claim rows of one template, claimed under ``scope`` (a batch, or
     the run that sends scheduled notices).  Notices that earlier versions recorded as one
     ledger entry each (``notice:<template>:<subject>``) count as sent."""
 

@@ -1,11 +1,11 @@
-"""Claim tables: one row per person and notice, committed before the mail goes out.
+"""The claim table: one row per notice and person, committed before the mail goes out.
 
 A row is claimed ``sending`` with the Message-ID the mail will carry, then
-set to its outcome; the table's unique key makes a second claim of the same
-person fail, so nobody is mailed twice.  A row a killed process left
-``sending`` becomes ``uncertain`` and is never sent again.  ``Notices`` and
-``Incidents`` each have one kind of claim (``NoticeClaims``,
-``DeliveryClaims``); ``mail.send_claimed`` is the loop that uses them.
+set to its outcome; the table's key makes a second claim of the same person
+fail, so nobody is mailed twice.  A row a killed process left ``sending``
+becomes ``uncertain`` and is never sent again.  Erasure notices
+(``notice:<template>``) and incident notices (``incident:<id>``) share the
+table (``lifecycle_deliveries``); ``mail.send_claimed`` is the loop that uses it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from lifecycle.batching import chunks
+from lifecycle.clock import iso_utc
+from lifecycle.state.schema import deliveries
 
 
 @dataclass(frozen=True)
@@ -30,21 +33,27 @@ class Outcome:
     code: int | None = None
 
 
+def _now() -> str:
+    return iso_utc(datetime.now(UTC))
+
+
 class Claims:
-    """The claim rows of one kind of notice: one row per person in ``table``
-    (columns ``subject_id`` and ``status``) among the rows matching ``key``.
-    Subclasses say what a claim row and an outcome hold.
+    """The claim rows of one notice, claimed under ``scope`` (an erasure batch or run, an
+    incident run) and ``batch`` (an incident run's send batch).  A person without an address
+    gets a final row at once: ``no_address`` (``skipped`` for erasure notices; incident
+    notices count them ``undeliverable``).
 
     ``with claims:`` keeps one connection for the calls inside (a sending
     loop: one transaction per person, not a checkout and a ping as well);
     outside it, each call takes a connection of its own.
     """
 
-    def __init__(self, engine: sa.Engine, table: sa.Table, **key):
-        self.engine, self.table, self.key = engine, table, key
-        self._sending = sa.and_(
-            *(table.c[column] == value for column, value in key.items()), table.c.status == "sending"
-        )
+    def __init__(
+        self, engine: sa.Engine, notice: str, scope: str, *, batch: int | None = None, no_address: str = "skipped"
+    ):
+        self.engine, self.notice, self.scope, self.batch, self.no_address = engine, notice, scope, batch, no_address
+        table = deliveries
+        self._sending = sa.and_(table.c.notice == notice, table.c.status == "sending")
         one = sa.and_(self._sending, table.c.subject_id == sa.bindparam("_subject"))
         self._insert, self._outcome, self._release = (
             table.insert(),
@@ -70,18 +79,22 @@ class Claims:
             with self._conn.begin():
                 yield self._conn
 
-    def _row(self, message_id: str | None, locale: str | None) -> dict:
-        """A claim's columns: ``status`` ``sending`` and the Message-ID, or
-        (``message_id`` None: no address) a final status."""
-        raise NotImplementedError
-
-    def _outcome_row(self, outcome: Outcome) -> dict:
-        """The columns an outcome sets."""
-        raise NotImplementedError
-
-    def _uncertain_row(self) -> dict:
-        """What else a row turned ``uncertain`` records."""
-        return {}
+    def _row(self, subject: str, message_id: str | None, locale: str | None) -> dict:
+        """A claim: ``sending`` with the Message-ID, or (``message_id`` None: no address) final."""
+        now = _now()
+        row = {
+            "notice": self.notice,
+            "subject_id": subject,
+            "scope": self.scope,
+            "batch": self.batch,
+            "attempts": 0,
+            "locale": locale,
+            "claimed_at": now,
+            "updated_at": now,
+        }
+        if message_id is None:
+            return {**row, "status": self.no_address, "reason": "no e-mail address"}
+        return {**row, "status": "sending", "message_id": message_id}
 
     def claim(
         self, subject: str, message_id: str | None, locale: str | None = None, *, outcomes: Sequence[Outcome] = ()
@@ -92,7 +105,7 @@ class Claims:
         try:
             with self._begin() as conn:
                 self._record(conn, outcomes)
-                conn.execute(self._insert, {**self.key, "subject_id": subject, **self._row(message_id, locale)})
+                conn.execute(self._insert, self._row(subject, message_id, locale))
         except sa.exc.IntegrityError:
             self.record(outcomes)
             return False
@@ -107,11 +120,26 @@ class Claims:
     def _record(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
-        values = [self._outcome_row(o) for o in outcomes]
-        statement = self._outcome.values({column: sa.bindparam(f"_set_{column}") for column in values[0]})
+        now = _now()
+        statement = self._outcome.values(
+            status=sa.bindparam("_status"),
+            code=sa.bindparam("_code"),
+            attempts=sa.bindparam("_attempts"),
+            reason=sa.bindparam("_reason"),
+            updated_at=now,
+        )
         conn.execute(
             statement,
-            [{"_subject": o.subject, **{f"_set_{c}": v for c, v in row.items()}} for o, row in zip(outcomes, values)],
+            [
+                {
+                    "_subject": o.subject,
+                    "_status": o.status,
+                    "_code": o.code,
+                    "_attempts": o.attempts,
+                    "_reason": f"SMTP {o.code}" if o.code else None,
+                }
+                for o in outcomes
+            ],
         )
 
     def release(self, subject: str) -> None:
@@ -125,7 +153,7 @@ class Claims:
         with self._begin() as conn:
             for part in chunks(subjects, 1000):
                 conn.execute(
-                    self.table.update()
-                    .where(self._sending, self.table.c.subject_id.in_(part))
-                    .values(status="uncertain", **self._uncertain_row())
+                    deliveries.update()
+                    .where(self._sending, deliveries.c.subject_id.in_(part))
+                    .values(status="uncertain", updated_at=_now())
                 )

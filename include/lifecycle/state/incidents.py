@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from lifecycle.batching import chunks
 from lifecycle.clock import iso_utc
-from lifecycle.state.claims import Claims, Outcome
-from lifecycle.state.schema import incident_deliveries, incident_runs, incident_subjects, incidents
+from lifecycle.state.claims import Claims
+from lifecycle.state.schema import deliveries, incident_runs, incident_subjects, incidents
 
 CHUNK = 5000
 
@@ -59,24 +59,12 @@ def _now() -> str:
     return iso_utc(datetime.now(UTC))
 
 
-class DeliveryClaims(Claims):
-    """``lifecycle_incident_deliveries`` rows of one incident, claimed by one batch of a run."""
+def _notice(incident_id: str) -> str:
+    """The incident's name in the claim table (``lifecycle_deliveries``)."""
+    return f"incident:{incident_id}"
 
-    def __init__(self, engine: sa.Engine, incident_id: str, run_id: str, batch: int):
-        super().__init__(engine, incident_deliveries, incident_id=incident_id)
-        self.run_id, self.batch = run_id, batch
 
-    def _row(self, message_id: str | None, locale: str | None) -> dict:
-        return {
-            "run_id": self.run_id,
-            "batch": self.batch,
-            "attempts": 0,
-            "status": "sending" if message_id is not None else "undeliverable",
-            "message_id": message_id,
-        }
-
-    def _outcome_row(self, outcome: Outcome) -> dict:
-        return {"status": outcome.status, "code": outcome.code, "attempts": outcome.attempts}
+_INCIDENT_ROWS = deliveries.c.notice.startswith("incident:", autoescape=True)
 
 
 class Incidents:
@@ -239,49 +227,40 @@ class Incidents:
 
     # -------------------------------------------------------------- deliveries
 
-    def claims(self, incident_id: str, run_id: str, batch: int) -> DeliveryClaims:
-        return DeliveryClaims(self.engine, incident_id, run_id, batch)
+    def claims(self, incident_id: str, run_id: str, batch: int) -> Claims:
+        """The claim rows of the incident, claimed by one batch of a run (one row per incident and
+        person, whichever run claimed it); a person without an address counts ``undeliverable``."""
+        return Claims(self.engine, _notice(incident_id), run_id, batch=batch, no_address="undeliverable")
 
     def claimed(self, incident_id: str, run_id: str, batch: int) -> dict[str, str]:
         """Status of each of the batch's people already claimed (by any run of the incident)."""
+        query = sa.select(deliveries.c.subject_id, deliveries.c.status).where(
+            deliveries.c.notice == _notice(incident_id), deliveries.c.subject_id.in_(self._mailable(run_id, batch))
+        )
         with self.engine.connect() as conn:
-            return dict(
-                conn.execute(
-                    sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
-                        incident_deliveries.c.incident_id == incident_id,
-                        incident_deliveries.c.subject_id.in_(self._mailable(run_id, batch)),
-                    )
-                ).all()
-            )
+            return dict(conn.execute(query).all())
 
     def batch_deliveries(self, incident_id: str, run_id: str, batch: int) -> list[tuple[str, str, str | None]]:
         """(subject, status, Message-ID) of the rows the batch claimed, by subject."""
+        query = (
+            sa.select(deliveries.c.subject_id, deliveries.c.status, deliveries.c.message_id)
+            .where(
+                deliveries.c.notice == _notice(incident_id), deliveries.c.scope == run_id, deliveries.c.batch == batch
+            )
+            .order_by(deliveries.c.subject_id)
+        )
         with self.engine.connect() as conn:
-            return [
-                tuple(row)
-                for row in conn.execute(
-                    sa.select(
-                        incident_deliveries.c.subject_id, incident_deliveries.c.status, incident_deliveries.c.message_id
-                    )
-                    .where(
-                        incident_deliveries.c.incident_id == incident_id,
-                        incident_deliveries.c.run_id == run_id,
-                        incident_deliveries.c.batch == batch,
-                    )
-                    .order_by(incident_deliveries.c.subject_id)
-                )
-            ]
+            return [tuple(row) for row in conn.execute(query)]
 
     def delivery_counts(self, run_id: str) -> dict[str, int]:
         """The run's delivery rows by status."""
+        query = (
+            sa.select(deliveries.c.status, sa.func.count())
+            .where(_INCIDENT_ROWS, deliveries.c.scope == run_id)
+            .group_by(deliveries.c.status)
+        )
         with self.engine.connect() as conn:
-            return dict(
-                conn.execute(
-                    sa.select(incident_deliveries.c.status, sa.func.count())
-                    .where(incident_deliveries.c.run_id == run_id)
-                    .group_by(incident_deliveries.c.status)
-                ).all()
-            )
+            return dict(conn.execute(query).all())
 
     def delivery_counts_among(self, incident_id: str, subjects: Sequence[str]) -> dict[str, int]:
         """The incident's delivery rows of ``subjects`` by status."""
@@ -289,9 +268,9 @@ class Incidents:
         with self.engine.connect() as conn:
             for part in chunks(subjects, CHUNK):
                 for status, n in conn.execute(
-                    sa.select(incident_deliveries.c.status, sa.func.count())
-                    .where(incident_deliveries.c.incident_id == incident_id, incident_deliveries.c.subject_id.in_(part))
-                    .group_by(incident_deliveries.c.status)
+                    sa.select(deliveries.c.status, sa.func.count())
+                    .where(deliveries.c.notice == _notice(incident_id), deliveries.c.subject_id.in_(part))
+                    .group_by(deliveries.c.status)
                 ):
                     counts[status] = counts.get(status, 0) + n
         return counts
@@ -302,8 +281,8 @@ class Incidents:
             return [
                 tuple(row)
                 for row in conn.execute(
-                    sa.select(incident_deliveries.c.subject_id, incident_deliveries.c.status).where(
-                        incident_deliveries.c.run_id == run_id, incident_deliveries.c.status.in_(statuses)
+                    sa.select(deliveries.c.subject_id, deliveries.c.status).where(
+                        _INCIDENT_ROWS, deliveries.c.scope == run_id, deliveries.c.status.in_(statuses)
                     )
                 )
             ]

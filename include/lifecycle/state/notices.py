@@ -1,6 +1,7 @@
-"""Erasure notices (``lifecycle_notices``): one row per template and person.
+"""Erasure notices: the claim rows of ``notice:<template>`` in ``lifecycle_deliveries``,
+one per template and person.
 
-A row is claimed ``sending`` before the mail (``NoticeClaims``) and becomes
+A row is claimed ``sending`` before the mail (``Claims``) and becomes
 ``sent``, ``undeliverable``, ``deferred``, ``skipped`` (no address) or
 ``uncertain``; the ledger entry that backs its outcome is recorded in the
 row afterwards (``back``).
@@ -10,21 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from lifecycle.batching import chunks
-from lifecycle.clock import iso_utc
-from lifecycle.state.claims import Claims, Outcome
-from lifecycle.state.schema import notices
+from lifecycle.state.claims import Claims
+from lifecycle.state.schema import deliveries
+
+PREFIX = "notice:"
 
 
 @dataclass(frozen=True)
 class NoticeRow:
     template: str
     subject_id: str
-    scope: str  # the erasure batch, or "scheduled"
+    scope: str  # the erasure batch, or the run that sent scheduled notices
     status: str
     reason: str | None
     locale: str | None
@@ -34,53 +35,37 @@ class NoticeRow:
     ledger_hash: str | None  # the ledger entry that backs the outcome; None: not backed yet
 
 
-def _now() -> str:
-    return iso_utc(datetime.now(UTC))
-
-
-class NoticeClaims(Claims):
-    """``lifecycle_notices`` rows of one template, claimed under ``scope``."""
-
-    def __init__(self, engine: sa.Engine, template: str, scope: str):
-        super().__init__(engine, notices, template=template)
-        self.scope = scope
-
-    def _row(self, message_id: str | None, locale: str | None) -> dict:
-        now = _now()
-        row = {"scope": self.scope, "claimed_at": now, "updated_at": now}
-        if message_id is None:
-            return {**row, "status": "skipped", "reason": "no e-mail address"}
-        return {**row, "status": "sending", "locale": locale, "message_id": message_id}
-
-    def _outcome_row(self, outcome: Outcome) -> dict:
-        return {
-            "status": outcome.status,
-            "reason": f"SMTP {outcome.code}" if outcome.code else None,
-            "updated_at": _now(),
-        }
-
-    def _uncertain_row(self) -> dict:
-        return {"updated_at": _now()}
+def _row(row) -> NoticeRow:
+    return NoticeRow(
+        row.notice.removeprefix(PREFIX),
+        row.subject_id,
+        row.scope,
+        row.status,
+        row.reason,
+        row.locale,
+        row.message_id,
+        row.claimed_at,
+        row.updated_at,
+        row.ledger_hash,
+    )
 
 
 class Notices:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
 
-    def claims(self, template: str, scope: str) -> NoticeClaims:
-        return NoticeClaims(self.engine, template, scope)
+    def claims(self, template: str, scope: str) -> Claims:
+        return Claims(self.engine, PREFIX + template, scope)
 
     def rows(self, template: str, subjects: Sequence[str]) -> dict[str, NoticeRow]:
         """The rows of ``template`` for ``subjects``, by subject."""
         found = {}
         with self.engine.connect() as conn:
             for part in chunks(subjects, 1000):
-                found.update(
-                    (row.subject_id, NoticeRow(**row._mapping))
-                    for row in conn.execute(
-                        sa.select(notices).where(notices.c.template == template, notices.c.subject_id.in_(part))
-                    )
+                query = sa.select(deliveries).where(
+                    deliveries.c.notice == PREFIX + template, deliveries.c.subject_id.in_(part)
                 )
+                found.update((row.subject_id, _row(row)) for row in conn.execute(query))
         return found
 
     def back(self, template: str, subjects: Sequence[str], ledger_hash: str) -> None:
@@ -88,19 +73,20 @@ class Notices:
         with self.engine.begin() as conn:
             for part in chunks(subjects, 1000):
                 conn.execute(
-                    notices.update()
-                    .where(notices.c.template == template, notices.c.subject_id.in_(part))
+                    deliveries.update()
+                    .where(deliveries.c.notice == PREFIX + template, deliveries.c.subject_id.in_(part))
                     .values(ledger_hash=ledger_hash)
                 )
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows by template and status."""
         counted: dict[str, dict[str, int]] = {}
+        query = (
+            sa.select(deliveries.c.notice, deliveries.c.status, sa.func.count())
+            .where(deliveries.c.notice.startswith(PREFIX, autoescape=True))
+            .group_by(deliveries.c.notice, deliveries.c.status)
+        )
         with self.engine.connect() as conn:
-            for template, status, n in conn.execute(
-                sa.select(notices.c.template, notices.c.status, sa.func.count()).group_by(
-                    notices.c.template, notices.c.status
-                )
-            ):
-                counted.setdefault(template, {})[status] = n
+            for notice, status, n in conn.execute(query):
+                counted.setdefault(notice.removeprefix(PREFIX), {})[status] = n
         return counted

@@ -146,8 +146,8 @@ incident_subjects = sa.Table(
     sa.Index("ix_lifecycle_incident_subjects_incident", "incident_id", "subject_id"),
 )
 
-# One row per person and incident, written before the mail is sent: the
-# unique key makes a second mail to the same person impossible.
+# One row per person and incident, written before the mail is sent (migration
+# 4; migration 6 moved its rows to lifecycle_deliveries and dropped it).
 incident_deliveries = sa.Table(
     "lifecycle_incident_deliveries",
     metadata,
@@ -162,12 +162,8 @@ incident_deliveries = sa.Table(
     sa.Index("ix_lifecycle_incident_deliveries_run", "run_id", "batch"),
 )
 
-# -- erasure notices (migration 5) ---------------------------------------------
-# One row per notice and person, committed as ``sending`` before the mail goes
-# out and set to its outcome after: a rerun never mails anyone twice (a row
-# still ``sending`` becomes ``uncertain`` and is not sent again).  Outcomes are
-# summarized by one ledger entry per batch (counts and a hash of the rows),
-# whose hash each row then records.
+# -- erasure notices (migration 5; migration 6 moved its rows to
+# lifecycle_deliveries and dropped it) ------------------------------------------
 notices = sa.Table(
     "lifecycle_notices",
     metadata,
@@ -185,34 +181,133 @@ notices = sa.Table(
     sa.Column("ledger_hash", sa.String(64)),  # the ledger entry that summarizes this row's outcome
 )
 
+# -- one claim table for every notice (migration 6) -----------------------------
+# One row per notice and person, committed as ``sending`` (with the Message-ID
+# the mail will carry) before the mail goes out and set to its outcome after;
+# the key makes a second mail to the same person impossible, and a row still
+# ``sending`` on a rerun becomes ``uncertain`` and is never sent again.
+# ``notice`` is ``notice:<template>`` for erasure notices (one per person and
+# template) or ``incident:<incident id>`` (one per person and incident).
+# Migration 6 moved the rows of lifecycle_notices and
+# lifecycle_incident_deliveries here and dropped those tables.
+deliveries = sa.Table(
+    "lifecycle_deliveries",
+    metadata,
+    sa.Column("notice", sa.String(128), primary_key=True),
+    sa.Column("subject_id", sa.String(255), primary_key=True),
+    sa.Column("scope", sa.String(255), nullable=False),  # who claimed it: an erasure batch or run, an incident run
+    sa.Column("batch", sa.Integer),  # the incident run's send batch
+    sa.Column(
+        "status", sa.String(16), nullable=False
+    ),  # sending | sent | undeliverable | deferred | skipped | uncertain
+    sa.Column("reason", sa.String(255)),  # why skipped or refused (never the server's text: it may name the address)
+    sa.Column("code", sa.Integer),  # the SMTP reply code of a refusal
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("locale", sa.String(16)),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("claimed_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("ledger_hash", sa.String(64)),  # the ledger entry that summarizes this row's outcome, where one does
+    sa.Index("ix_lifecycle_deliveries_scope", "scope", "batch"),
+)
+
 GENESIS = "0" * 64
 
 
-def _v1_initial(conn: sa.Connection) -> None:
+def _v1_initial(conn: sa.Connection, now: str) -> None:
     metadata.create_all(conn, tables=[ledger_entries, ledger_head, legal_holds], checkfirst=True)
     if conn.execute(sa.select(ledger_head.c.id)).first() is None:
         conn.execute(ledger_head.insert().values(id=1, seq=0, entry_hash=GENESIS))
 
 
-def _v2_erasures(conn: sa.Connection) -> None:
+def _v2_erasures(conn: sa.Connection, now: str) -> None:
     metadata.create_all(conn, tables=[erasures], checkfirst=True)
 
 
-def _v3_sharing_register(conn: sa.Connection) -> None:
+def _v3_sharing_register(conn: sa.Connection, now: str) -> None:
     metadata.create_all(conn, tables=[sharing_register], checkfirst=True)
 
 
-def _v4_incidents(conn: sa.Connection) -> None:
+def _v4_incidents(conn: sa.Connection, now: str) -> None:
     metadata.create_all(
         conn, tables=[incidents, incident_runs, incident_subjects, incident_deliveries], checkfirst=True
     )
 
 
-def _v5_notices(conn: sa.Connection) -> None:
+def _v5_notices(conn: sa.Connection, now: str) -> None:
     metadata.create_all(conn, tables=[notices], checkfirst=True)
 
 
-MIGRATIONS = [(1, _v1_initial), (2, _v2_erasures), (3, _v3_sharing_register), (4, _v4_incidents), (5, _v5_notices)]
+def _v6_one_claim_table(conn: sa.Connection, now: str) -> None:
+    """Erasure notices and incident deliveries into ``lifecycle_deliveries``, then the two
+    tables dropped.  Incident rows had no claim time: they get the migration's."""
+    metadata.create_all(conn, tables=[deliveries], checkfirst=True)
+    present = sa.inspect(conn)
+    if present.has_table(notices.name):
+        for part in _pages(conn, sa.select(notices)):
+            conn.execute(
+                deliveries.insert(),
+                [
+                    {
+                        **{
+                            c: row[c]
+                            for c in (
+                                "subject_id",
+                                "scope",
+                                "status",
+                                "reason",
+                                "locale",
+                                "message_id",
+                                "claimed_at",
+                                "updated_at",
+                                "ledger_hash",
+                            )
+                        },
+                        "notice": f"notice:{row['template']}",
+                        "attempts": 0,
+                    }
+                    for row in part
+                ],
+            )
+        notices.drop(conn)
+    if present.has_table(incident_deliveries.name):
+        for part in _pages(conn, sa.select(incident_deliveries)):
+            conn.execute(
+                deliveries.insert(),
+                [
+                    {
+                        "notice": f"incident:{row['incident_id']}",
+                        "subject_id": row["subject_id"],
+                        "scope": row["run_id"],
+                        "batch": row["batch"],
+                        "status": row["status"],
+                        "code": row["code"],
+                        "attempts": row["attempts"],
+                        "message_id": row["message_id"],
+                        "claimed_at": now,
+                        "updated_at": now,
+                    }
+                    for row in part
+                ],
+            )
+        incident_deliveries.drop(conn)
+
+
+def _pages(conn: sa.Connection, query, size: int = 10_000):
+    """The rows of ``query`` as mappings, ``size`` at a time."""
+    result = conn.execute(query).mappings()
+    while part := result.fetchmany(size):
+        yield part
+
+
+MIGRATIONS = [
+    (1, _v1_initial),
+    (2, _v2_erasures),
+    (3, _v3_sharing_register),
+    (4, _v4_incidents),
+    (5, _v5_notices),
+    (6, _v6_one_claim_table),
+]
 
 
 def migrate(engine: sa.Engine, *, now: str) -> list[int]:
@@ -226,7 +321,7 @@ def migrate(engine: sa.Engine, *, now: str) -> list[int]:
             ).first()
             if done:
                 continue
-            step(conn)
+            step(conn, now)
             try:
                 with conn.begin_nested():
                     conn.execute(schema_versions.insert().values(version=version, applied_at=now))
