@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from lifecycle.config import load_config
 from lifecycle.errors import LifecycleError
+from lifecycle.evidence import retention_batch, retention_plan
 from lifecycle.retention import Retention, unit_group
 from lifecycle.retention.apply import BatchRecord
-from lifecycle.retention.keys import batch_key, plan_key
 from lifecycle.retention.plan import Plan, unit_from_json
 from lifecycle.state import StateStore
 from lifecycle.stores.s3 import S3Store
@@ -423,7 +423,7 @@ def test_the_ledgered_plan_units_and_batch_records_keep_their_json_shape(world):
     retention = _retention(_config(tmp_path), engine, state)
     plan = _run(retention, "manual__shape")
 
-    recorded = state.ledger.find(plan_key("manual__shape"))
+    recorded = state.ledger.find(retention_plan("manual__shape"))
     assert recorded.idempotency_key == "retention:manual__shape:plan"
     assert set(recorded.payload) == {"run_id", "as_of", "batch_size", "max_fraction", "datasets"}
     assert all(set(d) == PLAN_ENTRY_KEYS for d in recorded.payload["datasets"])
@@ -435,7 +435,7 @@ def test_the_ledgered_plan_units_and_batch_records_keep_their_json_shape(world):
     assert all(unit_from_json(u).to_json() == u for u in units)
 
     low, high, _ = plan.dataset("access_logs").ranges[0]
-    batch = state.ledger.find(batch_key("manual__shape", "access_logs", low, high))
+    batch = state.ledger.find(retention_batch("manual__shape", "access_logs", low, high))
     assert batch.idempotency_key == f"retention:manual__shape:access_logs:{low}:{high}"
     assert set(batch.payload) == {"dataset", "low", "high", "rows", "seconds"}
     assert BatchRecord.from_json(batch.payload).to_json() == batch.payload

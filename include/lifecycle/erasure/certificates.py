@@ -16,6 +16,7 @@ from lifecycle import reports
 from lifecycle.connections import hmac_key
 from lifecycle.erasure.records import batch_entries, step_entry
 from lifecycle.erasure.steps import Step
+from lifecycle.evidence import erasure_certificates
 
 
 class Certificates:
@@ -137,6 +138,6 @@ class Certificates:
                 ],
             },
             run_id=run_id,
-            key=f"erasure:{batch}:certificates",
+            key=erasure_certificates(batch),
         )
         self.state.erasures.mark_done([(c["subject_id"], c["completed_at"], c["location"]) for c in certificates])

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from lifecycle.clock import iso_utc, naive_utc
 from lifecycle.erasure.requests import CancellationRequests, Request
+from lifecycle.evidence import erasure_intake
 from lifecycle.state.erasures import Intake
 from lifecycle.stores.contract import Selection
 
@@ -51,7 +52,7 @@ def take_in(config, state, stores, run_id: str, as_of: datetime) -> IntakeResult
         "erasure.intake",
         {"counts": counts, "batches": len(batches)},
         run_id=run_id,
-        key=f"erasure:{run_id}:intake:{digest}",
+        key=erasure_intake(run_id, digest),
     )
     log.info("intake: %s; %d batch(es) to erase", counts, len(batches))
     return IntakeResult(counts, batches)

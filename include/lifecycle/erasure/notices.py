@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
+from lifecycle.evidence import notice_outcomes, notice_sent_before
 from lifecycle.mail import personal_notices
 from lifecycle.notifier import Notifier, Recorded
 from lifecycle.state.ledger import canonical_json
@@ -34,8 +35,8 @@ class NoticeBook:
         }
         fresh = [s for s in subjects if s not in found]
         if fresh:
-            legacy = self.state.ledger.keys_among([f"notice:{self.template}:{s}" for s in fresh])
-            found.update((s, Recorded("sent", True)) for s in fresh if f"notice:{self.template}:{s}" in legacy)
+            legacy = self.state.ledger.keys_among([notice_sent_before(self.template, s) for s in fresh])
+            found.update((s, Recorded("sent", True)) for s in fresh if notice_sent_before(self.template, s) in legacy)
         return found
 
     def claims(self):
@@ -65,7 +66,7 @@ class NoticeBook:
             "notices_sha256": digest,
         }
         entry = self.state.ledger.append(
-            "notice.batch", payload, run_id=run_id, key=f"notices:{self.template}:{digest[:32]}"
+            "notice.batch", payload, run_id=run_id, key=notice_outcomes(self.template, digest)
         )
         self.state.notices.back(self.template, [row.subject_id for row in rows], entry.entry_hash)
 

@@ -3,17 +3,18 @@ and its done record after, under ``erasure:<batch>:<dataset>:plan|done``."""
 
 from __future__ import annotations
 
+from lifecycle.evidence import erasure_batch, erasure_step
 from lifecycle.state.ledger import Entry, Ledger, Record
 
 
 def batch_entries(ledger: Ledger, batch: str) -> dict[str, Entry]:
     """The batch's records by key (one query)."""
-    return {e.idempotency_key: e for e in ledger.entries_with_prefix(f"erasure:{batch}:")}
+    return {e.idempotency_key: e for e in ledger.entries_with_prefix(erasure_batch(batch))}
 
 
 def step_entry(entries: dict[str, Entry], batch: str, dataset: str, what: str) -> Entry | None:
     """A step's ``plan`` or ``done`` record among ``batch_entries``."""
-    return entries.get(f"erasure:{batch}:{dataset}:{what}")
+    return entries.get(erasure_step(batch, dataset, what))
 
 
 class StepRecords:
@@ -28,15 +29,15 @@ class StepRecords:
 
     def __init__(self, ledger: Ledger, batch: str, run_id: str | None):
         self.ledger, self.batch, self.run_id = ledger, batch, run_id
-        self.recorded = ledger.keys_with_prefix(f"erasure:{batch}:")
+        self.recorded = ledger.keys_with_prefix(erasure_batch(batch))
         self._held: list[Record] = []
 
     def done(self, dataset: str) -> bool:
-        return f"erasure:{self.batch}:{dataset}:done" in self.recorded
+        return erasure_step(self.batch, dataset, "done") in self.recorded
 
     def plan(self, dataset: str, payload: dict) -> None:
         """Append the step's plan (unless a run before recorded it), with the done records held."""
-        key = f"erasure:{self.batch}:{dataset}:plan"
+        key = erasure_step(self.batch, dataset, "plan")
         self._append([] if key in self.recorded else [self._record("plan", dataset, payload)])
 
     def record_done(self, dataset: str, payload: dict) -> None:
@@ -49,7 +50,7 @@ class StepRecords:
         return Record(
             f"erasure.{what}",
             {"batch": self.batch, "dataset": dataset, **payload},
-            f"erasure:{self.batch}:{dataset}:{what}",
+            erasure_step(self.batch, dataset, what),
         )
 
     def flush(self) -> None:

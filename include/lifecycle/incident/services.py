@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lifecycle.errors import LifecycleError
+from lifecycle.evidence import incident_event
 from lifecycle.incident.documents import Documents
 from lifecycle.incident.models import Run, to_json
 
@@ -43,7 +44,7 @@ class Services:
 
     def record(self, event: str, payload: dict, run: Run, *, part: str | None = None, dag_id: str | None = None):
         """The ledger entry ``incident.<event>`` of a run, once: a rerun finds it under its key."""
-        key = f"incident:{run.incident_id}:{run.run_id}:{event}" + (f":{part}" if part is not None else "")
+        key = incident_event(run.incident_id, run.run_id, event, part)
         self.state.ledger.append(f"incident.{event}", payload, dag_id=dag_id, run_id=run.run_id, key=key)
 
     def people(self):

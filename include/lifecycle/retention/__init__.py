@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
+from lifecycle.evidence import retention_failure, retention_plan
 from lifecycle.retention import guardrail
 from lifecycle.retention.apply import apply_unit
-from lifecycle.retention.keys import failure_key, plan_key
 from lifecycle.retention.plan import DatasetPlan, Plan, Unit, UnplannedUnit, unit_from_json
 from lifecycle.retention.planner import Planner, Target
 from lifecycle.retention.report import write_report
@@ -61,7 +61,7 @@ class Retention:
     def recorded_plan(self, run_id: str) -> Plan | None:
         """The plan this run recorded (with the datasets its guardrail override let through
         marked ``overridden``), or None when it made none."""
-        entry = self.state.ledger.find(plan_key(run_id))
+        entry = self.state.ledger.find(retention_plan(run_id))
         return guardrail.overridden(Plan.from_json(entry.payload), self.state) if entry else None
 
     def plan(self, run_id: str, as_of: datetime, *, dag_id: str | None = None, record: bool = True) -> Plan:
@@ -74,7 +74,7 @@ class Retention:
         plan = self.planner.plan(run_id, as_of)
         if record:
             self.state.ledger.append(
-                "retention.plan", plan.to_json(), dag_id=dag_id, run_id=run_id, key=plan_key(run_id)
+                "retention.plan", plan.to_json(), dag_id=dag_id, run_id=run_id, key=retention_plan(run_id)
             )
         return plan
 
@@ -85,7 +85,7 @@ class Retention:
             {"step": step, "reason": reason},
             dag_id=dag_id,
             run_id=run_id,
-            key=failure_key(run_id, step),
+            key=retention_failure(run_id, step),
         )
 
     def gate(

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 
 from lifecycle.catalog import Catalog
 from lifecycle.connections import hmac_key
-from lifecycle.retention.keys import batch_key, dataset_batches
+from lifecycle.evidence import retention_batch, retention_dataset_batches
 from lifecycle.retention.plan import Unit
 from lifecycle.retention.selections import Holds, expired, held_pairs
 from lifecycle.state import StateStore
@@ -115,9 +115,9 @@ def apply_unit(
         else None
     )
     done = skipped = objects = locked = 0
-    finished = state.ledger.keys_with_prefix(dataset_batches(run_id, name))
+    finished = state.ledger.keys_with_prefix(retention_dataset_batches(run_id, name))
     for i, key_range in enumerate(unit.ranges, 1):
-        key = batch_key(run_id, name, key_range.low, key_range.high)
+        key = retention_batch(run_id, name, key_range.low, key_range.high)
         if key in finished:
             skipped += 1
             continue

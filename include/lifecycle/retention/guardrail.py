@@ -11,7 +11,7 @@ import logging
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
-from lifecycle.retention.keys import guardrail_key, override_key
+from lifecycle.evidence import retention_guardrail, retention_override
 from lifecycle.retention.plan import DatasetPlan, Plan, Unit, UnplannedUnit
 from lifecycle.retention.shape import retention_systems, stages_of, unit_group
 from lifecycle.state import StateStore
@@ -32,7 +32,7 @@ def gate(plan: Plan, state: StateStore, *, override: bool, reason: str, dag_id: 
             {"blocked": events, "limit": plan.max_fraction},
             dag_id=dag_id,
             run_id=plan.run_id,
-            key=guardrail_key(plan.run_id),
+            key=retention_guardrail(plan.run_id),
         )
         raise LifecycleError(_refusal(plan, blocked))
     if len(reason.strip()) < 10:
@@ -42,7 +42,7 @@ def gate(plan: Plan, state: StateStore, *, override: bool, reason: str, dag_id: 
         {"datasets": events, "limit": plan.max_fraction, "reason": reason.strip()},
         dag_id=dag_id,
         run_id=plan.run_id,
-        key=override_key(plan.run_id),
+        key=retention_override(plan.run_id),
     )
     for d in blocked:
         log.warning("guardrail overridden for %s (%.1f%%): %s", d.dataset, 100 * d.fraction, reason.strip())
@@ -52,7 +52,7 @@ def overridden(plan: Plan, state: StateStore) -> Plan:
     """The plan as this run's override left it: the datasets it let through are
     ``overridden``, so verification counts them again and the report says so.  The plan
     is recorded before the guardrail runs; the override is its own ledger entry."""
-    entry = state.ledger.find(override_key(plan.run_id))
+    entry = state.ledger.find(retention_override(plan.run_id))
     if entry is None:
         return plan
     through = {event["dataset"] for event in entry.payload["datasets"]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lifecycle.errors import LifecycleError
-from lifecycle.retention.keys import batch_key, run_records
+from lifecycle.evidence import retention_batch, retention_run
 from lifecycle.retention.plan import DatasetPlan, Plan
 from lifecycle.retention.selections import Holds, keeping_referenced, rule_selection
 from lifecycle.state import StateStore
@@ -53,14 +53,16 @@ def verify_plan(plan: Plan, holds: Holds, stores, state: StateStore, *, dag_id: 
 
 
 def _checked(plan: Plan, holds: Holds, stores, state: StateStore) -> dict[str, Checked]:
-    recorded = state.ledger.keys_with_prefix(run_records(plan.run_id))
+    recorded = state.ledger.keys_with_prefix(retention_run(plan.run_id))
     checked = {}
     for d in plan.datasets:
         if d.error:
             checked[d.dataset] = Checked(error=d.error)
         elif d.guardrail == "blocked":
             checked[d.dataset] = Checked(skipped="guardrail")
-        elif missing := sum(batch_key(plan.run_id, d.dataset, low, high) not in recorded for low, high, _ in d.ranges):
+        elif missing := sum(
+            retention_batch(plan.run_id, d.dataset, low, high) not in recorded for low, high, _ in d.ranges
+        ):
             checked[d.dataset] = Checked(incomplete=missing)
         else:
             checked[d.dataset] = _count_again(d, holds, stores(d.system))

@@ -16,6 +16,8 @@ import io
 from dataclasses import dataclass
 from datetime import date
 
+from lifecycle.evidence import sharing_outcome
+
 #: the export's columns, in order
 COLUMNS = (
     "interval_start",
@@ -74,7 +76,7 @@ class SharingRegister:
             },
             dag_id=dag_id,
             run_id=run_id,
-            key=f"sharing:{entry['entry_key']}:{entry['outcome']}:{evidence[:16]}",
+            key=sharing_outcome(entry["entry_key"], entry["outcome"], evidence),
         )
         return self.state.sharing.save(
             {
