@@ -135,10 +135,11 @@ class Report:
 
 class ReportWriter:
     """A generated document as ``<name>.json`` (canonical) and ``<name>.html`` (its template),
-    and a PDF where one is given, in the reports destination; then one ledger entry that
-    names each file and its SHA-256, so a changed or swapped report can be detected."""
+    and a PDF where one is given, in the reports destination; then, for evidence (a
+    ``kind`` given; drafts are not), one ledger entry that names each file and its
+    SHA-256, so a changed or swapped report can be detected."""
 
-    def __init__(self, catalog: Catalog, ledger):
+    def __init__(self, catalog: Catalog, ledger=None):
         self.sink, self.ledger = ReportSink(catalog), ledger
 
     def write(
@@ -147,21 +148,24 @@ class ReportWriter:
         document: dict,
         *,
         template: str,
-        kind: str,
-        run_id: str,
+        kind: str | None = None,
+        run_id: str | None = None,
         dag_id: str | None = None,
+        key: str | None = None,
+        about: dict | None = None,
         pdf: bytes | None = None,
         **context,
     ) -> Report:
         """Write ``document`` under ``name`` (rendered by ``template`` with it as ``report``)
-        and append ``kind`` to the ledger."""
+        and, given a ``kind``, append it to the ledger: ``about`` and the files, recorded
+        once under ``key`` where one is given."""
         json_file = self.sink.write(f"{name}.json", canonical(document), content_type="application/json")
         html = render(template, report=document, **context).encode("utf-8")
         html_file = self.sink.write(f"{name}.html", html, content_type="text/html; charset=utf-8")
         pdf_file = self.sink.write(f"{name}.pdf", pdf, content_type="application/pdf") if pdf is not None else None
         files = {"json": json_file, "html": html_file, **({"pdf": pdf_file} if pdf_file else {})}
-        payload = {part: w.location for part, w in files.items()} | {
-            f"{part}_sha256": w.sha256 for part, w in files.items()
-        }
-        self.ledger.append(kind, payload, dag_id=dag_id, run_id=run_id)
+        if kind is not None:
+            payload = (about or {}) | {part: w.location for part, w in files.items()}
+            payload |= {f"{part}_sha256": w.sha256 for part, w in files.items()}
+            self.ledger.append(kind, payload, dag_id=dag_id, run_id=run_id, key=key)
         return Report(json_file, html_file, pdf_file)

@@ -53,10 +53,6 @@ LEGAL_ITEMS = [
 ]
 
 
-def safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
 @functools.cache
 def _register_font() -> None:
     from reportlab.pdfbase import pdfmetrics
@@ -88,9 +84,9 @@ def csv_bytes(header: list[str], rows) -> bytes:
 class Documents:
     """Writes an incident run's documents under ``incidents/<id>/<run>/``."""
 
-    def __init__(self, catalog, incident_id: str, run_id: str):
-        self.sink = reports.ReportSink(catalog)
-        self.folder = f"incidents/{safe(incident_id)}/{safe(run_id)}"
+    def __init__(self, catalog, incident_id: str, run_id: str, ledger=None):
+        self.sink, self.writer = reports.ReportSink(catalog), reports.ReportWriter(catalog, ledger)
+        self.folder = f"incidents/{reports.safe_name(incident_id)}/{reports.safe_name(run_id)}"
 
     def write_text(self, name: str, text: str, content_type: str) -> str:
         return self.sink.write(f"{self.folder}/{name}", text.encode("utf-8"), content_type=content_type).location
@@ -98,17 +94,22 @@ class Documents:
     def write_bytes(self, name: str, data: bytes, content_type: str) -> str:
         return self.sink.write(f"{self.folder}/{name}", data, content_type=content_type).location
 
-    def report(self, name: str, document: dict) -> dict[str, str]:
-        """HTML, PDF (same template) and JSON of one regulator report."""
-        html = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font=None)
+    def report(self, name: str, document: dict, **evidence) -> dict[str, str]:
+        """HTML, PDF (same template) and JSON of one regulator report; ``evidence`` (``kind``,
+        ``run_id``, ``key``, ``about``): the ledger entry of a final report."""
         for_pdf = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font="Helvetica")
         if any(c >= "\u2e80" for c in for_pdf):  # CJK text: the CID font has the glyphs (its Latin is cramped)
             for_pdf = reports.render("incident_report.html.j2", report=document, items=LEGAL_ITEMS, pdf_font=PDF_FONT)
-        return {
-            "html": self.write_text(f"{name}.html", html, "text/html; charset=utf-8"),
-            "pdf": self.write_bytes(f"{name}.pdf", pdf(for_pdf), "application/pdf"),
-            "json": self.write_bytes(f"{name}.json", reports.canonical(document), "application/json"),
-        }
+        written = self.writer.write(
+            f"{self.folder}/{name}",
+            document,
+            template="incident_report.html.j2",
+            pdf=pdf(for_pdf),
+            items=LEGAL_ITEMS,
+            pdf_font=None,
+            **evidence,
+        )
+        return {"html": written.html.location, "pdf": written.pdf.location, "json": written.json.location}
 
 
 def contact(mail: NotificationsFile, form: IncidentForm) -> dict:

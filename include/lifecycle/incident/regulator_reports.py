@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lifecycle.clock import iso_utc
+from lifecycle.evidence import incident_event
 from lifecycle.incident import documents
 from lifecycle.incident.approval import may_send
 from lifecycle.incident.finish import delivery_figures
@@ -26,18 +27,19 @@ def regulator_reports(services: Services, run_id: str) -> dict:
     docs, written = services.documents(run), {}
     for regulator in run.obligations.matched:
         report = documents.regulator_report(services.catalog, services.mail, run, regulator, delivery, draft=False)
-        written[regulator.id] = docs.report(f"report.{regulator.id}", report)
-        services.record(
-            "report",
-            {
-                "incident": run.incident_id,
-                "regulator": regulator.id,
-                "deadline": iso_utc(regulator.deadline),
-                "follow_up": run.phase == "update",
-                "json": written[regulator.id]["json"],
-            },
-            run,
-            part=regulator.id,
+        about = {
+            "incident": run.incident_id,
+            "regulator": regulator.id,
+            "deadline": iso_utc(regulator.deadline),
+            "follow_up": run.phase == "update",
+        }
+        written[regulator.id] = docs.report(
+            f"report.{regulator.id}",
+            report,
+            kind="incident.report",
+            run_id=run_id,
+            key=incident_event(run.incident_id, run_id, "report", regulator.id),
+            about=about,
         )
     services.save(run_id, figures=replace(run.figures, reports=written))
     return {"reports": {regulator: locations["pdf"] for regulator, locations in written.items()}}

@@ -52,4 +52,4 @@ class Services:
         return self.stores.of(self.catalog.subject.dataset)
 
     def documents(self, run: Run) -> Documents:
-        return Documents(self.catalog, run.incident_id, run.run_id)
+        return Documents(self.catalog, run.incident_id, run.run_id, self.state.ledger)

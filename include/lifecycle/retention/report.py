@@ -37,20 +37,16 @@ def write_report(
     entries = list(state.ledger.entries(run_id=run_id))
     document = _document(config, run_id, plan, entries, as_of=as_of, failed_steps=failed_steps)
     document["generated_at"] = iso_utc(generated_at)  # evidence of when, like the ledger's recorded_at
-    sink = reports.ReportSink(config.catalog)
-    folder = f"retention/{document['as_of'][:10]}/{_safe(run_id)}"
-    json_doc = sink.write(f"{folder}/report.json", reports.canonical(document), content_type="application/json")
-    html_doc = sink.write(
-        f"{folder}/report.html",
-        reports.render("retention_report.html.j2", report=document).encode("utf-8"),
-        content_type="text/html; charset=utf-8",
-    )
-    state.ledger.append(
-        "retention.report",
-        {"json": json_doc.location, "json_sha256": json_doc.sha256, "html": html_doc.location},
-        dag_id=dag_id,
+    folder = f"retention/{document['as_of'][:10]}/{reports.safe_name(run_id)}"
+    written = reports.ReportWriter(config.catalog, state.ledger).write(
+        f"{folder}/report",
+        document,
+        template="retention_report.html.j2",
+        kind="retention.report",
         run_id=run_id,
+        dag_id=dag_id,
     )
+    json_doc, html_doc = written.json, written.html
     log.info("report: %s and %s", json_doc.location, html_doc.location)
     return {
         "json": json_doc.location,
@@ -134,8 +130,3 @@ def _advice(entry: DatasetPlan, reference: Reference) -> str:
         f"expired or are held; {why}. To expire them together, give {child} a retention rule that keeps its rows "
         f"no longer than {entry.dataset} ({entry.keep}), or keep {entry.dataset} as long as {child}."
     )
-
-
-def _safe(run_id: str) -> str:
-    """The run id as one folder name."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
