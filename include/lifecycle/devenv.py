@@ -159,69 +159,97 @@ def environment(repo: str | os.PathLike | None = None, env: Mapping[str, str] | 
     ``LIFECYCLE_*_PORT`` variables.
     """
     repo = (Path(repo) if repo is not None else REPO).resolve()
+    env = os.environ if env is None else env
     var = var_dir(repo, env)
     p = ports(env)
-    airflow_home = var / "airflow"
-    login, password = AWS_DEMO_CREDENTIALS
-
-    def s3_conn() -> str:
-        return _json(
-            {
-                "conn_type": "aws",
-                "login": login,
-                "password": password,
-                "extra": {"endpoint_url": f"http://{HOST}:{p['s3']}", "region_name": AWS_REGION},
-            }
-        )
-
     values = {
-        # Airflow itself
+        **_airflow_environment(repo, var, p["api"], env),
+        **_lifecycle_environment(repo, var, env),
+        **_connections(var, p),
+        **_demo_secrets(),
+    }
+    cluster = cluster_settings(env)
+    if cluster:
+        values.update(_cluster_environment(cluster))
+    return values
+
+
+def _airflow_environment(repo: Path, var: Path, api_port: int, env: Mapping[str, str]) -> dict[str, str]:
+    """Airflow's own settings: its home, metadata database and API under ``var``, the repo's DAGs and plugins."""
+    airflow_home = var / "airflow"
+    return {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__API__HOST": HOST,
-        "AIRFLOW__API__PORT": str(p["api"]),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{p['api']}/execution/",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{api_port}/execution/",
         # LocalExecutor forks `parallelism` workers up front (default 32, ~5 GB RSS);
         # a handful is plenty on SQLite, which serializes writers anyway
-        "AIRFLOW__CORE__PARALLELISM": (env if env is not None else os.environ).get("AIRFLOW__CORE__PARALLELISM", "4"),
-        # the lifecycle
-        "LIFECYCLE_CONFIG_DIR": (env if env is not None else os.environ).get("LIFECYCLE_CONFIG_DIR")
-        or str(repo / "config" / "lifecycle"),
+        "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+    }
+
+
+def _lifecycle_environment(repo: Path, var: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Where the lifecycle finds its configuration and keeps its state and mail."""
+    return {
+        "LIFECYCLE_CONFIG_DIR": env.get("LIFECYCLE_CONFIG_DIR") or str(repo / "config" / "lifecycle"),
         "LIFECYCLE_VAR_DIR": str(var),
         "LIFECYCLE_MAIL_DIR": str(var / "mail"),
-        # connections (JSON form)
+    }
+
+
+def _connections(var: Path, p: Mapping[str, int]) -> dict[str, str]:
+    """The Airflow connections (JSON form): the SQLite databases under ``var``, the S3 endpoint, the SMTP sink."""
+    return {
         "AIRFLOW_CONN_APP_DB": _json({"conn_type": "sqlite", "host": str(var / "app.db")}),
         "AIRFLOW_CONN_LIFECYCLE_STATE": _json({"conn_type": "sqlite", "host": str(var / "state.db")}),
-        "AIRFLOW_CONN_MEDIA_S3": s3_conn(),
-        "AIRFLOW_CONN_PARTNER_S3": s3_conn(),
-        "AIRFLOW_CONN_PUBLIC_S3": s3_conn(),
-        "AIRFLOW_CONN_SMTP_DEFAULT": _json(
-            {
-                "conn_type": "smtp",
-                "host": HOST,
-                "port": p["smtp"],
-                # the smtp provider defaults to SMTP_SSL and STARTTLS; the sink speaks neither
-                "extra": {
-                    "disable_ssl": True,
-                    "disable_tls": True,
-                    "from_email": "privacy@mic.example",
-                    "timeout": 30,
-                    "retry_limit": 3,
-                },
-            }
-        ),
-        # DEMO-ONLY secrets: the HMAC key (Airflow variable lifecycle_hmac_key) and the
-        # manifests' signing key (a connection: recipients.yaml signing.conn_id)
+        "AIRFLOW_CONN_MEDIA_S3": _s3_conn(p["s3"]),
+        "AIRFLOW_CONN_PARTNER_S3": _s3_conn(p["s3"]),
+        "AIRFLOW_CONN_PUBLIC_S3": _s3_conn(p["s3"]),
+        "AIRFLOW_CONN_SMTP_DEFAULT": _smtp_conn(p["smtp"]),
+    }
+
+
+def _s3_conn(port: int) -> str:
+    login, password = AWS_DEMO_CREDENTIALS
+    return _json(
+        {
+            "conn_type": "aws",
+            "login": login,
+            "password": password,
+            "extra": {"endpoint_url": f"http://{HOST}:{port}", "region_name": AWS_REGION},
+        }
+    )
+
+
+def _smtp_conn(port: int) -> str:
+    return _json(
+        {
+            "conn_type": "smtp",
+            "host": HOST,
+            "port": port,
+            # the smtp provider defaults to SMTP_SSL and STARTTLS; the sink speaks neither
+            "extra": {
+                "disable_ssl": True,
+                "disable_tls": True,
+                "from_email": "privacy@mic.example",
+                "timeout": 30,
+                "retry_limit": 3,
+            },
+        }
+    )
+
+
+def _demo_secrets() -> dict[str, str]:
+    """DEMO-ONLY secrets: the HMAC key (Airflow variable lifecycle_hmac_key) and the
+    manifests' signing key (a connection: recipients.yaml signing.conn_id)."""
+    return {
         "AIRFLOW_VAR_LIFECYCLE_HMAC_KEY": DEMO_HMAC_KEY,
         "AIRFLOW_CONN_LIFECYCLE_SIGNING": _json({"conn_type": "generic", "password": DEMO_SIGNING_KEY}),
     }
-    cluster = cluster_settings(env)
-    if cluster:
-        values.update(_cluster_environment(cluster))
-    return values
 
 
 def _cluster_environment(settings: Mapping[str, str]) -> dict[str, str]:
@@ -330,7 +358,15 @@ def services(repo: str | os.PathLike | None = None, env: Mapping[str, str] | Non
     """Every service devenv knows, in start order."""
     var = var_dir(repo, env)
     p = ports(env)
-    s3, smtp, api = p["s3"], p["smtp"], p["api"]
+    return {
+        **_core_services(var, p["s3"], p["smtp"]),
+        **_airflow_process_services(p["api"]),
+        **_worker_services(var, env),
+    }
+
+
+def _core_services(var: Path, s3: int, smtp: int) -> dict[str, Service]:
+    """The local S3 endpoint (moto) and the SMTP sink that keeps each mail under ``var/mail``."""
     return {
         "s3": Service(
             "s3",
@@ -356,6 +392,16 @@ def services(repo: str | os.PathLike | None = None, env: Mapping[str, str] | Non
             port=smtp,
             port_var=PORTS["smtp"][0],
         ),
+    }
+
+
+def _airflow_process_services(api: int) -> dict[str, Service]:
+    """Airflow's api-server, then the components its health check reports on.
+
+    --skip-serve-logs: one machine, the api-server reads the log files itself
+    (and no log server on 0.0.0.0:8793).
+    """
+    return {
         "api-server": Service(
             "api-server",
             _airflow_argv("api-server", "--host", HOST, "--port", str(api)),
@@ -365,31 +411,21 @@ def services(repo: str | os.PathLike | None = None, env: Mapping[str, str] | Non
             start_timeout=180.0,
             stop_timeout=30.0,
         ),
-        "scheduler": Service(
-            "scheduler",
-            # --skip-serve-logs: one machine, the api-server reads the log files itself
-            # (and no log server on 0.0.0.0:8793)
-            _airflow_argv("scheduler", "--skip-serve-logs"),
-            ready=lambda: _component_healthy(api, "scheduler"),
-            start_timeout=180.0,
-            stop_timeout=30.0,
-        ),
-        "dag-processor": Service(
-            "dag-processor",
-            _airflow_argv("dag-processor"),
-            ready=lambda: _component_healthy(api, "dag_processor"),
-            start_timeout=180.0,
-            stop_timeout=30.0,
-        ),
-        "triggerer": Service(
-            "triggerer",
-            _airflow_argv("triggerer", "--skip-serve-logs"),
-            ready=lambda: _component_healthy(api, "triggerer"),
-            start_timeout=180.0,
-            stop_timeout=30.0,
-        ),
-        **_worker_services(var, env),
+        "scheduler": _airflow_component("scheduler", "scheduler", api, "--skip-serve-logs"),
+        "dag-processor": _airflow_component("dag-processor", "dag_processor", api),
+        "triggerer": _airflow_component("triggerer", "triggerer", api, "--skip-serve-logs"),
     }
+
+
+def _airflow_component(name: str, component: str, api: int, *args: str) -> Service:
+    """``airflow <name> <args>``, ready once the API's health check calls ``component`` healthy."""
+    return Service(
+        name,
+        _airflow_argv(name, *args),
+        ready=lambda: _component_healthy(api, component),
+        start_timeout=180.0,
+        stop_timeout=30.0,
+    )
 
 
 def _worker_services(var: Path, env: Mapping[str, str] | None) -> dict[str, Service]:
