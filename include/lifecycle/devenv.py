@@ -697,62 +697,66 @@ def start(
     pids: dict[str, int] = {}
     launched: list[tuple[Service, subprocess.Popen]] = []
     for name in names:
-        svc = known[name]
         pid = running_pid(var, name)
         if pid:
             say(f"{name}: already running (pid {pid})")
             pids[name] = pid
             continue
-        if svc.port and _port_in_use(svc.port):
-            raise DevenvError(
-                f"{name}: port {HOST}:{svc.port} is already in use by another process "
-                f"(not one this devenv started); stop it or set {svc.port_var} to a free port"
-            )
-        log = _logfile(var, name)
-        with open(log, "ab") as fh:
-            fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {shlex.join(svc.argv)}\n".encode())
-            fh.flush()
-            proc = subprocess.Popen(
-                svc.argv,
-                cwd=repo,
-                env=child_env,
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # detached: own session and process group
-                close_fds=True,
-            )
-        _pidfile(var, name).write_text(f"{proc.pid}\n")
-        launched.append((svc, proc))
+        proc = _launch(known[name], repo, var, child_env)
+        launched.append((known[name], proc))
         pids[name] = proc.pid
 
-    failures = []
-    for svc, proc in launched:
-        deadline = time.monotonic() + svc.start_timeout
-        while True:
-            if proc.poll() is not None:
-                _pidfile(var, svc.name).unlink(missing_ok=True)
-                failures.append(
-                    f"{svc.name}: exited with code {proc.returncode}; "
-                    f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}"
-                )
-                break
-            if svc.ready():
-                where = f" on {HOST}:{svc.port}" if svc.port else ""
-                say(f"{svc.name}: started (pid {proc.pid}){where}, log {_logfile(var, svc.name)}")
-                break
-            if time.monotonic() > deadline:
-                failures.append(
-                    f"{svc.name}: not answering after {svc.start_timeout:.0f}s; "
-                    f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}"
-                )
-                break
-            time.sleep(0.25)
+    failures = [failure for svc, proc in launched if (failure := _await_ready(svc, proc, var, say))]
     if failures:
         raise DevenvError("\n".join(failures))
     if granting:
         _grant_access(repo, var, child_env, say)
     return pids
+
+
+def _launch(svc: Service, repo: Path, var: Path, child_env: dict[str, str]) -> subprocess.Popen:
+    """Start ``svc`` detached (its own session and process group), logging to its log file,
+    and write its pidfile; refuse a port that something else holds."""
+    if svc.port and _port_in_use(svc.port):
+        raise DevenvError(
+            f"{svc.name}: port {HOST}:{svc.port} is already in use by another process "
+            f"(not one this devenv started); stop it or set {svc.port_var} to a free port"
+        )
+    with open(_logfile(var, svc.name), "ab") as fh:
+        fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {shlex.join(svc.argv)}\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(
+            svc.argv,
+            cwd=repo,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # detached: own session and process group
+            close_fds=True,
+        )
+    _pidfile(var, svc.name).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _await_ready(svc: Service, proc: subprocess.Popen, var: Path, say) -> str | None:
+    """Wait until ``svc`` answers; what went wrong if it exited or did not answer in time."""
+    deadline = time.monotonic() + svc.start_timeout
+    while True:
+        if proc.poll() is not None:
+            _pidfile(var, svc.name).unlink(missing_ok=True)
+            return f"{svc.name}: exited with code {proc.returncode}; {_last_lines(var, svc.name)}"
+        if svc.ready():
+            where = f" on {HOST}:{svc.port}" if svc.port else ""
+            say(f"{svc.name}: started (pid {proc.pid}){where}, log {_logfile(var, svc.name)}")
+            return None
+        if time.monotonic() > deadline:
+            return f"{svc.name}: not answering after {svc.start_timeout:.0f}s; {_last_lines(var, svc.name)}"
+        time.sleep(0.25)
+
+
+def _last_lines(var: Path, name: str) -> str:
+    return f"last lines of {_logfile(var, name)}:\n{_tail(_logfile(var, name))}"
 
 
 def airflow_services(env: Mapping[str, str] | None = None) -> list[str]:
@@ -776,11 +780,7 @@ def stop(
     var = var_dir(repo, env)
     known = services(repo, env)
     if names is None:
-        run_dir = var / "run"
-        present = {p.stem for p in run_dir.glob("*.pid")} if run_dir.is_dir() else set()
-        # reverse start order: Airflow first, then the mail sink and S3
-        names = [n for n in reversed(list(known)) if n in present]
-        names += sorted(present - set(known))
+        names = _with_pidfiles(var, known)
         if not names:
             say("nothing running")
     signalled: list[tuple[str, int, float]] = []
@@ -797,27 +797,38 @@ def stop(
         timeout = known[name].stop_timeout if name in known else 15.0
         signalled.append((name, pid, time.monotonic() + timeout))
 
-    stopped = []
     for name, pid, deadline in signalled:
-        while True:
-            _reap(pid)
-            left = _group_members(pid) if not _is_alive(pid) else [pid]
-            if not left:
-                break
-            if time.monotonic() > deadline:
-                say(f"{name}: still running after SIGTERM, sending SIGKILL")
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                time.sleep(0.5)
-                _reap(pid)
-                break
-            time.sleep(0.2)
+        _await_exit(name, pid, deadline, say)
         _pidfile(var, name).unlink(missing_ok=True)
         say(f"{name}: stopped (pid {pid})")
-        stopped.append(name)
-    return stopped
+    return [name for name, _, _ in signalled]
+
+
+def _with_pidfiles(var: Path, known: Mapping[str, Service]) -> list[str]:
+    """The services with a pidfile, in reverse start order (Airflow first, then the mail
+    sink and S3), then any unknown ones by name."""
+    run_dir = var / "run"
+    present = {p.stem for p in run_dir.glob("*.pid")} if run_dir.is_dir() else set()
+    return [n for n in reversed(list(known)) if n in present] + sorted(present - set(known))
+
+
+def _await_exit(name: str, pid: int, deadline: float, say) -> None:
+    """Wait until the process group of ``pid`` is gone; SIGKILL it at ``deadline``."""
+    while True:
+        _reap(pid)
+        left = _group_members(pid) if not _is_alive(pid) else [pid]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            say(f"{name}: still running after SIGTERM, sending SIGKILL")
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            time.sleep(0.5)
+            _reap(pid)
+            return
+        time.sleep(0.2)
 
 
 def status(repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> dict[str, int | None]:
@@ -841,6 +852,36 @@ def airflow_login(repo: str | os.PathLike | None = None, env: Mapping[str, str] 
 
 # -- CLI ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    """The commands of the module docstring; exit status 1 when devenv refuses, with its reason."""
+    ap = _parser()
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "env":
+            sys.stdout.write(shell_exports(environment()))
+            return 0
+        if args.cmd == "run":
+            command = args.command[1:] if args.command[:1] == ["--"] else args.command
+            if not command:
+                ap.error("run: no command given")
+            child_env = child_environment()
+            os.execvpe(command[0], command, child_env)
+        if args.cmd == "start":
+            start(list(CORE_SERVICES) + (airflow_services() if args.airflow else []))
+            if args.airflow:
+                _print_airflow_login()
+            return 0
+        if args.cmd == "stop":
+            stop()
+            return 0
+        if args.cmd == "status":
+            return _print_status()
+    except DevenvError as exc:
+        print(f"devenv: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m lifecycle.devenv", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p_start = sub.add_parser("start", help="start the local S3 endpoint and mail sink (and Airflow)")
@@ -854,49 +895,33 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print export lines for the embedded defaults")
     p_run = sub.add_parser("run", help="run a command under the embedded defaults")
     p_run.add_argument("command", nargs=argparse.REMAINDER)
-    args = ap.parse_args(argv)
+    return ap
 
-    try:
-        if args.cmd == "env":
-            sys.stdout.write(shell_exports(environment()))
-            return 0
-        if args.cmd == "run":
-            command = args.command[1:] if args.command[:1] == ["--"] else args.command
-            if not command:
-                ap.error("run: no command given")
-            child_env = child_environment()
-            os.execvpe(command[0], command, child_env)
-        if args.cmd == "start":
-            names = list(CORE_SERVICES) + (airflow_services() if args.airflow else [])
-            start(names)
-            if args.airflow:
-                api = ports()["api"]
-                print(f"Airflow UI: http://{HOST}:{api}/", end="")
-                if cluster_settings():
-                    print(f"  (users {', '.join(CLUSTER_USERS)}; passwords in {var_dir() / 'airflow' / 'users.json'})")
-                else:
-                    login = airflow_login()
-                    print(f"  (user {login[0]}, password {login[1]})" if login else "")
-            return 0
-        if args.cmd == "stop":
-            stop()
-            return 0
-        if args.cmd == "status":
-            var = var_dir()
-            p = ports()
-            st = status()
-            for name, pid in st.items():
-                state = f"running (pid {pid})" if pid else "stopped"
-                print(f"{name:14} {state:24} log {_logfile(var, name)}")
-            print(
-                f"S3 endpoint   http://{HOST}:{p['s3']}   SMTP sink {HOST}:{p['smtp']} "
-                f"-> {var / 'mail'}   Airflow http://{HOST}:{p['api']}/"
-            )
-            return 0 if all(st[n] for n in CORE_SERVICES) else 3
-    except DevenvError as exc:
-        print(f"devenv: {exc}", file=sys.stderr)
-        return 1
-    return 2
+
+def _print_airflow_login() -> None:
+    """Where the UI is and how to log in: the cluster's users, or the simple auth manager's admin."""
+    api = ports()["api"]
+    print(f"Airflow UI: http://{HOST}:{api}/", end="")
+    if cluster_settings():
+        print(f"  (users {', '.join(CLUSTER_USERS)}; passwords in {var_dir() / 'airflow' / 'users.json'})")
+    else:
+        login = airflow_login()
+        print(f"  (user {login[0]}, password {login[1]})" if login else "")
+
+
+def _print_status() -> int:
+    """Each service's state and log, then the endpoints; 0 when s3 and mail run, else 3."""
+    var = var_dir()
+    p = ports()
+    st = status()
+    for name, pid in st.items():
+        state = f"running (pid {pid})" if pid else "stopped"
+        print(f"{name:14} {state:24} log {_logfile(var, name)}")
+    print(
+        f"S3 endpoint   http://{HOST}:{p['s3']}   SMTP sink {HOST}:{p['smtp']} "
+        f"-> {var / 'mail'}   Airflow http://{HOST}:{p['api']}/"
+    )
+    return 0 if all(st[n] for n in CORE_SERVICES) else 3
 
 
 if __name__ == "__main__":
