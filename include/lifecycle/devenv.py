@@ -159,69 +159,97 @@ def environment(repo: str | os.PathLike | None = None, env: Mapping[str, str] | 
     ``LIFECYCLE_*_PORT`` variables.
     """
     repo = (Path(repo) if repo is not None else REPO).resolve()
+    env = os.environ if env is None else env
     var = var_dir(repo, env)
     p = ports(env)
-    airflow_home = var / "airflow"
-    login, password = AWS_DEMO_CREDENTIALS
-
-    def s3_conn() -> str:
-        return _json(
-            {
-                "conn_type": "aws",
-                "login": login,
-                "password": password,
-                "extra": {"endpoint_url": f"http://{HOST}:{p['s3']}", "region_name": AWS_REGION},
-            }
-        )
-
     values = {
-        # Airflow itself
+        **_airflow_environment(repo, var, p["api"], env),
+        **_lifecycle_environment(repo, var, env),
+        **_connections(var, p),
+        **_demo_secrets(),
+    }
+    cluster = cluster_settings(env)
+    if cluster:
+        values.update(_cluster_environment(cluster))
+    return values
+
+
+def _airflow_environment(repo: Path, var: Path, api_port: int, env: Mapping[str, str]) -> dict[str, str]:
+    """Airflow's own settings: its home, metadata database and API under ``var``, the repo's DAGs and plugins."""
+    airflow_home = var / "airflow"
+    return {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__API__HOST": HOST,
-        "AIRFLOW__API__PORT": str(p["api"]),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{p['api']}/execution/",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{api_port}/execution/",
         # LocalExecutor forks `parallelism` workers up front (default 32, ~5 GB RSS);
         # a handful is plenty on SQLite, which serializes writers anyway
-        "AIRFLOW__CORE__PARALLELISM": (env if env is not None else os.environ).get("AIRFLOW__CORE__PARALLELISM", "4"),
-        # the lifecycle
-        "LIFECYCLE_CONFIG_DIR": (env if env is not None else os.environ).get("LIFECYCLE_CONFIG_DIR")
-        or str(repo / "config" / "lifecycle"),
+        "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+    }
+
+
+def _lifecycle_environment(repo: Path, var: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Where the lifecycle finds its configuration and keeps its state and mail."""
+    return {
+        "LIFECYCLE_CONFIG_DIR": env.get("LIFECYCLE_CONFIG_DIR") or str(repo / "config" / "lifecycle"),
         "LIFECYCLE_VAR_DIR": str(var),
         "LIFECYCLE_MAIL_DIR": str(var / "mail"),
-        # connections (JSON form)
+    }
+
+
+def _connections(var: Path, p: Mapping[str, int]) -> dict[str, str]:
+    """The Airflow connections (JSON form): the SQLite databases under ``var``, the S3 endpoint, the SMTP sink."""
+    return {
         "AIRFLOW_CONN_APP_DB": _json({"conn_type": "sqlite", "host": str(var / "app.db")}),
         "AIRFLOW_CONN_LIFECYCLE_STATE": _json({"conn_type": "sqlite", "host": str(var / "state.db")}),
-        "AIRFLOW_CONN_MEDIA_S3": s3_conn(),
-        "AIRFLOW_CONN_PARTNER_S3": s3_conn(),
-        "AIRFLOW_CONN_PUBLIC_S3": s3_conn(),
-        "AIRFLOW_CONN_SMTP_DEFAULT": _json(
-            {
-                "conn_type": "smtp",
-                "host": HOST,
-                "port": p["smtp"],
-                # the smtp provider defaults to SMTP_SSL and STARTTLS; the sink speaks neither
-                "extra": {
-                    "disable_ssl": True,
-                    "disable_tls": True,
-                    "from_email": "privacy@mic.example",
-                    "timeout": 30,
-                    "retry_limit": 3,
-                },
-            }
-        ),
-        # DEMO-ONLY secrets: the HMAC key (Airflow variable lifecycle_hmac_key) and the
-        # manifests' signing key (a connection: recipients.yaml signing.conn_id)
+        "AIRFLOW_CONN_MEDIA_S3": _s3_conn(p["s3"]),
+        "AIRFLOW_CONN_PARTNER_S3": _s3_conn(p["s3"]),
+        "AIRFLOW_CONN_PUBLIC_S3": _s3_conn(p["s3"]),
+        "AIRFLOW_CONN_SMTP_DEFAULT": _smtp_conn(p["smtp"]),
+    }
+
+
+def _s3_conn(port: int) -> str:
+    login, password = AWS_DEMO_CREDENTIALS
+    return _json(
+        {
+            "conn_type": "aws",
+            "login": login,
+            "password": password,
+            "extra": {"endpoint_url": f"http://{HOST}:{port}", "region_name": AWS_REGION},
+        }
+    )
+
+
+def _smtp_conn(port: int) -> str:
+    return _json(
+        {
+            "conn_type": "smtp",
+            "host": HOST,
+            "port": port,
+            # the smtp provider defaults to SMTP_SSL and STARTTLS; the sink speaks neither
+            "extra": {
+                "disable_ssl": True,
+                "disable_tls": True,
+                "from_email": "privacy@mic.example",
+                "timeout": 30,
+                "retry_limit": 3,
+            },
+        }
+    )
+
+
+def _demo_secrets() -> dict[str, str]:
+    """DEMO-ONLY secrets: the HMAC key (Airflow variable lifecycle_hmac_key) and the
+    manifests' signing key (a connection: recipients.yaml signing.conn_id)."""
+    return {
         "AIRFLOW_VAR_LIFECYCLE_HMAC_KEY": DEMO_HMAC_KEY,
         "AIRFLOW_CONN_LIFECYCLE_SIGNING": _json({"conn_type": "generic", "password": DEMO_SIGNING_KEY}),
     }
-    cluster = cluster_settings(env)
-    if cluster:
-        values.update(_cluster_environment(cluster))
-    return values
 
 
 def _cluster_environment(settings: Mapping[str, str]) -> dict[str, str]:
@@ -330,7 +358,15 @@ def services(repo: str | os.PathLike | None = None, env: Mapping[str, str] | Non
     """Every service devenv knows, in start order."""
     var = var_dir(repo, env)
     p = ports(env)
-    s3, smtp, api = p["s3"], p["smtp"], p["api"]
+    return {
+        **_core_services(var, p["s3"], p["smtp"]),
+        **_airflow_process_services(p["api"]),
+        **_worker_services(var, env),
+    }
+
+
+def _core_services(var: Path, s3: int, smtp: int) -> dict[str, Service]:
+    """The local S3 endpoint (moto) and the SMTP sink that keeps each mail under ``var/mail``."""
     return {
         "s3": Service(
             "s3",
@@ -356,6 +392,16 @@ def services(repo: str | os.PathLike | None = None, env: Mapping[str, str] | Non
             port=smtp,
             port_var=PORTS["smtp"][0],
         ),
+    }
+
+
+def _airflow_process_services(api: int) -> dict[str, Service]:
+    """Airflow's api-server, then the components its health check reports on.
+
+    --skip-serve-logs: one machine, the api-server reads the log files itself
+    (and no log server on 0.0.0.0:8793).
+    """
+    return {
         "api-server": Service(
             "api-server",
             _airflow_argv("api-server", "--host", HOST, "--port", str(api)),
@@ -365,31 +411,21 @@ def services(repo: str | os.PathLike | None = None, env: Mapping[str, str] | Non
             start_timeout=180.0,
             stop_timeout=30.0,
         ),
-        "scheduler": Service(
-            "scheduler",
-            # --skip-serve-logs: one machine, the api-server reads the log files itself
-            # (and no log server on 0.0.0.0:8793)
-            _airflow_argv("scheduler", "--skip-serve-logs"),
-            ready=lambda: _component_healthy(api, "scheduler"),
-            start_timeout=180.0,
-            stop_timeout=30.0,
-        ),
-        "dag-processor": Service(
-            "dag-processor",
-            _airflow_argv("dag-processor"),
-            ready=lambda: _component_healthy(api, "dag_processor"),
-            start_timeout=180.0,
-            stop_timeout=30.0,
-        ),
-        "triggerer": Service(
-            "triggerer",
-            _airflow_argv("triggerer", "--skip-serve-logs"),
-            ready=lambda: _component_healthy(api, "triggerer"),
-            start_timeout=180.0,
-            stop_timeout=30.0,
-        ),
-        **_worker_services(var, env),
+        "scheduler": _airflow_component("scheduler", "scheduler", api, "--skip-serve-logs"),
+        "dag-processor": _airflow_component("dag-processor", "dag_processor", api),
+        "triggerer": _airflow_component("triggerer", "triggerer", api, "--skip-serve-logs"),
     }
+
+
+def _airflow_component(name: str, component: str, api: int, *args: str) -> Service:
+    """``airflow <name> <args>``, ready once the API's health check calls ``component`` healthy."""
+    return Service(
+        name,
+        _airflow_argv(name, *args),
+        ready=lambda: _component_healthy(api, component),
+        start_timeout=180.0,
+        stop_timeout=30.0,
+    )
 
 
 def _worker_services(var: Path, env: Mapping[str, str] | None) -> dict[str, Service]:
@@ -661,62 +697,66 @@ def start(
     pids: dict[str, int] = {}
     launched: list[tuple[Service, subprocess.Popen]] = []
     for name in names:
-        svc = known[name]
         pid = running_pid(var, name)
         if pid:
             say(f"{name}: already running (pid {pid})")
             pids[name] = pid
             continue
-        if svc.port and _port_in_use(svc.port):
-            raise DevenvError(
-                f"{name}: port {HOST}:{svc.port} is already in use by another process "
-                f"(not one this devenv started); stop it or set {svc.port_var} to a free port"
-            )
-        log = _logfile(var, name)
-        with open(log, "ab") as fh:
-            fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {shlex.join(svc.argv)}\n".encode())
-            fh.flush()
-            proc = subprocess.Popen(
-                svc.argv,
-                cwd=repo,
-                env=child_env,
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # detached: own session and process group
-                close_fds=True,
-            )
-        _pidfile(var, name).write_text(f"{proc.pid}\n")
-        launched.append((svc, proc))
+        proc = _launch(known[name], repo, var, child_env)
+        launched.append((known[name], proc))
         pids[name] = proc.pid
 
-    failures = []
-    for svc, proc in launched:
-        deadline = time.monotonic() + svc.start_timeout
-        while True:
-            if proc.poll() is not None:
-                _pidfile(var, svc.name).unlink(missing_ok=True)
-                failures.append(
-                    f"{svc.name}: exited with code {proc.returncode}; "
-                    f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}"
-                )
-                break
-            if svc.ready():
-                where = f" on {HOST}:{svc.port}" if svc.port else ""
-                say(f"{svc.name}: started (pid {proc.pid}){where}, log {_logfile(var, svc.name)}")
-                break
-            if time.monotonic() > deadline:
-                failures.append(
-                    f"{svc.name}: not answering after {svc.start_timeout:.0f}s; "
-                    f"last lines of {_logfile(var, svc.name)}:\n{_tail(_logfile(var, svc.name))}"
-                )
-                break
-            time.sleep(0.25)
+    failures = [failure for svc, proc in launched if (failure := _await_ready(svc, proc, var, say))]
     if failures:
         raise DevenvError("\n".join(failures))
     if granting:
         _grant_access(repo, var, child_env, say)
     return pids
+
+
+def _launch(svc: Service, repo: Path, var: Path, child_env: dict[str, str]) -> subprocess.Popen:
+    """Start ``svc`` detached (its own session and process group), logging to its log file,
+    and write its pidfile; refuse a port that something else holds."""
+    if svc.port and _port_in_use(svc.port):
+        raise DevenvError(
+            f"{svc.name}: port {HOST}:{svc.port} is already in use by another process "
+            f"(not one this devenv started); stop it or set {svc.port_var} to a free port"
+        )
+    with open(_logfile(var, svc.name), "ab") as fh:
+        fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {shlex.join(svc.argv)}\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(
+            svc.argv,
+            cwd=repo,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # detached: own session and process group
+            close_fds=True,
+        )
+    _pidfile(var, svc.name).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _await_ready(svc: Service, proc: subprocess.Popen, var: Path, say) -> str | None:
+    """Wait until ``svc`` answers; what went wrong if it exited or did not answer in time."""
+    deadline = time.monotonic() + svc.start_timeout
+    while True:
+        if proc.poll() is not None:
+            _pidfile(var, svc.name).unlink(missing_ok=True)
+            return f"{svc.name}: exited with code {proc.returncode}; {_last_lines(var, svc.name)}"
+        if svc.ready():
+            where = f" on {HOST}:{svc.port}" if svc.port else ""
+            say(f"{svc.name}: started (pid {proc.pid}){where}, log {_logfile(var, svc.name)}")
+            return None
+        if time.monotonic() > deadline:
+            return f"{svc.name}: not answering after {svc.start_timeout:.0f}s; {_last_lines(var, svc.name)}"
+        time.sleep(0.25)
+
+
+def _last_lines(var: Path, name: str) -> str:
+    return f"last lines of {_logfile(var, name)}:\n{_tail(_logfile(var, name))}"
 
 
 def airflow_services(env: Mapping[str, str] | None = None) -> list[str]:
@@ -740,11 +780,7 @@ def stop(
     var = var_dir(repo, env)
     known = services(repo, env)
     if names is None:
-        run_dir = var / "run"
-        present = {p.stem for p in run_dir.glob("*.pid")} if run_dir.is_dir() else set()
-        # reverse start order: Airflow first, then the mail sink and S3
-        names = [n for n in reversed(list(known)) if n in present]
-        names += sorted(present - set(known))
+        names = _with_pidfiles(var, known)
         if not names:
             say("nothing running")
     signalled: list[tuple[str, int, float]] = []
@@ -761,27 +797,38 @@ def stop(
         timeout = known[name].stop_timeout if name in known else 15.0
         signalled.append((name, pid, time.monotonic() + timeout))
 
-    stopped = []
     for name, pid, deadline in signalled:
-        while True:
-            _reap(pid)
-            left = _group_members(pid) if not _is_alive(pid) else [pid]
-            if not left:
-                break
-            if time.monotonic() > deadline:
-                say(f"{name}: still running after SIGTERM, sending SIGKILL")
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                time.sleep(0.5)
-                _reap(pid)
-                break
-            time.sleep(0.2)
+        _await_exit(name, pid, deadline, say)
         _pidfile(var, name).unlink(missing_ok=True)
         say(f"{name}: stopped (pid {pid})")
-        stopped.append(name)
-    return stopped
+    return [name for name, _, _ in signalled]
+
+
+def _with_pidfiles(var: Path, known: Mapping[str, Service]) -> list[str]:
+    """The services with a pidfile, in reverse start order (Airflow first, then the mail
+    sink and S3), then any unknown ones by name."""
+    run_dir = var / "run"
+    present = {p.stem for p in run_dir.glob("*.pid")} if run_dir.is_dir() else set()
+    return [n for n in reversed(list(known)) if n in present] + sorted(present - set(known))
+
+
+def _await_exit(name: str, pid: int, deadline: float, say) -> None:
+    """Wait until the process group of ``pid`` is gone; SIGKILL it at ``deadline``."""
+    while True:
+        _reap(pid)
+        left = _group_members(pid) if not _is_alive(pid) else [pid]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            say(f"{name}: still running after SIGTERM, sending SIGKILL")
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            time.sleep(0.5)
+            _reap(pid)
+            return
+        time.sleep(0.2)
 
 
 def status(repo: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> dict[str, int | None]:
@@ -805,6 +852,36 @@ def airflow_login(repo: str | os.PathLike | None = None, env: Mapping[str, str] 
 
 # -- CLI ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    """The commands of the module docstring; exit status 1 when devenv refuses, with its reason."""
+    ap = _parser()
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "env":
+            sys.stdout.write(shell_exports(environment()))
+            return 0
+        if args.cmd == "run":
+            command = args.command[1:] if args.command[:1] == ["--"] else args.command
+            if not command:
+                ap.error("run: no command given")
+            child_env = child_environment()
+            os.execvpe(command[0], command, child_env)
+        if args.cmd == "start":
+            start(list(CORE_SERVICES) + (airflow_services() if args.airflow else []))
+            if args.airflow:
+                _print_airflow_login()
+            return 0
+        if args.cmd == "stop":
+            stop()
+            return 0
+        if args.cmd == "status":
+            return _print_status()
+    except DevenvError as exc:
+        print(f"devenv: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m lifecycle.devenv", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p_start = sub.add_parser("start", help="start the local S3 endpoint and mail sink (and Airflow)")
@@ -818,49 +895,33 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print export lines for the embedded defaults")
     p_run = sub.add_parser("run", help="run a command under the embedded defaults")
     p_run.add_argument("command", nargs=argparse.REMAINDER)
-    args = ap.parse_args(argv)
+    return ap
 
-    try:
-        if args.cmd == "env":
-            sys.stdout.write(shell_exports(environment()))
-            return 0
-        if args.cmd == "run":
-            command = args.command[1:] if args.command[:1] == ["--"] else args.command
-            if not command:
-                ap.error("run: no command given")
-            child_env = child_environment()
-            os.execvpe(command[0], command, child_env)
-        if args.cmd == "start":
-            names = list(CORE_SERVICES) + (airflow_services() if args.airflow else [])
-            start(names)
-            if args.airflow:
-                api = ports()["api"]
-                print(f"Airflow UI: http://{HOST}:{api}/", end="")
-                if cluster_settings():
-                    print(f"  (users {', '.join(CLUSTER_USERS)}; passwords in {var_dir() / 'airflow' / 'users.json'})")
-                else:
-                    login = airflow_login()
-                    print(f"  (user {login[0]}, password {login[1]})" if login else "")
-            return 0
-        if args.cmd == "stop":
-            stop()
-            return 0
-        if args.cmd == "status":
-            var = var_dir()
-            p = ports()
-            st = status()
-            for name, pid in st.items():
-                state = f"running (pid {pid})" if pid else "stopped"
-                print(f"{name:14} {state:24} log {_logfile(var, name)}")
-            print(
-                f"S3 endpoint   http://{HOST}:{p['s3']}   SMTP sink {HOST}:{p['smtp']} "
-                f"-> {var / 'mail'}   Airflow http://{HOST}:{p['api']}/"
-            )
-            return 0 if all(st[n] for n in CORE_SERVICES) else 3
-    except DevenvError as exc:
-        print(f"devenv: {exc}", file=sys.stderr)
-        return 1
-    return 2
+
+def _print_airflow_login() -> None:
+    """Where the UI is and how to log in: the cluster's users, or the simple auth manager's admin."""
+    api = ports()["api"]
+    print(f"Airflow UI: http://{HOST}:{api}/", end="")
+    if cluster_settings():
+        print(f"  (users {', '.join(CLUSTER_USERS)}; passwords in {var_dir() / 'airflow' / 'users.json'})")
+    else:
+        login = airflow_login()
+        print(f"  (user {login[0]}, password {login[1]})" if login else "")
+
+
+def _print_status() -> int:
+    """Each service's state and log, then the endpoints; 0 when s3 and mail run, else 3."""
+    var = var_dir()
+    p = ports()
+    st = status()
+    for name, pid in st.items():
+        state = f"running (pid {pid})" if pid else "stopped"
+        print(f"{name:14} {state:24} log {_logfile(var, name)}")
+    print(
+        f"S3 endpoint   http://{HOST}:{p['s3']}   SMTP sink {HOST}:{p['smtp']} "
+        f"-> {var / 'mail'}   Airflow http://{HOST}:{p['api']}/"
+    )
+    return 0 if all(st[n] for n in CORE_SERVICES) else 3
 
 
 if __name__ == "__main__":

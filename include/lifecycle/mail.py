@@ -20,7 +20,7 @@ import smtplib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, make_msgid, parseaddr
@@ -257,6 +257,28 @@ class Mailer:
 _TAKEN = object()
 
 
+def _prepare_and_claim(
+    prepare: Callable[[str], Composed | None], claims: Claims, subject: str, outcomes: list[Outcome]
+) -> object:
+    """``subject``'s mail prepared (None: no address) and their claim committed, with ``outcomes``
+    (not yet recorded) in the same transaction; ``_TAKEN`` when another process claimed them meanwhile."""
+    composed = prepare(subject)
+    if not claims.claim(
+        subject, composed.message_id if composed else None, composed.locale if composed else None, outcomes=outcomes
+    ):
+        return _TAKEN
+    return composed
+
+
+def _release_unsent(claims: Claims, upcoming: Future, subject: str | None) -> None:
+    """Release ``subject``'s claim (made by ``upcoming``) after an error, as their mail never went out."""
+    try:
+        if upcoming.result() not in (None, _TAKEN):
+            claims.release(subject)
+    except Exception:  # the claim was not made, or its fate is unknown: at worst 'uncertain'
+        log.warning("could not release a claim after an error; it will be reported uncertain")
+
+
 def send_claimed(
     mailer: Mailer,
     subjects: Sequence[str],
@@ -285,26 +307,17 @@ def send_claimed(
     counts: Counter = Counter()
     if not subjects:
         return counts
-
-    def ready(subject: str, previous: list[Outcome]):
-        composed = prepare(subject)
-        if not claims.claim(
-            subject, composed.message_id if composed else None, composed.locale if composed else None, outcomes=previous
-        ):
-            return _TAKEN  # another process claimed this person meanwhile
-        return composed
-
     pending: list[Outcome] = []  # outcomes not yet recorded
     handed: list[Outcome] = []  # outcomes given to the helper with the next claim
     with claims, ThreadPoolExecutor(1) as helper:
-        upcoming, following = helper.submit(ready, subjects[0], []), None
+        upcoming, following = helper.submit(_prepare_and_claim, prepare, claims, subjects[0], []), None
         try:
             for n, subject in enumerate(subjects):
                 composed = upcoming.result()  # this person's claim is committed
                 upcoming = None
                 if n + 1 < len(subjects):
                     following, handed, pending = subjects[n + 1], pending, []
-                    upcoming = helper.submit(ready, following, handed)
+                    upcoming = helper.submit(_prepare_and_claim, prepare, claims, following, handed)
                 if composed is _TAKEN or composed is None:
                     counts["taken" if composed is _TAKEN else "no_address"] += 1
                     continue
@@ -313,10 +326,6 @@ def send_claimed(
                 counts[delivery.status] += 1
         finally:
             if upcoming is not None:  # the next person may be claimed, but their mail never went out
-                try:
-                    if upcoming.result() not in (None, _TAKEN):
-                        claims.release(following)
-                except Exception:  # the claim was not made, or its fate is unknown: at worst 'uncertain'
-                    log.warning("could not release a claim after an error; it will be reported uncertain")
+                _release_unsent(claims, upcoming, following)
             claims.record(handed + pending)  # recording an outcome twice sets the same values
     return counts

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from lifecycle import anonymize
 from lifecycle.catalog import Catalog, LinkError
-from lifecycle.config.models import AppliesTo, CatalogFile
+from lifecycle.config.models import AppliesTo, CatalogFile, Dataset, FieldSpec
 from lifecycle.config.recipients import DELIVERY_PLACEHOLDERS, static_refusals
 from lifecycle.errors import Problem
 
@@ -44,100 +44,131 @@ def _category(catalog: Catalog, file: str, path: str, name: str | None) -> Itera
 
 
 def check_catalog(catalog: Catalog) -> Iterator[Problem]:
+    """catalog.yaml on its own: the state and reports systems, category parents, the subject, each dataset."""
     model: CatalogFile = catalog.model
     yield from _system(catalog, CATALOG, "state", model.state, "sql")
     if model.reports.system:
         yield from _system(catalog, CATALOG, "reports.system", model.reports.system, "s3")
+    for name in model.categories:
+        yield from _category_parent(catalog, name)
+    yield from _subject_dataset(model)
+    for name, ds in model.datasets.items():
+        yield from _dataset(catalog, name, ds)
 
-    for name, category in model.categories.items():
-        yield from _category(catalog, CATALOG, f"categories.{name}.parent", category.parent)
-        lineage, current = [name], category.parent
-        while current in model.categories:
-            if current in lineage:
-                yield Problem(
-                    CATALOG,
-                    f"categories.{name}.parent",
-                    f"category parents form a cycle: {' -> '.join(lineage + [current])}",
-                )
-                break
-            lineage.append(current)
-            current = model.categories[current].parent
 
+def _category_parent(catalog: Catalog, name: str) -> Iterator[Problem]:
+    """A category's parent is defined, and following parents never leads back to it."""
+    categories = catalog.model.categories
+    yield from _category(catalog, CATALOG, f"categories.{name}.parent", categories[name].parent)
+    lineage, current = [name], categories[name].parent
+    while current in categories:
+        if current in lineage:
+            yield Problem(
+                CATALOG,
+                f"categories.{name}.parent",
+                f"category parents form a cycle: {' -> '.join(lineage + [current])}",
+            )
+            break
+        lineage.append(current)
+        current = categories[current].parent
+
+
+def _subject_dataset(model: CatalogFile) -> Iterator[Problem]:
     subject = model.subject
     if subject.dataset not in model.datasets:
         yield Problem(CATALOG, "subject.dataset", f"unknown dataset {subject.dataset!r}")
     elif not model.datasets[subject.dataset].is_table:
         yield Problem(CATALOG, "subject.dataset", f"the subject dataset {subject.dataset!r} must be a table")
 
-    for name, ds in model.datasets.items():
-        where = f"datasets.{name}"
-        yield from _system(catalog, CATALOG, f"{where}.system", ds.system, "sql" if ds.is_table else "s3")
-        yield from _category(catalog, CATALOG, f"{where}.category", ds.category)
-        if not ds.personal and (ds.category or any(f.personal for f in ds.fields.values())):
+
+def _dataset(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem]:
+    """One dataset: its system and category, its fields, then how a person's rows or objects are found."""
+    where = f"datasets.{name}"
+    yield from _system(catalog, CATALOG, f"{where}.system", ds.system, "sql" if ds.is_table else "s3")
+    yield from _category(catalog, CATALOG, f"{where}.category", ds.category)
+    if not ds.personal and (ds.category or any(f.personal for f in ds.fields.values())):
+        yield Problem(
+            CATALOG,
+            where,
+            "personal: false, yet it has a category or personal fields; mark those fields personal: false",
+        )
+    for column, spec in ds.fields.items():
+        yield from _field(catalog, ds, f"{where}.fields.{column}", spec)
+    if ds.is_table:
+        yield from _subject_chain(catalog, name, ds)
+    else:
+        yield from _object_dataset(catalog, where, ds)
+
+
+def _field(catalog: Catalog, ds: Dataset, fpath: str, spec: FieldSpec) -> Iterator[Problem]:
+    """A field's category (its own or the dataset's, if personal) and its anonymize strategy."""
+    yield from _category(catalog, CATALOG, f"{fpath}.category", spec.category)
+    if ds.personal and spec.personal and not (spec.category or ds.category):
+        yield Problem(
+            CATALOG,
+            f"{fpath}.category",
+            "personal field without a category, and the dataset has no whole-row category",
+        )
+    if spec.anonymize:
+        apath = f"{fpath}.anonymize"
+        if spec.anonymize.strategy not in anonymize.STRATEGIES:
             yield Problem(
                 CATALOG,
-                where,
-                "personal: false, yet it has a category or personal fields; mark those fields personal: false",
+                apath,
+                f"unknown strategy {spec.anonymize.strategy!r}; valid: {', '.join(anonymize.STRATEGIES)}",
             )
-        for column, spec in ds.fields.items():
-            fpath = f"{where}.fields.{column}"
-            yield from _category(catalog, CATALOG, f"{fpath}.category", spec.category)
-            if ds.personal and spec.personal and not (spec.category or ds.category):
-                yield Problem(
-                    CATALOG,
-                    f"{fpath}.category",
-                    "personal field without a category, and the dataset has no whole-row category",
-                )
-            if spec.anonymize:
-                apath = f"{fpath}.anonymize"
-                if spec.anonymize.strategy not in anonymize.STRATEGIES:
-                    yield Problem(
-                        CATALOG,
-                        apath,
-                        f"unknown strategy {spec.anonymize.strategy!r}; valid: {', '.join(anonymize.STRATEGIES)}",
-                    )
-                else:
-                    for message in anonymize.option_problems(spec.anonymize):
-                        yield Problem(CATALOG, apath, message)
-                if not ds.is_table:
-                    yield Problem(CATALOG, apath, "objects in S3 cannot be anonymized field by field; use delete")
-        if ds.is_table:
-            if ds.personal and name != subject.dataset:
-                try:
-                    hops = catalog.path_to_subject(name)
-                except LinkError as exc:
-                    hops = ()
-                    yield Problem(CATALOG, f"{where}.subject", f"does not reach the subject: {exc}")
-                if ds.system in model.systems:
-                    apart = sorted({h.target for h in hops if model.datasets[h.target].system != ds.system})
-                    if apart:
-                        yield Problem(
-                            CATALOG,
-                            f"{where}.subject",
-                            f"the chain to the subject crosses into another system ({', '.join(apart)}); a chain must stay in {ds.system!r} so it can be joined in SQL",
-                        )
         else:
-            placeholders = catalog.prefix_fields(ds.prefix)
-            if placeholders - {"subject"}:
-                yield Problem(
-                    CATALOG,
-                    f"{where}.prefix",
-                    f"unknown placeholder(s) {sorted(placeholders - {'subject'})}; only {{subject}} is allowed",
-                )
-            if ds.personal and "subject" not in placeholders:
-                yield Problem(
-                    CATALOG,
-                    f"{where}.prefix",
-                    "a personal object dataset needs {subject} in its prefix, so a person's objects can be found",
-                )
-            if ds.subject:
-                yield Problem(
-                    CATALOG,
-                    f"{where}.subject",
-                    "an object dataset reaches its person through {subject} in the prefix, not a subject link",
-                )
-            if ds.created not in (None, "last_modified"):
-                yield Problem(CATALOG, f"{where}.created", f"{ds.created!r}: objects are dated by last_modified only")
+            for message in anonymize.option_problems(spec.anonymize):
+                yield Problem(CATALOG, apath, message)
+        if not ds.is_table:
+            yield Problem(CATALOG, apath, "objects in S3 cannot be anonymized field by field; use delete")
+
+
+def _subject_chain(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem]:
+    """A personal table other than the subject's links to the subject within its own system,
+    so a person's rows can be found with one SQL join."""
+    model = catalog.model
+    if not ds.personal or name == model.subject.dataset:
+        return
+    where = f"datasets.{name}"
+    try:
+        hops = catalog.path_to_subject(name)
+    except LinkError as exc:
+        hops = ()
+        yield Problem(CATALOG, f"{where}.subject", f"does not reach the subject: {exc}")
+    if ds.system in model.systems:
+        apart = sorted({h.target for h in hops if model.datasets[h.target].system != ds.system})
+        if apart:
+            yield Problem(
+                CATALOG,
+                f"{where}.subject",
+                f"the chain to the subject crosses into another system ({', '.join(apart)}); a chain must stay in {ds.system!r} so it can be joined in SQL",
+            )
+
+
+def _object_dataset(catalog: Catalog, where: str, ds: Dataset) -> Iterator[Problem]:
+    """An object dataset finds its person through ``{subject}`` in the prefix, and is dated by last_modified."""
+    placeholders = catalog.prefix_fields(ds.prefix)
+    if placeholders - {"subject"}:
+        yield Problem(
+            CATALOG,
+            f"{where}.prefix",
+            f"unknown placeholder(s) {sorted(placeholders - {'subject'})}; only {{subject}} is allowed",
+        )
+    if ds.personal and "subject" not in placeholders:
+        yield Problem(
+            CATALOG,
+            f"{where}.prefix",
+            "a personal object dataset needs {subject} in its prefix, so a person's objects can be found",
+        )
+    if ds.subject:
+        yield Problem(
+            CATALOG,
+            f"{where}.subject",
+            "an object dataset reaches its person through {subject} in the prefix, not a subject link",
+        )
+    if ds.created not in (None, "last_modified"):
+        yield Problem(CATALOG, f"{where}.created", f"{ds.created!r}: objects are dated by last_modified only")
 
 
 def _keyed(catalog: Catalog, file: str, path: str, name: str) -> Iterator[Problem]:

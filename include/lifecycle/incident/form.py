@@ -9,6 +9,7 @@ The form holds facts about the incident, never personal information.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -20,7 +21,9 @@ from lifecycle.errors import LifecycleError
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
 CHANNELS = ["email", "letter", "telephone", "announcement"]
 PHASES = ["initial", "update"]
-TEXT_FIELDS = ("title", "cause", "impact", "measures_taken", "precautions", "remedies")
+TEXT_FIELDS = ("title", "cause", "impact", "measures_taken", "precautions", "remedies")  # stripped when parsed
+TIME_FIELDS = ("discovered_at", "occurred_from", "occurred_to")
+LIST_FIELDS = ("affected_datasets", "affected_categories", "channels")  # tuples in the form, lists in the facts
 
 
 class FormError(LifecycleError):
@@ -30,139 +33,156 @@ class FormError(LifecycleError):
         super().__init__(f"the trigger form is not valid ({len(self.problems)} problem(s)); nothing was done:\n{lines}")
 
 
-def _text(title: str, description: str, *, lines: bool = True, default=None) -> dict:
+def _text(title: str, description: str, *, lines: bool = True) -> dict:
+    """A required answer in words (three characters at least), on several lines unless ``lines`` is off."""
     schema = {"type": "string", "minLength": 3, "title": title, "description": description}
     if lines:
         schema["format"] = "multiline"
-    return schema if default is None else {**schema, "default": default}
+    return schema
 
 
-def param_schemas(catalog: Catalog) -> dict[str, dict]:
-    """name -> (default, JSON schema) for each form field; choices come from the catalog."""
+def _moment(title: str, description: str) -> dict:
+    """An optional date and time (the window's ends)."""
+    return {"type": ["null", "string"], "format": "date-time", "title": title, "description": description}
+
+
+def _choices(title: str, description: str, options: list[str], **limits) -> dict:
+    """Any of ``options``, each at most once; the form lists them all as examples."""
+    return {
+        "type": "array",
+        "items": {"type": "string", "enum": options},
+        "uniqueItems": True,
+        **limits,
+        "title": title,
+        "examples": options,
+        "description": description,
+    }
+
+
+#: What happened and when (name -> (default, JSON schema)): the form's first fields.
+_INCIDENT_FIELDS = {
+    "incident_id": (
+        None,
+        {
+            "type": "string",
+            "pattern": ID_PATTERN,
+            "title": "Incident id",
+            "description": "Your incident reference (3-64 letters, digits, '.', '_', '-'). "
+            "Trigger again with the same id and phase 'update' for a follow-up.",
+        },
+    ),
+    "title": (
+        None,
+        _text("Title", "A short name for the incident, as people and regulators will read it.", lines=False),
+    ),
+    "discovered_at": (
+        None,
+        {
+            "type": "string",
+            "format": "date-time",
+            "title": "Discovered at (UTC)",
+            "description": "When the company became aware of the incident: regulator deadlines run from here.",
+        },
+    ),
+    "occurred_from": (None, _moment("Occurred from (UTC)", "Start of the window in which the data was exposed.")),
+    "occurred_to": (None, _moment("Occurred to (UTC)", "End of the window in which the data was exposed.")),
+    "cause": (None, _text("Cause", "What happened and why (GDPR art. 33(3)(a), PIPL art. 57).")),
+}
+
+#: The affected people named in a file instead of by datasets or categories.
+_SUBJECTS_URI = (
+    None,
+    {
+        "type": ["null", "string"],
+        "pattern": r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+",
+        "title": "Affected people from a file (s3://bucket/key)",
+        "description": "Instead of datasets and a window: an object listing subject ids, one per line.",
+    },
+)
+
+#: What the notices say and how they go out: the form's last fields.
+_NOTICE_FIELDS = {
+    "impact": (None, _text("Possible impact", "What the people affected may suffer (GDPR art. 33(3)(c)).")),
+    "measures_taken": (None, _text("Measures taken", "What the company has done and will do (art. 33(3)(d)).")),
+    "precautions": (None, _text("Precautions for people", "What people can do to protect themselves.")),
+    "remedies": (None, _text("Remedies", "What the company offers (credit monitoring, password reset, ...).")),
+    "contact": (
+        None,
+        {
+            "type": ["null", "object"],
+            "title": "Contact (override)",
+            "description": 'Leave empty to name incidents.yaml\'s contact; or {"name": ..., "email": ..., "phone": ...}.',
+            "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"}},
+            "required": ["name", "email"],
+            "additionalProperties": False,
+        },
+    ),
+    "channels": (
+        ["email", "letter", "telephone"],
+        _choices(
+            "Channels",
+            "'announcement' publishes the public notice even when the fallback rule does not fire.",
+            CHANNELS,
+            minItems=1,
+        ),
+    ),
+    "delay_reasons": (
+        None,
+        {
+            "type": ["null", "string"],
+            "title": "Reasons for delay",
+            "description": "Only if a regulator deadline has passed: why (GDPR art. 33(1)).",
+        },
+    ),
+    "phase": (
+        "initial",
+        {
+            "type": "string",
+            "enum": PHASES,
+            "title": "Phase",
+            "description": "'update' notifies only people not notified before and marks reports as follow-ups.",
+        },
+    ),
+    "dry_run": (
+        True,
+        {
+            "type": "boolean",
+            "title": "Dry run",
+            "description": "On: resolve, decide and write previews only; nothing is sent or published.",
+        },
+    ),
+}
+
+
+def _scope_fields(catalog: Catalog) -> dict[str, tuple]:
+    """Who is affected: datasets or categories picked from the catalog's, or a file of subject ids."""
     datasets = [name for name, ds in catalog.datasets.items() if ds.personal and ds.created]
     categories = list(catalog.model.categories)
-    when = {"type": ["null", "string"], "format": "date-time"}
     return {
-        "incident_id": (
-            None,
-            {
-                "type": "string",
-                "pattern": ID_PATTERN,
-                "title": "Incident id",
-                "description": "Your incident reference (3-64 letters, digits, '.', '_', '-'). "
-                "Trigger again with the same id and phase 'update' for a follow-up.",
-            },
-        ),
-        "title": (
-            None,
-            _text("Title", "A short name for the incident, as people and regulators will read it.", lines=False),
-        ),
-        "discovered_at": (
-            None,
-            {
-                "type": "string",
-                "format": "date-time",
-                "title": "Discovered at (UTC)",
-                "description": "When the company became aware of the incident: regulator deadlines run from here.",
-            },
-        ),
-        "occurred_from": (
-            None,
-            {
-                **when,
-                "title": "Occurred from (UTC)",
-                "description": "Start of the window in which the data was exposed.",
-            },
-        ),
-        "occurred_to": (
-            None,
-            {**when, "title": "Occurred to (UTC)", "description": "End of the window in which the data was exposed."},
-        ),
-        "cause": (None, _text("Cause", "What happened and why (GDPR art. 33(3)(a), PIPL art. 57).")),
         "affected_datasets": (
             [],
-            {
-                "type": "array",
-                "items": {"type": "string", "enum": datasets},
-                "uniqueItems": True,
-                "title": "Affected datasets",
-                "examples": datasets,
-                "description": "People with a row in one of these datasets, created inside the window, are affected.",
-            },
+            _choices(
+                "Affected datasets",
+                "People with a row in one of these datasets, created inside the window, are affected.",
+                datasets,
+            ),
         ),
         "affected_categories": (
             [],
-            {
-                "type": "array",
-                "items": {"type": "string", "enum": categories},
-                "uniqueItems": True,
-                "title": "Affected categories",
-                "examples": categories,
-                "description": "Every dataset holding one of these categories of information counts as affected.",
-            },
+            _choices(
+                "Affected categories",
+                "Every dataset holding one of these categories of information counts as affected.",
+                categories,
+            ),
         ),
-        "subjects_uri": (
-            None,
-            {
-                "type": ["null", "string"],
-                "pattern": r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+",
-                "title": "Affected people from a file (s3://bucket/key)",
-                "description": "Instead of datasets and a window: an object listing subject ids, one per line.",
-            },
-        ),
-        "impact": (None, _text("Possible impact", "What the people affected may suffer (GDPR art. 33(3)(c)).")),
-        "measures_taken": (None, _text("Measures taken", "What the company has done and will do (art. 33(3)(d)).")),
-        "precautions": (None, _text("Precautions for people", "What people can do to protect themselves.")),
-        "remedies": (None, _text("Remedies", "What the company offers (credit monitoring, password reset, ...).")),
-        "contact": (
-            None,
-            {
-                "type": ["null", "object"],
-                "title": "Contact (override)",
-                "description": 'Leave empty to name incidents.yaml\'s contact; or {"name": ..., "email": ..., "phone": ...}.',
-                "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"}},
-                "required": ["name", "email"],
-                "additionalProperties": False,
-            },
-        ),
-        "channels": (
-            ["email", "letter", "telephone"],
-            {
-                "type": "array",
-                "items": {"type": "string", "enum": CHANNELS},
-                "uniqueItems": True,
-                "minItems": 1,
-                "title": "Channels",
-                "examples": CHANNELS,
-                "description": "'announcement' publishes the public notice even when the fallback rule does not fire.",
-            },
-        ),
-        "delay_reasons": (
-            None,
-            {
-                "type": ["null", "string"],
-                "title": "Reasons for delay",
-                "description": "Only if a regulator deadline has passed: why (GDPR art. 33(1)).",
-            },
-        ),
-        "phase": (
-            "initial",
-            {
-                "type": "string",
-                "enum": PHASES,
-                "title": "Phase",
-                "description": "'update' notifies only people not notified before and marks reports as follow-ups.",
-            },
-        ),
-        "dry_run": (
-            True,
-            {
-                "type": "boolean",
-                "title": "Dry run",
-                "description": "On: resolve, decide and write previews only; nothing is sent or published.",
-            },
-        ),
+        "subjects_uri": _SUBJECTS_URI,
     }
+
+
+def param_schemas(catalog: Catalog) -> dict[str, tuple]:
+    """name -> (default, JSON schema) for each form field, in the form's order; choices come
+    from the catalog.  A fresh copy each call, so a caller may change what it gets."""
+    return copy.deepcopy({**_INCIDENT_FIELDS, **_scope_fields(catalog), **_NOTICE_FIELDS})
 
 
 def airflow_params(catalog: Catalog) -> dict:
@@ -201,18 +221,18 @@ class IncidentForm:
     def facts(self) -> dict:
         """The form as JSON-ready data (for the register)."""
         out = asdict(self)
-        for key in ("discovered_at", "occurred_from", "occurred_to"):
+        for key in TIME_FIELDS:
             out[key] = out[key].isoformat() if out[key] else None
-        for key in ("affected_datasets", "affected_categories", "channels"):
+        for key in LIST_FIELDS:
             out[key] = list(out[key])
         return out
 
     @classmethod
     def from_facts(cls, facts: dict) -> IncidentForm:
         values = dict(facts)
-        for key in ("discovered_at", "occurred_from", "occurred_to"):
+        for key in TIME_FIELDS:
             values[key] = datetime.fromisoformat(values[key]) if values[key] else None
-        for key in ("affected_datasets", "affected_categories", "channels"):
+        for key in LIST_FIELDS:
             values[key] = tuple(values[key])
         return cls(**values)
 
@@ -233,9 +253,29 @@ def _when(name: str, value, problems: list[str]) -> datetime | None:
 
 def parse(conf: dict, catalog: Catalog) -> IncidentForm:
     """Validate the trigger form against the schemas and the rules between fields."""
+    values = _schema_checked(conf, param_schemas(catalog))
+    problems = [f"{name}: is empty" for name in TEXT_FIELDS if not values[name].strip()]
+    times = {name: _when(name, values[name], problems) for name in TIME_FIELDS}
+    problems += _scope_problems(values, times["occurred_from"], times["occurred_to"])
+    problems += _time_order_problems(**times)
+    problems += _content_problems(values, catalog)
+    if problems:
+        raise FormError(problems)
+    return IncidentForm(
+        **{
+            **values,
+            **times,
+            **{name: values[name].strip() for name in TEXT_FIELDS},
+            **{name: tuple(values[name]) for name in LIST_FIELDS},
+        }
+    )
+
+
+def _schema_checked(conf: dict, schemas: dict[str, tuple]) -> dict:
+    """Every field's value (``conf``'s or the default), each fitting its schema; the rules
+    between fields are only checked once every field fits."""
     import jsonschema
 
-    schemas = param_schemas(catalog)
     problems: list[str] = []
     unknown = sorted(set(conf) - set(schemas))
     if unknown:
@@ -253,12 +293,12 @@ def parse(conf: dict, catalog: Catalog) -> IncidentForm:
             problems.append(f"{name}: {exc.message}")
     if problems:
         raise FormError(problems)
-    for name in TEXT_FIELDS:
-        if not values[name].strip():
-            problems.append(f"{name}: is empty")
-    discovered = _when("discovered_at", values["discovered_at"], problems)
-    start = _when("occurred_from", values["occurred_from"], problems)
-    end = _when("occurred_to", values["occurred_to"], problems)
+    return values
+
+
+def _scope_problems(values: dict, start: datetime | None, end: datetime | None) -> list[str]:
+    """The people affected are named one way: datasets/categories within a window, or a file."""
+    problems = []
     by_scope = bool(values["affected_datasets"] or values["affected_categories"])
     if by_scope and values["subjects_uri"]:
         problems.append("scope: name either affected datasets/categories with a window, or subjects_uri, not both")
@@ -268,34 +308,27 @@ def parse(conf: dict, catalog: Catalog) -> IncidentForm:
         )
     if by_scope and (start is None or end is None):
         problems.append("occurred_from and occurred_to: both are needed to find the people affected in those datasets")
-    if start and end and start > end:
-        problems.append(f"occurred_from {start.isoformat()} is after occurred_to {end.isoformat()}")
-    if start and discovered and start > discovered:
-        problems.append(f"occurred_from {start.isoformat()} is after discovered_at {discovered.isoformat()}")
+    return problems
+
+
+def _time_order_problems(
+    discovered_at: datetime | None, occurred_from: datetime | None, occurred_to: datetime | None
+) -> list[str]:
+    """The window opens before it closes, and before the incident was discovered."""
+    problems = []
+    if occurred_from and occurred_to and occurred_from > occurred_to:
+        problems.append(f"occurred_from {occurred_from.isoformat()} is after occurred_to {occurred_to.isoformat()}")
+    if occurred_from and discovered_at and occurred_from > discovered_at:
+        problems.append(f"occurred_from {occurred_from.isoformat()} is after discovered_at {discovered_at.isoformat()}")
+    return problems
+
+
+def _content_problems(values: dict, catalog: Catalog) -> list[str]:
+    """Values a schema cannot judge: categories no dataset holds, a contact address that is none."""
+    problems = []
     if values["affected_categories"] and not catalog.resolve(list(values["affected_categories"]), []):
         problems.append(f"affected_categories {values['affected_categories']}: no dataset holds them")
     contact = values["contact"]
     if contact and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", contact.get("email", "")):
         problems.append(f"contact.email: {contact.get('email')!r} is not an e-mail address")
-    if problems:
-        raise FormError(problems)
-    return IncidentForm(
-        incident_id=values["incident_id"],
-        title=values["title"].strip(),
-        discovered_at=discovered,
-        occurred_from=start,
-        occurred_to=end,
-        cause=values["cause"].strip(),
-        affected_datasets=tuple(values["affected_datasets"]),
-        affected_categories=tuple(values["affected_categories"]),
-        subjects_uri=values["subjects_uri"],
-        impact=values["impact"].strip(),
-        measures_taken=values["measures_taken"].strip(),
-        precautions=values["precautions"].strip(),
-        remedies=values["remedies"].strip(),
-        contact=contact,
-        channels=tuple(values["channels"]),
-        delay_reasons=values["delay_reasons"],
-        phase=values["phase"],
-        dry_run=values["dry_run"],
-    )
+    return problems
