@@ -23,7 +23,7 @@ from decimal import Decimal
 from lifecycle.clock import iso_utc
 from lifecycle.config import Config
 from lifecycle.erasure.requests import CancellationRequests
-from lifecycle.errors import LifecycleError, TerminalStoreError
+from lifecycle.errors import LifecycleError
 from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate, shared_categories
 from lifecycle.sharing.register import SharingRegister
 from lifecycle.state import StateStore
@@ -394,41 +394,3 @@ class Sharing:
             "records": manifest["records"],
             "ledger_hash": entry["ledger_hash"],
         }
-
-
-def verify_manifest(store, key: str, signing_key: bytes) -> list[str]:
-    """Problems with a delivered manifest: its signature, its canonical bytes, and every
-    file it names re-hashed from S3 (empty: it verifies)."""
-    from lifecycle import reports
-
-    try:
-        raw = store.get_bytes(key)
-    except TerminalStoreError as exc:
-        return [f"s3://{store.bucket}/{key}: cannot read the manifest ({exc.reason})"]
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        return [f"s3://{store.bucket}/{key}: not valid JSON (edited or truncated)"]
-    problems = []
-    if raw != reports.canonical(document):
-        problems.append("the manifest's bytes are not the canonical form its signature covers (edited)")
-    claimed = (document.get("signature") or {}).get("value") or ""
-    if not hmac.compare_digest(claimed, sign(document, signing_key)):
-        problems.append("the signature does not match the manifest (edited, or signed with another key)")
-    named = [(d.get("dataset"), d.get("file") or {}) for d in document.get("datasets", [])]
-    if document.get("page"):
-        named.append(("manifest page", document["page"]))
-    for label, entry in named:
-        try:
-            size, sha256 = store.digest(entry["key"])
-        except (TerminalStoreError, KeyError) as exc:
-            problems.append(
-                f"{label}: {entry.get('key')}: cannot be read ({exc.reason if isinstance(exc, TerminalStoreError) else 'no key'})"
-            )
-            continue
-        if (size, sha256) != (entry.get("size"), entry.get("sha256")):
-            problems.append(
-                f"{label}: {entry['key']}: {size} bytes with SHA-256 {sha256[:16]}…, the manifest says "
-                f"{entry.get('size')} bytes with {str(entry.get('sha256'))[:16]}…"
-            )
-    return problems
