@@ -9,29 +9,26 @@ values never leave the extract.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
-import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from lifecycle.clock import iso_utc
 from lifecycle.config import Config
 from lifecycle.erasure.requests import CancellationRequests
 from lifecycle.errors import LifecycleError
+from lifecycle.sharing.encoding import FILE_FORMATS, encode
 from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate, shared_categories
+from lifecycle.sharing.interval import DeliveryKeys, Interval
+from lifecycle.sharing.pseudonym import pseudonymizer
 from lifecycle.sharing.register import SharingRegister
 from lifecycle.state import StateStore
 
 log = logging.getLogger(__name__)
 
 SIGNATURE = "HMAC-SHA256"
-EXTENSIONS = {"jsonl": ("jsonl", "application/x-ndjson"), "csv": ("csv", "text/csv; charset=utf-8")}
 
 
 class SharingRefused(LifecycleError):
@@ -40,62 +37,6 @@ class SharingRefused(LifecycleError):
     def __init__(self, recipient: str, refusals: list[Refusal]):
         self.recipient, self.refusals = recipient, refusals
         super().__init__("sharing refused, nothing delivered: " + "; ".join(r.message(recipient) for r in refusals))
-
-
-@dataclass(frozen=True)
-class Interval:
-    """The run's data interval (UTC); a point when the schedule has none."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def of(cls, run) -> Interval:
-        end = run.as_of.astimezone(UTC)
-        start = (run.interval_start or run.as_of).astimezone(UTC)
-        return cls(min(start, end), end)
-
-    @property
-    def key(self) -> str:
-        return f"{_compact(self.start)}-{_compact(self.end)}"
-
-    def prefix(self, template: str) -> str:
-        return template.format(ds=self.start.date().isoformat(), start=_compact(self.start), end=_compact(self.end))
-
-
-def _compact(when: datetime) -> str:
-    return when.strftime("%Y%m%dT%H%M%SZ")
-
-
-def _text(value):
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    return value
-
-
-def encode(rows: Iterable[list], names: list[str], fmt: str) -> Iterator[bytes]:
-    """Chunks of rows -> chunks of bytes in ``jsonl`` (one object a line) or ``csv`` (with a header).
-
-    Values arrive JSON-ready from the store (``Rows.stream``); anything else is turned into text as a last resort."""
-    if fmt == "jsonl":
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_text).encode
-        for chunk in rows:
-            yield "".join(dumps(dict(zip(names, row))) + "\n" for row in chunk).encode("utf-8")
-        return
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(names)
-    for chunk in rows:
-        writer.writerows(chunk)
-        yield text.getvalue().encode("utf-8")
-        text.seek(0)
-        text.truncate()
-    if text.tell():
-        yield text.getvalue().encode("utf-8")
 
 
 def sign(document: dict, key: bytes) -> str:
@@ -133,16 +74,8 @@ class Sharing:
     def delivery(self):
         return self.stores(self.recipient.delivery.system)
 
-    def keys(self, interval: Interval) -> dict:
-        """Every object key of one delivery, from the interval alone."""
-        prefix = interval.prefix(self.recipient.delivery.prefix)
-        ext = EXTENSIONS[self.recipient.delivery.format][0]
-        return {
-            "prefix": prefix,
-            "manifest": f"{prefix}manifest.json",
-            "html": f"{prefix}manifest.html",
-            "files": {d: f"{prefix}{d}.{ext}" for d in self.recipient.share},
-        }
+    def keys(self, interval: Interval) -> DeliveryKeys:
+        return DeliveryKeys.of(self.recipient, interval)
 
     # ------------------------------------------------------------------ gate
 
@@ -216,22 +149,6 @@ class Sharing:
         asked to leave is handed to a partner, not even during the grace period."""
         return CancellationRequests(self.config, self.state, self.stores).open_subjects(as_of)
 
-    def _pseudonym(self, cache_size: int = 100_000) -> Callable[[object], str]:
-        """HMAC-SHA256 of the subject id under this recipient's key (derived from the HMAC key);
-        a bounded cache, since a subject's rows repeat."""
-        key = hmac.new(self._hmac_key(), f"sharing:{self.recipient.id}".encode(), hashlib.sha256).digest()
-        cache: dict = {}
-
-        def pseudonym(subject) -> str:
-            found = cache.get(subject)
-            if found is None:
-                if len(cache) >= cache_size:
-                    cache.clear()
-                found = cache[subject] = hmac.digest(key, str(subject).encode("utf-8"), "sha256").hex()
-            return found
-
-        return pseudonym
-
     def extract(self, dataset: str, interval: Interval) -> dict:
         """Stream the agreed fields of ``dataset`` to the recipient's location; counts and the file's hash."""
         if dataset not in self.recipient.share:
@@ -248,7 +165,7 @@ class Sharing:
             fetch_rows=delivery.fetch_rows,
             consent=(consent.dataset, consent.purpose, interval.end) if consent is not None else None,
         )
-        pseudonym = self._pseudonym() if self.recipient.pseudonymize_subject else None
+        pseudonym = pseudonymizer(self._hmac_key(), self.recipient.id) if self.recipient.pseudonymize_subject else None
         counts = {"records": 0, "excluded": 0}
 
         def rows() -> Iterator[list]:
@@ -266,11 +183,11 @@ class Sharing:
                     yield kept
 
         names = [SUBJECT_FIELD, *self.recipient.share[dataset]]
-        key = self.keys(interval)["files"][dataset]
+        key = self.keys(interval).files[dataset]
         uploaded = self.delivery.upload(
             key,
             encode(rows(), names, delivery.format),
-            content_type=EXTENSIONS[delivery.format][1],
+            content_type=FILE_FORMATS[delivery.format][1],
             encryption=delivery.encryption,
             kms_key_id=delivery.kms_key_id,
             part_size=delivery.part_size_mb * 1024 * 1024,
@@ -338,14 +255,14 @@ class Sharing:
             },
             "data_interval": {"start": iso_utc(interval.start), "end": iso_utc(interval.end)},
             "generated_at": iso_utc(datetime.now(UTC)),
-            "location": {"bucket": self.delivery.bucket, "prefix": keys["prefix"], "encryption": r.delivery.encryption},
+            "location": {"bucket": self.delivery.bucket, "prefix": keys.prefix, "encryption": r.delivery.encryption},
             "datasets": datasets,
             "records": sum(d["records"] for d in datasets),
             "run": {"dag_id": dag_id, "run_id": run_id},
         }
         html = reports.render("sharing_manifest.html.j2", m=document).encode("utf-8")
         page = self.delivery.upload(
-            keys["html"],
+            keys.html,
             [html],
             content_type="text/html; charset=utf-8",
             encryption=r.delivery.encryption,
@@ -359,7 +276,7 @@ class Sharing:
         }
         body = reports.canonical(document)
         written = self.delivery.upload(
-            keys["manifest"],
+            keys.manifest,
             [body],
             content_type="application/json",
             encryption=r.delivery.encryption,
