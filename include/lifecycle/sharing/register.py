@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from typing import TYPE_CHECKING
 
+from lifecycle.clock import iso_utc
 from lifecycle.evidence import sharing_outcome
+from lifecycle.sharing.gate import shared_categories
 from lifecycle.sharing.register_export import Export, export_register
+
+if TYPE_CHECKING:
+    from lifecycle.catalog import Catalog
+    from lifecycle.config.models import Recipient
+    from lifecycle.sharing.interval import Interval
 
 #: what the ledger keeps of an entry (the rest is in the register)
 LEDGERED = (
@@ -63,3 +71,38 @@ class SharingRegister:
     def export(self, catalog, start: date, end: date) -> Export:
         """The register for a period as CSV and HTML in the reports destination."""
         return export_register(catalog, self.entries(start, end), start, end)
+
+
+def disclosure(recipient: Recipient, catalog: Catalog, interval: Interval) -> dict:
+    """What a register entry says whatever the outcome: who, why, how, which categories."""
+    r = recipient
+    categories = sorted(
+        {c for d, cols in r.share.items() if d in catalog.datasets for c in shared_categories(catalog, d, cols)}
+    )
+    return {
+        "entry_key": f"{r.id}|{interval.key}",
+        "recipient_id": r.id,
+        "recipient_name": r.name,
+        "contact": r.contact,
+        "role": r.role,
+        "legal_basis": r.legal_basis,
+        "purpose": r.purpose,
+        "processing": _processing(r, catalog, interval),
+        "agreement_id": r.agreement.id if r.agreement else None,
+        "categories": categories,
+        "fields": {d: list(cols) for d, cols in r.share.items()},
+        "interval_start": iso_utc(interval.start),
+        "interval_end": iso_utc(interval.end),
+    }
+
+
+def _processing(recipient: Recipient, catalog: Catalog, interval: Interval) -> str:
+    """The processing method in words: format, datasets, location, encryption, subject ids, consent."""
+    r = recipient
+    bucket = getattr(catalog.systems.get(r.delivery.system), "bucket", None)
+    return (
+        f"{r.delivery.format} extract of {', '.join(r.share)}, written to "
+        f"s3://{bucket}/{interval.prefix(r.delivery.prefix)} with server-side encryption ({r.delivery.encryption}); "
+        + ("subject ids replaced by a per-recipient keyed hash" if r.pseudonymize_subject else "subject ids in clear")
+        + (f"; only subjects consenting to {r.consent.purpose}" if r.consent else "")
+    )

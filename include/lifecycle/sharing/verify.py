@@ -11,7 +11,7 @@ import hmac
 import json
 
 from lifecycle.errors import TerminalStoreError
-from lifecycle.sharing.service import sign
+from lifecycle.sharing.manifest import sign
 
 
 def verify_manifest(store, key: str, signing_key: bytes) -> list[str]:
