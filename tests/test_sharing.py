@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from lifecycle import cli
 from lifecycle.config import load_config
 from lifecycle.errors import ConfigError
-from lifecycle.sharing.service import Interval, Sharing, SharingRefused, verify_manifest
+from lifecycle.sharing.gate import SharingRefused
+from lifecycle.sharing.service import Interval, Sharing
+from lifecycle.sharing.verify import verify_manifest
 from lifecycle.state import StateStore
 from lifecycle.state.schema import erasures, sharing_register
 from tests.config import sample

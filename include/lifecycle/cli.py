@@ -219,7 +219,7 @@ def cmd_ledger(args) -> int:
 
 def cmd_manifest(args) -> int:
     from lifecycle.connections import connection_secret
-    from lifecycle.sharing.service import verify_manifest
+    from lifecycle.sharing.verify import verify_manifest
     from lifecycle.stores import open_store
 
     config = _config(args)

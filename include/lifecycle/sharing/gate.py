@@ -12,12 +12,21 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from lifecycle.config.recipients import SUBJECT_FIELD, Refusal, static_refusals
+from lifecycle.errors import LifecycleError
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
     from lifecycle.config.models import Recipient
 
-__all__ = ["SUBJECT_FIELD", "Refusal", "dated_refusals", "gate", "shared_categories"]
+__all__ = ["SUBJECT_FIELD", "Refusal", "SharingRefused", "dated_refusals", "gate", "shared_categories"]
+
+
+class SharingRefused(LifecycleError):
+    """The gate refused the delivery (terminal): nothing was read or delivered."""
+
+    def __init__(self, recipient: str, refusals: list[Refusal]):
+        self.recipient, self.refusals = recipient, refusals
+        super().__init__("sharing refused, nothing delivered: " + "; ".join(r.message(recipient) for r in refusals))
 
 
 def dated_refusals(recipient: Recipient, on: date) -> list[Refusal]:

@@ -10,44 +10,32 @@ also appended to the hash-chained ledger, whose hash the entry keeps.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
+from lifecycle.clock import iso_utc
 from lifecycle.evidence import sharing_outcome
+from lifecycle.sharing.gate import shared_categories
+from lifecycle.sharing.register_export import Export, export_register
 
-#: the export's columns, in order
-COLUMNS = (
+if TYPE_CHECKING:
+    from lifecycle.catalog import Catalog
+    from lifecycle.config.models import Recipient
+    from lifecycle.sharing.interval import Interval
+
+#: what the ledger keeps of an entry (the rest is in the register)
+LEDGERED = (
+    "recipient_id",
+    "agreement_id",
     "interval_start",
     "interval_end",
-    "recipient_id",
-    "recipient_name",
-    "contact",
-    "role",
-    "legal_basis",
-    "purpose",
-    "processing",
-    "categories",
-    "fields",
-    "agreement_id",
     "outcome",
     "rule",
-    "reason",
     "records",
     "manifest",
     "manifest_sha256",
-    "recorded_at",
-    "ledger_hash",
 )
-
-
-@dataclass(frozen=True)
-class Export:
-    rows: int
-    csv: str  # locations
-    html: str
 
 
 class SharingRegister:
@@ -59,21 +47,7 @@ class SharingRegister:
         evidence = entry.get("manifest_sha256") or hashlib.sha256((entry.get("reason") or "").encode()).hexdigest()
         ledgered = self.state.ledger.append(
             f"sharing.{entry['outcome']}",
-            {
-                k: entry[k]
-                for k in (
-                    "recipient_id",
-                    "agreement_id",
-                    "interval_start",
-                    "interval_end",
-                    "outcome",
-                    "rule",
-                    "records",
-                    "manifest",
-                    "manifest_sha256",
-                )
-                if k in entry
-            },
+            {k: entry[k] for k in LEDGERED if k in entry},
             dag_id=dag_id,
             run_id=run_id,
             key=sharing_outcome(entry["entry_key"], entry["outcome"], evidence),
@@ -96,31 +70,39 @@ class SharingRegister:
 
     def export(self, catalog, start: date, end: date) -> Export:
         """The register for a period as CSV and HTML in the reports destination."""
-        from lifecycle import reports
-
-        rows = self.entries(start, end)
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow([_cell(row[c]) for c in COLUMNS])
-        sink = reports.ReportSink(catalog)
-        name = f"sharing/register/{start.isoformat()}_{end.isoformat()}"
-        written = sink.write(f"{name}.csv", text.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8")
-        html = reports.render(
-            "sharing_register.html.j2",
-            rows=rows,
-            start=start.isoformat(),
-            end=end.isoformat(),
-            csv_sha256=written.sha256,
-        )
-        page = sink.write(f"{name}.html", html.encode("utf-8"), content_type="text/html; charset=utf-8")
-        return Export(len(rows), written.location, page.location)
+        return export_register(catalog, self.entries(start, end), start, end)
 
 
-def _cell(value) -> str:
-    if isinstance(value, list):
-        return "; ".join(map(str, value))
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {', '.join(v)}" for k, v in value.items())
-    return "" if value is None else str(value)
+def disclosure(recipient: Recipient, catalog: Catalog, interval: Interval) -> dict:
+    """What a register entry says whatever the outcome: who, why, how, which categories."""
+    r = recipient
+    categories = sorted(
+        {c for d, cols in r.share.items() if d in catalog.datasets for c in shared_categories(catalog, d, cols)}
+    )
+    return {
+        "entry_key": f"{r.id}|{interval.key}",
+        "recipient_id": r.id,
+        "recipient_name": r.name,
+        "contact": r.contact,
+        "role": r.role,
+        "legal_basis": r.legal_basis,
+        "purpose": r.purpose,
+        "processing": _processing(r, catalog, interval),
+        "agreement_id": r.agreement.id if r.agreement else None,
+        "categories": categories,
+        "fields": {d: list(cols) for d, cols in r.share.items()},
+        "interval_start": iso_utc(interval.start),
+        "interval_end": iso_utc(interval.end),
+    }
+
+
+def _processing(recipient: Recipient, catalog: Catalog, interval: Interval) -> str:
+    """The processing method in words: format, datasets, location, encryption, subject ids, consent."""
+    r = recipient
+    bucket = getattr(catalog.systems.get(r.delivery.system), "bucket", None)
+    return (
+        f"{r.delivery.format} extract of {', '.join(r.share)}, written to "
+        f"s3://{bucket}/{interval.prefix(r.delivery.prefix)} with server-side encryption ({r.delivery.encryption}); "
+        + ("subject ids replaced by a per-recipient keyed hash" if r.pseudonymize_subject else "subject ids in clear")
+        + (f"; only subjects consenting to {r.consent.purpose}" if r.consent else "")
+    )

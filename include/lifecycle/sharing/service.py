@@ -1,109 +1,33 @@
-"""One recipient's delivery: gate, streamed extract, signed manifest, register entry.
+"""One recipient's delivery, as the tasks of its ``sharing_<recipient>`` DAG run it.
 
-Time comes from the run's data interval: the gate judges the agreement on the
-interval's end date, consent is judged at that instant, and every key derives
-from the interval, so a rerun of the same interval rewrites the same objects
-and updates the same register entry.  Tasks pass ids, counts and keys; row
-values never leave the extract.
+``Sharing`` gathers what each step needs from the configuration and hands
+back what the task returns through XCom (ids, counts, keys and hashes; row
+values never leave the extract).  The steps live beside it: ``gate_step``,
+``extract``, ``manifest``, and the ``register`` entry.  Time comes from the
+run's data interval: the gate judges the agreement on the interval's end date,
+consent is judged at that instant, and every key derives from the interval, so
+a rerun of the same interval rewrites the same objects and updates the same
+register entry.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import hmac
-import io
-import json
-import logging
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from collections.abc import Callable
+from datetime import datetime
 
-from lifecycle.clock import iso_utc
 from lifecycle.config import Config
 from lifecycle.erasure.requests import CancellationRequests
-from lifecycle.errors import LifecycleError, TerminalStoreError
-from lifecycle.sharing.gate import SUBJECT_FIELD, Refusal, gate, shared_categories
-from lifecycle.sharing.register import SharingRegister
+from lifecycle.errors import LifecycleError
+from lifecycle.sharing.extract import ensure_extractable, stream_extract
+from lifecycle.sharing.facts import Extracted, SignedManifest
+from lifecycle.sharing.gate_step import admit
+from lifecycle.sharing.interval import Interval
+from lifecycle.sharing.manifest import write_manifest
+from lifecycle.sharing.pseudonym import pseudonymizer
+from lifecycle.sharing.register import SharingRegister, disclosure
 from lifecycle.state import StateStore
 
-log = logging.getLogger(__name__)
-
-SIGNATURE = "HMAC-SHA256"
-EXTENSIONS = {"jsonl": ("jsonl", "application/x-ndjson"), "csv": ("csv", "text/csv; charset=utf-8")}
-
-
-class SharingRefused(LifecycleError):
-    """The gate refused the delivery (terminal): nothing was read or delivered."""
-
-    def __init__(self, recipient: str, refusals: list[Refusal]):
-        self.recipient, self.refusals = recipient, refusals
-        super().__init__("sharing refused, nothing delivered: " + "; ".join(r.message(recipient) for r in refusals))
-
-
-@dataclass(frozen=True)
-class Interval:
-    """The run's data interval (UTC); a point when the schedule has none."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def of(cls, run) -> Interval:
-        end = run.as_of.astimezone(UTC)
-        start = (run.interval_start or run.as_of).astimezone(UTC)
-        return cls(min(start, end), end)
-
-    @property
-    def key(self) -> str:
-        return f"{_compact(self.start)}-{_compact(self.end)}"
-
-    def prefix(self, template: str) -> str:
-        return template.format(ds=self.start.date().isoformat(), start=_compact(self.start), end=_compact(self.end))
-
-
-def _compact(when: datetime) -> str:
-    return when.strftime("%Y%m%dT%H%M%SZ")
-
-
-def _text(value):
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    return value
-
-
-def encode(rows: Iterable[list], names: list[str], fmt: str) -> Iterator[bytes]:
-    """Chunks of rows -> chunks of bytes in ``jsonl`` (one object a line) or ``csv`` (with a header).
-
-    Values arrive JSON-ready from the store (``Rows.stream``); anything else is turned into text as a last resort."""
-    if fmt == "jsonl":
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_text).encode
-        for chunk in rows:
-            yield "".join(dumps(dict(zip(names, row))) + "\n" for row in chunk).encode("utf-8")
-        return
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(names)
-    for chunk in rows:
-        writer.writerows(chunk)
-        yield text.getvalue().encode("utf-8")
-        text.seek(0)
-        text.truncate()
-    if text.tell():
-        yield text.getvalue().encode("utf-8")
-
-
-def sign(document: dict, key: bytes) -> str:
-    """The keyed signature of a manifest: HMAC-SHA256 over its canonical JSON without the signature."""
-    from lifecycle import reports
-
-    unsigned = {k: v for k, v in document.items() if k != "signature"}
-    return hmac.new(key, reports.canonical(unsigned), hashlib.sha256).hexdigest()
+__all__ = ["Interval", "Sharing"]
 
 
 class Sharing:
@@ -131,259 +55,65 @@ class Sharing:
 
     @property
     def delivery(self):
+        """The recipient's S3 store."""
         return self.stores(self.recipient.delivery.system)
-
-    def keys(self, interval: Interval) -> dict:
-        """Every object key of one delivery, from the interval alone."""
-        prefix = interval.prefix(self.recipient.delivery.prefix)
-        ext = EXTENSIONS[self.recipient.delivery.format][0]
-        return {
-            "prefix": prefix,
-            "manifest": f"{prefix}manifest.json",
-            "html": f"{prefix}manifest.html",
-            "files": {d: f"{prefix}{d}.{ext}" for d in self.recipient.share},
-        }
-
-    # ------------------------------------------------------------------ gate
-
-    def _describe(self, interval: Interval) -> dict:
-        """What a register entry says whatever the outcome: who, why, how, which categories."""
-        r = self.recipient
-        categories = sorted(
-            {
-                c
-                for d, cols in r.share.items()
-                if d in self.catalog.datasets
-                for c in shared_categories(self.catalog, d, cols)
-            }
-        )
-        bucket = getattr(self.catalog.systems.get(r.delivery.system), "bucket", None)
-        processing = (
-            f"{r.delivery.format} extract of {', '.join(r.share)}, written to "
-            f"s3://{bucket}/{interval.prefix(r.delivery.prefix)} with server-side encryption ({r.delivery.encryption}); "
-            + (
-                "subject ids replaced by a per-recipient keyed hash"
-                if r.pseudonymize_subject
-                else "subject ids in clear"
-            )
-            + (f"; only subjects consenting to {r.consent.purpose}" if r.consent else "")
-        )
-        return {
-            "entry_key": f"{r.id}|{interval.key}",
-            "recipient_id": r.id,
-            "recipient_name": r.name,
-            "contact": r.contact,
-            "role": r.role,
-            "legal_basis": r.legal_basis,
-            "purpose": r.purpose,
-            "processing": processing,
-            "agreement_id": r.agreement.id if r.agreement else None,
-            "categories": categories,
-            "fields": {d: list(cols) for d, cols in r.share.items()},
-            "interval_start": iso_utc(interval.start),
-            "interval_end": iso_utc(interval.end),
-        }
 
     def gate(self, interval: Interval, *, dag_id: str | None = None, run_id: str | None = None) -> dict:
         """Refuse before anything is read; a refusal is recorded in the register, then raised."""
-        refusals = gate(self.recipient, self.catalog, interval.end.date())
-        if refusals:
-            error = SharingRefused(self.recipient.id, refusals)
-            self.register.record(
-                {
-                    **self._describe(interval),
-                    "outcome": "refused",
-                    "rule": refusals[0].rule,
-                    "reason": str(error),
-                    "records": 0,
-                },
-                dag_id=dag_id,
-                run_id=run_id,
-            )
-            log.error("%s", error)
-            raise error
-        return {
-            "recipient": self.recipient.id,
-            "agreement": self.recipient.agreement.id,
-            "on": interval.end.date().isoformat(),
-            "datasets": sorted(self.recipient.share),
-        }
-
-    # --------------------------------------------------------------- extract
+        return admit(self.recipient, self.catalog, self.register, interval, dag_id=dag_id, run_id=run_id)
 
     def excluded_subjects(self, as_of: datetime) -> set[str]:
         """Subjects with a cancellation open at ``as_of`` (``erasure.requests``): nobody who
         asked to leave is handed to a partner, not even during the grace period."""
         return CancellationRequests(self.config, self.state, self.stores).open_subjects(as_of)
 
-    def _pseudonym(self, cache_size: int = 100_000) -> Callable[[object], str]:
-        """HMAC-SHA256 of the subject id under this recipient's key (derived from the HMAC key);
-        a bounded cache, since a subject's rows repeat."""
-        key = hmac.new(self._hmac_key(), f"sharing:{self.recipient.id}".encode(), hashlib.sha256).digest()
-        cache: dict = {}
-
-        def pseudonym(subject) -> str:
-            found = cache.get(subject)
-            if found is None:
-                if len(cache) >= cache_size:
-                    cache.clear()
-                found = cache[subject] = hmac.digest(key, str(subject).encode("utf-8"), "sha256").hex()
-            return found
-
-        return pseudonym
-
     def extract(self, dataset: str, interval: Interval) -> dict:
         """Stream the agreed fields of ``dataset`` to the recipient's location; counts and the file's hash."""
-        if dataset not in self.recipient.share:
-            raise LifecycleError(f"recipient {self.recipient.id!r} does not receive {dataset!r}")
-        refusals = gate(self.recipient, self.catalog, interval.end.date())
-        if refusals:  # the gate task passed, but the configuration may have changed since
-            raise SharingRefused(self.recipient.id, refusals)
-        delivery = self.recipient.delivery
+        ensure_extractable(self.recipient, self.catalog, dataset, interval.end.date())
         excluded = self.excluded_subjects(interval.end)
-        consent = self.recipient.consent
-        chunks = self.stores.of(dataset).stream(
+        pseudonym = pseudonymizer(self._hmac_key(), self.recipient.id) if self.recipient.pseudonymize_subject else None
+        extracted = stream_extract(
+            self.recipient,
             dataset,
-            list(self.recipient.share[dataset]),
-            fetch_rows=delivery.fetch_rows,
-            consent=(consent.dataset, consent.purpose, interval.end) if consent is not None else None,
+            interval,
+            source=self.stores.of(dataset),
+            delivery=self.delivery,
+            excluded=excluded,
+            pseudonym=pseudonym,
         )
-        pseudonym = self._pseudonym() if self.recipient.pseudonymize_subject else None
-        counts = {"records": 0, "excluded": 0}
-
-        def rows() -> Iterator[list]:
-            for chunk in chunks:
-                kept = []
-                for row in chunk:
-                    if excluded and row[0] in excluded:
-                        continue
-                    if pseudonym is not None:
-                        row[0] = pseudonym(row[0])
-                    kept.append(row)
-                counts["records"] += len(kept)
-                counts["excluded"] += len(chunk) - len(kept)
-                if kept:
-                    yield kept
-
-        names = [SUBJECT_FIELD, *self.recipient.share[dataset]]
-        key = self.keys(interval)["files"][dataset]
-        uploaded = self.delivery.upload(
-            key,
-            encode(rows(), names, delivery.format),
-            content_type=EXTENSIONS[delivery.format][1],
-            encryption=delivery.encryption,
-            kms_key_id=delivery.kms_key_id,
-            part_size=delivery.part_size_mb * 1024 * 1024,
-        )
-        log.info(
-            "%s: %d record(s) to s3://%s/%s (%d bytes, %d part(s)); %d excluded (cancellation)",
-            dataset,
-            counts["records"],
-            self.delivery.bucket,
-            key,
-            uploaded.size,
-            uploaded.parts,
-            counts["excluded"],
-        )
-        return {
-            "dataset": dataset,
-            "key": key,
-            "size": uploaded.size,
-            "sha256": uploaded.sha256,
-            "records": counts["records"],
-            "excluded_cancellation": counts["excluded"],
-            "parts": uploaded.parts,
-        }
-
-    # -------------------------------------------------------------- manifest
+        return extracted.to_xcom()
 
     def manifest(
         self, interval: Interval, files: list[dict], *, dag_id: str | None = None, run_id: str | None = None
     ) -> dict:
         """Write the signed manifest (JSON) and its page for people (HTML) next to the data."""
-        from lifecycle import reports
-
-        r, keys = self.recipient, self.keys(interval)
-        by_dataset = {f["dataset"]: f for f in files}
-        missing = sorted(set(r.share) - set(by_dataset))
-        if missing:
-            raise LifecycleError(
-                f"no extract for {', '.join(missing)}: the manifest needs every dataset of the delivery"
-            )
-        datasets = []
-        for name, columns in r.share.items():
-            f = by_dataset[name]
-            datasets.append(
-                {
-                    "dataset": name,
-                    "fields": [SUBJECT_FIELD, *columns],
-                    "categories": shared_categories(self.catalog, name, columns),
-                    "records": f["records"],
-                    "excluded_pending_cancellation": f["excluded_cancellation"],
-                    "file": {"key": f["key"], "size": f["size"], "sha256": f["sha256"], "format": r.delivery.format},
-                }
-            )
-        agreement = r.agreement.model_dump(mode="json") if r.agreement else None
-        document = {
-            "manifest": "delivery of personal information to a third party",
-            "recipient": {"id": r.id, "name": r.name, "contact": r.contact, "role": r.role},
-            "legal_basis": r.legal_basis,
-            "purpose": r.purpose,
-            "agreement": agreement,
-            "consent": r.consent.model_dump() if r.consent else None,
-            "subject_field": {
-                "name": SUBJECT_FIELD,
-                "pseudonymized": r.pseudonymize_subject,
-                "method": "HMAC-SHA256 under a key of this recipient" if r.pseudonymize_subject else "subject id",
-            },
-            "data_interval": {"start": iso_utc(interval.start), "end": iso_utc(interval.end)},
-            "generated_at": iso_utc(datetime.now(UTC)),
-            "location": {"bucket": self.delivery.bucket, "prefix": keys["prefix"], "encryption": r.delivery.encryption},
-            "datasets": datasets,
-            "records": sum(d["records"] for d in datasets),
-            "run": {"dag_id": dag_id, "run_id": run_id},
-        }
-        html = reports.render("sharing_manifest.html.j2", m=document).encode("utf-8")
-        page = self.delivery.upload(
-            keys["html"],
-            [html],
-            content_type="text/html; charset=utf-8",
-            encryption=r.delivery.encryption,
-            kms_key_id=r.delivery.kms_key_id,
+        signed = write_manifest(
+            self.recipient,
+            self.catalog,
+            interval,
+            [Extracted.from_xcom(f) for f in files],
+            delivery=self.delivery,
+            signing_conn_id=self.config.recipients.signing.conn_id,
+            signing_key=self._signing_key,
+            dag_id=dag_id,
+            run_id=run_id,
         )
-        document["page"] = {"key": page.key, "size": page.size, "sha256": page.sha256}
-        document["signature"] = {
-            "algorithm": SIGNATURE,
-            "key": f"Airflow connection {self.config.recipients.signing.conn_id}",
-            "value": sign(document, self._signing_key()),
-        }
-        body = reports.canonical(document)
-        written = self.delivery.upload(
-            keys["manifest"],
-            [body],
-            content_type="application/json",
-            encryption=r.delivery.encryption,
-            kms_key_id=r.delivery.kms_key_id,
-        )
-        return {
-            "manifest": f"s3://{self.delivery.bucket}/{written.key}",
-            "sha256": written.sha256,
-            "html": f"s3://{self.delivery.bucket}/{page.key}",
-            "records": document["records"],
-        }
+        return signed.to_xcom()
 
     def record_delivery(
         self, interval: Interval, manifest: dict, *, dag_id: str | None = None, run_id: str | None = None
     ) -> dict:
+        """Enter the delivery, with its signed manifest, in the sharing register."""
+        signed = SignedManifest.from_xcom(manifest)
         entry = self.register.record(
             {
-                **self._describe(interval),
+                **disclosure(self.recipient, self.catalog, interval),
                 "outcome": "delivered",
                 "rule": None,
                 "reason": None,
-                "records": manifest["records"],
-                "manifest": manifest["manifest"],
-                "manifest_sha256": manifest["sha256"],
+                "records": signed.records,
+                "manifest": signed.location,
+                "manifest_sha256": signed.sha256,
             },
             dag_id=dag_id,
             run_id=run_id,
@@ -391,44 +121,6 @@ class Sharing:
         return {
             "entry": entry["entry_key"],
             "outcome": "delivered",
-            "records": manifest["records"],
+            "records": signed.records,
             "ledger_hash": entry["ledger_hash"],
         }
-
-
-def verify_manifest(store, key: str, signing_key: bytes) -> list[str]:
-    """Problems with a delivered manifest: its signature, its canonical bytes, and every
-    file it names re-hashed from S3 (empty: it verifies)."""
-    from lifecycle import reports
-
-    try:
-        raw = store.get_bytes(key)
-    except TerminalStoreError as exc:
-        return [f"s3://{store.bucket}/{key}: cannot read the manifest ({exc.reason})"]
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        return [f"s3://{store.bucket}/{key}: not valid JSON (edited or truncated)"]
-    problems = []
-    if raw != reports.canonical(document):
-        problems.append("the manifest's bytes are not the canonical form its signature covers (edited)")
-    claimed = (document.get("signature") or {}).get("value") or ""
-    if not hmac.compare_digest(claimed, sign(document, signing_key)):
-        problems.append("the signature does not match the manifest (edited, or signed with another key)")
-    named = [(d.get("dataset"), d.get("file") or {}) for d in document.get("datasets", [])]
-    if document.get("page"):
-        named.append(("manifest page", document["page"]))
-    for label, entry in named:
-        try:
-            size, sha256 = store.digest(entry["key"])
-        except (TerminalStoreError, KeyError) as exc:
-            problems.append(
-                f"{label}: {entry.get('key')}: cannot be read ({exc.reason if isinstance(exc, TerminalStoreError) else 'no key'})"
-            )
-            continue
-        if (size, sha256) != (entry.get("size"), entry.get("sha256")):
-            problems.append(
-                f"{label}: {entry['key']}: {size} bytes with SHA-256 {sha256[:16]}…, the manifest says "
-                f"{entry.get('size')} bytes with {str(entry.get('sha256'))[:16]}…"
-            )
-    return problems
