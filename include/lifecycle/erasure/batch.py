@@ -14,7 +14,7 @@ from datetime import datetime
 from lifecycle.connections import hmac_key
 from lifecycle.erasure.certificates import Certificates
 from lifecycle.erasure.notices import ErasureNotices
-from lifecycle.erasure.records import StepRecords, batch_entries
+from lifecycle.erasure.records import StepDone, StepPlan, StepRecords, batch_entries, step_plans
 from lifecycle.erasure.steps import Step, erasure_steps
 from lifecycle.errors import LifecycleError
 from lifecycle.heap import loaded_objects_frozen
@@ -88,7 +88,7 @@ class BatchErasure:
         selection = Selection(subjects=tuple(subjects))
 
         def plan(counts: dict, keys: list) -> None:
-            recorder.plan(step.dataset, {"action": step.action, "rows": counts, "keys": keys, "basis": step.basis})
+            recorder.plan(StepPlan(step.dataset, step.action, rows=counts, keys=tuple(keys), basis=step.basis))
 
         if step.action == "delete":
             change = store.delete(step.dataset, selection, before_commit=plan)
@@ -96,7 +96,7 @@ class BatchErasure:
             fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
             key = hmac_key(self.catalog) if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
             change = store.anonymize(step.dataset, selection, fields, hmac_key=key, unlink=True, before_commit=plan)
-        recorder.record_done(step.dataset, {"action": step.action, "rows": change.rows})
+        recorder.record_done(StepDone(step.dataset, step.action, rows=change.rows))
         log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", change.rows, len(subjects))
 
     def _erase_objects(self, recorder: StepRecords, steps: list[Step], subjects: list[str]) -> None:
@@ -109,7 +109,7 @@ class BatchErasure:
 
             def plan(counts: dict, _keys, dataset=step.dataset) -> None:
                 versions = {s: n for s, n in counts.items() if s is not None and n}
-                recorder.plan(dataset, {"action": "delete", "versions": versions})
+                recorder.plan(StepPlan(dataset, "delete", versions=versions))
 
             change = self.stores.of(step.dataset).delete(
                 step.dataset, Selection(subjects=tuple(subjects)), before_commit=plan
@@ -118,7 +118,7 @@ class BatchErasure:
             for kept in change.kept:
                 lock = {k: kept.detail.get(k) for k in ("mode", "legal_hold", "retain_until")}
                 locked.setdefault(kept.subject, []).append(lock)
-            recorder.record_done(step.dataset, {"action": "delete", "versions": change.rows, "locked": locked})
+            recorder.record_done(StepDone(step.dataset, "delete", versions=change.rows, locked=locked))
             log.info(
                 "%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, change.rows, len(change.kept)
             )
@@ -128,8 +128,7 @@ class BatchErasure:
         failed: dict[str, str] = {}
         if not subjects:
             return failed
-        entries = batch_entries(self.state.ledger, batch).values()
-        plans = {e.payload["dataset"]: e.payload for e in entries if e.kind == "erasure.plan"}
+        plans = step_plans(batch_entries(self.state.ledger, batch))
         mine = Selection(subjects=tuple(subjects))
         for step in steps:
             store = self.stores.of(step.dataset)
@@ -139,7 +138,7 @@ class BatchErasure:
                 continue
             for subject, n in store.count_by_subject(step.dataset, mine).items():
                 failed[subject] = f"{step.dataset}: {n} row(s) still reach the subject"
-            keys = plans.get(step.dataset, {}).get("keys") or []
+            keys = plans[step.dataset].keys if step.dataset in plans else ()
             fields = tuple(f.column for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize)
             if keys and fields:
                 left = store.count(step.dataset, Selection(keys=tuple(keys), pending_anonymization=fields))

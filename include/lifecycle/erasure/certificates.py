@@ -14,7 +14,7 @@ import hmac
 
 from lifecycle import reports
 from lifecycle.connections import hmac_key
-from lifecycle.erasure.records import batch_entries, step_entry
+from lifecycle.erasure.records import batch_entries, step_evidence, step_plans
 from lifecycle.erasure.steps import Step
 from lifecycle.evidence import erasure_certificates
 
@@ -43,14 +43,13 @@ class Certificates:
         """What is kept of each subject, anonymized, and why: for the completion notice."""
         basis = {s.dataset: s.basis for s in steps}
         retained: dict[str, list[str]] = {}
-        for entry in entries.values():
-            p = entry.payload
-            if entry.kind != "erasure.plan" or p["action"] != "anonymize":
+        for plan in step_plans(entries).values():
+            if plan.action != "anonymize":
                 continue
-            why = basis.get(p["dataset"]) or "kept by configuration"
-            for subject, n in p.get("rows", {}).items():
+            why = basis.get(plan.dataset) or "kept by configuration"
+            for subject, n in (plan.rows or {}).items():
                 if subject in subjects and n:
-                    retained.setdefault(subject, []).append(f"{p['dataset']}: {n} record(s), anonymized ({why})")
+                    retained.setdefault(subject, []).append(f"{plan.dataset}: {n} record(s), anonymized ({why})")
         return retained
 
     def _document(self, batch: str, steps: list[Step], record, entries: dict) -> dict:
@@ -58,8 +57,8 @@ class Certificates:
         subject = record.subject_id
         datasets, backing, completed = [], [], None
         for step in steps:
-            plan = step_entry(entries, batch, step.dataset, "plan")
-            done = step_entry(entries, batch, step.dataset, "done")
+            evidence = step_evidence(entries, batch, step.dataset)
+            plan, done = evidence.plan, evidence.done
             if plan is None and done is None:
                 continue
             row = {
@@ -70,23 +69,23 @@ class Certificates:
                 "object_versions_deleted": 0,
                 "retained": None,
             }
-            if plan and "rows" in plan.payload:
-                n = plan.payload["rows"].get(subject, 0)
+            if plan and plan.rows is not None:
+                n = plan.rows.get(subject, 0)
                 row["deleted" if step.action == "delete" else "anonymized"] = n
                 if step.action == "anonymize" and n:
                     row["retained"] = {
                         "why": step.basis or "kept by configuration (overrides)",
                         "form": "anonymized, unlinked",
                     }
-            if plan and "versions" in plan.payload:
-                locks = (done.payload.get("locked", {}) if done else {}).get(subject, [])
-                row["object_versions_deleted"] = plan.payload["versions"].get(subject, 0) - len(locks)
+            if plan and plan.versions is not None:
+                locks = (done.locked if done else {}).get(subject, [])
+                row["object_versions_deleted"] = plan.versions.get(subject, 0) - len(locks)
                 if locks:
                     row["retained"] = {"why": "S3 Object Lock", "locks": locks}
             datasets.append(row)
-            backing += [e.entry_hash for e in (plan, done) if e]
+            backing += evidence.hashes
             if step.dataset == self.catalog.subject.dataset and done:
-                completed = done.recorded_at
+                completed = evidence.completed_at
         return {
             "certificate": "erasure after account cancellation",
             "subject": self.subject_hash(subject),

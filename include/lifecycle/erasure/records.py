@@ -1,10 +1,78 @@
 """A batch's evidence in the ledger: each step's plan before its change is committed,
-and its done record after, under ``erasure:<batch>:<dataset>:plan|done``."""
+and its done record after, under ``erasure:<batch>:<dataset>:plan|done``.
+
+``StepPlan`` and ``StepDone`` are those records as types; their JSON (the
+ledger payloads, hashed into the chain) is written and read here only.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from lifecycle.evidence import erasure_batch, erasure_step
 from lifecycle.state.ledger import Entry, Ledger, Record
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What a step removes, per subject: rows of a table (with the keys of rows an
+    anonymizing step rewrites, for verification), or object versions and markers."""
+
+    dataset: str
+    action: str  # delete | anonymize
+    rows: dict[str, int] | None = None  # table steps
+    keys: tuple = ()
+    basis: str | None = None  # why an anonymized dataset is kept
+    versions: dict[str, int] | None = None  # object steps
+
+    def payload(self) -> dict:
+        if self.versions is not None:
+            return {"action": self.action, "versions": self.versions}
+        return {"action": self.action, "rows": self.rows, "keys": list(self.keys), "basis": self.basis}
+
+    @classmethod
+    def of(cls, entry: Entry) -> StepPlan:
+        p = entry.payload
+        return cls(
+            p["dataset"], p["action"], p.get("rows"), tuple(p.get("keys") or ()), p.get("basis"), p.get("versions")
+        )
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """What a step did: rows changed, or versions deleted and those Object Lock kept (per subject)."""
+
+    dataset: str
+    action: str
+    rows: int | None = None
+    versions: int | None = None
+    locked: dict[str, list[dict]] = field(default_factory=dict)
+
+    def payload(self) -> dict:
+        if self.versions is not None:
+            return {"action": self.action, "versions": self.versions, "locked": self.locked}
+        return {"action": self.action, "rows": self.rows}
+
+    @classmethod
+    def of(cls, entry: Entry) -> StepDone:
+        p = entry.payload
+        return cls(
+            p["dataset"],
+            p["action"],
+            p.get("rows") if "versions" not in p else None,
+            p.get("versions"),
+            p.get("locked") or {},
+        )
+
+
+@dataclass(frozen=True)
+class StepEvidence:
+    """A step's two records as the ledger holds them (either may be missing)."""
+
+    plan: StepPlan | None
+    done: StepDone | None
+    hashes: tuple[str, ...]  # the entries that back them
+    completed_at: str | None  # when the done record was recorded
 
 
 def batch_entries(ledger: Ledger, batch: str) -> dict[str, Entry]:
@@ -12,9 +80,20 @@ def batch_entries(ledger: Ledger, batch: str) -> dict[str, Entry]:
     return {e.idempotency_key: e for e in ledger.entries_with_prefix(erasure_batch(batch))}
 
 
-def step_entry(entries: dict[str, Entry], batch: str, dataset: str, what: str) -> Entry | None:
-    """A step's ``plan`` or ``done`` record among ``batch_entries``."""
-    return entries.get(erasure_step(batch, dataset, what))
+def step_evidence(entries: dict[str, Entry], batch: str, dataset: str) -> StepEvidence:
+    """One step's plan and done records among ``batch_entries``."""
+    plan, done = (entries.get(erasure_step(batch, dataset, what)) for what in ("plan", "done"))
+    return StepEvidence(
+        StepPlan.of(plan) if plan else None,
+        StepDone.of(done) if done else None,
+        tuple(e.entry_hash for e in (plan, done) if e),
+        done.recorded_at if done else None,
+    )
+
+
+def step_plans(entries: dict[str, Entry]) -> dict[str, StepPlan]:
+    """Every step plan of a batch, by dataset."""
+    return {e.payload["dataset"]: StepPlan.of(e) for e in entries.values() if e.kind == "erasure.plan"}
 
 
 class StepRecords:
@@ -35,13 +114,13 @@ class StepRecords:
     def done(self, dataset: str) -> bool:
         return erasure_step(self.batch, dataset, "done") in self.recorded
 
-    def plan(self, dataset: str, payload: dict) -> None:
+    def plan(self, plan: StepPlan) -> None:
         """Append the step's plan (unless a run before recorded it), with the done records held."""
-        key = erasure_step(self.batch, dataset, "plan")
-        self._append([] if key in self.recorded else [self._record("plan", dataset, payload)])
+        key = erasure_step(self.batch, plan.dataset, "plan")
+        self._append([] if key in self.recorded else [self._record("plan", plan.dataset, plan.payload())])
 
-    def record_done(self, dataset: str, payload: dict) -> None:
-        record = self._record("done", dataset, payload)
+    def record_done(self, done: StepDone) -> None:
+        record = self._record("done", done.dataset, done.payload())
         self._held.append(record)
         self.recorded.add(record.key)
 
