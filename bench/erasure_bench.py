@@ -609,20 +609,21 @@ def _time_parts(erasure: Erasure) -> None:
         setattr(owner, name, wrapper)
 
     timed(erasure.notices, "send", "notices.send")
-    timed(erasure.notices, "_summarize", "  of notices.send: _summarize")
     timed(erasure.state.notices, "rows", "  of notices.send: notice rows")
     for name in ("_document", "_write", "_record", "retained"):
         timed(erasure.certificates, name, f"certificates.{name}")
     if _CLASSES_TIMED:  # module and class functions: once per process
         return
     _CLASSES_TIMED.append(True)
-    from lifecycle.erasure import batch, certificates
+    from lifecycle.erasure import batch, certificates, notices
+
+    timed(notices.NoticeBook, "summarize", "  of notices.send: the ledger summary")
 
     for name in ("_apply", "_erase_objects", "_verify"):
         timed(batch.BatchErasure, name, name)
     timed(batch, "batch_entries", "batch_entries (verify)")
     timed(certificates, "batch_entries", "batch_entries (certificates)")
-    timed(S3Store, "_list", "  of _erase_objects+_verify: S3 listings")
+    timed(S3Store, "list_versions", "  of _erase_objects+_verify: S3 listings")
     timed(mail.Mailer, "transmit", "  of notices.send: SMTP (helper thread claims meanwhile)")
     timed(mail.Mailer, "compose", "  of notices.send: compose")
     timed(mail, "render_notice", "  of notices.send: render notice")
