@@ -98,3 +98,23 @@ def incident_event(incident_id: str, run_id: str, event: str, part: str | None =
 def sharing_outcome(entry_key: str, outcome: str, evidence_digest: str) -> str:
     """One distinct outcome of a delivery interval (a manifest's hash or a refusal's text)."""
     return _key("sharing", entry_key, outcome, evidence_digest[:16])
+
+
+# ---------------------------------------------------------------- subject_request
+
+
+def request_event(request_id: str, event: str, part: str | None = None) -> str:
+    """One step of a person's request (received, rejected, planned, a dataset's change, done):
+    recorded once per request, so a rerun of any run finds it."""
+    return _key("request", request_id, event) if part is None else _key("request", request_id, event, part)
+
+
+def request_notice(template: str, request_id: str) -> str:
+    """The claim name of the mail that answers a request: one per request and template
+    (a person may ask twice; each answer is mailed once)."""
+    return _key(template, request_id)
+
+
+def recipient_deletion(scope: str, recipient_id: str) -> str:
+    """A deletion request to one recipient for a request or an erasure batch."""
+    return _key("deletion", scope, recipient_id)

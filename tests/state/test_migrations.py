@@ -61,7 +61,7 @@ def test_rows_of_both_old_tables_move_to_the_claim_table_and_the_old_tables_go(e
                 },
             ],
         )
-    assert schema.migrate(engine, now=NOW) == [6]
+    assert schema.migrate(engine, now=NOW)[0] == 6
     names = set(sa.inspect(engine).get_table_names())
     assert "lifecycle_deliveries" in names
     assert not {"lifecycle_notices", "lifecycle_incident_deliveries"} & names

@@ -21,6 +21,7 @@ from lifecycle.config.models import (
     IncidentsFile,
     NotificationsFile,
     RecipientsFile,
+    RequestsFile,
     RetentionFile,
 )
 from lifecycle.errors import ConfigError, Problem
@@ -33,6 +34,7 @@ FILES = {
     "recipients.yaml": (RecipientsFile, False),
     "incidents.yaml": (IncidentsFile, False),
     "notifications.yaml": (NotificationsFile, False),
+    "requests.yaml": (RequestsFile, False),
 }
 
 
@@ -45,6 +47,7 @@ class Config:
     recipients: RecipientsFile
     incidents: IncidentsFile | None
     notifications: NotificationsFile | None  # mail to people: notifications.yaml (or incidents.yaml's older keys)
+    requests: RequestsFile | None = None  # a person's own requests (subject_request DAG)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -77,6 +80,7 @@ def collect(directory: str | os.PathLike | None = None) -> tuple[dict, list[Prob
             ("cancellation.yaml", checks.check_cancellation),
             ("recipients.yaml", checks.check_recipients),
             ("incidents.yaml", checks.check_incidents),
+            ("requests.yaml", checks.check_requests),
         ):
             if file in models:
                 problems += check(catalog, models[file])
@@ -107,4 +111,5 @@ def load_config(directory: str | os.PathLike | None = None) -> Config:
         recipients=models.get("recipients.yaml", RecipientsFile()),
         incidents=models.get("incidents.yaml"),
         notifications=notifications(models),
+        requests=models.get("requests.yaml"),
     )

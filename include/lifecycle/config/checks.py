@@ -13,16 +13,19 @@ from lifecycle import anonymize
 from lifecycle.catalog import Catalog, LinkError
 from lifecycle.config.models import AppliesTo, CatalogFile, Dataset, FieldSpec
 from lifecycle.config.recipients import DELIVERY_PLACEHOLDERS, static_refusals
+from lifecycle.durations import Duration
 from lifecycle.errors import Problem
 
-CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS, NOTIFICATIONS = (
+CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS, NOTIFICATIONS, REQUESTS = (
     "catalog.yaml",
     "retention.yaml",
     "cancellation.yaml",
     "recipients.yaml",
     "incidents.yaml",
     "notifications.yaml",
+    "requests.yaml",
 )
+LONGEST_PRESIGNED_LINK = Duration.parse("7d")  # S3's limit for a link signed with SigV4
 MAIL_KEYS = ("email", "contact", "locales")  # notifications.yaml's; older incidents.yaml files carry them
 
 
@@ -270,6 +273,44 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
             yield from _anonymizable(catalog, CANCELLATION, f"overrides[{i}].action", targets)
 
 
+def check_requests(catalog: Catalog, requests) -> Iterator[Problem]:
+    if requests.intake is not None:
+        table = requests.intake.requests
+        path = "intake.requests"
+        if table.dataset not in catalog.datasets:
+            yield Problem(REQUESTS, f"{path}.dataset", f"unknown dataset {table.dataset!r}")
+        elif not catalog.dataset(table.dataset).is_table:
+            yield Problem(REQUESTS, f"{path}.dataset", f"{table.dataset!r} must be a table dataset")
+        else:
+            known = set(catalog.dataset(table.dataset).fields) | catalog.structural_columns(table.dataset)
+            for key in ("id", "subject", "kind", "requested_at", "categories", "purpose"):
+                column = getattr(table, key)
+                if column is not None and column not in known:
+                    yield Problem(
+                        REQUESTS,
+                        f"{path}.{key}",
+                        f"{column!r} is not a column of dataset {table.dataset!r} in catalog.yaml",
+                    )
+    if requests.access is not None:
+        delivery = requests.access.delivery
+        yield from _system(catalog, REQUESTS, "access.delivery.system", delivery.system, "s3")
+        placeholders = catalog.prefix_fields(delivery.prefix)
+        if "request_id" not in placeholders or placeholders - {"request_id", "subject"}:
+            yield Problem(
+                REQUESTS,
+                "access.delivery.prefix",
+                f"{delivery.prefix!r} must hold {{request_id}} (one folder per request) and no placeholder but {{subject}}",
+            )
+        if delivery.encryption == "aws:kms" and not delivery.kms_key_id:
+            yield Problem(REQUESTS, "access.delivery.kms_key_id", "aws:kms encryption needs kms_key_id")
+        if LONGEST_PRESIGNED_LINK.surely_shorter_than(requests.access.link_expires):
+            yield Problem(
+                REQUESTS,
+                "access.link_expires",
+                f"{requests.access.link_expires} is longer than a presigned S3 link can live (7d)",
+            )
+
+
 def check_recipients(catalog: Catalog, recipients) -> Iterator[Problem]:
     for name, count in Counter(r.id for r in recipients.recipients).items():
         if count > 1:
@@ -309,12 +350,12 @@ def check_incidents(catalog: Catalog, incidents) -> Iterator[Problem]:
 def check_mail(models: dict, notifications) -> Iterator[Problem]:
     """Mail is configured once (notifications.yaml) for every DAG that writes to people, with
     a template in every locale for every notice that can be sent."""
-    incidents, cancellation = models.get(INCIDENTS), models.get(CANCELLATION)
+    incidents, cancellation, requests = models.get(INCIDENTS), models.get(CANCELLATION), models.get(REQUESTS)
     if NOTIFICATIONS in models and incidents is not None:
         for key in MAIL_KEYS:
             if getattr(incidents, key) is not None:
                 yield Problem(INCIDENTS, key, f"mail is configured in {NOTIFICATIONS}; remove {key} here")
-    notices = _notices(incidents, cancellation)
+    notices = _notices(incidents, cancellation, requests)
     if notifications is None:
         for file, key in sorted({(file, key) for file, key, _ in notices}):
             yield Problem(file, key, f"notices need mail settings: add {NOTIFICATIONS} (email: conn_id, from; contact)")
@@ -336,7 +377,7 @@ def check_mail(models: dict, notifications) -> Iterator[Problem]:
                 )
 
 
-def _notices(incidents, cancellation) -> list[tuple[str, str, str]]:
+def _notices(incidents, cancellation, requests) -> list[tuple[str, str, str]]:
     """(file, key, template) of every notice the configuration can send."""
     found = []
     if incidents is not None:
@@ -346,4 +387,8 @@ def _notices(incidents, cancellation) -> list[tuple[str, str, str]]:
             template = getattr(cancellation.notify, kind)
             if template:
                 found.append((CANCELLATION, f"notify.{kind}", template))
+    if requests is not None:
+        for kind, template in requests.notify.model_dump().items():
+            if template and (kind != "access_ready" or requests.access is not None):
+                found.append((REQUESTS, f"notify.{kind}", template))
     return found

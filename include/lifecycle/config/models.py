@@ -1,4 +1,4 @@
-"""Typed models of the five configuration files (SPEC §3).
+"""Typed models of the configuration files (SPEC §3).
 
 Shape only: unknown keys, wrong types and bad durations are refused here.
 Rules that need more than one value (references, cycles, statutory floors)
@@ -406,6 +406,57 @@ class IncidentsFile(Model):
                 cls.__name__, [{"type": "missing", "loc": ("contact",), "input": data}]
             )
         return model
+
+
+# --------------------------------------------------------------- requests.yaml
+
+
+class RequestsTable(Model):
+    """The app's own table of people's requests, read on ``schedule``: its dataset and columns."""
+
+    dataset: str
+    id: str  # the app's request id: the register's request_id is ``<dataset>:<id>``
+    subject: str
+    kind: str  # holds access | erase | withdraw_consent
+    requested_at: str
+    categories: str | None = None  # erase: comma-separated category names
+    purpose: str | None = None  # withdraw_consent: the consent's purpose
+
+
+class Intake(Model):
+    schedule: str | None = "@hourly"  # when the table is read; null: the form only
+    requests: RequestsTable
+
+
+class AccessDelivery(Model):
+    system: str  # an s3 system
+    prefix: str = "access/{request_id}/"  # {request_id}: one folder per request
+    encryption: Literal["AES256", "aws:kms"] = "AES256"
+    kms_key_id: str | None = None
+    part_size_mb: Annotated[int, Field(ge=5, le=512)] = 16
+
+
+class Access(Model):
+    delivery: AccessDelivery
+    link_expires: DurationField = Duration.parse("7d")  # the e-mailed link's lifetime (S3 allows at most 7d)
+
+
+class RequestNotify(Model):
+    """E-mail templates (include/templates/mail/<name>.<locale>.txt.j2); null: no mail of that kind."""
+
+    access_ready: str | None = "access_ready"  # the link to the package, to the address on file only
+    erased: str | None = "subject_erased"
+    consent_withdrawn: str | None = "consent_withdrawn"
+    deletion_request: str | None = "recipient_deletion_request"  # to a recipient holding the person's data
+
+
+class RequestsFile(Model):
+    """A person's own requests: see their information, delete some of it, withdraw a consent."""
+
+    respond_within: DurationField = Duration.parse("7d")  # counted from the request
+    intake: Intake | None = None  # none: requests come from the trigger form only
+    access: Access | None = None  # none: access requests are refused
+    notify: RequestNotify = RequestNotify()
 
 
 # ---------------------------------------------------------- notifications.yaml

@@ -1,7 +1,8 @@
 """Who plays a special part in the demo world: a function of (users, seed) only.
 
 Some users asked to cancel their account (pending, withdrawn, or due: the
-grace period is over); a few are under legal hold.  The row generator gives
+grace period is over); a few are under legal hold; three made a request
+about their own information (access, erase, withdraw_consent) a day ago.  The row generator gives
 these users data everywhere (every dataset, every bucket prefix) and, for the
 held ones, rows old enough that the hold is what keeps them.
 """
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 
+REQUEST_KINDS = ("access", "erase", "withdraw_consent")
+
+
 @dataclass(frozen=True)
 class Plan:
     """``cancellations`` maps a user id to ``pending``, ``pending_edge`` (asked
@@ -22,11 +26,12 @@ class Plan:
 
     cancellations: dict[int, str]
     holds: tuple[tuple[int, tuple[str, ...] | None, str], ...]
+    requests: dict[int, str]  # user id -> the kind of request in the app's privacy_requests table
 
     @cached_property
     def rich(self) -> frozenset[int]:
         """Users who get data in every dataset and bucket prefix."""
-        return frozenset(self.cancellations) | {h[0] for h in self.holds}
+        return frozenset(self.cancellations) | {h[0] for h in self.holds} | set(self.requests)
 
     def forced_old(self, uid: int) -> tuple[str, ...]:
         """The datasets in which ``uid`` gets rows old enough for the hold to matter."""
@@ -41,7 +46,7 @@ def plan(users: int, seed: int = 0) -> Plan:
         "pending": max(2, round(users * 0.004)),
         "withdrawn": max(2, round(users * 0.004)),
     }
-    picks = rng.sample(range(1, users + 1), min(users, sum(wanted.values()) + 2))
+    picks = rng.sample(range(1, users + 1), min(users, sum(wanted.values()) + 2 + len(REQUEST_KINDS)))
     cancellations: dict[int, str] = {}
     it = iter(picks)
     for status, count in wanted.items():
@@ -58,7 +63,8 @@ def plan(users: int, seed: int = 0) -> Plan:
         holds.append((rest[0], ("orders",), "Tax audit: order records requested by the tax bureau (demo)"))
     if len(rest) > 1:
         holds.append((rest[1], ("access_logs",), "Preservation request from law enforcement (demo)"))
-    return Plan(cancellations, tuple(holds))
+    requests = dict(zip(rest[2:], REQUEST_KINDS, strict=False))
+    return Plan(cancellations, tuple(holds), requests)
 
 
 def demo_holds(users: int, *, seed: int = 0) -> list[tuple[int, list[str] | None, str]]:

@@ -442,6 +442,8 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
             continue
         granted = p.age - rng.uniform(0, min(DAY, p.age / 2)) if mean is None else _age(rng, world, mean, p.age)
         withdrawn = granted * rng.random() if rng.random() < 0.2 else None
+        if purpose == "expo_2026" and world.plan.requests.get(uid) == "withdraw_consent":
+            withdrawn = None  # in force: the demo's request withdraws it
         rows["consents"].append(
             {
                 "id": world.take_id("consents"),
@@ -480,6 +482,20 @@ def user_rows(world: World, uid: int) -> tuple[dict[str, list[dict]], list[Media
                 "user_id": uid,
                 "requested_at": world.at(requested),
                 "withdrawn_at": None if withdrawn is None else world.at(withdrawn),
+            }
+        )
+
+    # a request about their own information, made a day ago in the app
+    kind = world.plan.requests.get(uid)
+    if kind:
+        rows["privacy_requests"].append(
+            {
+                "id": world.take_id("privacy_requests"),
+                "user_id": uid,
+                "kind": kind,
+                "categories": "preferences,device_info" if kind == "erase" else None,
+                "purpose": "expo_2026" if kind == "withdraw_consent" else None,
+                "requested_at": world.at(DAY),
             }
         )
 

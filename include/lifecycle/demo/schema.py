@@ -184,6 +184,18 @@ account_cancellations = sa.Table(
     **_TABLE_ARGS,
 )
 
+privacy_requests = sa.Table(
+    "privacy_requests",
+    metadata,
+    _pk(),
+    _user_fk(),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("categories", sa.String(255)),
+    sa.Column("purpose", sa.String(64)),
+    _when("requested_at"),
+    **_TABLE_ARGS,
+)
+
 # Parents before children: the order to insert in (reverse it to delete).
 TABLES: tuple[sa.Table, ...] = tuple(metadata.sorted_tables)
 

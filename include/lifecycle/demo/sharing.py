@@ -11,12 +11,16 @@ from datetime import date, datetime
 
 
 def ensure_delivery_buckets(config) -> list[str]:
-    """Create the recipients' delivery buckets in the demo's S3 endpoint (a real recipient owns its own)."""
+    """Create the recipients' delivery buckets and the access packages' bucket in the demo's
+    S3 endpoint (a real recipient owns its own)."""
     from lifecycle.connections import s3_client
     from lifecycle.demo.media import ensure_versioned_bucket
 
     made = []
-    for name in sorted({r.delivery.system for r in config.recipients.recipients}):
+    systems = {r.delivery.system for r in config.recipients.recipients}
+    if config.requests is not None and config.requests.access is not None:
+        systems.add(config.requests.access.delivery.system)
+    for name in sorted(systems):
         system = config.catalog.systems[name]
         ensure_versioned_bucket(s3_client(system.conn_id), system.bucket)
         made.append(system.bucket)

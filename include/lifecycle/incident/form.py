@@ -14,9 +14,10 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from lifecycle import forms
 from lifecycle.catalog import Catalog
 from lifecycle.clock import aware_utc
-from lifecycle.errors import LifecycleError
+from lifecycle.forms import FormError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
 CHANNELS = ["email", "letter", "telephone", "announcement"]
@@ -24,13 +25,6 @@ PHASES = ["initial", "update"]
 TEXT_FIELDS = ("title", "cause", "impact", "measures_taken", "precautions", "remedies")  # stripped when parsed
 TIME_FIELDS = ("discovered_at", "occurred_from", "occurred_to")
 LIST_FIELDS = ("affected_datasets", "affected_categories", "channels")  # tuples in the form, lists in the facts
-
-
-class FormError(LifecycleError):
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"the trigger form is not valid ({len(self.problems)} problem(s)); nothing was done:\n{lines}")
 
 
 def _text(title: str, description: str, *, lines: bool = True) -> dict:
@@ -44,19 +38,6 @@ def _text(title: str, description: str, *, lines: bool = True) -> dict:
 def _moment(title: str, description: str) -> dict:
     """An optional date and time (the window's ends)."""
     return {"type": ["null", "string"], "format": "date-time", "title": title, "description": description}
-
-
-def _choices(title: str, description: str, options: list[str], **limits) -> dict:
-    """Any of ``options``, each at most once; the form lists them all as examples."""
-    return {
-        "type": "array",
-        "items": {"type": "string", "enum": options},
-        "uniqueItems": True,
-        **limits,
-        "title": title,
-        "examples": options,
-        "description": description,
-    }
 
 
 #: What happened and when (name -> (default, JSON schema)): the form's first fields.
@@ -119,7 +100,7 @@ _NOTICE_FIELDS = {
     ),
     "channels": (
         ["email", "letter", "telephone"],
-        _choices(
+        forms.choices(
             "Channels",
             "'announcement' publishes the public notice even when the fallback rule does not fire.",
             CHANNELS,
@@ -161,7 +142,7 @@ def _scope_fields(catalog: Catalog) -> dict[str, tuple]:
     return {
         "affected_datasets": (
             [],
-            _choices(
+            forms.choices(
                 "Affected datasets",
                 "People with a row in one of these datasets, created inside the window, are affected.",
                 datasets,
@@ -169,7 +150,7 @@ def _scope_fields(catalog: Catalog) -> dict[str, tuple]:
         ),
         "affected_categories": (
             [],
-            _choices(
+            forms.choices(
                 "Affected categories",
                 "Every dataset holding one of these categories of information counts as affected.",
                 categories,
@@ -187,14 +168,7 @@ def param_schemas(catalog: Catalog) -> dict[str, tuple]:
 
 def airflow_params(catalog: Catalog) -> dict:
     """The DAG's ``params``: Airflow ``Param`` objects built from ``param_schemas``."""
-    from airflow.sdk import Param
-
-    params = {}
-    for name, (default, schema) in param_schemas(catalog).items():
-        params[name] = (
-            Param(default, **schema) if default is not None or "null" in str(schema.get("type")) else Param(**schema)
-        )
-    return params
+    return forms.airflow_params(param_schemas(catalog))
 
 
 @dataclass(frozen=True)
@@ -253,7 +227,7 @@ def _when(name: str, value, problems: list[str]) -> datetime | None:
 
 def parse(conf: dict, catalog: Catalog) -> IncidentForm:
     """Validate the trigger form against the schemas and the rules between fields."""
-    values = _schema_checked(conf, param_schemas(catalog))
+    values = forms.checked(conf, param_schemas(catalog))
     problems = [f"{name}: is empty" for name in TEXT_FIELDS if not values[name].strip()]
     times = {name: _when(name, values[name], problems) for name in TIME_FIELDS}
     problems += _scope_problems(values, times["occurred_from"], times["occurred_to"])
@@ -269,31 +243,6 @@ def parse(conf: dict, catalog: Catalog) -> IncidentForm:
             **{name: tuple(values[name]) for name in LIST_FIELDS},
         }
     )
-
-
-def _schema_checked(conf: dict, schemas: dict[str, tuple]) -> dict:
-    """Every field's value (``conf``'s or the default), each fitting its schema; the rules
-    between fields are only checked once every field fits."""
-    import jsonschema
-
-    problems: list[str] = []
-    unknown = sorted(set(conf) - set(schemas))
-    if unknown:
-        problems.append(f"unknown field(s) {unknown}; the form has {', '.join(schemas)}")
-    values = {}
-    for name, (default, schema) in schemas.items():
-        value = conf.get(name, default)
-        values[name] = value
-        if value is None and "null" not in str(schema.get("type")):
-            problems.append(f"{name}: required ({schema['title']})")
-            continue
-        try:
-            jsonschema.validate(value, schema, format_checker=jsonschema.FormatChecker())
-        except jsonschema.ValidationError as exc:
-            problems.append(f"{name}: {exc.message}")
-    if problems:
-        raise FormError(problems)
-    return values
 
 
 def _scope_problems(values: dict, start: datetime | None, end: datetime | None) -> list[str]:

@@ -1,5 +1,5 @@
 """The lifecycle's own state: ledger, legal holds, erasure states and notices, the
-incident and sharing registers.  Only the repositories here touch its tables."""
+incident, sharing and requests registers.  Only the repositories here touch its tables."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lifecycle.state.holds import Hold, Holds
 from lifecycle.state.incidents import Incidents
 from lifecycle.state.ledger import Entry, Ledger, Verification
 from lifecycle.state.notices import Notices
+from lifecycle.state.requests import SubjectRequests
 from lifecycle.state.schema import migrate
 from lifecycle.state.sharing import SharingEntries
 
@@ -31,6 +32,7 @@ class StateStore:
         self.notices = Notices(engine)
         self.incidents = Incidents(engine)
         self.sharing = SharingEntries(engine)
+        self.requests = SubjectRequests(engine)
 
     @classmethod
     def for_catalog(cls, catalog) -> StateStore:

@@ -211,6 +211,48 @@ deliveries = sa.Table(
     sa.Index("ix_lifecycle_deliveries_scope", "scope", "batch"),
 )
 
+# -- a person's own requests (migration 8) --------------------------------------
+# One row per request (access, erase, withdraw_consent), from the form or the
+# app's requests table, with its due date and state; what each step did is in
+# the ledger (``request.*`` entries).  Ids and counts only: no row of the person.
+subject_requests = sa.Table(
+    "lifecycle_subject_requests",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(24), nullable=False),  # access | erase | withdraw_consent
+    sa.Column("subject_id", sa.String(255), index=True),  # null when no such person was found
+    sa.Column("source", sa.String(16), nullable=False),  # form | table
+    sa.Column("categories", sa.Text),  # erase: JSON list of category names
+    sa.Column("purpose", sa.String(128)),  # withdraw_consent
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # received | planned | done | rejected | failed
+    sa.Column("reason", sa.Text),  # rejected or failed: why (names datasets and systems, never values)
+    sa.Column("received_at", sa.String(32), nullable=False),  # ISO UTC: when the person asked
+    sa.Column("due_at", sa.String(32), nullable=False),  # received_at + respond_within
+    sa.Column("run_id", sa.String(250)),  # the run that last worked on it
+    sa.Column("plan", sa.Text),  # JSON: counts per dataset (what would be done)
+    sa.Column("result", sa.Text),  # JSON: counts, package key and hash, certificate
+    sa.Column("completed_at", sa.String(32)),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+# Deletion requests sent to recipients that received a person's data (a consent
+# withdrawn, an account erased): one row per scope (a request or an erasure
+# batch) and recipient, naming people only by the pseudonym the recipient holds.
+recipient_deletions = sa.Table(
+    "lifecycle_recipient_deletions",
+    metadata,
+    sa.Column("scope", sa.String(255), primary_key=True),  # request:<id> | erasure:<batch>
+    sa.Column("recipient_id", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(32), nullable=False),  # withdraw_consent | cancellation
+    sa.Column("purpose", sa.String(128)),
+    sa.Column("subjects", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # sending | sent | undeliverable | deferred | uncertain
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Column("ledger_hash", sa.String(64)),
+)
+
 GENESIS = "0" * 64
 
 
@@ -293,6 +335,10 @@ def _v6_one_claim_table(conn: sa.Connection, now: str) -> None:
         incident_deliveries.drop(conn)
 
 
+def _v8_subject_requests(conn: sa.Connection, now: str) -> None:
+    metadata.create_all(conn, tables=[subject_requests, recipient_deletions], checkfirst=True)
+
+
 def _pages(conn: sa.Connection, query, size: int = 10_000):
     """The rows of ``query`` as mappings, ``size`` at a time."""
     result = conn.execute(query).mappings()
@@ -307,6 +353,7 @@ MIGRATIONS = [
     (4, _v4_incidents),
     (5, _v5_notices),
     (6, _v6_one_claim_table),
+    (8, _v8_subject_requests),  # 7: regulator deliveries
 ]
 
 

@@ -188,6 +188,8 @@ class SubjectDirectory(Protocol):
 
     def reach(self, subjects: list) -> Iterator[tuple]: ...
 
+    def find(self, field: str, value: str) -> list[str]: ...
+
 
 @runtime_checkable
 class Documents(Protocol):

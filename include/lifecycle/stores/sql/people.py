@@ -28,6 +28,18 @@ class Directory:
                     found[str(row[0])] = {f: row._mapping.get(f) for f in fields}
         return found
 
+    def find(self, field: str, value: str) -> list[str]:
+        """The subjects whose ``subject.contact`` ``field`` is ``value`` (the e-mail on file:
+        compared without case), at most two: more than one is for the caller to refuse."""
+        name = self.catalog.subject.dataset
+        column_name = getattr(self.catalog.subject.contact, field)
+        if not column_name:
+            return []
+        key, column = self.column(name, self.catalog.subject.key), self.column(name, column_name)
+        match = sa.func.lower(column) == value.lower() if field == "email" else column == value
+        with self._connect(name, f"find a person by {field}") as conn:
+            return [str(row[0]) for row in conn.execute(sa.select(key).where(match).order_by(key).limit(2))]
+
     def reach(self, subjects: list, chunk: int = 5000) -> Iterator[tuple]:
         """(id, has e-mail, has phone, has postal address, country, locale) per subject,
         the flags computed in the database: addresses do not leave it."""

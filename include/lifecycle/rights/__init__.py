@@ -1,0 +1,176 @@
+"""A person's own requests: see their information (*access*), delete some of it (*erase*),
+withdraw a consent (*withdraw_consent*), each answered within ``respond_within``.
+
+The stages, each a module here:
+
+* ``form`` — the trigger form, checked;
+* ``intake`` — the form's request or the app's requests table into the
+  requests register (``state.requests``), with due dates; nobody on file:
+  *rejected*;
+* one module per kind — ``access``, ``erase``, ``withdraw`` — each with
+  ``plan`` (counts only: what a dry run shows) and ``carry_out`` (resumable:
+  every step is in the ledger under ``evidence.request_event`` keys, and a
+  rerun skips what is recorded);
+* ``report`` — the run's requests and every open one against its due date.
+
+``SubjectRights`` builds them once for a task and is what the DAG calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from lifecycle.clock import iso_utc
+from lifecycle.config import Config
+from lifecycle.errors import LifecycleError
+from lifecycle.evidence import request_event, request_notice
+from lifecycle.failures import retryable
+from lifecycle.rights.form import RequestForm, parse
+from lifecycle.rights.intake import take_in
+from lifecycle.state import StateStore
+from lifecycle.state.requests import SubjectRequest
+
+__all__ = ["RequestForm", "SubjectRights"]
+
+log = logging.getLogger(__name__)
+
+#: kind -> the module that plans and carries it out
+HANDLERS = {
+    "access": "lifecycle.rights.access",
+    "erase": "lifecycle.rights.erase",
+    "withdraw_consent": "lifecycle.rights.withdraw",
+}
+
+
+class SubjectRights:
+    """The requests' stages over one configuration, state store and set of stores."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        stores=None,
+        mailer: Callable[[], object] | None = None,
+    ):
+        from lifecycle.notifier import Notifier
+        from lifecycle.stores import Stores
+
+        if config.requests is None:
+            raise LifecycleError("requests.yaml is not configured")
+        self.config, self.catalog, self.settings, self.state = config, config.catalog, config.requests, state
+        self.stores = stores if isinstance(stores, Stores) else Stores(config.catalog, stores)
+        self.mailer = mailer
+        self.notifier = Notifier(config.notifications, mailer)
+
+    def parse(self, conf: dict, run_id: str) -> RequestForm | None:
+        return parse(conf, self.config, run_id)
+
+    def take_in(self, form: RequestForm | None, run_id: str, as_of: datetime) -> list[str]:
+        return take_in(self, form, run_id, as_of)
+
+    def request(self, request_id: str) -> SubjectRequest:
+        found = self.state.requests.get(request_id)
+        if found is None:
+            raise LifecycleError(f"no request {request_id!r} in the requests register")
+        return found
+
+    def answer(self, request_id: str, run_id: str, as_of: datetime, *, dry_run: bool = False) -> dict:
+        """Plan the request (counts, in the register and the ledger); unless ``dry_run``, carry it
+        out and record it *done*.  A request already done or rejected is left as it is."""
+        request = self.request(request_id)
+        if request.state in ("done", "rejected"):
+            return self._summary(request)
+        handler = importlib.import_module(HANDLERS[request.kind])
+        plan = handler.plan(self, request, as_of)
+        self.state.ledger.append(
+            "request.planned",
+            {"request_id": request_id, "kind": request.kind, "plan": plan},
+            run_id=run_id,
+            key=request_event(request_id, "planned", run_id),
+        )
+        if dry_run:
+            return self._summary(self.state.requests.update(request_id, "planned", at=as_of, run_id=run_id, plan=plan))
+        try:
+            result = handler.carry_out(self, request, run_id, as_of)
+        except Exception as exc:
+            if not retryable(exc):
+                reason = str(exc).splitlines()[0][:2000] if isinstance(exc, LifecycleError) else type(exc).__name__
+                self.state.requests.update(request_id, "failed", at=as_of, run_id=run_id, reason=reason, plan=plan)
+            raise
+        self.state.ledger.append(
+            "request.done",
+            {
+                "request_id": request_id,
+                "kind": request.kind,
+                "result": result,
+                "due_at": request.due_at,
+                "completed_at": iso_utc(as_of),
+            },
+            run_id=run_id,
+            key=request_event(request_id, "done"),
+        )
+        done = self.state.requests.update(request_id, "done", at=as_of, run_id=run_id, plan=plan, result=result)
+        log.info("request %s (%s) done: %s", request_id, request.kind, result)
+        return self._summary(done)
+
+    @staticmethod
+    def _summary(request: SubjectRequest) -> dict:
+        """What a task may return: ids, states and counts, never a person's values."""
+        return {
+            "request_id": request.request_id,
+            "kind": request.kind,
+            "state": request.state,
+            "due_at": request.due_at,
+            "plan": request.plan,
+            "result": request.result,
+        }
+
+    # ------------------------------------------------------------- notices
+
+    def notify(self, request: SubjectRequest, template: str | None, context: dict, run_id: str | None) -> dict:
+        """Mail the person the answer to ``request`` at the address on file, at most once
+        per request and template (resumable: a mail claimed and not confirmed is never resent)."""
+        from lifecycle.erasure.notices import NoticeBook
+        from lifecycle.mail import personal_notices
+
+        if not template or request.subject_id is None:
+            return {"sent": 0}
+        notifications = self.config.notifications
+        contact = notifications.contact if notifications else None
+        fallback = notifications.locales[0] if notifications else "en"
+        notice = personal_notices(template, fallback)
+        shared = {
+            "request_id": request.request_id,
+            "requested_on": request.received_at[:10],
+            "contact_name": contact.name if contact else "",
+            "contact_email": contact.email if contact else "",
+            **context,
+        }
+        name = request_notice(template, request.request_id)
+
+        def prepare(todo: Sequence[str], mailer):
+            people = self.stores.of(self.catalog.subject.dataset).contacts(list(todo))
+
+            def compose(subject: str):
+                person = people.get(subject) or {}
+                if not person.get("email"):
+                    return None
+                message = notice(person.get("locale"), person.get("name"), **shared)
+                return mailer.compose(person["email"], message, key=f"request:{request.request_id}:{template}")
+
+            return compose
+
+        book = NoticeBook(self.state, name, f"request:{request.request_id}")
+        delivered = self.notifier.deliver(book, [request.subject_id], prepare, run_id=run_id)
+        counts = dict(delivered.outcomes)
+        counts["already"] = delivered.already + counts.pop("taken", 0)
+        counts["uncertain"] = delivered.uncertain
+        return counts
+
+    def locale_of(self, subject_id: str) -> str | None:
+        """The person's language (the catalog's ``subject.contact.locale``), for their documents."""
+        found = self.stores.of(self.catalog.subject.dataset).contacts([subject_id], fields=["locale"])
+        return (found.get(subject_id) or {}).get("locale")
