@@ -68,6 +68,7 @@ def test_demo_config_builds_every_dag_without_errors(demo_bag):
         "retention_expiry",
         "cancellation_erasure",
         "incident_notification",
+        "subject_request",
         "sharing_push_provider",
         "sharing_payment_institution",
         "sharing_expo_marketing",
@@ -77,6 +78,7 @@ def test_demo_config_builds_every_dag_without_errors(demo_bag):
         assert dag["doc"], f"{dag_id} has no doc_md"
         assert "privacy-lifecycle" in dag["tags"], dag_id
     assert bag["dags"]["incident_notification"]["schedule"] == "None"
+    assert bag["dags"]["subject_request"]["schedule"] == "@hourly", "requests.yaml: intake.schedule"
 
 
 # Trigger rules under which a failed or upstream_failed upstream task makes the task upstream_failed.

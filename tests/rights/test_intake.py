@@ -54,7 +54,7 @@ def test_a_request_id_reused_for_another_request_is_refused(rights_world):
     rights = _rights(rights_world)
     rights.take_in(rights.parse({"kind": "access", "subject": "7", "request_id": "T-2"}, RUN), RUN, rights_world.as_of)
     other = rights.parse({"kind": "access", "subject": "8", "request_id": "T-2"}, RUN)
-    with pytest.raises(LifecycleError, match="T-2.*another kind, person"):
+    with pytest.raises(LifecycleError, match=r"T-2.*another kind, person"):
         rights.take_in(other, RUN, rights_world.as_of)
 
 

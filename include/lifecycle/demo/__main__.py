@@ -98,6 +98,7 @@ def _output_to(log: Path):
 
 def cmd_run(args) -> int:
     from lifecycle.demo import incident as demo_incident
+    from lifecycle.demo import requests as demo_requests
     from lifecycle.demo import runner
 
     as_of = args.as_of.replace(tzinfo=UTC)
@@ -126,6 +127,8 @@ def cmd_run(args) -> int:
         for line in sharing.summary(outcomes, as_of):
             out.write(line + "\n")
         for line in demo_incident.summary(outcomes):
+            out.write(line + "\n")
+        for line in demo_requests.summary(outcomes):
             out.write(line + "\n")
         out.write(
             f"\n{len(outcomes) - len(failed) - len(refused)} of {len(outcomes)} DAG run(s) succeeded"

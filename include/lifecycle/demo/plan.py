@@ -13,7 +13,6 @@ import random
 from dataclasses import dataclass
 from functools import cached_property
 
-
 REQUEST_KINDS = ("access", "erase", "withdraw_consent")
 
 

@@ -170,6 +170,16 @@ class SubjectRights:
         counts["uncertain"] = delivered.uncertain
         return counts
 
+    def report(self, run_id: str, as_of: datetime) -> dict:
+        from lifecycle.rights.report import write_report
+
+        return write_report(self, run_id, as_of)
+
+    def overdue(self, as_of: datetime) -> list[dict]:
+        from lifecycle.rights.report import overdue
+
+        return overdue(self.state, as_of)
+
     def locale_of(self, subject_id: str) -> str | None:
         """The person's language (the catalog's ``subject.contact.locale``), for their documents."""
         found = self.stores.of(self.catalog.subject.dataset).contacts([subject_id], fields=["locale"])

@@ -1,0 +1,61 @@
+"""The requests report of a run, and the requests past ``respond_within``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from lifecycle import reports
+from lifecycle.clock import aware_utc, iso_utc
+
+
+def overdue(state, as_of: datetime) -> list[dict]:
+    """Open requests whose due date has passed, by request id (no person named)."""
+    return [
+        {"request_id": r.request_id, "kind": r.kind, "state": r.state, "due_at": r.due_at}
+        for r in state.requests.open_requests()
+        if datetime.fromisoformat(r.due_at) < aware_utc(as_of)
+    ]
+
+
+def write_report(rights, run_id: str, as_of: datetime) -> dict:
+    """``requests/<date>/<run>/report.json|html``: the requests this run worked on, with what
+    was planned and done (counts), every request by state, and those past their due date."""
+    state = rights.state
+    everything = state.requests.in_states("received", "planned", "done", "rejected", "failed")
+    this_run = [
+        {
+            "request_id": r.request_id,
+            "kind": r.kind,
+            "source": r.source,
+            "state": r.state,
+            "reason": r.reason,
+            "received_at": r.received_at,
+            "due_at": r.due_at,
+            "completed_at": r.completed_at,
+            "late": bool(r.completed_at and r.completed_at > r.due_at),
+            "plan": r.plan,
+            "result": r.result,
+        }
+        for r in everything
+        if r.run_id == run_id
+    ]
+    document = {
+        "report": "subject requests",
+        "run_id": run_id,
+        "as_of": iso_utc(as_of),
+        "respond_within": str(rights.settings.respond_within),
+        "states": dict(Counter(r.state for r in everything)),
+        "this_run": this_run,
+        "overdue": overdue(state, as_of),
+    }
+    folder = f"requests/{iso_utc(as_of)[:10]}/{reports.safe_name(run_id)}"
+    written = reports.ReportWriter(rights.catalog, state.ledger).write(
+        f"{folder}/report", document, template="requests_report.html.j2", kind="request.report", run_id=run_id
+    )
+    return {
+        "json": written.json.location,
+        "html": written.html.location,
+        "states": document["states"],
+        "overdue": len(document["overdue"]),
+    }
