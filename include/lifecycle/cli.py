@@ -45,6 +45,7 @@ def cmd_validate(args) -> int:
     )
     print(f"  retention: {len(config.retention.rules)} rules, {len(config.retention.statutory)} statutory minimums")
     print(f"  cancellation: {'configured' if config.cancellation else 'not configured'}")
+    print(f"  requests: {'configured' if config.requests else 'not configured'}")
     print(f"  recipients: {len(config.recipients.recipients)}")
     print(f"  incidents: {'configured' if config.incidents else 'not configured'}")
     mail = config.notifications

@@ -26,6 +26,7 @@ def config_summary(config: Config) -> dict:
         "recipients": len(config.recipients.recipients),
         "cancellation": config.cancellation is not None,
         "incidents": config.incidents is not None,
+        "requests": config.requests is not None,
     }
 
 
