@@ -96,3 +96,60 @@ def aws_connection(endpoint_url: str, region_name: str = "us-east-1") -> str:
             "extra": {"endpoint_url": endpoint_url, "region_name": region_name},
         }
     )
+
+
+INVENTORY_SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass"
+
+
+def write_inventory(client, bucket: str, prefix: str, source_bucket: str, when, *, rows_per_file: int = 50_000) -> str:
+    """An S3 Inventory of every version in ``source_bucket``, as AWS writes one (CSV, gzipped, keys
+    URL-encoded, ``manifest.json`` and its MD5 in ``manifest.checksum`` under ``<prefix><YYYY-MM-DDTHH-MMZ>/``);
+    returns the dated folder."""
+    import csv
+    import gzip
+    import hashlib
+    import io
+    import urllib.parse
+    import uuid
+
+    rows = []
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=source_bucket):
+        for entry, marker in [(e, False) for e in page.get("Versions", [])] + [
+            (e, True) for e in page.get("DeleteMarkers", [])
+        ]:
+            rows.append(
+                [
+                    source_bucket,
+                    urllib.parse.quote_plus(entry["Key"], safe="/"),
+                    entry.get("VersionId") or "",
+                    str(entry.get("IsLatest", False)).lower(),
+                    str(marker).lower(),
+                    "" if marker else str(entry.get("Size", 0)),
+                    entry["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                    "" if marker else entry.get("ETag", "").strip('"'),
+                    "" if marker else "STANDARD",
+                ]
+            )
+    folder = f"{prefix}{when:%Y-%m-%dT%H-%MZ}/"
+    files = []
+    for start in range(0, max(len(rows), 1), rows_per_file):
+        text = io.StringIO()
+        csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows[start : start + rows_per_file])
+        data = gzip.compress(text.getvalue().encode())
+        key = f"{prefix}data/{uuid.uuid4()}.csv.gz"
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+        files.append({"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
+    manifest = json.dumps(
+        {
+            "sourceBucket": source_bucket,
+            "destinationBucket": f"arn:aws:s3:::{bucket}",
+            "version": "2016-11-30",
+            "creationTimestamp": str(int(when.timestamp() * 1000)),
+            "fileFormat": "CSV",
+            "fileSchema": INVENTORY_SCHEMA,
+            "files": files,
+        }
+    ).encode()
+    client.put_object(Bucket=bucket, Key=f"{folder}manifest.json", Body=manifest)
+    client.put_object(Bucket=bucket, Key=f"{folder}manifest.checksum", Body=hashlib.md5(manifest).hexdigest().encode())
+    return folder

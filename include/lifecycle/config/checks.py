@@ -101,6 +101,16 @@ def _dataset(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem]:
         yield from _subject_chain(catalog, name, ds)
     else:
         yield from _object_dataset(catalog, where, ds)
+    if ds.inventory is not None:
+        if ds.is_table:
+            yield Problem(CATALOG, f"{where}.inventory", "only an object dataset (prefix) has an S3 Inventory")
+        yield from _system(catalog, CATALOG, f"{where}.inventory.system", ds.inventory.system, "s3")
+        if ds.inventory.prefix and not ds.inventory.prefix.endswith("/"):
+            yield Problem(
+                CATALOG,
+                f"{where}.inventory.prefix",
+                f"{ds.inventory.prefix!r} must end with '/': <destination prefix>/<source bucket>/<configuration id>/",
+            )
 
 
 def _field(catalog: Catalog, ds: Dataset, fpath: str, spec: FieldSpec) -> Iterator[Problem]:

@@ -113,6 +113,15 @@ def _one_key_column(value):
     return value
 
 
+class Inventory(Model):
+    """An S3 Inventory of an object dataset's bucket (AWS layout: ``<prefix><YYYY-MM-DDTHH-MMZ>/manifest.json``
+    naming CSV files, all object versions): retention plans from the latest instead of listing."""
+
+    system: str  # the s3 system holding the inventory files
+    prefix: str  # <destination prefix>/<source bucket>/<configuration id>/
+    max_age: DurationField = Duration.parse("7d")  # older (or none): the dataset is listed instead
+
+
 class Dataset(Model):
     system: str
     personal: bool = True
@@ -125,6 +134,7 @@ class Dataset(Model):
     category: str | None = None
     fields: dict[str, FieldSpec] = {}
     consent: Consent | None = None
+    inventory: Inventory | None = None  # object datasets: plan retention from S3 Inventory
 
     @model_validator(mode="after")
     def _table_or_prefix(self):

@@ -55,10 +55,11 @@ class ObjectDatasets:
         ]
 
     def remaining(self, dataset: str, selection: Selection) -> Remaining:
-        """Keys still selected that hold a version or marker S3 would let go now; locked versions apart."""
+        """Keys still selected that hold a version or marker S3 would let go now; locked versions apart.
+        Listed from the bucket, never from an inventory: verification judges what is there now."""
         left = Remaining(0)
         now, locked = datetime.now(UTC), 0
-        for key, versions in self._select(dataset, selection).items():
+        for key, versions in self._select(dataset, selection, fresh=True).items():
             free = [v for v in versions if not self.lock(v, dataset=dataset).active_at(now)]
             locked += len(versions) - len(free)
             if free:
@@ -70,15 +71,24 @@ class ObjectDatasets:
             left.kept["locked"] = locked
         return left
 
-    def _select(self, dataset: str, selection: Selection) -> dict[str, list[ObjectVersion]]:
-        """The keys the selection takes, each with all its versions and markers."""
+    def _select(self, dataset: str, selection: Selection, *, fresh: bool = False) -> dict[str, list[ObjectVersion]]:
+        """The keys the selection takes, each with all its versions and markers (from the dataset's
+        inventory where it has one, unless ``fresh``)."""
+        return self._filter(dataset, selection, self._listing(dataset, selection.subjects, selection.within, fresh))
+
+    def _planned_from_inventory(self, dataset: str, selection: Selection) -> bool:
+        return selection.subjects is None and self._inventory_spec(dataset) is not None
+
+    def _filter(
+        self, dataset: str, selection: Selection, listing: dict[str, list[ObjectVersion]]
+    ) -> dict[str, list[ObjectVersion]]:
         excluded = set(selection.exclude_subjects)
         wanted = set(selection.subjects) if selection.subjects is not None else None
         keys = set(selection.keys) if selection.keys is not None else None
         older = aware_utc(selection.older_than) if selection.older_than else None
         window = tuple(map(aware_utc, selection.created_within)) if selection.created_within else None
         chosen = {}
-        for key, versions in self._listing(dataset, selection.subjects, selection.within).items():
+        for key, versions in listing.items():
             subject = self.catalog.subject_of_key(dataset, key)
             if (wanted is not None and subject not in wanted) or (excluded and subject in excluded):
                 continue
@@ -96,14 +106,20 @@ class ObjectDatasets:
         return chosen
 
     def _listing(
-        self, dataset: str, subjects: tuple | None, within: KeyRange | None = None
+        self, dataset: str, subjects: tuple | None, within: KeyRange | None = None, fresh: bool = False
     ) -> dict[str, list[ObjectVersion]]:
         """Every version and marker of the dataset (of ``subjects`` only, if given), by key, listed
-        once per scope inside a snapshot."""
-        scope = (dataset, subjects, within)
+        once per scope inside a snapshot; from its inventory for a whole-dataset read, unless ``fresh``."""
+        scope = (dataset, subjects, within, fresh)
         if self._snapshot is not None and scope in self._snapshot:
             return self._snapshot[scope]
-        groups = self._list_all(dataset, within) if subjects is None else self._list_subjects(dataset, subjects)
+        groups = None
+        if subjects is None and not fresh and self._inventory_spec(dataset) is not None:
+            groups = self._from_inventory(dataset, datetime.now(UTC))
+            if groups is not None and within is not None:
+                groups = {k: v for k, v in groups.items() if within.low <= k <= within.high}
+        if groups is None:
+            groups = self._list_all(dataset, within) if subjects is None else self._list_subjects(dataset, subjects)
         if self._snapshot is not None:
             self._snapshot[scope] = groups
         return groups

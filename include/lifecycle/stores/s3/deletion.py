@@ -15,7 +15,8 @@ class Deletion:
     """``delete`` and ``anonymize`` (refused: objects cannot be) of ``S3Store``."""
 
     def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change:
-        """Delete every version and marker of the selected keys.
+        """Delete every version and marker of the selected keys (candidates from an inventory
+        confirmed key by key first).
 
         ``before_commit(versions_per_subject, [])`` is called after the listing
         and before the first delete; if it raises, nothing is deleted.  A
@@ -24,6 +25,8 @@ class Deletion:
         versions were tried: transient if S3 said so (SlowDown, 5xx), else terminal.
         """
         chosen = self._select(dataset, selection)
+        if self._planned_from_inventory(dataset, selection):  # a day old: judge each candidate on S3's word now
+            chosen = self._filter(dataset, selection, self.confirm(dataset, sorted(chosen)))
         self._forget_listings()
         versions = [v for key in sorted(chosen) for v in chosen[key]]
         if before_commit is not None:

@@ -1,0 +1,157 @@
+"""Object datasets planned from S3 Inventory instead of listing the bucket.
+
+An inventory configuration that lists every object version writes, once a
+day, ``<destination prefix>/<source bucket>/<configuration id>/<YYYY-MM-DDTHH-MMZ>/manifest.json``
+(with ``manifest.checksum``, its MD5) naming gzipped CSV files whose columns
+``fileSchema`` lists (``Bucket, Key, VersionId, IsLatest, IsDeleteMarker,
+Size, LastModifiedDate, …``; keys URL-encoded).  The newest manifest not
+older than ``max_age`` is read: a few requests for the whole dataset, where
+listing costs one request per 1,000 versions and the server's time per entry.
+
+An inventory is a day old: what it says is a candidate only.  Before a key
+is deleted its versions are listed again, that key alone (``confirm``), and
+the selection is judged on what S3 says now; verification lists the bucket.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from lifecycle.connections import s3_client
+from lifecycle.errors import TerminalStoreError
+from lifecycle.stores.s3.versions import ObjectVersion
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("Bucket", "Key", "VersionId", "IsLatest", "IsDeleteMarker", "LastModifiedDate")
+CONFIRM_THREADS = 8
+
+
+class InventoryReading:
+    """``S3Store``'s reading of an object dataset's inventory, and the confirmation of candidates."""
+
+    requests_made = 0  # requests to S3 for inventories and confirmations (for the benchmark's count)
+
+    def _inventory_spec(self, dataset: str | None):
+        if dataset is None or self.catalog is None:
+            return None
+        return self.catalog.dataset(dataset).inventory
+
+    def _from_inventory(self, dataset: str, now: datetime) -> dict[str, list[ObjectVersion]] | None:
+        """The dataset's versions by key from its newest usable inventory; None: none is (list instead)."""
+        spec = self._inventory_spec(dataset)
+        system = self.catalog.systems[spec.system]
+        client = s3_client(system.conn_id)
+        with self._failures(dataset, f"read the S3 Inventory under s3://{system.bucket}/{spec.prefix}"):
+            manifest = self._newest_manifest(client, system.bucket, dataset, spec, now)
+            if manifest is None:
+                return None
+            return self._inventory_versions(client, system.bucket, dataset, manifest)
+
+    def _newest_manifest(self, client, bucket: str, dataset: str, spec, now: datetime) -> dict | None:
+        """The newest dated folder's manifest, its checksum checked; None when there is none younger than max_age."""
+        folders = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=spec.prefix, Delimiter="/"):
+            self.requests_made += 1
+            folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        dated = sorted((f for f in folders if _folder_time(f) is not None), key=_folder_time, reverse=True)
+        if not dated or _folder_time(dated[0]) < spec.max_age.before(now):
+            log.warning(
+                "no S3 Inventory younger than %s under s3://%s/%s: listing the bucket instead",
+                spec.max_age,
+                bucket,
+                spec.prefix,
+            )
+            return None
+        folder = dated[0]
+        body = client.get_object(Bucket=bucket, Key=f"{folder}manifest.json")["Body"].read()
+        checksum = client.get_object(Bucket=bucket, Key=f"{folder}manifest.checksum")["Body"].read()
+        self.requests_made += 2
+        if hashlib.md5(body).hexdigest() != checksum.decode().strip().lower():
+            raise refuse(
+                self.system, dataset, f"s3://{bucket}/{folder}manifest.json does not match its manifest.checksum"
+            )
+        manifest = json.loads(body)
+        if manifest.get("sourceBucket") != self.bucket:
+            raise refuse(
+                self.system,
+                dataset,
+                f"s3://{bucket}/{folder}manifest.json lists bucket {manifest.get('sourceBucket')!r}, not {self.bucket!r}",
+            )
+        if manifest.get("fileFormat") != "CSV":
+            raise refuse(
+                self.system,
+                dataset,
+                f"s3://{bucket}/{folder}: inventory format {manifest.get('fileFormat')!r}; CSV is read",
+            )
+        schema = [c.strip() for c in manifest.get("fileSchema", "").split(",")]
+        missing = [c for c in REQUIRED_COLUMNS if c not in schema]
+        if missing:
+            raise refuse(
+                self.system,
+                dataset,
+                f"s3://{bucket}/{folder}: the inventory lacks {missing}; configure it with every object version",
+            )
+        log.info("S3 Inventory %s: %d file(s)", folder, len(manifest.get("files", [])))
+        return {**manifest, "columns": schema}
+
+    def _inventory_versions(self, client, bucket: str, dataset: str, manifest: dict) -> dict[str, list[ObjectVersion]]:
+        prefix = self.catalog.static_prefix(dataset)
+        at = {name: manifest["columns"].index(name) for name in (*REQUIRED_COLUMNS, "Size")}
+        groups: dict[str, list[ObjectVersion]] = {}
+        for file in manifest.get("files", []):
+            self.requests_made += 1
+            body = client.get_object(Bucket=bucket, Key=file["key"])["Body"]
+            with gzip.GzipFile(fileobj=body) as unzipped:
+                for row in csv.reader(io.TextIOWrapper(unzipped, encoding="utf-8", newline="")):
+                    key = urllib.parse.unquote_plus(row[at["Key"]])
+                    if not key.startswith(prefix) or row[at["Bucket"]] != self.bucket:
+                        continue
+                    groups.setdefault(key, []).append(
+                        ObjectVersion(
+                            key=key,
+                            version_id=row[at["VersionId"]] or "null",
+                            last_modified=_instant(row[at["LastModifiedDate"]]),
+                            is_delete_marker=row[at["IsDeleteMarker"]].lower() == "true",
+                            is_latest=row[at["IsLatest"]].lower() == "true",
+                            size=int(row[at["Size"]] or 0) if at["Size"] < len(row) else 0,
+                        )
+                    )
+        return groups
+
+    def confirm(self, dataset: str, keys: list[str]) -> dict[str, list[ObjectVersion]]:
+        """What S3 holds now for ``keys``: each key's versions listed alone (one request a key,
+        side by side); a key with nothing left is absent."""
+
+        def versions_of(key: str) -> list[ObjectVersion]:
+            return [v for v in self.list_versions(key, dataset=dataset, last=key) if v.key == key]
+
+        with ThreadPoolExecutor(CONFIRM_THREADS, thread_name_prefix="s3-confirm") as pool:
+            found = dict(zip(keys, pool.map(versions_of, keys), strict=True))
+        self.requests_made += len(keys)
+        return {key: versions for key, versions in found.items() if versions}
+
+
+def _folder_time(folder: str) -> datetime | None:
+    """The time a ``…/YYYY-MM-DDTHH-MMZ/`` folder is named after (None for other folders, e.g. ``data/``)."""
+    name = folder.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        return datetime.strptime(name, "%Y-%m-%dT%H-%MZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def refuse(system: str, dataset: str, reason: str) -> TerminalStoreError:
+    return TerminalStoreError(system, dataset, "read the S3 Inventory", reason)
