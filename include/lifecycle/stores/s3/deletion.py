@@ -26,7 +26,7 @@ class Deletion:
         """
         chosen = self._select(dataset, selection)
         if self._planned_from_inventory(dataset, selection):  # a day old: judge each candidate on S3's word now
-            chosen = self._filter(dataset, selection, self.confirm(dataset, sorted(chosen)))
+            chosen = self._filter(dataset, selection, self.confirm(dataset, chosen))
         self._forget_listings()
         versions = [v for key in sorted(chosen) for v in chosen[key]]
         if before_commit is not None:

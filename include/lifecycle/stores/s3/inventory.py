@@ -127,17 +127,37 @@ class InventoryReading:
                     )
         return groups
 
-    def confirm(self, dataset: str, keys: list[str]) -> dict[str, list[ObjectVersion]]:
-        """What S3 holds now for ``keys``: each key's versions listed alone (one request a key,
-        side by side); a key with nothing left is absent."""
+    def confirm(self, dataset: str, listed: dict[str, list[ObjectVersion]]) -> dict[str, list[ObjectVersion]]:
+        """What S3 holds now for the keys an inventory ``listed``, one request a key, side by side:
+        ``HeadObject`` where the inventory says the newest is a version — the same version id still
+        newest confirms the inventory's versions; anything else (a newer version, a delete marker,
+        nothing) and that key's versions are listed alone.  A key with nothing left is absent."""
 
-        def versions_of(key: str) -> list[ObjectVersion]:
+        def now_of(key: str) -> list[ObjectVersion]:
+            versions = listed[key]
+            newest = max(versions, key=lambda v: v.last_modified)
+            if not newest.is_delete_marker and self._newest_version_id(key, dataset) == newest.version_id:
+                return versions
+            self.requests_made += 1
             return [v for v in self.list_versions(key, dataset=dataset, last=key) if v.key == key]
 
+        keys = sorted(listed)
         with ThreadPoolExecutor(CONFIRM_THREADS, thread_name_prefix="s3-confirm") as pool:
-            found = dict(zip(keys, pool.map(versions_of, keys), strict=True))
-        self.requests_made += len(keys)
+            found = dict(zip(keys, pool.map(now_of, keys), strict=True))
         return {key: versions for key, versions in found.items() if versions}
+
+    def _newest_version_id(self, key: str, dataset: str) -> str | None:
+        """The id of the key's current version (None: its newest is a delete marker, or it is gone)."""
+        from botocore.exceptions import ClientError
+
+        self.requests_made += 1
+        with self._failures(dataset, "read an object's current version"):
+            try:
+                return self.client.head_object(Bucket=self.bucket, Key=key).get("VersionId") or "null"
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "405"):
+                    return None
+                raise
 
 
 def _folder_time(folder: str) -> datetime | None:
