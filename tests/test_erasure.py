@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from lifecycle.config import load_config
 from lifecycle.erasure import Erasure
 from lifecycle.errors import LifecycleError
 from lifecycle.mailsink import MailSink
+from lifecycle.sharing.interval import Interval
+from lifecycle.sharing.register import SharingRegister, disclosure
 from lifecycle.state import StateStore
 from lifecycle.state.ledger import Ledger
-from lifecycle.state.schema import erasures
+from lifecycle.state.schema import erasures, recipient_deletions
 from lifecycle.stores import open_store
 from lifecycle.stores.contract import Change, Selection
 from lifecycle.stores.s3 import S3Store
@@ -627,3 +631,58 @@ def test_a_person_claimed_by_another_process_meanwhile_is_not_mailed_and_earlier
     assert (counts["sent"], counts["already"]) == (2, 1)
     assert _notices(state, "cancellation_scheduled") == {str(DUE): "sent", str(PENDING): "sent", str(DUPLICATE): "sent"}
     assert sorted(to for to, _ in _mails(sink)) == [f"u{DUE}@example.com", f"u{PENDING}@example.com"]
+
+
+def test_recipients_that_received_data_get_one_deletion_request_per_batch_naming_their_pseudonyms(world, tmp_path):
+    """Every recipient with a delivered register entry that carried records is asked, once per
+    batch, for the batch's verified people (by `_subject`); a recipient only ever refused is not."""
+    config, engine, state, store, sink = world
+    folder = tmp_path / "config"
+    recipients = yaml.safe_load((folder / "recipients.yaml").read_text())
+    push = recipients["recipients"][0]
+    clear = {**push, "id": "clear_partner", "name": "Clear Ltd.", "contact": "dpo@clear.example"}
+    refused = {**push, "id": "refused_partner", "name": "Refused Ltd.", "contact": "dpo@refused.example"}
+    recipients["recipients"] += [{**clear, "pseudonymize_subject": False}, refused]
+    (folder / "recipients.yaml").write_text(yaml.safe_dump(recipients, sort_keys=False))
+    config = load_config(folder)
+    interval = Interval(AS_OF - timedelta(days=40), AS_OF - timedelta(days=33))
+    register = SharingRegister(state)
+    for recipient in config.recipients.recipients:
+        delivered = recipient.id != "refused_partner"
+        register.record(
+            {
+                **disclosure(recipient, config.catalog, interval),
+                "outcome": "delivered" if delivered else "refused",
+                "rule": None if delivered else "agreement",
+                "reason": None if delivered else "agreement expired",
+                "records": 10 if delivered else 0,
+                "manifest": None,
+                "manifest_sha256": "0" * 64 if delivered else None,
+            },
+            run_id="scheduled__before",
+        )
+
+    intake = _run(_erasure(config, engine, state, store))
+    _run(_erasure(config, engine, state, store))  # again: nothing new
+    key = hmac.new(b"erasure-test-hmac-key-0123456789", b"sharing:push_provider", hashlib.sha256).digest()
+    pseudonym = {s: hmac.new(key, str(s).encode(), hashlib.sha256).hexdigest() for s in ERASED}
+    to_push = [m for m in sink.messages if m["To"] == "privacy@acmepush.example"]
+    to_clear = [m for m in sink.messages if m["To"] == "dpo@clear.example"]
+    assert len(to_push) == len(to_clear) == len(intake.batches) == 2, "one request per recipient and batch"
+    assert not [m for m in sink.messages if m["To"] == "dpo@refused.example"], "never received anything"
+    named = sorted(p for m in to_push for p in pseudonym.values() if p in m.text)
+    assert named == sorted(pseudonym.values()) and all(sum(p in m.text for p in named) == 1 for m in to_push)
+    listed = [line.strip() for m in to_clear for line in m.text.splitlines()]
+    assert sorted(s for s in map(str, ERASED) if s in listed) == sorted(map(str, ERASED)), "ids in clear there"
+    assert all("erased" in m.text for m in to_push + to_clear)
+    with state.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(sa.select(recipient_deletions))]
+    assert sorted((r["scope"], r["recipient_id"]) for r in rows) == sorted(
+        (f"erasure:{b}", rid) for b in intake.batches for rid in ("clear_partner", "push_provider")
+    )
+    assert all(
+        (r["reason"], r["purpose"], r["subjects"], r["status"]) == ("cancellation", None, 1, "sent") for r in rows
+    )
+    for r in rows:
+        assert state.ledger.find(f"deletion:{r['scope']}:{r['recipient_id']}").entry_hash == r["ledger_hash"]
+    assert state.ledger.verify().ok

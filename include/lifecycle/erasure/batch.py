@@ -1,5 +1,6 @@
 """One batch's erasure through the store contract: tables (deeper links first), objects,
-verification, the completion notice, the subject's own row, certificates.
+verification, the completion notice, the subject's own row, deletion requests to the
+recipients that received data (``sharing.deletions``), certificates.
 
 Every step records its plan before its change is committed and a done record
 after (``StepRecords``), so a killed batch resumes without repeating a step
@@ -18,6 +19,7 @@ from lifecycle.erasure.records import StepDone, StepPlan, StepRecords, batch_ent
 from lifecycle.erasure.steps import Step, erasure_steps
 from lifecycle.errors import LifecycleError
 from lifecycle.heap import loaded_objects_frozen
+from lifecycle.sharing.deletions import Asked, DeletionRequests, erasure_recipients
 from lifecycle.stores.contract import Selection
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class BatchErasure:
         recorder.flush()
         failed.update(self._verify(batch, [own_row], ok))
         ok = [s for s in ok if s not in failed]
+        recipients = self._ask_recipients(batch, ok, run_id)
         written = self.certificates.issue(batch, steps, [r for r in records if r.subject_id in ok], run_id)
         if failed:
             reasons = sorted(set(failed.values()))
@@ -64,7 +67,19 @@ class BatchErasure:
             raise LifecycleError(
                 f"batch {batch}: {len(failed)} subject(s) failed verification: " + "; ".join(reasons[:5])
             )
-        return {"batch": batch, "subjects": len(ok), "held": len(held), "certificates": written, "notices": notified}
+        done = {"batch": batch, "subjects": len(ok), "held": len(held), "certificates": written, "notices": notified}
+        return {**done, "deletion_requests": recipients} if recipients else done
+
+    def _ask_recipients(self, batch: str, subjects: list[str], run_id: str | None) -> dict:
+        """The verified subjects' deletion requests to every recipient that ever received data
+        (``sharing.deletions``), one per recipient and batch, before the certificates mark the
+        batch done (so a rerun after a kill still finds the batch and its claims)."""
+        recipients = erasure_recipients(self.config, self.state) if subjects else []
+        if not recipients:
+            return {}
+        asked = [Asked(r, tuple(subjects)) for r in recipients]
+        requests = DeletionRequests(self.config, self.state, self.notices.notifier)
+        return requests.send(f"erasure:{batch}", asked, reason="cancellation", run_id=run_id)
 
     def _notify_completed(self, batch: str, steps: list[Step], records: list, run_id: str | None) -> dict:
         """Tell the verified subjects, before their own row (and address) goes."""

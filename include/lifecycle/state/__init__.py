@@ -1,5 +1,5 @@
 """The lifecycle's own state: ledger, legal holds, erasure states and notices, the
-incident, sharing and requests registers.  Only the repositories here touch its tables."""
+incident, sharing and requests registers, deletion requests to recipients.  Only the repositories here touch its tables."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from lifecycle.state.deletions import RecipientDeletions
 from lifecycle.state.erasures import Erasures
 from lifecycle.state.holds import Hold, Holds
 from lifecycle.state.incidents import Incidents
@@ -33,6 +34,7 @@ class StateStore:
         self.incidents = Incidents(engine)
         self.sharing = SharingEntries(engine)
         self.requests = SubjectRequests(engine)
+        self.deletions = RecipientDeletions(engine)
 
     @classmethod
     def for_catalog(cls, catalog) -> StateStore:

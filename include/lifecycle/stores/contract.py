@@ -8,7 +8,8 @@ reports what it did and, item by item, what it had to leave (``Change``):
 rows still referenced by rows that stay, object versions under Object Lock.
 
 Abilities only some stores have are small separate protocols: ``Rows``
-(reading and streaming columns: sharing, cancellation requests),
+(reading and streaming columns: sharing, cancellation requests), ``Consents``
+(a person's consent periods for a purpose, and withdrawing them),
 ``SubjectDirectory`` (contacts and reach of people), ``References`` (foreign
 keys between datasets), ``Documents`` (whole files: reports, manifests,
 announcements).  Domain modules speak only this contract; the adapters in
@@ -178,6 +179,28 @@ class Rows(Protocol):
         consent: tuple[str, str, datetime] | None = None,
         fetch_rows: int = 5000,
     ) -> Iterator[list[tuple]]: ...
+
+
+@dataclass(frozen=True)
+class ConsentPeriod:
+    """One consent row of a person for a purpose: granted at ``granted``, in force until
+    ``withdrawn`` (None: not withdrawn).  ``key``: the row's primary key as text."""
+
+    key: str
+    granted: datetime
+    withdrawn: datetime | None
+
+    def in_force(self, at: datetime) -> bool:
+        return self.granted <= at and (self.withdrawn is None or self.withdrawn > at)
+
+
+@runtime_checkable
+class Consents(Protocol):
+    """Consent records (a dataset with ``consent: {purpose, granted, withdrawn}``)."""
+
+    def consent_periods(self, dataset: str, subject: str, purpose: str) -> list[ConsentPeriod]: ...
+
+    def withdraw_consent(self, dataset: str, subject: str, purpose: str, at: datetime) -> int: ...
 
 
 @runtime_checkable

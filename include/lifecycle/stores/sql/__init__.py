@@ -15,7 +15,8 @@ dataset and the statement's purpose.
 module: ``tables`` (connections, reflection), ``selection`` (a ``Selection``
 as SQL), ``references`` (foreign keys and subject links), ``counts``
 (counting, key ranges, verification), ``writes`` (delete, anonymize),
-``rows`` and ``people`` (the ``Rows`` and ``SubjectDirectory`` abilities).
+``rows``, ``consents`` and ``people`` (the ``Rows``, ``Consents`` and
+``SubjectDirectory`` abilities).
 The parts reach each other through ``self``; state lives in ``Tables``
 (engine, reflected tables) and in ``ForeignKeys`` (the keys, read once).
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from lifecycle.stores.sql.consents import ConsentRecords
 from lifecycle.stores.sql.counts import Counting
 from lifecycle.stores.sql.failures import failure_text, transient
 from lifecycle.stores.sql.people import Directory
@@ -44,6 +46,6 @@ __all__ = [
 ]  # sa: lifecycle.failures matches SQLAlchemy's errors through it
 
 
-class SqlStore(Writes, Counting, RowReading, Directory, ForeignKeys, Predicates, Tables):
-    """Datasets of one SQL system: the store contract, and the ``References``, ``Rows`` and
-    ``SubjectDirectory`` abilities (see the module docstring)."""
+class SqlStore(Writes, Counting, RowReading, ConsentRecords, Directory, ForeignKeys, Predicates, Tables):
+    """Datasets of one SQL system: the store contract, and the ``References``, ``Rows``,
+    ``Consents`` and ``SubjectDirectory`` abilities (see the module docstring)."""
