@@ -15,7 +15,8 @@ transient).
 module: ``bucket`` (client, failures), ``versions`` (listing, deleting and
 locks of versions), ``datasets`` (keys grouped and selected, counts, units,
 verification), ``deletion`` (delete with Object Lock handling) and
-``documents`` (whole files, streamed uploads). The parts reach each other
+``documents`` (whole files, streamed uploads) and ``reading`` (current
+versions, streamed bodies, expiring links). The parts reach each other
 through ``self`` (a test that patches ``S3Store.list_versions`` sees every
 listing); state lives in ``Bucket`` and in ``ObjectDatasets`` (the
 snapshot's listings).
@@ -28,6 +29,7 @@ from lifecycle.stores.s3.datasets import ObjectDatasets
 from lifecycle.stores.s3.deletion import Deletion
 from lifecycle.stores.s3.documents import DocumentObjects, Uploaded
 from lifecycle.stores.s3.failures import transient
+from lifecycle.stores.s3.reading import ObjectReading
 from lifecycle.stores.s3.versions import (
     MAX_KEYS_PER_DELETE,
     DeleteError,
@@ -49,5 +51,5 @@ __all__ = [
 ]
 
 
-class S3Store(Deletion, ObjectDatasets, DocumentObjects, Versions, Bucket):
+class S3Store(Deletion, ObjectReading, ObjectDatasets, DocumentObjects, Versions, Bucket):
     """Object datasets of one bucket (the store contract), and whole documents in it."""
