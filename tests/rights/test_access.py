@@ -298,3 +298,14 @@ def test_another_persons_rows_never_enter_the_package_even_in_a_shared_conversat
     assert rows == _oracle_rows(world.app, b)
     plan_a = access.plan(rights, rights.request(_request(world, rights, a, "A-2")), world.as_of)
     assert plan_a["rows"]["chat_messages"] == len(a_rows["chat_messages"]), "the messages count for A"
+
+
+def test_the_index_is_in_the_persons_language(rights_world):
+    world, uid = rights_world, _person()
+    with world.app.begin() as conn:
+        conn.execute(schema.users.update().where(schema.users.c.id == uid).values(locale="zh-CN"))
+    rights = SubjectRights(world.config, world.state)
+    result = rights.answer(_request(world, rights, uid), RUN, world.as_of)["result"]
+    index = zipfile.ZipFile(io.BytesIO(_package(world, result["package"]["key"]))).read("index.html").decode()
+    assert '<html lang="zh-CN">' in index and "我们持有的信息" in index
+    assert all(f"<code>{name}</code>" in index for name, n in result["rows"].items() if n)
