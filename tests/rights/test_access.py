@@ -146,9 +146,9 @@ def test_the_package_holds_exactly_the_persons_rows_and_current_objects(rights_w
     done = rights.answer(request_id, RUN, world.as_of)
     assert done["state"] == "done"
     result = done["result"]
-    assert result["rows"] == {name: len(rows.get(name, [])) for name in result["rows"]}
-    assert sum(o["objects"] for o in result["objects"].values()) == len(objects)
-    key = result["package"]["key"]
+    assert result["rows_by_dataset"] == {name: len(rows.get(name, [])) for name in result["rows_by_dataset"]}
+    assert result["objects"] == len(objects) and result["rows"] == sum(map(len, rows.values()))
+    key = result["package_key"]
     assert key == f"access/{uid}/{request_id}/package.zip"
     raw = _package(world, key)
     assert hashlib.sha256(raw).hexdigest() == result["sha256"]
@@ -172,7 +172,7 @@ def test_the_package_holds_exactly_the_persons_rows_and_current_objects(rights_w
     assert hashlib.sha256(package.read("manifest.json")).hexdigest() == result["manifest_sha256"]
     assert {f["path"] for f in manifest["files"]} == set(names) - {"manifest.json"}
     assert verify_package(io.BytesIO(raw), SIGNING_KEY) == []
-    assert _package(world, result["manifest"]["key"]) == package.read("manifest.json")
+    assert _package(world, result["manifest_key"]) == package.read("manifest.json")
 
     (mail,) = world.sink.messages
     (email,) = [r["email"] for r in rows["users"]]
@@ -187,14 +187,17 @@ def test_a_changed_file_fails_verification_and_the_cli_checks_packages(rights_wo
     world, uid = rights_world, _person()
     rights = SubjectRights(world.config, world.state)
     result = rights.answer(_request(world, rights, uid), RUN, world.as_of)["result"]
-    raw = _package(world, result["package"]["key"])
+    raw = _package(world, result["package_key"])
     good = tmp_path / "package.zip"
     good.write_bytes(raw)
     bucket = world.buckets["exports"]
     args = ["--config", str(world.config_dir), "manifest", "verify"]
     assert cli.main([*args, str(good)]) == 0
-    assert cli.main([*args, f"s3://{bucket}/{result['package']['key']}"]) == 0
-    assert cli.main([*args, f"s3://{bucket}/{result['manifest']['key']}"]) == 0
+    assert cli.main([*args, f"s3://{bucket}/{result['package_key']}"]) == 0
+    assert cli.main([*args, f"s3://{bucket}/{result['manifest_key']}"]) == 0
+    kept = tmp_path / "manifest.json"
+    kept.write_bytes(zipfile.ZipFile(io.BytesIO(raw)).read("manifest.json"))
+    assert cli.main([*args, str(kept)]) == 0, "a manifest kept apart: its package is read from S3"
     capsys.readouterr()
 
     source = zipfile.ZipFile(io.BytesIO(raw))
@@ -261,7 +264,7 @@ def test_a_killed_run_resumes_rebuilds_the_same_package_and_mails_once(rights_wo
     assert calls["n"] == uploads, "packaged before the kill: not rebuilt, not uploaded again"
     assert len(world.sink.messages) == 1, "one mail"
 
-    key = done["result"]["package"]["key"]
+    key = done["result"]["package_key"]
     versions = [v for v in _exports(world) if v["Key"] == key]
     assert len(versions) == 2, "built once before the kill, once after"
     hashes = {hashlib.sha256(_package(world, key, v["VersionId"])).hexdigest() for v in versions}
@@ -290,7 +293,7 @@ def test_another_persons_rows_never_enter_the_package_even_in_a_shared_conversat
     a_rows = _oracle_rows(world.app, a)
     a_ids = {name: {r["id"] for r in rows} for name, rows in a_rows.items() if name != "users"}
     rights = SubjectRights(world.config, world.state)
-    raw = _package(world, rights.answer(_request(world, rights, b), RUN, world.as_of)["result"]["package"]["key"])
+    raw = _package(world, rights.answer(_request(world, rights, b), RUN, world.as_of)["result"]["package_key"])
     rows, objects, _ = _contents(raw)
     for name, got in rows.items():
         assert not {r["id"] for r in got} & a_ids.get(name, set()), f"{name}: a row of user {a}"
@@ -306,6 +309,6 @@ def test_the_index_is_in_the_persons_language(rights_world):
         conn.execute(schema.users.update().where(schema.users.c.id == uid).values(locale="zh-CN"))
     rights = SubjectRights(world.config, world.state)
     result = rights.answer(_request(world, rights, uid), RUN, world.as_of)["result"]
-    index = zipfile.ZipFile(io.BytesIO(_package(world, result["package"]["key"]))).read("index.html").decode()
+    index = zipfile.ZipFile(io.BytesIO(_package(world, result["package_key"]))).read("index.html").decode()
     assert '<html lang="zh-CN">' in index and "我们持有的信息" in index
-    assert all(f"<code>{name}</code>" in index for name, n in result["rows"].items() if n)
+    assert all(f"<code>{name}</code>" in index for name, n in result["rows_by_dataset"].items() if n)

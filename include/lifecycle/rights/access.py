@@ -155,12 +155,17 @@ def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
             run_id=run_id,
             key=request_event(request.request_id, "mailed"),
         )
+    bucket = facts["package"]["bucket"]
     return {
-        "rows": facts["rows"],
-        "objects": facts["objects"],
-        "package": facts["package"],
-        "manifest": facts["manifest"],
+        "rows": sum(facts["rows"].values()),
+        "objects": sum(o["objects"] for o in facts["objects"].values()),
+        "rows_by_dataset": facts["rows"],
+        "objects_by_dataset": facts["objects"],
+        "package": f"s3://{bucket}/{facts['package']['key']}",
+        "package_key": facts["package"]["key"],
+        "size": facts["package"]["size"],
         "sha256": facts["package"]["sha256"],
+        "manifest_key": facts["manifest"]["key"],
         "manifest_sha256": facts["manifest"]["sha256"],
         "link_expires_on": mailed.payload.get("expires_on"),
         "notice": mailed.payload.get("notice"),
