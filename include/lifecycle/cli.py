@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
 import traceback
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -219,12 +221,18 @@ def cmd_ledger(args) -> int:
 
 
 def cmd_manifest(args) -> int:
+    """A delivery's manifest (S3), or a person's access package: its zip (a local file or in S3)
+    or its manifest (the copy beside the zip, or a local file)."""
     from lifecycle.connections import connection_secret
     from lifecycle.sharing.verify import verify_manifest
     from lifecycle.stores import open_store
 
     config = _config(args)
     catalog, key, system = config.catalog, args.key, args.system
+    signing_key = lambda: connection_secret(config.recipients.signing.conn_id)  # noqa: E731
+    local = Path(key)
+    if not key.startswith("s3://") and local.is_file():
+        return _verify_local_package(config, local, signing_key)
     if key.startswith("s3://"):
         bucket, _, key = key[5:].partition("/")
         named = [n for n, s in catalog.systems.items() if s.type == "s3" and s.bucket == bucket]
@@ -232,6 +240,8 @@ def cmd_manifest(args) -> int:
             print(f"error: no s3 system in catalog.yaml has bucket {bucket!r}", file=sys.stderr)
             return 2
         system = system or named[0]
+    if system is None and key.endswith(".zip") and config.requests and config.requests.access:
+        system = config.requests.access.delivery.system
     if system is None:
         used = sorted({r.delivery.system for r in config.recipients.recipients})
         if len(used) != 1:
@@ -244,7 +254,13 @@ def cmd_manifest(args) -> int:
         print(f"error: {system!r} is not an s3 system of catalog.yaml", file=sys.stderr)
         return 2
     store = open_store(catalog, system)
-    problems = verify_manifest(store, key, connection_secret(config.recipients.signing.conn_id))
+    if key.endswith(".zip"):
+        return _verify_stored_package(store, key, signing_key(), None)
+    raw = store.get_bytes(key)
+    if _manifest_kind(raw) == "access_package":
+        package = json.loads(raw).get("package") or {}
+        return _verify_stored_package(store, package.get("key", ""), signing_key(), raw)
+    problems = verify_manifest(store, key, signing_key())
     for problem in problems:
         print(problem)
     print(
@@ -252,6 +268,59 @@ def cmd_manifest(args) -> int:
         + ("signature valid, every file matches its SHA-256" if not problems else f"{len(problems)} problem(s)")
     )
     return 1 if problems else 0
+
+
+def _manifest_kind(raw: bytes) -> str | None:
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None
+    return document.get("kind") if isinstance(document, dict) else None
+
+
+def _package_outcome(where: str, problems: list[str]) -> int:
+    for problem in problems:
+        print(problem)
+    print(
+        f"access package {where}: "
+        + ("signature valid, every file matches its SHA-256" if not problems else f"{len(problems)} problem(s)")
+    )
+    return 1 if problems else 0
+
+
+def _verify_stored_package(store, key: str, signing_key: bytes, manifest: bytes | None) -> int:
+    """Download the zip in chunks to a temporary file and check it (and the manifest beside it)."""
+    import tempfile
+
+    from lifecycle.rights.package import verify_package
+
+    with tempfile.TemporaryFile(prefix="access-") as file:
+        for chunk in store.chunks(key):
+            file.write(chunk)
+        file.seek(0)
+        return _package_outcome(f"s3://{store.bucket}/{key}", verify_package(file, signing_key, manifest=manifest))
+
+
+def _verify_local_package(config, path: Path, signing_key) -> int:
+    """A zip on disk, or an access manifest on disk (its package read from S3)."""
+    import zipfile
+
+    from lifecycle.rights.package import verify_package
+    from lifecycle.stores import open_store
+
+    if zipfile.is_zipfile(path):
+        return _package_outcome(str(path), verify_package(str(path), signing_key()))
+    raw = path.read_bytes()
+    if _manifest_kind(raw) != "access_package":
+        print(f"error: {path} is neither an access package (zip) nor its manifest", file=sys.stderr)
+        return 2
+    package = json.loads(raw).get("package") or {}
+    named = [n for n, s in config.catalog.systems.items() if s.type == "s3" and s.bucket == package.get("bucket")]
+    if not named:
+        print(f"error: no s3 system in catalog.yaml has bucket {package.get('bucket')!r}", file=sys.stderr)
+        return 2
+    store = open_store(config.catalog, named[0])
+    return _verify_stored_package(store, package.get("key", ""), signing_key(), raw)
 
 
 def cmd_sharing_register(args) -> int:
@@ -304,8 +373,12 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(run=cmd_holds)
 
     manifest = sub.add_parser("manifest", help="delivery manifests").add_subparsers(dest="action", required=True)
-    verify = manifest.add_parser("verify", help="check a manifest's signature and re-hash the files it names in S3")
-    verify.add_argument("key", help="the manifest's key (or s3://bucket/key)")
+    verify = manifest.add_parser(
+        "verify",
+        help="check a manifest's signature and re-hash the files it names: a delivery's (S3), or an access "
+        "package's (its zip or its manifest, a local file or in S3)",
+    )
+    verify.add_argument("key", help="the manifest's or package's key (or s3://bucket/key, or a local file)")
     verify.add_argument("--system", help="the s3 system holding it (default: the one deliveries go to)")
     verify.set_defaults(run=cmd_manifest)
     sharing = sub.add_parser("sharing", help="the sharing register").add_subparsers(dest="action", required=True)

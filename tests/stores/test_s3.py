@@ -241,3 +241,35 @@ def test_failed_delete_request_is_a_terminal_error_and_the_rest_is_not_tried(s3_
         TerminalStoreError, match=r"delete 1000 object version\(s\) in s3://t-no-such-bucket: NoSuchBucket"
     ):
         store.delete_versions(versions)
+
+
+def test_current_objects_are_the_latest_versions_of_the_selected_keys_and_stream_in_chunks(s3_store):
+    from lifecycle.catalog import Catalog
+    from lifecycle.config.models import CatalogFile
+    from lifecycle.stores.contract import Selection
+    from tests.config import sample
+
+    store = S3Store(s3_store.client, s3_store.bucket, Catalog(CatalogFile.model_validate(sample.CATALOG)), "media")
+    _put(store, "chats/7/a.jpg", b"old")
+    newest = _put(store, "chats/7/a.jpg", b"new" * 1000)
+    _put(store, "chats/7/gone.jpg")
+    _delete_marker(store, "chats/7/gone.jpg")
+    _put(store, "chats/70/b.jpg")  # another person whose id starts alike
+    _put(store, "chats/8/c.jpg")
+
+    (current,) = store.current_objects("chat_photos", Selection(subjects=("7",)))
+    assert (current.key, current.version_id, current.size) == ("chats/7/a.jpg", newest, 3000)
+    assert [o.key for o in store.current_objects("chat_photos")] == ["chats/7/a.jpg", "chats/70/b.jpg", "chats/8/c.jpg"]
+    chunks = list(store.chunks("chats/7/a.jpg", version_id=newest, chunk_size=1024))
+    assert [len(c) for c in chunks] == [1024, 1024, 952] and b"".join(chunks) == b"new" * 1000
+    assert b"".join(store.chunks("chats/7/a.jpg")) == b"new" * 1000
+
+
+def test_a_presigned_link_downloads_the_object_without_credentials(s3_store):
+    import urllib.request
+
+    _put(s3_store, "access/1/package.zip", b"zip bytes")
+    link = s3_store.presigned_get("access/1/package.zip", 3600)
+    assert "X-Amz-Expires=3600" in link or "Expires=" in link
+    with urllib.request.urlopen(link) as response:
+        assert response.read() == b"zip bytes"

@@ -218,3 +218,17 @@ def test_missing_table_is_a_terminal_error_naming_system_dataset_and_purpose(sto
         TerminalStoreError, match="system 'app_db', dataset 'orders': reflect the table: table 'orders' does not exist"
     ):
         store.count("orders")
+
+
+def test_stream_of_a_selection_follows_the_subject_path_in_key_order(store):
+    selection = Selection(subjects=("2",))
+    streamed = [
+        row
+        for chunk in store.stream("chat_messages", ["id", "body"], selection=selection, fetch_rows=4)
+        for row in chunk
+    ]
+    expected = sorted(m for m in range(1, 31) if (m % 6 + 1) % 3 + 1 == 2)
+    assert [row[1] for row in streamed] == expected
+    assert all(row[0] == "2" and row[2] == f"hello {row[1]}" for row in streamed)
+    chunks = list(store.stream("access_logs", ["id", "logged_at"], selection=Selection(subjects=("3",)), fetch_rows=4))
+    assert max(len(c) for c in chunks) <= 4 and all(isinstance(row[2], str) for c in chunks for row in c)

@@ -8,8 +8,14 @@ reports what it did and, item by item, what it had to leave (``Change``):
 rows still referenced by rows that stay, object versions under Object Lock.
 
 Abilities only some stores have are small separate protocols: ``Rows``
+<<<<<<< HEAD
 (reading and streaming columns: sharing, cancellation requests), ``Consents``
 (a person's consent periods for a purpose, and withdrawing them),
+=======
+(reading and streaming columns: sharing, cancellation requests, access
+packages), ``ObjectReading`` (current object versions, streamed bodies,
+expiring links: access packages),
+>>>>>>> access-package
 ``SubjectDirectory`` (contacts and reach of people), ``References`` (foreign
 keys between datasets), ``Documents`` (whole files: reports, manifests,
 announcements).  Domain modules speak only this contract; the adapters in
@@ -177,8 +183,36 @@ class Rows(Protocol):
         columns: list[str],
         *,
         consent: tuple[str, str, datetime] | None = None,
+        selection: Selection | None = None,
         fetch_rows: int = 5000,
-    ) -> Iterator[list[tuple]]: ...
+    ) -> Iterator[list[tuple]]:
+        """Rows of ``(subject, *columns)`` in key order, in lists of at most ``fetch_rows``,
+        from a server-side cursor: memory does not grow with the result.  ``consent``: only
+        subjects whose consent for a purpose is in force; ``selection``: only the rows it
+        selects (by ``subjects``, every hop of the subject path)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """The current version of one object: what a person's access package copies."""
+
+    key: str
+    version_id: str  # "null" in a bucket that was never versioned
+    size: int
+    last_modified: datetime  # tz-aware UTC
+
+
+@runtime_checkable
+class ObjectReading(Protocol):
+    """Reading objects' current versions (S3): listing them by selection, streaming their
+    bodies in chunks (never a whole object in memory), and links that expire."""
+
+    def current_objects(self, dataset: str, selection: Selection = ALL) -> list[StoredObject]: ...
+
+    def chunks(self, key: str, *, version_id: str | None = None, chunk_size: int = 1024 * 1024) -> Iterator[bytes]: ...
+
+    def presigned_get(self, key: str, expires_in: int) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ transient).
 module: ``bucket`` (client, failures), ``versions`` (listing, deleting and
 locks of versions), ``datasets`` (keys grouped and selected, counts, units,
 verification), ``inventory`` (planning from S3 Inventory, candidates confirmed
-before they go), ``deletion`` (delete with Object Lock handling) and
-``documents`` (whole files, streamed uploads). The parts reach each other
+before they go), ``deletion`` (delete with Object Lock handling),
+``documents`` (whole files, streamed uploads) and ``reading`` (current
+versions, streamed bodies, expiring links). The parts reach each other
 through ``self`` (a test that patches ``S3Store.list_versions`` sees every
 listing); state lives in ``Bucket`` and in ``ObjectDatasets`` (the
 snapshot's listings).
@@ -30,6 +31,7 @@ from lifecycle.stores.s3.deletion import Deletion
 from lifecycle.stores.s3.documents import DocumentObjects, Uploaded
 from lifecycle.stores.s3.failures import transient
 from lifecycle.stores.s3.inventory import InventoryReading
+from lifecycle.stores.s3.reading import ObjectReading
 from lifecycle.stores.s3.versions import (
     MAX_KEYS_PER_DELETE,
     DeleteError,
@@ -51,5 +53,5 @@ __all__ = [
 ]
 
 
-class S3Store(Deletion, ObjectDatasets, InventoryReading, DocumentObjects, Versions, Bucket):
+class S3Store(Deletion, ObjectReading, ObjectDatasets, InventoryReading, DocumentObjects, Versions, Bucket):
     """Object datasets of one bucket (the store contract), and whole documents in it."""

@@ -1,4 +1,5 @@
-"""The ``Rows`` ability: reading columns of the selected rows, and streaming them for sharing."""
+"""The ``Rows`` ability: reading columns of the selected rows, and streaming them (sharing,
+a person's access package)."""
 
 from __future__ import annotations
 
@@ -33,15 +34,20 @@ class RowReading:
         columns: list[str],
         *,
         consent: tuple[str, str, datetime] | None = None,
+        selection: Selection | None = None,
         fetch_rows: int = 5000,
     ) -> Iterator[list[tuple]]:
         """Rows of ``(subject, *columns)`` in key order, in lists of ``fetch_rows`` from a
         server-side cursor (memory does not grow with the result); values JSON-ready
         (dates in ISO form, decimals and uuids as text, bytes as hex), the subject as text.
-        ``consent=(consent dataset, purpose, as_of)``: only subjects whose consent is in force."""
+        ``consent=(consent dataset, purpose, as_of)``: only subjects whose consent is in force;
+        ``selection``: only the rows it selects (``subjects`` follows every hop of the
+        subject path, as ``count`` does)."""
         source, subject = self.subject_source(dataset)
         selected = [self.column(dataset, c) for c in columns]
         query = sa.select(subject, *selected).select_from(source)
+        if selection is not None:
+            query = query.where(self.where(dataset, selection))
         if consent is not None:
             query = query.where(subject.in_(self._consenting(*consent)))
         query = query.order_by(self._pk(dataset))
