@@ -134,7 +134,7 @@ def s3_client(conn_id: str):
             aws_secret_access_key=conn.password or None,
             region_name=extra.get("region_name") or "us-east-1",
             endpoint_url=extra.get("endpoint_url") or None,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, signature_version="s3v4"),
         )
 
 

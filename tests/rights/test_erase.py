@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -151,3 +152,20 @@ def test_a_held_dataset_is_left_and_named(rights_world):
     assert after["chat_messages"] == before["chat_messages"] and after["access_logs"] != before["access_logs"]
     assert done["plan"]["datasets"]["chat_messages"]["kept"] == {"legal hold": len(before["chat_messages"])}
     assert len(after["conversations"]) == len(before["conversations"]), "held messages keep their conversations"
+
+
+def test_the_runs_report_names_each_request_with_counts_and_no_person(rights_world):
+    world, uid = rights_world, _person()
+    rights = SubjectRights(world.config, world.state)
+    request_id = _request(world, rights, uid)
+    rights.answer(request_id, RUN, world.as_of, dry_run=True)
+    rights.take_in(rights.parse({"kind": "access", "email": "nobody@example.invalid"}, RUN), RUN, world.as_of)
+    written = rights.report(RUN, world.as_of + timedelta(days=8))
+    document = json.loads(open(written["json"]).read())
+    assert written["overdue"] == 1 and document["overdue"][0]["request_id"] == "E-1", "planned, not done, past due"
+    (mine,) = [r for r in document["this_run"] if r["request_id"] == "E-1"]
+    assert mine["state"] == "planned" and any(line.startswith("chat_messages: delete") for line in mine["what"])
+    assert document["states"] == {"planned": 1, "rejected": 1}
+    page = open(written["html"]).read()
+    (account,) = _rows(world.app, uid)["users"]
+    assert "E-1" in page and account["email"] not in page and account["name"] not in page

@@ -18,6 +18,27 @@ def overdue(state, as_of: datetime) -> list[dict]:
     ]
 
 
+def _what(request) -> list[str]:
+    """What a request did (or, planned, would do), as lines of counts: datasets, objects, recipients."""
+    shown, verb = (request.result, "done") if request.result else (request.plan, "planned")
+    if not shown:
+        return []
+    lines = []
+    for name, d in sorted((shown.get("datasets") or {}).items()):
+        if isinstance(d, dict):
+            count = d.get("changed", d.get("selected", d.get("found", 0)))
+            kept = "; ".join(f"{n} kept: {why}" for why, n in sorted((d.get("kept") or {}).items()))
+            lines.append(f"{name}: {d.get('action', verb)} {count}" + (f" ({kept})" if kept else ""))
+        else:
+            lines.append(f"{name}: {d}")
+    for key in ("rows", "objects", "withdrawn"):
+        if isinstance(shown.get(key), int):
+            lines.append(f"{key}: {shown[key]}")
+    if shown.get("recipients") is not None and isinstance(shown["recipients"], list):
+        lines.append(f"deletion requests to {len(shown['recipients'])} recipient(s)")
+    return lines
+
+
 def write_report(rights, run_id: str, as_of: datetime) -> dict:
     """``requests/<date>/<run>/report.json|html``: the requests this run worked on, with what
     was planned and done (counts), every request by state, and those past their due date."""
@@ -34,8 +55,7 @@ def write_report(rights, run_id: str, as_of: datetime) -> dict:
             "due_at": r.due_at,
             "completed_at": r.completed_at,
             "late": bool(r.completed_at and r.completed_at > r.due_at),
-            "plan": r.plan,
-            "result": r.result,
+            "what": _what(r),
         }
         for r in everything
         if r.run_id == run_id
