@@ -86,6 +86,27 @@ class Catalog:
             cols.add(self.subject.key)
         return {c for c in cols if c}
 
+    def named_columns(self, dataset: str) -> dict[str, str]:
+        """Every column the catalog names for a table dataset, with the key that names it: its
+        fields, key, created, subject link, consent columns, and the subject's key and contacts."""
+        ds = self.dataset(dataset)
+        named = {column: f"fields.{column}" for column in ds.fields}
+        for column, key in ((ds.primary_key, "primary_key"), (ds.created, "created")):
+            if column:
+                named[column] = key
+        if ds.subject:
+            named[ds.subject.column] = "subject"
+        if ds.consent:
+            for key in ("purpose", "granted", "withdrawn"):
+                if getattr(ds.consent, key):
+                    named[getattr(ds.consent, key)] = f"consent.{key}"
+        if dataset == self.subject.dataset:
+            named[self.subject.key] = "subject.key"
+            for key, column in self.subject.contact.model_dump().items():
+                if column:
+                    named.setdefault(column, f"subject.contact.{key}")
+        return named
+
     def personal_fields(self, name: str) -> list[PersonalField]:
         """Personal columns with their effective category (own, else the dataset's)."""
         ds = self.dataset(name)

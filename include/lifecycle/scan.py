@@ -50,27 +50,6 @@ class Report:
     notes: list[Note] = field(default_factory=list)
 
 
-def named_columns(catalog: Catalog, dataset: str) -> dict[str, str]:
-    """Every column the catalog names for a dataset, with the key that names it."""
-    ds = catalog.dataset(dataset)
-    named = {column: f"fields.{column}" for column in ds.fields}
-    for column, key in ((ds.primary_key, "primary_key"), (ds.created, "created")):
-        if column:
-            named[column] = key
-    if ds.subject:
-        named[ds.subject.column] = "subject"
-    if ds.consent:
-        for key in ("purpose", "granted", "withdrawn"):
-            if getattr(ds.consent, key):
-                named[getattr(ds.consent, key)] = f"consent.{key}"
-    if dataset == catalog.subject.dataset:
-        named[catalog.subject.key] = "subject.key"
-        for key, column in catalog.subject.contact.model_dump().items():
-            if column:
-                named.setdefault(column, f"subject.contact.{key}")
-    return named
-
-
 def scan_system(catalog: Catalog, system: str, engine: sa.Engine) -> Report:
     inspector = sa.inspect(engine)
     datasets = {catalog.dataset(n).table: n for n in catalog.table_datasets if catalog.dataset(n).system == system}
@@ -103,7 +82,7 @@ def scan_system(catalog: Catalog, system: str, engine: sa.Engine) -> Report:
 def _scan_table(
     catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict], inspector, report: Report
 ) -> None:
-    named = named_columns(catalog, dataset)
+    named = catalog.named_columns(dataset)
     for column, key in sorted(named.items()):
         if column not in columns:
             report.findings.append(

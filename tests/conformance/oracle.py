@@ -250,6 +250,42 @@ def expected_erasure_objects(world, versions: list[dict], now: datetime) -> set[
     return keep
 
 
+# ------------------------------------------------------------------ access
+
+
+def access_subject(world) -> str:
+    """The person with the most rows across the world's tables (ties: the lowest key)."""
+    owners, counts = Owners(world), Counter()
+    for name, t in world.tables.items():
+        for row in t.rows:
+            who = owners.owner(name, row)
+            if who is not None:
+                counts[str(who)] += 1
+    return min(counts, key=lambda s: (-counts[s], s)) if counts else str(world.subject.rows[0][world.subject.pk])
+
+
+def expected_access_rows(world, subject: str) -> dict[str, set[str]]:
+    """Primary keys (as text) of every row the person's subject links reach, per dataset."""
+    owners, want = Owners(world), {}
+    for name, t in world.tables.items():
+        keys = {str(jsonable(row[t.pk])) for row in t.rows if str(owners.owner(name, row)) == subject}
+        if keys:
+            want[name] = keys
+    return want
+
+
+def expected_access_objects(world, versions: list[dict], subject: str) -> set[str]:
+    """Keys under the person's prefixes whose newest version (the last written) is not a delete marker."""
+    newest: dict[str, dict] = {}
+    for v in versions:
+        newest[v["key"]] = v
+    return {
+        key
+        for key, v in newest.items()
+        if not v["marker"] and any(subject_of_key(o.prefix, key) == subject for o in world.objects)
+    }
+
+
 # ------------------------------------------------------------------ incident and sharing
 
 

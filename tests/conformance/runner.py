@@ -199,6 +199,37 @@ def sharing(inst, run_id: str, client) -> dict:
     return {"errors": [], "records": records}
 
 
+def access(inst, run_id: str, subject: str, client) -> dict:
+    """An access request for ``subject`` answered through the engine; the package read back from S3:
+    rows per dataset (JSON objects) and the object keys it holds."""
+    import io
+    import json
+    import zipfile
+
+    from lifecycle.rights import SubjectRights
+
+    world = inst.world
+    try:
+        config = load(inst.config_dir)
+        rights = SubjectRights(config, _state(config, inst))
+        form = rights.parse({"kind": "access", "subject": subject, "request_id": f"A-{world.seed}"}, run_id)
+        (request_id,) = rights.take_in(form, run_id, world.as_of)
+        answer = rights.answer(request_id, run_id, world.as_of)
+    except Exception as exc:
+        return {"errors": [_failure("access", exc)], "rows": None, "objects": None}
+    key = answer["result"]["package_key"]
+    body = client.get_object(Bucket=inst.drop_bucket, Key=key)["Body"].read()
+    rows, objects = {}, set()
+    with zipfile.ZipFile(io.BytesIO(body)) as package:
+        for name in package.namelist():
+            if name.startswith("data/") and name.endswith(".jsonl"):
+                text = package.read(name).decode("utf-8")
+                rows[name[len("data/") : -len(".jsonl")]] = [json.loads(line) for line in text.splitlines() if line]
+            elif name.startswith("objects/"):
+                objects.add(name[len("objects/") :])
+    return {"errors": [], "rows": rows, "objects": objects}
+
+
 def erasure(inst, run_id: str) -> dict:
     from lifecycle.erasure import Erasure
 

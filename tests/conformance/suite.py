@@ -191,6 +191,40 @@ class Suite:
                     )
             out["sharing"] = problems
 
+            # access: the package of the person with the most rows, against the oracle
+            subject = oracle.access_subject(world)
+            got = runner.access(inst, f"manual__access_w{seed}", subject, self.client)
+            problems = [f"engine: {e}" for e in got["errors"]]
+            if got["rows"] is not None:
+                want = oracle.expected_access_rows(world, subject)
+                pks = {name: world.tables[name].pk for name in world.tables}
+                have = {
+                    name: {str(oracle.jsonable(r[pks[name]])) for r in rows}
+                    for name, rows in got["rows"].items()
+                    if rows
+                }
+                for name in sorted(set(want) | set(have)):
+                    missing, extra = (
+                        want.get(name, set()) - have.get(name, set()),
+                        have.get(name, set()) - want.get(name, set()),
+                    )
+                    if missing or extra:
+                        problems.append(
+                            f"access for {subject}: {name}: missing {sorted(missing)[:5]}, not theirs {sorted(extra)[:5]}"
+                        )
+                columns = {name: {c.name for c in inst.tables[name].c} for name in got["rows"] if name in inst.tables}
+                for name, rows in got["rows"].items():
+                    if rows and name in columns and set(rows[0]) != columns[name]:
+                        problems.append(f"access: {name}: columns {sorted(rows[0])}, table has {sorted(columns[name])}")
+                if world.objects:
+                    want_objects = oracle.expected_access_objects(world, versions, subject)
+                    if got["objects"] != want_objects:
+                        problems.append(
+                            f"access for {subject}: objects missing {sorted(want_objects - got['objects'])[:5]}, "
+                            f"not theirs {sorted(got['objects'] - want_objects)[:5]}"
+                        )
+            out["access"] = problems
+
             # erasure
             got = runner.erasure(inst, f"scheduled__erasure_w{seed}")
             problems = [f"engine: {e}" for e in got["errors"]]
@@ -207,7 +241,7 @@ class Suite:
                 )
             out["erasure"] = problems
         except BaseException as exc:
-            for part in ("incident", "sharing", "erasure"):
+            for part in ("incident", "sharing", "access", "erasure"):
                 out.setdefault(part, [f"world could not be run: {type(exc).__name__}: {exc}"])
             if not isinstance(exc, Exception):
                 raise

@@ -43,3 +43,9 @@ def test_incident_scope(backend, seed, suite, monkeypatch):
 def test_sharing_extract(backend, seed, suite, monkeypatch):
     out = suite.erasure_instance(backend, seed, monkeypatch)
     _check(out["world"], backend, "test_sharing_extract", out["sharing"])
+
+
+@pytest.mark.parametrize("backend, seed", CASES)
+def test_access_package(backend, seed, suite, monkeypatch):
+    out = suite.erasure_instance(backend, seed, monkeypatch)
+    _check(out["world"], backend, "test_access_package", out["access"])

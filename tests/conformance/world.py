@@ -853,7 +853,7 @@ class World:
     def files(
         self, *, schema: str | None, conn: dict[str, str], bucket: str | None, drop_bucket: str, reports: str
     ) -> dict[str, dict]:
-        """The five YAML files, in the vocabulary of docs/configuration.md."""
+        """The YAML files, in the vocabulary of docs/configuration.md."""
         systems = {
             "app": {"type": "sql", "conn_id": conn["app"]},
             self.state_system: {"type": "sql", "conn_id": conn["state"]},
@@ -975,6 +975,11 @@ class World:
             "recipients.yaml": {"signing": {"conn_id": conn["signing"]}, "recipients": [recipient]},
             "incidents.yaml": {"approval": "none"},
             "notifications.yaml": notifications,
+            "requests.yaml": {
+                "intake": None,
+                "access": {"delivery": {"system": "drop", "prefix": f"w{self.seed}/access/{{request_id}}/"}},
+                "notify": {"access_ready": None, "erased": None, "consent_withdrawn": None, "deletion_request": None},
+            },
         }
 
     def describe(self) -> dict:

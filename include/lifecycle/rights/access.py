@@ -93,8 +93,9 @@ def object_sources(rights) -> list[str]:
 
 
 def columns_of(rights, dataset: str) -> list[str]:
-    """Every cataloged column of a table dataset: structural ones and fields, personal or not."""
-    return sorted(rights.catalog.structural_columns(dataset) | set(rights.catalog.dataset(dataset).fields))
+    """Every column the catalog names for a table dataset: structural ones, consent columns, the
+    subject's contacts, and fields, personal or not."""
+    return sorted(rights.catalog.named_columns(dataset))
 
 
 def plan(rights, request, as_of: datetime) -> dict:
