@@ -8,7 +8,7 @@ problem with its file and key path.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from lifecycle.config.loader import config_dir, parse_model, read_yaml
 from lifecycle.config.models import (
     CancellationFile,
     CatalogFile,
+    DeadlinesFile,
     IncidentsFile,
     NotificationsFile,
     RecipientsFile,
@@ -33,6 +34,7 @@ FILES = {
     "recipients.yaml": (RecipientsFile, False),
     "incidents.yaml": (IncidentsFile, False),
     "notifications.yaml": (NotificationsFile, False),
+    "deadlines.yaml": (DeadlinesFile, False),  # absent: lifecycle_deadlines runs with the defaults
 }
 
 
@@ -45,6 +47,9 @@ class Config:
     recipients: RecipientsFile
     incidents: IncidentsFile | None
     notifications: NotificationsFile | None  # mail to people: notifications.yaml (or incidents.yaml's older keys)
+    deadlines: DeadlinesFile = field(
+        default_factory=DeadlinesFile
+    )  # what lifecycle_deadlines watches for, and how far ahead
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -81,6 +86,7 @@ def collect(directory: str | os.PathLike | None = None) -> tuple[dict, list[Prob
             if file in models:
                 problems += check(catalog, models[file])
     problems += checks.check_mail(models, notifications(models))
+    problems += checks.check_deadlines(models, notifications(models))
     return models, problems, folder
 
 
@@ -107,4 +113,5 @@ def load_config(directory: str | os.PathLike | None = None) -> Config:
         recipients=models.get("recipients.yaml", RecipientsFile()),
         incidents=models.get("incidents.yaml"),
         notifications=notifications(models),
+        deadlines=models.get("deadlines.yaml", DeadlinesFile()),
     )
