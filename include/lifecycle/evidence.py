@@ -92,6 +92,11 @@ def incident_event(incident_id: str, run_id: str, event: str, part: str | None =
     return _key("incident", incident_id, run_id, event, *([part] if part is not None else []))
 
 
+def regulator_delivery(incident_id: str, run_id: str, regulator_id: str, channel: str) -> str:
+    """One regulator's report of a run, delivered by one channel (``email`` or ``upload``)."""
+    return _key("incident", incident_id, run_id, "delivery", regulator_id, channel)
+
+
 # ------------------------------------------------------------------- sharing_<id>
 
 
