@@ -97,6 +97,14 @@ def regulator_delivery(incident_id: str, run_id: str, regulator_id: str, channel
     return _key("incident", incident_id, run_id, "delivery", regulator_id, channel)
 
 
+# ------------------------------------------------------------- lifecycle_deadlines
+
+
+def deadlines_summary(run_id: str) -> str:
+    """The summary of a run's findings mailed to the privacy contact (once per run)."""
+    return _key("deadlines", run_id, "summary")
+
+
 # ------------------------------------------------------------------- sharing_<id>
 
 

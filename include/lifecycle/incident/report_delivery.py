@@ -15,6 +15,7 @@ logical time, the report's "notified", so a rerun records the same; a delivery
 after the deadline says so, in the report and the cover e-mail, with the form's
 ``delay_reasons``.  A delivery that did not succeed fails the task once it is
 recorded: the run ends failed, and a follow-up run (phase ``update``) delivers again.
+``owed_reports`` reads the register for the reports still owed (``lifecycle_deadlines``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lifecycle.clock import iso_utc
@@ -30,6 +32,7 @@ from lifecycle.config.checks import REGULATOR_TEMPLATE
 from lifecycle.errors import LifecycleError
 from lifecycle.evidence import regulator_delivery
 from lifecycle.incident.approval import may_send
+from lifecycle.incident.models import Run
 from lifecycle.mail import Attachment, render_notice
 from lifecycle.notifier import Recorded
 from lifecycle.reports import safe_name
@@ -37,8 +40,9 @@ from lifecycle.state.incidents import RegulatorDelivery, regulator_notice
 
 if TYPE_CHECKING:
     from lifecycle.config.models import Regulator
-    from lifecycle.incident.models import RegulatorDecision, Run
+    from lifecycle.incident.models import RegulatorDecision
     from lifecycle.incident.services import Services
+    from lifecycle.state import StateStore
 
 #: statuses that mean the regulator has the report (``before_delivery``: written before deliveries
 #: were recorded, delivered, if at all, outside the lifecycle)
@@ -243,3 +247,58 @@ def _composer(services: Services, run: Run, packages: dict[str, Package], mailer
         return mailer.compose(package.regulator.contact, notice, key=key, attachments=package.files)
 
     return compose
+
+
+# ------------------------------------------------------------ reports still owed
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A regulator report the register shows as not delivered: ids and the deadline only."""
+
+    incident_id: str
+    regulator_id: str
+    deadline: datetime
+    approved: bool  # owed by an approved run (False: no run of the incident is approved yet)
+
+
+def owed_reports(state: StateStore) -> list[Owed]:
+    """Each regulator report an incident still owes, by incident and regulator.
+
+    An approved, non-dry run owes each regulator it matched a report until that
+    run, or a later run of the incident, delivered one to it (``DELIVERED``).
+    An incident with no approved run yet (dry runs, an approval pending) owes the
+    regulators its latest decided obligations matched: the clock runs from
+    discovery whether or not anyone has approved; a last run answered *Reject*
+    closes it.
+    """
+    delivered: dict[tuple[str, str], set[str]] = {}
+    for row in state.incidents.regulator_deliveries():
+        if row.status in DELIVERED:
+            delivered.setdefault((row.incident_id, row.regulator_id), set()).add(row.run_id)
+    runs: dict[str, list[Run]] = {}
+    for row in state.incidents.all_runs():
+        run = Run.from_row(row)
+        runs.setdefault(run.incident_id, []).append(run)
+    owed: dict[tuple[str, str], Owed] = {}
+    for incident, its_runs in runs.items():
+        for run, approved, regulator in _obligations(its_runs):
+            later = {r.run_id for r in its_runs[its_runs.index(run) :]}
+            if not later & delivered.get((incident, regulator.id), set()):
+                found = Owed(incident, regulator.id, regulator.deadline, approved)
+                owed.setdefault((incident, regulator.id), found)
+    return sorted(owed.values(), key=lambda o: (o.deadline, o.incident_id, o.regulator_id))
+
+
+def _obligations(runs: list[Run]):
+    """(run, approved, regulator) of each report the incident's runs committed it to (oldest run first)."""
+    approved = [r for r in runs if not r.dry_run and r.approval and r.approval.approved and r.obligations]
+    if approved:
+        yield from ((run, True, regulator) for run in approved for regulator in run.obligations.matched)
+        return
+    last = runs[-1]
+    if not last.dry_run and last.approval and not last.approval.approved:
+        return  # rejected: a person decided nothing goes out
+    decided = [r for r in runs if r.obligations]
+    if decided:
+        yield from ((decided[-1], False, regulator) for regulator in decided[-1].obligations.matched)
