@@ -171,6 +171,9 @@ def test_each_told_regulator_gets_its_report_by_mail_and_upload_once(world, tmp_
     before = (len(sink.messages), len(list(state.ledger.entries())))
     assert notifier.deliver_reports("manual__1") == delivered, "a rerun delivers nothing again"
     assert (len(sink.messages), len(list(state.ledger.entries()))) == before
+    (folder / "report.eu_lead_sa.pdf").write_bytes(b"%PDF-1.4 rendered again")  # a rerun of regulator_reports
+    notifier.deliver_reports("manual__1")
+    assert _register(engine) == rows, "the register keeps the hashes of what was sent"
     assert state.ledger.verify().ok
 
 

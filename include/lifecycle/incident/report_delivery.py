@@ -145,7 +145,7 @@ def _package(services: Services, run: Run, decision: RegulatorDecision) -> Packa
 
 
 def _record(services: Services, run: Run, package: Package, channel: str, status: str, **where) -> None:
-    """The delivery's row in the register and its ledger entry (once, under its key)."""
+    """The delivery's row in the register and its ledger entry, each once (a rerun finds both)."""
     decision = package.decision
     row = RegulatorDelivery(
         run_id=run.run_id,
@@ -162,7 +162,7 @@ def _record(services: Services, run: Run, package: Package, channel: str, status
         deadline=iso_utc(decision.deadline),
         late=run.as_of > decision.deadline,
     )
-    services.state.incidents.record_regulator_delivery(row)
+    row = services.state.incidents.record_regulator_delivery(row)  # a rerun: the row of what was sent
     payload = {"incident": run.incident_id, "regulator": decision.id} | {
         k: v for k, v in asdict(row).items() if k not in ("run_id", "incident_id", "regulator_id")
     }

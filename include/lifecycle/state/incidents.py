@@ -320,19 +320,21 @@ class Incidents:
 
     # ----------------------------------------------------- regulator deliveries
 
-    def record_regulator_delivery(self, delivery: RegulatorDelivery) -> None:
-        """Enter (or, on a rerun, overwrite with the same values) one channel's delivery."""
+    def record_regulator_delivery(self, delivery: RegulatorDelivery) -> RegulatorDelivery:
+        """Enter one channel's delivery once; returns the row as the register holds it (a rerun
+        gets the first one back, with the hashes of what was sent then)."""
+        table = regulator_deliveries
         key = (
-            regulator_deliveries.c.run_id == delivery.run_id,
-            regulator_deliveries.c.regulator_id == delivery.regulator_id,
-            regulator_deliveries.c.channel == delivery.channel,
+            table.c.run_id == delivery.run_id,
+            table.c.regulator_id == delivery.regulator_id,
+            table.c.channel == delivery.channel,
         )
-        values = asdict(delivery)
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(regulator_deliveries.c.run_id).where(*key)).first() is None:
-                conn.execute(regulator_deliveries.insert().values(**values))
-            else:
-                conn.execute(regulator_deliveries.update().where(*key).values(**values))
+            found = conn.execute(sa.select(table).where(*key)).first()
+            if found is not None:
+                return RegulatorDelivery(**found._mapping)
+            conn.execute(table.insert().values(**asdict(delivery)))
+        return delivery
 
     def regulator_deliveries(self, run_id: str | None = None) -> list[RegulatorDelivery]:
         """The deliveries of one run, or of every run, by run, regulator and channel."""
