@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from lifecycle.config import load_config
+from lifecycle.config import load_deadlines
 from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
-CONFIG = load_config()
+SETTINGS = load_deadlines()  # deadlines.yaml only: the tasks load the whole configuration when they run
 
 
 def _deadlines(ctx):
@@ -45,11 +45,7 @@ def _deadlines(ctx):
     return Deadlines(ctx.config, ctx.state)
 
 
-@dag(
-    **dag_settings(
-        "lifecycle_deadlines", schedule=CONFIG.deadlines.schedule, tags=["checks", "deadlines"], doc_md=__doc__
-    )
-)
+@dag(**dag_settings("lifecycle_deadlines", schedule=SETTINGS.schedule, tags=["checks", "deadlines"], doc_md=__doc__))
 def lifecycle_deadlines():
     @task
     @terminal_errors

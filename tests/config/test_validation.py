@@ -462,3 +462,15 @@ def test_optional_files_may_be_absent(tmp_path):
     config = load_config(tmp_path)
     assert config.cancellation is None and config.incidents is None
     assert config.retention.rules == [] and config.recipients.recipients == []
+
+
+def test_the_deadlines_dag_reads_deadlines_yaml_alone_at_parse_time(tmp_path):
+    from lifecycle.config import load_deadlines
+
+    sample.write(tmp_path)
+    assert load_deadlines(tmp_path).schedule == "@hourly", "absent: the defaults"
+    (tmp_path / "deadlines.yaml").write_text("schedule: '0 * * * *'\nnear: {agreements: 60d}\n")
+    assert load_deadlines(tmp_path).near.agreements.text == "60d"
+    (tmp_path / "deadlines.yaml").write_text("near: {agreements: soon}\n")
+    with pytest.raises(ConfigError, match=r"deadlines.yaml: near.agreements: 'soon' is not a duration"):
+        load_deadlines(tmp_path)

@@ -101,6 +101,19 @@ def notifications(models: dict) -> NotificationsFile | None:
     return NotificationsFile(email=incidents.email, contact=incidents.contact, locales=incidents.locales or ["en"])
 
 
+def load_deadlines(directory: str | os.PathLike | None = None) -> DeadlinesFile:
+    """``deadlines.yaml`` alone (its defaults when absent): what ``lifecycle_deadlines``' DAG file needs
+    at parse time.  Its tasks load and check every file when they run."""
+    path = config_dir(directory) / "deadlines.yaml"
+    if not path.exists():
+        return DeadlinesFile()
+    data, problems = read_yaml(path)
+    parsed, found = parse_model(path.name, data, DeadlinesFile) if not problems else (None, [])
+    if problems or found:
+        raise ConfigError(problems + found)
+    return parsed
+
+
 def load_config(directory: str | os.PathLike | None = None) -> Config:
     models, problems, folder = collect(directory)
     if problems:
