@@ -39,9 +39,10 @@ anything is recorded.
 7. **send** (one task per batch, one batch at a time, at most `max_per_second`): each person is recorded before their mail goes, so a rerun never mails anyone twice. Temporary refusals (4xx) are retried with backoff; permanent ones (5xx) count as unreachable.
 8. **contact_lists**: `letters.csv` and `telephone.csv` for people e-mail did not reach (internal: they hold addresses and phone numbers). It and the steps after it also run when there was no mail batch to send (nobody with an e-mail address, or an update with nobody new).
 9. **announce**: the public notice goes to the announcement bucket when the fallback rule fires (or when chosen).
-10. **regulator_reports**: one report per regulator in HTML, PDF and JSON: facts, timeline with the deadline and whether it was met, counts by category and country, channels and delivery figures. No personal information.
-11. **finish**: the figures go into the register; the task's result lists counts and where everything is. It runs after every path: sent, dry run, rejected, and after a failed step.
-12. **run_complete**: the run's last task. A step that failed (preflight, register, resolve, …, regulator_reports, finish) makes it *upstream_failed* and the run **failed**; a dry run and a rejected approval skip the steps after them and end **success**.
+10. **regulator_reports**: one report per regulator in HTML, PDF and JSON: facts, timeline with the deadline and whether it was met, counts by category and country, channels and delivery figures, and how the report is delivered. No personal information.
+11. **deliver_reports**: each report goes to its regulator: e-mailed to the regulator's `contact` with the PDF and JSON attached, and/or uploaded to its `delivery` system. Each regulator is mailed once: its claim is recorded before the mail goes, so a rerun never mails it twice. The register keeps the Message-ID, the SHA-256 of both files, the delivery time (the run's logical time) and whether it was after the deadline (the report and the e-mail then carry *Reasons for delay*). A delivery that failed fails this task; a follow-up run (phase *update*) delivers again.
+12. **finish**: the figures go into the register; the task's result lists counts, what was delivered to each regulator when, against its deadline, and where everything is. It runs after every path: sent, dry run, rejected, and after a failed step.
+13. **run_complete**: the run's last task. A step that failed (preflight, register, resolve, …, deliver_reports, finish) makes it *upstream_failed* and the run **failed**; a dry run and a rejected approval skip the steps after them and end **success**.
 """
 
 from __future__ import annotations
@@ -176,6 +177,12 @@ if CONFIG.incidents is not None:
             ctx = task_context()
             return _notifier(ctx).regulator_reports(ctx.run.run_id)
 
+        @task
+        @terminal_errors
+        def deliver_reports() -> dict:
+            ctx = task_context()
+            return _notifier(ctx).deliver_reports(ctx.run.run_id)
+
         @task(trigger_rule="all_done")
         @terminal_errors
         def finish() -> dict:
@@ -196,14 +203,25 @@ if CONFIG.incidents is not None:
         batches = plan_sends()
         gate >> approve >> batches
         sent = send.expand(batch=batches)
-        listed, announced, reported = contact_lists(), announce(), regulator_reports()
-        [batches, sent] >> listed >> announced >> reported
+        listed, announced, reported, delivered = contact_lists(), announce(), regulator_reports(), deliver_reports()
+        [batches, sent] >> listed >> announced >> reported >> delivered
         recorded = finish()
-        reported >> recorded
+        delivered >> recorded
         # Not below the gate or approve: they skip their direct downstream tasks (dry run, rejected);
         # a failure of either reaches run_complete through plan_sends (upstream_failed).
         run_complete(
-            checked, registered, resolved, obliged, previewed, batches, sent, listed, announced, reported, recorded
+            checked,
+            registered,
+            resolved,
+            obliged,
+            previewed,
+            batches,
+            sent,
+            listed,
+            announced,
+            reported,
+            delivered,
+            recorded,
         )
 
     incident_notification()

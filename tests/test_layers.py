@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "include" / "lifecycle"
-DOMAIN = ("retention", "erasure", "sharing", "incident", "rights", "mail")
+DOMAIN = ("retention", "erasure", "sharing", "incident", "rights", "mail", "notifier", "deadlines")
 #: what the configuration layer may build on: its models' own vocabulary, not the domain
 CONFIG_MAY_IMPORT = {"config", "catalog", "anonymize", "durations", "errors", "reports"}
 

@@ -118,3 +118,29 @@ def test_the_rate_spaces_the_starts_of_mails(tmp_path, sink):
     started = time.monotonic()
     _send(engine, PEOPLE[:6], rate=20)  # five mails (p03 has no address): four gaps of 50 ms at least
     assert time.monotonic() - started >= 4 * 0.05
+
+
+def test_attachments_follow_the_text_and_its_html_alternative_byte_for_byte(sink):
+    from lifecycle.mail import Attachment
+
+    pdf = Attachment("incident-INC-1.pdf", "application/pdf", b"%PDF-1.4\n" + bytes(range(256)) * 40)
+    data = Attachment("incident-INC-1.json", "application/json", '{"report": "事件"}'.encode())
+    with Mailer("smtp_default", "privacy@example.com", 10_000) as mailer:
+        for html in (None, "<p>Report attached</p>"):
+            composed = mailer.compose(
+                "reports@authority.example",
+                Notice("Report", "Report attached", "en", html),
+                key="regulator:INC-1:eu",
+                attachments=[pdf, data],
+            )
+            assert mailer.deliver(composed).status == "sent"
+    for message, html in zip(sink.wait_for(2, timeout=10), (None, "<p>Report attached</p>")):
+        assert message.get_content_type() == "multipart/mixed"
+        assert message.get_body(preferencelist=("plain",)).get_content().strip() == "Report attached"
+        body = message.get_body(preferencelist=("html",))
+        assert (body.get_content().strip() if body is not None and html else None) == html
+        files = {part.get_filename(): part for part in message.iter_attachments()}
+        assert set(files) == {"incident-INC-1.pdf", "incident-INC-1.json"}
+        assert files["incident-INC-1.pdf"].get_content_type() == "application/pdf"
+        assert files["incident-INC-1.pdf"].get_payload(decode=True) == pdf.data
+        assert files["incident-INC-1.json"].get_payload(decode=True) == data.data

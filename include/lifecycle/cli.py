@@ -52,6 +52,11 @@ def cmd_validate(args) -> int:
     print(f"  incidents: {'configured' if config.incidents else 'not configured'}")
     mail = config.notifications
     print(f"  notifications: {f'mail through {mail.email.conn_id!r}' if mail else 'not configured'}")
+    watch = config.deadlines
+    print(
+        f"  deadlines: {watch.schedule or 'not scheduled'}, near = "
+        + ", ".join(f"{name} {window}" for name, window in watch.near)
+    )
     missing = _undefined_connections(config)
     if missing:
         print(f"  connections not defined here: {', '.join(f'{c} (AIRFLOW_CONN_{c.upper()})' for c in missing)}")

@@ -92,6 +92,19 @@ def incident_event(incident_id: str, run_id: str, event: str, part: str | None =
     return _key("incident", incident_id, run_id, event, *([part] if part is not None else []))
 
 
+def regulator_delivery(incident_id: str, run_id: str, regulator_id: str, channel: str) -> str:
+    """One regulator's report of a run, delivered by one channel (``email`` or ``upload``)."""
+    return _key("incident", incident_id, run_id, "delivery", regulator_id, channel)
+
+
+# ------------------------------------------------------------- lifecycle_deadlines
+
+
+def deadlines_summary(run_id: str) -> str:
+    """The summary of a run's findings mailed to the privacy contact (once per run)."""
+    return _key("deadlines", run_id, "summary")
+
+
 # ------------------------------------------------------------------- sharing_<id>
 
 

@@ -111,6 +111,13 @@ class ReportSink:
         self._store.put_bytes(full_key, data, content_type=content_type)
         return Written(f"s3://{self._store.bucket}/{full_key}", digest, len(data))
 
+    def read(self, key: str) -> bytes:
+        """A document written under ``key`` (in the folder, or under the prefix in the bucket), as stored."""
+        if self.reports.path is not None:
+            with open(os.path.join(self._folder, key), "rb") as file:
+                return file.read()
+        return self._store.get_bytes(f"{self.reports.prefix}{key}")
+
     def write_many(self, documents: Iterable[tuple[str, bytes, str]]) -> list[Written]:
         """Write ``(key, data, content type)`` documents, in order of ``documents``.
 

@@ -65,6 +65,7 @@ def test_demo_config_builds_every_dag_without_errors(demo_bag):
     assert bag["errors"] == {}
     assert set(bag["dags"]) == {
         "lifecycle_checks",
+        "lifecycle_deadlines",
         "retention_expiry",
         "cancellation_erasure",
         "incident_notification",
@@ -79,6 +80,7 @@ def test_demo_config_builds_every_dag_without_errors(demo_bag):
         assert "privacy-lifecycle" in dag["tags"], dag_id
     assert bag["dags"]["incident_notification"]["schedule"] == "None"
     assert bag["dags"]["subject_request"]["schedule"] == "@hourly", "requests.yaml: intake.schedule"
+    assert bag["dags"]["lifecycle_deadlines"]["schedule"] == "@hourly"
 
 
 # Trigger rules under which a failed or upstream_failed upstream task makes the task upstream_failed.
@@ -148,7 +150,7 @@ def test_a_hundred_dataset_config_parses_in_under_two_seconds(tmp_path):
     config = sample.write(tmp_path / "config", hundred_datasets())
     bag = parse(config, tmp_path)
     assert bag["errors"] == {}
-    assert len(bag["dags"]) == 5 + 10
+    assert len(bag["dags"]) == 6 + 10
     assert bag["seconds"] < 2.0, f"parsing dags/ took {bag['seconds']:.2f}s"
 
 

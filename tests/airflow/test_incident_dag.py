@@ -6,11 +6,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from lifecycle.config import load_config
 from lifecycle.demo import incident as demo_incident
 from tests.airflow.conftest import AirflowWorld, dag_runs
 from tests.support.s3 import moto_client
 
 AS_OF = "2026-11-20"
+REGULATORS = ".regulator.example"  # the demo regulators' addresses (incidents.yaml)
+LEAD_SA = next(r.contact for r in load_config().incidents.regulators if r.id == "eu_lead_sa")
 
 
 def _states(block: str) -> dict[str, str]:
@@ -36,7 +39,12 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     assert dry["run"] == approved["run"] == "success", result.stdout
     assert dry["preview"] == "success" and dry["approve"] == dry["send"] == dry["announce"] == "skipped"
     assert (
-        approved["approve"] == approved["send[0]"] == approved["regulator_reports"] == approved["finish"] == "success"
+        approved["approve"]
+        == approved["send[0]"]
+        == approved["regulator_reports"]
+        == approved["deliver_reports"]
+        == approved["finish"]
+        == "success"
     )
     assert dry["run_complete"] == approved["run_complete"] == "success", "a dry run is a complete run"
     assert "incident INC-20261120-DEMO (initial, dry run)" in result.stdout, result.stdout
@@ -57,7 +65,8 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     assert set(runs) == {0, 1}
     final = json.loads(runs[0].figures)["final"]
     assert final["emails_sent"] == len(deliveries) == emailable > 0
-    sent = airflow_world.mail.messages[mails_before:]
+    mails = airflow_world.mail.messages[mails_before:]
+    sent = [m for m in mails if not m.envelope_to[0].endswith(REGULATORS)]
     recipients = [r for m in sent for r in m.envelope_to]
     assert len(recipients) == len(set(recipients)) == final["emails_sent"], "one mail each, none in the dry run"
     assert all(m.get_body(preferencelist=("html",)) is not None for m in sent)
@@ -68,12 +77,18 @@ def test_a_dry_run_then_an_approved_run_notify_each_affected_person_once(airflow
     assert (reports / "report.eu_lead_sa.pdf").read_bytes().startswith(b"%PDF")
     assert json.loads((reports / "report.eu_lead_sa.json").read_text())["timeline"]["deadline_met"] is True
     assert (reports / "letters.csv").exists() and (reports / "telephone.csv").exists()
+    [to_regulator] = [m for m in mails if m.envelope_to[0].endswith(REGULATORS)]
+    assert to_regulator.envelope_to == [LEAD_SA]
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in to_regulator.iter_attachments()}
+    assert attached["incident-INC-20261120-DEMO.pdf"] == (reports / "report.eu_lead_sa.pdf").read_bytes()
+    assert final["reports_delivered"]["eu_lead_sa"]["channels"] == {"email": "sent"}
+    assert final["reports_delivered"]["eu_lead_sa"]["late"] is False
     s3 = moto_client(final["announcement"].split("/mic-public-site/")[0])
     page = s3.get_object(Bucket="mic-public-site", Key="notices/INC-20261120-DEMO.html")["Body"].read().decode()
     assert demo_incident.form(datetime(2026, 11, 20), dry_run=False)["cause"] in page
     assert not any(r in page for r in recipients)
 
-    assert airflow_world.mail.count == mails_before + len(sent)
+    assert airflow_world.mail.count == mails_before + len(sent) + 1
     state.dispose()
 
 
@@ -98,8 +113,10 @@ def test_a_follow_up_with_nobody_new_still_writes_its_lists_and_reports(airflow_
     [run] = [r for r in dag_runs(result.stdout) if r["dag_id"] == "incident_notification"]
     assert run["run"] == "success" and run["plan_sends"] == "success", run
     assert run["contact_lists"] == run["announce"] == run["regulator_reports"] == run["finish"] == "success", run
-    assert run["run_complete"] == "success"
-    assert airflow_world.mail.count == mails_before, "nobody new: nobody is mailed again"
+    assert run["deliver_reports"] == run["run_complete"] == "success", run
+    mails = airflow_world.mail.messages[mails_before:]
+    assert [m.envelope_to for m in mails] == [[LEAD_SA]], "nobody new: only the follow-up report goes out"
+    assert mails[0]["Subject"].startswith("Follow-up report")
     state = _state(airflow_world)
     with state.connect() as conn:
         figures = conn.execute(sa.text("SELECT figures FROM lifecycle_incident_runs WHERE phase = 'update'")).scalar()
@@ -155,7 +172,8 @@ def test_with_approval_required_the_run_waits_for_the_standard_providers_approva
     assert shape["errors"] == {}
     assert (shape["approve"], shape["defaults"], shape["timeout"]) == ("ApprovalOperator", ["Reject"], "12:00:00")
     assert shape["downstream"]["not_a_dry_run"] == ["approve"] and shape["downstream"]["approve"] == ["plan_sends"]
-    assert shape["downstream"]["regulator_reports"] == ["finish", "run_complete"]
+    assert shape["downstream"]["regulator_reports"] == ["deliver_reports", "run_complete"]
+    assert shape["downstream"]["deliver_reports"] == ["finish", "run_complete"]
     assert shape["downstream"]["finish"] == ["run_complete"] and shape["downstream"]["run_complete"] == []
     assert shape["params"]["dry_run"] is True and shape["params"]["phase"] == "initial"
     assert {"access_logs", "orders", "chat_photos"} <= set(shape["datasets"]), "choices come from the catalog"

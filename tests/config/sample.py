@@ -141,8 +141,20 @@ INCIDENTS = {
     "announcement": {"system": "media", "key": "notices/{incident_id}.html"},
     "fallback": {"affected_at_least": 500000, "unreachable_fraction_at_least": 0.1},
     "regulators": [
-        {"id": "cac_jiangsu", "name": "Jiangsu CAC", "deadline": "4h", "when": {"affected_at_least": 1000000}},
-        {"id": "eu_lead_sa", "name": "Lead SA", "deadline": "72h", "when": {"subject_countries": ["DE", "FR"]}},
+        {
+            "id": "cac_jiangsu",
+            "name": "Jiangsu CAC",
+            "deadline": "4h",
+            "when": {"affected_at_least": 1000000},
+            "contact": "reports@cac-jiangsu.regulator.example",
+        },
+        {
+            "id": "eu_lead_sa",
+            "name": "Lead SA",
+            "deadline": "72h",
+            "when": {"subject_countries": ["DE", "FR"]},
+            "contact": "breach@lead-sa.regulator.example",
+        },
     ],
     "contact": {"name": "Personal information protection officer", "email": "privacy@mic.example"},
     "locales": ["en", "zh-CN"],

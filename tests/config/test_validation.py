@@ -276,6 +276,69 @@ CASES = [
         "'Germany' is not an ISO 3166-1 alpha-2 country code",
     ),
     (
+        "regulator with neither contact nor delivery",
+        _drop(["incidents.yaml", "regulators", 1, "contact"]),
+        "incidents.yaml",
+        "regulators[1]",
+        "regulator 'eu_lead_sa' has neither contact (an e-mail address) nor delivery {system, prefix}",
+    ),
+    (
+        "regulator contact not an e-mail address",
+        _set(["incidents.yaml", "regulators", 0, "contact"], "Jiangsu CAC, Nanjing"),
+        "incidents.yaml",
+        "regulators[0].contact",
+        "'Jiangsu CAC, Nanjing' is not an e-mail address",
+    ),
+    (
+        "regulator delivery to an unknown system",
+        _set(["incidents.yaml", "regulators", 0, "delivery"], {"system": "cac_portal", "prefix": "in/"}),
+        "incidents.yaml",
+        "regulators[0].delivery.system",
+        "unknown system 'cac_portal'; the catalog has",
+    ),
+    (
+        "regulator delivery to a sql system",
+        _set(["incidents.yaml", "regulators", 0, "delivery"], {"system": "app_db"}),
+        "incidents.yaml",
+        "regulators[0].delivery.system",
+        "needs an s3 system",
+    ),
+    (
+        "regulator delivery without a system",
+        _set(["incidents.yaml", "regulators", 0, "delivery"], {"prefix": "in/"}),
+        "incidents.yaml",
+        "regulators[0].delivery.system",
+        "required",
+    ),
+    (
+        "regulator locale not configured",
+        _set(["incidents.yaml", "regulators", 0, "locale"], "fr"),
+        "incidents.yaml",
+        "regulators[0].locale",
+        "'fr' is not one of incidents.yaml's locales (en, zh-CN)",
+    ),
+    (
+        "deadlines window not a duration",
+        _set(["deadlines.yaml"], {"near": {"agreements": "a month"}}),
+        "deadlines.yaml",
+        "near.agreements",
+        "'a month' is not a duration",
+    ),
+    (
+        "deadlines check unknown",
+        _set(["deadlines.yaml"], {"near": {"subject_request": "1d"}}),
+        "deadlines.yaml",
+        "near.subject_request",
+        "unknown key",
+    ),
+    (
+        "deadlines summary without mail settings",
+        lambda f: f.update({"deadlines.yaml": {"notify": True}}) or f.pop("incidents.yaml"),
+        "deadlines.yaml",
+        "notify",
+        "the summary to the privacy contact needs mail settings",
+    ),
+    (
         "announcement on a sql system",
         _set(["incidents.yaml", "announcement", "system"], "app_db"),
         "incidents.yaml",
@@ -399,3 +462,15 @@ def test_optional_files_may_be_absent(tmp_path):
     config = load_config(tmp_path)
     assert config.cancellation is None and config.incidents is None
     assert config.retention.rules == [] and config.recipients.recipients == []
+
+
+def test_the_deadlines_dag_reads_deadlines_yaml_alone_at_parse_time(tmp_path):
+    from lifecycle.config import load_deadlines
+
+    sample.write(tmp_path)
+    assert load_deadlines(tmp_path).schedule == "@hourly", "absent: the defaults"
+    (tmp_path / "deadlines.yaml").write_text("schedule: '0 * * * *'\nnear: {agreements: 60d}\n")
+    assert load_deadlines(tmp_path).near.agreements.text == "60d"
+    (tmp_path / "deadlines.yaml").write_text("near: {agreements: soon}\n")
+    with pytest.raises(ConfigError, match=r"deadlines.yaml: near.agreements: 'soon' is not a duration"):
+        load_deadlines(tmp_path)

@@ -8,7 +8,7 @@ problem with its file and key path.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from lifecycle.config.loader import config_dir, parse_model, read_yaml
 from lifecycle.config.models import (
     CancellationFile,
     CatalogFile,
+    DeadlinesFile,
     IncidentsFile,
     NotificationsFile,
     RecipientsFile,
@@ -35,6 +36,7 @@ FILES = {
     "incidents.yaml": (IncidentsFile, False),
     "notifications.yaml": (NotificationsFile, False),
     "requests.yaml": (RequestsFile, False),
+    "deadlines.yaml": (DeadlinesFile, False),  # absent: lifecycle_deadlines runs with the defaults
 }
 
 
@@ -48,6 +50,9 @@ class Config:
     incidents: IncidentsFile | None
     notifications: NotificationsFile | None  # mail to people: notifications.yaml (or incidents.yaml's older keys)
     requests: RequestsFile | None = None  # a person's own requests (subject_request DAG)
+    deadlines: DeadlinesFile = field(
+        default_factory=DeadlinesFile
+    )  # what lifecycle_deadlines watches for, and how far ahead
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -85,6 +90,7 @@ def collect(directory: str | os.PathLike | None = None) -> tuple[dict, list[Prob
             if file in models:
                 problems += check(catalog, models[file])
     problems += checks.check_mail(models, notifications(models))
+    problems += checks.check_deadlines(models, notifications(models))
     return models, problems, folder
 
 
@@ -97,6 +103,19 @@ def notifications(models: dict) -> NotificationsFile | None:
     if incidents is None or incidents.email is None or incidents.contact is None:
         return None
     return NotificationsFile(email=incidents.email, contact=incidents.contact, locales=incidents.locales or ["en"])
+
+
+def load_deadlines(directory: str | os.PathLike | None = None) -> DeadlinesFile:
+    """``deadlines.yaml`` alone (its defaults when absent): what ``lifecycle_deadlines``' DAG file needs
+    at parse time.  Its tasks load and check every file when they run."""
+    path = config_dir(directory) / "deadlines.yaml"
+    if not path.exists():
+        return DeadlinesFile()
+    data, problems = read_yaml(path)
+    parsed, found = parse_model(path.name, data, DeadlinesFile) if not problems else (None, [])
+    if problems or found:
+        raise ConfigError(problems + found)
+    return parsed
 
 
 def load_config(directory: str | os.PathLike | None = None) -> Config:
@@ -112,4 +131,5 @@ def load_config(directory: str | os.PathLike | None = None) -> Config:
         incidents=models.get("incidents.yaml"),
         notifications=notifications(models),
         requests=models.get("requests.yaml"),
+        deadlines=models.get("deadlines.yaml", DeadlinesFile()),
     )

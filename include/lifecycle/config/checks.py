@@ -16,7 +16,7 @@ from lifecycle.config.recipients import DELIVERY_PLACEHOLDERS, static_refusals
 from lifecycle.durations import Duration
 from lifecycle.errors import Problem
 
-CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS, NOTIFICATIONS, REQUESTS = (
+CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS, NOTIFICATIONS, REQUESTS, DEADLINES = (
     "catalog.yaml",
     "retention.yaml",
     "cancellation.yaml",
@@ -24,8 +24,10 @@ CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS, NOTIFICATIONS, REQUESTS
     "incidents.yaml",
     "notifications.yaml",
     "requests.yaml",
+    "deadlines.yaml",
 )
 LONGEST_PRESIGNED_LINK = Duration.parse("7d")  # S3's limit for a link signed with SigV4
+REGULATOR_TEMPLATE = "regulator_report"  # the cover e-mail of a regulator's report
 MAIL_KEYS = ("email", "contact", "locales")  # notifications.yaml's; older incidents.yaml files carry them
 
 
@@ -355,6 +357,15 @@ def check_incidents(catalog: Catalog, incidents) -> Iterator[Problem]:
     for i, regulator in enumerate(incidents.regulators):
         for j, category in enumerate(regulator.when.categories):
             yield from _category(catalog, INCIDENTS, f"regulators[{i}].when.categories[{j}]", category)
+        if regulator.contact is None and regulator.delivery is None:
+            yield Problem(
+                INCIDENTS,
+                f"regulators[{i}]",
+                f"regulator {regulator.id!r} has neither contact (an e-mail address) nor delivery "
+                "{system, prefix}: its report could not reach it; give one or both",
+            )
+        if regulator.delivery is not None:
+            yield from _system(catalog, INCIDENTS, f"regulators[{i}].delivery.system", regulator.delivery.system, "s3")
 
 
 def check_mail(models: dict, notifications) -> Iterator[Problem]:
@@ -375,6 +386,14 @@ def check_mail(models: dict, notifications) -> Iterator[Problem]:
         yield Problem(source, "locales", "name at least one locale")
     from lifecycle.reports import TEMPLATES
 
+    if incidents is not None:
+        for i, regulator in enumerate(incidents.regulators):
+            if regulator.locale is not None and regulator.locale not in notifications.locales:
+                yield Problem(
+                    INCIDENTS,
+                    f"regulators[{i}].locale",
+                    f"{regulator.locale!r} is not one of {source}'s locales ({', '.join(notifications.locales)})",
+                )
     for i, locale in enumerate(notifications.locales):
         for file, key, template in notices:
             if not (TEMPLATES / "mail" / f"{template}.{locale}.txt.j2").exists():
@@ -392,6 +411,9 @@ def _notices(incidents, cancellation, requests) -> list[tuple[str, str, str]]:
     found = []
     if incidents is not None:
         found.append((INCIDENTS, "email", "incident_notice"))
+        mailed = [i for i, r in enumerate(incidents.regulators) if r.contact]
+        if mailed:
+            found.append((INCIDENTS, f"regulators[{mailed[0]}].contact", REGULATOR_TEMPLATE))
     if cancellation is not None:
         for kind in ("scheduled", "completed"):
             template = getattr(cancellation.notify, kind)
@@ -402,3 +424,15 @@ def _notices(incidents, cancellation, requests) -> list[tuple[str, str, str]]:
             if template and (kind != "access_ready" or requests.access is not None):
                 found.append((REQUESTS, f"notify.{kind}", template))
     return found
+
+
+def check_deadlines(models: dict, notifications) -> Iterator[Problem]:
+    """A deadlines.yaml that asks for the summary mail needs the mail settings."""
+    deadlines = models.get(DEADLINES)
+    if deadlines is not None and deadlines.notify and notifications is None:
+        yield Problem(
+            DEADLINES,
+            "notify",
+            f"the summary to the privacy contact needs mail settings: add {NOTIFICATIONS} "
+            "(email: conn_id, from; contact), or write notify: false",
+        )

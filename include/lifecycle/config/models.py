@@ -368,12 +368,33 @@ class RegulatorWhen(Model):
     categories: list[str] = []
 
 
+EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def _email_address(value):
+    if isinstance(value, str) and not EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address (write the address alone: reports@authority.example)")
+    return value
+
+
+EmailAddress = Annotated[str, BeforeValidator(_email_address)]
+
+
+class RegulatorUpload(Model):
+    """Where a regulator's report is uploaded: ``<prefix><incident_id>/<run_id>/report.<regulator>.pdf|json``."""
+
+    system: str  # an s3 system of the catalog
+    prefix: str = ""
+
+
 class Regulator(Model):
     id: Name
     name: str
     deadline: DurationField
     when: RegulatorWhen = RegulatorWhen()
-    contact: str | None = None
+    contact: EmailAddress | None = None  # the report is e-mailed here, with its PDF and JSON attached
+    delivery: RegulatorUpload | None = None  # and/or uploaded there
+    locale: str | None = None  # the cover e-mail's language (default: the first of notifications.yaml locales)
 
 
 class ContactPoint(Model):
@@ -467,6 +488,25 @@ class RequestsFile(Model):
     intake: Intake | None = None  # none: requests come from the trigger form only
     access: Access | None = None  # none: access requests are refused
     notify: RequestNotify = RequestNotify()
+
+
+# --------------------------------------------------------------- deadlines.yaml
+
+
+class NearWindows(Model):
+    """How long before its deadline a check reports a finding as *near* (0s: only past ones)."""
+
+    erasure_requests: DurationField = Duration.parse("24h")  # cancellation.yaml complete_within
+    regulator_reports: DurationField = Duration.parse("6h")  # incidents.yaml regulators[].deadline
+    agreements: DurationField = Duration.parse("30d")  # recipients.yaml recipients[].agreement.expires
+
+
+class DeadlinesFile(Model):
+    """The ``lifecycle_deadlines`` DAG: when it looks, how far ahead, whether it mails the contact."""
+
+    schedule: str | None = "@hourly"
+    near: NearWindows = NearWindows()
+    notify: bool = True  # mail notifications.yaml: contact a summary (counts and ids) when anything is near or past
 
 
 # ---------------------------------------------------------- notifications.yaml

@@ -105,7 +105,7 @@ def cmd_run(args) -> int:
     log = Path(args.log or Path(os.environ.get("LIFECYCLE_VAR_DIR", "var")) / "log" / "demo-run.log")
     from lifecycle.demo import sharing
 
-    failed, refused, dag_ids, outcomes = [], [], [], []
+    failed, refused, attention, dag_ids, outcomes = [], [], [], [], []
     with _output_to(log) as out:
         out.write(f"running DAGs as of {as_of:%Y-%m-%d %H:%M} UTC (Airflow's task logs: {log})\n")
         dag_ids = args.dags.split(",") if args.dags else runner.dag_ids()
@@ -122,6 +122,9 @@ def cmd_run(args) -> int:
                 if sharing.refused_by_gate(outcome, state):
                     refused.append(dag_id)  # the gate did its job: a refusal, recorded, not a crash
                     continue
+            if outcome.state != "success" and _deadlines_found(outcome):
+                attention.append(outcome)  # the check did its job: deadlines near or past, mailed, run failed
+                continue
             if outcome.state != "success":
                 failed.append(dag_id)
         for line in sharing.summary(outcomes, as_of):
@@ -130,17 +133,41 @@ def cmd_run(args) -> int:
             out.write(line + "\n")
         for line in demo_requests.summary(outcomes):
             out.write(line + "\n")
+        for outcome in attention:
+            out.write(_deadlines_summary(outcome) + "\n")
         out.write(
-            f"\n{len(outcomes) - len(failed) - len(refused)} of {len(outcomes)} DAG run(s) succeeded"
+            f"\n{len(outcomes) - len(failed) - len(refused) - len(attention)} of {len(outcomes)} DAG run(s) succeeded"
             + (
                 f"; refused by the sharing gate, as configured: {', '.join(refused)} (run state failed, nothing delivered)"
                 if refused
+                else ""
+            )
+            + (
+                f"; deadlines near or past, as the demo world has them: {', '.join(o.dag_id for o in attention)} "
+                "(run state failed, the privacy contact mailed)"
+                if attention
                 else ""
             )
             + (f"; failed: {', '.join(failed)} (see {log})" if failed else "")
             + "\n"
         )
     return 1 if failed else 0
+
+
+def _deadlines_found(outcome) -> bool:
+    """A lifecycle_deadlines run that failed only because it found deadlines near or past."""
+    failed = {task for task, state in outcome.tasks.items() if state in ("failed", "upstream_failed")}
+    return outcome.dag_id == "lifecycle_deadlines" and failed == {"deadlines_kept", "run_complete"}
+
+
+def _deadlines_summary(outcome) -> str:
+    found = outcome.returned.get("check") or {}
+    lines = [f"\ndeadlines as of {found.get('as_of')}: {found.get('past', 0)} past, {found.get('near', 0)} near"]
+    for name, by_state in (found.get("checks") or {}).items():
+        for state in ("past", "near"):
+            if by_state[state]:
+                lines.append(f"  {name} {state}: {', '.join(f['id'] for f in by_state[state])}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,4 +93,9 @@ def summary(outcomes) -> list[str]:
                 f"  report:       {reports}/{result['folder']}/report.{r}.pdf (and .html, .json)"
                 for r in result["regulators"]
             ]
+            lines += [
+                f"  delivered:    {r} by {', '.join(f'{c} ({s})' for c, s in d['channels'].items())} at {d['at']}, "
+                f"deadline {d['deadline']}{' (late)' if d['late'] else ''}"
+                for r, d in result.get("reports_delivered", {}).items()
+            ]
     return lines

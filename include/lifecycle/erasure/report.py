@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from lifecycle import reports
 from lifecycle.clock import iso_utc
 
+if TYPE_CHECKING:
+    from lifecycle.state.erasures import ErasureRecord
+
+
+#: erasure states whose ``complete_within`` clock runs (a legal hold, *held*, suspends it)
+RUNNING = ("pending", "due", "erasing", "failed")
+
+
+def deadlines(config, state) -> list[tuple[ErasureRecord, datetime]]:
+    """Each open request whose clock runs, with the instant it must be done by: requested + ``complete_within``."""
+    within = config.cancellation.complete_within
+    return [(r, within.after(datetime.fromisoformat(r.requested_at))) for r in state.erasures.in_states(*RUNNING)]
+
 
 def overdue(config, state, subject_hash, as_of: datetime) -> list[dict]:
     """Requests not done within ``complete_within`` (legal holds suspend the clock), by keyed hash."""
-    late = []
-    for r in state.erasures.in_states("pending", "due", "erasing", "failed"):
-        deadline = config.cancellation.complete_within.after(datetime.fromisoformat(r.requested_at))
-        if deadline < as_of:
-            late.append({"subject": subject_hash(r.subject_id), "state": r.state, "deadline": iso_utc(deadline)})
-    return late
+    return [
+        {"subject": subject_hash(r.subject_id), "state": r.state, "deadline": iso_utc(deadline)}
+        for r, deadline in deadlines(config, state)
+        if deadline < as_of
+    ]
 
 
 def write_report(config, state, subject_hash, run_id: str, as_of: datetime) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lifecycle import reports
@@ -94,6 +95,10 @@ class Documents:
     def write_bytes(self, name: str, data: bytes, content_type: str) -> str:
         return self.sink.write(f"{self.folder}/{name}", data, content_type=content_type).location
 
+    def read(self, name: str) -> bytes:
+        """A document of the run as the reports destination holds it (what a regulator is sent)."""
+        return self.sink.read(f"{self.folder}/{name}")
+
     def report(self, name: str, document: dict, **evidence) -> dict[str, str]:
         """HTML, PDF (same template) and JSON of one regulator report; ``evidence`` (``kind``,
         ``run_id``, ``key``, ``about``): the ledger entry of a final report."""
@@ -156,8 +161,11 @@ def regulator_report(
     regulator: RegulatorDecision,
     delivery: dict | None,
     draft: bool,
+    channels: Sequence[str] = (),
 ) -> dict:
-    """One regulator's report: the legal items from the facts, counts and decisions; nobody's details."""
+    """One regulator's report: the legal items from the facts, counts and decisions; nobody's details.
+    ``channels``: how the report reaches the regulator (e-mail to its contact, upload to its system),
+    at the run's logical time, the "notified" of the timeline."""
     form, scope, obligations = run.form, run.scope, run.obligations
     notified_at = iso_utc(run.as_of)
     met = run.as_of <= regulator.deadline
@@ -188,6 +196,7 @@ def regulator_report(
             "deadline_after_discovery": regulator.deadline_after_discovery,
             "deadline_met": met,
             "delay_reasons": None if met else (form.delay_reasons or "not given"),
+            "delivered_by": list(channels),
         },
         "scope": {
             "people_affected_this_report": scope.affected,

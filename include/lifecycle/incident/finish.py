@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lifecycle.incident.approval import record_approval
+from lifecycle.incident.report_delivery import summary as delivered_reports
 
 if TYPE_CHECKING:
     from lifecycle.incident.models import Approval, Run
@@ -46,6 +47,7 @@ def finish(services: Services, run_id: str, approval: Approval | None) -> dict:
         **delivery_figures(services, run),
         "announcement": published.url if published else None,
         "regulators": [r.id for r in obligations.matched] if obligations else [],
+        "reports_delivered": delivered_reports(services, run),  # regulator -> at, deadline, late, channels
         "documents": reports.path or reports.system,
         "folder": services.documents(run).folder,
     }

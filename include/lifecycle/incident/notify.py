@@ -5,9 +5,9 @@ goes into XCom: ids, counts and batch numbers, never addresses or names.
 
 register → resolve → obligations → preview (a dry run ends here) → approval
 → send_batch per batch → contact_lists → announce → regulator_reports →
-finish.  The stages live in their own modules (``register``, ``resolve``,
-``obligations``, ``preview``, ``approval``, ``send``, ``lists``,
-``announce``, ``regulator_reports``, ``finish``); the facts they hand each
+deliver_reports → finish.  The stages live in their own modules (``register``,
+``resolve``, ``obligations``, ``preview``, ``approval``, ``send``, ``lists``,
+``announce``, ``regulator_reports``, ``report_delivery``, ``finish``); the facts they hand each
 other are the typed documents of ``models``.  Time comes from the run
 (``as_of``) and the form's ``discovered_at``.
 """
@@ -29,6 +29,7 @@ from lifecycle.incident import (
     preview,
     register,
     regulator_reports,
+    report_delivery,
     resolve,
     send,
 )
@@ -107,6 +108,9 @@ class IncidentNotification:
 
     def regulator_reports(self, run_id: str) -> dict:
         return regulator_reports.regulator_reports(self.services, run_id)
+
+    def deliver_reports(self, run_id: str) -> dict:
+        return report_delivery.deliver_reports(self.services, run_id)
 
     def finish(self, run_id: str, answer: dict | None = None, approve_states: Callable[[], dict] | None = None) -> dict:
         """Record the figures after every path; ``answer`` and ``approve_states`` tell what the approval task did."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from lifecycle.incident import documents
 from lifecycle.incident.models import Figures
+from lifecycle.incident.report_delivery import channels, configured
 from lifecycle.mail import render_notice
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ def preview(services: Services, run_id: str) -> dict:
         "preview/announcement.html", documents.announcement(catalog, mail, run), "text/html; charset=utf-8"
     )
     for regulator in run.obligations.matched:
-        report = documents.regulator_report(catalog, mail, run, regulator, None, draft=True)
+        how = channels(configured(services, regulator.id))
+        report = documents.regulator_report(catalog, mail, run, regulator, None, draft=True, channels=how)
         for kind, location in docs.report(f"preview/report.{regulator.id}", report).items():
             written[f"report.{regulator.id}.{kind}"] = location
     services.save(run_id, figures=Figures(preview=written))

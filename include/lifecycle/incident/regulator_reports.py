@@ -1,7 +1,8 @@
 """Each told regulator's report (HTML, PDF, JSON), with the delivery figures, and its ledger entry.
 
 "Notified" is the run's logical time, so a rerun writes the same report; a
-missed deadline prints the form's ``delay_reasons``.
+missed deadline prints the form's ``delay_reasons``.  The report names how it
+reaches the regulator (``report_delivery`` sends it next).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from lifecycle.evidence import incident_event
 from lifecycle.incident import documents
 from lifecycle.incident.approval import may_send
 from lifecycle.incident.finish import delivery_figures
+from lifecycle.incident.report_delivery import channels, configured
 
 if TYPE_CHECKING:
     from lifecycle.incident.services import Services
@@ -26,7 +28,10 @@ def regulator_reports(services: Services, run_id: str) -> dict:
     delivery = {**delivery_figures(services, run), "announcement": final.to_dict() if final else None}
     docs, written = services.documents(run), {}
     for regulator in run.obligations.matched:
-        report = documents.regulator_report(services.catalog, services.mail, run, regulator, delivery, draft=False)
+        how = channels(configured(services, regulator.id))
+        report = documents.regulator_report(
+            services.catalog, services.mail, run, regulator, delivery, draft=False, channels=how
+        )
         about = {
             "incident": run.incident_id,
             "regulator": regulator.id,

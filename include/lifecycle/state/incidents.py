@@ -1,5 +1,6 @@
 """The incident register (GDPR art. 33(5)): incidents, their runs, the people affected
-per run, and one delivery row per incident and person.
+per run, one delivery row per incident and person, and how each regulator's report
+was delivered (``lifecycle_regulator_deliveries``).
 
 A run's documents (facts, scope, obligations, approval, figures) are JSON
 text, read and written by ``lifecycle.incident.models`` (the one place that
@@ -10,7 +11,7 @@ ids with how they can be reached (``AffectedPerson``), never addresses.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from lifecycle.batching import chunks
 from lifecycle.clock import iso_utc
 from lifecycle.state.claims import Claims
-from lifecycle.state.schema import deliveries, incident_runs, incident_subjects, incidents
+from lifecycle.state.schema import deliveries, incident_runs, incident_subjects, incidents, regulator_deliveries
 
 CHUNK = 5000
 
@@ -55,6 +56,25 @@ class AffectedPerson:
         return self.new and self.reach == "email"
 
 
+@dataclass(frozen=True)
+class RegulatorDelivery:
+    """How one regulator's report of a run went out by one channel (a row of ``lifecycle_regulator_deliveries``)."""
+
+    run_id: str
+    regulator_id: str
+    channel: str  # email | upload | register (a report written before deliveries were recorded)
+    incident_id: str
+    phase: str
+    status: str  # sent | uploaded | undeliverable | deferred | uncertain | before_delivery
+    target: str | None  # the regulator's address, or s3://bucket/prefix
+    message_id: str | None
+    pdf_sha256: str | None
+    json_sha256: str | None
+    delivered_at: str | None  # the run's logical time
+    deadline: str
+    late: bool
+
+
 def _now() -> str:
     return iso_utc(datetime.now(UTC))
 
@@ -62,6 +82,11 @@ def _now() -> str:
 def _notice(incident_id: str) -> str:
     """The incident's name in the claim table (``lifecycle_deliveries``)."""
     return f"incident:{incident_id}"
+
+
+def regulator_notice(incident_id: str, run_id: str) -> str:
+    """A run's regulator reports in the claim table: one row per regulator (its id as the subject)."""
+    return f"regulator:{incident_id}:{run_id}"
 
 
 _INCIDENT_ROWS = deliveries.c.notice.startswith("incident:", autoescape=True)
@@ -87,6 +112,12 @@ class Incidents:
                 .order_by(incident_runs.c.created_at, incident_runs.c.run_id)
             ).all()
         return [IncidentRun(**row._mapping) for row in rows]
+
+    def all_runs(self) -> list[IncidentRun]:
+        """Every run of every incident, oldest first (incidents are few; their runs fewer than a dozen each)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(incident_runs).order_by(incident_runs.c.created_at, incident_runs.c.run_id))
+            return [IncidentRun(**row._mapping) for row in rows]
 
     def exists(self, incident_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -286,3 +317,30 @@ class Incidents:
                     )
                 )
             ]
+
+    # ----------------------------------------------------- regulator deliveries
+
+    def record_regulator_delivery(self, delivery: RegulatorDelivery) -> RegulatorDelivery:
+        """Enter one channel's delivery once; returns the row as the register holds it (a rerun
+        gets the first one back, with the hashes of what was sent then)."""
+        table = regulator_deliveries
+        key = (
+            table.c.run_id == delivery.run_id,
+            table.c.regulator_id == delivery.regulator_id,
+            table.c.channel == delivery.channel,
+        )
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(table).where(*key)).first()
+            if found is not None:
+                return RegulatorDelivery(**found._mapping)
+            conn.execute(table.insert().values(**asdict(delivery)))
+        return delivery
+
+    def regulator_deliveries(self, run_id: str | None = None) -> list[RegulatorDelivery]:
+        """The deliveries of one run, or of every run, by run, regulator and channel."""
+        table = regulator_deliveries
+        query = sa.select(table).order_by(table.c.run_id, table.c.regulator_id, table.c.channel)
+        if run_id is not None:
+            query = query.where(table.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [RegulatorDelivery(**row._mapping) for row in conn.execute(query)]

@@ -1,5 +1,5 @@
 """Erasure notices: the claim rows of ``notice:<template>`` in ``lifecycle_deliveries``,
-one per template and person.
+one per template and person; and the rows of notices named in full (``claims_of``).
 
 A row is claimed ``sending`` before the mail (``Claims``) and becomes
 ``sent``, ``undeliverable``, ``deferred``, ``skipped`` (no address) or
@@ -56,6 +56,18 @@ class Notices:
 
     def claims(self, template: str, scope: str) -> Claims:
         return Claims(self.engine, PREFIX + template, scope)
+
+    def claims_of(self, notice: str, scope: str) -> Claims:
+        """The claim rows of a notice named in full (``deadlines:<run>``: the summary of a run's findings)."""
+        return Claims(self.engine, notice, scope, no_address="undeliverable")
+
+    def claimed(self, notice: str) -> dict[str, tuple[str, str | None]]:
+        """(status, Message-ID) of each row of a notice named in full, by subject."""
+        query = sa.select(deliveries.c.subject_id, deliveries.c.status, deliveries.c.message_id).where(
+            deliveries.c.notice == notice
+        )
+        with self.engine.connect() as conn:
+            return {subject: (status, message_id) for subject, status, message_id in conn.execute(query)}
 
     def rows(self, template: str, subjects: Sequence[str]) -> dict[str, NoticeRow]:
         """The rows of ``template`` for ``subjects``, by subject."""

@@ -253,6 +253,35 @@ recipient_deletions = sa.Table(
     sa.Column("ledger_hash", sa.String(64)),
 )
 
+# -- regulator deliveries (migration 7) ------------------------------------------
+# One row per run, regulator and channel: how each regulator's report reached it
+# (``email``: its claim is the ``regulator:<incident>:<run>`` row of
+# lifecycle_deliveries, the Message-ID copied here; ``upload``: the objects put
+# in the regulator's system), the SHA-256 of the PDF and JSON sent, the run's
+# logical time as the delivery time, and the deadline it was measured against.
+# Reports written by approved runs before this table existed get one
+# ``register`` row with status ``before_delivery`` each (delivered, if at all,
+# outside the lifecycle).
+regulator_deliveries = sa.Table(
+    "lifecycle_regulator_deliveries",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("regulator_id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),  # email | upload | register
+    sa.Column("incident_id", sa.String(64), nullable=False, index=True),
+    sa.Column("phase", sa.String(16), nullable=False),  # initial | update
+    sa.Column(
+        "status", sa.String(16), nullable=False
+    ),  # sent | uploaded | undeliverable | deferred | uncertain | before_delivery
+    sa.Column("target", sa.Text),  # the regulator's address, or s3://bucket/prefix of the upload
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("pdf_sha256", sa.String(64)),
+    sa.Column("json_sha256", sa.String(64)),
+    sa.Column("delivered_at", sa.String(32)),  # the run's logical time: a rerun records the same
+    sa.Column("deadline", sa.String(32), nullable=False),
+    sa.Column("late", sa.Boolean, nullable=False),
+)
+
 GENESIS = "0" * 64
 
 
@@ -335,6 +364,40 @@ def _v6_one_claim_table(conn: sa.Connection, now: str) -> None:
         incident_deliveries.drop(conn)
 
 
+def _v7_regulator_deliveries(conn: sa.Connection, now: str) -> None:
+    """The table, and a ``before_delivery`` row for each report an approved run wrote before it existed,
+    so that those are not taken for reports still owed."""
+    import json
+
+    metadata.create_all(conn, tables=[regulator_deliveries], checkfirst=True)
+    if conn.execute(sa.select(regulator_deliveries.c.run_id).limit(1)).first() is not None:
+        return  # a migration interrupted after its inserts: they were committed with the table
+    rows = []
+    query = sa.select(incident_runs).where(incident_runs.c.dry_run.is_(False), incident_runs.c.figures.is_not(None))
+    for part in _pages(conn, query):
+        for run in part:
+            approval = json.loads(run["approval"] or "null") or {}
+            reports = json.loads(run["figures"]).get("reports") or {}
+            if approval.get("decision") != "approved" or not reports:
+                continue
+            deadlines = {r["id"]: r["deadline"] for r in json.loads(run["obligations"] or "{}").get("regulators", [])}
+            rows += [
+                {
+                    "run_id": run["run_id"],
+                    "regulator_id": regulator,
+                    "channel": "register",
+                    "incident_id": run["incident_id"],
+                    "phase": run["phase"],
+                    "status": "before_delivery",
+                    "deadline": deadlines.get(regulator, ""),
+                    "late": False,
+                }
+                for regulator in reports
+            ]
+    if rows:
+        conn.execute(regulator_deliveries.insert(), rows)
+
+
 def _v8_subject_requests(conn: sa.Connection, now: str) -> None:
     metadata.create_all(conn, tables=[subject_requests, recipient_deletions], checkfirst=True)
 
@@ -353,7 +416,8 @@ MIGRATIONS = [
     (4, _v4_incidents),
     (5, _v5_notices),
     (6, _v6_one_claim_table),
-    (8, _v8_subject_requests),  # 7: regulator deliveries
+    (7, _v7_regulator_deliveries),
+    (8, _v8_subject_requests),
 ]
 
 
