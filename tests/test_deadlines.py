@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from lifecycle import deadlines
 from lifecycle.clock import iso_utc
@@ -179,6 +180,7 @@ def test_each_check_reports_what_is_near_or_past_at_the_runs_logical_date(watche
     report = deadlines.check(config, state, AS_OF)
     assert _ids(report) == {
         "erasure_requests": {"past": ["r1"], "near": ["r5", "r2,r2b", "r3"]},
+        "subject_requests": {"past": [], "near": []},
         "regulator_reports": {"past": ["INC-D/sa", "INC-B/cac"], "near": ["INC-A/eu"]},
         "agreements": {"past": ["lapsed"], "near": ["last_day", "renewing"]},
     }
@@ -300,3 +302,31 @@ def test_nothing_to_report_or_notify_false_mails_nobody(engine, tmp_path, sink):
         "why": "nothing near or past",
     }
     assert sink.messages == []
+
+
+def test_a_persons_request_still_open_after_respond_within_is_past_and_a_done_one_is_not(tmp_path):
+    from lifecycle.state.requests import SubjectRequest
+
+    files = copy.deepcopy(sample.FILES)
+    files["requests.yaml"] = {"respond_within": "7d"}
+    config = load_config(sample.write(tmp_path / "config", files))
+    state = StateStore(sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}"))
+
+    def received(request_id: str, days_ago: float, state_name: str = "received") -> None:
+        when = AS_OF - timedelta(days=days_ago)
+        request = SubjectRequest(
+            request_id, "access", "7", "form", (), None, "received", None,
+            when.isoformat(), (when + timedelta(days=7)).isoformat(), None, None, None, None, when.isoformat(),
+        )  # fmt: skip
+        state.requests.receive(request)
+        if state_name != "received":
+            state.requests.update(request_id, state_name, at=AS_OF)
+
+    received("late", 8)
+    received("planned-late", 7.5, "planned")
+    received("tomorrow", 6.5)
+    received("answered", 9, "done")
+    received("no-such-person", 9, "rejected")
+    received("fresh", 1)
+    found = _ids(deadlines.check(config, state, AS_OF))["subject_requests"]
+    assert found == {"past": ["late", "planned-late"], "near": ["tomorrow"]}, "a dry run does not answer a request"

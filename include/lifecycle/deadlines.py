@@ -7,6 +7,8 @@ deadlines only, never a name or an address.
 * ``erasure_requests``: cancellations not done within ``cancellation.yaml:
   complete_within`` (the clock ``erasure.report.deadlines`` runs; a legal hold
   suspends it), by request id;
+* ``subject_requests``: a person's requests still open after ``requests.yaml:
+  respond_within`` (dry runs do not close them), by request id;
 * ``regulator_reports``: regulator reports not delivered
   (``incident.report_delivery.owed_reports``), by ``<incident id>/<regulator id>``;
 * ``agreements``: ``recipients.yaml`` agreements by their ``expires`` date
@@ -90,6 +92,21 @@ def erasure_requests(watch: Watch) -> list[Finding]:
     return found
 
 
+def subject_requests(watch: Watch) -> list[Finding]:
+    """A person's requests still open (received, planned by a dry run, failed) near or past
+    ``requests.yaml: respond_within``, by request id."""
+    if watch.config.requests is None:
+        return []
+    near = watch.config.deadlines.near.subject_requests
+    found = []
+    for request in watch.state.requests.open_requests():
+        deadline = datetime.fromisoformat(request.due_at)
+        state = watch.judge(deadline, near)
+        if state:
+            found.append(Finding(request.request_id, request.due_at, state))
+    return found
+
+
 def regulator_reports(watch: Watch) -> list[Finding]:
     """Regulator reports not delivered with their deadline near or past, as ``<incident>/<regulator>``."""
     near = watch.config.deadlines.near.regulator_reports
@@ -118,6 +135,7 @@ def agreements(watch: Watch) -> list[Finding]:
 Check = Callable[[Watch], list[Finding]]
 CHECKS: tuple[tuple[str, Check], ...] = (
     ("erasure_requests", erasure_requests),
+    ("subject_requests", subject_requests),
     ("regulator_reports", regulator_reports),
     ("agreements", agreements),
 )

@@ -497,6 +497,7 @@ class NearWindows(Model):
     """How long before its deadline a check reports a finding as *near* (0s: only past ones)."""
 
     erasure_requests: DurationField = Duration.parse("24h")  # cancellation.yaml complete_within
+    subject_requests: DurationField = Duration.parse("24h")  # requests.yaml respond_within
     regulator_reports: DurationField = Duration.parse("6h")  # incidents.yaml regulators[].deadline
     agreements: DurationField = Duration.parse("30d")  # recipients.yaml recipients[].agreement.expires
 
