@@ -22,12 +22,7 @@ Ratio = raw seconds ÷ lifecycle seconds (the same rows and bytes moved).
 
 ``ACCESS_BENCH_PROFILE=<path>`` writes the lifecycle side's profile (pstats).
 
-Figures of 2026-12-02 (2 cores, PostgreSQL 15, moto 5 server, defaults):
-``--repeat 2``: lifecycle 89.9 s / 74.7 s, raw 117.1 s / 80.4 s, ratio median
-1.19 (1.30, 1.08); peak RSS lifecycle 197 MB, raw 206 MB (zip 1,001 MiB).  A
-first run right after seeding 1 GiB into moto gave 169.9 s against 54.7 s
-(0.32): moto's own pace dominates and varies from run to run; at 20,000 rows
-and 200 objects the ratio was 0.82.
+Figures: bench/README.md.
 """
 
 from __future__ import annotations
