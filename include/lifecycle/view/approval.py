@@ -83,7 +83,9 @@ def render_body(state, sink, run_id: str, locales: list[str], *, base: str = "")
         lines.append(f"- **Public announcement**: {verdict} ({'; '.join(fallback.reasons) or 'no rule met'})")
     notice = _notice(sink, run.incident_id, run_id, locales)
     lines += ["", f"**The notice in {notice[0]}**, as each person gets it (with their name):", ""]
-    lines += [f"> {line}" if line else ">" for line in notice[1].splitlines()] or ["> (no preview written)"]
+    # a quote, line by line (two trailing spaces: a hard line break), headings in bold
+    quoted = [f"> **{t}**  " if t.isupper() else f"> {t}  " if t else ">" for t in notice[1].splitlines()]
+    lines += quoted or ["> (no preview written)"]
     lines += [
         "",
         f"Other languages, the announcement and the regulators' reports: [Incident page]({page})",

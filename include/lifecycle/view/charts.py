@@ -13,8 +13,9 @@ def bars(points: list[tuple[str, int]], *, title: str, color: str = "#2b6cb0") -
         return f'<p class="muted">{escape(title)}: nothing recorded yet</p>'
     top = max(v for _, v in points) or 1
     step = (WIDTH - 2 * PAD) / len(points)
-    width = max(step * 0.8, 1.0)
+    width = min(max(step * 0.8, 1.0), 28.0)
     parts = [
+        f'<figure class="chart"><figcaption>{escape(title)}</figcaption>',
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
@@ -34,5 +35,5 @@ def bars(points: list[tuple[str, int]], *, title: str, color: str = "#2b6cb0") -
         f'<text x="{WIDTH - PAD}" y="{HEIGHT - 6}" font-size="11" fill="#555" text-anchor="end">'
         f"{escape(points[-1][0])}</text>"
     )
-    parts.append("</svg>")
+    parts.append("</svg></figure>")
     return "".join(parts)
