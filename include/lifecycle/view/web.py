@@ -20,7 +20,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lifecycle import reports
 from lifecycle.view import charts, documents, incidents, overview
-from lifecycle.view.permissions import CONTACT_LISTS, EVERYTHING, INCIDENTS, Abilities, abilities, lifecycle_dag_ids
+from lifecycle.view.permissions import (
+    CONTACT_LISTS,
+    EVERYTHING,
+    INCIDENTS,
+    Abilities,
+    abilities,
+    auth_manager_check,
+    lifecycle_dag_ids,
+)
 
 log = logging.getLogger(__name__)
 SANDBOX = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -87,15 +95,8 @@ async def viewer(request: Request) -> Viewer:
     from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 
     user = await get_user(request, None, await bearer_scheme(request))
-    check = _check(get_auth_manager(), user)
-    may = abilities(check, lifecycle_dag_ids(sources().config))
+    may = abilities(auth_manager_check(get_auth_manager(), user), lifecycle_dag_ids(sources().config))
     return Viewer(getattr(user, "username", None) or user.get_name(), may)
-
-
-def _check(auth_manager, user):
-    from lifecycle.view.permissions import auth_manager_check
-
-    return auth_manager_check(auth_manager, user)
 
 
 Caller = Annotated[Viewer, Depends(viewer)]
