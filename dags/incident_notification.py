@@ -57,14 +57,17 @@ from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_complete, task_contex
 CONFIG = load_config()
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
-APPROVAL_BODY = """Approve to send the notices of this incident now.
+# the Privacy view's macro renders the counts, deadlines and the English notice (plugins/privacy_view.py);
+# without the plugin, the steps' return values
+APPROVAL_BODY = """{% if macros.privacy_view is defined %}{{ macros.privacy_view.approval_body(ti) }}{% else %}\
+Approve to send the notices of this incident now.
 
 * Incident: {{ ti.xcom_pull(task_ids='register') }}
 * People: {{ ti.xcom_pull(task_ids='resolve') }}
 * Obligations: {{ ti.xcom_pull(task_ids='obligations') }}
 * Previews to read first: {{ ti.xcom_pull(task_ids='preview') }}
 
-Reject, or no answer in time, ends the run with nothing sent."""
+Reject, or no answer in time, ends the run with nothing sent.{% endif %}"""
 
 
 def _notifier(ctx):

@@ -112,7 +112,8 @@ class ReportSink:
         return Written(f"s3://{self._store.bucket}/{full_key}", digest, len(data))
 
     def read(self, key: str) -> bytes:
-        """A document written under ``key`` (in the folder, or under the prefix in the bucket), as stored."""
+        """A document written under ``key`` (as ``keys`` lists it: in the folder, or under the
+        prefix in the bucket), as stored."""
         if self.reports.path is not None:
             with open(os.path.join(self._folder, key), "rb") as file:
                 return file.read()
@@ -131,6 +132,26 @@ class ReportSink:
         self._store  # noqa: B018  (opened once here, not by each thread)
         with ThreadPoolExecutor(self.parallel_puts) as pool:
             return list(pool.map(lambda doc: self.write(doc[0], doc[1], content_type=doc[2]), documents))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every document key under ``prefix`` (relative to the destination), sorted.
+
+        In a folder, only regular files inside it (a symbolic link that leads out is
+        not listed); unfinished writes (``.tmp``) are left out."""
+        if self.reports.path is None:
+            base = self.reports.prefix
+            return sorted(k[len(base) :] for k in self._store.keys(base + prefix) if not k.endswith(".tmp"))
+        root = os.path.realpath(self._folder)
+        start = os.path.join(root, prefix) if prefix else root
+        found = []
+        for folder, _dirs, files in os.walk(start if os.path.isdir(start) else os.path.dirname(start)):
+            for name in files:
+                path = os.path.join(folder, name)
+                key = os.path.relpath(path, root).replace(os.sep, "/")
+                inside = os.path.realpath(path).startswith(root + os.sep)
+                if inside and key.startswith(prefix) and not name.endswith(".tmp"):
+                    found.append(key)
+        return sorted(found)
 
 
 @dataclass(frozen=True)

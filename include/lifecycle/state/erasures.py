@@ -90,6 +90,29 @@ class Erasures:
                 ).all()
             )
 
+    def queue(self, *, overdue_before: str) -> tuple[str | None, int]:
+        """Of the open cancellations: the oldest request's instant, and how many were
+        requested before ``overdue_before`` (ISO UTC), i.e. are past their completion time."""
+        open_rows = erasures.c.state.in_(OPEN)
+        with self.engine.connect() as conn:
+            oldest = conn.execute(sa.select(sa.func.min(erasures.c.requested_at)).where(open_rows)).scalar()
+            late = conn.execute(
+                sa.select(sa.func.count()).where(open_rows, erasures.c.requested_at < overdue_before)
+            ).scalar()
+        return oldest, int(late or 0)
+
+    def per_day(self, *, excluding: Sequence[str] = ()) -> tuple[dict[str, int], dict[str, int]]:
+        """``({day: first seen}, {day: completed})`` of the subjects not in a state of
+        ``excluding``: days as ``YYYY-MM-DD``, for the queue over time."""
+        out = []
+        with self.engine.connect() as conn:
+            for column in (erasures.c.first_seen, erasures.c.completed_at):
+                day = sa.func.substr(column, 1, 10)
+                where = [column.is_not(None), erasures.c.state.not_in(excluding)]
+                rows = conn.execute(sa.select(day, sa.func.count()).where(*where).group_by(day)).all()
+                out.append({d: int(n) for d, n in rows})
+        return out[0], out[1]
+
     def record_intake(self, results: Sequence[Intake], *, at: str) -> None:
         """Write what intake decided, in one transaction; ``at`` (the run's time) dates the
         change and, for a subject seen for the first time, the first sighting."""

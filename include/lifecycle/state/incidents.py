@@ -119,6 +119,13 @@ class Incidents:
             rows = conn.execute(sa.select(incident_runs).order_by(incident_runs.c.created_at, incident_runs.c.run_id))
             return [IncidentRun(**row._mapping) for row in rows]
 
+    def incidents(self, limit: int = 100) -> list[dict]:
+        """The register's incidents, most recently updated first: id, title, discovered_at, updated_at."""
+        query = sa.select(incidents.c.incident_id, incidents.c.title, incidents.c.discovered_at, incidents.c.updated_at)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(incidents.c.updated_at.desc()).limit(limit)).all()
+        return [dict(row._mapping) for row in rows]
+
     def exists(self, incident_id: str) -> bool:
         with self.engine.connect() as conn:
             return (

@@ -172,6 +172,13 @@ class Ledger:
             return conn.execute(query).one()
         return conn.execute(query.with_for_update()).one()
 
+    def head(self) -> tuple[int, str | None]:
+        """How many entries the chain holds (its head's number) and when the last was recorded."""
+        with self.engine.connect() as conn:
+            seq = conn.execute(sa.select(ledger_head.c.seq).where(ledger_head.c.id == 1)).scalar() or 0
+            last = conn.execute(sa.select(ledger_entries.c.recorded_at).where(ledger_entries.c.seq == seq)).scalar()
+        return int(seq), last
+
     def find(self, key: str) -> Entry | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(ledger_entries).where(ledger_entries.c.idempotency_key == key)).first()

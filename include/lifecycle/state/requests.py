@@ -120,3 +120,9 @@ class SubjectRequests:
     def open_requests(self) -> list[SubjectRequest]:
         """Requests not yet done or rejected, soonest due first."""
         return self.in_states(*OPEN)
+
+    def counts(self) -> dict[str, int]:
+        """Requests by state."""
+        column = subject_requests.c.state
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(column, sa.func.count()).group_by(column).order_by(column)).all())
