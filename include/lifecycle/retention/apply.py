@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, replace
 
 from lifecycle.catalog import Catalog
 from lifecycle.connections import hmac_key
-from lifecycle.evidence import retention_batch, retention_dataset_batches
-from lifecycle.retention.plan import Unit
+from lifecycle.evidence import partition_mark, retention_batch, retention_dataset_batches, retention_partition_drop
+from lifecycle.retention.plan import PartitionPlan, Unit
 from lifecycle.retention.selections import Holds, expired, held_pairs
 from lifecycle.state import StateStore
-from lifecycle.stores.contract import Change, KeyRange, Selection
+from lifecycle.stores.contract import Change, KeyRange, Selection, TablePartition
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
 
@@ -92,6 +92,7 @@ def unit_selection(unit: Unit, holds: Holds) -> Selection:
         expired(unit.action, unit.fields, unit.cutoff_at, holds[unit.dataset]),
         kept_if_referenced=unit.action == "delete",
         held=held_pairs(holds),
+        created_not_in=unit.skipped_spans,
     )
 
 
@@ -116,6 +117,10 @@ def apply_unit(
     )
     done = skipped = objects = locked = 0
     finished = state.ledger.keys_with_prefix(retention_dataset_batches(run_id, name))
+    for part in unit.drops:
+        dropped = drop_partition(name, part, selection, run_id=run_id, store=store, state=state, dag_id=dag_id)
+        skipped += dropped is None
+        done += dropped or 0
     for i, key_range in enumerate(unit.ranges, 1):
         key = retention_batch(run_id, name, key_range.low, key_range.high)
         if key in finished:
@@ -147,4 +152,50 @@ def apply_unit(
         )
     if skipped:
         log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
-    return Applied(name, action, done, len(unit.ranges), skipped, objects, locked)
+    return Applied(name, action, done, len(unit.ranges) + len(unit.drops), skipped, objects, locked)
+
+
+def drop_partition(
+    dataset: str,
+    part: PartitionPlan,
+    selection: Selection,
+    *,
+    run_id: str,
+    store,
+    state: StateStore,
+    dag_id: str | None,
+) -> int | None:
+    """Drop one partition whole: look again (holds are read when the task runs) for rows that
+    must stay, mark it in the ledger, detach and drop it, record the drop with the rows counted
+    at plan.  A partition that now holds a held or still-referenced row is not dropped: its
+    selected rows are deleted in one statement instead.  Returns the rows, None when done before.
+    A drop an earlier run marked (``part.run_id``) is finished and recorded under that run."""
+    name = part.name
+    run = part.run_id or run_id
+    key = retention_partition_drop(run, dataset, name)
+    if state.ledger.find(key) is not None:
+        return None
+    started = time.monotonic()
+    low, high = part.span
+    if part.run_id is None and (keeps := store.partition_keeps(dataset, TablePartition(name, low, high), selection)):
+        change = store.delete(dataset, replace(selection, created_not_in=((None, low), (high, None))))
+        record = {
+            **BatchRecord(dataset, part.low, part.high, change.rows, _since(started)).to_json(),
+            "partition": name,
+        }
+        state.ledger.append("retention.delete", record, dag_id=dag_id, run_id=run_id, key=key)
+        log.warning("%s: partition %s now holds %s: kept, %d expired row(s) deleted", dataset, name, keeps, change.rows)
+        return change.rows
+    mark = {"dataset": dataset, "partition": name, "low": part.low, "high": part.high, "rows": part.rows, "run_id": run}
+    state.ledger.append(
+        "retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=partition_mark(dataset, name, run)
+    )
+    store.drop_partition(dataset, name)
+    record = {**BatchRecord(dataset, part.low, part.high, part.rows, _since(started)).to_json(), "partition": name}
+    state.ledger.append("retention.drop_partition", record, dag_id=dag_id, run_id=run, key=key)
+    log.info("%s: partition %s dropped (%d rows) in %.2fs", dataset, name, part.rows, record["seconds"])
+    return part.rows
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
