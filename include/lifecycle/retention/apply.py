@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 from lifecycle.catalog import Catalog
@@ -115,12 +116,71 @@ def apply_unit(
         if action == "anonymize" and any(f.spec.anonymize.strategy == "hmac" for f in fields)
         else None
     )
-    done = skipped = objects = locked = 0
     finished = state.ledger.keys_with_prefix(retention_dataset_batches(run_id, name))
-    for part in unit.drops:
-        dropped = drop_partition(name, part, selection, run_id=run_id, store=store, state=state, dag_id=dag_id)
-        skipped += dropped is None
-        done += dropped or 0
+    with Trailing(state) as records:
+        done, skipped = 0, 0
+        for part in unit.drops:
+            dropped = drop_partition(
+                name, part, selection, run_id=run_id, store=store, records=records, finished=finished, dag_id=dag_id
+            )
+            skipped += dropped is None
+            done += dropped or 0
+        applied = _apply_ranges(unit, selection, fields, key_material, store, records, finished, run_id, dag_id)
+    skipped += applied.resumed
+    if skipped:
+        log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
+    return replace(applied, rows=applied.rows + done, batches=applied.batches + len(unit.drops), resumed=skipped)
+
+
+class Trailing:
+    """Ledger records appended one behind the work: a batch's record is appended by a helper
+    thread while the next batch's change runs, so the commit of the record is off the path.
+    At most one record is in flight, in order; its failure surfaces at the next record or at
+    the end.  A process killed meanwhile loses at most that one batch's record, as one killed
+    between a commit and its record always could: the rerun redoes the range and finds nothing.
+    ``sync`` waits for what is in flight and appends at once (a mark that must come first).
+    Where the ledger is a SQLite file, appends stay in line (one writer at a time)."""
+
+    def __init__(self, state: StateStore):
+        self.ledger = state.ledger
+        self.inline = state.engine.dialect.name == "sqlite"
+        self.pool = None if self.inline else ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self.pending: Future | None = None
+
+    def __enter__(self) -> Trailing:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+
+    def append(self, kind: str, payload: dict, **where) -> None:
+        self.wait()
+        if self.inline:
+            self.ledger.append(kind, payload, **where)
+        else:
+            self.pending = self.pool.submit(self.ledger.append, kind, payload, **where)
+
+    def sync(self, kind: str, payload: dict, **where):
+        self.wait()
+        return self.ledger.append(kind, payload, **where)
+
+    def find(self, key: str):
+        self.wait()
+        return self.ledger.find(key)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+
+def _apply_ranges(unit, selection, fields, key_material, store, records, finished, run_id, dag_id) -> Applied:
+    name, action = unit.dataset, unit.action
+    done = skipped = objects = locked = 0
     for i, key_range in enumerate(unit.ranges, 1):
         key = retention_batch(run_id, name, key_range.low, key_range.high)
         if key in finished:
@@ -134,7 +194,7 @@ def apply_unit(
             change = store.anonymize(name, batch, fields, hmac_key=key_material)
         seconds = round(time.monotonic() - started, 3)
         record = BatchRecord.of(name, key_range, change, seconds)
-        state.ledger.append(f"retention.{action}", record.to_json(), dag_id=dag_id, run_id=run_id, key=key)
+        records.append(f"retention.{action}", record.to_json(), dag_id=dag_id, run_id=run_id, key=key)
         done, objects, locked = done + change.rows, objects + change.objects, locked + len(change.kept)
         log.info(
             "%s: batch %d/%d (keys %s..%s, part %d/%d): %d %sd in %.2fs%s",
@@ -150,9 +210,7 @@ def apply_unit(
             seconds,
             f"; {len(change.kept)} locked version(s) kept" if change.kept else "",
         )
-    if skipped:
-        log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
-    return Applied(name, action, done, len(unit.ranges) + len(unit.drops), skipped, objects, locked)
+    return Applied(name, action, done, len(unit.ranges), skipped, objects, locked)
 
 
 def drop_partition(
@@ -162,7 +220,8 @@ def drop_partition(
     *,
     run_id: str,
     store,
-    state: StateStore,
+    records: Trailing,
+    finished: set[str] = frozenset(),
     dag_id: str | None,
 ) -> int | None:
     """Drop one partition whole: look again (holds are read when the task runs) for rows that
@@ -173,7 +232,7 @@ def drop_partition(
     name = part.name
     run = part.run_id or run_id
     key = retention_partition_drop(run, dataset, name)
-    if state.ledger.find(key) is not None:
+    if key in finished or (part.run_id and records.find(key) is not None):
         return None
     started = time.monotonic()
     low, high = part.span
@@ -183,16 +242,14 @@ def drop_partition(
             **BatchRecord(dataset, part.low, part.high, change.rows, _since(started)).to_json(),
             "partition": name,
         }
-        state.ledger.append("retention.delete", record, dag_id=dag_id, run_id=run_id, key=key)
+        records.append("retention.delete", record, dag_id=dag_id, run_id=run_id, key=key)
         log.warning("%s: partition %s now holds %s: kept, %d expired row(s) deleted", dataset, name, keeps, change.rows)
         return change.rows
     mark = {"dataset": dataset, "partition": name, "low": part.low, "high": part.high, "rows": part.rows, "run_id": run}
-    state.ledger.append(
-        "retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=partition_mark(dataset, name, run)
-    )
+    records.sync("retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=partition_mark(dataset, name, run))
     store.drop_partition(dataset, name)
     record = {**BatchRecord(dataset, part.low, part.high, part.rows, _since(started)).to_json(), "partition": name}
-    state.ledger.append("retention.drop_partition", record, dag_id=dag_id, run_id=run, key=key)
+    records.append("retention.drop_partition", record, dag_id=dag_id, run_id=run, key=key)
     log.info("%s: partition %s dropped (%d rows) in %.2fs", dataset, name, part.rows, record["seconds"])
     return part.rows
 

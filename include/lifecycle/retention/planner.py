@@ -17,7 +17,7 @@ from lifecycle.retention.plan import DatasetPlan, PartitionPlan, Plan, Reference
 from lifecycle.retention.selections import Holds, held_subjects, keeping_referenced, rule_selection
 from lifecycle.retention.shape import stages_of
 from lifecycle.state import StateStore
-from lifecycle.stores.contract import Partitions, References, Selection
+from lifecycle.stores.contract import ALL, Partitions, References, Selection
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
 
@@ -173,20 +173,22 @@ class Planner:
         held = holds.get(entry.dataset, ())
         store = self.stores(entry.system)
         with store.snapshot():
-            total = store.count(entry.dataset)
-            candidates = store.count(entry.dataset, rule_selection(entry, older_than=entry.cutoff_at))
-            eligible = (
-                candidates
-                if entry.cutoff == entry.effective_cutoff
-                else store.count(entry.dataset, rule_selection(entry))
-            )
-            not_held = store.count(entry.dataset, rule_selection(entry, held)) if held else eligible
             acting = going.get(entry.dataset) or rule_selection(entry, held)
-            partitions = self._partitions(entry, store, acting, holds)
-            entry = replace(entry, partitions=partitions)
-            rows_path = replace(acting, created_not_in=_spans(entry.dropped_spans)) if entry.dropped_spans else acting
-            ranges = store.units(entry.dataset, rows_path, self.config.retention.batch_size)
-        act = sum(r.rows for r in ranges) + sum(p.rows for p in entry.drops if p.run_id is None)
+            entry = replace(entry, partitions=self._partitions(entry, store, acting, holds))
+            # a partition dropped whole was counted once (every row of it expired, none held):
+            # the other counts leave it out instead of scanning it again
+            dropped = sum(p.rows for p in entry.drops if p.run_id is None)
+            skip = _spans(entry.dropped_spans)
+
+            def count(selection: Selection = ALL) -> int:
+                return store.count(entry.dataset, replace(selection, created_not_in=skip)) + dropped
+
+            total = count()
+            candidates = count(rule_selection(entry, older_than=entry.cutoff_at))
+            eligible = candidates if entry.cutoff == entry.effective_cutoff else count(rule_selection(entry))
+            not_held = count(rule_selection(entry, held)) if held else eligible
+            ranges = store.units(entry.dataset, replace(acting, created_not_in=skip), self.config.retention.batch_size)
+        act = sum(r.rows for r in ranges) + dropped
         referenced = not_held - act
         fraction = round(act / total, 6) if total else 0.0
         return replace(

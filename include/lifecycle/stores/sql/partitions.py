@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 
 from lifecycle.clock import naive_utc
-from lifecycle.errors import TerminalStoreError, TransientStoreError
+from lifecycle.errors import StoreError, TerminalStoreError, TransientStoreError
 from lifecycle.stores.contract import Selection, TablePartition
 
 log = logging.getLogger(__name__)
@@ -207,31 +207,36 @@ class PartitionDrops:
                 )
             return
         parent = self._qualified(dataset)
-        for _ in range(3):  # attached -> detaching -> detached -> gone
-            with self._connect(dataset, f"read the state of partition {name}") as conn:
-                state, quoted = self._pg_state(conn, dataset, name)
-            if state == "gone":
-                return
-            if state == "detached":
-                self._ddl(dataset, f"drop detached partition {name}", f"DROP TABLE {quoted}")
-                return
-            if state == "detaching":
-                self._ddl(
-                    dataset, f"finish detaching {name}", f"ALTER TABLE {parent} DETACH PARTITION {quoted} FINALIZE"
-                )
-                continue
+        with self._connect(dataset, f"read the state of partition {name}") as conn:
+            state, quoted = self._pg_state(conn, dataset, name)
+        if state == "gone":
+            return
+        if state == "attached":
             how = "" if self._pg_has_default(dataset) else " CONCURRENTLY"
-            self._ddl(dataset, f"detach partition {name}", f"ALTER TABLE {parent} DETACH PARTITION {quoted}{how}")
+            try:
+                self._ddl(dataset, f"detach partition {name}", f"ALTER TABLE {parent} DETACH PARTITION {quoted}{how}")
+            except StoreError:
+                with self._connect(dataset, f"read the state of partition {name}") as conn:
+                    state = self._pg_state(conn, dataset, name)[0]
+                if state != "detaching":  # the concurrent detach failed in its second step: finish it
+                    raise
+        if state == "detaching":
+            self._ddl(dataset, f"finish detaching {name}", f"ALTER TABLE {parent} DETACH PARTITION {quoted} FINALIZE")
         self._ddl(dataset, f"drop detached partition {name}", f"DROP TABLE IF EXISTS {quoted}")
 
     def _pg_has_default(self, dataset: str) -> bool:
+        """Whether the table has a default partition (read once per store and dataset)."""
+        known = self.__dict__.setdefault("_defaults", {})
+        if dataset in known:
+            return known[dataset]
         with self._connect(dataset, "look for a default partition") as conn:
-            return bool(
+            known[dataset] = bool(
                 conn.execute(
                     sa.text("SELECT partdefid <> 0 FROM pg_partitioned_table WHERE partrelid = to_regclass(:parent)"),
                     {"parent": self._qualified(dataset)},
                 ).scalar()
             )
+        return known[dataset]
 
     def _ddl(self, dataset: str, purpose: str, statement: str) -> None:
         """One statement alone (autocommit: ``DETACH … CONCURRENTLY`` may not run in a transaction),
