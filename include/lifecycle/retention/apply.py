@@ -118,13 +118,9 @@ def apply_unit(
     )
     finished = state.ledger.keys_with_prefix(retention_dataset_batches(run_id, name))
     with Trailing(state) as records:
-        done, skipped = 0, 0
-        for part in unit.drops:
-            dropped = drop_partition(
-                name, part, selection, run_id=run_id, store=store, records=records, finished=finished, dag_id=dag_id
-            )
-            skipped += dropped is None
-            done += dropped or 0
+        done, skipped = drop_partitions(
+            name, unit.drops, selection, run_id=run_id, store=store, records=records, finished=finished, dag_id=dag_id
+        )
         applied = _apply_ranges(unit, selection, fields, key_material, store, records, finished, run_id, dag_id)
     skipped += applied.resumed
     if skipped:
@@ -213,45 +209,87 @@ def _apply_ranges(unit, selection, fields, key_material, store, records, finishe
     return Applied(name, action, done, len(unit.ranges), skipped, objects, locked)
 
 
-def drop_partition(
+DROPPERS = 2  # partitions dropped side by side: a drop's time is the file system freeing its files
+
+
+def drop_partitions(
     dataset: str,
-    part: PartitionPlan,
+    parts: tuple[PartitionPlan, ...],
     selection: Selection,
     *,
     run_id: str,
     store,
     records: Trailing,
-    finished: set[str] = frozenset(),
+    finished: set[str],
     dag_id: str | None,
-) -> int | None:
-    """Drop one partition whole: look again (holds are read when the task runs) for rows that
-    must stay, mark it in the ledger, detach and drop it, record the drop with the rows counted
-    at plan.  A partition that now holds a held or still-referenced row is not dropped: its
-    selected rows are deleted in one statement instead.  Returns the rows, None when done before.
-    A drop an earlier run marked (``part.run_id``) is finished and recorded under that run."""
-    name = part.name
-    run = part.run_id or run_id
-    key = retention_partition_drop(run, dataset, name)
-    if key in finished or (part.run_id and records.find(key) is not None):
-        return None
-    started = time.monotonic()
+) -> tuple[int, int]:
+    """Drop partitions whole: for each, look again (holds are read when the task runs) for rows
+    that must stay, mark it in the ledger, then detach and drop it, up to ``DROPPERS`` at a time
+    (detaches take their turn on the parent's lock; the DROPs overlap), and record each drop with
+    the rows counted at plan.  A partition that now holds a held or still-referenced row is not
+    dropped: its selected rows are deleted in one statement instead.  A drop an earlier run
+    marked (``part.run_id``) is finished and recorded under that run.  Returns (rows, skipped)."""
+    done = skipped = 0
+    with ThreadPoolExecutor(DROPPERS, thread_name_prefix="drop") as pool:
+        going = []
+        for part in parts:
+            run = part.run_id or run_id
+            key = retention_partition_drop(run, dataset, part.name)
+            if key in finished or (part.run_id and records.find(key) is not None):
+                skipped += 1
+                continue
+            started = time.monotonic()
+            low, high = part.span
+            probe = TablePartition(part.name, low, high)
+            if part.run_id is None and (keeps := store.partition_keeps(dataset, probe, selection)):
+                done += _delete_kept(
+                    dataset,
+                    part,
+                    selection,
+                    keeps,
+                    started,
+                    store=store,
+                    records=records,
+                    run_id=run_id,
+                    key=key,
+                    dag_id=dag_id,
+                )
+                continue
+            mark = {
+                "dataset": dataset,
+                "partition": part.name,
+                "low": part.low,
+                "high": part.high,
+                "rows": part.rows,
+                "run_id": run,
+            }
+            marked = partition_mark(dataset, part.name, run)
+            records.sync("retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=marked)
+            going.append((part, run, key, started, pool.submit(store.drop_partition, dataset, part.name)))
+        for part, run, key, started, dropping in going:
+            dropping.result()
+            record = {**BatchRecord(dataset, part.low, part.high, part.rows, _since(started)).to_json()}
+            records.append(
+                "retention.drop_partition", {**record, "partition": part.name}, dag_id=dag_id, run_id=run, key=key
+            )
+            log.info("%s: partition %s dropped (%d rows) in %.2fs", dataset, part.name, part.rows, record["seconds"])
+            done += part.rows
+    return done, skipped
+
+
+def _delete_kept(dataset, part, selection, keeps, started, *, store, records, run_id, key, dag_id) -> int:
+    """A partition that must stay after all: its selected rows deleted in one statement."""
     low, high = part.span
-    if part.run_id is None and (keeps := store.partition_keeps(dataset, TablePartition(name, low, high), selection)):
-        change = store.delete(dataset, replace(selection, created_not_in=((None, low), (high, None))))
-        record = {
-            **BatchRecord(dataset, part.low, part.high, change.rows, _since(started)).to_json(),
-            "partition": name,
-        }
-        records.append("retention.delete", record, dag_id=dag_id, run_id=run_id, key=key)
-        log.warning("%s: partition %s now holds %s: kept, %d expired row(s) deleted", dataset, name, keeps, change.rows)
-        return change.rows
-    mark = {"dataset": dataset, "partition": name, "low": part.low, "high": part.high, "rows": part.rows, "run_id": run}
-    records.sync("retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=partition_mark(dataset, name, run))
-    store.drop_partition(dataset, name)
-    record = {**BatchRecord(dataset, part.low, part.high, part.rows, _since(started)).to_json(), "partition": name}
-    records.append("retention.drop_partition", record, dag_id=dag_id, run_id=run, key=key)
-    log.info("%s: partition %s dropped (%d rows) in %.2fs", dataset, name, part.rows, record["seconds"])
-    return part.rows
+    change = store.delete(dataset, replace(selection, created_not_in=((None, low), (high, None))))
+    record = {
+        **BatchRecord(dataset, part.low, part.high, change.rows, _since(started)).to_json(),
+        "partition": part.name,
+    }
+    records.append("retention.delete", record, dag_id=dag_id, run_id=run_id, key=key)
+    log.warning(
+        "%s: partition %s now holds %s: kept, %d expired row(s) deleted", dataset, part.name, keeps, change.rows
+    )
+    return change.rows
 
 
 def _since(started: float) -> float:
