@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from datetime import UTC, date, datetime
 
@@ -206,11 +207,22 @@ class PartitionDrops:
                     f"ALTER TABLE {self._qualified(dataset)} DROP PARTITION {quote(found)}",
                 )
             return
+        with self._detaching:  # a table has one detach pending at most: threads take turns, their DROPs overlap
+            quoted = self._pg_detach(dataset, name)
+        if quoted is not None:
+            self._ddl(dataset, f"drop detached partition {name}", f"DROP TABLE IF EXISTS {quoted}")
+
+    @property
+    def _detaching(self) -> threading.Lock:
+        return self.__dict__.setdefault("_detach_lock", threading.Lock())
+
+    def _pg_detach(self, dataset: str, name: str) -> str | None:
+        """Detach ``name`` if it is still attached or pending; its quoted name, None when gone."""
         parent = self._qualified(dataset)
         with self._connect(dataset, f"read the state of partition {name}") as conn:
             state, quoted = self._pg_state(conn, dataset, name)
         if state == "gone":
-            return
+            return None
         if state == "attached":
             how = "" if self._pg_has_default(dataset) else " CONCURRENTLY"
             try:
@@ -222,7 +234,7 @@ class PartitionDrops:
                     raise
         if state == "detaching":
             self._ddl(dataset, f"finish detaching {name}", f"ALTER TABLE {parent} DETACH PARTITION {quoted} FINALIZE")
-        self._ddl(dataset, f"drop detached partition {name}", f"DROP TABLE IF EXISTS {quoted}")
+        return quoted
 
     def _pg_has_default(self, dataset: str) -> bool:
         """Whether the table has a default partition (read once per store and dataset)."""
