@@ -10,13 +10,22 @@ S3 (moto's server over HTTP): M expired objects in a versioned bucket.  The
 apply phase against a raw list_object_versions + DeleteObjects loop over an
 identical bucket.
 
+Partitions (PostgreSQL): a year of logs, P rows (default 10,000,000) partitioned
+by month, two-thirds past a 4-month cutoff (which falls at noon, so the boundary
+month has expired rows too).  The lifecycle (it drops the eight expired months
+whole and deletes the boundary month's expired rows by key range) against one
+raw ``DELETE … WHERE logged_at < cutoff`` on an identical partitioned copy; and
+the same table unpartitioned (the row path) against the raw DELETE on its copy.
+
     .venv/bin/python bench/retention_bench.py [--rows 1000000] [--objects 10000] [--batch-size 10000]
+    .venv/bin/python bench/retention_bench.py --skip-sql --skip-s3 --partition-rows 1000000 --repeat 1
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import os
 import statistics
 import sys
@@ -56,7 +65,7 @@ def _config(folder: Path, batch_size: int, datasets: dict, rules: list):
     return load_config(sample.write(folder / "config", files))
 
 
-def _apply_all(retention: Retention, plan, system: str, workers: int) -> float:
+def _apply_all(retention: Retention, plan, system: str, workers: int, as_of: datetime = AS_OF) -> float:
     """Run the apply units as the DAG does: stage by stage, the units of a
     stage side by side on ``workers`` workers (the system's pool slots)."""
     groups = retention.gate(plan)
@@ -64,7 +73,7 @@ def _apply_all(retention: Retention, plan, system: str, workers: int) -> float:
     for stage in range(3):
         units = groups.get(unit_group(system, stage), [])
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda unit: retention.apply(unit, plan.run_id, AS_OF), units))
+            list(pool.map(lambda unit: retention.apply(unit, plan.run_id, as_of), units))
     return time.perf_counter() - started
 
 
@@ -157,6 +166,137 @@ def bench_sql(admin_url: str, rows: int, batch_size: int, workers: int, layout: 
         admin.dispose()
 
 
+PARTITION_AS_OF = datetime(2026, 6, 1, 12, tzinfo=UTC)  # keep 4mo: cutoff 2026-02-01 12:00
+PARTITION_CUTOFF = datetime(2026, 2, 1, 12)
+MONTHS = [datetime(2025 + (5 + m) // 12, (5 + m) % 12 + 1, 1) for m in range(13)]  # 2025-06-01 .. 2026-06-01
+
+
+def _log_table(conn, table: str, rows: int, partitioned: bool) -> None:
+    """``rows`` logs spread evenly over the year before PARTITION_AS_OF's day, ids growing with time."""
+    key = "PRIMARY KEY (id, logged_at)" if partitioned else "PRIMARY KEY (id)"
+    conn.execute(
+        sa.text(
+            f"CREATE TABLE {table} (id bigint NOT NULL, user_id integer, ip varchar(45), path varchar(200), "
+            f"logged_at timestamp NOT NULL, {key}){' PARTITION BY RANGE (logged_at)' if partitioned else ''}"
+        )
+    )
+    if partitioned:
+        for low, high in itertools.pairwise(MONTHS):
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {table}_{low:%Y_%m} PARTITION OF {table} "
+                    f"FOR VALUES FROM ('{low:%Y-%m-%d}') TO ('{high:%Y-%m-%d}')"
+                )
+            )
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {table}_later PARTITION OF {table} FOR VALUES FROM ('{MONTHS[-1]:%Y-%m-%d}') TO (MAXVALUE)"
+            )
+        )
+    conn.execute(
+        sa.text(
+            # the held subjects (7, 70, 700) signed up in the boundary month: their rows keep no month whole
+            f"INSERT INTO {table} SELECT g, CASE WHEN at < '2026-02-01' AND (g % 1000) IN (6, 69, 699) THEN 1 "
+            "ELSE 1 + (g % 1000) END, '10.0.' || (g % 250) || '.' || (g % 200), '/p/' || g, at FROM "
+            "(SELECT g, timestamp '2025-06-01' + (g - 1) * (31536000.0 / :n) * interval '1 second' AS at "
+            "FROM generate_series(1, :n) g) AS generated"
+        ),
+        {"n": rows},
+    )
+    conn.execute(sa.text(f"CREATE INDEX {table}_logged_at ON {table} (logged_at)"))
+    conn.execute(sa.text(f"CREATE INDEX {table}_user_id ON {table} (user_id)"))
+
+
+def bench_partitions(admin_url: str, rows: int, batch_size: int, workers: int) -> list[dict]:
+    """The partitioned table and the same table unpartitioned, each against the raw DELETE on its copy."""
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    engine = sa.create_engine(sa.make_url(admin_url).set(database=name))
+    results = []
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE users (id integer PRIMARY KEY, email varchar(255), name varchar(100), "
+                    "password_hash varchar(128), tier varchar(20), created_at timestamp)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users SELECT g, 'u' || g || '@example.com', 'User ' || g, NULL, 'gold', "
+                    "'2020-01-01' FROM generate_series(1, 1000) g"
+                )
+            )
+        for partitioned in (True, False):
+            with engine.begin() as conn:
+                for table in ("access_logs", "access_logs_raw"):
+                    conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+                    _log_table(conn, table, rows, partitioned)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("VACUUM ANALYZE"))
+            folder = Path(tempfile.mkdtemp(prefix="bench-part-"))
+            config = _config(
+                folder,
+                batch_size,
+                {"users", "access_logs"},
+                [{"name": "logs-4mo", "applies_to": {"datasets": ["access_logs"]}, "keep": "4mo"}],
+            )
+            state = StateStore(engine, dataset_names={"users", "access_logs"})
+            for subject in HELD:
+                state.holds.add(subject, reason="benchmark hold", today=PARTITION_AS_OF.date())
+            retention = Retention(
+                config, state, open_store=lambda system, c=config: SqlStore(engine, c.catalog, system)
+            )
+            started = time.perf_counter()
+            plan = retention.plan(f"bench-{name}-{partitioned}", PARTITION_AS_OF)
+            plan_seconds = time.perf_counter() - started
+            planned = plan.dataset("access_logs")
+            for part in planned.partitions:
+                print(f"     partition {part.name}: {part.rows:,} rows: {part.why}")
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("CHECKPOINT"))
+            dag_seconds = _apply_all(retention, plan, "app_db", workers, PARTITION_AS_OF)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("CHECKPOINT"))
+            started = time.perf_counter()
+            with engine.begin() as conn:
+                raw_rows = conn.execute(
+                    sa.text("DELETE FROM access_logs_raw WHERE logged_at < :c"), {"c": PARTITION_CUTOFF}
+                ).rowcount
+            raw_seconds = time.perf_counter() - started
+            verified = retention.verify(plan)["access_logs"]
+            timings = {}
+            for entry in state.ledger.entries(run_id=plan.run_id):
+                if entry.kind in ("retention.delete", "retention.drop_partition"):
+                    timings[entry.kind] = timings.get(entry.kind, 0.0) + entry.payload["seconds"]
+            print("     seconds recorded per kind (summed over workers):", timings)
+            results.append(
+                {
+                    "table": "partitioned by month" if partitioned else "unpartitioned",
+                    "rows": rows,
+                    "expired": raw_rows,
+                    "dropped": len(planned.drops),
+                    "batches": len(planned.ranges),
+                    "held": planned.held,
+                    "plan_seconds": plan_seconds,
+                    "dag_rows": planned.to_delete,
+                    "dag_seconds": dag_seconds,
+                    "raw_rows": raw_rows,
+                    "raw_seconds": raw_seconds,
+                    "remaining": verified["remaining"],
+                    "ratio": (planned.to_delete / dag_seconds) / (raw_rows / raw_seconds),
+                }
+            )
+        return results
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
 def bench_s3(objects: int, batch_size: int) -> dict:
     with moto_process() as endpoint:
         client = moto_client(endpoint)
@@ -237,6 +377,13 @@ def main() -> int:
         help="ordered: ids grow with time, as in a log (default); interleaved: ages scattered",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median ratio is reported")
+    parser.add_argument(
+        "--partition-rows",
+        type=int,
+        default=10_000_000,
+        help="rows of the partitioned (and unpartitioned) year of logs (default 10,000,000)",
+    )
+    parser.add_argument("--skip-partitions", action="store_true")
     parser.add_argument("--skip-sql", action="store_true")
     parser.add_argument("--skip-s3", action="store_true")
     args = parser.parse_args()
@@ -259,6 +406,32 @@ def main() -> int:
         print(
             f"SQL  median ratio over {len(runs)} run(s): {statistics.median(r['ratio'] for r in runs):.2f} (target >= 0.7)"
         )
+    if not args.skip_partitions:
+        runs = [
+            bench_partitions(args.postgres, args.partition_rows, args.batch_size, args.workers)
+            for _ in range(args.repeat)
+        ]
+        for results in runs:
+            for r in results:
+                print(
+                    f"PART {r['rows']:,} rows {r['table']}, {r['expired']:,} expired; {r['dropped']} partition(s) "
+                    f"dropped, {r['batches']} batch(es), {r['held']} held rows kept; plan {r['plan_seconds']:.2f}s"
+                )
+                print(
+                    f"     apply phase: {r['dag_rows']:,} rows in {r['dag_seconds']:.2f}s = "
+                    f"{r['dag_rows'] / r['dag_seconds']:,.0f} rows/s (verified: {r['remaining']} remaining)"
+                )
+                print(
+                    f"     raw DELETE:  {r['raw_rows']:,} rows in {r['raw_seconds']:.2f}s = "
+                    f"{r['raw_rows'] / r['raw_seconds']:,.0f} rows/s"
+                )
+                print(
+                    f"     ratio {r['ratio']:.2f} (apply phase); "
+                    f"{r['raw_seconds'] / (r['plan_seconds'] + r['dag_seconds']):.2f} counting the plan"
+                )
+        for i, target in ((0, 20), (1, 0.85)):
+            ratios = [results[i]["ratio"] for results in runs]
+            print(f"PART {runs[0][i]['table']}: median ratio {statistics.median(ratios):.2f} (target >= {target})")
     if not args.skip_s3:
         runs = [bench_s3(args.objects, args.batch_size) for _ in range(args.repeat)]
         for r in runs:

@@ -169,6 +169,11 @@ def cmd_plan(args) -> int:
                 f"  {d.dataset}: {ref['rows']:,} expired row(s) kept (refd): rows of {ref['dataset']} "
                 f"({', '.join(ref['columns'])}) that stay still point at them"
             )
+        for part in d.partitions:
+            verdict = f"drop ({part.rows:,} rows)" if part.go else "rows"
+            print(
+                f"  {d.dataset}: partition {part.name} [{part.low or '-'}, {part.high or '-'}): {verdict}: {part.why}"
+            )
     failed = [d for d in plan.datasets if d.error]
     if failed:
         names = ", ".join(d.dataset for d in failed)

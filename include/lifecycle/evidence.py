@@ -39,6 +39,22 @@ def retention_batch(run_id: str, dataset: str, low: object, high: object) -> str
     return _key("retention", run_id, dataset, low, high)
 
 
+def retention_partition_drop(run_id: str, dataset: str, partition: str) -> str:
+    """One partition of a dataset dropped whole (or, kept at apply, its rows deleted)."""
+    return _key("retention", run_id, dataset, "partition", partition)
+
+
+def partition_mark(dataset: str, partition: str, run_id: str) -> str:
+    """A partition about to be detached and dropped, recorded before anything is done to it:
+    a later run finds the marks whose drop is not recorded and finishes them."""
+    return _key("partition", dataset, partition, run_id)
+
+
+def partition_marks(dataset: str) -> str:
+    """The prefix of every partition mark of one dataset, across runs."""
+    return _key("partition", dataset, "")
+
+
 def retention_dataset_batches(run_id: str, dataset: str) -> str:
     """The prefix of every batch key of one dataset in the run."""
     return _key("retention", run_id, dataset, "")

@@ -60,7 +60,7 @@ def scan_system(catalog: Catalog, system: str, engine: sa.Engine) -> Report:
         for table in inspector.get_table_names(schema=schema):
             qualified = f"{schema}.{table}" if schema else table
             live[qualified] = {c["name"]: c for c in inspector.get_columns(table, schema=schema)}
-    for table in sorted(set(live) - set(datasets)):
+    for table in sorted(set(live) - set(datasets) - _attached_partitions(engine, inspector)):
         report.findings.append(
             Finding(
                 system,
@@ -106,6 +106,22 @@ def _scan_table(
     report.findings.extend(_strategy_findings(catalog, system, table, dataset, columns))
 
 
+def _attached_partitions(engine: sa.Engine, inspector) -> set[str]:
+    """PostgreSQL lists a partitioned table's partitions as tables: they are its rows, cataloged
+    with it.  A partition detached and left behind is a table of its own again, and a finding."""
+    if engine.dialect.name != "postgresql":
+        return set()
+    default = inspector.default_schema_name
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relispartition"
+            )
+        ).all()
+    return {name if schema == default else f"{schema}.{name}" for schema, name in rows}
+
+
 def _key_findings(
     catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict], inspector
 ) -> list[Finding]:
@@ -128,6 +144,12 @@ def _key_findings(
                     "key range: make the column NOT NULL or name another",
                 )
             ]
+        return []
+    if len(primary) == 2 and set(primary) == {key, catalog.dataset(dataset).created}:
+        # a partitioned table's key must hold its partition column (PostgreSQL, MariaDB): the
+        # engine ranges over the key alone, which the application keeps unique
+        if columns[key].get("nullable", True):
+            return [Finding(system, table, key, f"primary_key {key!r} allows NULL: make the column NOT NULL")]
         return []
     if len(primary) > 1:
         return [

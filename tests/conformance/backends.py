@@ -7,6 +7,7 @@ runs on one (``r``), incident, sharing and erasure on another (``e``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import uuid
@@ -183,12 +184,44 @@ class Instance:
                         conn.execute(sa.text(f"CREATE DATABASE `{self.schema}` CHARACTER SET utf8mb4"))
                     self.databases.append(self.schema)
         default = self.databases[0] if backend == "mariadb" and self.schema else None
-        meta, self.tables = world.metadata(backend, self.schema, default)
+        # retention worlds partition every table that can be, by month, so the drops are checked too
+        self.partitioned = world.partitionable(backend) if self.kind == "r" else set()
+        meta, self.tables = world.metadata(backend, self.schema, default, self.partitioned)
         meta.create_all(self.engine)
+        self._partition(backend)
         with self.engine.begin() as conn:
             for t in world.insert_order():
                 if t.rows:
                     conn.execute(self.tables[t.dataset].insert(), [dict(r) for r in t.rows])
+
+    def _partition(self, backend: str) -> None:
+        """One range partition per month of each partitioned table's rows, and one open-ended above."""
+        quote = self.engine.dialect.identifier_preparer.quote
+        with self.engine.begin() as conn:
+            for name in sorted(self.partitioned):
+                t, table = self.world.tables[name], self.tables[name]
+                months = self.world.partition_months(t)
+                qualified = self.engine.dialect.identifier_preparer.format_table(table)
+                if backend == "postgresql":
+                    bounds = [("MINVALUE", f"'{months[0]:%Y-%m-%d}'")] if months else []
+                    bounds += [(f"'{a:%Y-%m-%d}'", f"'{b:%Y-%m-%d}'") for a, b in itertools.pairwise(months)]
+                    bounds.append((f"'{months[-1]:%Y-%m-%d}'" if months else "MINVALUE", "MAXVALUE"))
+                    schema = f"{quote(table.schema)}." if table.schema else ""
+                    for i, (low, high) in enumerate(bounds):
+                        part = quote(f"{t.table[:40]}_p{i:03d}")
+                        conn.execute(
+                            sa.text(
+                                f"CREATE TABLE {schema}{part} PARTITION OF {qualified} FOR VALUES FROM ({low}) TO ({high})"
+                            )
+                        )
+                else:
+                    parts = [f"PARTITION p{i:03d} VALUES LESS THAN ('{m:%Y-%m-%d}')" for i, m in enumerate(months)]
+                    parts.append("PARTITION pmax VALUES LESS THAN (MAXVALUE)")
+                    conn.execute(
+                        sa.text(
+                            f"ALTER TABLE {qualified} PARTITION BY RANGE COLUMNS({quote(t.created)}) ({', '.join(parts)})"
+                        )
+                    )
 
     def drop(self) -> None:
         if self.engine is not None:

@@ -18,6 +18,7 @@ def suite(s3_endpoint, tmp_path_factory, request):
             backend = key.split(":")[0]
             by_backend[backend] = by_backend.get(backend, 0.0) + seconds
         request.config._conformance_timings = by_backend
+    request.config._conformance_partitions = made.partitions
 
 
 @pytest.fixture(scope="session")
@@ -40,4 +41,10 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(
             "conformance: seconds spent in worlds per backend: "
             + ", ".join(f"{b} {s:.1f}" for b, s in sorted(timings.items()))
+        )
+    partitions = getattr(config, "_conformance_partitions", None)
+    if partitions:
+        terminalreporter.write_line(
+            "conformance: retention worlds' partitioned tables and partitions dropped whole: "
+            + ", ".join(f"{b} {t} / {d}" for b, (t, d) in sorted(partitions.items()))
         )

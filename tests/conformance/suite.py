@@ -16,6 +16,20 @@ from tests.conformance.backends import Instance, create_bucket, delete_bucket, r
 from tests.conformance.world import World
 
 
+def _dropped(inst: Instance) -> int:
+    """Partitions the run dropped whole, from its ledger (the state store's own file)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{inst.state_path}")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text("SELECT count(*) FROM lifecycle_ledger WHERE kind = 'retention.drop_partition'")
+            ).scalar()
+    finally:
+        engine.dispose()
+
+
 def seeds() -> list[int]:
     if os.environ.get("LIFECYCLE_CONFORMANCE_SEED"):
         return [int(os.environ["LIFECYCLE_CONFORMANCE_SEED"])]
@@ -51,6 +65,7 @@ class Suite:
         self.uploaded: dict[tuple[str, int], list[dict]] | None = None
         self.e_results: dict[tuple[str, int], dict] = {}
         self.timings: dict[str, float] = {}
+        self.partitions: dict[str, list[int]] = {}  # backend -> [tables partitioned, partitions dropped]
 
     # ---------------------------------------------------------------- objects in phases
 
@@ -108,6 +123,9 @@ class Suite:
 
             again = seed % 3 == 0
             result = runner.retention(inst, f"scheduled__w{seed}", again=again, snapshot=snapshot)
+            counts = self.partitions.setdefault(backend, [0, 0])
+            counts[0] += len(inst.partitioned)
+            counts[1] += _dropped(inst)
             problems += [f"engine: {e}" for e in result["errors"]]
             rows, objects = snapshot()
             expected = oracle.expected_retention_rows(world)

@@ -791,11 +791,44 @@ class World:
 
     # ============================================================ schema
 
+    def partitionable(self, backend: str) -> set[str]:
+        """Datasets whose table the backend can range-partition on its created column: a chain
+        table whose created is never NULL and onto which no declared foreign key points (the key
+        would have to hold the partition column); on MariaDB also without a foreign key of its
+        own (partitioned InnoDB tables have none)."""
+        if backend not in ("postgresql", "mariadb"):
+            return set()
+        referred = {t.link.parent for t in self.tables.values() if t.link and t.link.fk != "none"}
+        return {
+            t.dataset
+            for t in self.tables.values()
+            if t.role == "chain"
+            and t.created
+            and not t.created_nullable
+            and t.dataset not in referred
+            and t.created != t.pk
+            and (backend == "postgresql" or not (t.link and t.link.fk != "none"))
+        }
+
+    def partition_months(self, t: Table) -> list[datetime]:
+        """Month starts spanning the table's rows: one range partition per month."""
+        dates = [r[t.created] for r in t.rows if r.get(t.created) is not None]
+        if not dates:
+            return []
+        month, last = datetime(min(dates).year, min(dates).month, 1), max(dates)
+        months = [month]
+        while month <= last:
+            month = datetime(month.year + month.month // 12, month.month % 12 + 1, 1)
+            months.append(month)
+        return months
+
     def metadata(
-        self, backend: str, schema: str | None, default: str | None = None
+        self, backend: str, schema: str | None, default: str | None = None, partitioned: set[str] = frozenset()
     ) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         """Tables as SQLAlchemy Core; ``default`` names the default schema explicitly (MariaDB:
-        a foreign key from the second database must name the first one)."""
+        a foreign key from the second database must name the first one).  ``partitioned``: the
+        datasets whose primary key also holds the created column (their tables are partitioned
+        on it; PostgreSQL is told here, MariaDB after the table exists)."""
         meta = sa.MetaData()
         tables: dict[str, sa.Table] = {}
 
@@ -829,7 +862,10 @@ class World:
                         )
                     )
             if t.created:
-                columns.append(sa.Column(t.created, sa.DateTime(), nullable=t.created_nullable))
+                in_key = t.dataset in partitioned
+                columns.append(
+                    sa.Column(t.created, sa.DateTime(), nullable=t.created_nullable and not in_key, primary_key=in_key)
+                )
             if t.role == "consents":
                 columns += [
                     sa.Column("purpose", sa.String(64), nullable=False),
@@ -837,8 +873,18 @@ class World:
                 ]
             for f in t.fields:
                 columns.append(sa.Column(f.column, kind_type(f.kind), nullable=f.nullable))
+            options = (
+                {"postgresql_partition_by": 'RANGE ("' + t.created.replace('"', '""') + '")'}
+                if t.dataset in partitioned and backend == "postgresql"
+                else {}
+            )
             tables[t.dataset] = sa.Table(
-                t.table, meta, *columns, *constraints, schema=schema if (t.second_schema and schema) else default
+                t.table,
+                meta,
+                *columns,
+                *constraints,
+                schema=schema if (t.second_schema and schema) else default,
+                **options,
             )
         return meta, tables
 

@@ -11,7 +11,16 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
 
 from lifecycle.durations import Duration
 
@@ -214,7 +223,23 @@ class RetentionRule(Model):
     applies_to: AppliesTo
     keep: DurationField
     action: Literal["delete", "anonymize"] = "delete"
+    # delete only: a range partition of the table wholly past the cutoff, holding nothing held or
+    # still referenced, is dropped instead of deleted row by row (None: yes where the data allows)
+    drop_partitions: StrictBool | None = None
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _drops_delete(self):
+        if self.drop_partitions and self.action != "delete":
+            raise ValueError(
+                f"drop_partitions: true needs action: delete (this rule has action: {self.action}); "
+                "anonymizing rewrites rows, it never drops them: remove drop_partitions"
+            )
+        return self
+
+    @property
+    def drops_partitions(self) -> bool:
+        return self.action == "delete" and self.drop_partitions is not False
 
 
 class StatutoryMinimum(Model):

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 from lifecycle.catalog import Catalog
 from lifecycle.connections import hmac_key
-from lifecycle.evidence import retention_batch, retention_dataset_batches
-from lifecycle.retention.plan import Unit
+from lifecycle.evidence import partition_mark, retention_batch, retention_dataset_batches, retention_partition_drop
+from lifecycle.retention.plan import PartitionPlan, Unit
 from lifecycle.retention.selections import Holds, expired, held_pairs
 from lifecycle.state import StateStore
-from lifecycle.stores.contract import Change, KeyRange, Selection
+from lifecycle.stores.contract import Change, KeyRange, Selection, TablePartition
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
 
@@ -92,6 +93,7 @@ def unit_selection(unit: Unit, holds: Holds) -> Selection:
         expired(unit.action, unit.fields, unit.cutoff_at, holds[unit.dataset]),
         kept_if_referenced=unit.action == "delete",
         held=held_pairs(holds),
+        created_not_in=unit.skipped_spans,
     )
 
 
@@ -114,8 +116,67 @@ def apply_unit(
         if action == "anonymize" and any(f.spec.anonymize.strategy == "hmac" for f in fields)
         else None
     )
-    done = skipped = objects = locked = 0
     finished = state.ledger.keys_with_prefix(retention_dataset_batches(run_id, name))
+    with Trailing(state) as records:
+        done, skipped = drop_partitions(
+            name, unit.drops, selection, run_id=run_id, store=store, records=records, finished=finished, dag_id=dag_id
+        )
+        applied = _apply_ranges(unit, selection, fields, key_material, store, records, finished, run_id, dag_id)
+    skipped += applied.resumed
+    if skipped:
+        log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
+    return replace(applied, rows=applied.rows + done, batches=applied.batches + len(unit.drops), resumed=skipped)
+
+
+class Trailing:
+    """Ledger records appended one behind the work: a batch's record is appended by a helper
+    thread while the next batch's change runs, so the commit of the record is off the path.
+    At most one record is in flight, in order; its failure surfaces at the next record or at
+    the end.  A process killed meanwhile loses at most that one batch's record, as one killed
+    between a commit and its record always could: the rerun redoes the range and finds nothing.
+    ``sync`` waits for what is in flight and appends at once (a mark that must come first).
+    Where the ledger is a SQLite file, appends stay in line (one writer at a time)."""
+
+    def __init__(self, state: StateStore):
+        self.ledger = state.ledger
+        self.inline = state.engine.dialect.name == "sqlite"
+        self.pool = None if self.inline else ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self.pending: Future | None = None
+
+    def __enter__(self) -> Trailing:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+
+    def append(self, kind: str, payload: dict, **where) -> None:
+        self.wait()
+        if self.inline:
+            self.ledger.append(kind, payload, **where)
+        else:
+            self.pending = self.pool.submit(self.ledger.append, kind, payload, **where)
+
+    def sync(self, kind: str, payload: dict, **where):
+        self.wait()
+        return self.ledger.append(kind, payload, **where)
+
+    def find(self, key: str):
+        self.wait()
+        return self.ledger.find(key)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+
+def _apply_ranges(unit, selection, fields, key_material, store, records, finished, run_id, dag_id) -> Applied:
+    name, action = unit.dataset, unit.action
+    done = skipped = objects = locked = 0
     for i, key_range in enumerate(unit.ranges, 1):
         key = retention_batch(run_id, name, key_range.low, key_range.high)
         if key in finished:
@@ -129,7 +190,7 @@ def apply_unit(
             change = store.anonymize(name, batch, fields, hmac_key=key_material)
         seconds = round(time.monotonic() - started, 3)
         record = BatchRecord.of(name, key_range, change, seconds)
-        state.ledger.append(f"retention.{action}", record.to_json(), dag_id=dag_id, run_id=run_id, key=key)
+        records.append(f"retention.{action}", record.to_json(), dag_id=dag_id, run_id=run_id, key=key)
         done, objects, locked = done + change.rows, objects + change.objects, locked + len(change.kept)
         log.info(
             "%s: batch %d/%d (keys %s..%s, part %d/%d): %d %sd in %.2fs%s",
@@ -145,6 +206,91 @@ def apply_unit(
             seconds,
             f"; {len(change.kept)} locked version(s) kept" if change.kept else "",
         )
-    if skipped:
-        log.info("%s: %d batch(es) were already done in an earlier attempt of this run", name, skipped)
     return Applied(name, action, done, len(unit.ranges), skipped, objects, locked)
+
+
+DROPPERS = 2  # partitions dropped side by side: a drop's time is the file system freeing its files
+
+
+def drop_partitions(
+    dataset: str,
+    parts: tuple[PartitionPlan, ...],
+    selection: Selection,
+    *,
+    run_id: str,
+    store,
+    records: Trailing,
+    finished: set[str],
+    dag_id: str | None,
+) -> tuple[int, int]:
+    """Drop partitions whole: for each, look again (holds are read when the task runs) for rows
+    that must stay, mark it in the ledger, then detach and drop it, up to ``DROPPERS`` at a time
+    (detaches take their turn on the parent's lock; the DROPs overlap), and record each drop with
+    the rows counted at plan.  A partition that now holds a held or still-referenced row is not
+    dropped: its selected rows are deleted in one statement instead.  A drop an earlier run
+    marked (``part.run_id``) is finished and recorded under that run.  Returns (rows, skipped)."""
+    done = skipped = 0
+    with ThreadPoolExecutor(DROPPERS, thread_name_prefix="drop") as pool:
+        going = []
+        for part in parts:
+            run = part.run_id or run_id
+            key = retention_partition_drop(run, dataset, part.name)
+            if key in finished or (part.run_id and records.find(key) is not None):
+                skipped += 1
+                continue
+            started = time.monotonic()
+            low, high = part.span
+            probe = TablePartition(part.name, low, high)
+            if part.run_id is None and (keeps := store.partition_keeps(dataset, probe, selection)):
+                done += _delete_kept(
+                    dataset,
+                    part,
+                    selection,
+                    keeps,
+                    started,
+                    store=store,
+                    records=records,
+                    run_id=run_id,
+                    key=key,
+                    dag_id=dag_id,
+                )
+                continue
+            mark = {
+                "dataset": dataset,
+                "partition": part.name,
+                "low": part.low,
+                "high": part.high,
+                "rows": part.rows,
+                "run_id": run,
+            }
+            marked = partition_mark(dataset, part.name, run)
+            records.sync("retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=marked)
+            going.append((part, run, key, started, pool.submit(store.drop_partition, dataset, part.name)))
+        for part, run, key, started, dropping in going:
+            dropping.result()
+            record = {**BatchRecord(dataset, part.low, part.high, part.rows, _since(started)).to_json()}
+            records.append(
+                "retention.drop_partition", {**record, "partition": part.name}, dag_id=dag_id, run_id=run, key=key
+            )
+            log.info("%s: partition %s dropped (%d rows) in %.2fs", dataset, part.name, part.rows, record["seconds"])
+            done += part.rows
+    return done, skipped
+
+
+def _delete_kept(dataset, part, selection, keeps, started, *, store, records, run_id, key, dag_id) -> int:
+    """A partition that must stay after all: its selected rows deleted in one statement."""
+    low, high = part.span
+    change = store.delete(dataset, replace(selection, created_not_in=((None, low), (high, None))))
+    record = {
+        **BatchRecord(dataset, part.low, part.high, change.rows, _since(started)).to_json(),
+        "partition": part.name,
+    }
+    records.append("retention.delete", record, dag_id=dag_id, run_id=run_id, key=key)
+    log.warning(
+        "%s: partition %s now holds %s: kept, %d expired row(s) deleted", dataset, part.name, keeps, change.rows
+    )
+    return change.rows
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)

@@ -87,14 +87,15 @@ def units(plan: Plan, config: Config, partitions: int) -> dict[str, list[Unit | 
         group = groups[unit_group(d.system, d.stage)]
         if d.error:
             group.append(UnplannedUnit(d.dataset, d.error))
-        elif d.to_act:
+        elif d.to_act or d.drops:
             group.extend(_parts(d, partitions))
     return groups
 
 
 def _parts(d: DatasetPlan, partitions: int) -> list[Unit]:
-    parts = min(partitions, len(d.ranges))
-    size = -(-len(d.ranges) // parts)
+    """The ranges in contiguous parts; the first part also drops the partitions that go whole."""
+    parts = max(1, min(partitions, len(d.ranges)))
+    size = max(1, -(-len(d.ranges) // parts))
     return [
         Unit(
             dataset=d.dataset,
@@ -104,6 +105,8 @@ def _parts(d: DatasetPlan, partitions: int) -> list[Unit]:
             part=part,
             parts=parts,
             ranges=tuple(KeyRange(*r) for r in d.ranges[part * size : (part + 1) * size]),
+            drops=d.drops if part == 0 else (),
+            skip=d.dropped_spans,
         )
         for part in range(parts)
     ]

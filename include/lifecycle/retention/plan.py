@@ -12,6 +12,32 @@ from typing import Any, TypedDict
 from lifecycle.stores.contract import KeyRange
 
 
+@dataclass(frozen=True)
+class PartitionPlan:
+    """One range partition of a deleting dataset's table that reaches back before the cutoff:
+    whether it is dropped whole (``go``) and why, or why its expired rows go row by row.
+    ``rows``: counted at plan, what its drop records.  ``run_id``: a drop an earlier run
+    marked and did not finish (its table may be left detached): this run finishes it."""
+
+    name: str
+    low: str | None  # ISO UTC bounds: rows created in [low, high); None unbounded
+    high: str | None
+    rows: int = 0
+    go: bool = False
+    why: str = ""
+    run_id: str | None = None
+
+    @property
+    def span(self) -> tuple[datetime | None, datetime | None]:
+        return (
+            datetime.fromisoformat(self.low) if self.low else None,
+            datetime.fromisoformat(self.high) if self.high else None,
+        )
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 class Reference(TypedDict):
     """Rows of another dataset that stay and keep a dataset's expired rows, and how many."""
 
@@ -48,6 +74,7 @@ class DatasetPlan:
     guardrail: str = "ok"  # ok | blocked | overridden
     stage: int = 0  # apply order: children (lower stage) first
     ranges: tuple[tuple[Any, Any, int], ...] = ()  # (low, high, rows) per batch
+    partitions: tuple[PartitionPlan, ...] = ()  # partitions reaching back before the cutoff
     error: str | None = None  # the dataset could not be planned: its unit fails, the others go on
 
     @property
@@ -62,12 +89,33 @@ class DatasetPlan:
     def effective_cutoff_at(self) -> datetime:
         return datetime.fromisoformat(self.effective_cutoff)
 
+    @property
+    def drops(self) -> tuple[PartitionPlan, ...]:
+        """The partitions this run drops whole (or finishes dropping)."""
+        return tuple(p for p in self.partitions if p.go)
+
+    @property
+    def dropped_spans(self) -> tuple[tuple[str | None, str], ...]:
+        """The [low, high) spans of this run's own drops: the row path leaves them out."""
+        return tuple((p.low, p.high) for p in self.drops if p.run_id is None)
+
     def to_json(self) -> dict:
-        return {**asdict(self), "fields": list(self.fields), "ranges": [list(r) for r in self.ranges]}
+        data = {**asdict(self), "fields": list(self.fields), "ranges": [list(r) for r in self.ranges]}
+        data["partitions"] = [p.to_json() for p in self.partitions]
+        if not self.partitions:
+            del data["partitions"]  # the plans of unpartitioned tables keep their JSON
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> DatasetPlan:
-        return cls(**{**data, "fields": tuple(data["fields"]), "ranges": tuple(map(tuple, data["ranges"]))})
+        return cls(
+            **{
+                **data,
+                "fields": tuple(data["fields"]),
+                "ranges": tuple(map(tuple, data["ranges"])),
+                "partitions": tuple(PartitionPlan(**p) for p in data.get("partitions", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -104,6 +152,7 @@ class Plan:
                 "under_floor": d.under_floor,
                 "referenced": d.referenced,
                 "batches": len(d.ranges),
+                **({"partitions_dropped": len(d.drops)} if d.drops else {}),
                 "guardrail": d.guardrail,
                 **({"error": d.error} if d.error else {}),
             }
@@ -122,13 +171,21 @@ class Unit:
     part: int
     parts: int
     ranges: tuple[KeyRange, ...]
+    drops: tuple[PartitionPlan, ...] = ()  # partitions to drop whole (the first part's)
+    skip: tuple[tuple[str | None, str], ...] = ()  # spans of created the ranges leave out (dropped)
 
     @property
     def cutoff_at(self) -> datetime:
         return datetime.fromisoformat(self.cutoff)
 
+    @property
+    def skipped_spans(self) -> tuple[tuple[datetime | None, datetime], ...]:
+        return tuple(
+            (datetime.fromisoformat(low) if low else None, datetime.fromisoformat(high)) for low, high in self.skip
+        )
+
     def to_json(self) -> dict:
-        return {
+        data = {
             "dataset": self.dataset,
             "action": self.action,
             "cutoff": self.cutoff,
@@ -137,6 +194,9 @@ class Unit:
             "parts": self.parts,
             "ranges": [r.as_list() for r in self.ranges],
         }
+        if self.drops or self.skip:
+            data.update(drops=[p.to_json() for p in self.drops], skip=[list(s) for s in self.skip])
+        return data
 
 
 @dataclass(frozen=True)
@@ -163,4 +223,6 @@ def unit_from_json(data: dict) -> Unit | UnplannedUnit:
         part=data["part"],
         parts=data["parts"],
         ranges=tuple(KeyRange(*r) for r in data["ranges"]),
+        drops=tuple(PartitionPlan(**p) for p in data.get("drops", ())),
+        skip=tuple(tuple(s) for s in data.get("skip", ())),
     )

@@ -8,17 +8,27 @@ from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 
-from lifecycle.clock import iso_utc
+from lifecycle.clock import iso_utc, naive_utc
 from lifecycle.config import Config
 from lifecycle.config.models import RetentionRule
 from lifecycle.errors import LifecycleError, is_transient
-from lifecycle.retention.plan import DatasetPlan, Plan, Reference
+from lifecycle.evidence import partition_marks, retention_partition_drop
+from lifecycle.retention.plan import DatasetPlan, PartitionPlan, Plan, Reference
 from lifecycle.retention.selections import Holds, held_subjects, keeping_referenced, rule_selection
 from lifecycle.retention.shape import stages_of
 from lifecycle.state import StateStore
-from lifecycle.stores.contract import References, Selection
+from lifecycle.stores.contract import ALL, Partitions, References, Selection
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
+
+
+def _iso(value) -> str | None:
+    return iso_utc(value) if value is not None else None
+
+
+def _spans(spans) -> tuple:
+    """Spans of ISO text as a selection's ``created_not_in`` (datetimes)."""
+    return tuple((datetime.fromisoformat(low) if low else None, datetime.fromisoformat(high)) for low, high in spans)
 
 
 class Target(NamedTuple):
@@ -163,17 +173,22 @@ class Planner:
         held = holds.get(entry.dataset, ())
         store = self.stores(entry.system)
         with store.snapshot():
-            total = store.count(entry.dataset)
-            candidates = store.count(entry.dataset, rule_selection(entry, older_than=entry.cutoff_at))
-            eligible = (
-                candidates
-                if entry.cutoff == entry.effective_cutoff
-                else store.count(entry.dataset, rule_selection(entry))
-            )
-            not_held = store.count(entry.dataset, rule_selection(entry, held)) if held else eligible
             acting = going.get(entry.dataset) or rule_selection(entry, held)
-            ranges = store.units(entry.dataset, acting, self.config.retention.batch_size)
-        act = sum(r.rows for r in ranges)
+            entry = replace(entry, partitions=self._partitions(entry, store, acting, holds))
+            # a partition dropped whole was counted once (every row of it expired, none held):
+            # the other counts leave it out instead of scanning it again
+            dropped = sum(p.rows for p in entry.drops if p.run_id is None)
+            skip = _spans(entry.dropped_spans)
+
+            def count(selection: Selection = ALL) -> int:
+                return store.count(entry.dataset, replace(selection, created_not_in=skip)) + dropped
+
+            total = count()
+            candidates = count(rule_selection(entry, older_than=entry.cutoff_at))
+            eligible = candidates if entry.cutoff == entry.effective_cutoff else count(rule_selection(entry))
+            not_held = count(rule_selection(entry, held)) if held else eligible
+            ranges = store.units(entry.dataset, replace(acting, created_not_in=skip), self.config.retention.batch_size)
+        act = sum(r.rows for r in ranges) + dropped
         referenced = not_held - act
         fraction = round(act / total, 6) if total else 0.0
         return replace(
@@ -190,6 +205,66 @@ class Planner:
             guardrail="blocked" if fraction > self.config.retention.max_fraction_per_run else "ok",
             ranges=tuple(tuple(r.as_list()) for r in ranges),
         )
+
+    def _partitions(self, entry: DatasetPlan, store, acting: Selection, holds: Holds) -> tuple[PartitionPlan, ...]:
+        """The table's partitions that reach back before the effective cutoff: those wholly before
+        it that hold nothing held or still referenced go whole (their rows counted here, once);
+        the boundary partition and kept ones go row by row.  Then the drops earlier runs marked
+        and did not finish."""
+        rule = next((r for r in self.config.retention.rules if r.name == entry.rule), None)
+        if entry.action != "delete" or rule is None or not rule.drops_partitions or not isinstance(store, Partitions):
+            return ()
+        cutoff = naive_utc(entry.effective_cutoff_at)
+        delete = keeping_referenced(acting, holds, acting.going_with)
+        planned = []
+        for part in store.partitions(entry.dataset):
+            if part.low is not None and part.low >= cutoff:
+                continue
+            plan = PartitionPlan(part.name, _iso(part.low), _iso(part.high))
+            if part.state != "attached":
+                planned.append(replace(plan, why=f"{part.state}, not by the lifecycle: left as it is"))
+            elif part.high is None or part.high > cutoff:
+                planned.append(replace(plan, why="reaches past the cutoff: its expired rows go row by row"))
+            elif keeps := store.partition_keeps(entry.dataset, part, delete):
+                planned.append(replace(plan, why=f"holds {keeps}: its other expired rows go row by row"))
+            else:
+                rows = store.partition_rows(entry.dataset, part)
+                why = "wholly before the cutoff, nothing in it held or still referenced: dropped whole"
+                planned.append(replace(plan, rows=rows, go=True, why=why))
+        for part in planned:
+            log.info("plan: %s: partition %s (%d rows): %s", entry.dataset, part.name, part.rows, part.why)
+        return tuple(planned) + self._unfinished(entry, store)
+
+    def _unfinished(self, entry: DatasetPlan, store) -> tuple[PartitionPlan, ...]:
+        """Drops an earlier run marked but did not record: the table may be left detached, which
+        would keep personal data out of every later selection; this run finishes them."""
+        marks = self.state.ledger.entries_with_prefix(partition_marks(entry.dataset))
+        recorded = self.state.ledger.keys_among(
+            [retention_partition_drop(m.payload["run_id"], entry.dataset, m.payload["partition"]) for m in marks]
+        )
+        closed = {  # a partition is dropped once: a drop recorded by any run closes every mark of it
+            m.payload["partition"]
+            for m in marks
+            if retention_partition_drop(m.payload["run_id"], entry.dataset, m.payload["partition"]) in recorded
+        }
+        found = []
+        for mark in marks:
+            run, name = mark.payload["run_id"], mark.payload["partition"]
+            if name in closed:
+                continue
+            state = store.partition_state(entry.dataset, name)
+            if state == "attached":
+                continue  # never detached: this run's own plan judges it again
+            why = (
+                f"marked for dropping by run {run} and left {state}: dropped now"
+                if state != "gone"
+                else f"dropped by run {run}, which did not record it: recorded now"
+            )
+            log.warning("plan: %s: partition %s: %s", entry.dataset, name, why)
+            found.append(
+                PartitionPlan(name, mark.payload["low"], mark.payload["high"], mark.payload["rows"], True, why, run)
+            )
+        return tuple(found)
 
     def _references(self, entry: DatasetPlan, store, acting: Selection) -> list[Reference]:
         """Which datasets keep this dataset's expired rows, and how many each (a row may count twice)."""

@@ -19,7 +19,7 @@ from lifecycle.state import StateStore
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
 
-BATCH_KINDS = ("retention.delete", "retention.anonymize")
+BATCH_KINDS = ("retention.delete", "retention.anonymize", "retention.drop_partition")
 
 
 def write_report(
@@ -84,7 +84,7 @@ def _document(config: Config, run_id: str, plan: Plan | None, entries: list, *, 
 
 def _row(d: DatasetPlan, batches: list[tuple[str, BatchRecord]]) -> dict:
     locks = [lock for _, record in batches for lock in record.locked or ()]
-    deleted = [record for kind, record in batches if kind == "retention.delete"]
+    deleted = [record for kind, record in batches if kind in ("retention.delete", "retention.drop_partition")]
     objects = d.store != "sql"
     return {
         "dataset": d.dataset,
@@ -108,6 +108,8 @@ def _row(d: DatasetPlan, batches: list[tuple[str, BatchRecord]]) -> dict:
         "locked": len(locks),
         "locked_until": sorted({lock["retain_until"] for lock in locks if lock.get("retain_until")}),
         "locked_by_legal_hold": sum(1 for lock in locks if lock.get("legal_hold")),
+        "partitions_dropped": sum(1 for kind, _ in batches if kind == "retention.drop_partition"),
+        "partitions": [p.to_json() for p in d.partitions],
         "guardrail": d.guardrail,
         "fraction": d.fraction,
         "error": d.error,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lifecycle.errors import LifecycleError
-from lifecycle.evidence import retention_batch, retention_run
+from lifecycle.evidence import retention_batch, retention_partition_drop, retention_run
 from lifecycle.retention.plan import DatasetPlan, Plan
 from lifecycle.retention.selections import Holds, keeping_referenced, rule_selection
 from lifecycle.state import StateStore
@@ -26,6 +26,7 @@ class Checked:
     remaining: int = 0  # expired items left that nothing explains
     held: int = 0
     kept: dict[str, int] = field(default_factory=dict)  # the store's kept items by reason
+    detached: tuple[str, ...] = ()  # partitions dropped by the plan that still exist (must be none)
 
     def to_json(self) -> dict:
         if self.error is not None:
@@ -34,7 +35,8 @@ class Checked:
             return {"skipped": self.skipped}
         if self.incomplete is not None:
             return {"incomplete": self.incomplete}
-        return {"remaining": self.remaining, "held": self.held, **self.kept}
+        found = {"remaining": self.remaining, "held": self.held, **self.kept}
+        return {**found, "partitions_left": list(self.detached)} if self.detached else found
 
 
 def verify_plan(plan: Plan, holds: Holds, stores, state: StateStore, *, dag_id: str | None) -> dict[str, Checked]:
@@ -60,16 +62,24 @@ def _checked(plan: Plan, holds: Holds, stores, state: StateStore) -> dict[str, C
             checked[d.dataset] = Checked(error=d.error)
         elif d.guardrail == "blocked":
             checked[d.dataset] = Checked(skipped="guardrail")
-        elif missing := sum(
-            retention_batch(plan.run_id, d.dataset, low, high) not in recorded for low, high, _ in d.ranges
-        ):
-            checked[d.dataset] = Checked(incomplete=missing)
         else:
-            checked[d.dataset] = _count_again(d, holds, stores(d.system))
+            drops = {
+                p.name: state.ledger.find(retention_partition_drop(p.run_id or plan.run_id, d.dataset, p.name))
+                for p in d.drops
+            }
+            missing = sum(
+                retention_batch(plan.run_id, d.dataset, low, high) not in recorded for low, high, _ in d.ranges
+            ) + sum(entry is None for entry in drops.values())
+            if missing:
+                checked[d.dataset] = Checked(incomplete=missing)
+                continue
+            dropped = [name for name, entry in drops.items() if entry.kind == "retention.drop_partition"]
+            checked[d.dataset] = _count_again(d, holds, stores(d.system), dropped)
     return checked
 
 
-def _count_again(d: DatasetPlan, holds: Holds, store) -> Checked:
+def _count_again(d: DatasetPlan, holds: Holds, store, dropped: list[str]) -> Checked:
+    """Count again; and the partitions the run dropped must be gone (none left detached)."""
     held = holds[d.dataset]
     with store.snapshot():
         left = store.remaining(
@@ -79,7 +89,8 @@ def _count_again(d: DatasetPlan, holds: Holds, store) -> Checked:
         held_left = (
             store.count(d.dataset, rule_selection(d)) - store.count(d.dataset, rule_selection(d, held)) if held else 0
         )
-    return Checked(remaining=left.items, held=held_left, kept=dict(left.kept))
+    left_over = [name for name in dropped if store.partition_state(d.dataset, name) != "gone"]
+    return Checked(remaining=left.items, held=held_left, kept=dict(left.kept), detached=tuple(left_over))
 
 
 def _problems(checked: dict[str, Checked]) -> list[str]:
@@ -88,4 +99,8 @@ def _problems(checked: dict[str, Checked]) -> list[str]:
         "under a statutory floor, referenced nor locked"
         for name, c in checked.items()
         if c.remaining
+    ] + [
+        f"{name}: partition(s) {', '.join(c.detached)} were dropped by the plan but still exist"
+        for name, c in checked.items()
+        if c.detached
     ]

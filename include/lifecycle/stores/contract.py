@@ -8,14 +8,11 @@ reports what it did and, item by item, what it had to leave (``Change``):
 rows still referenced by rows that stay, object versions under Object Lock.
 
 Abilities only some stores have are small separate protocols: ``Rows``
-<<<<<<< HEAD
-(reading and streaming columns: sharing, cancellation requests), ``Consents``
-(a person's consent periods for a purpose, and withdrawing them),
-=======
 (reading and streaming columns: sharing, cancellation requests, access
-packages), ``ObjectReading`` (current object versions, streamed bodies,
-expiring links: access packages),
->>>>>>> access-package
+packages), ``Consents`` (a person's consent periods for a purpose, and
+withdrawing them), ``ObjectReading`` (current object versions, streamed
+bodies, expiring links: access packages), ``Partitions`` (range partitions
+of a table on its ``created`` column, dropped whole by retention),
 ``SubjectDirectory`` (contacts and reach of people), ``References`` (foreign
 keys between datasets), ``Documents`` (whole files: reports, manifests,
 announcements).  Domain modules speak only this contract; the adapters in
@@ -61,7 +58,9 @@ class Selection:
     people's; ``exclude_subjects``: never these (legal holds; rows that reach
     nobody stay selectable).  ``within``: one batch's key range.  ``keys``:
     these primary keys.  ``pending_anonymization``: only rows where one of
-    these fields does not yet have its strategy's output.
+    these fields does not yet have its strategy's output.  ``created_not_in``:
+    leave out rows created in these [from, until) spans (partitions dropped
+    whole; None: unbounded on that side).
     ``kept_if_referenced``: leave out rows that rows staying behind still
     point at through a foreign key (a cascade would delete them, a plain key
     would refuse); ``going_with`` names the other datasets' selections that
@@ -77,6 +76,7 @@ class Selection:
     within: KeyRange | None = None
     keys: tuple | None = None
     pending_anonymization: tuple[str, ...] = ()
+    created_not_in: tuple[tuple[datetime | None, datetime | None], ...] = ()
     kept_if_referenced: bool = False
     going_with: tuple[tuple[str, Selection], ...] = ()
     held: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -169,6 +169,45 @@ class References(Protocol):
     def references(self, dataset: str) -> list[Reference]: ...
 
     def referenced(self, dataset: str, selection: Selection, reference: Reference) -> int: ...
+
+
+@dataclass(frozen=True)
+class TablePartition:
+    """One range partition of a dataset's table on its ``created`` column: rows created in
+    [``low``, ``high``) (naive UTC; ``low`` None: unbounded below, ``high`` None: above).
+    ``name`` is the partition's own (schema-qualified where it is a table of its own);
+    ``state``: ``attached``, ``detaching`` (a detach was interrupted) or ``detached``
+    (a table of its own, no longer a partition)."""
+
+    name: str
+    low: datetime | None
+    high: datetime | None
+    state: str = "attached"
+
+
+@runtime_checkable
+class Partitions(Protocol):
+    """Range partitions of a table on its ``created`` column (PostgreSQL declarative
+    partitioning, MariaDB ``PARTITION BY RANGE``): found in the live schema, probed for rows
+    that must stay, counted, and dropped in short transactions.  Nothing is ever left
+    detached: a drop either finishes or is finished by the next call for that partition."""
+
+    def partitions(self, dataset: str) -> list[TablePartition]: ...
+
+    def partition_state(self, dataset: str, name: str) -> str:
+        """``attached``, ``detaching``, ``detached`` or ``gone``."""
+        ...
+
+    def partition_rows(self, dataset: str, partition: TablePartition) -> int: ...
+
+    def partition_keeps(self, dataset: str, partition: TablePartition, selection: Selection) -> str | None:
+        """Why the partition may not be dropped whole for a delete of ``selection`` (rows that are
+        held, still referenced by rows that stay, or undated), or None: every row of it goes."""
+        ...
+
+    def drop_partition(self, dataset: str, name: str) -> None:
+        """Detach (where the database detaches) and drop; finishes a drop an earlier call left."""
+        ...
 
 
 @runtime_checkable

@@ -15,8 +15,8 @@ dataset and the statement's purpose.
 module: ``tables`` (connections, reflection), ``selection`` (a ``Selection``
 as SQL), ``references`` (foreign keys and subject links), ``counts``
 (counting, key ranges, verification), ``writes`` (delete, anonymize),
-``rows``, ``consents`` and ``people`` (the ``Rows``, ``Consents`` and
-``SubjectDirectory`` abilities).
+``rows``, ``consents``, ``people`` and ``partitions`` (the ``Rows``,
+``Consents``, ``SubjectDirectory`` and ``Partitions`` abilities).
 The parts reach each other through ``self``; state lives in ``Tables``
 (engine, reflected tables) and in ``ForeignKeys`` (the keys, read once).
 """
@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from lifecycle.stores.sql.consents import ConsentRecords
 from lifecycle.stores.sql.counts import Counting
 from lifecycle.stores.sql.failures import failure_text, transient
+from lifecycle.stores.sql.partitions import PartitionDrops
 from lifecycle.stores.sql.people import Directory
 from lifecycle.stores.sql.references import ForeignKeys
 from lifecycle.stores.sql.rows import RowReading
@@ -46,6 +47,8 @@ __all__ = [
 ]  # sa: lifecycle.failures matches SQLAlchemy's errors through it
 
 
-class SqlStore(Writes, Counting, RowReading, ConsentRecords, Directory, ForeignKeys, Predicates, Tables):
+class SqlStore(
+    Writes, PartitionDrops, Counting, RowReading, ConsentRecords, Directory, ForeignKeys, Predicates, Tables
+):
     """Datasets of one SQL system: the store contract, and the ``References``, ``Rows``,
-    ``Consents`` and ``SubjectDirectory`` abilities (see the module docstring)."""
+    ``Consents``, ``SubjectDirectory`` and ``Partitions`` abilities (see the module docstring)."""

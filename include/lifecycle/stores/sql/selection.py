@@ -47,7 +47,7 @@ class Predicates:
         return sa.and_(sa.true(), *clauses)
 
     def _by_age(self, dataset: str, selection: Selection, source) -> list[sa.ColumnElement]:
-        if selection.older_than is None and selection.created_within is None:
+        if selection.older_than is None and selection.created_within is None and not selection.created_not_in:
             return []
         created = self.catalog.dataset(dataset).created
         if not created:
@@ -61,6 +61,10 @@ class Predicates:
         if selection.created_within is not None:
             start, end = selection.created_within
             clauses.append(column.between(naive_utc(start), naive_utc(end)))
+        for start, end in selection.created_not_in:  # written as comparisons, so partitions are pruned
+            outside = [column < naive_utc(start)] if start is not None else []
+            outside += [column >= naive_utc(end)] if end is not None else []
+            clauses.append(sa.or_(*outside) if outside else sa.false())
         return clauses
 
     def one_of(self, column: sa.ColumnElement, values: Iterable) -> sa.ColumnElement:
