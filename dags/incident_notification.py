@@ -36,7 +36,7 @@ anything is recorded.
 4. **obligations**: which regulators must be told and by when (deadline = discovered at + the regulator's `deadline`), and whether the public announcement is required (`fallback`), with the reasons.
 5. **preview**: one e-mail per language, the announcement and each regulator report under `incidents/<id>/<run>/preview/` in the reports folder. **A dry run stops here.** Read them, then trigger again with dry run off.
 6. **approve**: a person approves in *Required Actions* (or via the REST API). Reject, or no answer within `approval_timeout`, ends the run with nothing sent. With `approval: none` in `incidents.yaml` this step approves by itself (automation, demo).
-7. **send** (one task per batch, one batch at a time, at most `max_per_second`): each person is recorded before their mail goes, so a rerun never mails anyone twice. Temporary refusals (4xx) are retried with backoff; permanent ones (5xx) count as unreachable.
+7. **send** (one task per batch, up to `email.connections` batches side by side, at most `max_per_second` for the whole run): each person is recorded before their mail goes, so a rerun never mails anyone twice. Temporary refusals (4xx) are retried with backoff; permanent ones (5xx) count as unreachable.
 8. **contact_lists**: `letters.csv` and `telephone.csv` for people e-mail did not reach (internal: they hold addresses and phone numbers). It and the steps after it also run when there was no mail batch to send (nobody with an e-mail address, or an update with nobody new).
 9. **announce**: the public notice goes to the announcement bucket when the fallback rule fires (or when chosen).
 10. **regulator_reports**: one report per regulator in HTML, PDF and JSON: facts, timeline with the deadline and whether it was met, counts by category and country, channels and delivery figures, and how the report is delivered. No personal information.
@@ -156,7 +156,8 @@ if CONFIG.incidents is not None:
             ctx, ti = task_context(), get_current_context()["ti"]
             return _notifier(ctx).plan_sends(ctx.run.run_id, ti.xcom_pull(task_ids="approve"))
 
-        @task(max_active_tis_per_dagrun=1)  # one batch at a time: max_per_second holds for the run
+        # batches side by side, one SMTP session each; max_per_second holds for the run (state.rates)
+        @task(max_active_tis_per_dagrun=CONFIG.notifications.email.connections)
         @terminal_errors
         def send(batch: int) -> dict:
             ctx = task_context()

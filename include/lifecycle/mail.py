@@ -1,5 +1,6 @@
 """E-mail notices: rendered from templates in the person's locale, sent over
-one SMTP connection from an Airflow ``smtp`` connection, at a bounded rate.
+one SMTP connection from an Airflow ``smtp`` connection, at a bounded rate
+(a run's connections share one: ``SharedSpacing``).
 
 Templates live in ``include/templates/mail/<name>.<locale>.txt.j2``; the
 first line is ``Subject: …``.  A locale falls back to its language, then to
@@ -28,6 +29,7 @@ from email.utils import formataddr, make_msgid, parseaddr
 from lifecycle import reports
 from lifecycle.errors import LifecycleError, TransientError
 from lifecycle.state.claims import Claims, Outcome
+from lifecycle.state.rates import SendRates, Starts
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +163,56 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError))
 
 
+class Spacing:
+    """Mail starts on one connection ``interval`` apart: never bunched after a slow mail, so
+    the rate is the configured one, not that less the time each mail takes."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._next = 0.0  # the earliest start of the next mail (monotonic clock)
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self._next > now:
+            time.sleep(self._next - now)
+        self._next = max(now, self._next) + self.interval
+
+    def close(self) -> None:
+        pass
+
+
+class SharedSpacing:
+    """Mail starts drawn from the state store (``state.rates``), one per mail, so that all
+    the connections of a run keep one rate together.
+
+    The next start is reserved by a helper thread while this mail is on the
+    wire.  A start is never taken early; a connection slower than its share
+    takes its starts late, so in any second at most ``max_per_second`` mails
+    start, give or take one per connection.
+    """
+
+    def __init__(self, rates: SendRates, scope: str, interval: float):
+        self._open = lambda: rates.open(scope, interval)
+        self._starts: Starts | None = None  # opened with the first mail
+        self._helper = ThreadPoolExecutor(1, thread_name_prefix="send-rate")
+        self._upcoming: Future | None = None
+
+    def wait(self) -> None:
+        if self._starts is None:
+            self._starts = self._open()
+        upcoming = self._upcoming or self._helper.submit(self._starts.take, time.time())
+        start = upcoming.result()
+        self._upcoming = self._helper.submit(self._starts.take, time.time())
+        delay = start - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    def close(self) -> None:
+        self._helper.shutdown(wait=True)  # the reservation in flight, then the connection
+        if self._starts is not None:
+            self._starts.close()
+
+
 class Mailer:
     """One SMTP session for many notices (``with Mailer(...) as m: m.send(...)``)."""
 
@@ -168,7 +220,13 @@ class Mailer:
         self.conn_id, self.sender = conn_id, sender
         self.interval = 1.0 / max_per_second
         self._smtp: smtplib.SMTP | None = None
-        self._next = 0.0  # the earliest start of the next mail
+        self.spacing: Spacing | SharedSpacing = Spacing(self.interval)
+
+    def share_rate(self, rates: SendRates, scope: str) -> None:
+        """Take mail starts from ``rates`` under ``scope``: every connection of the run together
+        keeps this mailer's ``max_per_second``, not each on its own."""
+        self.spacing.close()
+        self.spacing = SharedSpacing(rates, scope, self.interval)
 
     def __enter__(self) -> Mailer:
         from lifecycle.connections import get_connection
@@ -191,6 +249,7 @@ class Mailer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.spacing.close()
         if self._smtp is not None:
             try:
                 self._smtp.quit()
@@ -226,16 +285,8 @@ class Mailer:
         return Composed(to, message_id, head.encode() + body, notice.locale)
 
     def transmit(self, composed: Composed) -> str:
-        """Send one composed message at the configured rate; returns its Message-ID.
-
-        Starts are spaced ``1 / max_per_second`` apart (never bunched after a
-        slow mail), so the rate is the configured one, not that less the time
-        each mail takes.
-        """
-        now = time.monotonic()
-        if self._next > now:
-            time.sleep(self._next - now)
-        self._next = max(now, self._next) + self.interval
+        """Send one composed message at the configured rate (``spacing``); returns its Message-ID."""
+        self.spacing.wait()
         try:
             self._smtp.sendmail(parseaddr(self.sender)[1] or self.sender, [composed.to], composed.data)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException):

@@ -5,7 +5,8 @@ Erasure notices and incident notices differ only in their claim table (a
 is common: rows an interrupted run left ``sending`` become ``uncertain`` and
 are never resent; the rest are claimed, mailed and given their outcome
 (``mail.send_claimed``); then one ledger entry backs the outcomes not yet
-backed.
+backed.  All the connections mailing for one run share its rate
+(``state.rates``), so that batches may be sent side by side.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Protocol
 from lifecycle.errors import LifecycleError
 from lifecycle.mail import Composed, Mailer, send_claimed
 from lifecycle.state.claims import Claims
+from lifecycle.state.rates import SendRates
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,16 @@ class Delivered:
 
 class Notifier:
     def __init__(
-        self, settings, mailer: Callable[[], Mailer] | None = None, sleep: Callable[[float], None] = time.sleep
+        self,
+        settings,
+        mailer: Callable[[], Mailer] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        rates: SendRates | None = None,
     ):
-        """``settings``: notifications.yaml (connection, sender, rate, retries)."""
-        self.settings, self._sleep = settings, sleep
+        """``settings``: notifications.yaml (connection, sender, rate, retries).  With ``rates``
+        every connection sending for one run shares one rate (``email.max_per_second``)."""
+        self.settings, self._sleep, self.rates = settings, sleep, rates
         self._mailer = mailer or self._default_mailer
 
     def _default_mailer(self) -> Mailer:
@@ -91,7 +99,10 @@ class Notifier:
         if todo:
             email = self.settings.email if self.settings else None
             retries = {"attempts": email.retry_attempts, "backoff": email.retry_backoff.seconds} if email else {}
-            with self._mailer() as mailer:
+            mailer = self._mailer()
+            if self.rates is not None and run_id is not None:
+                mailer.share_rate(self.rates, f"mail:{run_id}")
+            with mailer:
                 compose = prepare(todo, mailer)
                 outcomes = send_claimed(mailer, todo, book.claims(), prepare=compose, sleep=self._sleep, **retries)
         unbacked = [s for s, r in recorded.items() if not r.backed] + todo

@@ -361,7 +361,8 @@ CONN_ID = r"^[A-Za-z0-9_.-]+$"  # what Airflow accepts as a connection id
 class Email(Model):
     conn_id: Annotated[str, Field(pattern=CONN_ID)] = "smtp_default"
     from_: str = Field(alias="from")
-    max_per_second: Annotated[float, Field(gt=0)] = 50
+    max_per_second: Annotated[float, Field(gt=0)] = 50  # for the whole run, every connection together
+    connections: Annotated[int, Field(ge=1, le=64)] = 4  # SMTP sessions an incident run keeps open side by side
     retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # tries per address on a 4xx reply
     retry_backoff: DurationField = Duration.parse("2s")  # wait before the 2nd try; doubles each time
 

@@ -1,5 +1,5 @@
 """The lifecycle's own state: ledger, legal holds, erasure states and notices, the
-incident, sharing and requests registers, deletion requests to recipients.  Only the repositories here touch its tables."""
+incident, sharing and requests registers, deletion requests to recipients, send rates.  Only the repositories here touch its tables."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from lifecycle.state.holds import Hold, Holds
 from lifecycle.state.incidents import Incidents
 from lifecycle.state.ledger import Entry, Ledger, Verification
 from lifecycle.state.notices import Notices
+from lifecycle.state.rates import SendRates
 from lifecycle.state.requests import SubjectRequests
 from lifecycle.state.schema import migrate
 from lifecycle.state.sharing import SharingEntries
@@ -35,6 +36,7 @@ class StateStore:
         self.sharing = SharingEntries(engine)
         self.requests = SubjectRequests(engine)
         self.deletions = RecipientDeletions(engine)
+        self.send_rates = SendRates(engine)
 
     @classmethod
     def for_catalog(cls, catalog) -> StateStore:

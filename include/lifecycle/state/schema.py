@@ -282,6 +282,15 @@ regulator_deliveries = sa.Table(
     sa.Column("late", sa.Boolean, nullable=False),
 )
 
+# The next start a mail may take under one rate (``state.rates``): one row per
+# scope (an incident run, an erasure run), shared by every process sending in it.
+send_rates = sa.Table(
+    "lifecycle_send_rates",
+    metadata,
+    sa.Column("scope", sa.String(255), primary_key=True),
+    sa.Column("next_start_us", sa.BigInteger, nullable=False),  # Unix time in microseconds
+)
+
 GENESIS = "0" * 64
 
 
@@ -402,6 +411,10 @@ def _v8_subject_requests(conn: sa.Connection, now: str) -> None:
     metadata.create_all(conn, tables=[subject_requests, recipient_deletions], checkfirst=True)
 
 
+def _v9_send_rates(conn: sa.Connection, now: str) -> None:
+    metadata.create_all(conn, tables=[send_rates], checkfirst=True)
+
+
 def _pages(conn: sa.Connection, query, size: int = 10_000):
     """The rows of ``query`` as mappings, ``size`` at a time."""
     result = conn.execute(query).mappings()
@@ -418,6 +431,7 @@ MIGRATIONS = [
     (6, _v6_one_claim_table),
     (7, _v7_regulator_deliveries),
     (8, _v8_subject_requests),
+    (9, _v9_send_rates),
 ]
 
 

@@ -1,0 +1,76 @@
+"""One send rate shared by every process of a run: start times handed out one at a time.
+
+Each scope (``mail:<run_id>``) has one row, the earliest start the next mail
+may take.  ``reserve`` moves it on by one interval in one statement and
+returns the start it took, so processes on any number of machines draw
+distinct starts at least an interval apart: together they keep
+``email.max_per_second``, whatever the number of connections.  Losing the
+latest move in a crash only lets one more mail go early; the row is not
+evidence, so PostgreSQL commits it without waiting for the disk.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from lifecycle.state.schema import send_rates
+
+_TABLE = send_rates
+_NOW, _INTERVAL, _SCOPE = sa.bindparam("now_us"), sa.bindparam("interval_us"), sa.bindparam("_scope")
+_MOVE = (
+    _TABLE.update()
+    .where(_TABLE.c.scope == _SCOPE)
+    .values(next_start_us=sa.case((_TABLE.c.next_start_us > _NOW, _TABLE.c.next_start_us), else_=_NOW) + _INTERVAL)
+)
+_READ = sa.select(_TABLE.c.next_start_us).where(_TABLE.c.scope == _SCOPE)
+
+
+class SendRates:
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def open(self, scope: str, interval: float) -> Starts:
+        """Starts ``interval`` seconds apart under ``scope``, drawn over a connection of their own."""
+        return Starts(self.engine.connect(), scope, interval)
+
+
+class Starts:
+    """Where the database can return what an UPDATE wrote (PostgreSQL, SQLite), a start is one
+    statement in autocommit; elsewhere (MariaDB) an UPDATE and a SELECT in one transaction."""
+
+    def __init__(self, conn: sa.Connection, scope: str, interval: float):
+        self.scope, self._interval_us = scope, max(1, round(interval * 1e6))
+        self._returning = conn.dialect.update_returning
+        if self._returning:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET synchronous_commit TO OFF")  # this connection writes nothing else
+        self._conn = conn
+
+    def take(self, now: float) -> float:
+        """The start (Unix time) of one more mail: ``now``, or an interval after the
+        start handed out last under the scope (by any process) when that is later."""
+        params = {"_scope": self.scope, "now_us": round(now * 1e6), "interval_us": self._interval_us}
+        moved = self._move(params)
+        if moved is None:  # the scope's first start
+            try:
+                self._conn.execute(_TABLE.insert(), {"scope": self.scope, "next_start_us": params["now_us"]})
+                self._conn.commit()
+            except sa.exc.IntegrityError:  # another process made the row meanwhile
+                self._conn.rollback()
+            moved = self._move(params)
+        return (moved - self._interval_us) / 1e6
+
+    def _move(self, params: dict) -> int | None:
+        """The scope's next start moved on by one interval; what it is now (None: no row yet)."""
+        conn = self._conn
+        if self._returning:
+            moved = conn.execute(_MOVE.returning(_TABLE.c.next_start_us), params).scalar()
+        else:
+            conn.execute(_MOVE, params)
+            moved = conn.execute(_READ, params).scalar()
+        conn.commit()
+        return moved
+
+    def close(self) -> None:
+        self._conn.close()

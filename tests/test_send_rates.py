@@ -1,0 +1,262 @@
+"""One send rate for a whole run: starts from the state store, shared by processes sending side by side.
+
+The store's half (``state.rates``) on every backend; then incident batches
+sent by two real processes at once, as two Celery workers run the mapped
+``send`` tasks, each opening its stores by system name from
+``AIRFLOW_CONN_*`` and its own SMTP session to a real SMTP server.  Together
+they keep ``email.max_per_second``, each person is mailed once, and a
+process killed half-way leaves a run the rerun finishes without mailing
+anyone twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from lifecycle.config import load_config
+from lifecycle.incident import IncidentNotification, parse
+from lifecycle.mailsink import MailSink
+from lifecycle.state import StateStore
+from lifecycle.state.schema import deliveries
+from tests.config import sample
+from tests.support.sample_app import access_logs, meta, users
+
+AS_OF = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
+PEOPLE = 240
+BATCH = 40  # six batches: three for each process
+RUN = "manual__parallel"
+FORM = {
+    "incident_id": "INC-2026-077",
+    "title": "Access log exposure",
+    "discovered_at": "2026-11-12T08:00:00Z",
+    "occurred_from": "2026-11-01T00:00:00Z",
+    "occurred_to": "2026-11-10T00:00:00Z",
+    "cause": "A misconfigured log export made access records readable from the internet.",
+    "affected_datasets": ["access_logs"],
+    "impact": "Someone could learn which pages you visited.",
+    "measures_taken": "We closed the export.",
+    "precautions": "Be wary of messages quoting your activity.",
+    "remedies": "A free security review of your account.",
+    "channels": ["email"],
+    "phase": "initial",
+    "dry_run": False,
+}
+
+
+# ---------------------------------------------------------------- the store's half
+
+
+def test_starts_are_an_interval_apart_and_never_before_now(engine):
+    rates = StateStore(engine).send_rates
+    starts = rates.open("mail:run-a", 0.5)
+    try:
+        assert starts.take(100.0) == 100.0, "the first start is now"
+        assert starts.take(100.0) == 100.5
+        assert starts.take(100.2) == 101.0, "a start is never closer than the interval to the one before"
+        assert starts.take(250.0) == 250.0, "after a pause the next start is now, not owed from the past"
+    finally:
+        starts.close()
+    other = rates.open("mail:run-b", 0.5)
+    try:
+        assert other.take(100.0) == 100.0, "another run has a rate of its own"
+    finally:
+        other.close()
+
+
+def test_threads_drawing_at_once_get_distinct_starts_an_interval_apart(engine):
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite serializes writers; the servers are what many workers share")
+    rates = StateStore(engine).send_rates
+    taken: list[float] = []
+    lock = threading.Lock()
+
+    def draw() -> None:
+        starts = rates.open("mail:run-c", 0.01)
+        try:
+            mine = [starts.take(1000.0) for _ in range(50)]
+        finally:
+            starts.close()
+        with lock:
+            taken.extend(mine)
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == pytest.approx([1000.0 + 0.01 * n for n in range(200)])
+
+
+# ------------------------------------------------------ two processes, one rate
+
+
+def _config(tmp_path, max_per_second: float):
+    files = copy.deepcopy(sample.FILES)
+    catalog = files["catalog.yaml"]
+    catalog["subject"]["contact"] = {"email": "email", "name": "name", "locale": "locale"}
+    catalog["reports"] = {"path": str(tmp_path / "reports")}
+    files["incidents.yaml"].update(
+        email={
+            "conn_id": "smtp_default",
+            "from": "MIC Privacy <privacy@mic.example>",
+            "max_per_second": max_per_second,
+            "connections": 2,
+        },
+        batch_size=BATCH,
+        regulators=[],
+    )
+    sample.write(tmp_path / "config", files)
+    return tmp_path / "config"
+
+
+def _seed(engine) -> None:
+    meta.create_all(engine)
+    when = datetime(2026, 11, 5, 12, 0)
+    with engine.begin() as conn:
+        conn.execute(
+            users.insert(),
+            [
+                {
+                    "id": i,
+                    "email": f"person{i}@example.com",
+                    "name": f"Person {i}",
+                    "locale": "en",
+                    "password_hash": "h",
+                    "tier": "free",
+                    "created_at": datetime(2025, 1, 1),
+                }
+                for i in range(1, PEOPLE + 1)
+            ],
+        )
+        conn.execute(
+            access_logs.insert(),
+            [{"id": i, "user_id": i, "ip": "10.0.0.1", "path": "/", "logged_at": when} for i in range(1, PEOPLE + 1)],
+        )
+
+
+def _notification(folder) -> IncidentNotification:
+    """As a task builds it: the configuration from its folder, the state store by system name."""
+    config = load_config(folder)
+    return IncidentNotification(config, StateStore.for_catalog(config.catalog))
+
+
+def _send(folder, batches: list[int]) -> None:
+    """One worker: its share of the run's batches, one after another."""
+    notification = _notification(folder)
+    for batch in batches:
+        notification.send_batch(RUN, batch)
+
+
+@pytest.fixture
+def run(engine, tmp_path, connect, monkeypatch):
+    """Returns ``start(max_per_second)``: the run registered, resolved and approved, and the sink."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("workers share a server database; SQLite is one machine's file")
+    connect("app_db", engine.url)
+    connect("lifecycle_state", engine.url)
+    _seed(engine)
+    with MailSink(keep=True) as sink:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": sink.port,
+                    "extra": {"disable_ssl": True, "disable_tls": True},
+                }
+            ),
+        )
+
+        def start(max_per_second: float):
+            folder = _config(tmp_path, max_per_second)
+            notification = _notification(folder)
+            notification.register(parse(FORM, notification.catalog), RUN, AS_OF)
+            assert notification.resolve(RUN)["affected"] == PEOPLE
+            notification.obligations(RUN)
+            notification.record_approval(RUN, "approved", by="responder", how="test")
+            assert notification.batches(RUN) == list(range(PEOPLE // BATCH))
+            return folder, notification
+
+        yield start, sink
+
+
+def _workers(folder) -> list[multiprocessing.Process]:
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, as a Celery worker is
+    batches = list(range(PEOPLE // BATCH))
+    workers = [spawn.Process(target=_send, args=(folder, batches[n::2])) for n in range(2)]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def _most_in_one_second(times: list[datetime]) -> int:
+    times = sorted(times)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= timedelta(seconds=1):
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def _statuses(engine) -> Counter:
+    with engine.connect() as conn:
+        return Counter(conn.execute(sa.select(deliveries.c.status)).scalars())
+
+
+def test_two_processes_side_by_side_keep_one_rate_and_mail_each_person_once(run, engine):
+    start, sink = run
+    folder, _ = start(max_per_second=80)
+    began = time.monotonic()
+    workers = _workers(folder)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    took = time.monotonic() - began
+
+    received = sink.wait_for(PEOPLE, timeout=10)
+    recipients = Counter(r for m in received for r in m.envelope_to)
+    assert len(recipients) == PEOPLE and set(recipients.values()) == {1}, "everybody once"
+    assert _statuses(engine) == {"sent": PEOPLE}
+    arrivals = [m.received_at for m in received]
+    # 80 starts a second, one each connection may take late, and the jitter between a start and
+    # its arrival; two connections each at 80/s would show ~160
+    assert _most_in_one_second(arrivals) <= 90, "one rate for both connections"
+    spread = (max(arrivals) - min(arrivals)).total_seconds()
+    assert spread >= (PEOPLE - 1) / 80 - 0.5, f"{PEOPLE} mails at 80/s take 3 s, not half that ({spread:.1f}s)"
+    assert took < 30
+    first_batch = {f"person{i}@example.com" for i in range(1, BATCH + 1)}  # batch 0: the first worker's
+    by_worker = [[m.received_at for m in received if (m.envelope_to[0] in first_batch) == mine] for mine in (1, 0)]
+    assert min(by_worker[1]) < max(by_worker[0]), "the two workers sent at the same time"
+
+
+def test_a_worker_killed_half_way_leaves_a_run_the_rerun_finishes_without_mailing_anyone_twice(run, engine):
+    start, sink = run
+    folder, notification = start(max_per_second=60)
+    workers = _workers(folder)
+    sink.wait_for(40, timeout=30)
+    workers[0].kill()  # SIGKILL, mid-batch: no handler runs
+    workers[0].join(timeout=10)
+    workers[1].join(timeout=60)
+    assert workers[1].exitcode == 0
+    assert len(sink.messages) < PEOPLE, "the kill came before the first worker's batches were done"
+
+    for batch in notification.batches(RUN):  # the scheduler's retry of the killed task, and of its batches after
+        notification.send_batch(RUN, batch)
+
+    recipients = Counter(r for m in sink.messages for r in m.envelope_to)
+    assert set(recipients.values()) == {1}, "nobody mailed twice"
+    statuses = _statuses(engine)
+    assert statuses["sent"] + statuses["uncertain"] == PEOPLE
+    assert statuses["sent"] <= len(recipients) <= PEOPLE, "an uncertain mail may or may not have arrived"
+    assert statuses["uncertain"] <= 2, "at most the mail on the wire and the next claim are in doubt"
