@@ -29,6 +29,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -66,15 +67,22 @@ def _config(folder: Path, bucket: str, inventory_bucket: str | None, batch_size:
     return load_config(sample.write(folder / "config", files))
 
 
-def _fill(client, bucket: str, objects: int) -> None:
+def _fill(client, bucket: str, objects: int) -> list[dict]:
+    """``objects`` one-byte photos; their versions as ``ListObjectVersions`` would give them,
+    from what each ``PutObject`` answered (listing the bucket back is quadratic in moto)."""
     client.create_bucket(Bucket=bucket)
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def put(i: int) -> dict:
+        key = f"chats/{i % 5000}/{i}.jpg"
+        answer = client.put_object(Bucket=bucket, Key=key, Body=b"x")
+        written = answer["ResponseMetadata"]["HTTPHeaders"].get("date")
+        when = parsedate_to_datetime(written) if written else datetime.now(UTC)
+        entry = {"Key": key, "VersionId": answer["VersionId"], "ETag": answer["ETag"], "Size": 1}
+        return entry | {"IsLatest": True, "LastModified": when}
+
     with ThreadPoolExecutor(8) as pool:
-        list(
-            pool.map(
-                lambda i: client.put_object(Bucket=bucket, Key=f"chats/{i % 5000}/{i}.jpg", Body=b"x"), range(objects)
-            )
-        )
+        return list(pool.map(put, range(objects)))
 
 
 def _run(config, folder: Path, calls: Counter) -> dict:
@@ -116,9 +124,9 @@ def main() -> int:
         started = time.perf_counter()
         sizes = {"listing": min(args.listing_objects, args.objects), "inventory": args.objects}
         _fill(client, listed, sizes["listing"])
-        _fill(client, inventoried, sizes["inventory"])
+        versions = _fill(client, inventoried, sizes["inventory"])
         client.create_bucket(Bucket=inventory_bucket)
-        write_inventory(client, inventory_bucket, PREFIX, inventoried, datetime.now(UTC))
+        write_inventory(client, inventory_bucket, PREFIX, inventoried, datetime.now(UTC), versions=versions)
         print(
             f"{sizes['listing']:,} and {sizes['inventory']:,} objects in two buckets, and an inventory of the second,"
             f" in {time.perf_counter() - started:.0f}s",
