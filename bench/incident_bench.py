@@ -37,6 +37,7 @@ sys.path[:0] = [str(REPO), str(REPO / "include")]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 
 from lifecycle.config import load_config
+from lifecycle.connections import get_connection
 from lifecycle.incident import IncidentNotification, parse
 from lifecycle.mail import Mailer, render_notice
 from lifecycle.state import StateStore
@@ -184,7 +185,8 @@ def _worker(urls: dict, folder: Path, batches, ready, go, results) -> None:
         open_store=lambda system: SqlStore(app, config.catalog, system),
         mailer=lambda: FirstMail(email.conn_id, email.from_, email.max_per_second),
     )
-    notifier.services.run(RUN_ID)  # the run read once before the clock starts, as a started task has
+    notifier.services.run(RUN_ID)  # the run read and Airflow imported before the clock starts, as in a task
+    get_connection(email.conn_id)
     ready.release()
     go.wait()
     sent = 0

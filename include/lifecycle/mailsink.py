@@ -223,24 +223,23 @@ class MailSink:
                 self._cond.wait(left)
             return list(self._messages)
 
-    def _store(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> ReceivedMessage:
-        # parse with Python's own line endings (as BytesParser.parse of a file does)
-        msg = _PARSER.parsebytes(raw.replace(b"\r\n", b"\n"))
+    def _store(self, raw: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
         now = datetime.now(UTC)
         with self._cond:
             seq = next(self._seq)
-        msg.envelope_from = mail_from
-        msg.envelope_to = rcpt_tos
-        msg.received_at = now
-        msg.seq = seq
-        if self.folder is not None:
-            msg.path = self._write(raw, mail_from, rcpt_tos, now, seq)
+        path = self._write(raw, mail_from, rcpt_tos, now, seq) if self.folder is not None else None
+        msg = None
+        if self.keep:  # parsed only to be kept: a sink that writes files or counts is as cheap as a relay
+            # parse with Python's own line endings (as BytesParser.parse of a file does)
+            msg = _PARSER.parsebytes(raw.replace(b"\r\n", b"\n"))
+            msg.envelope_from = mail_from
+            msg.envelope_to = rcpt_tos
+            msg.received_at, msg.seq, msg.path = now, seq, path
         with self._cond:
-            if self.keep:
+            if msg is not None:
                 self._messages.append(msg)
             self._count += 1
             self._cond.notify_all()
-        return msg
 
     def _write(self, raw: bytes, mail_from: str, rcpt_tos: list[str], now: datetime, seq: int) -> Path:
         assert self.folder is not None

@@ -38,7 +38,7 @@ class DeliveryBook:
 
     def recorded(self, subjects: Sequence[str]) -> dict[str, Recorded]:
         """Backed by the batch's ledger entry, which is written once: never marked per row."""
-        claimed = self.services.state.incidents.claimed(self.run.incident_id, self.run.run_id, self.batch)
+        claimed = self.services.state.incidents.claimed(self.run.incident_id, subjects)
         return {s: Recorded(status, False) for s, status in claimed.items()}
 
     def claims(self):
