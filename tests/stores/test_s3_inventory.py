@@ -4,6 +4,8 @@ layout): candidates confirmed key by key before they go, about one request an ob
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -39,7 +41,12 @@ def _config(tmp_path, bucket: str, inventory_bucket: str, **inventory):
 
 
 @pytest.fixture
-def world(s3_store, s3_endpoint, tmp_path, engine, connect):
+def inventory_format() -> str:
+    return "CSV"
+
+
+@pytest.fixture
+def world(s3_store, s3_endpoint, tmp_path, engine, connect, inventory_format):
     """Old photos, an inventory of them, then the bucket changes: one key gets a new version,
     one is deleted, one is new — the inventory does not know."""
     store: S3Store = s3_store
@@ -52,7 +59,7 @@ def world(s3_store, s3_endpoint, tmp_path, engine, connect):
     store.client.create_bucket(Bucket=inventory_bucket)
     time.sleep(1.5)
     middle = datetime.now(UTC)
-    write_inventory(store.client, inventory_bucket, PREFIX, store.bucket, middle)
+    write_inventory(store.client, inventory_bucket, PREFIX, store.bucket, middle, file_format=inventory_format)
     time.sleep(1.5)
     put(Bucket=store.bucket, Key="chats/3/a b+c.jpg", Body=b"v3")  # touched after the inventory: now young
     for version in store.client.list_object_versions(Bucket=store.bucket, Prefix="chats/4/")["Versions"]:
@@ -75,6 +82,7 @@ def _left(store) -> set[str]:
 
 
 @SQLITE_STATE
+@pytest.mark.parametrize("inventory_format", ["CSV", "Parquet"])
 def test_retention_plans_from_the_inventory_and_confirms_each_candidate(world, tmp_path, monkeypatch):
     store, inventory_bucket, middle, state = world
     requests = []
@@ -118,6 +126,22 @@ def test_an_inventory_whose_checksum_does_not_match_fails_the_datasets_unit_nami
     store.client.put_object(Bucket=inventory_bucket, Key=f"{folder}manifest.checksum", Body=b"0" * 32)
     config = _config(tmp_path, store.bucket, inventory_bucket)
     with pytest.raises(LifecycleError, match=r"chat_photos.*manifest\.checksum"):
+        _run(config, state, middle + timedelta(days=400))
+    assert len(_left(store)) == 6, "nothing deleted"
+
+
+@SQLITE_STATE
+def test_an_inventory_in_a_format_not_read_fails_the_unit_naming_it_before_anything_is_deleted(world, tmp_path):
+    store, inventory_bucket, middle, state = world
+    folder = f"{PREFIX}{middle:%Y-%m-%dT%H-%MZ}/"
+    key = f"{folder}manifest.json"
+    manifest = json.loads(store.client.get_object(Bucket=inventory_bucket, Key=key)["Body"].read())
+    body = json.dumps({**manifest, "fileFormat": "ORC"}).encode()
+    store.client.put_object(Bucket=inventory_bucket, Key=key, Body=body)
+    checksum = hashlib.md5(body).hexdigest().encode()
+    store.client.put_object(Bucket=inventory_bucket, Key=f"{folder}manifest.checksum", Body=checksum)
+    config = _config(tmp_path, store.bucket, inventory_bucket)
+    with pytest.raises(LifecycleError, match=r"chat_photos.*inventory format 'ORC'; CSV and Parquet are read"):
         _run(config, state, middle + timedelta(days=400))
     assert len(_left(store)) == 6, "nothing deleted"
 

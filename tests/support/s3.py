@@ -99,20 +99,31 @@ def aws_connection(endpoint_url: str, region_name: str = "us-east-1") -> str:
 
 
 INVENTORY_SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass"
+PARQUET_SCHEMA = (
+    "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); "
+    "optional binary version_id (UTF8); optional boolean is_latest; optional boolean is_delete_marker; "
+    "optional int64 size; optional int64 last_modified_date (TIMESTAMP_MILLIS); optional binary e_tag (UTF8); "
+    "optional binary storage_class (UTF8);}"
+)
 
 
 def write_inventory(
-    client, bucket: str, prefix: str, source_bucket: str, when, *, rows_per_file: int = 50_000, versions=None
+    client,
+    bucket: str,
+    prefix: str,
+    source_bucket: str,
+    when,
+    *,
+    rows_per_file: int = 50_000,
+    versions=None,
+    file_format: str = "CSV",
 ) -> str:
-    """An S3 Inventory of every version in ``source_bucket``, as AWS writes one (CSV, gzipped, keys
-    URL-encoded, ``manifest.json`` and its MD5 in ``manifest.checksum`` under ``<prefix><YYYY-MM-DDTHH-MMZ>/``);
-    returns the dated folder.  ``versions`` (entries as ``ListObjectVersions`` gives them, from what
-    each ``PutObject`` answered) stands in for listing the bucket, which moto makes quadratic."""
-    import csv
-    import gzip
+    """An S3 Inventory of every version in ``source_bucket``, as AWS writes one (``manifest.json``
+    and its MD5 in ``manifest.checksum`` under ``<prefix><YYYY-MM-DDTHH-MMZ>/``, the files under
+    ``<prefix>data/``: gzipped CSV with keys URL-encoded, or Parquet with typed columns in snake
+    case); returns the dated folder.  ``versions`` (entries as ``ListObjectVersions`` gives them,
+    from what each ``PutObject`` answered) stands in for listing the bucket, which moto makes quadratic."""
     import hashlib
-    import io
-    import urllib.parse
     import uuid
 
     if versions is None:
@@ -121,28 +132,26 @@ def write_inventory(
         entries += [(e, True) for page in pages for e in page.get("DeleteMarkers", [])]
     else:
         entries = [(e, False) for e in versions]
-    rows = []
-    for entry, marker in entries:
-        rows.append(
-            [
-                source_bucket,
-                urllib.parse.quote_plus(entry["Key"], safe="/"),
-                entry.get("VersionId") or "",
-                str(entry.get("IsLatest", False)).lower(),
-                str(marker).lower(),
-                "" if marker else str(entry.get("Size", 0)),
-                entry["LastModified"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                "" if marker else entry.get("ETag", "").strip('"'),
-                "" if marker else "STANDARD",
-            ]
-        )
+    rows = [
+        {
+            "bucket": source_bucket,
+            "key": entry["Key"],
+            "version_id": entry.get("VersionId") or None,
+            "is_latest": bool(entry.get("IsLatest", False)),
+            "is_delete_marker": marker,
+            "size": None if marker else entry.get("Size", 0),
+            "last_modified_date": entry["LastModified"].replace(microsecond=0),
+            "e_tag": None if marker else entry.get("ETag", "").strip('"'),
+            "storage_class": None if marker else "STANDARD",
+        }
+        for entry, marker in entries
+    ]
     folder = f"{prefix}{when:%Y-%m-%dT%H-%MZ}/"
     files = []
+    write = _parquet_file if file_format == "Parquet" else _csv_file
     for start in range(0, max(len(rows), 1), rows_per_file):
-        text = io.StringIO()
-        csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows[start : start + rows_per_file])
-        data = gzip.compress(text.getvalue().encode())
-        key = f"{prefix}data/{uuid.uuid4()}.csv.gz"
+        data, suffix = write(rows[start : start + rows_per_file])
+        key = f"{prefix}data/{uuid.uuid4()}.{suffix}"
         client.put_object(Bucket=bucket, Key=key, Body=data)
         files.append({"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
     manifest = json.dumps(
@@ -151,11 +160,60 @@ def write_inventory(
             "destinationBucket": f"arn:aws:s3:::{bucket}",
             "version": "2016-11-30",
             "creationTimestamp": str(int(when.timestamp() * 1000)),
-            "fileFormat": "CSV",
-            "fileSchema": INVENTORY_SCHEMA,
+            "fileFormat": file_format,
+            "fileSchema": PARQUET_SCHEMA if file_format == "Parquet" else INVENTORY_SCHEMA,
             "files": files,
         }
     ).encode()
     client.put_object(Bucket=bucket, Key=f"{folder}manifest.json", Body=manifest)
     client.put_object(Bucket=bucket, Key=f"{folder}manifest.checksum", Body=hashlib.md5(manifest).hexdigest().encode())
     return folder
+
+
+def _csv_file(rows: list[dict]) -> tuple[bytes, str]:
+    import csv
+    import gzip
+    import io
+    import urllib.parse
+
+    text = io.StringIO()
+    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    for row in rows:
+        writer.writerow(
+            [
+                row["bucket"],
+                urllib.parse.quote_plus(row["key"], safe="/"),
+                row["version_id"] or "",
+                str(row["is_latest"]).lower(),
+                str(row["is_delete_marker"]).lower(),
+                "" if row["size"] is None else str(row["size"]),
+                row["last_modified_date"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                row["e_tag"] or "",
+                row["storage_class"] or "",
+            ]
+        )
+    return gzip.compress(text.getvalue().encode()), "csv.gz"
+
+
+def _parquet_file(rows: list[dict]) -> tuple[bytes, str]:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("bucket", pa.string()),
+            ("key", pa.string()),
+            ("version_id", pa.string()),
+            ("is_latest", pa.bool_()),
+            ("is_delete_marker", pa.bool_()),
+            ("size", pa.int64()),
+            ("last_modified_date", pa.timestamp("ms", tz="UTC")),
+            ("e_tag", pa.string()),
+            ("storage_class", pa.string()),
+        ]
+    )
+    out = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out)
+    return out.getvalue(), "parquet"

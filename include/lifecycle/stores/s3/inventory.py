@@ -4,7 +4,8 @@ An inventory configuration that lists every object version writes, once a
 day, ``<destination prefix>/<source bucket>/<configuration id>/<YYYY-MM-DDTHH-MMZ>/manifest.json``
 (with ``manifest.checksum``, its MD5) naming gzipped CSV files whose columns
 ``fileSchema`` lists (``Bucket, Key, VersionId, IsLatest, IsDeleteMarker,
-Size, LastModifiedDate, …``; keys URL-encoded).  The newest manifest not
+Size, LastModifiedDate, …``; keys URL-encoded), or Parquet files (the same
+columns in snake case, values typed, keys as they are).  The newest manifest not
 older than ``max_age`` is read: a few requests for the whole dataset, where
 listing costs one request per 1,000 versions and the server's time per entry.
 
@@ -21,9 +22,12 @@ import hashlib
 import io
 import json
 import logging
+import re
 import urllib.parse
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from lifecycle.connections import s3_client
 from lifecycle.errors import TerminalStoreError
@@ -86,13 +90,14 @@ class InventoryReading:
                 dataset,
                 f"s3://{bucket}/{folder}manifest.json lists bucket {manifest.get('sourceBucket')!r}, not {self.bucket!r}",
             )
-        if manifest.get("fileFormat") != "CSV":
+        file_format = manifest.get("fileFormat")
+        if file_format not in FORMATS:
             raise refuse(
                 self.system,
                 dataset,
-                f"s3://{bucket}/{folder}: inventory format {manifest.get('fileFormat')!r}; CSV is read",
+                f"s3://{bucket}/{folder}: inventory format {file_format!r}; {' and '.join(FORMATS)} are read",
             )
-        schema = [c.strip() for c in manifest.get("fileSchema", "").split(",")]
+        schema = _columns(file_format, manifest.get("fileSchema", ""))
         missing = [c for c in REQUIRED_COLUMNS if c not in schema]
         if missing:
             raise refuse(
@@ -105,26 +110,24 @@ class InventoryReading:
 
     def _inventory_versions(self, client, bucket: str, dataset: str, manifest: dict) -> dict[str, list[ObjectVersion]]:
         prefix = self.catalog.static_prefix(dataset)
-        at = {name: manifest["columns"].index(name) for name in (*REQUIRED_COLUMNS, "Size")}
+        read = _parquet_rows if manifest["fileFormat"] == "Parquet" else _csv_rows
         groups: dict[str, list[ObjectVersion]] = {}
         for file in manifest.get("files", []):
             self.requests_made += 1
             body = client.get_object(Bucket=bucket, Key=file["key"])["Body"]
-            with gzip.GzipFile(fileobj=body) as unzipped:
-                for row in csv.reader(io.TextIOWrapper(unzipped, encoding="utf-8", newline="")):
-                    key = urllib.parse.unquote_plus(row[at["Key"]])
-                    if not key.startswith(prefix) or row[at["Bucket"]] != self.bucket:
-                        continue
-                    groups.setdefault(key, []).append(
-                        ObjectVersion(
-                            key=key,
-                            version_id=row[at["VersionId"]] or "null",
-                            last_modified=_instant(row[at["LastModifiedDate"]]),
-                            is_delete_marker=row[at["IsDeleteMarker"]].lower() == "true",
-                            is_latest=row[at["IsLatest"]].lower() == "true",
-                            size=int(row[at["Size"]] or 0) if at["Size"] < len(row) else 0,
-                        )
+            for row in read(body, manifest["columns"]):
+                if row.bucket != self.bucket or not row.key.startswith(prefix):
+                    continue
+                groups.setdefault(row.key, []).append(
+                    ObjectVersion(
+                        key=row.key,
+                        version_id=row.version_id or "null",
+                        last_modified=row.last_modified,
+                        is_delete_marker=row.is_delete_marker,
+                        is_latest=row.is_latest,
+                        size=row.size or 0,
                     )
+                )
         return groups
 
     def confirm(self, dataset: str, listed: dict[str, list[ObjectVersion]]) -> dict[str, list[ObjectVersion]]:
@@ -158,6 +161,77 @@ class InventoryReading:
                 if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "405"):
                     return None
                 raise
+
+
+class _Row(NamedTuple):
+    """One version as an inventory file lists it, in either format."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    is_latest: bool
+    is_delete_marker: bool
+    size: int | None
+    last_modified: datetime
+
+
+# The manifest's Parquet schema names the columns in snake case; CSV's are these
+PARQUET_COLUMNS = {
+    "bucket": "Bucket",
+    "key": "Key",
+    "version_id": "VersionId",
+    "is_latest": "IsLatest",
+    "is_delete_marker": "IsDeleteMarker",
+    "size": "Size",
+    "last_modified_date": "LastModifiedDate",
+}
+FORMATS = ("CSV", "Parquet")
+
+
+def _columns(file_format: str, schema: str) -> list[str]:
+    """The columns a manifest's ``fileSchema`` names, as CSV spells them: ``Bucket, Key, …``
+    for CSV; ``message s3.inventory { required binary bucket (UTF8); … }`` for Parquet."""
+    if file_format == "CSV":
+        return [c.strip() for c in schema.split(",")]
+    names = re.findall(r"(?:required|optional)\s+\w+\s+(\w+)", schema)
+    return [PARQUET_COLUMNS.get(name, name) for name in names]
+
+
+def _csv_rows(body, columns: list[str]) -> Iterator[_Row]:
+    """A gzipped CSV file's rows (keys URL-encoded, every value text)."""
+    at = {name: columns.index(name) for name in (*REQUIRED_COLUMNS, "Size")}
+    with gzip.GzipFile(fileobj=body) as unzipped:
+        for row in csv.reader(io.TextIOWrapper(unzipped, encoding="utf-8", newline="")):
+            yield _Row(
+                bucket=row[at["Bucket"]],
+                key=urllib.parse.unquote_plus(row[at["Key"]]),
+                version_id=row[at["VersionId"]],
+                is_latest=row[at["IsLatest"]].lower() == "true",
+                is_delete_marker=row[at["IsDeleteMarker"]].lower() == "true",
+                size=int(row[at["Size"]] or 0) if at["Size"] < len(row) else 0,
+                last_modified=_instant(row[at["LastModifiedDate"]]),
+            )
+
+
+def _parquet_rows(body, columns: list[str]) -> Iterator[_Row]:
+    """A Parquet file's rows (keys as they are, values typed), read a row group at a time."""
+    import pyarrow.parquet as pq
+
+    wanted = {snake: csv_name for snake, csv_name in PARQUET_COLUMNS.items() if csv_name in columns}
+    parquet = pq.ParquetFile(io.BytesIO(body.read()))
+    for group in range(parquet.num_row_groups):
+        table = parquet.read_row_group(group, columns=list(wanted))
+        for row in table.to_pylist():
+            modified = row["last_modified_date"]
+            yield _Row(
+                bucket=row["bucket"],
+                key=row["key"],
+                version_id=row["version_id"],
+                is_latest=bool(row["is_latest"]),
+                is_delete_marker=bool(row["is_delete_marker"]),
+                size=row.get("size"),
+                last_modified=modified.replace(tzinfo=UTC) if modified.tzinfo is None else modified.astimezone(UTC),
+            )
 
 
 def _folder_time(folder: str) -> datetime | None:
