@@ -33,7 +33,7 @@ def _dropped(inst: Instance) -> int:
 def seeds() -> list[int]:
     if os.environ.get("LIFECYCLE_CONFORMANCE_SEED"):
         return [int(os.environ["LIFECYCLE_CONFORMANCE_SEED"])]
-    return list(range(int(os.environ.get("LIFECYCLE_CONFORMANCE_WORLDS", "30"))))
+    return list(range(int(os.environ.get("LIFECYCLE_CONFORMANCE_WORLDS", "16"))))
 
 
 def replay(backend: str, seed: int, test: str) -> str:

@@ -1,7 +1,7 @@
 """Generated worlds run through the engine's real path, compared with the independent oracle.
 
 Each (backend, seed) is its own test id, e.g. ``test_retention[postgresql-seed17]``.
-``LIFECYCLE_CONFORMANCE_WORLDS=N`` sets the number of worlds per backend (default 30);
+``LIFECYCLE_CONFORMANCE_WORLDS=N`` sets the number of worlds per backend (default 16);
 ``LIFECYCLE_CONFORMANCE_SEED=S`` runs that seed only.  A failure names the seed, the
 backend, the tables and keys that differ, and the command that replays it.
 """
