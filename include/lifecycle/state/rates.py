@@ -1,8 +1,8 @@
 """One send rate shared by every process of a run: start times handed out one at a time.
 
 Each scope (``mail:<run_id>``) has one row, the earliest start the next mail
-may take.  ``reserve`` moves it on by one interval in one statement and
-returns the start it took, so processes on any number of machines draw
+may take.  ``Starts.take`` moves it on by one interval and returns the
+start it took, so processes on any number of machines draw
 distinct starts at least an interval apart: together they keep
 ``email.max_per_second``, whatever the number of connections.  Losing the
 latest move in a crash only lets one more mail go early; the row is not
@@ -15,14 +15,15 @@ import sqlalchemy as sa
 
 from lifecycle.state.schema import send_rates
 
-_TABLE = send_rates
 _NOW, _INTERVAL, _SCOPE = sa.bindparam("now_us"), sa.bindparam("interval_us"), sa.bindparam("_scope")
 _MOVE = (
-    _TABLE.update()
-    .where(_TABLE.c.scope == _SCOPE)
-    .values(next_start_us=sa.case((_TABLE.c.next_start_us > _NOW, _TABLE.c.next_start_us), else_=_NOW) + _INTERVAL)
+    send_rates.update()
+    .where(send_rates.c.scope == _SCOPE)
+    .values(
+        next_start_us=sa.case((send_rates.c.next_start_us > _NOW, send_rates.c.next_start_us), else_=_NOW) + _INTERVAL
+    )
 )
-_READ = sa.select(_TABLE.c.next_start_us).where(_TABLE.c.scope == _SCOPE)
+_READ = sa.select(send_rates.c.next_start_us).where(send_rates.c.scope == _SCOPE)
 
 
 class SendRates:
@@ -54,7 +55,7 @@ class Starts:
         moved = self._move(params)
         if moved is None:  # the scope's first start
             try:
-                self._conn.execute(_TABLE.insert(), {"scope": self.scope, "next_start_us": params["now_us"]})
+                self._conn.execute(send_rates.insert(), {"scope": self.scope, "next_start_us": params["now_us"]})
                 self._conn.commit()
             except sa.exc.IntegrityError:  # another process made the row meanwhile
                 self._conn.rollback()
@@ -65,7 +66,7 @@ class Starts:
         """The scope's next start moved on by one interval; what it is now (None: no row yet)."""
         conn = self._conn
         if self._returning:
-            moved = conn.execute(_MOVE.returning(_TABLE.c.next_start_us), params).scalar()
+            moved = conn.execute(_MOVE.returning(send_rates.c.next_start_us), params).scalar()
         else:
             conn.execute(_MOVE, params)
             moved = conn.execute(_READ, params).scalar()
