@@ -25,6 +25,8 @@ STAMP := $(VENV)/.requirements.stamp
 PTH_NAME := privacy_lifecycle.pth
 DEVENV := $(PY) -m lifecycle.devenv
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (each module runs whole on one worker; 0: no workers)
+TEST_WORKERS ?= 2
 # where devenv keeps its state (LIFECYCLE_VAR_DIR overrides, as in devenv itself)
 VAR := $(or $(LIFECYCLE_VAR_DIR),$(CURDIR)/var)
 
@@ -52,7 +54,7 @@ $(STAMP): requirements.txt
 
 # --- tests ---------------------------------------------------------------------------
 test: venv lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # ruff (pinned in requirements.txt; settings in pyproject.toml): `make format` rewrites
 lint: venv

@@ -153,3 +153,74 @@ def connect(monkeypatch):
 
     yield define
     connections.forget()
+
+
+# ---------------------------------------------------------------- parallel runs (pytest-xdist)
+
+# Tests that share one expensive session fixture, whatever their module: one worker runs them all.
+_SHARED_SCOPES = {"tests/deploy/": "tests/deploy (one cluster)"}
+# Modules whose tests take longest in all: handed out first, so that no worker starts one last.
+_FIRST = (
+    "tests/deploy/",
+    "tests/airflow/test_failed_runs.py",
+    "tests/airflow/test_incident_dag.py",
+    "tests/conformance/test_dags.py",
+    "tests/airflow/",
+    "tests/conformance/",
+)
+
+
+def _scope(nodeid: str) -> str:
+    """The unit a worker takes whole: a module, or a group of modules sharing a fixture."""
+    path = nodeid.split("::", 1)[0]
+    return next((scope for prefix, scope in _SHARED_SCOPES.items() if path.startswith(prefix)), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``pytest -n N`` (``make test``): each module's tests run on one worker, so module and
+    session fixtures (an Airflow world, a cluster) are built once per worker that needs them."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # keep the order of pytest_collection_modifyitems
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest modules first (a stable sort: the order within a module is kept)."""
+    rank = {prefix: n for n, prefix in enumerate(_FIRST)}
+
+    def order(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return min((n for prefix, n in rank.items() if path.startswith(prefix)), default=len(_FIRST))
+
+    items.sort(key=order)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """A worker's conformance figures (``tests/conformance/conftest.py``), kept by the controller."""
+    for name in ("conformance_timings", "conformance_partitions"):
+        if name in getattr(node, "workeroutput", {}):
+            setattr(node.config, f"_{name}", node.workeroutput[name])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The conformance suite's figures, when it ran."""
+    timings = getattr(config, "_conformance_timings", None)
+    if timings:
+        terminalreporter.write_line(
+            "conformance: seconds spent in worlds per backend: "
+            + ", ".join(f"{b} {s:.1f}" for b, s in sorted(timings.items()))
+        )
+    partitions = getattr(config, "_conformance_partitions", None)
+    if partitions:
+        terminalreporter.write_line(
+            "conformance: retention worlds' partitioned tables and partitions dropped whole: "
+            + ", ".join(f"{b} {t} / {d}" for b, (t, d) in sorted(partitions.items()))
+        )

@@ -146,12 +146,16 @@ def hundred_datasets() -> dict:
     return files
 
 
-def test_a_hundred_dataset_config_parses_in_under_two_seconds(tmp_path):
+def test_a_hundred_dataset_config_parses_about_as_fast_as_the_demos(tmp_path, demo_bag):
+    """Parsing grows with the configuration, not with its square: a hundred datasets (16 DAGs)
+    parse within three times the demo's twelve (10 DAGs), measured in the same module (a loaded
+    machine slows both), and within two seconds where the demo's parse is quick."""
     config = sample.write(tmp_path / "config", hundred_datasets())
     bag = parse(config, tmp_path)
     assert bag["errors"] == {}
     assert len(bag["dags"]) == 6 + 10
-    assert bag["seconds"] < 2.0, f"parsing dags/ took {bag['seconds']:.2f}s"
+    allowed = max(2.0, 3 * demo_bag["seconds"])
+    assert bag["seconds"] < allowed, f"parsing dags/ took {bag['seconds']:.2f}s (the demo's {demo_bag['seconds']:.2f}s)"
 
 
 def test_an_invalid_config_is_an_import_error_naming_the_problem(tmp_path):

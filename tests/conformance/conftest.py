@@ -1,4 +1,7 @@
-"""Fixtures of the conformance suite: one Suite per session over moto's S3 server."""
+"""Fixtures of the conformance suite: one Suite per session over moto's S3 server.
+
+Its figures (time in worlds per backend, partitions dropped) are printed at the end of the
+run by ``tests/conftest.py``; under pytest-xdist a worker hands them to the controller."""
 
 from __future__ import annotations
 
@@ -17,8 +20,16 @@ def suite(s3_endpoint, tmp_path_factory, request):
         for key, seconds in timings.items():
             backend = key.split(":")[0]
             by_backend[backend] = by_backend.get(backend, 0.0) + seconds
-        request.config._conformance_timings = by_backend
-    request.config._conformance_partitions = made.partitions
+        _keep(request.config, "conformance_timings", by_backend)
+    _keep(request.config, "conformance_partitions", made.partitions)
+
+
+def _keep(config, name: str, figures: dict) -> None:
+    """Keep a summary figure for the end of the run (a worker's goes to the controller)."""
+    if hasattr(config, "workeroutput"):
+        config.workeroutput[name] = figures
+    else:
+        setattr(config, f"_{name}", figures)
 
 
 @pytest.fixture(scope="session")
@@ -33,18 +44,3 @@ def retention_objects(suite, request):
     )
     suite.upload_retention_objects(cases)
     return suite
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    timings = getattr(config, "_conformance_timings", None)
-    if timings:
-        terminalreporter.write_line(
-            "conformance: seconds spent in worlds per backend: "
-            + ", ".join(f"{b} {s:.1f}" for b, s in sorted(timings.items()))
-        )
-    partitions = getattr(config, "_conformance_partitions", None)
-    if partitions:
-        terminalreporter.write_line(
-            "conformance: retention worlds' partitioned tables and partitions dropped whole: "
-            + ", ".join(f"{b} {t} / {d}" for b, (t, d) in sorted(partitions.items()))
-        )

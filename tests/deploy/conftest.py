@@ -26,7 +26,7 @@ def _reachable(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once the deployment tests are done, not at the session's end
 def cluster(tmp_path_factory):
     missing = [name for name, port in (("PostgreSQL", 5432), ("Redis", 6379)) if not _reachable(port)]
     if missing:
