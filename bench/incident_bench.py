@@ -3,8 +3,9 @@
 N affected people (default 100,000) in a PostgreSQL app database, the state
 store in another PostgreSQL database, an aiosmtpd sink in a child process.
 The lifecycle side runs the DAG's steps (register, resolve, obligations,
-approval), then ``--workers`` processes send the batches as the DAG's mapped
-``send`` tasks do on that many Celery workers: each takes the next batch not
+approval), then ``--workers`` × ``--slots`` processes send the batches as the
+DAG's mapped ``send`` tasks do on that many Celery workers of that
+concurrency (``email.connections`` at a time): each takes the next batch not
 yet taken (render per person in their language, text and HTML parts, the
 delivery row committed before each mail, one SMTP connection per batch, one
 ledger entry per batch, the mail starts drawn from the run's one rate in the
@@ -12,7 +13,7 @@ state store).  The raw side sends the same number of messages, rendered and
 built before the clock starts, with ``sendmail`` over one smtplib connection.
 The rate limit is set far above either side's speed.
 
-    .venv/bin/python bench/incident_bench.py [--people 100000] [--batch-size 5000] [--workers 2]
+    .venv/bin/python bench/incident_bench.py [--people 100000] [--batch-size 5000] [--workers 2] [--slots 2]
 """
 
 from __future__ import annotations
@@ -189,10 +190,29 @@ def _worker(urls: dict, folder: Path, batches, ready, go, results) -> None:
     get_connection(email.conn_id)
     ready.release()
     go.wait()
-    sent = 0
+    sent, cpu = 0, time.process_time()
     while (batch := batches.get()) is not None:
         sent += notifier.send_batch(RUN_ID, batch).get("sent", 0)
-    results.put((sent, FirstMail.first))
+    results.put((sent, FirstMail.first, time.process_time() - cpu))
+
+
+def _cpu(*pids: int) -> dict[str, float]:
+    """CPU seconds so far of the sink (``pids``) and of every PostgreSQL process."""
+    import psutil
+
+    def seconds(process) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return times.user + times.system
+
+    postgres = [p for p in psutil.process_iter(["name"]) if p.info["name"] and p.info["name"].startswith("postgres")]
+    return {"sink": sum(seconds(psutil.Process(pid)) for pid in pids), "postgres": sum(map(seconds, postgres))}
+
+
+def _per_mail(before: dict, after: dict, mails: int) -> str:
+    return ", ".join(f"{k} {1000 * (after[k] - before[k]) / mails:.2f}" for k in before)
 
 
 def main() -> int:
@@ -200,7 +220,13 @@ def main() -> int:
     parser.add_argument("--postgres", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=2, help="processes sending batches side by side")
+    parser.add_argument("--workers", type=int, default=2, help="Celery workers sending batches side by side")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=2,
+        help="task slots per worker (Celery's --concurrency; `make cluster` runs 2): a process each",
+    )
     args = parser.parse_args()
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
@@ -228,13 +254,14 @@ def main() -> int:
                 "extra": {"disable_ssl": True, "disable_tls": True},
             }
         )
-        folder = _config(work, args.batch_size, args.workers)
+        processes = args.workers * args.slots  # the send tasks running at once: email.connections
+        folder = _config(work, args.batch_size, processes)
         config = load_config(folder)
         state = StateStore(state_engine, dataset_names=set(config.catalog.datasets))
         email = config.notifications.email
         notifier = IncidentNotification(config, state, open_store=lambda system: SqlStore(app, config.catalog, system))
 
-        # ---- lifecycle: the DAG's steps, then the batches on --workers processes
+        # ---- lifecycle: the DAG's steps, then the batches on --workers x --slots processes
         run_id = RUN_ID
         t0 = time.time()
         notifier.register(parse(FORM, config.catalog), run_id, AS_OF)
@@ -249,21 +276,24 @@ def main() -> int:
         urls = {"app": app.url.render_as_string(hide_password=False)}
         urls["state"] = state_engine.url.render_as_string(hide_password=False)
         workers = [
-            spawn.Process(target=_worker, args=(urls, folder, batches, ready, go, results)) for _ in range(args.workers)
+            spawn.Process(target=_worker, args=(urls, folder, batches, ready, go, results)) for _ in range(processes)
         ]
         for worker in workers:
             worker.start()
             batches.put(None)  # one end mark per worker
         for _ in workers:
             ready.acquire()
+        cpu_before = _cpu(sink.pid)
         t_send = time.perf_counter()
         go.set()
         outcomes = [results.get() for _ in workers]
         t_done = time.perf_counter()
+        cpu_lifecycle = _cpu(sink.pid)
         for worker in workers:
             worker.join()
-        sent = sum(n for n, _ in outcomes)
-        first = min(f for _, f in outcomes if f is not None)
+        sent = sum(n for n, _, _ in outcomes)
+        first = min(f for _, f, _ in outcomes if f is not None)
+        worker_cpu = sum(c for _, _, c in outcomes)
         lifecycle_rate = sent / (t_done - t_send)
 
         # ---- raw: the same number of messages, rendered and built beforehand, one connection
@@ -274,21 +304,30 @@ def main() -> int:
             composer.compose(f"raw{i}@example.com", notices[LOCALES[i % len(LOCALES)]], key=f"raw:{i}")
             for i in range(1, sent + 1)
         ]  # bytes on the wire, built before the clock starts
-        t_raw = time.perf_counter()
+        cpu_raw = _cpu(sink.pid)
+        t_raw, raw_cpu = time.perf_counter(), time.process_time()
         with smtplib.SMTP("127.0.0.1", port) as smtp:
             for message in messages:
                 smtp.sendmail("privacy@mic.example", [message.to], message.data)
         raw_rate = len(messages) / (time.perf_counter() - t_raw)
+        raw_cpu = time.process_time() - raw_cpu
+        cpu_raw_after = _cpu(sink.pid)
         stop.set()
         received = ports.get(timeout=30)
 
         print(f"resolve: {resolved['affected']:,} affected, {resolved['batches']} batch(es) of {args.batch_size}")
         print(
-            f"sending phase: {sent:,} mails on {args.workers} worker(s) in {t_done - t_send:.1f}s "
+            f"sending phase: {sent:,} mails on {args.workers} worker(s) x {args.slots} slot(s) "
+            f"in {t_done - t_send:.1f}s "
             f"= {lifecycle_rate:,.0f} mails/s"
         )
         print(f"raw smtplib:   {len(messages):,} mails = {raw_rate:,.0f} mails/s (pre-rendered, one connection)")
         print(f"ratio {lifecycle_rate / raw_rate:.2f} (target >= 1.5 with 2 workers)")
+        print(
+            f"CPU ms per mail: lifecycle: workers {1000 * worker_cpu / sent:.2f}, "
+            f"{_per_mail(cpu_before, cpu_lifecycle, sent)}; raw: client {1000 * raw_cpu / len(messages):.2f}, "
+            f"{_per_mail(cpu_raw, cpu_raw_after, len(messages))}"
+        )
         print(
             f"register to approval {t_decided - t0:.1f}s (resolve included); first mail "
             f"{first - t_decided:.1f}s after approval (workers started); the sink received {received:,}"

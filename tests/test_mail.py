@@ -11,7 +11,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from lifecycle.mail import Mailer, Notice, send_claimed
+from lifecycle.mail import Mailer, Notice, claim_group, send_claimed
 from lifecycle.mailsink import MailSink
 from lifecycle.state.claims import Claims
 from lifecycle.state.schema import deliveries, metadata
@@ -74,7 +74,7 @@ def test_every_person_is_claimed_then_mailed_once_with_outcomes_recorded(tmp_pat
     assert len(sink.messages) == 10
 
 
-def _killed_after(engine_url: str, mails: int) -> None:
+def _killed_after(engine_url: str, people: list[str], mails: int, rate: float) -> None:
     """A worker that dies (SIGKILL: no cleanup) right after the server accepted mail ``mails``."""
     accepted = []
 
@@ -86,30 +86,35 @@ def _killed_after(engine_url: str, mails: int) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
             return message_id
 
-    _send(sa.create_engine(engine_url), PEOPLE, DiesMidway)
+    _send(sa.create_engine(engine_url), people, DiesMidway, rate)
 
 
-def test_a_worker_killed_while_sending_leaves_at_most_two_claims_open_and_mails_nobody_twice(tmp_path, sink):
+@pytest.mark.parametrize(("rate", "group"), [(50, 1), (10_000, 16)], ids=["one claim a commit", "groups of 16"])
+def test_a_worker_killed_while_sending_leaves_at_most_two_groups_of_claims_open_and_mails_nobody_twice(
+    tmp_path, sink, rate, group
+):
+    people = [f"p{n:02d}" for n in range(1, 41)]
     url = f"sqlite:///{tmp_path / 'claims.db'}"
     engine = sa.create_engine(url)
     metadata.create_all(engine, tables=[deliveries])
-    worker = multiprocessing.get_context("fork").Process(target=_killed_after, args=(url, 5))
+    with Mailer("smtp_default", "privacy@example.com", rate) as mailer:
+        assert claim_group(mailer) == group
+    worker = multiprocessing.get_context("fork").Process(target=_killed_after, args=(url, people, 20, rate))
     worker.start()
     worker.join(60)
     assert worker.exitcode == -signal.SIGKILL
     rows = _rows(engine)
     open_claims = {s for s, r in rows.items() if r.status == "sending"}
-    assert 1 <= len(open_claims) <= 2, "the mail on the wire, and perhaps the next person's claim"
+    assert 1 <= len(open_claims) <= 2 * group, "the group on the wire, and perhaps the next group's claims"
     received = [m["Message-ID"] for m in sink.messages]
-    assert len(received) == 5
+    assert len(received) == 20
     assert set(received) <= {r.message_id for r in rows.values()}, "no mail went out without its claim"
 
-    _send(engine, [p for p in PEOPLE if p not in rows])  # the rerun: open claims are not sent again
-    rows = _rows(engine)
+    _send(engine, [p for p in people if p not in rows])  # the rerun: open claims are not sent again
     to = [m["To"] for m in sink.messages]
     assert len(to) == len(set(to)), "nobody mailed twice"
-    unsent = {s for s in PEOPLE if f"{s}@example.com" not in to} - {"p03", "p07"}
-    assert unsent <= open_claims and len(unsent) <= 1, "only a claim made while the mail before was on the wire"
+    unsent = {s for s in people if f"{s}@example.com" not in to} - {"p03", "p07"}
+    assert unsent <= open_claims and len(unsent) <= 2 * group - 1, "only claims made before their mails went out"
 
 
 def test_the_rate_spaces_the_starts_of_mails(tmp_path, sink):

@@ -78,6 +78,12 @@ class _Handler:
     def __init__(self, sink: MailSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        """aiosmtpd's EHLO reply, offering PIPELINING as relays do: aiosmtpd reads a client's
+        commands in order from what it has buffered, so a pipelined envelope (RFC 2920) works."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         refusal = self.sink.rcpt_policy(address) if self.sink.rcpt_policy else None
         if refusal:

@@ -45,9 +45,22 @@ def test_an_outcome_changes_only_a_row_still_sending_and_release_removes_only_su
     claims.claim("2", "<m2@x>")
     claims.record([Outcome("1", "sent", 1)])
     claims.record([Outcome("1", "deferred", 3, 451)])
-    claims.release("1")
-    claims.release("2")
+    claims.release(["1", "2"])
     assert _notices(state) == {(TEMPLATE, "1"): ("sent", None, "<m1@x>")}
+
+
+def test_a_group_is_claimed_in_one_commit_and_one_person_claimed_before_leaves_the_others_claimed(state):
+    claims, other = state.notices.claims(TEMPLATE, "run#0"), state.notices.claims(TEMPLATE, "run#1")
+    assert other.claim("3", "<o3@x>")
+    with claims:
+        assert claims.claim_group([("1", "<m1@x>", "en"), ("2", None, None)]) == set()
+        taken = claims.claim_group([("3", "<m3@x>", "en"), ("4", "<m4@x>", "de")], outcomes=[Outcome("1", "sent", 1)])
+    assert taken == {"3"}, "claimed by the other run"
+    rows = _notices(state)
+    assert rows[(TEMPLATE, "1")] == ("sent", None, "<m1@x>"), "the outcomes went in although the group was refused"
+    assert rows[(TEMPLATE, "2")] == ("skipped", "no e-mail address", None)
+    assert rows[(TEMPLATE, "3")] == ("sending", None, "<o3@x>"), "the other run's claim is untouched"
+    assert rows[(TEMPLATE, "4")] == ("sending", None, "<m4@x>"), "the rest of the group is claimed"
 
 
 def test_rows_left_sending_become_uncertain_and_nothing_else_changes(state):

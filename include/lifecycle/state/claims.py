@@ -93,8 +93,8 @@ class Claims:
             "updated_at": now,
         }
         if message_id is None:
-            return {**row, "status": self.no_address, "reason": "no e-mail address"}
-        return {**row, "status": "sending", "message_id": message_id}
+            return {**row, "status": self.no_address, "reason": "no e-mail address", "message_id": None}
+        return {**row, "status": "sending", "reason": None, "message_id": message_id}
 
     def claim(
         self, subject: str, message_id: str | None, locale: str | None = None, *, outcomes: Sequence[Outcome] = ()
@@ -110,6 +110,21 @@ class Claims:
             self.record(outcomes)
             return False
         return True
+
+    def claim_group(
+        self, entries: Sequence[tuple[str, str | None, str | None]], *, outcomes: Sequence[Outcome] = ()
+    ) -> set[str]:
+        """Commit the claims of ``entries`` (subject, Message-ID, locale) together with
+        ``outcomes``, in one transaction; returns the subjects claimed already (by another
+        process), which are then not claimed, while the others are, one by one."""
+        try:
+            with self._begin() as conn:
+                self._record(conn, outcomes)
+                conn.execute(self._insert, [self._row(*entry) for entry in entries])
+        except sa.exc.IntegrityError:
+            self.record(outcomes)
+            return {entry[0] for entry in entries if not self.claim(*entry)}
+        return set()
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Set each row still ``sending`` to its outcome (again: the same values)."""
@@ -142,10 +157,10 @@ class Claims:
             ],
         )
 
-    def release(self, subject: str) -> None:
-        """Delete a ``sending`` row whose mail never went out."""
+    def release(self, subjects: Sequence[str]) -> None:
+        """Delete the ``sending`` rows whose mails never went out."""
         with self._begin() as conn:
-            conn.execute(self._release, {"_subject": subject})
+            conn.execute(self._release, [{"_subject": subject} for subject in subjects])
 
     def mark_uncertain(self, subjects: Sequence[str]) -> None:
         """Rows a killed process left ``sending`` become ``uncertain``: whether the

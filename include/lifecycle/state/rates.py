@@ -1,11 +1,11 @@
-"""One send rate shared by every process of a run: start times handed out one at a time.
+"""One send rate shared by every process of a run: start times handed out in blocks.
 
 Each scope (``mail:<run_id>``) has one row, the earliest start the next mail
-may take.  ``Starts.take`` moves it on by one interval and returns the
-start it took, so processes on any number of machines draw
-distinct starts at least an interval apart: together they keep
+may take.  ``Starts.take`` moves it on by a block of intervals and returns
+the starts it took, so processes on any number of machines draw distinct
+starts at least an interval apart: together they keep
 ``email.max_per_second``, whatever the number of connections.  Losing the
-latest move in a crash only lets one more mail go early; the row is not
+latest move in a crash only lets one more block go early; the row is not
 evidence, so PostgreSQL commits it without waiting for the disk.
 """
 
@@ -15,13 +15,11 @@ import sqlalchemy as sa
 
 from lifecycle.state.schema import send_rates
 
-_NOW, _INTERVAL, _SCOPE = sa.bindparam("now_us"), sa.bindparam("interval_us"), sa.bindparam("_scope")
+_NOW, _SPAN, _SCOPE = sa.bindparam("now_us"), sa.bindparam("span_us"), sa.bindparam("_scope")
 _MOVE = (
     send_rates.update()
     .where(send_rates.c.scope == _SCOPE)
-    .values(
-        next_start_us=sa.case((send_rates.c.next_start_us > _NOW, send_rates.c.next_start_us), else_=_NOW) + _INTERVAL
-    )
+    .values(next_start_us=sa.case((send_rates.c.next_start_us > _NOW, send_rates.c.next_start_us), else_=_NOW) + _SPAN)
 )
 _READ = sa.select(send_rates.c.next_start_us).where(send_rates.c.scope == _SCOPE)
 
@@ -48,10 +46,12 @@ class Starts:
             conn.exec_driver_sql("SET synchronous_commit TO OFF")  # this connection writes nothing else
         self._conn = conn
 
-    def take(self, now: float) -> float:
-        """The start (Unix time) of one more mail: ``now``, or an interval after the
-        start handed out last under the scope (by any process) when that is later."""
-        params = {"_scope": self.scope, "now_us": round(now * 1e6), "interval_us": self._interval_us}
+    def take(self, now: float, count: int = 1) -> list[float]:
+        """The starts (Unix time) of ``count`` more mails, an interval apart: from ``now``, or
+        from an interval after the start handed out last under the scope (by any process)
+        when that is later."""
+        span = self._interval_us * count
+        params = {"_scope": self.scope, "now_us": round(now * 1e6), "span_us": span}
         moved = self._move(params)
         if moved is None:  # the scope's first start
             try:
@@ -60,7 +60,8 @@ class Starts:
             except sa.exc.IntegrityError:  # another process made the row meanwhile
                 self._conn.rollback()
             moved = self._move(params)
-        return (moved - self._interval_us) / 1e6
+        first = moved - span
+        return [(first + n * self._interval_us) / 1e6 for n in range(count)]
 
     def _move(self, params: dict) -> int | None:
         """The scope's next start moved on by one interval; what it is now (None: no row yet)."""
