@@ -93,9 +93,14 @@ def units(plan: Plan, config: Config, partitions: int) -> dict[str, list[Unit | 
 
 
 def _parts(d: DatasetPlan, partitions: int) -> list[Unit]:
-    """The ranges in contiguous parts; the first part also drops the partitions that go whole."""
-    parts = max(1, min(partitions, len(d.ranges)))
-    size = max(1, -(-len(d.ranges) // parts))
+    """The ranges in up to ``partitions`` contiguous parts, and the partitions that go whole in a
+    part of their own before them, so that the drops (the file system freeing whole tables) run
+    beside the row path of the boundary partition rather than ahead of it in one task."""
+    ranges = max(0, min(partitions, len(d.ranges)))
+    size = max(1, -(-len(d.ranges) // ranges)) if ranges else 1
+    work = [((), d.ranges[part * size : (part + 1) * size]) for part in range(ranges)]
+    if d.drops or not work:
+        work.insert(0, (d.drops, ()))
     return [
         Unit(
             dataset=d.dataset,
@@ -103,10 +108,10 @@ def _parts(d: DatasetPlan, partitions: int) -> list[Unit]:
             cutoff=d.effective_cutoff,
             fields=d.fields,
             part=part,
-            parts=parts,
-            ranges=tuple(KeyRange(*r) for r in d.ranges[part * size : (part + 1) * size]),
-            drops=d.drops if part == 0 else (),
+            parts=len(work),
+            ranges=tuple(KeyRange(*r) for r in chosen),
+            drops=drops,
             skip=d.dropped_spans,
         )
-        for part in range(parts)
+        for part, (drops, chosen) in enumerate(work)
     ]

@@ -171,7 +171,7 @@ class Unit:
     part: int
     parts: int
     ranges: tuple[KeyRange, ...]
-    drops: tuple[PartitionPlan, ...] = ()  # partitions to drop whole (the first part's)
+    drops: tuple[PartitionPlan, ...] = ()  # partitions to drop whole (a part of their own, the first)
     skip: tuple[tuple[str | None, str], ...] = ()  # spans of created the ranges leave out (dropped)
 
     @property
