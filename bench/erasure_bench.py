@@ -644,7 +644,7 @@ def _time_parts(erasure: Erasure) -> None:
         timed(batch.BatchErasure, name, name)
     timed(batch, "batch_entries", "batch_entries (verify)")
     timed(certificates, "batch_entries", "batch_entries (certificates)")
-    timed(S3Store, "list_versions", "  of _erase_objects+_verify: S3 listings")
+    timed(S3Store, "_listing", "  of _erase_objects+_verify: S3 listings")
     timed(mail.Mailer, "transmit", "  of notices.send: SMTP (helper thread claims meanwhile)")
     timed(mail.Mailer, "compose", "  of notices.send: compose")
     timed(mail, "render_notice", "  of notices.send: render notice")

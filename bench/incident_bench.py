@@ -7,9 +7,9 @@ approval), then ``--workers`` × ``--slots`` processes send the batches as the
 DAG's mapped ``send`` tasks do on that many Celery workers of that
 concurrency (``email.connections`` at a time): each takes the next batch not
 yet taken (render per person in their language, text and HTML parts, the
-delivery row committed before each mail, one SMTP connection per batch, one
-ledger entry per batch, the mail starts drawn from the run's one rate in the
-state store).  The raw side sends the same number of messages, rendered and
+delivery rows of a group of people committed before their mails, one SMTP
+connection per batch with the envelope pipelined, one ledger entry per batch,
+the mail starts drawn in blocks from the run's one rate in the state store).  The raw side sends the same number of messages, rendered and
 built before the clock starts, with ``sendmail`` over one smtplib connection.
 The rate limit is set far above either side's speed.
 
