@@ -471,25 +471,3 @@ def send_claimed(
                 _release_unsent(claims, unsent)
             claims.record(handed + pending)  # recording an outcome twice sets the same values
     return counts
-    pending: list[Outcome] = []  # outcomes not yet recorded
-    handed: list[Outcome] = []  # outcomes given to the helper with the next claim
-    with claims, ThreadPoolExecutor(1) as helper:
-        upcoming, following = helper.submit(_prepare_and_claim, prepare, claims, subjects[0], []), None
-        try:
-            for n, subject in enumerate(subjects):
-                composed = upcoming.result()  # this person's claim is committed
-                upcoming = None
-                if n + 1 < len(subjects):
-                    following, handed, pending = subjects[n + 1], pending, []
-                    upcoming = helper.submit(_prepare_and_claim, prepare, claims, following, handed)
-                if composed is _TAKEN or composed is None:
-                    counts["taken" if composed is _TAKEN else "no_address"] += 1
-                    continue
-                delivery = mailer.deliver(composed, attempts=attempts, backoff=backoff, sleep=sleep)
-                pending.append(Outcome(subject, delivery.status, delivery.attempts, delivery.code))
-                counts[delivery.status] += 1
-        finally:
-            if upcoming is not None:  # the next person may be claimed, but their mail never went out
-                _release_unsent(claims, upcoming, following)
-            claims.record(handed + pending)  # recording an outcome twice sets the same values
-    return counts
