@@ -277,7 +277,7 @@ def bench_partitions(admin_url: str, rows: int, batch_size: int, workers: int) -
             plan_seconds = time.perf_counter() - started
             planned = plan.dataset("access_logs")
             for part in planned.partitions:
-                print(f"     partition {part.name}: {part.rows:,} rows: {part.why}")
+                print(f"     partition {part.name}{f' ({part.rows:,} rows)' if part.go else ''}: {part.why}")
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(sa.text("CHECKPOINT"))
             dag_seconds = _apply_all(retention, plan, "app_db", workers, PARTITION_AS_OF)

@@ -232,7 +232,8 @@ class Planner:
                 why = "wholly before the cutoff, nothing in it held or still referenced: dropped whole"
                 planned.append(replace(plan, rows=rows, go=True, why=why))
         for part in planned:
-            log.info("plan: %s: partition %s (%d rows): %s", entry.dataset, part.name, part.rows, part.why)
+            counted = f" ({part.rows:,} rows)" if part.go else ""
+            log.info("plan: %s: partition %s%s: %s", entry.dataset, part.name, counted, part.why)
         return tuple(planned) + self._unfinished(entry, store)
 
     def _unfinished(self, entry: DatasetPlan, store) -> tuple[PartitionPlan, ...]:
