@@ -26,7 +26,7 @@ from lifecycle.config import load_config
 from lifecycle.incident import IncidentNotification, parse
 from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
-from lifecycle.state.schema import deliveries
+from lifecycle.state.schema import deliveries, send_rates
 from tests.config import sample
 from tests.support.sample_app import access_logs, meta, users
 
@@ -246,6 +246,8 @@ def test_two_processes_side_by_side_keep_one_rate_and_mail_each_person_once(run,
     spread = (max(arrivals) - min(arrivals)).total_seconds()
     assert spread >= (PEOPLE - 1) / 80 - 0.5, f"{PEOPLE} mails at 80/s take 3 s, not half that ({spread:.1f}s)"
     assert took < 30
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(send_rates.c.scope)).scalars().all() == [f"incident:{RUN}"], "one rate row"
     with engine.connect() as conn:  # the first worker's people: those of its batches
         mine = sa.select(deliveries.c.subject_id).where(deliveries.c.batch.in_(_BATCHES[0::2]))
         first = {f"person{subject}@example.com" for subject in conn.execute(mine).scalars()}

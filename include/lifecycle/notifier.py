@@ -62,10 +62,13 @@ class Notifier:
         sleep: Callable[[float], None] = time.sleep,
         *,
         rates: SendRates | None = None,
+        rate_scope: str = "mail",
     ):
         """``settings``: notifications.yaml (connection, sender, rate, retries).  With ``rates``
-        every connection sending for one run shares one rate (``email.max_per_second``)."""
-        self.settings, self._sleep, self.rates = settings, sleep, rates
+        every connection sending for one run shares one rate (``email.max_per_second``), kept
+        under ``<rate_scope>:<run id>``: a run id is unique within its DAG only, so each DAG
+        that mails names its own scope."""
+        self.settings, self._sleep, self.rates, self.rate_scope = settings, sleep, rates, rate_scope
         self._mailer = mailer or self._default_mailer
 
     def _default_mailer(self) -> Mailer:
@@ -101,7 +104,7 @@ class Notifier:
             retries = {"attempts": email.retry_attempts, "backoff": email.retry_backoff.seconds} if email else {}
             mailer = self._mailer()
             if self.rates is not None and run_id is not None:
-                mailer.share_rate(self.rates, f"mail:{run_id}")
+                mailer.share_rate(self.rates, f"{self.rate_scope}:{run_id}")
             with mailer:
                 compose = prepare(todo, mailer)
                 outcomes = send_claimed(mailer, todo, book.claims(), prepare=compose, sleep=self._sleep, **retries)

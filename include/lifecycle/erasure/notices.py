@@ -74,7 +74,7 @@ class NoticeBook:
 class ErasureNotices:
     def __init__(self, config, state, stores, mailer: Callable[[], object] | None = None):
         self.config, self.catalog, self.state, self.stores = config, config.catalog, state, stores
-        self.notifier = Notifier(config.notifications, mailer, rates=state.send_rates)
+        self.notifier = Notifier(config.notifications, mailer, rates=state.send_rates, rate_scope="erasure")
 
     def _context(self, record) -> dict:
         contact = self.config.notifications.contact if self.config.notifications else None

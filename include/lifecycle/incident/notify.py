@@ -65,7 +65,7 @@ class IncidentNotification:
             catalog=config.catalog,
             state=state,
             stores=Stores(config.catalog, open_store),
-            notifier=Notifier(config.notifications, mailer, sleep, rates=state.send_rates),
+            notifier=Notifier(config.notifications, mailer, sleep, rates=state.send_rates, rate_scope="incident"),
         )
 
     def form(self, run_id: str) -> IncidentForm:

@@ -1,6 +1,6 @@
 """One send rate shared by every process of a run: start times handed out in blocks.
 
-Each scope (``mail:<run_id>``) has one row, the earliest start the next mail
+Each scope (``incident:<run_id>``, ``erasure:<run_id>``) has one row, the earliest start the next mail
 may take.  ``Starts.take`` moves it on by a block of intervals and returns
 the starts it took, so processes on any number of machines draw distinct
 starts at least an interval apart: together they keep
