@@ -96,8 +96,8 @@ def _parts(d: DatasetPlan, partitions: int) -> list[Unit]:
     """The ranges in up to ``partitions`` contiguous parts, and the partitions that go whole in a
     part of their own before them, so that the drops (the file system freeing whole tables) run
     beside the row path of the boundary partition rather than ahead of it in one task."""
-    ranges = max(0, min(partitions, len(d.ranges)))
-    size = max(1, -(-len(d.ranges) // ranges)) if ranges else 1
+    ranges = min(partitions, len(d.ranges))
+    size = -(-len(d.ranges) // ranges) if ranges else 0
     work = [((), d.ranges[part * size : (part + 1) * size]) for part in range(ranges)]
     if d.drops or not work:
         work.insert(0, (d.drops, ()))

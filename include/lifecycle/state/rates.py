@@ -1,8 +1,8 @@
 """One send rate shared by every process of a run: start times handed out in blocks.
 
-Each scope (``incident:<run_id>``, ``erasure:<run_id>``) has one row, the earliest start the next mail
-may take.  ``Starts.take`` moves it on by a block of intervals and returns
-the starts it took, so processes on any number of machines draw distinct
+Each scope (``incident:<run_id>``, ``erasure:<run_id>``) has one row, the
+earliest start the next mail may take.  ``Starts.take`` moves it on by a
+block of intervals and returns the starts it took, so processes on any number of machines draw distinct
 starts at least an interval apart: together they keep
 ``email.max_per_second``, whatever the number of connections.  Losing the
 latest move in a crash only lets one more block go early; the row is not
@@ -64,7 +64,7 @@ class Starts:
         return [(first + n * self._interval_us) / 1e6 for n in range(count)]
 
     def _move(self, params: dict) -> int | None:
-        """The scope's next start moved on by one interval; what it is now (None: no row yet)."""
+        """The scope's next start moved on by ``span_us``; what it is now (None: no row yet)."""
         conn = self._conn
         if self._returning:
             moved = conn.execute(_MOVE.returning(send_rates.c.next_start_us), params).scalar()
