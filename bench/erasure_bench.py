@@ -58,6 +58,7 @@ from lifecycle import connections
 from lifecycle.config import load_config
 from lifecycle.demo import generate, schema
 from lifecycle.erasure import Erasure
+from lifecycle.erasure.steps import erasure_steps
 from lifecycle.mail import Mailer
 from lifecycle.state import StateStore
 from lifecycle.state.schema import erasures
@@ -77,6 +78,7 @@ CHILDREN_FIRST = [
     "orders",
     "consents",
     "account_cancellations",
+    "privacy_requests",
 ]
 SIDES = {"erasure": False, "with notices": True}  # side -> completion notices
 S3_CONN_ID = "bench_s3"
@@ -257,7 +259,7 @@ def _round(
             if side == "raw":
                 raw_engine = sa.create_engine(url.set(database=names["raw"]))
                 engines.append(raw_engine)
-                results["raw"] = _raw_side(raw_engine, s3, buckets["raw"], due)
+                results["raw"] = _raw_side(raw_engine, s3, buckets["raw"], due, _object_prefixes(config))
             else:
                 os.environ["LIFECYCLE_VAR_DIR"] = str(
                     folder / side.replace(" ", "-")
@@ -482,7 +484,16 @@ def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool,
     return seconds, latencies, sink.count() - before, data_seconds
 
 
-def _raw_side(engine: sa.Engine, client, bucket: str, due: list[int]) -> float:
+def _object_prefixes(config) -> list[str]:
+    """The static prefix of every object dataset the erasure reaches: the raw side erases what
+    the lifecycle erases, in one listing each."""
+    catalog = config.catalog
+    return sorted(
+        catalog.static_prefix(s.dataset) for s in erasure_steps(config) if not catalog.dataset(s.dataset).is_table
+    )
+
+
+def _raw_side(engine: sa.Engine, client, bucket: str, due: list[int], prefixes: list[str]) -> float:
     _warm(engine)
     started, cpu = time.perf_counter(), _cpu()
     meta = sa.MetaData()
@@ -495,7 +506,7 @@ def _raw_side(engine: sa.Engine, client, bucket: str, due: list[int]) -> float:
             conn.execute(t[name].delete().where(t[name].c.user_id.in_(due)))
         conn.execute(t["users"].delete().where(t["users"].c.id.in_(due)))
     wanted = {str(u) for u in due}
-    for prefix in ("avatars/", "chats/", "inquiries/"):  # one listing per prefix, the fastest raw way
+    for prefix in prefixes:  # one listing per prefix, the fastest raw way
         keys = [
             {"Key": v["Key"], "VersionId": v["VersionId"]}
             for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
