@@ -372,8 +372,9 @@ class Killed(Exception):
 
 
 def _dying_at(point: str, monkeypatch):
-    """A SqlStore class (and, for the ledger, a patched Ledger) that raises Killed at ``point`` of the third table step."""
-    calls = {"delete": 0, "done": 0}
+    """A SqlStore class (and, for the ledger or the objects, a patched Ledger or S3Store) that
+    raises Killed at ``point``: of the third table step, or of the first object step."""
+    calls = {"delete": 0, "done": 0, "objects": 0}
 
     class Dying(SqlStore):
         def delete(self, *args, **kwargs):
@@ -385,6 +386,16 @@ def _dying_at(point: str, monkeypatch):
                 raise Killed()
             return change
 
+    if point == "as an object step deletes, beside the table steps":
+        delete = S3Store.delete
+
+        def dying_delete(self, *args, **kwargs):
+            calls["objects"] += 1
+            if calls["objects"] == 1:  # once: the rerun deletes through
+                raise Killed()
+            return delete(self, *args, **kwargs)
+
+        monkeypatch.setattr(S3Store, "delete", dying_delete)
     if point == "as a step's done record goes with the next plan":
         append_many = Ledger.append_many
 
@@ -401,13 +412,21 @@ def _dying_at(point: str, monkeypatch):
 
 @pytest.mark.parametrize(
     "point",
-    ["before a step's delete", "after a step's delete committed", "as a step's done record goes with the next plan"],
+    [
+        "before a step's delete",
+        "after a step's delete committed",
+        "as a step's done record goes with the next plan",
+        "as an object step deletes, beside the table steps",
+    ],
 )
 def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_once(world, monkeypatch, point):
     config, engine, state, store, sink = world
     with pytest.raises(Killed):
         _run(_erasure(config, engine, state, store, _dying_at(point, monkeypatch)))
     assert _states(state)[str(DUE)] == "erasing"
+    if point.startswith("as an object step"):  # the table steps beside it went on and were recorded
+        done = {e.payload["dataset"] for e in state.ledger.entries(kind="erasure.done")}
+        assert {"access_logs", "chat_messages", "orders"} <= done and "chat_photos" not in done
     _run(_erasure(config, engine, state, store))
     _run(_erasure(config, engine, state, store))  # and once more: nothing new
     assert _states(state) == {
@@ -432,6 +451,8 @@ def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_o
         assert rows["chat_messages"]["deleted"] == sum(1 for m in range(1, 81) if (m % 20 + 1) % 10 + 1 == subject)
         assert rows["orders"]["anonymized"] == sum(1 for o in range(1, 31) if o % 10 + 1 == subject)
         assert rows["users"]["deleted"] == 1
+    photos = {d["dataset"]: d for d in certificates[str(DUPLICATE)]["datasets"]}["chat_photos"]
+    assert photos["object_versions_deleted"] == 2
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)  # SQLite does not enforce the FK by default

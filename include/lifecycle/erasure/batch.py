@@ -1,6 +1,8 @@
-"""One batch's erasure through the store contract: tables (deeper links first), objects,
-verification, the completion notice, the subject's own row, deletion requests to the
-recipients that received data (``sharing.deletions``), certificates.
+"""One batch's erasure through the store contract: tables (deeper links first) and, beside
+them on a thread of their own, objects (neither depends on the other; the table steps wait
+on the database, the object steps on S3's listings); then verification, the completion
+notice, the subject's own row, deletion requests to the recipients that received data
+(``sharing.deletions``), certificates.
 
 Every step records its plan before its change is committed and a done record
 after (``StepRecords``), so a killed batch resumes without repeating a step
@@ -10,6 +12,7 @@ and its certificates keep their counts.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from lifecycle.connections import hmac_key
@@ -48,10 +51,13 @@ class BatchErasure:
         steps = erasure_steps(self.config)
         *linked, own_row = steps
         tables = [s for s in linked if self.catalog.dataset(s.dataset).is_table]
-        for step in tables:
-            self._apply(recorder, step, subjects)
-        self._erase_objects(recorder, [s for s in linked if s not in tables], subjects)
-        recorder.flush()
+        objects = [s for s in linked if s not in tables]
+        with ThreadPoolExecutor(1, thread_name_prefix="objects") as pool:
+            erasing = pool.submit(self._erase_objects, StepRecords(self.state.ledger, batch, run_id), objects, subjects)
+            for step in tables:
+                self._apply(recorder, step, subjects)
+            recorder.flush()
+            erasing.result()
         failed = self._verify(batch, linked, subjects)
         ok = [s for s in subjects if s not in failed]
         notified = self._notify_completed(batch, steps, [r for r in records if r.subject_id in ok], run_id)
@@ -117,7 +123,8 @@ class BatchErasure:
     def _erase_objects(self, recorder: StepRecords, steps: list[Step], subjects: list[str]) -> None:
         """Delete every version and marker under the subjects' prefixes, dataset by dataset:
         the plan (versions per subject) in the ledger first, then the deletes, then
-        what was deleted and what Object Lock kept."""
+        what was deleted and what Object Lock kept.  Runs beside the table steps, with a
+        recorder of its own (a recorder holds its done records back for its next plan)."""
         for step in steps:
             if not subjects or recorder.done(step.dataset):
                 continue
@@ -137,6 +144,7 @@ class BatchErasure:
             log.info(
                 "%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, change.rows, len(change.kept)
             )
+        recorder.flush()
 
     def _verify(self, batch: str, steps: list[Step], subjects: list[str]) -> dict[str, str]:
         """Subjects something identifying still reaches, with the reason."""
