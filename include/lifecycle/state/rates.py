@@ -2,9 +2,9 @@
 
 Each scope (``incident:<run_id>``, ``erasure:<run_id>``) has one row, the
 earliest start the next mail may take.  ``Starts.take`` moves it on by a
-block of intervals and returns the starts it took, so processes on any number of machines draw distinct
-starts at least an interval apart: together they keep
-``email.max_per_second``, whatever the number of connections.  Losing the
+block of intervals and returns the starts it took, so processes on any
+number of machines draw distinct starts at least an interval apart: together
+they keep ``email.max_per_second``, whatever the number of connections.  Losing the
 latest move in a crash only lets one more block go early; the row is not
 evidence, so PostgreSQL commits it without waiting for the disk.
 """
