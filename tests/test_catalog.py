@@ -3,7 +3,7 @@
 import pytest
 
 from lifecycle.catalog import Catalog, Hop, LinkError
-from lifecycle.config.models import CatalogFile
+from lifecycle.catalog.models import CatalogFile
 from tests.config import sample
 
 

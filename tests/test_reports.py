@@ -45,7 +45,7 @@ def test_report_writer_writes_json_and_html_and_ledgers_their_hashes(tmp_path):
 
     import sqlalchemy as sa
 
-    from lifecycle.config.models import Reports
+    from lifecycle.catalog.models import Reports
     from lifecycle.state import StateStore
 
     catalog = SimpleNamespace(model=SimpleNamespace(reports=Reports(path=str(tmp_path / "reports"))))

@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 
 from lifecycle.catalog import Catalog
-from lifecycle.config.models import CatalogFile
+from lifecycle.catalog.models import CatalogFile
 from lifecycle.scan import scan, scan_report
 from tests.config import sample
 from tests.stores.test_sql import meta

@@ -17,8 +17,27 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
-from lifecycle.config.models import Anonymize
+from lifecycle.shapes import Model
+
+
+class Anonymize(Model):
+    """A strategy and its options (catalog.yaml ``fields.<column>.anonymize``); ``anonymize: hmac``
+    is short for ``{strategy: hmac}``.  Each option belongs to the strategies whose ``options`` name it."""
+
+    strategy: str
+    text: str | None = None  # redact: the replacement
+    to: Literal["day", "month", "year"] | None = None  # generalize_date: the precision kept
+
+
+def shorthand(value):
+    """``anonymize: <name>`` as ``{strategy: <name>}``; an unquoted null is refused."""
+    if value is None:
+        raise ValueError(
+            'unquoted null is ambiguous: write anonymize: "null" for the null strategy, or leave the key out'
+        )
+    return {"strategy": value} if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,7 @@ import jinja2
 import msgspec
 
 from lifecycle.catalog import Catalog
-
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO / "include" / "templates"
+from lifecycle.paths import REPO, TEMPLATES
 
 
 def var_dir() -> Path:

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from lifecycle.catalog import Catalog
-from lifecycle.config.models import CatalogFile
+from lifecycle.catalog.models import CatalogFile
 from lifecycle.errors import LifecycleError, TerminalStoreError, TransientError, TransientStoreError
 from lifecycle.failures import describe, retryable
 from lifecycle.stores.contract import KeyRange, Selection

@@ -245,7 +245,7 @@ def test_failed_delete_request_is_a_terminal_error_and_the_rest_is_not_tried(s3_
 
 def test_current_objects_are_the_latest_versions_of_the_selected_keys_and_stream_in_chunks(s3_store):
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import CatalogFile
+    from lifecycle.catalog.models import CatalogFile
     from lifecycle.stores.contract import Selection
     from tests.config import sample
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from lifecycle.catalog import Catalog
-from lifecycle.config.models import CatalogFile
+from lifecycle.catalog.models import CatalogFile
 from lifecycle.errors import TerminalStoreError
 from lifecycle.stores.contract import KeyRange, Selection
 from lifecycle.stores.sql import SqlStore

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lifecycle.config.models import Reports
+from lifecycle.catalog.models import Reports
 from lifecycle.reports import ReportSink
 from lifecycle.view import documents
 

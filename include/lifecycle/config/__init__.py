@@ -2,7 +2,9 @@
 
 ``load_config()`` reads every file, checks shape and cross-references, and
 either returns a ``Config`` or raises one ``ConfigError`` listing every
-problem with its file and key path.
+problem with its file and key path.  Each file has a module of its own
+holding its models and its checks (``config.retention`` for retention.yaml,
+...); catalog.yaml's are the catalog's (``catalog.models``, ``catalog.checks``).
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ from functools import cached_property
 from pathlib import Path
 
 from lifecycle.catalog import Catalog
-from lifecycle.config import checks
+from lifecycle.catalog.checks import check_catalog
+from lifecycle.catalog.models import CatalogFile
+from lifecycle.config.cancellation import CancellationFile, check_cancellation
+from lifecycle.config.deadlines import DeadlinesFile, check_deadlines
+from lifecycle.config.incidents import IncidentsFile, check_incidents
 from lifecycle.config.loader import config_dir, parse_model, read_yaml
-from lifecycle.config.models import (
-    CancellationFile,
-    CatalogFile,
-    DeadlinesFile,
-    IncidentsFile,
-    NotificationsFile,
-    RecipientsFile,
-    RequestsFile,
-    RetentionFile,
-)
+from lifecycle.config.mail import check_mail
+from lifecycle.config.notifications import NotificationsFile
+from lifecycle.config.recipients import RecipientsFile, check_recipients
+from lifecycle.config.requests import RequestsFile, check_requests
+from lifecycle.config.retention import RetentionFile, check_retention
 from lifecycle.errors import ConfigError, Problem
 
 # file -> (model, required); optional files switch their DAG off when absent.
@@ -79,18 +80,18 @@ def collect(directory: str | os.PathLike | None = None) -> tuple[dict, list[Prob
                 models[file] = parsed
     if "catalog.yaml" in models:
         catalog = Catalog(models["catalog.yaml"])
-        problems += checks.check_catalog(catalog)
+        problems += check_catalog(catalog)
         for file, check in (
-            ("retention.yaml", checks.check_retention),
-            ("cancellation.yaml", checks.check_cancellation),
-            ("recipients.yaml", checks.check_recipients),
-            ("incidents.yaml", checks.check_incidents),
-            ("requests.yaml", checks.check_requests),
+            ("retention.yaml", check_retention),
+            ("cancellation.yaml", check_cancellation),
+            ("recipients.yaml", check_recipients),
+            ("incidents.yaml", check_incidents),
+            ("requests.yaml", check_requests),
         ):
             if file in models:
                 problems += check(catalog, models[file])
-    problems += checks.check_mail(models, notifications(models))
-    problems += checks.check_deadlines(models, notifications(models))
+    problems += check_mail(models, notifications(models))
+    problems += check_deadlines(models, notifications(models))
     return models, problems, folder
 
 

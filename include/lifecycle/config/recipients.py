@@ -1,7 +1,7 @@
-"""What recipients.yaml may say: roles and the bases they may receive under, agreements,
-shared fields, consent.
+"""recipients.yaml: third parties that receive data (SPEC §3), and what the file may say:
+roles and the bases they may receive under, agreements, shared fields, consent.
 
-These rules depend on the configuration alone: validation applies them when
+The rules depend on the configuration alone: validation applies them when
 the files are loaded, and the sharing gate (``sharing.gate``) applies them
 again at run time, beside the rules that need the run's date.  Each refusal
 names its rule, the key under the recipient and the field.
@@ -9,12 +9,20 @@ names its rule, the key under the recipient and the field.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import date
+from typing import Annotated, Literal
 
-if TYPE_CHECKING:
-    from lifecycle.catalog import Catalog
-    from lifecycle.config.models import Recipient
+from pydantic import Field, model_validator
+
+from lifecycle.catalog import Catalog
+from lifecycle.catalog.checks import system_problems
+from lifecycle.errors import Problem
+from lifecycle.shapes import Model, Name
+
+RECIPIENTS = "recipients.yaml"
 
 #: the legal bases each role may receive under (PIPL art. 13, 21, 22, 23; GDPR art. 6, 28)
 ROLE_BASES: dict[str, tuple[str, ...]] = {
@@ -32,6 +40,66 @@ BASIS_AGREEMENTS: dict[str, tuple[str, ...]] = {"due_diligence": ("confidentiali
 SUBJECT_FIELD = "_subject"
 #: placeholders of delivery.prefix: {ds} the data interval's start date, {start}/{end} its bounds (UTC, compact)
 DELIVERY_PLACEHOLDERS = frozenset({"ds", "start", "end"})
+
+
+class Agreement(Model):
+    id: str
+    type: Literal["confidentiality", "data_processing", "joint_controller", "data_sharing"]
+    signed: date
+    expires: date | None = None
+    document_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    covers: list[str] = []  # categories the signed document covers; empty: exactly what `share` lists
+
+    @model_validator(mode="after")
+    def _dates(self):
+        if self.expires and self.expires <= self.signed:
+            raise ValueError(f"expires {self.expires} is not after signed {self.signed}")
+        return self
+
+
+class ConsentRef(Model):
+    dataset: str
+    purpose: str
+
+
+class Delivery(Model):
+    system: str
+    prefix: str  # {ds}, {start}, {end}: from the run's data interval
+    format: Literal["jsonl", "csv"] = "jsonl"
+    encryption: Literal["AES256", "aws:kms"] = "AES256"  # server-side encryption requested on every object
+    kms_key_id: str | None = None
+    part_size_mb: Annotated[int, Field(ge=5, le=512)] = 16  # multipart upload part size
+    fetch_rows: Annotated[int, Field(gt=0, le=100_000)] = 5000  # rows per fetch from the server-side cursor
+
+    @model_validator(mode="after")
+    def _kms(self):
+        if self.kms_key_id and self.encryption != "aws:kms":
+            raise ValueError("kms_key_id needs encryption: aws:kms")
+        return self
+
+
+class Recipient(Model):
+    id: Name
+    name: str
+    contact: str
+    role: Literal["processor", "independent_controller", "affiliate", "marketing_partner", "acquirer", "authority"]
+    legal_basis: Literal["consent", "entrusted_processing", "contract", "legal_obligation", "due_diligence"]
+    purpose: str
+    agreement: Agreement | None = None
+    share: dict[str, list[str]]
+    consent: ConsentRef | None = None
+    pseudonymize_subject: bool = True
+    delivery: Delivery
+    schedule: str | None = None
+
+
+class Signing(Model):
+    conn_id: str = "lifecycle_signing"  # Airflow connection whose password is the manifest signing key
+
+
+class RecipientsFile(Model):
+    signing: Signing = Signing()
+    recipients: list[Recipient] = []
 
 
 @dataclass(frozen=True)
@@ -211,3 +279,28 @@ def _subject_columns(catalog: Catalog, dataset: str) -> set[str]:
     if not hops:
         return {catalog.subject.key}
     return {hops[0].column} if len(hops) == 1 else set()
+
+
+def check_recipients(catalog: Catalog, recipients) -> Iterator[Problem]:
+    for name, count in Counter(r.id for r in recipients.recipients).items():
+        if count > 1:
+            yield Problem(RECIPIENTS, "recipients", f"id {name!r} is used {count} times; ids must be unique")
+    for i, recipient in enumerate(recipients.recipients):
+        path = f"recipients[{i}]"
+        yield from system_problems(catalog, RECIPIENTS, f"{path}.delivery.system", recipient.delivery.system, "s3")
+        for refusal in static_refusals(recipient, catalog):
+            yield Problem(RECIPIENTS, f"{path}.{refusal.key}", refusal.reason)
+        placeholders = catalog.prefix_fields(recipient.delivery.prefix)
+        if placeholders - DELIVERY_PLACEHOLDERS:
+            yield Problem(
+                RECIPIENTS,
+                f"{path}.delivery.prefix",
+                f"unknown placeholder(s) {sorted(placeholders - DELIVERY_PLACEHOLDERS)}; "
+                f"allowed: {', '.join('{' + p + '}' for p in sorted(DELIVERY_PLACEHOLDERS))}",
+            )
+        elif not placeholders:
+            yield Problem(
+                RECIPIENTS,
+                f"{path}.delivery.prefix",
+                "needs {ds} or {start}/{end}, so each data interval has keys of its own",
+            )

@@ -20,7 +20,7 @@ from lifecycle.clock import iso_utc
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import NotificationsFile
+    from lifecycle.config.notifications import NotificationsFile
     from lifecycle.incident.form import IncidentForm
     from lifecycle.incident.models import RegulatorDecision, Run, Scope
 

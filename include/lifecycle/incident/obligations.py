@@ -17,7 +17,7 @@ from lifecycle.incident.register import incident_totals
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import Fallback, Regulator
+    from lifecycle.config.incidents import Fallback, Regulator
     from lifecycle.incident.services import Services
 
 

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lifecycle.clock import iso_utc
-from lifecycle.config.checks import REGULATOR_TEMPLATE
+from lifecycle.config.incidents import REGULATOR_TEMPLATE
 from lifecycle.errors import LifecycleError
 from lifecycle.evidence import regulator_delivery
 from lifecycle.incident.approval import may_send
@@ -39,7 +39,7 @@ from lifecycle.reports import safe_name
 from lifecycle.state.incidents import RegulatorDelivery, regulator_notice
 
 if TYPE_CHECKING:
-    from lifecycle.config.models import Regulator
+    from lifecycle.config.incidents import Regulator
     from lifecycle.incident.models import RegulatorDecision
     from lifecycle.incident.services import Services
     from lifecycle.state import StateStore

@@ -17,7 +17,8 @@ from lifecycle.incident.models import Run, to_json
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import IncidentsFile, NotificationsFile
+    from lifecycle.config.incidents import IncidentsFile
+    from lifecycle.config.notifications import NotificationsFile
     from lifecycle.notifier import Notifier
     from lifecycle.state import StateStore
     from lifecycle.stores import Stores

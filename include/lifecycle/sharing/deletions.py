@@ -51,7 +51,7 @@ DEFAULT_TEMPLATE = "recipient_deletion_request"
 class Asked:
     """One recipient to ask, and the people (subject ids: they leave only as its pseudonyms)."""
 
-    recipient: object  # config.models.Recipient
+    recipient: object  # config.recipients.Recipient
     subjects: tuple[str, ...]
 
 

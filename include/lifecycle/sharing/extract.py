@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import Recipient
+    from lifecycle.config.recipients import Recipient
     from lifecycle.sharing.interval import Interval
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from lifecycle.errors import LifecycleError
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import Recipient
+    from lifecycle.config.recipients import Recipient
 
 __all__ = ["SUBJECT_FIELD", "Refusal", "SharingRefused", "dated_refusals", "gate", "shared_categories"]
 

@@ -10,7 +10,7 @@ from lifecycle.sharing.register import SharingRegister, disclosure
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import Recipient
+    from lifecycle.config.recipients import Recipient
     from lifecycle.sharing.interval import Interval
 
 log = logging.getLogger(__name__)

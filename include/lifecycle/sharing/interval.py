@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from lifecycle.sharing.encoding import FILE_FORMATS
 
 if TYPE_CHECKING:
-    from lifecycle.config.models import Recipient
+    from lifecycle.config.recipients import Recipient
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from lifecycle.sharing.interval import DeliveryKeys
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import Recipient
+    from lifecycle.config.recipients import Recipient
     from lifecycle.sharing.interval import Interval
 
 SIGNATURE = "HMAC-SHA256"

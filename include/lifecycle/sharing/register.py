@@ -21,7 +21,7 @@ from lifecycle.sharing.register_export import Export, export_register
 
 if TYPE_CHECKING:
     from lifecycle.catalog import Catalog
-    from lifecycle.config.models import Recipient
+    from lifecycle.config.recipients import Recipient
     from lifecycle.sharing.interval import Interval
 
 #: what the ledger keeps of an entry (the rest is in the register)

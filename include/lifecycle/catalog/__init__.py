@@ -3,7 +3,8 @@
 Built once from ``catalog.yaml``.  Answers the questions every DAG asks:
 which datasets hold category X, which columns of a dataset are personal and
 how to anonymize them, and how a dataset's rows reach the subject (a join
-path the SQL store can follow).
+path the SQL store can follow).  catalog.yaml's shape is ``catalog.models``,
+its rules (and the references other files make into it) ``catalog.checks``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the models import nothing from here; the package __init__ does
-    from lifecycle.config.models import CatalogFile, Dataset, FieldSpec, System
+from lifecycle.catalog.models import CatalogFile, Dataset, FieldSpec, System
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,182 @@
+"""catalog.yaml's shape: systems, categories, the subject, datasets and their fields (SPEC §3).
+
+Shape only: unknown keys, wrong types and bad durations are refused here; the
+rules that need the whole catalog (references, subject links) are in ``checks``.
+``AppliesTo`` is a selection of the catalog that other files use (retention
+rules and floors, cancellation overrides).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from lifecycle.anonymize import Anonymize, shorthand
+from lifecycle.durations import Duration
+from lifecycle.shapes import DurationField, Model, Name
+
+LINK = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*->\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+class System(Model):
+    type: Literal["sql", "s3"]
+    conn_id: str
+    bucket: str | None = None
+    pool_slots: Annotated[int, Field(gt=0, le=128)] = 4  # Airflow pool lifecycle_<system>: concurrent tasks on it
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self):
+        if self.type == "s3" and not self.bucket:
+            raise ValueError("an s3 system needs a bucket")
+        if self.type == "sql" and self.bucket:
+            raise ValueError("a sql system has no bucket")
+        return self
+
+
+class Category(Model):
+    title: str | None = None
+    parent: str | None = None
+    shareable: bool = True  # false: never leaves to a third party (credentials)
+
+
+class FieldSpec(Model):
+    category: str | None = None  # none: the dataset's whole-row category
+    personal: bool = True
+    anonymize: Annotated[Anonymize | None, BeforeValidator(shorthand)] = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _non_personal_is_plain(self):
+        if not self.personal and (self.category or self.anonymize):
+            raise ValueError("a field with personal: false has no category and no anonymize")
+        return self
+
+
+class SubjectLink(Model):
+    column: str
+    dataset: str
+    target_column: str
+
+    def __str__(self) -> str:
+        return f"{self.column} -> {self.dataset}.{self.target_column}"
+
+
+def _parse_link(value):
+    if isinstance(value, str):
+        match = LINK.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a subject link; write '<column> -> <dataset>.<column>'")
+        return {"column": match[1], "dataset": match[2], "target_column": match[3]}
+    return value
+
+
+class Consent(Model):
+    purpose: str
+    granted: str
+    withdrawn: str | None = None
+
+
+def _one_key_column(value):
+    """The engine works in ranges of one column; a YAML list here is a composite key."""
+    if isinstance(value, list):
+        written = f"a list ([{', '.join(map(str, value))}])"
+        if len(value) == 1:
+            raise ValueError(f"{written}; write the column alone: primary_key: {value[0]}")
+        raise ValueError(f"{written}; composite keys are not supported: add a single-column unique key and name it")
+    return value
+
+
+class Inventory(Model):
+    """An S3 Inventory of an object dataset's bucket (AWS layout: ``<prefix><YYYY-MM-DDTHH-MMZ>/manifest.json``
+    naming CSV files, all object versions): retention plans from the latest instead of listing."""
+
+    system: str  # the s3 system holding the inventory files
+    prefix: str  # <destination prefix>/<source bucket>/<configuration id>/
+    max_age: DurationField = Duration.parse("7d")  # older (or none): the dataset is listed instead
+
+
+class Dataset(Model):
+    system: str
+    personal: bool = True
+    description: str | None = None
+    table: str | None = None
+    primary_key: Annotated[str | None, BeforeValidator(_one_key_column)] = None
+    prefix: str | None = None
+    subject: Annotated[SubjectLink | None, BeforeValidator(_parse_link)] = None
+    created: str | None = None
+    category: str | None = None
+    fields: dict[str, FieldSpec] = {}
+    consent: Consent | None = None
+    inventory: Inventory | None = None  # object datasets: plan retention from S3 Inventory
+
+    @model_validator(mode="after")
+    def _table_or_prefix(self):
+        if bool(self.table) == bool(self.prefix):
+            raise ValueError("a dataset has either table (sql) or prefix (s3), not both and not neither")
+        if self.table and not self.primary_key and (self.personal or self.subject):
+            raise ValueError(
+                "a table dataset needs primary_key (one column); only a personal: false table "
+                "without a subject link may leave it out"
+            )
+        return self
+
+    @property
+    def is_table(self) -> bool:
+        return self.table is not None
+
+
+class Contact(Model):
+    email: str | None = None
+    name: str | None = None
+    locale: str | None = None
+    country: str | None = None
+    phone: str | None = None
+    address: str | None = None  # postal address: letters to people without e-mail
+
+
+class Subject(Model):
+    dataset: str
+    key: str
+    contact: Contact = Contact()
+
+
+class Reports(Model):
+    system: str | None = None
+    prefix: str = ""
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one_destination(self):
+        if bool(self.system) == bool(self.path):
+            raise ValueError("reports needs either system (with prefix) or path, not both")
+        return self
+
+
+class Anonymization(Model):
+    """Where secrets for keyed strategies come from (never the YAML itself)."""
+
+    hmac_key_variable: str = "lifecycle_hmac_key"
+
+
+class CatalogFile(Model):
+    systems: dict[Name, System]
+    categories: dict[Name, Category]
+    subject: Subject
+    datasets: dict[Name, Dataset]
+    state: str = "state"  # the system holding the ledger and registers
+    reports: Reports = Reports(path="var/reports")
+    anonymization: Anonymization = Anonymization()
+
+
+class AppliesTo(Model):
+    categories: list[str] = []
+    datasets: list[str] = []
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.categories and not self.datasets:
+            raise ValueError("applies_to names categories or datasets (or both)")
+        return self
