@@ -6,8 +6,8 @@ subject does not exist, *due* once the grace is over (by the run's time),
 then *erasing* in a batch, *done* or *failed*.  States live in the state
 store.  The stages, each a module here:
 
-* ``requests`` — the app's cancellation requests and who has one open (also
-  used by sharing, to leave those people out);
+* ``lifecycle.cancellations`` (below ``erasure`` and ``sharing``) — the app's
+  cancellation requests and who has one open (sharing leaves those people out);
 * ``intake`` — states and batches (``IntakeResult``);
 * ``steps`` — which datasets, in which order, deleted or anonymized;
 * ``batch`` — one batch through the store contract, each step recorded in

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from lifecycle.cancellations import CancellationRequests, Request
 from lifecycle.clock import iso_utc, naive_utc
-from lifecycle.erasure.requests import CancellationRequests, Request
 from lifecycle.evidence import erasure_intake
 from lifecycle.state.erasures import Intake
 from lifecycle.stores.contract import Selection

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from lifecycle.cancellations import CancellationRequests
 from lifecycle.config import Config
-from lifecycle.erasure.requests import CancellationRequests
 from lifecycle.errors import LifecycleError
 from lifecycle.sharing.extract import ensure_extractable, stream_extract
 from lifecycle.sharing.facts import Extracted, SignedManifest
@@ -63,7 +63,7 @@ class Sharing:
         return admit(self.recipient, self.catalog, self.register, interval, dag_id=dag_id, run_id=run_id)
 
     def excluded_subjects(self, as_of: datetime) -> set[str]:
-        """Subjects with a cancellation open at ``as_of`` (``erasure.requests``): nobody who
+        """Subjects with a cancellation open at ``as_of`` (``cancellations``): nobody who
         asked to leave is handed to a partner, not even during the grace period."""
         return CancellationRequests(self.config, self.state, self.stores).open_subjects(as_of)
 

@@ -1,6 +1,7 @@
 """Cancellation requests as the app records them, and who has one open.
 
-One rule, used by the erasure intake and by the sharing exclusion: a request
+One rule, used by the erasure intake and by the sharing exclusion (so it sits
+below both ``erasure`` and ``sharing``): a request
 counts from the moment it is made until it is withdrawn within the grace
 period; a withdrawal after the grace ended does not stop the erasure.
 """
