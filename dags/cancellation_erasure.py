@@ -87,16 +87,10 @@ if CONFIG.cancellation is not None:
         @task(trigger_rule="all_done")
         @terminal_errors
         def check_deadlines() -> dict:
-            from lifecycle.errors import LifecycleError
+            from lifecycle.erasure.late import check_overdue
 
             ctx = task_context()
-            late = _erasure(ctx).overdue(ctx.run.as_of)
-            if late:
-                raise LifecycleError(
-                    f"{len(late)} cancellation request(s) are past complete_within "
-                    f"({CONFIG.cancellation.complete_within}); see the run's report"
-                )
-            return {"overdue": 0}
+            return check_overdue(_erasure(ctx), ctx.run.as_of)
 
         @task(trigger_rule="all_done")
         @terminal_errors

@@ -14,6 +14,7 @@ import yaml
 
 from lifecycle.config import load_config
 from lifecycle.erasure import Erasure
+from lifecycle.erasure.late import check_overdue
 from lifecycle.errors import LifecycleError
 from lifecycle.mailsink import MailSink
 from lifecycle.sharing.interval import Interval
@@ -492,6 +493,9 @@ def test_requests_past_complete_within_are_reported_overdue(world):
     assert late[0]["subject"] == erasure.subject_hash(str(DUE)), "the report names people by keyed hash only"
     report = erasure.report("manual__late", AS_OF)
     assert report["overdue"] == 1 and "u2@example.com" not in open(report["json"]).read()
+    with pytest.raises(LifecycleError, match=r"^1 cancellation request\(s\) are past complete_within \(\d+d\)"):
+        check_overdue(erasure, AS_OF)
+    assert check_overdue(erasure, AS_OF - timedelta(days=60)) == {"overdue": 0}, "nothing was late back then"
 
 
 # ------------------------------------------------------------------ notices
