@@ -73,7 +73,7 @@ Reject, or no answer in time, ends the run with nothing sent.{% endif %}"""
 def _notifier(ctx):
     from lifecycle.incident import IncidentNotification
 
-    return IncidentNotification(ctx.config, ctx.state, open_store=ctx.stores)
+    return IncidentNotification.of(ctx)
 
 
 if CONFIG.incidents is not None:

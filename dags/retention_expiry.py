@@ -52,30 +52,17 @@ CONFIG = load_config()
 def _retention(ctx):
     from lifecycle.retention import Retention
 
-    return Retention(ctx.config, ctx.state, open_store=ctx.stores)
+    return Retention.of(ctx)
 
 
 def _recorded(step: str):
-    """Run a step; a terminal failure is recorded for the run's report before the task fails."""
+    """Record a step's terminal failure for the run's report (``terminal_errors(record=)``)."""
 
-    def wrap(fn):
-        import functools
+    def record(message: str) -> None:
+        ctx = task_context()
+        _retention(ctx).record_failure(ctx.run.run_id, step, message, dag_id=ctx.run.dag_id)
 
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:
-                from lifecycle.failures import describe, retryable
-
-                if not retryable(exc) and not type(exc).__module__.startswith("airflow"):
-                    ctx = task_context()
-                    _retention(ctx).record_failure(ctx.run.run_id, step, describe(exc), dag_id=ctx.run.dag_id)
-                raise
-
-        return wrapper
-
-    return wrap
+    return record
 
 
 def _plan(retention, run):
@@ -111,8 +98,7 @@ if CONFIG.retention.rules:
     )
     def retention_expiry():
         @task
-        @terminal_errors
-        @_recorded("preflight")
+        @terminal_errors(record=_recorded("preflight"))
         def preflight() -> dict:
             from lifecycle.health import schema_matches
 
@@ -120,8 +106,7 @@ if CONFIG.retention.rules:
             return schema_matches(ctx.config, sorted({t.dataset for t in _retention(ctx).targets()}))
 
         @task
-        @terminal_errors
-        @_recorded("plan")
+        @terminal_errors(record=_recorded("plan"))
         def plan() -> dict:
             ctx = task_context()
             run = ctx.run

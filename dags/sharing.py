@@ -50,7 +50,7 @@ def _sharing(recipient_id: str):
     from lifecycle.sharing.service import Interval, Sharing
 
     ctx = task_context()
-    return Sharing(ctx.config, ctx.state, recipient_id, open_store=ctx.stores), Interval.of(ctx.run), ctx.run
+    return Sharing.of(ctx, recipient_id), Interval.of(ctx.run), ctx.run
 
 
 def build(recipient):
@@ -81,10 +81,8 @@ def build(recipient):
         def preflight() -> dict:
             from lifecycle.health import schema_matches
 
-            config = task_context().config
-            current = next(r for r in config.recipients.recipients if r.id == recipient.id)
-            datasets = sorted(set(current.share) | ({current.consent.dataset} if current.consent else set()))
-            return schema_matches(config, datasets)
+            service, _, _ = _sharing(recipient.id)
+            return schema_matches(service.config, service.source_datasets())
 
         def extractor(dataset: str):
             @task(task_id=f"extract_{dataset}", pool=f"lifecycle_{CONFIG.catalog.dataset(dataset).system}")

@@ -39,3 +39,30 @@ def test_an_outer_freeze_is_left_as_it_was():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_terminal_failure_is_recorded_once_before_the_task_fails_and_a_transient_one_is_not():
+    import pytest
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lifecycle.errors import TransientError
+    from lifecycle.runs import terminal_errors
+
+    recorded = []
+
+    def fails(exc):
+        raise exc
+
+    step = terminal_errors(record=recorded.append)(fails)
+
+    with pytest.raises(AirflowFailException, match=r"^KeyError: 'orders'$"):
+        step(KeyError("orders"))
+    with pytest.raises(TransientError):
+        step(TransientError("server closed"))
+    assert recorded == ["KeyError: 'orders'"], "the terminal failure's one line, once; the retried one not at all"
+
+    def unrecordable(message):
+        raise TransientError("state store unreachable")
+
+    with pytest.raises(TransientError, match="state store unreachable"):
+        terminal_errors(record=unrecordable)(fails)(ValueError("bad"))

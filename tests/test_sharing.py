@@ -267,6 +267,18 @@ def test_consent_withdrawn_the_day_before_and_pending_cancellations_are_excluded
     assert sorted(r["_subject"] for r in rows) == sorted(_pseudonym("expo", u) for u in CONSENTING)
 
 
+def test_a_task_context_is_used_as_it_is_and_a_recipient_reads_what_it_shares_and_its_consents(world):
+    from lifecycle.runtime import Run, RunContext
+    from lifecycle.stores import Stores
+
+    config, engine, state, store = world
+    ctx = RunContext(config, Run("sharing_expo", "scheduled__x", INTERVAL.end, INTERVAL.start))
+    ctx.__dict__.update(state=state, stores=Stores(config.catalog, lambda system: store))  # the cached handles
+    expo, push = Sharing.of(ctx, "expo"), Sharing.of(ctx, "push")
+    assert expo.stores is ctx.stores and expo.state is state, "the task's stores, not a second registry over them"
+    assert expo.source_datasets() == ["consents", "users"] and push.source_datasets() == ["orders", "users"]
+
+
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
 def test_a_rerun_of_the_same_interval_rewrites_the_same_keys_and_keeps_one_register_entry(world):
     config, engine, state, store = world

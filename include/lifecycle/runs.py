@@ -51,12 +51,18 @@ def task_context() -> RunContext:
     return RunContext(load_config(), run_info(get_current_context()))
 
 
-def terminal_errors(fn):
+def terminal_errors(fn=None, *, record=None):
     """Errors are classified once, here: a transient failure (a store unreachable, a
     timeout, a deadlock, throttling: ``errors.Transient``, or a driver's error the
     stores classify as such) is raised for Airflow to retry; anything else —
     configuration, a SQL error, a missing table, a bug — fails the task at once
-    (``AirflowFailException``, no retry) with a message naming what failed."""
+    (``AirflowFailException``, no retry) with a message naming what failed.
+
+    ``@terminal_errors(record=f)``: ``f(message)`` is called with that message before
+    the task fails (the retention run's report keeps its failed steps); a failure
+    while recording is classified the same way."""
+    if fn is None:
+        return lambda f: terminal_errors(f, record=record)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -65,9 +71,13 @@ def terminal_errors(fn):
         except Exception as exc:
             if type(exc).__module__.startswith("airflow") or retryable(exc):
                 raise  # Airflow's own flow (skip, defer, fail), or worth a retry
-            from airflow.sdk.exceptions import AirflowFailException
+            failure = exc
+        message = describe(failure)
+        if record is not None:
+            terminal_errors(record)(message)
+        from airflow.sdk.exceptions import AirflowFailException
 
-            raise AirflowFailException(describe(exc)) from exc
+        raise AirflowFailException(message) from failure
 
     return wrapper
 

@@ -42,6 +42,7 @@ from lifecycle.stores import Stores
 
 if TYPE_CHECKING:
     from lifecycle.config import Config
+    from lifecycle.runtime import RunContext
     from lifecycle.state import StateStore
 
 
@@ -55,6 +56,8 @@ class IncidentNotification:
         open_store: Callable[[str], object] | None = None,
         mailer: Callable[[], object] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        stores: Stores | None = None,
     ):
         if config.incidents is None:
             raise LifecycleError("incidents.yaml is not configured")
@@ -64,9 +67,14 @@ class IncidentNotification:
             mail=config.notifications,
             catalog=config.catalog,
             state=state,
-            stores=Stores(config.catalog, open_store),
+            stores=stores if stores is not None else Stores(config.catalog, open_store),
             notifier=Notifier(config.notifications, mailer, sleep, rates=state.send_rates, rate_scope="incident"),
         )
+
+    @classmethod
+    def of(cls, ctx: RunContext) -> IncidentNotification:
+        """The running task's: its configuration, state store and stores, used as they are."""
+        return cls(ctx.config, ctx.state, stores=ctx.stores)
 
     def form(self, run_id: str) -> IncidentForm:
         return self.services.run(run_id).form

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
@@ -27,6 +28,10 @@ from lifecycle.retention.selections import held_subjects
 from lifecycle.retention.shape import retention_systems, stages_of, unit_group
 from lifecycle.retention.verify import verify_plan
 from lifecycle.state import StateStore
+
+if TYPE_CHECKING:
+    from lifecycle.runtime import RunContext
+    from lifecycle.stores import Stores
 
 __all__ = [
     "DatasetPlan",
@@ -46,14 +51,19 @@ log = logging.getLogger(__name__)
 class Retention:
     """Retention over one configuration, its stores and the state store."""
 
-    def __init__(self, config: Config, state: StateStore, open_store=None):
+    def __init__(self, config: Config, state: StateStore, open_store=None, *, stores: Stores | None = None):
         from lifecycle.stores import Stores
 
         self.config = config
         self.catalog = config.catalog
         self.state = state
-        self.stores = Stores(self.catalog, open_store)
+        self.stores = stores if stores is not None else Stores(self.catalog, open_store)
         self.planner = Planner(config, state, self.stores)
+
+    @classmethod
+    def of(cls, ctx: RunContext) -> Retention:
+        """The running task's: its configuration, state store and stores, used as they are."""
+        return cls(ctx.config, ctx.state, stores=ctx.stores)
 
     def targets(self) -> list[Target]:
         return self.planner.targets()

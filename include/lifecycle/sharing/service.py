@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from lifecycle.cancellations import CancellationRequests
 from lifecycle.config import Config
@@ -27,6 +28,10 @@ from lifecycle.sharing.pseudonym import pseudonymizer
 from lifecycle.sharing.register import SharingRegister, disclosure
 from lifecycle.state import StateStore
 
+if TYPE_CHECKING:
+    from lifecycle.runtime import RunContext
+    from lifecycle.stores import Stores
+
 __all__ = ["Interval", "Sharing"]
 
 
@@ -38,6 +43,7 @@ class Sharing:
         recipient_id: str,
         *,
         open_store: Callable[[str], object] | None = None,
+        stores: Stores | None = None,
         hmac_key: Callable[[], bytes] | None = None,
         signing_key: Callable[[], bytes] | None = None,
     ):
@@ -49,9 +55,19 @@ class Sharing:
             raise LifecycleError(f"recipients.yaml has no recipient {recipient_id!r}")
         self.config, self.catalog, self.state, self.recipient = config, config.catalog, state, matches[0]
         self.register = SharingRegister(state)
-        self.stores = Stores(self.catalog, open_store)
+        self.stores = stores if stores is not None else Stores(self.catalog, open_store)
         self._hmac_key = hmac_key or (lambda: connections.hmac_key(self.catalog))
         self._signing_key = signing_key or (lambda: connections.connection_secret(config.recipients.signing.conn_id))
+
+    @classmethod
+    def of(cls, ctx: RunContext, recipient_id: str) -> Sharing:
+        """The running task's: its configuration, state store and stores, used as they are."""
+        return cls(ctx.config, ctx.state, recipient_id, stores=ctx.stores)
+
+    def source_datasets(self) -> list[str]:
+        """The datasets this recipient receives from: what it shares, and where its consent is kept."""
+        consent = {self.recipient.consent.dataset} if self.recipient.consent else set()
+        return sorted(set(self.recipient.share) | consent)
 
     @property
     def delivery(self):
