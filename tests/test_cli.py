@@ -1,4 +1,5 @@
-"""The command line: validate, scan, holds, ledger verify."""
+"""The command line: validate, scan, holds, ledger verify; the one entry's subcommands
+(access, dev, demo) and their aliases; a part that is not running named in one line."""
 
 import subprocess
 import sys
@@ -210,7 +211,7 @@ def test_holds_list_with_an_unreachable_state_store(setup, capsys, monkeypatch):
     assert main(args + ["holds", "list"]) == 1
     line = _one_line(capsys.readouterr().err)
     assert line.startswith("error: holds list: system 'state' (connection 'lifecycle_state'): "), line
-    assert "Connection refused" in line and "--debug" in line
+    assert "the database at postgresql://postgres@127.0.0.1:1/state is not answering: start it" in line, line
 
 
 def test_debug_shows_the_traceback(setup, capsys, monkeypatch):
@@ -234,3 +235,133 @@ def test_module_entry_point_prints_one_line_on_a_database_error(tmp_path):
         command[:3] + ["--debug"] + command[3:], capture_output=True, text=True, timeout=120, env=env
     )
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
+# ---------------------------------------------------------------- a part that is not running
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sandbox(tmp_path, **ports) -> dict:
+    """The environment of a user's shell after ``make down``: own state folder and ports, nothing running."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIFECYCLE_"))}
+    env.update(
+        LIFECYCLE_VAR_DIR=str(tmp_path / "var"),
+        LIFECYCLE_S3_PORT=str(ports.get("s3") or _free_port()),
+        LIFECYCLE_SMTP_PORT=str(ports.get("smtp") or _free_port()),
+        LIFECYCLE_API_PORT=str(_free_port()),
+    )
+    return env
+
+
+def test_seeding_the_demo_after_make_down_names_the_s3_endpoint_and_how_to_start_it(tmp_path):
+    env = _sandbox(tmp_path)
+    command = ["-m", "lifecycle.demo", "seed", "--users", "10", "--reset"]
+    for entry in (
+        ["-m", "lifecycle.devenv", "run", "--", sys.executable],
+        ["-m", "lifecycle", "dev", "run", "--", sys.executable],
+    ):
+        result = subprocess.run(
+            [sys.executable, *entry, *command], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        line = _one_line(result.stderr)
+        assert line == (
+            f"error: demo seed: the embedded S3 endpoint (moto) at http://127.0.0.1:{env['LIFECYCLE_S3_PORT']} "
+            "is not running: start it with `make up` (or `make demo`)"
+        ), line
+    assert not (tmp_path / "var" / "app.db").exists(), "asked before anything was reset or written"
+
+
+def test_running_the_demo_dags_without_the_mail_sink_names_it_before_any_dag_runs(
+    tmp_path, s3_endpoint, monkeypatch, capsys
+):
+    from urllib.parse import urlparse
+
+    from lifecycle import devenv
+
+    env = _sandbox(tmp_path, s3=urlparse(s3_endpoint).port)
+    for key, value in {**env, **devenv.environment(env=env)}.items():
+        if key.startswith(("AIRFLOW", "LIFECYCLE_")):
+            monkeypatch.setenv(key, value)
+    connections.forget()
+    assert main(["demo", "run", "--dags", "retention_expiry", "--log", str(tmp_path / "run.log")]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line == (
+        f"error: demo run: the embedded mail sink at 127.0.0.1:{env['LIFECYCLE_SMTP_PORT']} is not running: "
+        "start it with `make up` (or `make demo`)"
+    ), line
+    assert not (tmp_path / "run.log").exists(), "no DAG ran"
+
+
+def test_an_s3_endpoint_that_stops_answering_mid_command_is_named_in_one_line(setup, capsys, monkeypatch, request):
+    import json
+
+    args, _ = setup
+    port = _free_port()
+    conn = {"conn_type": "aws", "login": "testing", "password": "testing"}
+    conn["extra"] = {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}
+    monkeypatch.setenv("AIRFLOW_CONN_MEDIA_S3", json.dumps(conn))
+    connections.s3_client.cache_clear()
+    request.addfinalizer(connections.s3_client.cache_clear)
+    assert main(args + ["manifest", "verify", "s3://mic-buyer-media/push/manifest.json"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line == (
+        f"error: manifest verify: the S3 endpoint at http://127.0.0.1:{port} is not answering: "
+        "start it, or point its connection at one that runs"
+    ), line
+
+
+def test_a_mail_server_that_refuses_the_connection_is_named():
+    import json
+    import os
+
+    from lifecycle import reach
+    from lifecycle.errors import LifecycleError
+    from lifecycle.mail import Mailer
+
+    port = _free_port()
+    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True, "disable_tls": True}}
+    os.environ["AIRFLOW_CONN_REACH_TEST_SMTP"] = json.dumps(conn)
+    try:
+        with pytest.raises(LifecycleError) as refused, Mailer("reach_test_smtp", "privacy@mic.example"):
+            pass
+    finally:
+        del os.environ["AIRFLOW_CONN_REACH_TEST_SMTP"]
+    assert reach.explain(refused.value) == (
+        f"the mail server at 127.0.0.1:{port} is not answering: start it, or point its connection at one that runs"
+    )
+    assert reach.explain(ValueError("no part")) is None
+
+
+# ---------------------------------------------------------------- one entry, and its aliases
+
+
+def test_the_aliases_run_the_one_entry_s_subcommands(tmp_path):
+    env = _sandbox(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "lifecycle", "access", "apply", "--roles", str(tmp_path / "missing.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2 and "missing.json: cannot read the roles file" in result.stderr, result.stderr
+    printed = [
+        subprocess.run([sys.executable, *argv, "env"], capture_output=True, text=True, timeout=60, env=env).stdout
+        for argv in (["-m", "lifecycle", "dev"], ["-m", "lifecycle.devenv"])
+    ]
+    assert printed[0] == printed[1] and f"LIFECYCLE_VAR_DIR={tmp_path / 'var'}" in printed[0]
+    helps = [
+        subprocess.run([sys.executable, *argv, "--help"], capture_output=True, text=True, timeout=60, env=env).stdout
+        for argv in (["-m", "lifecycle", "demo"], ["-m", "lifecycle.demo"])
+    ]
+    assert helps[0] == helps[1] and "seed" in helps[0] and "run" in helps[0]

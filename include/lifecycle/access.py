@@ -8,7 +8,7 @@ the file removed, so a rerun converges (``airflow roles import`` skips roles
 that exist).  Per-DAG resources (``DAG:<dag_id>``, ``DAG Run:<dag_id>``)
 exist once the DAGs are serialized; ``apply`` syncs them first.
 
-    python -m lifecycle.access apply --roles config/roles.json \\
+    python -m lifecycle access apply --roles config/roles.json \\
         --user responder:IncidentResponder ...
 
 A user's password comes from ``$LIFECYCLE_PASSWORD_<USERNAME>``, never from a
@@ -17,7 +17,6 @@ file in the repository.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -98,9 +97,17 @@ def apply(roles: dict[str, set[tuple[str, str]]], users: list[tuple[str, str, st
             say(f"user {username}: role {role_name}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lifecycle.access", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_apply(args) -> int:
+    try:
+        apply(read_roles(args.roles), parse_users(args.user, dict(os.environ)))
+    except AccessError as exc:
+        print(f"lifecycle access: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_commands(sub) -> None:
+    """``apply``, as a subcommand of ``sub``: mounted under ``python -m lifecycle access``."""
     a = sub.add_parser("apply", help="make the roles (and users) match the roles file")
     a.add_argument("--roles", type=Path, default=Path(__file__).resolve().parents[2] / "config" / "roles.json")
     a.add_argument(
@@ -110,14 +117,4 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME:ROLE",
         help="create or update a user (password from $LIFECYCLE_PASSWORD_<NAME>)",
     )
-    args = parser.parse_args(argv)
-    try:
-        apply(read_roles(args.roles), parse_users(args.user, dict(os.environ)))
-    except AccessError as exc:
-        print(f"lifecycle.access: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    a.set_defaults(run=cmd_apply)

@@ -1,9 +1,17 @@
-"""``python -m lifecycle``: validate, scan, plan, pools, holds, ledger verify, manifest verify and the sharing register.
+"""``python -m lifecycle``: the one command line.
+
+validate, scan, plan, pools, holds, ledger verify, manifest verify and the
+sharing register; ``access apply`` (roles and users of the Airflow UI),
+``dev start|stop|status|env|run`` (the embedded defaults) and ``demo seed|run``
+(the demo world).  ``python -m lifecycle.access``, ``python -m lifecycle.devenv``
+and ``python -m lifecycle.demo`` are aliases of the last three.
 
 Exit status: 0 when all is well, 1 when the command found problems (invalid
 configuration, scan findings, a broken ledger) or failed (a store unreachable,
 a SQL error), 2 for bad arguments.  A failure is one line on stderr naming the
-command and where it failed; ``--debug`` prints the traceback instead.
+command and where it failed; a part that does not answer (the S3 endpoint, the
+mail server, a database) is named with how to start it.  ``--debug`` prints
+the traceback instead.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from lifecycle import reach
 from lifecycle.clock import aware_utc
 from lifecycle.config import collect, load_config
+from lifecycle.devenv.env import DevenvError
 from lifecycle.errors import ConfigError, LifecycleError
 
 
@@ -401,7 +411,21 @@ def parser() -> argparse.ArgumentParser:
 
     ledger = sub.add_parser("ledger", help="the hash-chained ledger").add_subparsers(dest="action", required=True)
     ledger.add_parser("verify", help="check every entry's hash and the chain").set_defaults(run=cmd_ledger)
+    _mount(sub)
     return top
+
+
+def _mount(sub) -> None:
+    """The commands of the access, devenv and demo modules, each under its own word."""
+    from lifecycle import access, devenv
+    from lifecycle.demo import commands as demo
+
+    for word, module, about in (
+        ("access", access, "roles and users of the Airflow UI (FAB auth manager)"),
+        ("dev", devenv, "the embedded defaults: start, stop, status, env, run -- CMD"),
+        ("demo", demo, "the demo world: seed it, run every DAG once"),
+    ):
+        module.add_commands(sub.add_parser(word, help=about).add_subparsers(dest="action", required=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         elif isinstance(exc, ConfigError):
             print(exc, file=sys.stderr)  # every problem, one per line
+        elif isinstance(exc, DevenvError):
+            print(f"error: {_command(args)}: {exc}", file=sys.stderr)  # a service's last log lines follow
         else:
             print(failure_line(args, exc), file=sys.stderr)
         return 1
@@ -430,8 +456,9 @@ def failure_line(args, exc: BaseException) -> str:
     parameters (row values) stay out of the terminal and its logs.
     """
     where = _where(args, exc)
-    reason = _reason(exc)
-    hint = "" if isinstance(exc, LifecycleError) else " (--debug shows the traceback)"
+    down = reach.explain(exc)
+    reason = down or _reason(exc)
+    hint = "" if down or isinstance(exc, LifecycleError) else " (--debug shows the traceback)"
     return f"error: {_command(args)}: {where + ': ' if where else ''}{reason}{hint}"
 
 

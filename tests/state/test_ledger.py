@@ -133,7 +133,7 @@ def test_concurrent_appends_keep_one_chain(engine):
 
 
 def test_migration_is_idempotent(engine):
-    from lifecycle.state.schema import migrate
+    from lifecycle.state.migrations import migrate
 
     StateStore(engine)
     assert migrate(engine, now="x") == []

@@ -1,29 +1,113 @@
-"""Migration 6: erasure notices and incident deliveries become rows of one claim table.
+"""The state store's migrations, frozen in time: replaying every step from an empty
+database builds the current schema (tables, columns with their types and
+nullability, keys, indexes, unique constraints), on every backend; a store left
+at any older step upgrades to it; no step reads today's table definitions.
+Migration 6: erasure notices and incident deliveries become rows of one claim table.
 Migration 7: the regulator deliveries, with the reports approved runs wrote before it."""
 
+import ast
 import json
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from lifecycle.state import schema
+from lifecycle.state import migrations, schema
 from lifecycle.state.claims import Claims
+from lifecycle.state.migrations import v04_incidents, v05_notices
 
 NOW = "2026-12-01T00:00:00+00:00"
+LAST = migrations.MIGRATIONS[-1][0]
 
 
 def _up_to(engine, last: int):
-    schema.schema_versions.create(engine, checkfirst=True)
-    with engine.begin() as conn:
-        for version, step in schema.MIGRATIONS[:last]:
-            step(conn, NOW)
-            conn.execute(schema.schema_versions.insert().values(version=version, applied_at=NOW))
+    assert migrations.migrate(engine, now=NOW, until=last) == list(range(1, last + 1))
+
+
+def _shape(engine) -> dict:
+    """What the database holds, as the backend reports it: per table its columns (type as the
+    dialect writes it, nullability, autoincrement, default), primary key, indexes, unique
+    constraints and foreign keys."""
+    inspector = sa.inspect(engine)
+    shape = {}
+    for table in sorted(inspector.get_table_names()):
+        columns = [
+            (c["name"], c["type"].compile(dialect=engine.dialect), c["nullable"], c.get("autoincrement"), c["default"])
+            for c in inspector.get_columns(table)
+        ]
+        indexes = {(i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)}
+        uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)}
+        foreign = {
+            (tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+            for f in inspector.get_foreign_keys(table)
+        }
+        key = tuple(inspector.get_pk_constraint(table)["constrained_columns"])
+        shape[table] = {"columns": columns, "key": key, "indexes": indexes, "uniques": uniques, "foreign": foreign}
+    return shape
+
+
+def _current_shape(engine) -> dict:
+    """The shape of today's definitions (``schema.metadata``) built directly, in the same database."""
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    meta.drop_all(engine)
+    schema.metadata.create_all(engine)
+    return _shape(engine)
+
+
+def _differences(built: dict, current: dict) -> list[str]:
+    found = [f"table {t}: only in the migrated store" for t in sorted(set(built) - set(current))]
+    found += [f"table {t}: missing from the migrated store" for t in sorted(set(current) - set(built))]
+    for table in sorted(set(built) & set(current)):
+        for part, value in built[table].items():
+            if value != current[table][part]:
+                found.append(f"{table} {part}: migrated {value!r}, current {current[table][part]!r}")
+    return found
+
+
+def test_replaying_every_migration_from_an_empty_database_builds_the_current_schema(engine):
+    assert migrations.migrate(engine, now=NOW) == list(range(1, LAST + 1))
+    built = _shape(engine)
+    assert set(built) == set(schema.metadata.tables), "every current table, and only those"
+    differences = _differences(built, _current_shape(engine))
+    assert not differences, "\n".join(differences)
+
+
+@pytest.mark.parametrize("older", [1, 5, LAST - 1])
+def test_a_store_at_an_older_migration_upgrades_to_the_current_schema(engine, older):
+    _up_to(engine, older)
+    with engine.connect() as conn:
+        recorded = conn.execute(sa.select(migrations.versions.c.version)).scalars().all()
+    assert sorted(recorded) == list(range(1, older + 1))
+    assert migrations.migrate(engine, now=NOW) == list(range(older + 1, LAST + 1))
+    assert migrations.migrate(engine, now=NOW) == [], "applied once"
+    differences = _differences(_shape(engine), _current_shape(engine))
+    assert not differences, "\n".join(differences)
+
+
+def test_migration_ids_run_one_to_the_last_in_order():
+    assert [version for version, _ in migrations.MIGRATIONS] == list(range(1, LAST + 1))
+
+
+@pytest.mark.parametrize("path", sorted(Path(migrations.__file__).parent.glob("*.py")), ids=lambda p: p.name)
+def test_no_migration_reads_the_current_table_definitions(path):
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+    assert not {m for m in imported if m.startswith("lifecycle.state.schema")}, (
+        f"{path.name} imports lifecycle.state.schema: a migration states its own tables as they were when written"
+    )
 
 
 def test_rows_of_both_old_tables_move_to_the_claim_table_and_the_old_tables_go(engine):
     _up_to(engine, 5)
     with engine.begin() as conn:
         conn.execute(
-            schema.notices.insert(),
+            v05_notices.notices.insert(),
             [
                 {
                     "template": "cancellation_completed",
@@ -50,7 +134,7 @@ def test_rows_of_both_old_tables_move_to_the_claim_table_and_the_old_tables_go(e
             ],
         )
         conn.execute(
-            schema.incident_deliveries.insert(),
+            v04_incidents.incident_deliveries.insert(),
             [
                 {
                     "incident_id": "INC-1",
@@ -64,7 +148,7 @@ def test_rows_of_both_old_tables_move_to_the_claim_table_and_the_old_tables_go(e
                 },
             ],
         )
-    assert schema.migrate(engine, now=NOW)[0] == 6
+    assert migrations.migrate(engine, now=NOW)[0] == 6
     names = set(sa.inspect(engine).get_table_names())
     assert "lifecycle_deliveries" in names
     assert not {"lifecycle_notices", "lifecycle_incident_deliveries"} & names
@@ -81,7 +165,7 @@ def test_rows_of_both_old_tables_move_to_the_claim_table_and_the_old_tables_go(e
     assert (refused.scope, refused.batch, refused.code, refused.attempts) == ("manual__1", 0, 550, 1)
     assert refused.claimed_at == NOW, "incident rows had no claim time: the migration's"
     assert not Claims(engine, "incident:INC-1", "manual__2").claim("7", "<again@x>"), "still claimed once"
-    assert schema.migrate(engine, now=NOW) == [], "applied once"
+    assert migrations.migrate(engine, now=NOW) == [], "applied once"
 
 
 def _run(run_id: str, *, dry_run=False, approval=None, reports=("eu",)) -> dict:
@@ -106,14 +190,14 @@ def test_reports_approved_runs_wrote_before_deliveries_were_recorded_are_not_tak
     approved = {"decision": "approved", "by": None, "how": "test"}
     with engine.begin() as conn:
         conn.execute(
-            schema.incident_runs.insert(),
+            v04_incidents.incident_runs.insert(),
             [
                 _run("approved", approval=approved),
                 _run("dry", dry_run=True),
                 _run("rejected", approval={"decision": "rejected", "by": None, "how": "test"}),
             ],
         )
-    assert schema.migrate(engine, now=NOW)[0] == 7
+    assert migrations.migrate(engine, now=NOW)[0] == 7
     with engine.connect() as conn:
         rows = conn.execute(sa.select(schema.regulator_deliveries)).all()
     assert [(r.run_id, r.regulator_id, r.channel, r.status, r.deadline) for r in rows] == [

@@ -13,10 +13,10 @@ from lifecycle.state.erasures import Erasures
 from lifecycle.state.holds import Hold, Holds
 from lifecycle.state.incidents import Incidents
 from lifecycle.state.ledger import Entry, Ledger, Verification
+from lifecycle.state.migrations import migrate
 from lifecycle.state.notices import Notices
 from lifecycle.state.rates import SendRates
 from lifecycle.state.requests import SubjectRequests
-from lifecycle.state.schema import migrate
 from lifecycle.state.sharing import SharingEntries
 
 __all__ = ["Entry", "Hold", "StateStore", "Verification"]
