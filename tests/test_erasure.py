@@ -552,7 +552,7 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     reported = (
         scheduled
         if template == "cancellation_scheduled"
-        else next(r["notices"] for r in results if r["notices"].get("uncertain"))
+        else next(r.notices for r in results if r.notices.get("uncertain"))
     )
     assert reported["uncertain"] == 1
     assert _states(state) == {

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from lifecycle import anonymize
 from lifecycle.catalog import Catalog, LinkError
+from lifecycle.config.erasure_actions import check_anonymized
 from lifecycle.config.models import AppliesTo, CatalogFile, Dataset, FieldSpec
 from lifecycle.config.recipients import DELIVERY_PLACEHOLDERS, static_refusals
 from lifecycle.durations import Duration
@@ -283,6 +284,7 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
         if override.action == "anonymize":
             targets = catalog.rule_targets(override.applies_to.categories, override.applies_to.datasets, "anonymize")
             yield from _anonymizable(catalog, CANCELLATION, f"overrides[{i}].action", targets)
+    yield from check_anonymized(catalog, cancellation)
 
 
 def check_requests(catalog: Catalog, requests) -> Iterator[Problem]:
