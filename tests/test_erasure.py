@@ -707,3 +707,57 @@ def test_recipients_that_received_data_get_one_deletion_request_per_batch_naming
     for r in rows:
         assert state.ledger.find(f"deletion:{r['scope']}:{r['recipient_id']}").entry_hash == r["ledger_hash"]
     assert state.ledger.verify().ok
+
+
+# ------------------------------------------------------------ transactions
+
+
+class Transactions:
+    """Transactions begun, committed and rolled back on one database (SQLAlchemy's events)."""
+
+    def __init__(self, database: str | None):
+        self.database, self.counts = database, {"begin": 0, "commit": 0, "rollback": 0}
+
+    def __enter__(self):
+        for name in self.counts:
+            sa.event.listen(sa.engine.Engine, name, self._counter(name))
+        return self
+
+    def _counter(self, name):
+        def count(conn, *args):
+            if conn.engine.url.database == self.database:
+                self.counts[name] += 1
+
+        count.__name__ = f"count_{name}"
+        self._listeners = getattr(self, "_listeners", []) + [(name, count)]
+        return count
+
+    def __exit__(self, *exc):
+        for name, listener in self._listeners:
+            sa.event.remove(sa.engine.Engine, name, listener)
+
+
+def _with_batch_size(tmp_path, size: int):
+    folder = tmp_path / "config"
+    cancellation = yaml.safe_load((folder / "cancellation.yaml").read_text())
+    (folder / "cancellation.yaml").write_text(yaml.safe_dump({**cancellation, "batch_size": size}))
+    return load_config(folder)
+
+
+@pytest.mark.parametrize("size", [1, 2], ids=["one-person", "two-people"])
+def test_a_batch_takes_transactions_by_step_not_by_person(world, tmp_path, size):
+    """Each table step commits once (its plan in the ledger before); the reads of a verification
+    share one transaction; nothing else touches the app database but the completion notice's
+    address lookup.  Two people in a batch take what one takes."""
+    config, engine, state, store, sink = world
+    erasure = Erasure(_with_batch_size(tmp_path, size), state)
+    intake = erasure.intake("run", AS_OF)
+    with Transactions(engine.url.database) as app:
+        result = erasure.erase(intake.batches[0], AS_OF, run_id="run")
+    assert result.subjects == size
+    tables = [s for s in erasure.steps() if config.catalog.dataset(s.dataset).is_table]
+    # SQLite locks the whole file while it writes: each step reads its rows in a transaction of its own first
+    reads_first = len(tables) if engine.dialect.name == "sqlite" else 0
+    assert app.counts["commit"] == len(tables), app.counts
+    assert app.counts["rollback"] == 3 + reads_first, "two verifications and the completion notice's addresses"
+    assert app.counts["begin"] == len(tables) + 3 + reads_first
