@@ -737,11 +737,13 @@ class Transactions:
             sa.event.remove(sa.engine.Engine, name, listener)
 
 
-def _with_batch_size(tmp_path, size: int):
-    folder = tmp_path / "config"
-    cancellation = yaml.safe_load((folder / "cancellation.yaml").read_text())
-    (folder / "cancellation.yaml").write_text(yaml.safe_dump({**cancellation, "batch_size": size}))
-    return load_config(folder)
+def _edited(tmp_path, file: str, change):
+    """The world's configuration after ``change(data)`` of one of its files."""
+    path = tmp_path / "config" / file
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config(tmp_path / "config")
 
 
 @pytest.mark.parametrize("size", [1, 2], ids=["one-person", "two-people"])
@@ -750,7 +752,7 @@ def test_a_batch_takes_transactions_by_step_not_by_person(world, tmp_path, size)
     share one transaction; nothing else touches the app database but the completion notice's
     address lookup.  Two people in a batch take what one takes."""
     config, engine, state, store, sink = world
-    erasure = Erasure(_with_batch_size(tmp_path, size), state)
+    erasure = Erasure(_edited(tmp_path, "cancellation.yaml", lambda c: c.update(batch_size=size)), state)
     intake = erasure.intake("run", AS_OF)
     with Transactions(engine.url.database) as app:
         result = erasure.erase(intake.batches[0], AS_OF, run_id="run")
@@ -761,3 +763,95 @@ def test_a_batch_takes_transactions_by_step_not_by_person(world, tmp_path, size)
     assert app.counts["commit"] == len(tables), app.counts
     assert app.counts["rollback"] == 3 + reads_first, "two verifications and the completion notice's addresses"
     assert app.counts["begin"] == len(tables) + 3 + reads_first
+
+
+# ------------------------------------------------- anonymized rows: what anonymization promises
+
+
+def _anonymize_users(cancellation):
+    """The account's own row kept, anonymized (default_action), what is access or account records deleted."""
+    cancellation["default_action"] = "anonymize"
+    cancellation["overrides"] = [
+        {"applies_to": {"categories": ["access_records", "account_records"]}, "action": "delete"}
+    ]
+
+
+def _users(engine, ids):
+    with engine.connect() as conn:
+        return {r.id: r for r in conn.execute(sa.select(users).where(users.c.id.in_(ids)))}
+
+
+def test_an_anonymized_subject_row_is_kept_and_verified_by_its_anonymized_fields(world, tmp_path):
+    config, engine, state, store, sink = world
+    before = _users(engine, ERASED)
+    config = _edited(tmp_path, "cancellation.yaml", _anonymize_users)
+    erasure = _erasure(config, engine, state, store)
+    _run(erasure)
+    assert _states(state)[str(DUE)] == _states(state)[str(DUPLICATE)] == "done"
+    after = _users(engine, ERASED)
+    for uid in ERASED:
+        row, was = after[uid], before[uid]
+        assert row.email != was.email and len(row.email) == 64, "hmac"
+        assert (row.name, row.password_hash, row.tier) == ("[redacted]", None, was.tier), "only personal fields change"
+    for dataset in ("access_logs", "conversations", "chat_messages", "account_cancellations"):
+        assert _reach(engine, config, dataset, ERASED) == {}, dataset
+    with engine.connect() as conn:
+        orders_left = conn.execute(sa.select(orders).where(orders.c.user_id.is_(None))).all()
+    assert len(orders_left) == sum(1 for o in range(1, 31) if o % 10 + 1 in ERASED), "orders: the link cleared"
+    with state.engine.connect() as conn:
+        record = conn.execute(sa.select(erasures).where(erasures.c.subject_id == str(DUE))).one()
+    rows = {d["dataset"]: d for d in json.loads(open(record.certificate).read())["datasets"]}
+    assert rows["users"]["anonymized"] == 1 and rows["users"]["retained"]["form"] == "anonymized, link kept"
+    assert rows["orders"]["retained"]["form"] == "anonymized, unlinked"
+    assert state.ledger.verify().ok
+
+
+def _keep_order_links(catalog):
+    catalog["datasets"]["orders"]["on_anonymize"] = {"link": "keep"}
+
+
+def test_anonymized_rows_may_keep_their_link_and_stay_the_persons(world, tmp_path):
+    config, engine, state, store, sink = world
+    _edited(tmp_path, "cancellation.yaml", _anonymize_users)
+    config = _edited(tmp_path, "catalog.yaml", _keep_order_links)
+    _run(_erasure(config, engine, state, store))
+    assert _states(state)[str(DUE)] == "done"
+    with engine.connect() as conn:
+        kept = conn.execute(sa.select(orders).where(orders.c.user_id.in_(ERASED))).all()
+    assert sorted(o.id for o in kept) == [o for o in range(1, 31) if o % 10 + 1 in ERASED], "still linked"
+    assert all(o.address == "[redacted]" and o.amount == o.id for o in kept)
+    with state.engine.connect() as conn:
+        record = conn.execute(sa.select(erasures).where(erasures.c.subject_id == str(DUE))).one()
+    rows = {d["dataset"]: d for d in json.loads(open(record.certificate).read())["datasets"]}
+    assert rows["orders"]["retained"]["form"] == "anonymized, link kept" and rows["orders"]["anonymized"] == 3
+
+
+class _SkipsOrders(SqlStore):
+    """Anonymizes nothing of orders but what ``mode`` says: only the link, or only the fields."""
+
+    mode = "link only"
+
+    def anonymize(self, dataset, selection, fields, **kwargs):
+        if dataset == "orders":
+            fields = [] if self.mode == "link only" else fields
+            kwargs["unlink"] = kwargs["unlink"] and self.mode == "link only"
+        return super().anonymize(dataset, selection, fields, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "link, mode, message",
+    [
+        ("keep", "link only", r"orders: 3 row\(s\) reaching the subject still hold personal values"),
+        ("clear", "fields only", r"orders: 3 row\(s\) still reach the subject"),
+        ("clear", "link only", r"orders: \d+ anonymized row\(s\) still hold personal values"),
+    ],
+)
+def test_verification_of_anonymized_rows_checks_what_the_link_choice_promises(world, tmp_path, link, mode, message):
+    config, engine, state, store, sink = world
+    _edited(tmp_path, "cancellation.yaml", _anonymize_users)
+    config = _edited(tmp_path, "catalog.yaml", lambda c: c["datasets"]["orders"].update(on_anonymize={"link": link}))
+    sloppy = type("Sloppy", (_SkipsOrders,), {"mode": mode})
+    with pytest.raises(LifecycleError, match=message):
+        _run(_erasure(config, engine, state, store, sloppy))
+    assert _states(state)[str(DUE)] == "failed"
+    assert _users(engine, [DUE])[DUE].email == f"u{DUE}@example.com", "the account's row waits for the rest"
