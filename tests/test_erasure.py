@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import yaml
 
 from lifecycle.config import load_config
-from lifecycle.erasure import Erasure
+from lifecycle.erasure import BatchResult, Erasure
 from lifecycle.errors import LifecycleError
 from lifecycle.mailsink import MailSink
 from lifecycle.sharing.interval import Interval
@@ -223,6 +223,20 @@ def _run(erasure, run_id="scheduled__2026-06-01"):
     for batch in intake.batches:
         erasure.erase(batch, AS_OF, run_id=run_id)
     return intake
+
+
+def test_a_batch_result_crosses_the_task_boundary_as_json_and_back():
+    result = BatchResult("b-1", subjects=2, held=1, certificates=2, notices={"sent": 2}, deletion_requests={"sent": 1})
+    data = json.loads(json.dumps(result.to_json()))
+    assert data == {
+        "batch": "b-1",
+        "subjects": 2,
+        "held": 1,
+        "certificates": 2,
+        "notices": {"sent": 2},
+        "deletion_requests": {"sent": 1},
+    }
+    assert BatchResult.from_json(data) == result
 
 
 def _states(state):
