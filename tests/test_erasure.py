@@ -869,3 +869,25 @@ def test_verification_of_anonymized_rows_checks_what_the_link_choice_promises(wo
         _run(_erasure(config, engine, state, store, sloppy))
     assert _states(state)[str(DUE)] == "failed"
     assert _users(engine, [DUE])[DUE].email == f"u{DUE}@example.com", "the account's row waits for the rest"
+
+
+def test_a_step_with_nothing_to_change_takes_no_ledger_commit_of_its_own(world, monkeypatch):
+    config, engine, state, store, sink = world
+    with engine.begin() as conn:
+        conn.execute(orders.delete().where(orders.c.user_id == DUE))
+    appended = []
+    append_many = Ledger.append_many
+
+    def recording(self, records, **kwargs):
+        appended.append([(r.kind, r.payload.get("dataset")) for r in records])
+        return append_many(self, records, **kwargs)
+
+    monkeypatch.setattr(Ledger, "append_many", recording)
+    erasure = _erasure(config, engine, state, store)
+    erasure.erase(erasure.intake("run", AS_OF).batches[0], AS_OF, run_id="run")
+    (with_orders,) = [call for call in appended if ("erasure.plan", "orders") in call]
+    assert with_orders.index(("erasure.plan", "orders")) < len(with_orders) - 1, (
+        "no change waited on the empty plan: it went with the records appended after it"
+    )
+    (plan,) = [e for e in state.ledger.entries(kind="erasure.plan") if e.payload["dataset"] == "orders"]
+    assert plan.payload["rows"] == {} and _states(state)[str(DUE)] == "done"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from lifecycle.catalog import PersonalField
 from lifecycle.connections import hmac_key
 from lifecycle.erasure.records import StepDone, StepPlan, StepRecords
+from lifecycle.errors import LifecycleError
 from lifecycle.stores.contract import Change, Selection
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ class StepExecutor:
     def apply(self, work: Work) -> Change | None:
         """Plan in the ledger before the change commits, done record after; None: done before
         (or nobody to erase)."""
-        if work.selection.subjects == () or self.recorder.done(work.dataset):
+        if work.selection.subjects is None:
+            raise LifecycleError(f"{work.dataset}: an erasure step selects its rows by subjects, none were given")
+        if not work.selection.subjects or self.recorder.done(work.dataset):
             return None
         store = self.stores.of(work.dataset)
         table = self.catalog.dataset(work.dataset).is_table
