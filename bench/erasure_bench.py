@@ -572,14 +572,37 @@ def _erase_in_child(batch: str) -> float:
         return issue(*args, **kwargs)
 
     erasure.certificates.issue = certificates
-    erasure.erase(batch, AS_OF, run_id="bench")
+    data = erasure.stores.of(erasure.config.catalog.subject.dataset).engine.url.database
+    with _transactions(data) as counted:
+        erasure.erase(batch, AS_OF, run_id="bench")
     print(
         f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s "
-        f"(of it {time.process_time() - cpu:.2f}s on a core in this process)",
+        f"(of it {time.process_time() - cpu:.2f}s on a core in this process); data database: "
+        f"{counted['begin']} transactions, {counted['commit']} commits, {counted['rollback']} rollbacks",
         flush=True,
     )
     _print_timings(batch)
     return data_done[0]
+
+
+@contextlib.contextmanager
+def _transactions(database: str | None):
+    """Transactions begun, committed and rolled back on ``database`` meanwhile (SQLAlchemy's events)."""
+    counts = {"begin": 0, "commit": 0, "rollback": 0}
+    listeners = []
+    for name in counts:
+
+        def count(conn, *args, name=name):
+            if conn.engine.url.database == database:
+                counts[name] += 1
+
+        sa.event.listen(sa.engine.Engine, name, count)
+        listeners.append((name, count))
+    try:
+        yield counts
+    finally:
+        for name, count in listeners:
+            sa.event.remove(sa.engine.Engine, name, count)
 
 
 def _print_timings(label: str) -> None:
@@ -647,25 +670,25 @@ def _time_parts(erasure: Erasure) -> None:
     if _CLASSES_TIMED:  # module and class functions: once per process
         return
     _CLASSES_TIMED.append(True)
-    from lifecycle.erasure import batch, certificates, notices
+    from lifecycle.erasure import batch, certificates, executor, notices
 
     timed(notices.NoticeBook, "summarize", "  of notices.send: the ledger summary")
 
-    for name in ("_apply", "_erase_objects", "_verify"):
-        timed(batch.BatchErasure, name, name)
-    timed(batch, "batch_entries", "batch_entries (verify)")
+    timed(executor.StepExecutor, "apply", "StepExecutor.apply (tables; objects beside them)")
+    timed(executor.StepExecutor, "verify", "StepExecutor.verify")
+    timed(batch, "batch_entries", "batch_entries (completion notice)")
     timed(certificates, "batch_entries", "batch_entries (certificates)")
-    timed(S3Store, "_listing", "  of _erase_objects+_verify: S3 listings")
+    timed(S3Store, "_listing", "  of apply+verify: S3 listings")
     timed(mail.Mailer, "transmit", "  of notices.send: SMTP (helper thread claims meanwhile)")
     timed(mail.Mailer, "compose", "  of notices.send: compose")
     timed(mail, "render_notice", "  of notices.send: render notice")
     timed(reports, "canonical", "  of certificates._write: JSON")
     timed(reports, "render", "  of certificates._write+notices.send: Jinja")
     timed(reports.ReportSink, "write", "  of certificates._write: file writes")
-    timed(SqlStore, "delete", "  of _apply: SQL DELETE")
-    timed(SqlStore, "anonymize", "  of _apply: SQL anonymize")
+    timed(SqlStore, "delete", "  of apply: SQL DELETE")
+    timed(SqlStore, "anonymize", "  of apply: SQL anonymize")
     timed(SqlStore, "count_by_subject", "  count_by_subject")
-    timed(S3Store, "delete_versions", "  of _erase_objects: S3 DeleteObjects")
+    timed(S3Store, "delete_versions", "  of apply: S3 DeleteObjects")
     from lifecycle.state.ledger import Ledger
 
     timed(Ledger, "append_many", "  ledger appends")

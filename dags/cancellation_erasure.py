@@ -82,7 +82,7 @@ if CONFIG.cancellation is not None:
         @terminal_errors
         def erase(batch: str) -> dict:
             ctx = task_context()
-            return _erasure(ctx).erase(batch, ctx.run.as_of, run_id=ctx.run.run_id)
+            return _erasure(ctx).erase(batch, ctx.run.as_of, run_id=ctx.run.run_id).to_json()
 
         @task(trigger_rule="all_done")
         @terminal_errors

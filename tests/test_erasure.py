@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import yaml
 
 from lifecycle.config import load_config
-from lifecycle.erasure import Erasure
+from lifecycle.erasure import BatchResult, Erasure
 from lifecycle.erasure.late import check_overdue
 from lifecycle.errors import LifecycleError
 from lifecycle.mailsink import MailSink
@@ -224,6 +224,20 @@ def _run(erasure, run_id="scheduled__2026-06-01"):
     for batch in intake.batches:
         erasure.erase(batch, AS_OF, run_id=run_id)
     return intake
+
+
+def test_a_batch_result_crosses_the_task_boundary_as_json_and_back():
+    result = BatchResult("b-1", subjects=2, held=1, certificates=2, notices={"sent": 2}, deletion_requests={"sent": 1})
+    data = json.loads(json.dumps(result.to_json()))
+    assert data == {
+        "batch": "b-1",
+        "subjects": 2,
+        "held": 1,
+        "certificates": 2,
+        "notices": {"sent": 2},
+        "deletion_requests": {"sent": 1},
+    }
+    assert BatchResult.from_json(data) == result
 
 
 def _states(state):
@@ -556,7 +570,7 @@ def test_a_notice_whose_outcome_was_lost_is_never_sent_again_and_is_reported_unc
     reported = (
         scheduled
         if template == "cancellation_scheduled"
-        else next(r["notices"] for r in results if r["notices"].get("uncertain"))
+        else next(r.notices for r in results if r.notices.get("uncertain"))
     )
     assert reported["uncertain"] == 1
     assert _states(state) == {
@@ -711,3 +725,173 @@ def test_recipients_that_received_data_get_one_deletion_request_per_batch_naming
     for r in rows:
         assert state.ledger.find(f"deletion:{r['scope']}:{r['recipient_id']}").entry_hash == r["ledger_hash"]
     assert state.ledger.verify().ok
+
+
+# ------------------------------------------------------------ transactions
+
+
+class Transactions:
+    """Transactions begun, committed and rolled back on one database (SQLAlchemy's events)."""
+
+    def __init__(self, database: str | None):
+        self.database, self.counts = database, {"begin": 0, "commit": 0, "rollback": 0}
+
+    def __enter__(self):
+        for name in self.counts:
+            sa.event.listen(sa.engine.Engine, name, self._counter(name))
+        return self
+
+    def _counter(self, name):
+        def count(conn, *args):
+            if conn.engine.url.database == self.database:
+                self.counts[name] += 1
+
+        count.__name__ = f"count_{name}"
+        self._listeners = getattr(self, "_listeners", []) + [(name, count)]
+        return count
+
+    def __exit__(self, *exc):
+        for name, listener in self._listeners:
+            sa.event.remove(sa.engine.Engine, name, listener)
+
+
+def _edited(tmp_path, file: str, change):
+    """The world's configuration after ``change(data)`` of one of its files."""
+    path = tmp_path / "config" / file
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config(tmp_path / "config")
+
+
+@pytest.mark.parametrize("size", [1, 2], ids=["one-person", "two-people"])
+def test_a_batch_takes_transactions_by_step_not_by_person(world, tmp_path, size):
+    """Each table step commits once (its plan in the ledger before); the reads of a verification
+    share one transaction; nothing else touches the app database but the completion notice's
+    address lookup.  Two people in a batch take what one takes."""
+    config, engine, state, store, sink = world
+    erasure = Erasure(_edited(tmp_path, "cancellation.yaml", lambda c: c.update(batch_size=size)), state)
+    intake = erasure.intake("run", AS_OF)
+    with Transactions(engine.url.database) as app:
+        result = erasure.erase(intake.batches[0], AS_OF, run_id="run")
+    assert result.subjects == size
+    tables = [s for s in erasure.steps() if config.catalog.dataset(s.dataset).is_table]
+    # SQLite locks the whole file while it writes: each step reads its rows in a transaction of its own first
+    reads_first = len(tables) if engine.dialect.name == "sqlite" else 0
+    assert app.counts["commit"] == len(tables), app.counts
+    assert app.counts["rollback"] == 3 + reads_first, "two verifications and the completion notice's addresses"
+    assert app.counts["begin"] == len(tables) + 3 + reads_first
+
+
+# ------------------------------------------------- anonymized rows: what anonymization promises
+
+
+def _anonymize_users(cancellation):
+    """The account's own row kept, anonymized (default_action), what is access or account records deleted."""
+    cancellation["default_action"] = "anonymize"
+    cancellation["overrides"] = [
+        {"applies_to": {"categories": ["access_records", "account_records"]}, "action": "delete"}
+    ]
+
+
+def _users(engine, ids):
+    with engine.connect() as conn:
+        return {r.id: r for r in conn.execute(sa.select(users).where(users.c.id.in_(ids)))}
+
+
+def test_an_anonymized_subject_row_is_kept_and_verified_by_its_anonymized_fields(world, tmp_path):
+    config, engine, state, store, sink = world
+    before = _users(engine, ERASED)
+    config = _edited(tmp_path, "cancellation.yaml", _anonymize_users)
+    erasure = _erasure(config, engine, state, store)
+    _run(erasure)
+    assert _states(state)[str(DUE)] == _states(state)[str(DUPLICATE)] == "done"
+    after = _users(engine, ERASED)
+    for uid in ERASED:
+        row, was = after[uid], before[uid]
+        assert row.email != was.email and len(row.email) == 64, "hmac"
+        assert (row.name, row.password_hash, row.tier) == ("[redacted]", None, was.tier), "only personal fields change"
+    for dataset in ("access_logs", "conversations", "chat_messages", "account_cancellations"):
+        assert _reach(engine, config, dataset, ERASED) == {}, dataset
+    with engine.connect() as conn:
+        orders_left = conn.execute(sa.select(orders).where(orders.c.user_id.is_(None))).all()
+    assert len(orders_left) == sum(1 for o in range(1, 31) if o % 10 + 1 in ERASED), "orders: the link cleared"
+    with state.engine.connect() as conn:
+        record = conn.execute(sa.select(erasures).where(erasures.c.subject_id == str(DUE))).one()
+    rows = {d["dataset"]: d for d in json.loads(open(record.certificate).read())["datasets"]}
+    assert rows["users"]["anonymized"] == 1 and rows["users"]["retained"]["form"] == "anonymized, link kept"
+    assert rows["orders"]["retained"]["form"] == "anonymized, unlinked"
+    assert state.ledger.verify().ok
+
+
+def _keep_order_links(catalog):
+    catalog["datasets"]["orders"]["on_anonymize"] = {"link": "keep"}
+
+
+def test_anonymized_rows_may_keep_their_link_and_stay_the_persons(world, tmp_path):
+    config, engine, state, store, sink = world
+    _edited(tmp_path, "cancellation.yaml", _anonymize_users)
+    config = _edited(tmp_path, "catalog.yaml", _keep_order_links)
+    _run(_erasure(config, engine, state, store))
+    assert _states(state)[str(DUE)] == "done"
+    with engine.connect() as conn:
+        kept = conn.execute(sa.select(orders).where(orders.c.user_id.in_(ERASED))).all()
+    assert sorted(o.id for o in kept) == [o for o in range(1, 31) if o % 10 + 1 in ERASED], "still linked"
+    assert all(o.address == "[redacted]" and o.amount == o.id for o in kept)
+    with state.engine.connect() as conn:
+        record = conn.execute(sa.select(erasures).where(erasures.c.subject_id == str(DUE))).one()
+    rows = {d["dataset"]: d for d in json.loads(open(record.certificate).read())["datasets"]}
+    assert rows["orders"]["retained"]["form"] == "anonymized, link kept" and rows["orders"]["anonymized"] == 3
+
+
+class _SkipsOrders(SqlStore):
+    """Anonymizes nothing of orders but what ``mode`` says: only the link, or only the fields."""
+
+    mode = "link only"
+
+    def anonymize(self, dataset, selection, fields, **kwargs):
+        if dataset == "orders":
+            fields = [] if self.mode == "link only" else fields
+            kwargs["unlink"] = kwargs["unlink"] and self.mode == "link only"
+        return super().anonymize(dataset, selection, fields, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "link, mode, message",
+    [
+        ("keep", "link only", r"orders: 3 row\(s\) reaching the subject still hold personal values"),
+        ("clear", "fields only", r"orders: 3 row\(s\) still reach the subject"),
+        ("clear", "link only", r"orders: \d+ anonymized row\(s\) still hold personal values"),
+    ],
+)
+def test_verification_of_anonymized_rows_checks_what_the_link_choice_promises(world, tmp_path, link, mode, message):
+    config, engine, state, store, sink = world
+    _edited(tmp_path, "cancellation.yaml", _anonymize_users)
+    config = _edited(tmp_path, "catalog.yaml", lambda c: c["datasets"]["orders"].update(on_anonymize={"link": link}))
+    sloppy = type("Sloppy", (_SkipsOrders,), {"mode": mode})
+    with pytest.raises(LifecycleError, match=message):
+        _run(_erasure(config, engine, state, store, sloppy))
+    assert _states(state)[str(DUE)] == "failed"
+    assert _users(engine, [DUE])[DUE].email == f"u{DUE}@example.com", "the account's row waits for the rest"
+
+
+def test_a_step_with_nothing_to_change_takes_no_ledger_commit_of_its_own(world, monkeypatch):
+    config, engine, state, store, sink = world
+    with engine.begin() as conn:
+        conn.execute(orders.delete().where(orders.c.user_id == DUE))
+    appended = []
+    append_many = Ledger.append_many
+
+    def recording(self, records, **kwargs):
+        appended.append([(r.kind, r.payload.get("dataset")) for r in records])
+        return append_many(self, records, **kwargs)
+
+    monkeypatch.setattr(Ledger, "append_many", recording)
+    erasure = _erasure(config, engine, state, store)
+    erasure.erase(erasure.intake("run", AS_OF).batches[0], AS_OF, run_id="run")
+    (with_orders,) = [call for call in appended if ("erasure.plan", "orders") in call]
+    assert with_orders.index(("erasure.plan", "orders")) < len(with_orders) - 1, (
+        "no change waited on the empty plan: it went with the records appended after it"
+    )
+    (plan,) = [e for e in state.ledger.entries(kind="erasure.plan") if e.payload["dataset"] == "orders"]
+    assert plan.payload["rows"] == {} and _states(state)[str(DUE)] == "done"

@@ -98,6 +98,12 @@ class Inventory(Model):
     max_age: DurationField = Duration.parse("7d")  # older (or none): the dataset is listed instead
 
 
+class OnAnonymize(Model):
+    """What cancellation erasure does to an anonymized row's subject link."""
+
+    link: Literal["clear", "keep"] = "clear"
+
+
 class Dataset(Model):
     system: str
     personal: bool = True
@@ -111,6 +117,7 @@ class Dataset(Model):
     fields: dict[str, FieldSpec] = {}
     consent: Consent | None = None
     inventory: Inventory | None = None  # object datasets: plan retention from S3 Inventory
+    on_anonymize: OnAnonymize | None = None  # cancellation erasure: clear (default) or keep the subject link
 
     @model_validator(mode="after")
     def _table_or_prefix(self):
@@ -121,6 +128,8 @@ class Dataset(Model):
                 "a table dataset needs primary_key (one column); only a personal: false table "
                 "without a subject link may leave it out"
             )
+        if self.on_anonymize is not None and self.subject is None:
+            raise ValueError("on_anonymize needs a subject link to clear or keep; this dataset has no subject")
         return self
 
     @property

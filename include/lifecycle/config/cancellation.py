@@ -10,6 +10,7 @@ from pydantic import Field
 from lifecycle.catalog import Catalog
 from lifecycle.catalog.checks import anonymizable_problems, applies_to_problems, keyed_problems
 from lifecycle.catalog.models import AppliesTo
+from lifecycle.config.erasure_actions import check_anonymized
 from lifecycle.errors import Problem
 from lifecycle.shapes import DurationField, Model
 
@@ -63,3 +64,4 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
         if override.action == "anonymize":
             targets = catalog.rule_targets(override.applies_to.categories, override.applies_to.datasets, "anonymize")
             yield from anonymizable_problems(catalog, CANCELLATION, f"overrides[{i}].action", targets)
+    yield from check_anonymized(catalog, cancellation)

@@ -10,8 +10,10 @@ store.  The stages, each a module here:
   cancellation requests and who has one open (sharing leaves those people out);
 * ``intake`` — states and batches (``IntakeResult``);
 * ``steps`` — which datasets, in which order, deleted or anonymized;
-* ``batch`` — one batch through the store contract, each step recorded in
-  the ledger (``records``) before and after its change;
+* ``executor`` — one erasure step through the store contract, recorded in the
+  ledger (``records``) before and after its change, then verified (also what a
+  person's erase request runs);
+* ``batch`` — one batch's steps, verification and evidence (``BatchResult``);
 * ``notices`` — the scheduled and completion e-mails, each at most once;
 * ``certificates`` and ``report`` — the evidence.
 
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from lifecycle.config import Config
-from lifecycle.erasure.batch import BatchErasure
+from lifecycle.erasure.batch import BatchErasure, BatchResult
 from lifecycle.erasure.certificates import Certificates
 from lifecycle.erasure.intake import IntakeResult, take_in
 from lifecycle.erasure.notices import ErasureNotices
@@ -33,7 +35,7 @@ from lifecycle.erasure.steps import Step, erasure_steps
 from lifecycle.errors import LifecycleError
 from lifecycle.state import StateStore
 
-__all__ = ["Erasure", "IntakeResult", "Step"]
+__all__ = ["BatchResult", "Erasure", "IntakeResult", "Step"]
 
 
 class Erasure:
@@ -64,7 +66,7 @@ class Erasure:
     def notify_scheduled(self, run_id: str | None = None) -> dict:
         return self.notices.scheduled(run_id)
 
-    def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> dict:
+    def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> BatchResult:
         return BatchErasure(self.config, self.state, self.stores, self.notices, self.certificates).erase(
             batch, as_of, run_id=run_id
         )

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from lifecycle.connections import hmac_key
 from lifecycle.erasure.certificates import Certificates
+from lifecycle.erasure.executor import StepExecutor, Work
 from lifecycle.erasure.notices import ErasureNotices
-from lifecycle.erasure.records import StepDone, StepPlan, StepRecords, batch_entries, step_plans
+from lifecycle.erasure.records import StepRecords, batch_entries
 from lifecycle.erasure.steps import Step, erasure_steps
 from lifecycle.errors import LifecycleError
 from lifecycle.heap import loaded_objects_frozen
@@ -28,42 +29,60 @@ from lifecycle.stores.contract import Selection
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    """What one batch's erasure hands on (the task's XCom): counts only, never a person's id."""
+
+    batch: str
+    subjects: int = 0  # erased and verified
+    held: int = 0  # put under legal hold since intake: left out
+    certificates: int = 0
+    notices: dict = field(default_factory=dict)  # completion notices by outcome
+    deletion_requests: dict = field(default_factory=dict)  # to recipients that received data
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> BatchResult:
+        return cls(**data)
+
+
 class BatchErasure:
     def __init__(self, config, state, stores, notices: ErasureNotices, certificates: Certificates):
         self.config, self.catalog, self.state, self.stores = config, config.catalog, state, stores
         self.notices, self.certificates = notices, certificates
 
-    def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> dict:
+    def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> BatchResult:
         """Erase one batch; steps and notices already recorded are not repeated."""
         with loaded_objects_frozen():
             return self._erase(batch, as_of, run_id)
 
-    def _erase(self, batch: str, as_of: datetime, run_id: str | None) -> dict:
+    def _erase(self, batch: str, as_of: datetime, run_id: str | None) -> BatchResult:
         records = self.state.erasures.erasing(batch)
         subjects = [r.subject_id for r in records]
         if not subjects:
-            return {"batch": batch, "subjects": 0}
+            return BatchResult(batch)
         held = {h.subject_id for h in self.state.holds.active(as_of.date())} & set(subjects)
         if held:
             self.state.erasures.set_state(held, "held", "put under legal hold before erasure", unbatch=True)
             subjects = [s for s in subjects if s not in held]
-        recorder = StepRecords(self.state.ledger, batch, run_id)
-        steps = erasure_steps(self.config)
+        tables = StepExecutor(self.catalog, self.stores, StepRecords(self.state.ledger, batch, run_id))
+        steps = erasure_steps(self.config, as_of)
         *linked, own_row = steps
-        tables = [s for s in linked if self.catalog.dataset(s.dataset).is_table]
-        objects = [s for s in linked if s not in tables]
+        works = [self._work(step, subjects) for step in linked]
+        on_tables = [w for w in works if self.catalog.dataset(w.dataset).is_table]
         with ThreadPoolExecutor(1, thread_name_prefix="objects") as pool:
-            erasing = pool.submit(self._erase_objects, StepRecords(self.state.ledger, batch, run_id), objects, subjects)
-            for step in tables:
-                self._apply(recorder, step, subjects)
-            recorder.flush()
+            objects = StepExecutor(self.catalog, self.stores, tables.recorder.sibling())
+            erasing = pool.submit(objects.run, [w for w in works if w not in on_tables])
+            tables.run(on_tables)
             erasing.result()
-        failed = self._verify(batch, linked, subjects)
+        failed = self._failed(tables, works)
         ok = [s for s in subjects if s not in failed]
         notified = self._notify_completed(batch, steps, [r for r in records if r.subject_id in ok], run_id)
-        self._apply(recorder, own_row, ok)
-        recorder.flush()
-        failed.update(self._verify(batch, [own_row], ok))
+        own = [self._work(own_row, ok)]
+        tables.run(own)
+        failed.update(self._failed(tables, own))
         ok = [s for s in ok if s not in failed]
         recipients = self._ask_recipients(batch, ok, run_id)
         written = self.certificates.issue(batch, steps, [r for r in records if r.subject_id in ok], run_id)
@@ -73,8 +92,25 @@ class BatchErasure:
             raise LifecycleError(
                 f"batch {batch}: {len(failed)} subject(s) failed verification: " + "; ".join(reasons[:5])
             )
-        done = {"batch": batch, "subjects": len(ok), "held": len(held), "certificates": written, "notices": notified}
-        return {**done, "deletion_requests": recipients} if recipients else done
+        return BatchResult(batch, len(ok), len(held), written, notified, recipients)
+
+    def _work(self, step: Step, subjects: list[str]) -> Work:
+        """A step for these subjects: every row (object) of theirs; anonymized, every personal field
+        with a strategy, the link cleared or kept as the catalog says."""
+        selection = Selection(subjects=tuple(subjects))
+        if step.action != "anonymize":
+            return Work(step.dataset, step.action, selection)
+        fields = tuple(f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize)
+        return Work(step.dataset, "anonymize", selection, fields, clear_link=step.link == "clear", basis=step.basis)
+
+    @staticmethod
+    def _failed(executor: StepExecutor, works: list[Work]) -> dict[str, str]:
+        """Subjects something identifying still reaches, with the reason."""
+        failed: dict[str, str] = {}
+        for leftover in executor.verify(works):
+            for subject in leftover.subjects:
+                failed.setdefault(subject, leftover.reason)
+        return failed
 
     def _ask_recipients(self, batch: str, subjects: list[str], run_id: str | None) -> dict:
         """The verified subjects' deletion requests to every recipient that ever received data
@@ -94,77 +130,3 @@ class BatchErasure:
         entries = batch_entries(self.state.ledger, batch)
         retained = self.certificates.retained(entries, steps, {r.subject_id for r in records})
         return self.notices.completed(records, retained, batch, run_id)
-
-    def _apply(self, recorder: StepRecords, step: Step, subjects: list[str]) -> None:
-        """Record what a table step removes per subject before it is committed, then record that it did.
-
-        The DELETE (or the anonymizing UPDATE) runs in a transaction that
-        reports the rows per subject (``before_commit``); the plan is appended
-        to the ledger, and only then is the data transaction committed.  A
-        crash before the plan rolls the step back; after it, the rerun reuses the plan.
-        """
-        if not subjects or recorder.done(step.dataset):
-            return
-        store = self.stores.of(step.dataset)
-        selection = Selection(subjects=tuple(subjects))
-
-        def plan(counts: dict, keys: list) -> None:
-            recorder.plan(StepPlan(step.dataset, step.action, rows=counts, keys=tuple(keys), basis=step.basis))
-
-        if step.action == "delete":
-            change = store.delete(step.dataset, selection, before_commit=plan)
-        else:
-            fields = [f for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize]
-            key = hmac_key(self.catalog) if any(f.spec.anonymize.strategy == "hmac" for f in fields) else None
-            change = store.anonymize(step.dataset, selection, fields, hmac_key=key, unlink=True, before_commit=plan)
-        recorder.record_done(StepDone(step.dataset, step.action, rows=change.rows))
-        log.info("%s: %s %d row(s) of %d subject(s)", step.dataset, step.action + "d", change.rows, len(subjects))
-
-    def _erase_objects(self, recorder: StepRecords, steps: list[Step], subjects: list[str]) -> None:
-        """Delete every version and marker under the subjects' prefixes, dataset by dataset:
-        the plan (versions per subject) in the ledger first, then the deletes, then
-        what was deleted and what Object Lock kept.  Runs beside the table steps, with a
-        recorder of its own (a recorder holds its done records back for its next plan)."""
-        for step in steps:
-            if not subjects or recorder.done(step.dataset):
-                continue
-
-            def plan(counts: dict, _keys, dataset=step.dataset) -> None:
-                versions = {s: n for s, n in counts.items() if s is not None and n}
-                recorder.plan(StepPlan(dataset, "delete", versions=versions))
-
-            change = self.stores.of(step.dataset).delete(
-                step.dataset, Selection(subjects=tuple(subjects)), before_commit=plan
-            )
-            locked: dict[str, list] = {}
-            for kept in change.kept:
-                lock = {k: kept.detail.get(k) for k in ("mode", "legal_hold", "retain_until")}
-                locked.setdefault(kept.subject, []).append(lock)
-            recorder.record_done(StepDone(step.dataset, "delete", versions=change.rows, locked=locked))
-            log.info(
-                "%s: deleted %d object version(s) and marker(s); %d locked", step.dataset, change.rows, len(change.kept)
-            )
-        recorder.flush()
-
-    def _verify(self, batch: str, steps: list[Step], subjects: list[str]) -> dict[str, str]:
-        """Subjects something identifying still reaches, with the reason."""
-        failed: dict[str, str] = {}
-        if not subjects:
-            return failed
-        plans = step_plans(batch_entries(self.state.ledger, batch))
-        mine = Selection(subjects=tuple(subjects))
-        for step in steps:
-            store = self.stores.of(step.dataset)
-            if not self.catalog.dataset(step.dataset).is_table:
-                for subject, n in store.remaining(step.dataset, mine).by_subject.items():
-                    failed[subject] = f"{step.dataset}: {n} object version(s) remain"
-                continue
-            for subject, n in store.count_by_subject(step.dataset, mine).items():
-                failed[subject] = f"{step.dataset}: {n} row(s) still reach the subject"
-            keys = plans[step.dataset].keys if step.dataset in plans else ()
-            fields = tuple(f.column for f in self.catalog.personal_fields(step.dataset) if f.spec.anonymize)
-            if keys and fields:
-                left = store.count(step.dataset, Selection(keys=tuple(keys), pending_anonymization=fields))
-                for subject in subjects if left else ():
-                    failed.setdefault(subject, f"{step.dataset}: {left} anonymized row(s) still hold personal values")
-        return failed

@@ -75,7 +75,7 @@ class Certificates:
                 if step.action == "anonymize" and n:
                     row["retained"] = {
                         "why": step.basis or "kept by configuration (overrides)",
-                        "form": "anonymized, unlinked",
+                        "form": "anonymized, unlinked" if step.link == "clear" else "anonymized, link kept",
                     }
             if plan and plan.versions is not None:
                 locks = (done.locked if done else {}).get(subject, [])

@@ -25,6 +25,11 @@ class StepPlan:
     basis: str | None = None  # why an anonymized dataset is kept
     versions: dict[str, int] | None = None  # object steps
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to change: no rows, no keys, no versions."""
+        return not (self.rows or self.keys or self.versions)
+
     def payload(self) -> dict:
         if self.versions is not None:
             return {"action": self.action, "versions": self.versions}
@@ -106,18 +111,39 @@ class StepRecords:
     and versions gone.  ``flush`` before anything reads the done records.
     """
 
-    def __init__(self, ledger: Ledger, batch: str, run_id: str | None):
+    def __init__(self, ledger: Ledger, batch: str, run_id: str | None, recorded: set[str] | None = None):
         self.ledger, self.batch, self.run_id = ledger, batch, run_id
-        self.recorded = ledger.keys_with_prefix(erasure_batch(batch))
+        self.recorded = set(recorded) if recorded is not None else ledger.keys_with_prefix(erasure_batch(batch))
         self._held: list[Record] = []
+        self._plans: dict[str, StepPlan] = {}  # recorded by this process, or read back once
+
+    def sibling(self) -> StepRecords:
+        """A recorder of the same batch for another thread: what is recorded so far, its own held records."""
+        return StepRecords(self.ledger, self.batch, self.run_id, self.recorded)
 
     def done(self, dataset: str) -> bool:
         return erasure_step(self.batch, dataset, "done") in self.recorded
 
     def plan(self, plan: StepPlan) -> None:
-        """Append the step's plan (unless a run before recorded it), with the done records held."""
+        """Append the step's plan (unless a run before recorded it), with the done records held.
+        A plan of nothing is held too: no change waits on it, so it goes with the next append."""
         key = erasure_step(self.batch, plan.dataset, "plan")
-        self._append([] if key in self.recorded else [self._record("plan", plan.dataset, plan.payload())])
+        self._plans.setdefault(plan.dataset, plan)
+        if key in self.recorded:
+            self._append([])
+        elif plan.empty:
+            self._held.append(self._record("plan", plan.dataset, plan.payload()))
+            self.recorded.add(key)
+        else:
+            self._append([self._record("plan", plan.dataset, plan.payload())])
+
+    def plan_of(self, dataset: str) -> StepPlan | None:
+        """The step's plan: as this process recorded it, else as the ledger holds it (read once)."""
+        if dataset not in self._plans and erasure_step(self.batch, dataset, "plan") in self.recorded:
+            self.flush()
+            for name, found in step_plans(batch_entries(self.ledger, self.batch)).items():
+                self._plans.setdefault(name, found)
+        return self._plans.get(dataset)
 
     def record_done(self, done: StepDone) -> None:
         record = self._record("done", done.dataset, done.payload())

@@ -4,8 +4,11 @@ from them, in an order the database's foreign keys accept."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from lifecycle.config import Config
+from lifecycle.config.erasure_actions import anonymized_link, cancellation_actions
+from lifecycle.floors import statutory_floors
 
 
 @dataclass(frozen=True)
@@ -13,36 +16,33 @@ class Step:
     dataset: str
     action: str  # delete | anonymize
     basis: str | None  # why an anonymized dataset is kept (statutory floor)
+    link: str | None = None  # anonymize: the subject link cleared or kept (catalog ``on_anonymize.link``)
 
 
-def erasure_steps(config: Config) -> list[Step]:
+def erasure_steps(config: Config, as_of: datetime | None = None) -> list[Step]:
     """Every dataset reachable from the subject, in erasure order: deeper links first
-    (children before parents), objects, the subject's own row last."""
-    catalog, cancellation = config.catalog, config.cancellation
-    overrides: dict[str, str] = {}
-    for override in cancellation.overrides:
-        targets = catalog.rule_targets(override.applies_to.categories, override.applies_to.datasets, override.action)
-        for name in targets:
-            overrides.setdefault(name, override.action)
+    (children before parents), objects, the subject's own row last.  ``as_of``: the run's
+    time, which decides the floor named as an anonymized dataset's basis (None: no basis,
+    for callers that need the datasets and their order only)."""
+    catalog = config.catalog
+    actions = cancellation_actions(catalog, config.cancellation)
     tables, objects = [], []
-    for name in catalog.datasets:
-        ds = catalog.dataset(name)
-        if not ds.personal or name == catalog.subject.dataset:
+    subject = catalog.subject.dataset
+    for name, action in actions.items():
+        if name == subject:
             continue
-        action = overrides.get(name, cancellation.default_action)
-        if ds.is_table:
-            basis = _statutory_basis(config, name) if action == "anonymize" else None
-            tables.append((len(catalog.path_to_subject(name)), Step(name, action, basis)))
+        if catalog.dataset(name).is_table:
+            tables.append((len(catalog.path_to_subject(name)), _step(config, name, action, as_of)))
         else:
             objects.append(Step(name, "delete", None))
     ordered = [step for _, step in sorted(tables, key=lambda pair: -pair[0])]
-    subject = catalog.subject.dataset
-    return ordered + objects + [Step(subject, overrides.get(subject, cancellation.default_action), None)]
+    own = actions.get(subject, config.cancellation.default_action)
+    return ordered + objects + [_step(config, subject, own, as_of)]
 
 
-def _statutory_basis(config: Config, dataset: str) -> str | None:
-    """The first statutory floor covering ``dataset``, as ``<name>: <basis>``."""
-    for floor in config.retention.statutory:
-        if dataset in config.catalog.resolve(floor.applies_to.categories, floor.applies_to.datasets):
-            return f"{floor.name}: {floor.basis}"
-    return None
+def _step(config: Config, dataset: str, action: str, as_of: datetime | None) -> Step:
+    if action != "anonymize":
+        return Step(dataset, action, None)
+    floors = statutory_floors(config, dataset, as_of) if as_of else []
+    basis = floors[0].label if floors else None
+    return Step(dataset, action, basis, anonymized_link(config.catalog, dataset))

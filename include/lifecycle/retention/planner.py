@@ -13,6 +13,7 @@ from lifecycle.config import Config
 from lifecycle.config.models import RetentionRule
 from lifecycle.errors import LifecycleError, is_transient
 from lifecycle.evidence import partition_marks, retention_partition_drop
+from lifecycle.floors import statutory_floors
 from lifecycle.retention.plan import DatasetPlan, PartitionPlan, Plan, Reference
 from lifecycle.retention.selections import Holds, held_subjects, keeping_referenced, rule_selection
 from lifecycle.retention.shape import stages_of
@@ -97,12 +98,8 @@ class Planner:
 
     def _floor(self, dataset: str, as_of: datetime):
         """The statutory minimum over ``dataset`` whose cutoff is earliest (the longest)."""
-        floors = [
-            (f.minimum.before(as_of), f)
-            for f in self.config.retention.statutory
-            if dataset in self.catalog.resolve(f.applies_to.categories, f.applies_to.datasets)
-        ]
-        return min(floors, key=lambda pair: pair[0]) if floors else (None, None)
+        floors = statutory_floors(self.config, dataset, as_of)
+        return (floors[0].cutoff, floors[0]) if floors else (None, None)
 
     def _going(self, entries: list[DatasetPlan], holds: Holds) -> tuple[dict[str, Selection], dict[str, str]]:
         """Each deleting table dataset's selection in this run, keeping rows that rows staying

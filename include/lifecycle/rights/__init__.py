@@ -18,10 +18,12 @@ The stages, each a module here:
 
 from __future__ import annotations
 
-import importlib
+import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from lifecycle.clock import iso_utc
 from lifecycle.config import Config
@@ -33,16 +35,50 @@ from lifecycle.rights.intake import take_in
 from lifecycle.state import StateStore
 from lifecycle.state.requests import SubjectRequest
 
-__all__ = ["RequestForm", "SubjectRights"]
+__all__ = ["RequestForm", "RequestHandler", "SubjectRights", "handler", "handlers"]
 
 log = logging.getLogger(__name__)
 
-#: kind -> the module that plans and carries it out
-HANDLERS = {
-    "access": "lifecycle.rights.access",
-    "erase": "lifecycle.rights.erase",
-    "withdraw_consent": "lifecycle.rights.withdraw",
-}
+
+class RequestHandler(Protocol):
+    """One kind of request: ``plan`` counts what it would do (a dry run stops there),
+    ``carry_out`` does it, resumably; both return JSON-ready counts for the register."""
+
+    kind: str
+
+    def plan(self, rights: SubjectRights, request: SubjectRequest, as_of: datetime) -> dict: ...
+
+    def carry_out(self, rights: SubjectRights, request: SubjectRequest, run_id: str, as_of: datetime) -> dict: ...
+
+
+@dataclass(frozen=True)
+class KindHandler:
+    """A ``RequestHandler`` made of a kind's module functions."""
+
+    kind: str
+    plan: Callable[..., dict]
+    carry_out: Callable[..., dict]
+
+
+@functools.cache
+def handlers() -> dict[str, RequestHandler]:
+    """Every kind's handler, by kind (the modules are imported on first use, not when a DAG
+    file is parsed)."""
+    from lifecycle.rights import access, erase, withdraw
+
+    registered = (
+        KindHandler("access", access.plan, access.carry_out),
+        KindHandler("erase", erase.plan, erase.carry_out),
+        KindHandler("withdraw_consent", withdraw.plan, withdraw.carry_out),
+    )
+    return {h.kind: h for h in registered}
+
+
+def handler(kind: str) -> RequestHandler:
+    found = handlers().get(kind)
+    if found is None:
+        raise LifecycleError(f"no handler for request kind {kind!r}; known: {', '.join(handlers())}")
+    return found
 
 
 class SubjectRights:
@@ -83,8 +119,8 @@ class SubjectRights:
         request = self.request(request_id)
         if request.state in ("done", "rejected"):
             return self._summary(request)
-        handler = importlib.import_module(HANDLERS[request.kind])
-        plan = handler.plan(self, request, as_of)
+        answering = handler(request.kind)
+        plan = answering.plan(self, request, as_of)
         self.state.ledger.append(
             "request.planned",
             {"request_id": request_id, "kind": request.kind, "plan": plan},
@@ -94,7 +130,7 @@ class SubjectRights:
         if dry_run:
             return self._summary(self.state.requests.update(request_id, "planned", at=as_of, run_id=run_id, plan=plan))
         try:
-            result = handler.carry_out(self, request, run_id, as_of)
+            result = answering.carry_out(self, request, run_id, as_of)
         except Exception as exc:
             if not retryable(exc):
                 reason = str(exc).splitlines()[0][:2000] if isinstance(exc, LifecycleError) else type(exc).__name__

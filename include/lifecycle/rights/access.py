@@ -46,6 +46,7 @@ from lifecycle.catalog import LinkError
 from lifecycle.connections import connection_secret
 from lifecycle.errors import LifecycleError
 from lifecycle.evidence import request_event
+from lifecycle.floors import statutory_floors
 from lifecycle.rights.package import KIND, MANIFEST, PackageWriter, row_line
 from lifecycle.stores.contract import Selection
 
@@ -326,11 +327,9 @@ def _rules(rights, dataset: str) -> list[dict]:
 
 
 def _floors(rights, dataset: str) -> list[dict]:
-    catalog, found = rights.catalog, []
-    for floor in rights.config.retention.statutory:
-        if dataset in catalog.resolve(floor.applies_to.categories, floor.applies_to.datasets):
-            found.append({"name": floor.name, "minimum": str(floor.minimum), "basis": floor.basis})
-    return found
+    return [
+        {"name": f.name, "minimum": str(f.minimum), "basis": f.basis} for f in statutory_floors(rights.config, dataset)
+    ]
 
 
 def _shared_with(rights, held: dict[str, int]) -> list[dict]:

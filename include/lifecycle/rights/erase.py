@@ -19,19 +19,17 @@ matches; a certificate names the person by HMAC, as a cancellation's does.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from lifecycle import reports
-from lifecycle.connections import hmac_key
 from lifecycle.erasure.certificates import Certificates
-from lifecycle.erasure.records import StepDone, StepPlan, StepRecords, batch_entries, step_evidence, step_plans
+from lifecycle.erasure.executor import StepExecutor, Work
+from lifecycle.erasure.records import StepRecords, batch_entries, step_evidence
 from lifecycle.errors import LifecycleError
 from lifecycle.evidence import request_event
+from lifecycle.floors import statutory_floors
 from lifecycle.stores.contract import Selection
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,14 +76,9 @@ def erase_steps(rights, request, as_of: datetime) -> list[EraseStep]:
 
 
 def _floor(rights, dataset: str, as_of: datetime) -> tuple[datetime | None, str | None]:
-    """The earliest cutoff of the statutory floors covering ``dataset``: rows created after it stay."""
-    found = None
-    for floor in rights.config.retention.statutory:
-        if dataset in rights.catalog.resolve(floor.applies_to.categories, floor.applies_to.datasets):
-            cutoff = floor.minimum.before(as_of)
-            if found is None or cutoff < found[0]:
-                found = (cutoff, f"{floor.name}: {floor.basis}")
-    return found or (None, None)
+    """The binding statutory floor over ``dataset``: its cutoff (rows created after it stay) and name."""
+    floors = statutory_floors(rights.config, dataset, as_of)
+    return (floors[0].cutoff, floors[0].label) if floors else (None, None)
 
 
 def _selection(request, step: EraseStep, going: list[EraseStep]) -> Selection:
@@ -132,21 +125,19 @@ def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
     is still there; then the own row's fields, verified; the certificate."""
     steps = erase_steps(rights, request, as_of)
     batch = batch_of(request)
-    recorder = StepRecords(rights.state.ledger, batch, run_id)
+    executor = StepExecutor(
+        rights.catalog, rights.stores, StepRecords(rights.state.ledger, batch, run_id), label=f"request {batch}: "
+    )
     subject = rights.catalog.subject.dataset
-    linked = [s for s in steps if s.dataset != subject]
-    own = [s for s in steps if s.dataset == subject]
-    for step in linked:
-        _apply(rights, request, recorder, step, steps)
-    recorder.flush()
-    _verify(rights, request, linked, batch)
+    linked = [_work(rights, request, s, steps) for s in steps if s.dataset != subject and not s.held]
+    own = [_work(rights, request, s, steps) for s in steps if s.dataset == subject and not s.held]
+    executor.run(linked)
+    _verify(rights, request, executor, linked)
     kept = _kept(rights, request, steps, as_of)
     titles = [rights.catalog.model.categories[c].title or c for c in request.categories]
     notice = rights.notify(request, rights.settings.notify.erased, {"categories": titles, "kept": kept}, run_id)
-    for step in own:
-        _apply(rights, request, recorder, step, steps)
-    recorder.flush()
-    _verify(rights, request, own, batch)
+    executor.run(own)
+    _verify(rights, request, executor, own)
     certificate = _certificate(rights, request, steps, batch, run_id)
     entries = batch_entries(rights.state.ledger, batch)
     changed = {}
@@ -160,64 +151,21 @@ def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
     return {"datasets": changed, "kept": len(kept), "certificate": certificate, "notice": notice}
 
 
-def _apply(rights, request, recorder: StepRecords, step: EraseStep, steps: list[EraseStep]) -> None:
-    """One step through the store contract: its plan in the ledger before the change commits,
-    its done record after (a rerun skips a step that is done)."""
-    if step.held or recorder.done(step.dataset):
-        return
-    store = rights.stores.of(step.dataset)
-    is_table = rights.catalog.dataset(step.dataset).is_table
-
-    def record_plan(counts: dict, keys: list) -> None:
-        if is_table:
-            recorder.plan(StepPlan(step.dataset, step.action, rows=counts, keys=tuple(keys), basis=step.floor))
-        else:
-            versions = {s: n for s, n in counts.items() if s is not None and n}
-            recorder.plan(StepPlan(step.dataset, "delete", versions=versions))
-
+def _work(rights, request, step: EraseStep, steps: list[EraseStep]) -> Work:
+    """The step for the executor: the account stays, so an anonymized row keeps its link
+    (the person's later requests must still find it)."""
     selection = _selection(request, step, steps)
     if step.action == "delete":
-        change = store.delete(step.dataset, selection, before_commit=record_plan)
-    else:
-        fields = [f for f in rights.catalog.personal_fields(step.dataset) if f.column in step.fields]
-        keyed = any(f.spec.anonymize.strategy == "hmac" for f in fields)
-        key = hmac_key(rights.catalog) if keyed else None
-        change = store.anonymize(step.dataset, selection, fields, hmac_key=key, before_commit=record_plan)
-    if is_table:
-        recorder.record_done(StepDone(step.dataset, step.action, rows=change.rows))
-    else:
-        locked: dict[str, list] = {}
-        for kept in change.kept:
-            lock = {k: kept.detail.get(k) for k in ("mode", "legal_hold", "retain_until")}
-            locked.setdefault(kept.subject, []).append(lock)
-        recorder.record_done(StepDone(step.dataset, "delete", versions=change.rows, locked=locked))
-    log.info("request %s: %s %s: %d", request.request_id, step.dataset, step.action, change.rows)
+        return Work(step.dataset, "delete", selection)
+    fields = tuple(f for f in rights.catalog.personal_fields(step.dataset) if f.column in step.fields)
+    return Work(step.dataset, "anonymize", selection, fields, clear_link=False, basis=step.floor)
 
 
-def _verify(rights, request, steps: list[EraseStep], batch: str) -> None:
+def _verify(rights, request, executor: StepExecutor, works: list[Work]) -> None:
     """Nothing the steps selected still matches: rows gone or anonymized, versions gone."""
-    plans = step_plans(batch_entries(rights.state.ledger, batch))
-    left = []
-    for step in steps:
-        if step.held:
-            continue
-        store = rights.stores.of(step.dataset)
-        if not rights.catalog.dataset(step.dataset).is_table:
-            remaining = store.remaining(step.dataset, Selection(subjects=(request.subject_id,)))
-            if remaining.items:
-                left.append(f"{step.dataset}: {remaining.items} object(s) remain")
-        elif step.action == "delete":
-            n = store.count(step.dataset, _selection(request, step, steps))
-            if n:
-                left.append(f"{step.dataset}: {n} row(s) remain")
-        elif step.dataset in plans and plans[step.dataset].keys:
-            pending = Selection(keys=plans[step.dataset].keys, pending_anonymization=step.fields)
-            n = store.count(step.dataset, pending)
-            if n:
-                left.append(f"{step.dataset}: {n} row(s) still hold personal values")
+    left = executor.verify(works)
     if left:
-        system = {s.dataset: rights.catalog.dataset(s.dataset).system for s in steps}
-        named = "; ".join(f"{item} (system {system[item.split(':')[0]]})" for item in left)
+        named = "; ".join(f"{lo.reason} (system {rights.catalog.dataset(lo.dataset).system})" for lo in left)
         raise LifecycleError(f"request {request.request_id}: verification failed: {named}")
 
 

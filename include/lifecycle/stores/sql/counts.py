@@ -15,13 +15,13 @@ class Counting:
 
     def count(self, dataset: str, selection: Selection = ALL) -> int:
         query = sa.select(sa.func.count()).select_from(self.table(dataset)).where(self.where(dataset, selection))
-        with self._connect(dataset, "count rows") as conn:
+        with self._read(dataset, "count rows") as conn:
             return conn.execute(query).scalar_one()
 
     def count_by_subject(self, dataset: str, selection: Selection = ALL) -> dict[str, int]:
         """Selected rows per subject (as text), joining along the subject path (one GROUP BY)."""
         where = self.where(dataset, selection)
-        with self._connect(dataset, "count rows per subject") as conn:
+        with self._read(dataset, "count rows per subject") as conn:
             return self._selected_by_subject(conn, dataset, where)
 
     def _selected_by_subject(self, conn: sa.Connection, dataset: str, where: sa.ColumnElement) -> dict[str, int]:

@@ -24,6 +24,7 @@ class Tables:
         self._tables: dict[str, sa.Table] = {}
         self._schemas: dict[str, sa.MetaData] = {}  # schema ('' the default) -> its reflected tables
         self._reflecting = threading.Lock()
+        self._snapshots = threading.local()  # inside snapshot(): this thread's shared read connection
 
     def _failures(self, dataset: str | None, purpose: str):
         return store_failures(
@@ -44,9 +45,39 @@ class Tables:
     def _begin(self, dataset: str | None, purpose: str):
         return self._connect(dataset, purpose, begin=True)
 
+    @contextlib.contextmanager
     def snapshot(self):
-        """Reads inside see one state of the store (the contract's; each statement reads its own here)."""
-        return contextlib.nullcontext()
+        """Counts inside share one connection of this thread (one transaction, not one per count:
+        under repeatable read, one state of the store; under read committed each statement reads
+        its own).  Writes, streams and DDL open their own connections."""
+        if getattr(self._snapshots, "held", None) is not None:
+            yield
+            return
+        self._snapshots.held = held = []
+        try:
+            yield
+        finally:
+            self._snapshots.held = None
+            for conn in held:
+                conn.close()
+
+    @contextlib.contextmanager
+    def _read(self, dataset: str | None, purpose: str) -> Iterator[sa.Connection]:
+        """A connection for one counting read: inside ``snapshot()`` the shared one (closed after
+        a failure, so a later read starts afresh), else one of its own."""
+        held = getattr(self._snapshots, "held", None)
+        if held is None:
+            with self._connect(dataset, purpose) as conn:
+                yield conn
+            return
+        with self._failures(dataset, purpose):
+            if not held:
+                held.append(self.engine.connect())
+            try:
+                yield held[0]
+            except BaseException:
+                held.pop().close()
+                raise
 
     def table(self, dataset: str) -> sa.Table:
         """The reflected table of a dataset (``schema.table`` allowed), reflected once per store.
