@@ -144,6 +144,8 @@ class Dataset(Model):
     fields: dict[str, FieldSpec] = {}
     consent: Consent | None = None
     inventory: Inventory | None = None  # object datasets: plan retention from S3 Inventory
+    # time columns held as numbers: what they count (a date/time type says so itself)
+    times: dict[str, Literal["epoch_seconds", "epoch_milliseconds"]] = {}
 
     @model_validator(mode="after")
     def _table_or_prefix(self):

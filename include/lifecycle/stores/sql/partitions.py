@@ -21,7 +21,6 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
-from lifecycle.clock import naive_utc
 from lifecycle.errors import StoreError, TerminalStoreError, TransientStoreError
 from lifecycle.stores.contract import Selection, TablePartition
 
@@ -144,10 +143,10 @@ class PartitionDrops:
     # ------------------------------------------------------------------ probing
 
     def _inside(self, dataset: str, partition: TablePartition, source) -> sa.ColumnElement:
-        created = self._col(source, dataset, self.catalog.dataset(dataset).created)
-        clauses = [created < naive_utc(partition.high)] if partition.high else []
+        time = self.time_column(dataset, self.catalog.dataset(dataset).created, source)
+        clauses = [time.expression < time.value(partition.high)] if partition.high else []
         if partition.low is not None:
-            clauses.append(created >= naive_utc(partition.low))
+            clauses.append(time.expression >= time.value(partition.low))
         return sa.and_(sa.true(), *clauses)
 
     def partition_rows(self, dataset: str, partition: TablePartition) -> int:
