@@ -92,11 +92,6 @@ class TimeColumn:
         return round(value) if isinstance(value, float) else value
 
 
-def instant(value) -> datetime | None:
-    """A value read from a time column as an aware UTC datetime (numbers need ``epoch``)."""
-    return read_as(None, value)
-
-
 def read_as(kind: str | None, value) -> datetime | None:
     """A value of a column of ``kind`` as an aware UTC datetime (None stays None)."""
     if value is None:
@@ -126,8 +121,3 @@ class Instants:
             raise TerminalStoreError(self.system, dataset, "compare a time column", f"column {name!r} {problem}")
         expression = sa.func.strftime(_SQLITE_TEXT, column) if kind == "text" else column
         return TimeColumn(kind, expression)
-
-    def read_instants(self, dataset: str, name: str, values: list) -> list[datetime | None]:
-        """Values of the dataset's time column ``name`` as aware UTC datetimes."""
-        kind = self.time_column(dataset, name).kind
-        return [read_as(kind, v) for v in values]
