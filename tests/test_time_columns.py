@@ -347,3 +347,37 @@ def test_a_date_column_compares_by_the_instants_utc_date(engine, tmp_path, conne
     assert store.count("users", Selection(older_than=datetime(2026, 5, 2, 0, 0, tzinfo=UTC))) == 1
     window = (datetime(2026, 5, 1, 18, 0, tzinfo=UTC), datetime(2026, 5, 1, 19, 0, tzinfo=UTC))
     assert store.count("users", Selection(created_within=window)) == 1
+
+
+def test_a_table_partitioned_on_epoch_numbers_goes_the_row_path(engine, tmp_path, connect):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL declarative partitions")
+    meta, _ = _tables(sa.BigInteger)
+    meta.create_all(engine)
+    seconds = _epoch(1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE visits"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE visits (id INTEGER NOT NULL, user_id INTEGER, visited_at BIGINT NOT NULL, "
+                "PRIMARY KEY (id, visited_at)) PARTITION BY RANGE (visited_at)"
+            )
+        )
+        conn.execute(sa.text(f"CREATE TABLE visits_old PARTITION OF visits FOR VALUES FROM (0) TO ({seconds(AS_OF)})"))
+        conn.execute(
+            sa.text(f"CREATE TABLE visits_new PARTITION OF visits FOR VALUES FROM ({seconds(AS_OF)}) TO (MAXVALUE)")
+        )
+        conn.execute(sa.text("INSERT INTO users (id) VALUES (1)"))
+        conn.execute(
+            sa.text("INSERT INTO visits VALUES (1, 1, :old), (2, 1, :young)"),
+            {"old": seconds(AS_OF - timedelta(days=40)), "young": seconds(AS_OF - timedelta(days=2))},
+        )
+    connect("app_db", engine.url)
+    config = load_config(sample.write(tmp_path / "config", _files(tmp_path, "epoch_seconds")))
+    store = open_store(config.catalog, "app_db")
+    try:
+        assert store.partitions("visits") == []
+        assert store.count("visits", Selection(older_than=AS_OF - timedelta(days=30))) == 1
+    finally:
+        with engine.begin() as conn:  # the partitions go with their table
+            conn.execute(sa.text("DROP TABLE visits CASCADE"))

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from lifecycle.errors import StoreError, TerminalStoreError, TransientStoreError
 from lifecycle.stores.contract import Selection, TablePartition
+from lifecycle.stores.sql.times import EPOCHS
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,12 @@ class PartitionDrops:
     # ------------------------------------------------------------------ finding
 
     def partitions(self, dataset: str) -> list[TablePartition]:
-        """The table's range partitions on its ``created`` column, in order; [] when it has none."""
-        dialect = self.engine.dialect.name
-        if dialect not in ("postgresql", "mysql", "mariadb"):
+        """The table's range partitions on its ``created`` column, in order; [] when it has none
+        (or ``created`` holds epoch numbers: such a table goes the row path)."""
+        dialect, created = self.engine.dialect.name, self.catalog.dataset(dataset).created
+        if dialect not in ("postgresql", "mysql", "mariadb") or not created:
+            return []
+        if self.time_column(dataset, created).kind in EPOCHS:
             return []
         with self._connect(dataset, "read the table's partitions") as conn:
             if dialect == "postgresql":
