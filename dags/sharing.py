@@ -84,7 +84,7 @@ def build(recipient):
             config = task_context().config
             current = next(r for r in config.recipients.recipients if r.id == recipient.id)
             datasets = sorted(set(current.share) | ({current.consent.dataset} if current.consent else set()))
-            return schema_matches(config, datasets)
+            return schema_matches(config, datasets, deleting=False)
 
         def extractor(dataset: str):
             @task(task_id=f"extract_{dataset}", pool=f"lifecycle_{CONFIG.catalog.dataset(dataset).system}")

@@ -30,12 +30,13 @@ def config_summary(config: Config) -> dict:
     }
 
 
-def schema_matches(config: Config, datasets: list[str] | None = None) -> dict:
+def schema_matches(config: Config, datasets: list[str] | None = None, *, deleting: bool = True) -> dict:
     """Scan the SQL systems; with ``datasets``, only findings about their tables (or about foreign
-    keys onto them) count.  Foreign keys whose ``ON DELETE`` lets rows go are logged and returned."""
+    keys onto them) count; a run that deletes nothing (``deleting=False``) is not stopped by foreign
+    keys that would stop a delete.  Foreign keys whose ``ON DELETE`` lets rows go are logged and returned."""
     catalog = config.catalog
     report = scan_report(catalog, times=time_columns(config))
-    findings = report.findings
+    findings = [f for f in report.findings if deleting or not f.about]
     if datasets is not None:
         tables = {catalog.dataset(d).table for d in datasets if catalog.dataset(d).is_table}
         findings = [f for f in findings if f.table in tables or (f.about and catalog.dataset(f.about).table in tables)]
