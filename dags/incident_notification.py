@@ -96,7 +96,7 @@ if CONFIG.incidents is not None:
         def preflight() -> dict:
             from lifecycle.health import schema_matches
 
-            return schema_matches(task_context().config)
+            return schema_matches(task_context().config, deleting=False)
 
         @task
         @terminal_errors

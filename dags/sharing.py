@@ -82,7 +82,7 @@ def build(recipient):
             from lifecycle.health import schema_matches
 
             service, _, _ = _sharing(recipient.id)
-            return schema_matches(service.config, service.source_datasets())
+            return schema_matches(service.config, service.source_datasets(), deleting=False)
 
         def extractor(dataset: str):
             @task(task_id=f"extract_{dataset}", pool=f"lifecycle_{CONFIG.catalog.dataset(dataset).system}")

@@ -9,20 +9,20 @@ period; a withdrawal after the grace ended does not stop the erasure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from lifecycle.clock import naive_utc
+from lifecycle.clock import aware_utc
 from lifecycle.config import Config
 
 
 @dataclass(frozen=True)
 class Request:
     request_id: str
-    requested_at: datetime  # naive UTC, as SQL columns hold it
+    requested_at: datetime  # aware UTC, whatever the column's type (the store reads it so)
     withdrawn_at: datetime | None
 
     def withdrawn_in_grace(self, as_of: datetime, grace_end: datetime) -> bool:
-        """Withdrawn by ``as_of`` (naive UTC) and before the grace period ended."""
+        """Withdrawn by ``as_of`` (aware UTC) and before the grace period ended."""
         return self.withdrawn_at is not None and self.withdrawn_at < grace_end and self.withdrawn_at <= as_of
 
 
@@ -38,8 +38,10 @@ class CancellationRequests:
         req = self.config.cancellation.requests
         key = self.config.catalog.dataset(req.dataset).primary_key
         columns = [key, req.subject, req.requested_at] + ([req.withdrawn_at] if req.withdrawn_at else [])
-        rows = [(*row, None)[:4] for row in self.stores.of(req.dataset).read(req.dataset, columns)]
-        rows.sort(key=lambda row: (row[2] is None, row[2] or datetime.min))
+        times = (req.requested_at, req.withdrawn_at) if req.withdrawn_at else (req.requested_at,)
+        read = self.stores.of(req.dataset).read(req.dataset, columns, instants=times)
+        rows = [(*row, None)[:4] for row in read]
+        rows.sort(key=lambda row: (row[2] is None, row[2] or datetime.min.replace(tzinfo=UTC)))
         found: dict[str, list[Request]] = {}
         for request_id, subject, requested_at, withdrawn_at in rows:
             if subject is not None and requested_at is not None:
@@ -54,7 +56,7 @@ class CancellationRequests:
         cancellation = self.config.cancellation
         if cancellation is None:
             return found
-        when = naive_utc(as_of)
+        when = aware_utc(as_of)
         for subject, requests in self.by_subject().items():
             if any(
                 r.requested_at <= when

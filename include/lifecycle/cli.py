@@ -91,9 +91,10 @@ def _undefined_connections(config) -> list[str]:
 
 def cmd_scan(args) -> int:
     """Findings fail the command; a ``personal: false`` table's unnamed columns are only listed."""
-    from lifecycle.scan import scan_report
+    from lifecycle.scan import scan_report, time_columns
 
-    report = scan_report(_config(args).catalog)
+    config = _config(args)
+    report = scan_report(config.catalog, times=time_columns(config))
     for finding in report.findings:
         print(finding)
     if report.notes:

@@ -110,7 +110,16 @@ def engine_for(url: sa.URL) -> sa.Engine:
     engine = sa.create_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_foreign_keys)
+    if url.get_backend_name() in ("mysql", "mariadb"):
+        sa.event.listen(engine, "connect", _mysql_utc)
     return engine
+
+
+def _mysql_utc(dbapi_connection, _record) -> None:
+    """MariaDB converts ``TIMESTAMP`` values to and from the session's time zone: make it UTC, as
+    every instant the lifecycle reads or binds is (``stores.sql.times``)."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET time_zone = '+00:00'")
 
 
 def _sqlite_foreign_keys(dbapi_connection, _record) -> None:

@@ -11,7 +11,7 @@ import logging
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
-from lifecycle.scan import scan
+from lifecycle.scan import Handled, scan_report, time_columns
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,19 @@ def config_summary(config: Config) -> dict:
     }
 
 
-def schema_matches(config: Config, datasets: list[str] | None = None) -> dict:
-    """Scan the SQL systems; with ``datasets``, only findings about their tables count."""
+def schema_matches(config: Config, datasets: list[str] | None = None, *, deleting: bool = True) -> dict:
+    """Scan the SQL systems; with ``datasets``, only findings about their tables (or about foreign
+    keys onto them) count; a run that deletes nothing (``deleting=False``) is not stopped by foreign
+    keys that would stop a delete.  Foreign keys whose ``ON DELETE`` lets rows go are logged and returned."""
     catalog = config.catalog
-    findings = scan(catalog)
+    report = scan_report(catalog, times=time_columns(config))
+    findings = [f for f in report.findings if deleting or not f.about]
     if datasets is not None:
         tables = {catalog.dataset(d).table for d in datasets if catalog.dataset(d).is_table}
-        findings = [f for f in findings if f.table in tables]
+        findings = [f for f in findings if f.table in tables or (f.about and catalog.dataset(f.about).table in tables)]
+    handled = [str(n) for n in report.notes if isinstance(n, Handled)]
+    for note in handled:
+        log.info("scan: %s", note)
     for finding in findings:
         log.error("scan: %s", finding)
     if findings:
@@ -46,7 +52,7 @@ def schema_matches(config: Config, datasets: list[str] | None = None) -> dict:
         )
     checked = datasets if datasets is not None else catalog.table_datasets
     log.info("scan: %d table dataset(s) match the catalog", len(checked))
-    return {"datasets_checked": len(checked), "findings": 0}
+    return {"datasets_checked": len(checked), "findings": 0, "handled_by_the_database": handled}
 
 
 def ledger_intact(state) -> dict:

@@ -6,7 +6,11 @@ classified, structural, or marked ``personal: false`` (a ``personal: false``
 table's other columns are listed for information, not as findings); every
 column the catalog names must exist; every anonymization strategy must fit
 its column; ``primary_key`` must be one unique, non-null column, since the
-engine works in ranges of it.
+engine works in ranges of it; every column named as a time must hold times
+the lifecycle can compare (``stores.sql.times``); and no foreign key from a
+table the lifecycle does not erase (uncataloged or ``personal: false``) may
+point at a personal table unless its ``ON DELETE`` lets the row go (those
+that do are listed as notes: the database removes or unlinks those rows).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import sqlalchemy as sa
 from lifecycle import anonymize
 from lifecycle.catalog import Catalog
 from lifecycle.stores.sql import fits
+from lifecycle.stores.sql.inbound import Inbound, inbound_keys
+from lifecycle.stores.sql.times import kind_problem
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class Finding:
     table: str
     column: str | None
     message: str
+    about: str | None = None  # the cataloged table a finding on another table is about (a foreign key onto it)
 
     def __str__(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
@@ -44,13 +51,31 @@ class Note:
         return f"{self.system}: {self.table}: personal: false; columns not classified (informational): {', '.join(self.columns)}"
 
 
+@dataclass(frozen=True)
+class Handled:
+    """A foreign key from a table the lifecycle does not erase whose ``ON DELETE`` lets rows go."""
+
+    system: str
+    key: Inbound
+
+    def __str__(self) -> str:
+        effect = "deleted with it" if self.key.on_delete == "CASCADE" else "unlinked (set to NULL)"
+        return (
+            f"{self.system}: {self.key} ON DELETE {self.key.on_delete}: rows of {self.key.table} pointing "
+            f"at a deleted {self.key.dataset} row are {effect} by the database"
+        )
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
 
 
-def scan_system(catalog: Catalog, system: str, engine: sa.Engine) -> Report:
+def scan_system(
+    catalog: Catalog, system: str, engine: sa.Engine, times: dict[str, dict[str, str]] | None = None
+) -> Report:
+    """``times``: time columns other files name (dataset -> column -> where it is named)."""
     inspector = sa.inspect(engine)
     datasets = {catalog.dataset(n).table: n for n in catalog.table_datasets if catalog.dataset(n).system == system}
     schemas = {table.rpartition(".")[0] or None for table in datasets}
@@ -60,7 +85,8 @@ def scan_system(catalog: Catalog, system: str, engine: sa.Engine) -> Report:
         for table in inspector.get_table_names(schema=schema):
             qualified = f"{schema}.{table}" if schema else table
             live[qualified] = {c["name"]: c for c in inspector.get_columns(table, schema=schema)}
-    for table in sorted(set(live) - set(datasets) - _attached_partitions(engine, inspector)):
+    partitions = _attached_partitions(engine, inspector)
+    for table in sorted(set(live) - set(datasets) - partitions):
         report.findings.append(
             Finding(
                 system,
@@ -76,7 +102,64 @@ def scan_system(catalog: Catalog, system: str, engine: sa.Engine) -> Report:
             )
             continue
         _scan_table(catalog, system, table, dataset, live[table], inspector, report)
+        report.findings.extend(_time_findings(catalog, system, table, dataset, live[table], engine, times or {}))
+    _inbound(catalog, system, engine, frozenset(partitions), report)
     return report
+
+
+def time_columns(config) -> dict[str, dict[str, str]]:
+    """Time columns named outside catalog.yaml (the requests tables), by dataset."""
+    found: dict[str, dict[str, str]] = {}
+    if config.cancellation is not None:
+        req = config.cancellation.requests
+        for key in ("requested_at", "withdrawn_at"):
+            if getattr(req, key):
+                found.setdefault(req.dataset, {})[getattr(req, key)] = f"cancellation.yaml: requests.{key}"
+    if config.requests is not None and config.requests.intake is not None:
+        table = config.requests.intake.requests
+        found.setdefault(table.dataset, {})[table.requested_at] = "requests.yaml: intake.requests.requested_at"
+    return found
+
+
+def _time_findings(
+    catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict], engine, times: dict
+) -> list[Finding]:
+    """Every column named as a time must be a date/time type, or a number declared in ``times``."""
+    ds = catalog.dataset(dataset)
+    named = {ds.created: f"datasets.{dataset}.created"} if ds.created else {}
+    if ds.consent:
+        named |= {getattr(ds.consent, k): f"datasets.{dataset}.consent.{k}" for k in ("granted", "withdrawn")}
+    named |= {c: f"datasets.{dataset}.times.{c}" for c in ds.times} | times.get(dataset, {})
+    findings = []
+    for column, where in sorted((c, w) for c, w in named.items() if c and c in columns):
+        problem = kind_problem(columns[column]["type"], ds.times.get(column), engine.dialect.name)
+        if problem:
+            findings.append(Finding(system, table, column, f"named as a time by {where}, but {problem}"))
+    return findings
+
+
+def _inbound(catalog: Catalog, system: str, engine, partitions: frozenset[str], report: Report) -> None:
+    """Foreign keys onto personal tables from tables the lifecycle does not erase: a delete of a
+    row they point at would fail, unless the key's ``ON DELETE`` lets the row go (a note)."""
+    erased = {catalog.dataset(n).table for n in catalog.table_datasets if catalog.dataset(n).personal}
+    for key in inbound_keys(engine, catalog, system, skip=partitions):
+        if key.table in erased or not catalog.dataset(key.dataset).personal:
+            continue
+        if key.lets_go:
+            report.notes.append(Handled(system, key))
+            continue
+        known = next((n for n in catalog.table_datasets if catalog.dataset(n).table == key.table), None)
+        why = f"dataset {known!r} is personal: false" if known else "the table is not in the catalog"
+        action = (
+            "ON DELETE SET NULL on a NOT NULL column" if key.on_delete == "SET NULL" else f"ON DELETE {key.on_delete}"
+        )
+        message = (
+            f"foreign key {key} ({action}) points at rows the lifecycle deletes, from a table it does not "
+            f"erase ({why}): deleting them would fail. Catalog {key.table} as a personal dataset with a "
+            f"subject link (subject: <column> -> <dataset>.<column>), or declare the key ON DELETE CASCADE "
+            "(or SET NULL on nullable columns) if the database may remove or unlink those rows"
+        )
+        report.findings.append(Finding(system, key.table, ", ".join(key.columns), message, about=key.dataset))
 
 
 def _scan_table(
@@ -207,20 +290,25 @@ def _strategy_findings(
     return findings
 
 
-def scan_report(catalog: Catalog, engines: dict[str, sa.Engine] | None = None) -> Report:
-    """Findings and notes for every SQL system holding datasets (engines from connections unless given)."""
+def scan_report(
+    catalog: Catalog, engines: dict[str, sa.Engine] | None = None, *, times: dict[str, dict[str, str]] | None = None
+) -> Report:
+    """Findings and notes for every SQL system holding datasets (engines from connections unless
+    given); ``times``: time columns named outside catalog.yaml (``time_columns``)."""
     from lifecycle.connections import sql_engine
 
     report = Report()
     systems = sorted({catalog.dataset(n).system for n in catalog.table_datasets})
     for system in systems:
         engine = (engines or {}).get(system) or sql_engine(catalog.systems[system].conn_id)
-        found = scan_system(catalog, system, engine)
+        found = scan_system(catalog, system, engine, times)
         report.findings += found.findings
         report.notes += found.notes
     return report
 
 
-def scan(catalog: Catalog, engines: dict[str, sa.Engine] | None = None) -> list[Finding]:
+def scan(
+    catalog: Catalog, engines: dict[str, sa.Engine] | None = None, *, times: dict[str, dict[str, str]] | None = None
+) -> list[Finding]:
     """The findings alone: what must be fixed before a run may change anything."""
-    return scan_report(catalog, engines).findings
+    return scan_report(catalog, engines, times=times).findings

@@ -18,6 +18,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from tests.conformance import traps
+
 SERVER_URLS = {
     "postgresql": os.environ.get(
         "LIFECYCLE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -187,12 +189,22 @@ class Instance:
         # retention worlds partition every table that can be, by month, so the drops are checked too
         self.partitioned = world.partitionable(backend) if self.kind == "r" else set()
         meta, self.tables = world.metadata(backend, self.schema, default, self.partitioned)
+        # erasure worlds may hold a table outside the lifecycle with a key onto one of ours (traps.py)
+        self.outside = world.outside if self.kind == "e" else None
+        if self.outside:
+            self.outside_table = traps.outside_table(self.outside, meta, self.tables, world, default)
         meta.create_all(self.engine)
         self._partition(backend)
         with self.engine.begin() as conn:
             for t in world.insert_order():
                 if t.rows:
-                    conn.execute(self.tables[t.dataset].insert(), [dict(r) for r in t.rows])
+                    times = set(traps.time_columns(t))
+                    rows = [
+                        {c: traps.stored(world.time_kind, v) if c in times else v for c, v in r.items()} for r in t.rows
+                    ]
+                    conn.execute(self.tables[t.dataset].insert(), rows)
+            if self.outside:
+                conn.execute(self.outside_table.insert(), [dict(r) for r in self.outside.rows])
 
     def _partition(self, backend: str) -> None:
         """One range partition per month of each partitioned table's rows, and one open-ended above."""
@@ -246,6 +258,8 @@ class Instance:
             drop_bucket=self.drop_bucket,
             reports=str(self.folder / "reports"),
         )
+        if getattr(self, "outside", None) and self.outside.cataloged:
+            files["catalog.yaml"]["datasets"][self.outside.table] = self.outside.dataset()
         self.config_dir.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             (self.config_dir / name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

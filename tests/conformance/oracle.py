@@ -29,6 +29,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from tests.conformance import traps
 from tests.conformance.timeutil import Dur, naive
 
 REDACTED = "[redacted]"
@@ -223,6 +224,11 @@ def due_subjects(world) -> set:
     return due
 
 
+def initial_rows(world) -> dict[str, dict]:
+    """Every table as the world wrote it: what a refused run must leave."""
+    return {name: {row[t.pk]: dict(row) for row in t.rows} for name, t in world.tables.items()}
+
+
 def expected_erasure_rows(world) -> dict[str, dict]:
     owners, due = Owners(world), due_subjects(world)
     out = {}
@@ -335,9 +341,15 @@ def jsonable(value):
     return value
 
 
-def expected_sharing(world) -> Counter:
+def expected_sharing(world, backend: str) -> Counter:
+    """Records as delivered: values as their columns hold them (time columns per ``traps.shared``)."""
     dataset, fields = world.share
     t, owners, end = world.tables[dataset], Owners(world), world.as_of
+    times = set(traps.time_columns(t))
+
+    def value(row, f):
+        return jsonable(traps.shared(world.time_kind, backend, row[f]) if f in times else row[f])
+
     excluded = open_cancellations(world, end)
     allowed = consenting(world, end) if world.consent_recipient else None
     records = Counter()
@@ -346,7 +358,7 @@ def expected_sharing(world) -> Counter:
         assert subject is not None, f"seed {world.seed}: a shared row without subject (generator)"
         if str(subject) in excluded or (allowed is not None and str(subject) not in allowed):
             continue
-        record = {"_subject": str(subject), **{f: jsonable(row[f]) for f in fields}}
+        record = {"_subject": str(subject), **{f: value(row, f) for f in fields}}
         records[json.dumps(record, sort_keys=True, ensure_ascii=False)] += 1
     return records
 
@@ -366,10 +378,13 @@ def actual_rows(engine: sa.Engine, tables: dict[str, sa.Table], world) -> dict[s
     out = {}
     with engine.connect() as conn:
         for name, table in tables.items():
-            pk = world.tables[name].pk
+            pk, times = world.tables[name].pk, set(traps.time_columns(world.tables[name]))
             rows = {}
             for r in conn.execute(sa.select(table)):
-                row = {k: canonical(v) for k, v in r._mapping.items()}
+                row = {
+                    k: traps.canonical(world.time_kind, v) if k in times else canonical(v)
+                    for k, v in r._mapping.items()
+                }
                 rows[row[pk]] = row
             out[name] = rows
     return out

@@ -232,15 +232,21 @@ def access(inst, run_id: str, subject: str, client) -> dict:
 
 def erasure(inst, run_id: str) -> dict:
     from lifecycle.erasure import Erasure
+    from lifecycle.errors import LifecycleError
+    from lifecycle.health import schema_matches
 
     world, errors = inst.world, []
     try:
         config = load(inst.config_dir)
+        try:
+            schema_matches(config)  # the DAG's preflight
+        except LifecycleError:
+            return {"errors": [], "states": {}, "refused": scan(config)}
         state = _state(config, inst)
         e = Erasure(config, state)
         intake = e.intake(run_id, world.as_of)
     except Exception as exc:
-        return {"errors": [_failure("intake", exc)], "states": {}}
+        return {"errors": [_failure("intake", exc)], "states": {}, "refused": []}
     for batch in intake.batches:
         try:
             e.erase(batch, world.as_of, run_id=run_id)
@@ -252,7 +258,7 @@ def erasure(inst, run_id: str) -> dict:
             states = dict(conn.execute(sa.text("SELECT subject_id, state FROM lifecycle_erasures")).all())
     finally:
         engine.dispose()
-    return {"errors": errors, "states": states}
+    return {"errors": errors, "states": states, "refused": []}
 
 
 def _iso(when) -> str:

@@ -11,7 +11,9 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 
-from tests.conformance import oracle, runner
+import sqlalchemy as sa
+
+from tests.conformance import oracle, runner, traps
 from tests.conformance.backends import Instance, create_bucket, delete_bucket, read_back, s3_client, upload
 from tests.conformance.world import World
 
@@ -28,6 +30,32 @@ def _dropped(inst: Instance) -> int:
             ).scalar()
     finally:
         engine.dispose()
+
+
+def _refusal(inst: Instance, refused: list[str]) -> list[str]:
+    """A key from a table outside the lifecycle without an ON DELETE that lets rows go: the preflight
+    refuses, naming that table; otherwise it lets the run go on."""
+    out = inst.outside
+    if out is not None and out.refused:
+        named = [f for f in refused if f.split(": ")[1].startswith(f"{out.table}.ref") and "foreign key" in f]
+        return [] if named else [f"preflight: expected a refusal naming {out.table}.ref, got {refused}"]
+    return [f"preflight refused: {refused}"] if refused else []
+
+
+def _outside_rows(inst: Instance, remaining: set) -> list[str]:
+    """The outside table's rows: untouched, or removed / unlinked by the database with their parent rows."""
+    out = inst.outside
+    if out is None:
+        return []
+    with inst.engine.connect() as conn:
+        got = {r.id: {"id": r.id, "ref": oracle.canonical(r.ref)} for r in conn.execute(sa.select(inst.outside_table))}
+    want = traps.expected_outside(out, remaining)
+    if got == want:
+        return []
+    wrong = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+    return [
+        f"{out.table} (ON DELETE {out.on_delete} onto {out.parent}): expected {[want.get(k) for k in wrong]}, got {[got.get(k) for k in wrong]}"
+    ]
 
 
 def seeds() -> list[int]:
@@ -199,7 +227,7 @@ class Suite:
             got = runner.sharing(inst, f"scheduled__sharing_w{seed}", self.client)
             problems = [f"engine: {e}" for e in got["errors"]]
             if got["records"] is not None:
-                want = oracle.expected_sharing(world)
+                want = oracle.expected_sharing(world, backend)
                 if got["records"] != want:
                     missing, extra = want - got["records"], got["records"] - want
                     problems.append(
@@ -246,13 +274,20 @@ class Suite:
             # erasure
             got = runner.erasure(inst, f"scheduled__erasure_w{seed}")
             problems = [f"engine: {e}" for e in got["errors"]]
-            due = {str(s) for s in oracle.due_subjects(world)}
+            problems += _refusal(inst, got["refused"])
+            refused = inst.outside is not None and inst.outside.refused
+            due = set() if refused else {str(s) for s in oracle.due_subjects(world)}
             done = {s for s, state in got["states"].items() if state == "done"}
             if done != due:
                 problems.append(f"erasure states: due {sorted(due)}, done {sorted(done)} (all: {got['states']})")
             rows = oracle.actual_rows(inst.engine, inst.tables, world)
-            problems += oracle.compare_rows(oracle.expected_erasure_rows(world), rows, world)
-            if world.objects:
+            want_rows = oracle.initial_rows(world) if refused else oracle.expected_erasure_rows(world)
+            problems += oracle.compare_rows(want_rows, rows, world)
+            problems += _outside_rows(inst, set(want_rows[inst.outside.parent]) if inst.outside else set())
+            if world.objects and refused:
+                want = {(v["key"], v["version_id"]) for v in versions}
+                problems += oracle.compare_objects(want, oracle.actual_objects(self.client, inst.bucket), inst.bucket)
+            elif world.objects:
                 want = oracle.expected_erasure_objects(world, versions, datetime.now(UTC))
                 problems += oracle.compare_objects(
                     want, oracle.actual_objects(self.client, inst.bucket), inst.bucket, versions, f"due {sorted(due)}"

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from tests.conformance import traps
 from tests.conformance.timeutil import Dur, naive, valid_against_floor
 
 # ------------------------------------------------------------------ vocabulary
@@ -201,6 +202,8 @@ class World:
         self.holds: list[Hold] = []
         self.objects: list[ObjectDataset] = []
         self._structure()
+        self.time_kind = traps.time_kind(seed)  # every time column's type (traps.py)
+        self.outside = traps.outside(self)  # a table outside the lifecycle with a key onto one of ours
 
     # ============================================================ structure
 
@@ -708,6 +711,8 @@ class World:
         if self.tidy:
             self._tidy()
         self._incident(now)
+        if self.outside:
+            traps.outside_rows(self, self.outside)
         return self
 
     def _requests_rows(self, now: datetime) -> None:
@@ -796,7 +801,7 @@ class World:
         table whose created is never NULL and onto which no declared foreign key points (the key
         would have to hold the partition column); on MariaDB also without a foreign key of its
         own (partitioned InnoDB tables have none)."""
-        if backend not in ("postgresql", "mariadb"):
+        if backend not in ("postgresql", "mariadb") or not traps.partitions_allowed(self.time_kind, backend):
             return set()
         referred = {t.link.parent for t in self.tables.values() if t.link and t.link.fk != "none"}
         return {
@@ -841,7 +846,7 @@ class World:
                 "uuid": sa.Uuid(as_uuid=False) if backend == "postgresql" else sa.String(36),
                 "str": sa.String(80),
                 "long": sa.String(100),
-                "dt": sa.DateTime(),
+                "dt": traps.time_type(self.time_kind, backend),
             }.get(kind) or sa.Text()
 
         order = sorted(self.tables.values(), key=lambda t: (t.depth, t.dataset))
@@ -864,12 +869,17 @@ class World:
             if t.created:
                 in_key = t.dataset in partitioned
                 columns.append(
-                    sa.Column(t.created, sa.DateTime(), nullable=t.created_nullable and not in_key, primary_key=in_key)
+                    sa.Column(
+                        t.created,
+                        traps.time_type(self.time_kind, backend),
+                        nullable=t.created_nullable and not in_key,
+                        primary_key=in_key,
+                    )
                 )
             if t.role == "consents":
                 columns += [
                     sa.Column("purpose", sa.String(64), nullable=False),
-                    sa.Column("withdrawn_at", sa.DateTime()),
+                    sa.Column("withdrawn_at", traps.time_type(self.time_kind, backend)),
                 ]
             for f in t.fields:
                 columns.append(sa.Column(f.column, kind_type(f.kind), nullable=f.nullable))
@@ -920,6 +930,8 @@ class World:
                 d["subject"] = f"{t.link.column} -> {parent.dataset}.{parent.pk}"
             if t.created:
                 d["created"] = t.created
+            if self.time_kind in traps.SCALE:
+                d["times"] = dict.fromkeys(traps.time_columns(t), self.time_kind)
             if t.category:
                 d["category"] = t.category
             if t.role == "consents":
@@ -1054,6 +1066,12 @@ class World:
             "share": self.share,
             "consent_recipient": self.consent_recipient,
             "tidy": self.tidy,
+            "time_kind": self.time_kind,
+            "outside": (
+                (self.outside.table, self.outside.parent, self.outside.on_delete, self.outside.cataloged)
+                if self.outside
+                else None
+            ),
         }
 
 

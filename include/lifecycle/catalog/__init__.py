@@ -99,6 +99,8 @@ class Catalog:
             for key in ("purpose", "granted", "withdrawn"):
                 if getattr(ds.consent, key):
                     named[getattr(ds.consent, key)] = f"consent.{key}"
+        for column in ds.times:
+            named.setdefault(column, f"times.{column}")
         if dataset == self.subject.dataset:
             named[self.subject.key] = "subject.key"
             for key, column in self.subject.contact.model_dump().items():

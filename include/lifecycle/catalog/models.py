@@ -117,6 +117,8 @@ class Dataset(Model):
     fields: dict[str, FieldSpec] = {}
     consent: Consent | None = None
     inventory: Inventory | None = None  # object datasets: plan retention from S3 Inventory
+    # time columns held as numbers: what they count (a date/time type says so itself)
+    times: dict[str, Literal["epoch_seconds", "epoch_milliseconds"]] = {}
     on_anonymize: OnAnonymize | None = None  # cancellation erasure: clear (default) or keep the subject link
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lifecycle.cancellations import CancellationRequests, Request
-from lifecycle.clock import iso_utc, naive_utc
+from lifecycle.clock import aware_utc, iso_utc
 from lifecycle.evidence import erasure_intake
 from lifecycle.state.erasures import Intake
 from lifecycle.stores.contract import Selection
@@ -36,7 +36,7 @@ def take_in(config, state, stores, run_id: str, as_of: datetime) -> IntakeResult
     known = {r.subject_id: r for r in state.erasures.all()}
     existing = stores.of(subject_dataset).count_by_subject(subject_dataset, Selection(subjects=tuple(by_subject)))
     held = {h.subject_id for h in state.holds.active(as_of.date())}
-    when, changes = naive_utc(as_of), []
+    when, changes = aware_utc(as_of), []
     for subject, requests in by_subject.items():
         record = known.get(subject)
         if record and record.state in ("done", "erasing"):
@@ -59,7 +59,7 @@ def take_in(config, state, stores, run_id: str, as_of: datetime) -> IntakeResult
 
 
 def _decide(config, subject: str, requests: list[Request], when: datetime, *, exists: bool, held: bool) -> Intake:
-    """One subject's state at ``when`` (naive UTC): the oldest request not withdrawn in time counts."""
+    """One subject's state at ``when`` (aware UTC): the oldest request not withdrawn in time counts."""
     grace = config.cancellation.grace_period
     active = [r for r in requests if not r.withdrawn_in_grace(when, grace.after(r.requested_at))]
     first = active[0] if active else requests[0]

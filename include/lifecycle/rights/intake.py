@@ -99,15 +99,15 @@ def _table_requests(rights, run_id: str, as_of: datetime) -> None:
     table = rights.settings.intake.requests
     columns = [table.id, table.subject, table.kind, table.requested_at, table.categories, table.purpose]
     present = [c for c in columns if c]
-    rows = rights.stores.of(table.dataset).read(table.dataset, present)
+    rows = rights.stores.of(table.dataset).read(table.dataset, present, instants=(table.requested_at,))
     by_name = [dict(zip(present, row, strict=True)) for row in rows]
     ids = {f"{table.dataset}:{row[table.id]}": row for row in by_name}
     new = {i: row for i, row in ids.items() if i not in rights.state.requests.known(list(ids))}
     categories_known = set(rights.catalog.model.categories)
     taken = 0
     for request_id, row in sorted(new.items()):
-        received = datetime.fromisoformat(str(row[table.requested_at]).replace("Z", "+00:00"))
-        if aware_utc(received) > aware_utc(as_of):
+        received = row[table.requested_at]  # aware UTC (the store reads every time column so)
+        if received is None or received > aware_utc(as_of):
             continue  # asked after the run's time: the next run takes it
         kind = str(row[table.kind] or "")
         categories = tuple(c.strip() for c in str(row.get(table.categories) or "").split(",") if c.strip())

@@ -17,9 +17,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, time
 
-from lifecycle.clock import iso_utc
+from lifecycle.clock import aware_utc, iso_utc
 from lifecycle.evidence import request_event
 from lifecycle.sharing.deletions import Asked, DeletionRequests, consent_recipients
 
@@ -48,8 +48,11 @@ def _in_force(periods: list, as_of: datetime) -> list:
 
 
 def _at(when: datetime | None, as_of: datetime) -> bool:
-    """Whether a withdrawn time is the run's (a column may keep whole seconds only)."""
-    return when is not None and abs((when - as_of).total_seconds()) < 1
+    """Whether a withdrawn time is the run's (a column may keep whole seconds, or the day only)."""
+    if when is None:
+        return False
+    day_only = when.time() == time() and when.date() == aware_utc(as_of).date()
+    return day_only or abs((when - as_of).total_seconds()) < 1
 
 
 def _purpose_title(rights, purpose: str) -> str:

@@ -214,7 +214,12 @@ class Partitions(Protocol):
 class Rows(Protocol):
     """Reading columns of a dataset: values come back JSON-ready (text for dates, decimals, uuids)."""
 
-    def read(self, dataset: str, columns: list[str], selection: Selection = ALL) -> list[tuple]: ...
+    def read(
+        self, dataset: str, columns: list[str], selection: Selection = ALL, *, instants: tuple[str, ...] = ()
+    ) -> list[tuple]:
+        """The columns of the selected rows in key order; the ``instants`` among them (time
+        columns, whatever their type) as aware UTC datetimes."""
+        ...
 
     def stream(
         self,

@@ -15,7 +15,9 @@ dataset and the statement's purpose.
 module: ``tables`` (connections, reflection), ``selection`` (a ``Selection``
 as SQL), ``references`` (foreign keys and subject links), ``counts``
 (counting, key ranges, verification), ``writes`` (delete, anonymize),
-``rows``, ``consents``, ``people`` and ``partitions`` (the ``Rows``,
+``times`` (time columns: values read
+as aware UTC, instants bound as each column holds them), ``rows``, ``consents``, ``people`` and
+``partitions`` (the ``Rows``,
 ``Consents``, ``SubjectDirectory`` and ``Partitions`` abilities).
 The parts reach each other through ``self``; state lives in ``Tables``
 (engine, reflected tables) and in ``ForeignKeys`` (the keys, read once).
@@ -35,6 +37,7 @@ from lifecycle.stores.sql.rows import RowReading
 from lifecycle.stores.sql.selection import Predicates
 from lifecycle.stores.sql.strategies import already_applied, fits
 from lifecycle.stores.sql.tables import Tables
+from lifecycle.stores.sql.times import Instants
 from lifecycle.stores.sql.writes import Writes
 
 __all__ = [
@@ -48,7 +51,16 @@ __all__ = [
 
 
 class SqlStore(
-    Writes, PartitionDrops, Counting, RowReading, ConsentRecords, Directory, ForeignKeys, Predicates, Tables
+    Writes,
+    PartitionDrops,
+    Counting,
+    RowReading,
+    ConsentRecords,
+    Directory,
+    ForeignKeys,
+    Predicates,
+    Instants,
+    Tables,
 ):
     """Datasets of one SQL system: the store contract, and the ``References``, ``Rows``,
     ``Consents``, ``SubjectDirectory`` and ``Partitions`` abilities (see the module docstring)."""

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from lifecycle.clock import aware_utc, naive_utc
 from lifecycle.errors import TerminalStoreError
 from lifecycle.stores.contract import ConsentPeriod, Selection
+from lifecycle.stores.sql.times import read_as
 
 
 class ConsentRecords:
@@ -28,16 +28,16 @@ class ConsentRecords:
     def consent_periods(self, dataset: str, subject: str, purpose: str) -> list[ConsentPeriod]:
         """Every row of the person's consent for ``purpose``, oldest grant first (times aware UTC)."""
         spec = self._consent_spec(dataset, "read consent periods")
-        granted, withdrawn = self.column(dataset, spec.granted), self.column(dataset, spec.withdrawn)
+        granted, withdrawn = self.time_column(dataset, spec.granted), self.time_column(dataset, spec.withdrawn)
         query = (
-            sa.select(self._pk(dataset), granted, withdrawn)
+            sa.select(self._pk(dataset), self.column(dataset, spec.granted), self.column(dataset, spec.withdrawn))
             .where(self.where(dataset, Selection(subjects=(subject,))), self.column(dataset, spec.purpose) == purpose)
-            .order_by(granted, self._pk(dataset))
+            .order_by(granted.expression, self._pk(dataset))
         )
         with self._connect(dataset, "read consent periods") as conn:
             rows = conn.execute(query).all()
         return [
-            ConsentPeriod(str(key), aware_utc(start), aware_utc(end) if end is not None else None)
+            ConsentPeriod(str(key), read_as(granted.kind, start), read_as(withdrawn.kind, end))
             for key, start, end in rows
             if start is not None
         ]
@@ -46,17 +46,17 @@ class ConsentRecords:
         """Set the withdrawn column to ``at`` on the person's rows for ``purpose`` granted by
         ``at`` and not withdrawn; the rows changed (0 on a rerun)."""
         spec = self._consent_spec(dataset, "withdraw consent")
-        table, when = self.table(dataset), naive_utc(at)
-        granted, withdrawn = self.column(dataset, spec.granted), self.column(dataset, spec.withdrawn)
+        table = self.table(dataset)
+        granted, withdrawn = self.time_column(dataset, spec.granted), self.time_column(dataset, spec.withdrawn)
         statement = (
             table.update()
             .where(
                 self.where(dataset, Selection(subjects=(subject,))),
                 self.column(dataset, spec.purpose) == purpose,
-                granted <= when,
-                withdrawn.is_(None),
+                granted.expression <= granted.value(at),
+                self.column(dataset, spec.withdrawn).is_(None),
             )
-            .values({withdrawn: when})
+            .values({self.column(dataset, spec.withdrawn): withdrawn.stored(at)})
         )
         with self._begin(dataset, "withdraw consent") as conn:
             return conn.execute(statement).rowcount

@@ -21,9 +21,9 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
-from lifecycle.clock import naive_utc
 from lifecycle.errors import StoreError, TerminalStoreError, TransientStoreError
 from lifecycle.stores.contract import Selection, TablePartition
+from lifecycle.stores.sql.times import EPOCHS
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,12 @@ class PartitionDrops:
     # ------------------------------------------------------------------ finding
 
     def partitions(self, dataset: str) -> list[TablePartition]:
-        """The table's range partitions on its ``created`` column, in order; [] when it has none."""
-        dialect = self.engine.dialect.name
-        if dialect not in ("postgresql", "mysql", "mariadb"):
+        """The table's range partitions on its ``created`` column, in order; [] when it has none
+        (or ``created`` holds epoch numbers: such a table goes the row path)."""
+        dialect, created = self.engine.dialect.name, self.catalog.dataset(dataset).created
+        if dialect not in ("postgresql", "mysql", "mariadb") or not created:
+            return []
+        if self.time_column(dataset, created).kind in EPOCHS:
             return []
         with self._connect(dataset, "read the table's partitions") as conn:
             if dialect == "postgresql":
@@ -144,10 +147,10 @@ class PartitionDrops:
     # ------------------------------------------------------------------ probing
 
     def _inside(self, dataset: str, partition: TablePartition, source) -> sa.ColumnElement:
-        created = self._col(source, dataset, self.catalog.dataset(dataset).created)
-        clauses = [created < naive_utc(partition.high)] if partition.high else []
+        time = self.time_column(dataset, self.catalog.dataset(dataset).created, source)
+        clauses = [time.expression < time.value(partition.high)] if partition.high else []
         if partition.low is not None:
-            clauses.append(created >= naive_utc(partition.low))
+            clauses.append(time.expression >= time.value(partition.low))
         return sa.and_(sa.true(), *clauses)
 
     def partition_rows(self, dataset: str, partition: TablePartition) -> int:

@@ -8,25 +8,30 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from lifecycle.clock import naive_utc
 from lifecycle.errors import TerminalStoreError
 from lifecycle.stores.contract import ALL, Selection
+from lifecycle.stores.sql.times import read_as
 from lifecycle.stores.sql.values import to_text
 
 
 class RowReading:
     """``read`` and ``stream`` of ``SqlStore``."""
 
-    def read(self, dataset: str, columns: list[str], selection: Selection = ALL) -> list[tuple]:
-        """The columns of the selected rows as Python values (datetimes naive UTC), in key order."""
+    def read(
+        self, dataset: str, columns: list[str], selection: Selection = ALL, *, instants: tuple[str, ...] = ()
+    ) -> list[tuple]:
+        """The columns of the selected rows as Python values, in key order; the time columns
+        named in ``instants`` as aware UTC datetimes, whatever their kind."""
         table = self.table(dataset)
+        kinds = {i: self.time_column(dataset, c).kind for i, c in enumerate(columns) if c in instants}
         query = (
             sa.select(*(self.column(dataset, c) for c in columns))
             .where(self.where(dataset, selection))
             .order_by(self._pk(dataset))
         )
         with self._connect(dataset, f"read {', '.join(columns)}") as conn:
-            return [tuple(row) for row in conn.execute(query.select_from(table))]
+            rows = conn.execute(query.select_from(table)).all()
+        return [tuple(read_as(kinds[i], v) if i in kinds else v for i, v in enumerate(row)) for row in rows]
 
     def stream(
         self,
@@ -81,8 +86,8 @@ class RowReading:
                 "the dataset has no consent: {purpose, granted, withdrawn} in catalog.yaml",
             )
         source, subject = self.subject_source(dataset)
-        when = naive_utc(as_of)
-        about, granted = self.column(dataset, spec.purpose) == purpose, self.column(dataset, spec.granted)
+        time = self.time_column(dataset, spec.granted)
+        about, granted, when = self.column(dataset, spec.purpose) == purpose, time.expression, time.value(as_of)
         latest = (
             sa.select(subject.label("subject"), sa.func.max(granted).label("granted"))
             .select_from(source)
@@ -92,7 +97,7 @@ class RowReading:
         )
         in_force = sa.true()
         if spec.withdrawn:
-            withdrawn = self.column(dataset, spec.withdrawn)
-            in_force = sa.or_(withdrawn.is_(None), withdrawn > when)
+            withdrawn = self.time_column(dataset, spec.withdrawn)
+            in_force = sa.or_(withdrawn.expression.is_(None), withdrawn.expression > withdrawn.value(as_of))
         joined = source.join(latest, sa.and_(subject == latest.c.subject, granted == latest.c.granted))
         return sa.select(subject).select_from(joined).where(about, in_force)

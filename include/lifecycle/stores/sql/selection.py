@@ -9,7 +9,6 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from lifecycle.clock import naive_utc
 from lifecycle.errors import TerminalStoreError
 from lifecycle.stores.contract import Selection
 from lifecycle.stores.sql.strategies import already_applied
@@ -54,16 +53,17 @@ class Predicates:
             raise TerminalStoreError(
                 self.system, dataset, "select rows by age", "the dataset has no created column in catalog.yaml"
             )
-        column = self._col(source, dataset, created)
+        time = self.time_column(dataset, created, source)
+        column, at = time.expression, time.value
         clauses = []
         if selection.older_than is not None:
-            clauses.append(column < naive_utc(selection.older_than))
+            clauses.append(column < at(selection.older_than))
         if selection.created_within is not None:
             start, end = selection.created_within
-            clauses.append(column.between(naive_utc(start), naive_utc(end)))
+            clauses.append(column.between(at(start), at(end)))
         for start, end in selection.created_not_in:  # written as comparisons, so partitions are pruned
-            outside = [column < naive_utc(start)] if start is not None else []
-            outside += [column >= naive_utc(end)] if end is not None else []
+            outside = [column < at(start)] if start is not None else []
+            outside += [column >= at(end)] if end is not None else []
             clauses.append(sa.or_(*outside) if outside else sa.false())
         return clauses
 

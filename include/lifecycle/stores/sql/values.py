@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,6 +55,8 @@ def coerced(column, values: Iterable) -> list:
 
 def to_text(column_type: sa.types.TypeEngine):
     """How a column's non-NULL values become JSON/CSV text (None: as they are)."""
+    if isinstance(column_type, sa.DateTime) and getattr(column_type, "timezone", False):
+        return lambda v: v.astimezone(UTC).isoformat()  # one zone, whatever the session's
     if isinstance(column_type, (sa.DateTime, sa.Date, sa.Time)):
         return lambda v: v.isoformat()
     if isinstance(column_type, sa.Numeric) and getattr(column_type, "asdecimal", False):
