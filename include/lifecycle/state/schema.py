@@ -142,6 +142,8 @@ incident_subjects = sa.Table(
     sa.Column("country", sa.String(8)),
     sa.Column("locale", sa.String(16)),
     sa.Column("batch", sa.Integer, nullable=False),
+    # found by an earlier approved run and not yet told: sent to by this run (migration 10)
+    sa.Column("owed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_lifecycle_incident_subjects_batch", "run_id", "batch"),
     sa.Index("ix_lifecycle_incident_subjects_incident", "incident_id", "subject_id"),
 )
@@ -415,6 +417,17 @@ def _v9_send_rates(conn: sa.Connection, now: str) -> None:
     metadata.create_all(conn, tables=[send_rates], checkfirst=True)
 
 
+def _v10_owed_notices(conn: sa.Connection, now: str) -> None:
+    """``lifecycle_incident_subjects.owed``: a person an earlier approved run found and did not
+    reach, carried into the run that sends to them (false for every row written before)."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(incident_subjects.name)}
+    if "owed" in present:
+        return  # the table was created with it
+    column = sa.Column("owed", sa.Boolean, nullable=False, server_default=sa.false())
+    ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE {incident_subjects.name} ADD COLUMN {ddl}"))
+
+
 def _pages(conn: sa.Connection, query, size: int = 10_000):
     """The rows of ``query`` as mappings, ``size`` at a time."""
     result = conn.execute(query).mappings()
@@ -432,6 +445,7 @@ MIGRATIONS = [
     (7, _v7_regulator_deliveries),
     (8, _v8_subject_requests),
     (9, _v9_send_rates),
+    (10, _v10_owed_notices),
 ]
 
 
