@@ -96,7 +96,7 @@ def test_people_a_killed_run_never_reached_are_owed_said_everywhere_and_told_onc
     assert '"phase": "update"' in str(refused.value) and "@" not in str(refused.value).split("--conf")[0]
 
     scope, figures = _update(notifier, config, "manual__2", days=1)
-    assert (scope["new"], scope["owed"], scope["released"]) == (0, 4, 0)
+    assert (scope["new"], scope["owed"], scope["released"]) == (0, 7, 0), "4 to mail, 3 for the lists"
     after = _mails_to(sink)
     assert {a: n - mailed.get(a, 0) for a, n in after.items() if n != mailed.get(a, 0)} == {
         a: 1 for a in owed_people - {PEOPLE[6][0]}
@@ -107,13 +107,17 @@ def test_people_a_killed_run_never_reached_are_owed_said_everywhere_and_told_onc
         0,
         0,
     )
+    assert (figures["letters"], figures["telephone"], figures["no_contact"]) == (1, 2, 1), (
+        "the killed run never wrote its lists: the update's hold its people without an address"
+    )
     assert run_view(state, _NoDocuments(), INCIDENT, "manual__1", ["en"], AS_OF).delivery["owed"] == 0
     assert deadlines.check(config, state, AS_OF + timedelta(days=1)).found("owed_notices", deadlines.PAST) == []
     [summary] = incident_summaries(state, AS_OF + timedelta(days=30))
     assert (summary.owed, summary.uncertain) == (0, 1)
 
-    _, again = _update(notifier, config, "manual__3", days=2)
+    scope, again = _update(notifier, config, "manual__3", days=2)
     assert _mails_to(sink) == after and again["emails_sent"] == 0, "a second update has nobody left to tell"
+    assert scope["owed"] == 0 and again["letters"] == again["telephone"] == 0
     assert state.ledger.verify().ok
 
 

@@ -142,9 +142,7 @@ def test_a_run_killed_mid_send_is_finished_by_the_update_run_and_nobody_is_maile
     update = _people_mailed(airflow_world, middle)
     assert set(update.values()) == {1} and set(update) == owed, "exactly the owed, once each"
     assert f"incident {INCIDENT} (update, approved)" in result.stdout, result.stdout
-    assert f"owed by earlier runs, now sent to {len(owed)}; still owed by this run 0, by the incident 0" in (
-        result.stdout
-    ), result.stdout
+    assert "; still owed by this run 0, by the incident 0;" in result.stdout, result.stdout
 
     # the notices in doubt: not sent by the update; sent once more after a release with a reason
     last = airflow_world.mail.count

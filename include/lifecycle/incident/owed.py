@@ -89,13 +89,17 @@ def run_delivery(state: StateStore, run: Run) -> dict[str, int]:
 
 def carried(state: StateStore, run: Run) -> tuple[set[str], set[str]]:
     """What an ``update`` run takes over from the incident's earlier approved runs: the people
-    owed a notice, and those in doubt when its form releases them (else none)."""
+    owed a notice (with an address and never claimed; without one, on no list because their
+    run never wrote its lists), and those in doubt when its form releases them (else none)."""
     if run.phase != "update":
         return set(), set()
     earlier = approved_runs(runs_of(state, run.incident_id), except_run=run.run_id)
     if not earlier:
         return set(), set()
     owed = set(state.incidents.owed(run.incident_id, [r.run_id for r in earlier]))
+    for n, unlisted in enumerate(earlier):  # a run that never wrote its lists, and no later run did
+        if unlisted.figures.lists is None and all(r.figures.lists is None for r in earlier[n + 1 :]):
+            owed |= set(state.incidents.not_emailed(unlisted.run_id))
     released = (
         set(state.incidents.in_doubt(run.incident_id, except_run=run.run_id)) if run.form.resend_uncertain else set()
     )
