@@ -86,6 +86,9 @@ def test_people_a_killed_run_never_reached_are_owed_said_everywhere_and_told_onc
     assert (finding.id, finding.count) == (INCIDENT, 4)
     with pytest.raises(LifecycleError, match=rf"owed_notices past: {INCIDENT}: 4 people"):
         deadlines.verdict(report)
+    assert deadlines.Deadlines(config, state).notify(report, "scheduled__owed")["mailed"]
+    [summary_mail] = [m for m in sink.messages if m.envelope_to == [config.notifications.contact.email]]
+    assert f"{INCIDENT}  4 people" in summary_mail.text and "never sent their notice" in summary_mail.text
 
     # a re-trigger is refused with the count owed and the one command that finishes it
     notifier = _notifier(config, engine, state, store)
