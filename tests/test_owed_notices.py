@@ -3,8 +3,10 @@ next step (an update run) tells them once each; notices in doubt only after a re
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -110,6 +112,12 @@ def test_people_a_killed_run_never_reached_are_owed_said_everywhere_and_told_onc
         0,
         0,
     )
+    folder = Path(config.catalog.model.reports.path) / "incidents" / INCIDENT / "manual__2"
+    reports = [json.loads(p.read_text()) for p in folder.glob("report.*.json")]
+    assert reports and all(
+        (r["delivery"]["carried_owed"], r["delivery"]["owed"], r["delivery"]["owed_in_incident"]) == (7, 0, 0)
+        for r in reports
+    ), "the regulator report counts the people the follow-up told for the interrupted run, and the owed"
     assert (figures["letters"], figures["telephone"], figures["no_contact"]) == (1, 2, 1), (
         "the killed run never wrote its lists: the update's hold its people without an address"
     )
