@@ -4,6 +4,7 @@ next step (an update run) tells them once each; notices in doubt only after a re
 from __future__ import annotations
 
 import json
+import shlex
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -98,7 +99,10 @@ def test_people_a_killed_run_never_reached_are_owed_said_everywhere_and_told_onc
         notifier.register(parse(FORM, config.catalog), "manual__again", AS_OF + timedelta(hours=2))
     assert "4 people are still owed its notice (1 uncertain" in str(refused.value)
     assert "airflow dags trigger incident_notification --conf" in str(refused.value)
-    assert '"phase": "update"' in str(refused.value) and "@" not in str(refused.value).split("--conf")[0]
+    command = shlex.split(str(refused.value).split("once each: ")[1])
+    assert command[:4] == ["airflow", "dags", "trigger", "incident_notification"]
+    conf = parse(json.loads(command[command.index("--conf") + 1]), config.catalog)
+    assert (conf.incident_id, conf.phase, conf.dry_run) == (INCIDENT, "update", False), "the command is the form"
 
     scope, figures = _update(notifier, config, "manual__2", days=1)
     assert (scope["new"], scope["owed"], scope["released"]) == (0, 7, 0), "4 to mail, 3 for the lists"

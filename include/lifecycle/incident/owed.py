@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,7 +118,7 @@ def refusal(state: StateStore, incident_id: str, first_run: str, facts: dict) ->
         f"{text}, and {status.owed} people are still owed its notice ({status.uncertain} uncertain: sent again "
         "only with resend_uncertain and a resend_reason). Finish it with phase 'update', which sends to them and to "
         "anyone newly affected, once each: airflow dags trigger incident_notification --conf "
-        f"'{json.dumps(conf, sort_keys=True)}'"
+        + shlex.quote(json.dumps(conf, sort_keys=True, ensure_ascii=False))
     )
 
 
