@@ -58,9 +58,6 @@ class Owing:
     def open(self) -> bool:
         return self.owed > 0
 
-    def to_dict(self) -> dict:
-        return {"owed": self.owed, "uncertain": self.uncertain, "since": self.since}
-
 
 def owing(state: StateStore, incident_id: str, runs: list[Run] | None = None) -> Owing:
     approved = approved_runs(runs if runs is not None else runs_of(state, incident_id))
