@@ -61,10 +61,10 @@ class Owing:
 
 def owing(state: StateStore, incident_id: str, runs: list[Run] | None = None) -> Owing:
     approved = approved_runs(runs if runs is not None else runs_of(state, incident_id))
-    owed = state.incidents.owed(incident_id, [r.run_id for r in approved]) if approved else []
-    doubt = state.incidents.in_doubt(incident_id) if approved else []
-    since = approved[0].as_of.isoformat() if approved else None
-    return Owing(incident_id, len(owed), len(doubt), since)
+    if not approved:
+        return Owing(incident_id, 0, 0, None)
+    owed = state.incidents.owed_count(incident_id, [r.run_id for r in approved])
+    return Owing(incident_id, owed, state.incidents.in_doubt_count(incident_id), approved[0].as_of.isoformat())
 
 
 def owing_incidents(state: StateStore) -> list[Owing]:

@@ -111,18 +111,26 @@ class OwedNotices:
         )
         return ~claim.exists()
 
+    def _owed(self, incident_id: str, runs: Sequence[str]):
+        return sa.select(incident_subjects.c.subject_id).where(
+            incident_subjects.c.run_id.in_(runs), _TO_MAIL, self._unclaimed(incident_id)
+        )
+
     def owed(self, incident_id: str, runs: Sequence[str]) -> list[str]:
         """People ``runs`` were to e-mail (new or owed, with an address) who hold no delivery row
         for the incident: owed a notice.  ``runs``: the incident's approved runs."""
         if not runs:
             return []
-        query = (
-            sa.select(incident_subjects.c.subject_id)
-            .where(incident_subjects.c.run_id.in_(runs), _TO_MAIL, self._unclaimed(incident_id))
-            .distinct()
-        )
         with self.engine.connect() as conn:
-            return sorted(conn.execute(query).scalars())
+            return sorted(conn.execute(self._owed(incident_id, runs).distinct()).scalars())
+
+    def owed_count(self, incident_id: str, runs: Sequence[str]) -> int:
+        """How many people ``owed`` names, counted in the database."""
+        if not runs:
+            return 0
+        owed = self._owed(incident_id, runs).distinct().subquery()
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(owed)).scalar_one()
 
     def in_doubt(self, incident_id: str, *, except_run: str | None = None) -> list[str]:
         """People whose notice is ``uncertain`` (or left ``sending`` by a run that was killed): it may
@@ -134,6 +142,13 @@ class OwedNotices:
             query = query.where(deliveries.c.scope != except_run)
         with self.engine.connect() as conn:
             return sorted(conn.execute(query).scalars())
+
+    def in_doubt_count(self, incident_id: str) -> int:
+        query = sa.select(sa.func.count()).where(
+            deliveries.c.notice == _notice(incident_id), deliveries.c.status.in_(IN_DOUBT)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
 
     def carried(self, run_id: str) -> list[str]:
         """The people a run took over from earlier runs (``owed``)."""
