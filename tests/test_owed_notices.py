@@ -120,6 +120,7 @@ def test_people_a_killed_run_never_reached_are_owed_said_everywhere_and_told_onc
     reports = [json.loads(p.read_text()) for p in folder.glob("report.*.json")]
     assert reports and all(
         (r["delivery"]["carried_owed"], r["delivery"]["owed"], r["delivery"]["owed_in_incident"]) == (7, 0, 0)
+        and r["scope"]["people_owed_by_earlier_runs"] == 7
         for r in reports
     ), "the regulator report counts the people the follow-up told for the interrupted run, and the owed"
     assert (figures["letters"], figures["telephone"], figures["no_contact"]) == (1, 2, 1), (
