@@ -22,8 +22,9 @@ you what would happen.
 | Contact | leave empty to name the privacy officer from `incidents.yaml`, or give `{"name", "email", "phone"}` |
 | Channels | `email`, `letter`, `telephone` (work lists for people e-mail cannot reach) and `announcement` (publish the public notice even if the fallback rule does not require it) |
 | Reasons for delay | only when a deadline has passed: why |
-| Phase | `initial`, or `update` to notify only people not notified before; reports are marked as follow-ups |
+| Phase | `initial`, or `update` to notify people not notified before: the newly affected, and those an interrupted earlier run still owes a notice; reports are marked as follow-ups |
 | Dry run | on: decide and write previews, send nothing |
+| Resend uncertain notices, Why | `update` only: also mail the people whose notice is *uncertain* (a kill while it was on the wire), with the reason (ledgered). Off by default: nobody is mailed twice |
 
 Input that does not fit is refused with the field and the reason before
 anything is recorded.
@@ -41,8 +42,14 @@ anything is recorded.
 9. **announce**: the public notice goes to the announcement bucket when the fallback rule fires (or when chosen).
 10. **regulator_reports**: one report per regulator in HTML, PDF and JSON: facts, timeline with the deadline and whether it was met, counts by category and country, channels and delivery figures, and how the report is delivered. No personal information.
 11. **deliver_reports**: each report goes to its regulator: e-mailed to the regulator's `contact` with the PDF and JSON attached, and/or uploaded to its `delivery` system. Each regulator is mailed once: its claim is recorded before the mail goes, so a rerun never mails it twice. The register keeps the Message-ID, the SHA-256 of both files, the delivery time (the run's logical time) and whether it was after the deadline (the report and the e-mail then carry *Reasons for delay*). A delivery that failed fails this task; a follow-up run (phase *update*) delivers again.
-12. **finish**: the figures go into the register; the task's result lists counts, what was delivered to each regulator when, against its deadline, and where everything is. It runs after every path: sent, dry run, rejected, and after a failed step.
+12. **finish**: the figures go into the register (people still owed a notice among them: a run that owes people ends failed); the task's result lists counts, what was delivered to each regulator when, against its deadline, and where everything is. It runs after every path: sent, dry run, rejected, and after a failed step.
 13. **run_complete**: the run's last task. A step that failed (preflight, register, resolve, …, deliver_reports, finish) makes it *upstream_failed* and the run **failed**; a dry run and a rejected approval skip the steps after them and end **success**.
+
+**If a run is interrupted** (a worker lost mid-send): the people it did not
+reach are *owed* their notice; the Privacy view, the register's figures and
+`lifecycle_deadlines` say how many. Trigger the same incident with phase
+*update* (or clear the failed `send` tasks): it sends to them, once each. A
+second *initial* run is refused with the count and that command.
 """
 
 from __future__ import annotations

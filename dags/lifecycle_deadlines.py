@@ -12,13 +12,17 @@ so Airflow's own alerting fires:
      `near.erasure_requests` (default 24 h);
    * *regulator_reports*: regulator reports of an incident not delivered,
      near = deadline within `near.regulator_reports` (default 6 h);
+   * *owed_notices*: incidents whose approved runs found people and never
+     sent them their notice (a run killed or failed mid-send), with the count:
+     past from that run's logical date, until a run with phase `update` (or
+     the cleared send tasks) tells them;
    * *agreements*: recipients' agreements (`recipients.yaml:
      agreement.expires`, in force through that day) expiring within
      `near.agreements` (default 30 days) or expired.
 
    Its result lists, per check, the ids past and near with their deadlines:
-   request ids, `<incident id>/<regulator id>`, recipient ids. Never a name
-   or an address.
+   request ids, `<incident id>/<regulator id>`, incident ids with a count,
+   recipient ids. Never a name or an address.
 2. **notify_contact**: when anything is near or past, one e-mail per run to
    `notifications.yaml: contact` with the same counts and ids (claimed before
    it is sent: a retried task does not mail twice). `deadlines.yaml: notify:
@@ -51,20 +55,22 @@ def lifecycle_deadlines():
     @terminal_errors
     def check() -> dict:
         ctx = task_context()
-        return _deadlines(ctx).check(ctx.run.as_of)
+        return _deadlines(ctx).check(ctx.run.as_of).to_json()
 
     @task
     @terminal_errors
     def notify_contact(report: dict) -> dict:
+        from lifecycle.deadlines import DeadlineReport
+
         ctx = task_context()
-        return _deadlines(ctx).notify(report, ctx.run.run_id)
+        return _deadlines(ctx).notify(DeadlineReport.from_json(report), ctx.run.run_id)
 
     @task(retries=0)
     @terminal_errors
     def deadlines_kept(report: dict) -> dict:
-        from lifecycle.deadlines import verdict
+        from lifecycle.deadlines import DeadlineReport, verdict
 
-        return verdict(report)
+        return verdict(DeadlineReport.from_json(report))
 
     checked = check()
     notified, kept = notify_contact(checked), deadlines_kept(checked)

@@ -5,7 +5,9 @@ One DAG per recipient in `config/lifecycle/recipients.yaml`: a delivery to a
 third party happens only under its recorded legal basis and an agreement in
 force, with only the fields the agreement covers. Time comes from the run's
 data interval (its end is "the run's date"); every key derives from it, so a
-rerun of the same interval rewrites the same delivery.
+rerun of the same interval finds the same delivery: a task killed mid-way
+and cleared (or retried) uploads nothing twice (an extract's file is
+ledgered once uploaded; a signed manifest for the same files is kept).
 
 1. **gate**, before anything is read: the agreement exists and
    `signed` ≤ the run's date ≤ `expires`; the legal basis fits the role; every

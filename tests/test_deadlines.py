@@ -169,10 +169,8 @@ def watched(engine, tmp_path):
     return config, state
 
 
-def _ids(report: dict) -> dict:
-    return {
-        name: {s: [f["id"] for f in found[s]] for s in ("past", "near")} for name, found in report["checks"].items()
-    }
+def _ids(report: deadlines.DeadlineReport) -> dict:
+    return {name: {s: [f.id for f in report.found(name, s)] for s in ("past", "near")} for name in report.checks}
 
 
 def test_each_check_reports_what_is_near_or_past_at_the_runs_logical_date(watched):
@@ -182,15 +180,16 @@ def test_each_check_reports_what_is_near_or_past_at_the_runs_logical_date(watche
         "erasure_requests": {"past": ["r1"], "near": ["r5", "r2,r2b", "r3"]},
         "subject_requests": {"past": [], "near": []},
         "regulator_reports": {"past": ["INC-D/sa", "INC-B/cac"], "near": ["INC-A/eu"]},
+        "owed_notices": {"past": [], "near": []},
         "agreements": {"past": ["lapsed"], "near": ["last_day", "renewing"]},
     }
-    assert (report["past"], report["near"]) == (4, 6) and report["as_of"] == AS_OF.isoformat()
-    assert report["checks"]["erasure_requests"]["past"] == [{"id": "r1", "deadline": "2026-11-25T10:00:00+00:00"}]
-    assert report["checks"]["agreements"]["past"] == [{"id": "lapsed", "deadline": "2026-11-25"}]
-    assert report["checks"]["regulator_reports"]["near"] == [
-        {"id": "INC-A/eu", "deadline": "2026-11-26T12:00:00+00:00"}
-    ]
-    json.dumps(report)  # XCom: plain JSON
+    assert (report.past, report.near) == (4, 6) and report.as_of == AS_OF.isoformat()
+    data = report.to_json()
+    assert (data["past"], data["near"], data["as_of"]) == (4, 6, AS_OF.isoformat())
+    assert data["checks"]["erasure_requests"]["past"] == [{"id": "r1", "deadline": "2026-11-25T10:00:00+00:00"}]
+    assert data["checks"]["agreements"]["past"] == [{"id": "lapsed", "deadline": "2026-11-25"}]
+    assert data["checks"]["regulator_reports"]["near"] == [{"id": "INC-A/eu", "deadline": "2026-11-26T12:00:00+00:00"}]
+    assert deadlines.DeadlineReport.from_json(json.loads(json.dumps(data))) == report, "XCom: plain JSON, read back"
 
 
 def test_the_clock_is_the_runs_logical_date(watched):
@@ -230,7 +229,7 @@ def test_a_check_is_one_more_function(watched):
         return [deadlines.Finding("SR-1", iso_utc(watch.as_of), deadlines.PAST)]
 
     report = deadlines.check(config, state, AS_OF, checks=[*deadlines.CHECKS, ("subject_requests", subject_requests)])
-    assert _ids(report)["subject_requests"] == {"past": ["SR-1"], "near": []} and report["past"] == 5
+    assert _ids(report)["subject_requests"] == {"past": ["SR-1"], "near": []} and report.past == 5
 
 
 @pytest.fixture

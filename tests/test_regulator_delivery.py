@@ -284,3 +284,63 @@ def test_a_dry_run_delivers_nothing_and_its_drafts_say_how_they_would_go(world, 
         f"e-mail to {LEAD_SA} (PDF and JSON attached)",
         "upload to system regulator_drop under lead-sa/",
     ]
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("dies_after", ["the first file", "both files, before the record"])
+def test_an_upload_killed_half_way_is_finished_by_clearing_the_task_and_nothing_is_uploaded_twice(
+    world, monkeypatch, dies_after
+):
+    """The task dies between the puts of a regulator's files, or after them and before their record;
+    clearing ``deliver_reports`` finishes the delivery.  The oracle: every version in a versioned bucket."""
+    from lifecycle.incident import report_delivery
+    from lifecycle.stores.s3 import S3Store
+
+    config, engine, state, store, drop, sink, _ = world
+    store.client.put_bucket_versioning(Bucket=drop, VersioningConfiguration={"Status": "Enabled"})
+    puts = []
+    original_put, original_record = S3Store.put_bytes, report_delivery._record
+
+    def put_then_die(self, key, data, **kwargs):
+        version = original_put(self, key, data, **kwargs)
+        puts.append(key)
+        if dies_after == "the first file" and self.bucket == drop:
+            raise Killed()
+        return version
+
+    def die_before_record(services, run, package, channel, *args, **kwargs):
+        if channel == "upload":
+            raise Killed()
+        return original_record(services, run, package, channel, *args, **kwargs)
+
+    monkeypatch.setattr(S3Store, "put_bytes", put_then_die)
+    if dies_after != "the first file":
+        monkeypatch.setattr(report_delivery, "_record", die_before_record)
+    notifier = _notifier(config, engine, state, store)
+    with pytest.raises(Killed):
+        _run(notifier, config)
+    monkeypatch.setattr(S3Store, "put_bytes", original_put)
+    monkeypatch.setattr(report_delivery, "_record", original_record)
+
+    for _ in range(2):  # the cleared task, and once more
+        delivered = notifier.deliver_reports("manual__1")
+    versions = store.client.list_object_versions(Bucket=drop).get("Versions", [])
+    keys = sorted(v["Key"] for v in versions)
+    assert keys == sorted(
+        f"{prefix}INC-2026-042/manual__1/report.{regulator}.{ext}"
+        for prefix, regulator in (("lead-sa/", "eu_lead_sa"), ("", "sectoral"))
+        for ext in ("json", "pdf")
+    ), "each file once: one version per key"
+    folder = config.catalog.model.reports.path + "/incidents/INC-2026-042/manual__1/"
+    for version in versions:
+        body = store.client.get_object(Bucket=drop, Key=version["Key"])["Body"].read()
+        with open(folder + version["Key"].rsplit("/", 1)[-1], "rb") as written:
+            assert body == written.read(), "what is there is the report as written"
+    assert {r: d["channels"].get("upload") for r, d in delivered.items()} == {
+        "eu_lead_sa": "uploaded",
+        "sectoral": "uploaded",
+        "cac_jiangsu": None,
+    }
+    to = [m.envelope_to[0] for m in _to_regulators(sink)]
+    assert sorted(to) == sorted([LEAD_SA, CAC]), "each regulator mailed once"
+    assert state.ledger.verify().ok

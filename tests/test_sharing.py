@@ -516,3 +516,79 @@ def test_bad_recipient_configuration_is_refused_with_file_and_key(tmp_path, keys
         load_config(sample.write(tmp_path / "config", files))
     found = [p for p in caught.value.problems if p.file == "recipients.yaml" and p.path == path]
     assert any(words in p.message for p in found), [str(p) for p in caught.value.problems]
+
+
+class Killed(BaseException):
+    """The task's process dies (no handler of ours runs)."""
+
+
+def _versions(store, prefix: str) -> dict[str, int]:
+    """The oracle: how many times each key was written, from a versioned bucket's versions."""
+    found: dict[str, int] = {}
+    for version in store.client.list_object_versions(Bucket=store.bucket, Prefix=prefix).get("Versions", []):
+        found[version["Key"]] = found.get(version["Key"], 0) + 1
+    return found
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("killed_in", ["extract_orders", "manifest"])
+def test_a_delivery_killed_mid_way_is_finished_by_clearing_its_tasks_and_uploads_nothing_twice(
+    world, monkeypatch, killed_in
+):
+    """An extract dies after its file went up and was recorded, before the task returned; or the
+    manifest task dies after writing the signed manifest.  Clearing the run's tasks finishes the
+    delivery: every key is written once, the manifest verifies, the register has one entry."""
+    from lifecycle.sharing import service
+
+    config, engine, state, store = world
+    store.client.put_bucket_versioning(Bucket=store.bucket, VersioningConfiguration={"Status": "Enabled"})
+    sharing = _sharing(config, engine, state, store, "push")
+    if killed_in == "extract_orders":
+        record = state.ledger.append
+
+        def record_then_die(kind, payload, **kwargs):
+            entry = record(kind, payload, **kwargs)
+            if kind == "sharing.extracted" and payload["dataset"] == "orders":
+                raise Killed()
+            return entry
+
+        monkeypatch.setattr(state.ledger, "append", record_then_die)
+        restore = (state.ledger, "append", record)
+    else:
+        written = service.write_manifest
+
+        def write_then_die(*args, **kwargs):
+            written(*args, **kwargs)
+            raise Killed()
+
+        monkeypatch.setattr(service, "write_manifest", write_then_die)
+        restore = (service, "write_manifest", written)
+    with pytest.raises(Killed):
+        _deliver(sharing)
+    monkeypatch.setattr(*restore)  # the process that reruns the tasks is a new one
+    if killed_in == "extract_orders":
+        assert _versions(store, "push/") == {"push/2026-05-31/users.jsonl": 1, "push/2026-05-31/orders.jsonl": 1}
+
+    files, manifest = _deliver(_sharing(config, engine, state, store, "push"))  # every task cleared
+    _deliver(_sharing(config, engine, state, store, "push"))  # and once more
+    assert _versions(store, "push/") == {
+        f"push/2026-05-31/{name}": 1 for name in ("users.jsonl", "orders.jsonl", "manifest.json", "manifest.html")
+    }, "each key written once"
+    assert verify_manifest(store, "push/2026-05-31/manifest.json", SIGNING_KEY.encode()) == []
+    body = store.get_bytes("push/2026-05-31/users.jsonl")
+    assert next(f for f in files if f["dataset"] == "users")["sha256"] == hashlib.sha256(body).hexdigest()
+    [entry] = _register(state)
+    assert entry["manifest_sha256"] == manifest["sha256"]
+    assert state.ledger.verify().ok
+
+
+def test_an_upload_a_killed_process_left_open_is_aborted_by_the_next_upload_of_its_key(s3_store):
+    """A killed extract cannot abort its multipart upload; its parts (personal data) must not stay."""
+    key = "push/2026-05-31/users.jsonl"
+    left = s3_store.client.create_multipart_upload(Bucket=s3_store.bucket, Key=key)["UploadId"]
+    s3_store.client.upload_part(Bucket=s3_store.bucket, Key=key, UploadId=left, PartNumber=1, Body=b"x" * 1024)
+    other = s3_store.client.create_multipart_upload(Bucket=s3_store.bucket, Key=key + ".other")["UploadId"]
+    s3_store.upload(key, [b'{"a": 1}\n'], content_type="application/x-ndjson")
+    open_uploads = s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", [])
+    assert [(u["Key"], u["UploadId"]) for u in open_uploads] == [(key + ".other", other)], "only its own key's"
+    assert s3_store.get_bytes(key) == b'{"a": 1}\n'

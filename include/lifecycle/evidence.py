@@ -124,6 +124,11 @@ def deadlines_summary(run_id: str) -> str:
 # ------------------------------------------------------------------- sharing_<id>
 
 
+def sharing_extract(entry_key: str, dataset: str) -> str:
+    """One dataset's file of a delivery interval, once uploaded: a retried extract finds it here."""
+    return _key("sharing", entry_key, "extract", dataset)
+
+
 def sharing_outcome(entry_key: str, outcome: str, evidence_digest: str) -> str:
     """One distinct outcome of a delivery interval (a manifest's hash or a refusal's text)."""
     return _key("sharing", entry_key, outcome, evidence_digest[:16])

@@ -149,3 +149,31 @@ def test_documents_open_inline_or_as_downloads_in_a_sandbox(client, world):
         assert client.get(f"/privacy/documents/open?key={key}", headers=engineer).status_code == 400, key
     assert client.get("/privacy/documents/open?key=certificates%2Fnone.html", headers=engineer).status_code == 404
     assert client.get("/privacy/documents?kind=..", headers=engineer).status_code == 404
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_the_incident_pages_show_each_runs_notices_sent_owed_uncertain_and_undeliverable(client, world):
+    """The approved run was to mail six people: one sent, one left 'sending' by a kill, one refused,
+    three never claimed: owed, on the incident's page (per run) and in the list of incidents."""
+    from lifecycle.state.claims import Outcome
+    from lifecycle.state.incidents import AffectedPerson
+    from tests.view.conftest import REAL
+
+    incidents = world.state.incidents
+    incidents.replace_subjects(
+        REAL, world.incident_id, [AffectedPerson(str(n), True, "email", "DE", "de", batch=0) for n in range(1, 7)]
+    )
+    claims = incidents.claims(world.incident_id, REAL, 0)
+    for subject in ("1", "2", "3"):
+        assert claims.claim(subject, f"<m{subject}@mic.example>")
+    claims.record([Outcome("1", "sent", 1), Outcome("3", "undeliverable", 1, 550)])
+    auditor = {"Authorization": "Bearer auditor"}
+    page = client.get(f"/privacy/incidents/{world.incident_id}", headers=auditor).text
+    row = page[page.index(f">{REAL}<") :].split("</tr>")[0]
+    cells = [c.split(">")[1].split("<")[0] for c in row.split('<td class="n')[1:]]
+    assert cells == ["1", "3", "1", "1"], row  # sent, owed, uncertain, undeliverable
+    assert "People are owed this incident" in page and "resend_uncertain" in page
+    dry_row = page[page.index(f">{DRY}<") :].split("</tr>")[0]
+    assert [c.split(">")[1].split("<")[0] for c in dry_row.split('<td class="n')[1:]] == ["0", "0", "0", "0"]
+    listing = client.get("/privacy/incidents", headers=auditor).text
+    assert '<td class="n late">3</td><td class="n">1</td><td>open</td>' in listing

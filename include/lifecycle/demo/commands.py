@@ -185,13 +185,14 @@ def _deadlines_found(outcome) -> bool:
 
 
 def _deadlines_summary(outcome) -> str:
-    found = outcome.returned.get("check") or {}
-    lines = [f"\ndeadlines as of {found.get('as_of')}: {found.get('past', 0)} past, {found.get('near', 0)} near"]
-    for name, by_state in (found.get("checks") or {}).items():
-        for state in ("past", "near"):
-            if by_state[state]:
-                lines.append(f"  {name} {state}: {', '.join(f['id'] for f in by_state[state])}")
-    return "\n".join(lines)
+    from lifecycle.deadlines import DeadlineReport
+
+    found = outcome.returned.get("check")
+    if not found:
+        return "\ndeadlines: the check did not report"
+    report = DeadlineReport.from_json(found)
+    lines = [f"\ndeadlines as of {report.as_of}: {report.past} past, {report.near} near"]
+    return "\n".join(lines + [f"  {problem}" for problem in report.problems()])
 
 
 def add_commands(sub) -> None:

@@ -80,6 +80,9 @@ def summary(outcomes) -> list[str]:
             f"  affected {result['affected']}, newly notified {result['newly_notified']}; e-mails sent {result['emails_sent']}, "
             f"undeliverable {result['undeliverable']}, deferred {result['deferred']}; letters {result['letters']}, "
             f"telephone {result['telephone']}, no contact {result['no_contact']}",
+            f"  carried from earlier runs (owed) {result.get('carried_owed', 0)}; still owed by this run "
+            f"{result.get('owed', 0)}, by the incident {result.get('owed_in_incident', 0)}; uncertain "
+            f"{result.get('uncertain', 0)}",
             f"  regulators: {', '.join(result['regulators']) or 'none'}",
             f"  documents:    {reports}/{result['folder']}/"
             + (" (preview/ only: dry run)" if result["outcome"] == "dry run" else ""),

@@ -201,6 +201,7 @@ def regulator_report(
         "scope": {
             "people_affected_this_report": scope.affected,
             "people_newly_notified": scope.new,
+            "people_owed_by_earlier_runs": scope.owed,  # told now: an earlier run was interrupted
             "people_affected_total": obligations.affected_total,
             "by_country": scope.by_country,
             "records_by_category": {t: scope.records_by_category.get(c, 0) for c, t in zip(scope.categories, titles)},

@@ -1,11 +1,19 @@
-"""The run's figures in the register and the ledger, after every path: sent, dry run, rejected, failed."""
+"""The run's figures in the register and the ledger, after every path: sent, dry run, rejected, failed.
+
+The figures count the people the run still owes a notice (``owed``: never
+claimed, e.g. after a kill) and those the whole incident owes
+(``owed_in_incident``); a run that ends owing people fails its ``finish``
+after recording them, so that the run is not green while people are untold.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from lifecycle.errors import LifecycleError
 from lifecycle.incident.approval import record_approval
+from lifecycle.incident.owed import owing, run_delivery
 from lifecycle.incident.report_delivery import summary as delivered_reports
 
 if TYPE_CHECKING:
@@ -14,16 +22,21 @@ if TYPE_CHECKING:
 
 
 def delivery_figures(services: Services, run: Run) -> dict:
-    """How many people were affected, notified, mailed, and put on the lists so far."""
+    """How many people were affected, notified, mailed, owed, and put on the lists so far;
+    ``owed_in_incident``: people the incident's approved runs still owe a notice (all runs)."""
     scope, lists = run.scope, run.figures.lists
-    delivered = services.state.incidents.delivery_counts(run.run_id)
+    delivered = run_delivery(services.state, run)
     return {
         "affected": scope.affected if scope else 0,
         "newly_notified": scope.new if scope else 0,
-        "emails_sent": delivered.get("sent", 0),
-        "undeliverable": delivered.get("undeliverable", 0),
-        "deferred": delivered.get("deferred", 0),
-        "uncertain": delivered.get("uncertain", 0),
+        "carried_owed": scope.owed if scope else 0,
+        "carried_released": scope.released if scope else 0,
+        "emails_sent": delivered["sent"],
+        "owed": delivered["owed"],
+        "owed_in_incident": owing(services.state, run.incident_id).owed,
+        "undeliverable": delivered["undeliverable"],
+        "deferred": delivered["deferred"],
+        "uncertain": delivered["uncertain"],
         "letters": lists.letters if lists else 0,
         "telephone": lists.telephone if lists else 0,
         "no_contact": lists.no_contact if lists else 0,
@@ -54,4 +67,10 @@ def finish(services: Services, run_id: str, approval: Approval | None) -> dict:
     services.save(run_id, figures=replace(run.figures, final=summary))
     services.state.incidents.touch(run.incident_id)
     services.record("figures", {**summary, "documents": None}, run)
+    if summary["owed"] and outcome == "approved":
+        raise LifecycleError(
+            f"incident {run.incident_id}: {summary['owed']} people this run was to e-mail were never sent their "
+            f"notice ({summary['owed_in_incident']} owed in the incident); recorded in the register. Clear this "
+            "run's failed send tasks, or trigger the incident with phase 'update': either sends to them, once each"
+        )
     return summary

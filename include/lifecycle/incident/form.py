@@ -121,7 +121,26 @@ _NOTICE_FIELDS = {
             "type": "string",
             "enum": PHASES,
             "title": "Phase",
-            "description": "'update' notifies only people not notified before and marks reports as follow-ups.",
+            "description": "'update' notifies people not notified before (newly affected, and those an "
+            "interrupted earlier run still owes a notice) and marks reports as follow-ups.",
+        },
+    ),
+    "resend_uncertain": (
+        False,
+        {
+            "type": "boolean",
+            "title": "Resend uncertain notices",
+            "description": "Phase 'update' only: also mail the people whose notice is uncertain (a run was "
+            "killed while their mail was on the wire; they may have it). Off: they are never mailed twice.",
+        },
+    ),
+    "resend_reason": (
+        None,
+        {
+            "type": ["null", "string"],
+            "title": "Why resend uncertain notices",
+            "description": "Required with 'Resend uncertain notices': why (e.g. the mail server's log shows "
+            "those Message-IDs were never accepted). Kept in the ledger.",
         },
     ),
     "dry_run": (
@@ -191,6 +210,8 @@ class IncidentForm:
     delay_reasons: str | None
     phase: str
     dry_run: bool
+    resend_uncertain: bool = False  # release the notices in doubt of earlier runs for sending
+    resend_reason: str | None = None
 
     def facts(self) -> dict:
         """The form as JSON-ready data (for the register)."""
@@ -233,6 +254,7 @@ def parse(conf: dict, catalog: Catalog) -> IncidentForm:
     problems += _scope_problems(values, times["occurred_from"], times["occurred_to"])
     problems += _time_order_problems(**times)
     problems += _content_problems(values, catalog)
+    problems += _resend_problems(values)
     if problems:
         raise FormError(problems)
     return IncidentForm(
@@ -269,6 +291,18 @@ def _time_order_problems(
         problems.append(f"occurred_from {occurred_from.isoformat()} is after occurred_to {occurred_to.isoformat()}")
     if occurred_from and discovered_at and occurred_from > discovered_at:
         problems.append(f"occurred_from {occurred_from.isoformat()} is after discovered_at {discovered_at.isoformat()}")
+    return problems
+
+
+def _resend_problems(values: dict) -> list[str]:
+    """Notices in doubt are released by an update run only, and only with a reason."""
+    if not values.get("resend_uncertain"):
+        return []
+    problems = []
+    if values["phase"] != "update":
+        problems.append("resend_uncertain: only a run with phase 'update' may resend notices in doubt")
+    if len((values.get("resend_reason") or "").strip()) < 3:
+        problems.append("resend_reason: say why the uncertain notices are sent again (required with resend_uncertain)")
     return problems
 
 

@@ -42,6 +42,8 @@ class Scope:
     by_country: dict[str, int]
     by_locale: dict[str, int]
     batches: int
+    owed: int = 0  # carried from earlier approved runs: found, never claimed (phase update)
+    released: int = 0  # carried from earlier runs: in doubt, released by the form's resend_uncertain
 
     @property
     def without_email(self) -> int:
@@ -49,10 +51,21 @@ class Scope:
 
     def summary(self) -> dict:
         """What ``resolve`` returns through XCom."""
-        return {"affected": self.affected, "new": self.new, "reach": self.reach, "batches": self.batches}
+        return {
+            "affected": self.affected,
+            "new": self.new,
+            "owed": self.owed,
+            "released": self.released,
+            "reach": self.reach,
+            "batches": self.batches,
+        }
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "categories": list(self.categories)}
+        data = {**asdict(self), "categories": list(self.categories)}
+        for carried in ("owed", "released"):
+            if not data[carried]:
+                del data[carried]  # a run that carried nobody keeps the scope as registers held it before
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Scope:

@@ -4,7 +4,7 @@ Each step reads the run from the register, does its stage and returns what
 goes into XCom: ids, counts and batch numbers, never addresses or names.
 
 register → resolve → obligations → preview (a dry run ends here) → approval
-→ send_batch per batch → contact_lists → announce → regulator_reports →
+(and the release of notices in doubt an update's form asks for, ``owed``) → send_batch per batch → contact_lists → announce → regulator_reports →
 deliver_reports → finish.  The stages live in their own modules (``register``,
 ``resolve``, ``obligations``, ``preview``, ``approval``, ``send``, ``lists``,
 ``announce``, ``regulator_reports``, ``report_delivery``, ``finish``); the facts they hand each
@@ -26,6 +26,7 @@ from lifecycle.incident import (
     finish,
     lists,
     obligations,
+    owed,
     preview,
     register,
     regulator_reports,
@@ -102,7 +103,10 @@ class IncidentNotification:
 
     def plan_sends(self, run_id: str, answer: dict | None) -> list[int]:
         """Record the approval task's answer (this step runs only when it let it) and name the batches."""
-        approval.record_approval(self.services, run_id, approval.approval_to_send(answer))
+        decided = approval.record_approval(self.services, run_id, approval.approval_to_send(answer))
+        run = self.services.run(run_id)
+        if decided.approved and not run.dry_run:
+            owed.release_uncertain(self.services, run)  # only what the form asks, once, ledgered
         return self.batches(run_id)
 
     def send_batch(self, run_id: str, batch: int) -> dict:

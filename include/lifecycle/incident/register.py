@@ -2,8 +2,10 @@
 
 A person is new to a run unless an earlier *approved, non-dry* run of the
 incident found them: dry runs claim nobody.  A second approved ``initial``
-run is refused; ``update`` needs the incident in the register.  The delivery
-table's unique (incident, person) key is the last guard.
+run is refused, with the count of people still owed a notice and the
+``update`` trigger that sends to them (``owed.refusal``); ``update`` needs the
+incident in the register.  The delivery table's unique (incident, person)
+key is the last guard.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import TYPE_CHECKING
 from lifecycle.clock import iso_utc
 from lifecycle.errors import LifecycleError
 from lifecycle.incident.form import IncidentForm
-from lifecycle.incident.models import Run, facts_json
+from lifecycle.incident.models import facts_json
+from lifecycle.incident.owed import approved_runs, refusal, runs_of
 
 if TYPE_CHECKING:
     from lifecycle.incident.services import Services
@@ -72,20 +75,12 @@ def _check_phase(state: StateStore, form: IncidentForm, run_id: str) -> None:
             "trigger it with phase 'initial' first"
         )
     if form.phase == "initial" and notified and not form.dry_run:
-        raise LifecycleError(
-            f"incident {form.incident_id!r} was already notified (run {notified[0]}); "
-            "use phase 'update' to notify newly affected people"
-        )
+        raise LifecycleError(refusal(state, form.incident_id, notified[0], form.facts()))
 
 
 def notified_runs(state: StateStore, incident_id: str, *, except_run: str) -> list[str]:
     """Earlier runs of the incident that were approved to send (not dry runs), oldest first."""
-    runs = [Run.from_row(row) for row in state.incidents.runs_of(incident_id)]
-    return [
-        run.run_id
-        for run in runs
-        if run.run_id != except_run and not run.dry_run and run.approval and run.approval.approved
-    ]
+    return [run.run_id for run in approved_runs(runs_of(state, incident_id), except_run=except_run)]
 
 
 def earlier_subjects(state: StateStore, incident_id: str, run_id: str) -> set[str]:

@@ -5,8 +5,9 @@ E-mails go the one way notices go (``Notifier`` over ``mail.send_claimed``): the
 regulator's claim row (notice ``regulator:<incident>:<run>``, the regulator id as
 its subject) is committed with the Message-ID before the mail is sent, so a task
 killed and run again never mails a regulator twice; a row a kill left
-``sending`` becomes ``uncertain``.  An upload puts the same two files under the
-regulator's prefix; a rerun puts the same keys again.
+``sending`` becomes ``uncertain``.  An upload puts the two files under the
+regulator's prefix; a rerun (the task cleared after a kill) puts only a file
+not already there with the same SHA-256, so nothing is uploaded twice.
 
 Each delivery is a row of the register (``lifecycle_regulator_deliveries``:
 channel, status, Message-ID or location, the SHA-256 of both files, the delivery
@@ -171,7 +172,8 @@ def _record(services: Services, run: Run, package: Package, channel: str, status
 
 
 def _upload(services: Services, run: Run, package: Package) -> None:
-    """Put the PDF and JSON under the regulator's prefix, unless this run did already."""
+    """Put the PDF and JSON under the regulator's prefix, unless this run did already: a file
+    a killed task put before it was recorded is found there, byte for byte, and not put again."""
     done = {(r.regulator_id, r.channel): r.status for r in services.state.incidents.regulator_deliveries(run.run_id)}
     if done.get((package.decision.id, "upload")) == "uploaded":
         return
@@ -179,8 +181,15 @@ def _upload(services: Services, run: Run, package: Package) -> None:
     store = services.stores(target.system)
     folder = f"{target.prefix}{safe_name(run.incident_id)}/{safe_name(run.run_id)}/"
     for file, ext in ((package.pdf, "pdf"), (package.json, "json")):
-        store.put_bytes(f"{folder}report.{package.decision.id}.{ext}", file.data, content_type=file.content_type)
+        key = f"{folder}report.{package.decision.id}.{ext}"
+        if not _holds(store, key, package.sha256(file)):
+            store.put_bytes(key, file.data, content_type=file.content_type)
     _record(services, run, package, "upload", "uploaded", target=f"s3://{store.bucket}/{folder}")
+
+
+def _holds(store, key: str, sha256: str) -> bool:
+    """The object at ``key`` is there with exactly this content."""
+    return store.head(key) is not None and store.digest(key)[1] == sha256
 
 
 class RegulatorBook:

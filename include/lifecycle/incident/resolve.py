@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from lifecycle.errors import LifecycleError, TerminalStoreError
 from lifecycle.incident.form import IncidentForm
 from lifecycle.incident.models import Scope
+from lifecycle.incident.owed import carried
 from lifecycle.incident.register import earlier_subjects
 from lifecycle.state.incidents import AffectedPerson
 from lifecycle.stores.contract import Selection
@@ -45,14 +46,24 @@ def resolve(services: Services, run_id: str) -> dict:
         return run.scope.summary()
     form = run.form
     found = _listed(services, form.subjects_uri) if form.subjects_uri else _in_window(services, form)
-    people = _people(services, found.ids, earlier_subjects(services.state, form.incident_id, run_id))
+    owed, released = carried(services.state, run)
+    earlier = earlier_subjects(services.state, form.incident_id, run_id)
+    people = _people(services, found.ids | owed | released, earlier, owed | released)
     services.state.incidents.replace_subjects(run_id, form.incident_id, people)  # a crash before the scope: again
-    scope = _scope(form, found, people, services.incidents.batch_size)
+    scope = _scope(form, found, people, services.incidents.batch_size, carried=(len(owed), len(released)))
     services.save(run_id, scope=scope)
     services.record(
         "resolved", {k: v for k, v in scope.to_dict().items() if k != "datasets"} | {"incident": form.incident_id}, run
     )
-    log.info("incident %s: %d affected, %d new, reach %s", form.incident_id, scope.affected, scope.new, scope.reach)
+    log.info(
+        "incident %s: %d affected, %d new, %d owed by earlier runs, %d in doubt released, reach %s",
+        form.incident_id,
+        scope.affected,
+        scope.new,
+        scope.owed,
+        scope.released,
+        scope.reach,
+    )
     return scope.summary()
 
 
@@ -107,8 +118,9 @@ def _listed(services: Services, uri: str) -> _Found:
     return _Found(ids={line.split(",")[0].strip() for line in lines})
 
 
-def _people(services: Services, ids: set[str], earlier: set[str]) -> list[AffectedPerson]:
-    """Each id the people's dataset holds, with how they can be reached, numbered into send batches."""
+def _people(services: Services, ids: set[str], earlier: set[str], owed: set[str]) -> list[AffectedPerson]:
+    """Each id the people's dataset holds, with how they can be reached, numbered into send
+    batches: the new, and those earlier runs still owe a notice (``owed``)."""
     people = [
         AffectedPerson(
             subject_id=subject,
@@ -116,6 +128,7 @@ def _people(services: Services, ids: set[str], earlier: set[str]) -> list[Affect
             reach="email" if email else "phone" if phone else "post" if address else "none",
             country=country,
             locale=locale,
+            owed=subject in owed and subject in earlier,
         )
         for subject, email, phone, address, country, locale in services.people().reach(sorted(ids))
     ]
@@ -124,13 +137,20 @@ def _people(services: Services, ids: set[str], earlier: set[str]) -> list[Affect
     return [replace(p, batch=next(mailed) // size) if p.mailable else p for p in people]
 
 
-def _scope(form: IncidentForm, found: _Found, people: list[AffectedPerson], batch_size: int) -> Scope:
+def _scope(
+    form: IncidentForm, found: _Found, people: list[AffectedPerson], batch_size: int, *, carried: tuple[int, int]
+) -> Scope:
+    """The run's counts: ``affected`` are the people its scope found; those carried from
+    earlier runs (``owed``, ``released``) are counted apart."""
     new = [p for p in people if p.new]
     mailable = sum(p.mailable for p in people)
+    affected = [p for p in people if p.subject_id in found.ids]
     return Scope(
-        affected=len(people),
+        affected=len(affected),
         new=len(new),
-        already_notified=len(people) - len(new),
+        already_notified=len(affected) - len(new),
+        owed=carried[0],
+        released=carried[1],
         unknown_ids=len(found.ids - {p.subject_id for p in people}),
         datasets=found.rows_by_dataset,
         records_by_category=dict(found.records_by_category),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -73,6 +74,30 @@ def write_manifest(
         location=f"s3://{delivery.bucket}/{written.key}",
         sha256=written.sha256,
         page=f"s3://{delivery.bucket}/{page.key}",
+        records=document["records"],
+    )
+
+
+def existing_manifest(
+    recipient: Recipient, interval: Interval, files: list[Extracted], *, delivery
+) -> SignedManifest | None:
+    """The signed manifest already at the delivery's key when it describes exactly ``files`` (a
+    manifest task killed after writing it, then retried); None when there is none, or another."""
+    keys = DeliveryKeys.of(recipient, interval)
+    if delivery.head(keys.manifest) is None:
+        return None
+    body = delivery.get_bytes(keys.manifest)
+    try:
+        document = json.loads(body)
+        described = {d["dataset"]: d["file"]["sha256"] for d in document["datasets"]}
+    except (ValueError, KeyError, TypeError):
+        return None
+    if described != {f.dataset: f.sha256 for f in files} or "signature" not in document:
+        return None
+    return SignedManifest(
+        location=f"s3://{delivery.bucket}/{keys.manifest}",
+        sha256=hashlib.sha256(body).hexdigest(),
+        page=f"s3://{delivery.bucket}/{keys.html}",
         records=document["records"],
     )
 

@@ -73,6 +73,11 @@ class SharingRegister:
         return export_register(catalog, self.entries(start, end), start, end)
 
 
+def disclosure_key(recipient: Recipient, interval: Interval) -> str:
+    """The register entry of a recipient's delivery interval."""
+    return f"{recipient.id}|{interval.key}"
+
+
 def disclosure(recipient: Recipient, catalog: Catalog, interval: Interval) -> dict:
     """What a register entry says whatever the outcome: who, why, how, which categories."""
     r = recipient
@@ -80,7 +85,7 @@ def disclosure(recipient: Recipient, catalog: Catalog, interval: Interval) -> di
         {c for d, cols in r.share.items() if d in catalog.datasets for c in shared_categories(catalog, d, cols)}
     )
     return {
-        "entry_key": f"{r.id}|{interval.key}",
+        "entry_key": disclosure_key(r, interval),
         "recipient_id": r.id,
         "recipient_name": r.name,
         "contact": r.contact,

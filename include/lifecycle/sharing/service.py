@@ -5,9 +5,11 @@ back what the task returns through XCom (ids, counts, keys and hashes; row
 values never leave the extract).  The steps live beside it: ``gate_step``,
 ``extract``, ``manifest``, and the ``register`` entry.  Time comes from the
 run's data interval: the gate judges the agreement on the interval's end date,
-consent is judged at that instant, and every key derives from the interval, so
-a rerun of the same interval rewrites the same objects and updates the same
-register entry.
+consent is judged at that instant, and every key derives from the interval.
+A retried or cleared task of the same interval (after a kill) uploads nothing
+twice: an extract finds its ledgered file in the bucket, the manifest task
+finds its signed manifest for the same files, and the register keeps one
+entry.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import TYPE_CHECKING
 from lifecycle.cancellations import CancellationRequests
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
+from lifecycle.evidence import sharing_extract
 from lifecycle.sharing.extract import ensure_extractable, stream_extract
 from lifecycle.sharing.facts import Extracted, SignedManifest
 from lifecycle.sharing.gate_step import admit
 from lifecycle.sharing.interval import Interval
-from lifecycle.sharing.manifest import write_manifest
+from lifecycle.sharing.manifest import existing_manifest, write_manifest
 from lifecycle.sharing.pseudonym import pseudonymizer
-from lifecycle.sharing.register import SharingRegister, disclosure
+from lifecycle.sharing.register import SharingRegister, disclosure, disclosure_key
 from lifecycle.state import StateStore
 
 if TYPE_CHECKING:
@@ -84,8 +87,14 @@ class Sharing:
         return CancellationRequests(self.config, self.state, self.stores).open_subjects(as_of)
 
     def extract(self, dataset: str, interval: Interval) -> dict:
-        """Stream the agreed fields of ``dataset`` to the recipient's location; counts and the file's hash."""
+        """Stream the agreed fields of ``dataset`` to the recipient's location; counts and the file's hash.
+        Once uploaded the file is ledgered (``sharing.extracted``): a retried or cleared extract of the
+        same interval finds it there, and in the bucket, and does not upload it again."""
         ensure_extractable(self.recipient, self.catalog, dataset, interval.end.date())
+        key = sharing_extract(disclosure_key(self.recipient, interval), dataset)
+        done = self._uploaded(key)
+        if done is not None:
+            return done.to_xcom()
         excluded = self.excluded_subjects(interval.end)
         pseudonym = pseudonymizer(self._hmac_key(), self.recipient.id) if self.recipient.pseudonymize_subject else None
         extracted = stream_extract(
@@ -97,17 +106,31 @@ class Sharing:
             excluded=excluded,
             pseudonym=pseudonym,
         )
+        self.state.ledger.append("sharing.extracted", extracted.to_xcom(), key=key)
         return extracted.to_xcom()
+
+    def _uploaded(self, key: str) -> Extracted | None:
+        """The file an earlier attempt uploaded and ledgered, if the bucket still holds it whole."""
+        entry = self.state.ledger.find(key)
+        if entry is None:
+            return None
+        extracted = Extracted.from_xcom(entry.payload)
+        head = self.delivery.head(extracted.key)
+        return extracted if head is not None and head.get("ContentLength") == extracted.size else None
 
     def manifest(
         self, interval: Interval, files: list[dict], *, dag_id: str | None = None, run_id: str | None = None
     ) -> dict:
         """Write the signed manifest (JSON) and its page for people (HTML) next to the data."""
+        extracted = [Extracted.from_xcom(f) for f in files]
+        written = existing_manifest(self.recipient, interval, extracted, delivery=self.delivery)
+        if written is not None:  # a retried manifest task: the signed one is there for these files
+            return written.to_xcom()
         signed = write_manifest(
             self.recipient,
             self.catalog,
             interval,
-            [Extracted.from_xcom(f) for f in files],
+            extracted,
             delivery=self.delivery,
             signing_conn_id=self.config.recipients.signing.conn_id,
             signing_key=self._signing_key,

@@ -49,11 +49,12 @@ class AffectedPerson:
     reach: str  # email | phone | post | none
     country: str | None
     locale: str | None
-    batch: int = -1  # the send batch of a new person with an e-mail address; -1 for everyone else
+    batch: int = -1  # the send batch of a person this run mails; -1 for everyone else
+    owed: bool = False  # found by an earlier approved run, not told yet: this run sends to them
 
     @property
     def mailable(self) -> bool:
-        return self.new and self.reach == "email"
+        return (self.new or self.owed) and self.reach == "email"
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,119 @@ def regulator_notice(incident_id: str, run_id: str) -> str:
 
 
 _INCIDENT_ROWS = deliveries.c.notice.startswith("incident:", autoescape=True)
+#: a person a run is to tell: new to the incident, or owed a notice an earlier run did not send
+_TO_TELL = sa.or_(incident_subjects.c.new.is_(True), incident_subjects.c.owed.is_(True))
+_TO_MAIL = sa.and_(_TO_TELL, incident_subjects.c.reach == "email")
+#: delivery rows whose mail may or may not have gone out (``sending``: left by a killed run)
+IN_DOUBT = ("uncertain", "sending")
 
 
-class Incidents:
+class OwedNotices:
+    """The register's questions about notices owed and in doubt (``lifecycle.incident.owed``
+    asks them): people runs were to mail and nobody claimed, rows in doubt, their release."""
+
+    engine: sa.Engine  # and ``delivery_counts``: both of ``Incidents``
+
+    def _unclaimed(self, incident_id: str):
+        """A person's row with no delivery row for the incident: nobody claimed their notice."""
+        claim = sa.select(deliveries.c.subject_id).where(
+            deliveries.c.notice == _notice(incident_id), deliveries.c.subject_id == incident_subjects.c.subject_id
+        )
+        return ~claim.exists()
+
+    def _owed(self, incident_id: str, runs: Sequence[str]):
+        return sa.select(incident_subjects.c.subject_id).where(
+            incident_subjects.c.run_id.in_(runs), _TO_MAIL, self._unclaimed(incident_id)
+        )
+
+    def owed(self, incident_id: str, runs: Sequence[str]) -> list[str]:
+        """People ``runs`` were to e-mail (new or owed, with an address) who hold no delivery row
+        for the incident: owed a notice.  ``runs``: the incident's approved runs."""
+        if not runs:
+            return []
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(self._owed(incident_id, runs).distinct()).scalars())
+
+    def owed_count(self, incident_id: str, runs: Sequence[str]) -> int:
+        """How many people ``owed`` names, counted in the database."""
+        if not runs:
+            return 0
+        owed = self._owed(incident_id, runs).distinct().subquery()
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(owed)).scalar_one()
+
+    def in_doubt(self, incident_id: str, *, except_run: str | None = None) -> list[str]:
+        """People whose notice is ``uncertain`` (or left ``sending`` by a run that was killed): it may
+        or may not have gone out.  ``except_run``: not the rows this run claimed."""
+        query = sa.select(deliveries.c.subject_id).where(
+            deliveries.c.notice == _notice(incident_id), deliveries.c.status.in_(IN_DOUBT)
+        )
+        if except_run is not None:
+            query = query.where(deliveries.c.scope != except_run)
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(query).scalars())
+
+    def in_doubt_count(self, incident_id: str) -> int:
+        query = sa.select(sa.func.count()).where(
+            deliveries.c.notice == _notice(incident_id), deliveries.c.status.in_(IN_DOUBT)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def carried(self, run_id: str) -> list[str]:
+        """The people a run took over from earlier runs (``owed``)."""
+        query = sa.select(incident_subjects.c.subject_id).where(
+            incident_subjects.c.run_id == run_id, incident_subjects.c.owed.is_(True)
+        )
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(query).scalars())
+
+    def _doubtful(self, incident_id: str, part: Sequence[str], except_run: str):
+        return sa.and_(
+            deliveries.c.notice == _notice(incident_id),
+            deliveries.c.subject_id.in_(part),
+            deliveries.c.status.in_(IN_DOUBT),
+            deliveries.c.scope != except_run,
+        )
+
+    def doubtful(self, incident_id: str, subjects: Sequence[str], *, except_run: str) -> list[tuple]:
+        """(subject, status, Message-ID, claiming run) of the rows in doubt of ``subjects`` that
+        other runs than ``except_run`` claimed, by subject."""
+        columns = (deliveries.c.subject_id, deliveries.c.status, deliveries.c.message_id, deliveries.c.scope)
+        found = []
+        with self.engine.connect() as conn:
+            for part in chunks(sorted(subjects), CHUNK):
+                query = sa.select(*columns).where(self._doubtful(incident_id, part, except_run))
+                found += [tuple(row) for row in conn.execute(query)]
+        return sorted(found)
+
+    def release(self, incident_id: str, subjects: Sequence[str], *, except_run: str) -> int:
+        """Delete those rows (``doubtful``), so that ``subjects`` may be claimed again; how many."""
+        released = 0
+        with self.engine.begin() as conn:
+            for part in chunks(sorted(subjects), CHUNK):
+                released += conn.execute(
+                    deliveries.delete().where(self._doubtful(incident_id, part, except_run))
+                ).rowcount
+        return released
+
+    def run_delivery(self, incident_id: str, run_id: str) -> dict[str, int]:
+        """One run's notices: ``sent``, ``undeliverable``, ``deferred`` and ``uncertain`` (rows it
+        claimed; ``sending`` ones count uncertain), and ``owed`` (its people to mail whom no run
+        of the incident has claimed yet)."""
+        counts = {status: 0 for status in ("sent", "owed", "uncertain", "undeliverable", "deferred")}
+        for status, n in self.delivery_counts(run_id).items():
+            key = "uncertain" if status in IN_DOUBT else status
+            counts[key] = counts.get(key, 0) + n
+        query = sa.select(sa.func.count()).where(
+            incident_subjects.c.run_id == run_id, _TO_MAIL, self._unclaimed(incident_id)
+        )
+        with self.engine.connect() as conn:
+            counts["owed"] = conn.execute(query).scalar_one()
+        return counts
+
+
+class Incidents(OwedNotices):
     def __init__(self, engine: sa.Engine):
         self.engine = engine
 
@@ -203,6 +314,7 @@ class Incidents:
                 "country": p.country,
                 "locale": p.locale,
                 "batch": p.batch,
+                "owed": p.owed,
             }
             for p in people
         ]
@@ -238,25 +350,20 @@ class Incidents:
         return total, countries
 
     def mailable(self, run_id: str, batch: int) -> list[str]:
-        """The batch's people to e-mail: new to the incident, with an address."""
+        """The batch's people to e-mail: new to the incident or owed a notice, with an address."""
         query = sa.select(incident_subjects.c.subject_id).where(
-            incident_subjects.c.run_id == run_id,
-            incident_subjects.c.batch == batch,
-            incident_subjects.c.new.is_(True),
-            incident_subjects.c.reach == "email",
+            incident_subjects.c.run_id == run_id, incident_subjects.c.batch == batch, _TO_MAIL
         )
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
     def not_emailed(self, run_id: str) -> list[str]:
-        """The run's new people without an e-mail address."""
+        """The run's people to tell (new or owed) without an e-mail address."""
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
                     sa.select(incident_subjects.c.subject_id).where(
-                        incident_subjects.c.run_id == run_id,
-                        incident_subjects.c.new.is_(True),
-                        incident_subjects.c.reach != "email",
+                        incident_subjects.c.run_id == run_id, _TO_TELL, incident_subjects.c.reach != "email"
                     )
                 ).scalars()
             )

@@ -144,6 +144,8 @@ incident_subjects = sa.Table(
     sa.Column("country", sa.String(8)),
     sa.Column("locale", sa.String(16)),
     sa.Column("batch", sa.Integer, nullable=False),
+    # found by an earlier approved run and not yet told: sent to by this run (migration 10)
+    sa.Column("owed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_lifecycle_incident_subjects_batch", "run_id", "batch"),
     sa.Index("ix_lifecycle_incident_subjects_incident", "incident_id", "subject_id"),
 )

@@ -68,6 +68,11 @@ def render_body(state, sink, run_id: str, locales: list[str], *, base: str = "")
             f"- **Reached by**: e-mail {reach.get('email', 0):,} · telephone {reach.get('phone', 0):,} · "
             f"letter {reach.get('post', 0):,} · no contact {reach.get('none', 0):,}",
         ]
+        if scope.owed or scope.released:
+            lines.append(
+                f"- **Also told now**: {scope.owed:,} an interrupted earlier run never reached; "
+                f"{scope.released:,} uncertain released ({form.resend_reason or 'no reason'})"
+            )
     if duty is not None:
         told = duty.matched
         if told:

@@ -1,5 +1,7 @@
 """Incidents as the register holds them: per incident and run the form's facts, the people
-by reach (counts), the obligations and deadlines, the previews and the delivery progress.
+by reach (counts), the obligations and deadlines, the previews and the delivery progress:
+per run the notices sent, owed (an approved run found the person, nobody claimed their
+notice), uncertain (a kill left it in doubt) and undeliverable.
 
 Counts only; the letter and telephone lists are named, never read here.
 """
@@ -11,6 +13,7 @@ from datetime import datetime
 
 from lifecycle.clock import aware_utc
 from lifecycle.incident.models import Run
+from lifecycle.incident.owed import owing, run_delivery
 from lifecycle.reports import safe_name
 
 CONTACT_LISTS = ("letters.csv", "telephone.csv")
@@ -43,7 +46,9 @@ class IncidentSummary:
     delivery: dict[str, int]  # the latest approved run's delivery rows by status
     letters: int
     telephone: int
-    open: bool  # no approved run has finished yet, or a regulator's deadline is still ahead
+    open: bool  # no approved run has finished yet, a regulator's deadline is still ahead, or people are owed
+    owed: int = 0  # people the incident's approved runs still owe a notice
+    uncertain: int = 0  # notices in doubt (a kill): not sent again unless released
 
 
 def _deadlines(run: Run | None, now: datetime) -> list[Deadline]:
@@ -64,6 +69,7 @@ def summarize(state, incident: dict, now: datetime) -> IncidentSummary:
     deadlines = _deadlines(shown, now)
     finished = notified is not None and notified.figures.final is not None
     lists = notified.figures.lists if notified else None
+    debt = owing(state, incident["incident_id"], runs)
     return IncidentSummary(
         incident_id=incident["incident_id"],
         title=incident["title"],
@@ -76,7 +82,9 @@ def summarize(state, incident: dict, now: datetime) -> IncidentSummary:
         delivery=state.incidents.delivery_counts(notified.run_id) if notified else {},
         letters=lists.letters if lists else 0,
         telephone=lists.telephone if lists else 0,
-        open=not finished or any(d.seconds_left > 0 for d in deadlines),
+        open=not finished or debt.open or any(d.seconds_left > 0 for d in deadlines),
+        owed=debt.owed,
+        uncertain=debt.uncertain,
     )
 
 
@@ -86,11 +94,22 @@ def incident_summaries(state, now: datetime, limit: int = 100) -> list[IncidentS
 
 
 @dataclass(frozen=True)
+class RunLine:
+    """One run of an incident as its page lists it, with its notices."""
+
+    run_id: str
+    phase: str
+    dry_run: bool
+    decision: str | None
+    delivery: dict[str, int]  # sent, owed, uncertain, undeliverable, deferred
+
+
+@dataclass(frozen=True)
 class RunView:
     incident_id: str
     title: str
     run: Run
-    runs: list[tuple[str, bool, str | None]]  # every run of the incident: id, dry run, decision
+    runs: list[RunLine]  # every run of the incident, oldest first
     deadlines: list[Deadline]
     delivery: dict[str, int]
     documents: list[str]  # keys under the run's folder, contact lists included (the page decides)
@@ -120,7 +139,7 @@ def run_view(state, sink, incident_id: str, run_id: str, locales: list[str], now
     if f"{folder}preview/announcement.html" in keys:
         previews["Announcement"] = f"{folder}preview/announcement.html"
     runs = [
-        (r.run_id, r.dry_run, (r.approval.decision if r.approval else None))
+        RunLine(r.run_id, r.phase, r.dry_run, r.approval.decision if r.approval else None, run_delivery(state, r))
         for r in map(Run.from_row, state.incidents.runs_of(incident_id))
     ]
     return RunView(
@@ -129,7 +148,7 @@ def run_view(state, sink, incident_id: str, run_id: str, locales: list[str], now
         run=run,
         runs=runs,
         deadlines=_deadlines(run, aware_utc(now)),
-        delivery=state.incidents.delivery_counts(run_id),
+        delivery=run_delivery(state, run),
         documents=keys,
         previews=previews,
     )

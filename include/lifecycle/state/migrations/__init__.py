@@ -24,6 +24,7 @@ from lifecycle.state.migrations import (
     v07_regulator_deliveries,
     v08_subject_requests,
     v09_send_rates,
+    v10_owed_notices,
 )
 
 #: the record of applied steps (created by ``migrate`` itself, before any step)
@@ -45,6 +46,7 @@ MIGRATIONS = [
     (7, v07_regulator_deliveries.upgrade),
     (8, v08_subject_requests.upgrade),
     (9, v09_send_rates.upgrade),
+    (10, v10_owed_notices.upgrade),
 ]
 
 

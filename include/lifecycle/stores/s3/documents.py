@@ -52,7 +52,9 @@ class DocumentObjects:
 
         Small content is one PutObject; past ``part_size`` (at least 5 MiB, S3's
         floor for every part but the last) a multipart upload, aborted if
-        anything fails so no partial object or orphaned parts remain.
+        anything fails so no partial object or orphaned parts remain.  A
+        process killed mid-upload cannot abort its own: the next upload of the
+        key aborts the unfinished ones first, so their parts do not stay.
         ``encryption`` (``AES256`` or ``aws:kms``) is requested on the object.
         """
         extra = {"ContentType": content_type}
@@ -63,6 +65,7 @@ class DocumentObjects:
         digest, size, buffer = hashlib.sha256(), 0, bytearray()
         upload_id, parts = None, []
         with self._failures(None, f"write {key!r}"):
+            self._abort_unfinished(key)
             try:
                 for chunk in chunks:
                     digest.update(chunk)
@@ -89,6 +92,13 @@ class DocumentObjects:
                         self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
                 raise
         return Uploaded(key, size, digest.hexdigest(), len(parts))
+
+    def _abort_unfinished(self, key: str) -> None:
+        """Abort the multipart uploads of ``key`` a killed process left open."""
+        listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key).get("Uploads", [])
+        for upload in listed:
+            if upload["Key"] == key:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
 
     def _part(self, key: str, upload_id: str, number: int, body: bytes) -> dict:
         response = self.client.upload_part(
