@@ -28,19 +28,38 @@ CATALOG, RETENTION, CANCELLATION, RECIPIENTS, INCIDENTS, NOTIFICATIONS, REQUESTS
 )
 LONGEST_PRESIGNED_LINK = Duration.parse("7d")  # S3's limit for a link signed with SigV4
 REGULATOR_TEMPLATE = "regulator_report"  # the cover e-mail of a regulator's report
-MAIL_KEYS = ("email", "contact", "locales")  # notifications.yaml's; older incidents.yaml files carry them
+MAIL_KEYS = ("email", "contact", "locales")
+TABLE_SYSTEMS = (
+    "sql",
+    "iceberg",
+    "delta",
+)  # systems a table dataset may live in  # notifications.yaml's; older incidents.yaml files carry them
 
 
-def _system(catalog: Catalog, file: str, path: str, name: str, kind: str) -> Iterator[Problem]:
+def _system(catalog: Catalog, file: str, path: str, name: str, kind: str | tuple[str, ...]) -> Iterator[Problem]:
     system = catalog.systems.get(name)
+    kinds = (kind,) if isinstance(kind, str) else kind
     if system is None:
         yield Problem(file, path, f"unknown system {name!r}; the catalog has {', '.join(sorted(catalog.systems))}")
-    elif system.type != kind:
-        yield Problem(
-            file,
-            path,
-            f"system {name!r} is of type {system.type}, this needs {'an s3' if kind == 's3' else 'a sql'} system",
-        )
+    elif system.type not in kinds:
+        needed = f"{'an' if kinds[0] == 's3' else 'a'} {kinds[0]} system"
+        if len(kinds) > 1:
+            needed += f" (or {' or '.join(kinds[1:])})"
+        yield Problem(file, path, f"system {name!r} is of type {system.type}, this needs {needed}")
+
+
+def _purge_within(catalog: Catalog, file: str, key: str, promise: Duration) -> Iterator[Problem]:
+    """A lake system's ``purge_after`` fits within a promise it serves: an erasure is complete
+    only once the files still holding the rows are gone."""
+    for name, system in catalog.systems.items():
+        purge = getattr(system, "purge_after", None)
+        if purge is not None and promise.surely_shorter_than(purge):
+            yield Problem(
+                CATALOG,
+                f"systems.{name}.purge_after",
+                f"{purge} is longer than {file} {key} ({promise}): the deleted rows would outlive the promise; "
+                f"set purge_after to {promise} or less",
+            )
 
 
 def _category(catalog: Catalog, file: str, path: str, name: str | None) -> Iterator[Problem]:
@@ -89,7 +108,7 @@ def _subject_dataset(model: CatalogFile) -> Iterator[Problem]:
 def _dataset(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem]:
     """One dataset: its system and category, its fields, then how a person's rows or objects are found."""
     where = f"datasets.{name}"
-    yield from _system(catalog, CATALOG, f"{where}.system", ds.system, "sql" if ds.is_table else "s3")
+    yield from _system(catalog, CATALOG, f"{where}.system", ds.system, TABLE_SYSTEMS if ds.is_table else "s3")
     yield from _category(catalog, CATALOG, f"{where}.category", ds.category)
     if not ds.personal and (ds.category or any(f.personal for f in ds.fields.values())):
         yield Problem(
@@ -278,6 +297,7 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
             "complete_within",
             f"{cancellation.complete_within} leaves no time after the grace period {cancellation.grace_period}",
         )
+    yield from _purge_within(catalog, CANCELLATION, "complete_within", cancellation.complete_within)
     for i, override in enumerate(cancellation.overrides):
         yield from _applies_to(catalog, CANCELLATION, f"overrides[{i}].applies_to", override.applies_to)
         if override.action == "anonymize":
@@ -286,6 +306,7 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
 
 
 def check_requests(catalog: Catalog, requests) -> Iterator[Problem]:
+    yield from _purge_within(catalog, REQUESTS, "respond_within", requests.respond_within)
     if requests.intake is not None:
         table = requests.intake.requests
         path = "intake.requests"

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from lifecycle.config.lake import DeltaSystem, IcebergSystem
 from lifecycle.durations import Duration
 
 DurationField = Annotated[Duration, BeforeValidator(Duration.parse), PlainSerializer(str)]
@@ -194,8 +195,11 @@ class Anonymization(Model):
     hmac_key_variable: str = "lifecycle_hmac_key"
 
 
+AnySystem = Annotated[System | IcebergSystem | DeltaSystem, Field(discriminator="type")]
+
+
 class CatalogFile(Model):
-    systems: dict[Name, System]
+    systems: dict[Name, AnySystem]
     categories: dict[Name, Category]
     subject: Subject
     datasets: dict[Name, Dataset]

@@ -1,0 +1,303 @@
+"""The store contract's verbs for lake tables, once for Iceberg and Delta.
+
+A verb reads the columns it needs (key, subject link, ``created``), selects rows with an
+Arrow mask (``arrow.mask``), and, for a change, commits once by primary key: the keys
+selected are the rows changed, so a row another writer appends meanwhile is never touched.
+When another writer commits first, the same keys are applied again on the new snapshot
+(``commit_attempts`` times, then a ``TransientStoreError``: the task retries later).
+The engines (``iceberg``, ``delta``) supply reading, the two commits, the schema and the
+purge; everything else is here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lifecycle.catalog import Catalog
+from lifecycle.clock import aware_utc
+from lifecycle.errors import TerminalStoreError, TransientStoreError, store_failures
+from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Remaining, Selection, StoredRows
+from lifecycle.stores.lake import arrow
+from lifecycle.stores.lake.files import Storage
+from lifecycle.stores.lake.links import Links
+from lifecycle.stores.sql.values import json_key
+
+
+class LakeStore:
+    """Datasets of one lake system: the contract, ``Rows``, ``StorageVerification``, ``Describing``."""
+
+    commit_attempts = 5
+    conflicts: tuple[type[BaseException], ...] = ()
+    data_suffix = ".parquet"
+
+    def __init__(self, catalog: Catalog, system: str, storage: Storage, open_store: Callable | None = None):
+        self.catalog, self.system, self.storage = catalog, system, storage
+        self.spec = catalog.systems[system]
+        self.links = Links(catalog, system, open_store)
+
+    # engines: _read, _delete_keys, _replace_rows, _refresh, _schema, location, purge
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        yield
+
+    @contextlib.contextmanager
+    def _failures(self, dataset: str | None, purpose: str):
+        with store_failures(
+            self.system, dataset, purpose, catching=(Exception,), transient=self._transient, describe=_describe
+        ):
+            yield
+
+    def _transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, (*self.conflicts, ConnectionError, TimeoutError))
+
+    # --------------------------------------------------------------- reading
+
+    def _columns(self, dataset: str) -> tuple[str, str | None, str | None]:
+        ds = self.catalog.dataset(dataset)
+        if not ds.primary_key:
+            raise TerminalStoreError(self.system, dataset, "select rows", "the dataset has no primary_key")
+        return ds.primary_key, self.links.column(dataset), ds.created
+
+    def _selected(self, dataset: str, selection: Selection, extra: tuple[str, ...] = ()) -> pa.Table:
+        """The selected rows' key, link, created and ``extra`` columns, in key order."""
+        pk, link, created = self._columns(dataset)
+        names = list(dict.fromkeys(c for c in (pk, link, created, *extra, *selection.pending_anonymization) if c))
+        values = {}
+        if selection.subjects is not None:
+            if link is None:
+                return pa.table({c: [] for c in names})
+            values["subjects"] = list(self.links.values(dataset, selection.subjects))
+        if selection.exclude_subjects and link:
+            values["excluded"] = list(self.links.values(dataset, selection.exclude_subjects))
+        table = self._read(dataset, names, link_values=values.get("subjects"), keys=selection.keys)
+        keep = arrow.mask(table, selection, pk=pk, created=created, link=link, values=values)
+        if selection.pending_anonymization:
+            specs = {f: self.catalog.dataset(dataset).fields[f].anonymize for f in selection.pending_anonymization}
+            keep = pc.and_kleene(keep, arrow.pending(table, selection.pending_anonymization, specs))
+        table = table.filter(keep)
+        return table.sort_by(pk) if table.num_rows else table
+
+    def _per_subject(self, dataset: str, table: pa.Table) -> dict[str, int]:
+        link = self.links.column(dataset)
+        if link is None or table.num_rows == 0:
+            return {}
+        counts = pc.value_counts(arrow.plain(table[link]).combine_chunks())
+        owners = self.links.owners(dataset, counts.field("values").to_pylist())
+        out: dict[str, int] = {}
+        for value, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()):
+            subject = owners.get(str(value)) if value is not None else None
+            if subject is not None:
+                out[subject] = out.get(subject, 0) + n
+        return out
+
+    def count(self, dataset: str, selection: Selection = ALL) -> int:
+        with self._failures(dataset, "count rows"):
+            return self._selected(dataset, selection).num_rows
+
+    def count_by_subject(self, dataset: str, selection: Selection = ALL) -> dict[str, int]:
+        with self._failures(dataset, "count rows per subject"):
+            return self._per_subject(dataset, self._selected(dataset, selection))
+
+    def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
+        with self._failures(dataset, "plan key ranges"):
+            keys = self._selected(dataset, selection)[self._columns(dataset)[0]].to_pylist()
+        return [
+            KeyRange(json_key(part[0]), json_key(part[-1]), len(part))
+            for part in (keys[i : i + size] for i in range(0, len(keys), size))
+        ]
+
+    def remaining(self, dataset: str, selection: Selection) -> Remaining:
+        with self._failures(dataset, "verify"):
+            table = self._selected(dataset, selection)
+            left = Remaining(table.num_rows)
+            if selection.subjects is not None:
+                left.by_subject = self._per_subject(dataset, table)
+        return left
+
+    # --------------------------------------------------------------- changes
+
+    def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change:
+        """Delete the selected rows in one commit; ``before_commit(rows per subject, [])`` first."""
+        with self._failures(dataset, "delete rows"):
+            selected = self._selected(dataset, selection)
+            if selected.num_rows == 0:
+                return Change()
+            if before_commit is not None:
+                before_commit(self._per_subject(dataset, selected), [])
+            keys = selected[self._columns(dataset)[0]].combine_chunks()
+            return Change(rows=self._committing(dataset, "delete rows", lambda: self._delete_keys(dataset, keys)))
+
+    def anonymize(
+        self,
+        dataset: str,
+        selection: Selection,
+        fields: list,
+        *,
+        hmac_key: bytes | None = None,
+        unlink: bool = False,
+        before_commit: BeforeCommit | None = None,
+    ) -> Change:
+        """Rewrite the selected rows with each field's strategy in one commit (only the files
+        holding them are rewritten); ``unlink`` also clears the subject link."""
+        for f in fields:
+            self._check_strategy(dataset, f, hmac_key)
+        with self._failures(dataset, "anonymize rows"):
+            selected = self._selected(dataset, selection)
+            if selected.num_rows == 0:
+                return Change()
+            pk = self._columns(dataset)[0]
+            keys = selected[pk].combine_chunks()
+            if before_commit is not None:
+                before_commit(self._per_subject(dataset, selected), [json_key(k) for k in keys.to_pylist()])
+            hops = self.catalog.path_to_subject(dataset)
+            cleared = (hops[0].column,) if unlink and hops else ()
+
+            def rewrite() -> int:
+                rows = self._read(dataset, None, keys=tuple(keys.to_pylist()))
+                rows = rows.filter(pc.is_in(arrow.plain(rows[pk]), value_set=arrow.plain(keys)))
+                return self._replace_rows(dataset, keys, arrow.anonymized(rows, fields, hmac_key, cleared))
+
+            return Change(rows=self._committing(dataset, "anonymize rows", rewrite))
+
+    def _check_strategy(self, dataset: str, field, hmac_key: bytes | None) -> None:
+        from lifecycle import anonymize as strategies
+
+        spec = field.spec.anonymize
+        if spec is None:
+            raise TerminalStoreError(
+                self.system, dataset, "anonymize rows", f"field {field.column!r} has no anonymize strategy"
+            )
+        if strategies.strategy(spec.strategy).needs_key and not hmac_key:
+            raise TerminalStoreError(
+                self.system,
+                dataset,
+                "anonymize rows",
+                f"field {field.column!r} uses {spec.strategy}, which needs the HMAC key",
+            )
+
+    def _committing(self, dataset: str, purpose: str, attempt: Callable[[], int]) -> int:
+        """One commit; when another writer committed first, again on the new snapshot."""
+        last: BaseException | None = None
+        for _ in range(self.commit_attempts):
+            try:
+                return attempt()
+            except self.conflicts as exc:
+                last = exc
+                self._refresh(dataset)
+        raise TransientStoreError(
+            self.system,
+            dataset,
+            purpose,
+            f"another writer committed first {self.commit_attempts} times ({type(last).__name__}); retry later",
+        )
+
+    # ------------------------------------------------------------------ rows
+
+    def read(self, dataset: str, columns: list[str], selection: Selection = ALL) -> list[tuple]:
+        with self._failures(dataset, f"read {', '.join(columns)}"):
+            table = self._selected(dataset, selection, tuple(columns))
+            return list(zip(*(table[c].to_pylist() for c in columns))) if table.num_rows else []
+
+    def stream(
+        self,
+        dataset: str,
+        columns: list[str],
+        *,
+        consent: tuple[str, str, datetime] | None = None,
+        selection: Selection | None = None,
+        fetch_rows: int = 5000,
+    ) -> Iterator[list[tuple]]:
+        """Rows of ``(subject, *columns)`` in key order, JSON-ready, in lists of ``fetch_rows``."""
+        with self._failures(dataset, f"read {', '.join(columns)}"):
+            table = self._selected(dataset, selection or ALL, tuple(columns))
+            link = self.links.column(dataset)
+            links = table[link].to_pylist() if link and table.num_rows else [None] * table.num_rows
+            owners = self.links.owners(dataset, links)
+            allowed = self._consenting(dataset, *consent) if consent is not None else None
+        rows = []
+        for n, values in enumerate(zip(*(table[c].to_pylist() for c in columns))):
+            subject = owners.get(str(links[n])) if links[n] is not None else None
+            if allowed is not None and subject not in allowed:
+                continue
+            rows.append([subject, *(arrow.json_ready(v) for v in values)])
+            if len(rows) == fetch_rows:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+
+    def _consenting(self, dataset: str, consents: str, purpose: str, as_of: datetime) -> set[str]:
+        """Subjects whose latest consent for ``purpose`` granted by ``as_of`` is not withdrawn by then."""
+        spec = self.catalog.dataset(consents).consent
+        if spec is None:
+            raise TerminalStoreError(self.system, dataset, "select consenting subjects", f"{consents!r} has no consent")
+        when, latest = aware_utc(as_of), {}
+        columns = [spec.purpose, spec.granted] + ([spec.withdrawn] if spec.withdrawn else [])
+        for chunk in self.links.rows_of(dataset, consents).stream(consents, columns):
+            for subject, about, granted, *withdrawn in chunk:
+                granted = aware_utc(datetime.fromisoformat(granted)) if granted else None
+                newer = subject not in latest or (granted is not None and granted > latest[subject][0])
+                if about == purpose and granted is not None and granted <= when and newer:
+                    latest[subject] = (granted, withdrawn[0] if withdrawn else None)
+        return {s for s, (_, gone) in latest.items() if gone is None or aware_utc(datetime.fromisoformat(gone)) > when}
+
+    # ---------------------------------------------------------- verification
+
+    def stored(self, dataset: str, subjects: tuple[str, ...]) -> StoredRows:
+        """The people's rows in every data file under the table's location, live or not."""
+        link = self.links.column(dataset)
+        with self._failures(dataset, "read every data file"):
+            values = self.links.values(dataset, subjects)
+            files = [f for f in self.storage.files(self.location(dataset)) if f.path.endswith(self.data_suffix)]
+            files = [f for f in files if "/_delta_log/" not in f.path]
+            found: dict[str, int] = {}
+            for f in files:
+                column = self.storage.read_column(f.path, link)
+                if column is None:
+                    continue
+                column = arrow.plain(column)
+                hits = column.filter(pc.is_in(column, value_set=arrow.as_type(list(values), column.type)))
+                for value in hits.to_pylist():
+                    found[values[str(value)]] = found.get(values[str(value)], 0) + 1
+        return StoredRows(sum(found.values()), found, len(files), sum(f.size for f in files))
+
+    def describe(self, dataset: str) -> dict[str, dict] | None:
+        with self._failures(dataset, "read the table's schema"):
+            schema = self._schema(dataset)
+        if schema is None:
+            return None
+        return {f.name: {"name": f.name, "type": sql_type(f.type), "nullable": f.nullable} for f in schema}
+
+
+def sql_type(kind: pa.DataType):
+    """An Arrow type as the SQLAlchemy type ``scan`` judges strategies by."""
+    import sqlalchemy as sa
+
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return sa.Text()
+    if pa.types.is_timestamp(kind):
+        return sa.DateTime(timezone=kind.tz is not None)
+    if pa.types.is_date(kind):
+        return sa.Date()
+    if pa.types.is_integer(kind):
+        return sa.BigInteger()
+    if pa.types.is_floating(kind):
+        return sa.Float()
+    if pa.types.is_boolean(kind):
+        return sa.Boolean()
+    if pa.types.is_decimal(kind):
+        return sa.Numeric(kind.precision, kind.scale)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return sa.LargeBinary()
+    return sa.types.NullType()
+
+
+def _describe(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}"[:500]
