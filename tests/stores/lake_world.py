@@ -19,7 +19,7 @@ from tests.support.s3 import aws_connection
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)
 PEOPLE = 10
-EVENTS = 200  # event n: person n % 10 + 1, n hours old
+EVENTS = 200
 ORDERS = 20  # order n: person n % 10 + 1
 KEY = b"lake-test-hmac-key-0123456789"
 
@@ -38,8 +38,9 @@ ORDER_EVENT_SCHEMA = pa.schema(
 )
 
 
-def events(first: int = 0, count: int = EVENTS) -> pa.Table:
-    ids = range(first, first + count)
+def events(first: int = 0, count: int = EVENTS, ids=None) -> pa.Table:
+    """Events ``first`` .. ``first + count - 1`` (or ``ids``): event n is person n % 10 + 1's, n hours old."""
+    ids = range(first, first + count) if ids is None else ids
     return pa.table(
         {
             "id": list(ids),
@@ -181,3 +182,9 @@ def wall_now() -> datetime:
     """Purges judge files by when they were written (the machine's clock): a test purging at
     once asks as of a moment after its writes."""
     return datetime.now(UTC) + timedelta(seconds=2)
+
+
+def newcomers(count: int) -> pa.Table:
+    """Events another writer appends: ids -1 and 1000.. (their file's key range spans every
+    existing key, so a commit deleting existing keys conflicts with it)."""
+    return events(ids=[-1, *range(1000, 1000 + count - 1)])

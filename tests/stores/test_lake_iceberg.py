@@ -171,8 +171,11 @@ def test_a_writer_appending_during_the_delete_keeps_its_rows(lake):
         writer.refresh()
         writer.append(world.events(first=1000, count=30))  # people 1..10, ids 1000..1029
 
-    change = stores.of("events").delete("events", Selection(subjects=("1",)), before_commit=append)
-    assert change.rows == 20
+    store = stores.of("events")
+    retried, refresh = [], store._refresh
+    store._refresh = lambda dataset: (retried.append(dataset), refresh(dataset))
+    assert store.delete("events", Selection(subjects=("1",)), before_commit=append).rows == 20
+    assert retried == ["events"]  # the first commit lost the race and was applied again on the new snapshot
     rows = other.load_table("analytics.events").scan().to_arrow()
     assert rows.num_rows == world.EVENTS - 20 + 30
     assert sorted(i for i, u in zip(rows["id"].to_pylist(), rows["user_id"].to_pylist()) if u == 1) == [
@@ -246,3 +249,77 @@ def test_describe_and_scan_find_unclassified_and_vanished_columns(lake):
         update.delete_column("ip")
     findings = [str(f) for f in scan_report(stores.catalog, stores=stores).findings if f.system == "lake"]
     assert any("ip" in f and "not in the table" in f for f in findings)
+
+
+# ------------------------------------------------------------------ configuration
+
+LAKE = {
+    "type": "iceberg",
+    "conn_id": "lake_s3",
+    "catalog": {"path": "var/lake/catalog.db"},
+    "warehouse": "s3://lake/wh",
+}
+EVENTS = {
+    "system": "lake",
+    "table": "analytics.events",
+    "primary_key": "id",
+    "subject": "user_id -> users.id",
+    "created": "ts",
+    "category": "access_records",
+}
+
+
+def _lake_files(system: dict) -> dict:
+    import copy
+
+    from tests.config import sample
+
+    files = copy.deepcopy(sample.FILES)
+    files["catalog.yaml"]["systems"]["lake"] = system
+    files["catalog.yaml"]["datasets"]["lake_events"] = EVENTS
+    return files
+
+
+@pytest.mark.parametrize(
+    "system,path,words",
+    [
+        ({**LAKE, "conn_id": None}, "systems.lake", "warehouse 's3://lake/wh' is on S3: name its aws connection"),
+        ({**LAKE, "catalog": {"path": "x.db", "conn_id": "c"}}, "systems.lake.catalog", "either conn_id"),
+        ({**LAKE, "purge_after": "soon"}, "systems.lake.purge_after", "is not a duration"),
+        (
+            {**LAKE, "purge_after": "60d"},
+            "systems.lake.purge_after",
+            "longer than cancellation.yaml complete_within (30d)",
+        ),
+        ({**LAKE, "bucket": "b"}, "systems.lake.bucket", "unknown key"),
+        ({"type": "delta", "location": "s3://lake/d"}, "systems.lake", "location 's3://lake/d' is on S3"),
+        ({**LAKE, "type": "hive"}, "systems.lake", "'iceberg', 'delta'"),
+    ],
+    ids=[
+        "s3 without connection",
+        "two catalogs",
+        "bad duration",
+        "purge past the promise",
+        "unknown key",
+        "delta",
+        "type",
+    ],
+)
+def test_bad_lake_configuration_is_refused_naming_the_key(tmp_path, system, path, words):
+    from lifecycle.config import load_config
+    from lifecycle.errors import ConfigError
+    from tests.config import sample
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(sample.write(tmp_path, _lake_files(system)))
+    found = [str(p) for p in caught.value.problems if p.file == "catalog.yaml" and p.path == path]
+    assert any(words in p for p in found), [str(p) for p in caught.value.problems]
+
+
+def test_a_lake_configuration_loads(tmp_path):
+    from lifecycle.config import load_config
+    from tests.config import sample
+
+    config = load_config(sample.write(tmp_path, _lake_files({**LAKE, "purge_after": 0})))
+    assert str(config.catalog.systems["lake"].purge_after) == "0"
+    assert config.catalog.systems["lake"].catalog.name == "lifecycle"

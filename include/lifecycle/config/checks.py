@@ -159,8 +159,8 @@ def _field(catalog: Catalog, ds: Dataset, fpath: str, spec: FieldSpec) -> Iterat
 
 
 def _subject_chain(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem]:
-    """A personal table other than the subject's links to the subject within its own system,
-    so a person's rows can be found with one SQL join."""
+    """A personal table other than the subject's links to the subject; a SQL table within its own
+    system, so a person's rows can be found with one SQL join."""
     model = catalog.model
     if not ds.personal or name == model.subject.dataset:
         return
@@ -170,7 +170,7 @@ def _subject_chain(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem
     except LinkError as exc:
         hops = ()
         yield Problem(CATALOG, f"{where}.subject", f"does not reach the subject: {exc}")
-    if ds.system in model.systems:
+    if ds.system in model.systems and model.systems[ds.system].type == "sql":  # a lake table resolves hop by hop
         apart = sorted({h.target for h in hops if model.datasets[h.target].system != ds.system})
         if apart:
             yield Problem(

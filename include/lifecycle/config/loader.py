@@ -95,7 +95,7 @@ def parse_model(file: str, data: object, model: type[BaseModel]) -> tuple[BaseMo
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             # pydantic reports which union member failed ("str", "Anonymize"); the user wrote one key.
             loc = tuple(p for p in loc if p not in {"Anonymize", "SubjectLink", "str", "int"})
-            if loc[:1] == ("systems",) and len(loc) > 3 and loc[2] in SYSTEM_TYPES:
+            if loc[:1] == ("systems",) and len(loc) > 2 and loc[2] in SYSTEM_TYPES:
                 loc = loc[:2] + loc[3:]  # the system's type, which pydantic names as the union member
             if error["type"] == "extra_forbidden" and loc:
                 problems.append(

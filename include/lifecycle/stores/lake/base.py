@@ -12,23 +12,23 @@ purge; everything else is here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lifecycle.catalog import Catalog
-from lifecycle.clock import aware_utc
 from lifecycle.errors import TerminalStoreError, TransientStoreError, store_failures
-from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Remaining, Selection, StoredRows
+from lifecycle.stores.contract import ALL, BeforeCommit, Change, KeyRange, Remaining, Selection
 from lifecycle.stores.lake import arrow
 from lifecycle.stores.lake.files import Storage
 from lifecycle.stores.lake.links import Links
+from lifecycle.stores.lake.rows import LakeRows
+from lifecycle.stores.lake.verify import LakeVerification
 from lifecycle.stores.sql.values import json_key
 
 
-class LakeStore:
+class LakeStore(LakeRows, LakeVerification):
     """Datasets of one lake system: the contract, ``Rows``, ``StorageVerification``, ``Describing``."""
 
     commit_attempts = 5
@@ -196,106 +196,6 @@ class LakeStore:
             purpose,
             f"another writer committed first {self.commit_attempts} times ({type(last).__name__}); retry later",
         )
-
-    # ------------------------------------------------------------------ rows
-
-    def read(self, dataset: str, columns: list[str], selection: Selection = ALL) -> list[tuple]:
-        with self._failures(dataset, f"read {', '.join(columns)}"):
-            table = self._selected(dataset, selection, tuple(columns))
-            return list(zip(*(table[c].to_pylist() for c in columns))) if table.num_rows else []
-
-    def stream(
-        self,
-        dataset: str,
-        columns: list[str],
-        *,
-        consent: tuple[str, str, datetime] | None = None,
-        selection: Selection | None = None,
-        fetch_rows: int = 5000,
-    ) -> Iterator[list[tuple]]:
-        """Rows of ``(subject, *columns)`` in key order, JSON-ready, in lists of ``fetch_rows``."""
-        with self._failures(dataset, f"read {', '.join(columns)}"):
-            table = self._selected(dataset, selection or ALL, tuple(columns))
-            link = self.links.column(dataset)
-            links = table[link].to_pylist() if link and table.num_rows else [None] * table.num_rows
-            owners = self.links.owners(dataset, links)
-            allowed = self._consenting(dataset, *consent) if consent is not None else None
-        rows = []
-        for n, values in enumerate(zip(*(table[c].to_pylist() for c in columns))):
-            subject = owners.get(str(links[n])) if links[n] is not None else None
-            if allowed is not None and subject not in allowed:
-                continue
-            rows.append([subject, *(arrow.json_ready(v) for v in values)])
-            if len(rows) == fetch_rows:
-                yield rows
-                rows = []
-        if rows:
-            yield rows
-
-    def _consenting(self, dataset: str, consents: str, purpose: str, as_of: datetime) -> set[str]:
-        """Subjects whose latest consent for ``purpose`` granted by ``as_of`` is not withdrawn by then."""
-        spec = self.catalog.dataset(consents).consent
-        if spec is None:
-            raise TerminalStoreError(self.system, dataset, "select consenting subjects", f"{consents!r} has no consent")
-        when, latest = aware_utc(as_of), {}
-        columns = [spec.purpose, spec.granted] + ([spec.withdrawn] if spec.withdrawn else [])
-        for chunk in self.links.rows_of(dataset, consents).stream(consents, columns):
-            for subject, about, granted, *withdrawn in chunk:
-                granted = aware_utc(datetime.fromisoformat(granted)) if granted else None
-                newer = subject not in latest or (granted is not None and granted > latest[subject][0])
-                if about == purpose and granted is not None and granted <= when and newer:
-                    latest[subject] = (granted, withdrawn[0] if withdrawn else None)
-        return {s for s, (_, gone) in latest.items() if gone is None or aware_utc(datetime.fromisoformat(gone)) > when}
-
-    # ---------------------------------------------------------- verification
-
-    def stored(self, dataset: str, subjects: tuple[str, ...]) -> StoredRows:
-        """The people's rows in every data file under the table's location, live or not."""
-        link = self.links.column(dataset)
-        with self._failures(dataset, "read every data file"):
-            values = self.links.values(dataset, subjects)
-            files = [f for f in self.storage.files(self.location(dataset)) if f.path.endswith(self.data_suffix)]
-            files = [f for f in files if "/_delta_log/" not in f.path]
-            found: dict[str, int] = {}
-            for f in files:
-                column = self.storage.read_column(f.path, link)
-                if column is None:
-                    continue
-                column = arrow.plain(column)
-                hits = column.filter(pc.is_in(column, value_set=arrow.as_type(list(values), column.type)))
-                for value in hits.to_pylist():
-                    found[values[str(value)]] = found.get(values[str(value)], 0) + 1
-        return StoredRows(sum(found.values()), found, len(files), sum(f.size for f in files))
-
-    def describe(self, dataset: str) -> dict[str, dict] | None:
-        with self._failures(dataset, "read the table's schema"):
-            schema = self._schema(dataset)
-        if schema is None:
-            return None
-        return {f.name: {"name": f.name, "type": sql_type(f.type), "nullable": f.nullable} for f in schema}
-
-
-def sql_type(kind: pa.DataType):
-    """An Arrow type as the SQLAlchemy type ``scan`` judges strategies by."""
-    import sqlalchemy as sa
-
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        return sa.Text()
-    if pa.types.is_timestamp(kind):
-        return sa.DateTime(timezone=kind.tz is not None)
-    if pa.types.is_date(kind):
-        return sa.Date()
-    if pa.types.is_integer(kind):
-        return sa.BigInteger()
-    if pa.types.is_floating(kind):
-        return sa.Float()
-    if pa.types.is_boolean(kind):
-        return sa.Boolean()
-    if pa.types.is_decimal(kind):
-        return sa.Numeric(kind.precision, kind.scale)
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return sa.LargeBinary()
-    return sa.types.NullType()
 
 
 def _describe(exc: BaseException) -> str:

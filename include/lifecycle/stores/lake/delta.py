@@ -104,7 +104,8 @@ class DeltaStore(LakeStore):
             sizes = {f.path: f.size for f in self.storage.files(self.location(dataset))}
             removed = table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
             paths = [self.storage.path(under(self.location(dataset), name)) for name in removed]
-        return Purge(dataset, due, True, 0, len(paths), sum(sizes.get(p, 0) for p in paths))
+            paths = [p for p in paths if p in sizes]  # delta-rs names tombstoned files an earlier purge removed
+        return Purge(dataset, due, True, 0, len(paths), sum(sizes[p] for p in paths))
 
 
 def _plain_schema(schema: pa.Schema) -> pa.Schema:
