@@ -103,6 +103,18 @@ def test_anonymize_in_one_commit_and_through_two_hops(lake):
     ]
 
 
+def test_delete_by_age_keeps_held_people(lake):
+    stores = lake[0]
+    store = stores.of("events")
+    expired = Selection(older_than=NOW - timedelta(hours=100), exclude_subjects=("3",))
+    assert store.delete("events", expired).rows == 89
+    assert store.count("events") == world.EVENTS - 89
+    assert store.count("events", Selection(older_than=NOW - timedelta(hours=100))) == 10
+    assert store.count_by_subject("events", Selection(older_than=NOW - timedelta(hours=100))) == {"3": 10}
+    window = Selection(created_within=(NOW - timedelta(hours=20), NOW - timedelta(hours=10)), subjects=("1", "2"))
+    assert store.delete("events", window).rows == 3  # events 10, 11 and 20: both bounds are inside
+
+
 def test_stream(lake):
     stores, _, _ = lake
     chunks = list(

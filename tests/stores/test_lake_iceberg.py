@@ -149,6 +149,18 @@ def test_anonymize_with_a_key_and_unlink_through_two_hops(lake):
     assert store.count("order_events", Selection(subjects=("1",))) == 0
 
 
+def test_delete_by_age_keeps_held_people(lake):
+    stores = lake[0]
+    store = stores.of("events")
+    expired = Selection(older_than=NOW - timedelta(hours=100), exclude_subjects=("3",))
+    assert store.delete("events", expired).rows == 89
+    assert store.count("events") == world.EVENTS - 89
+    assert store.count("events", Selection(older_than=NOW - timedelta(hours=100))) == 10
+    assert store.count_by_subject("events", Selection(older_than=NOW - timedelta(hours=100))) == {"3": 10}
+    window = Selection(created_within=(NOW - timedelta(hours=20), NOW - timedelta(hours=10)), subjects=("1", "2"))
+    assert store.delete("events", window).rows == 3  # events 10, 11 and 20: both bounds are inside
+
+
 def test_stream_gives_subjects_beside_json_ready_values(lake):
     stores, _, _ = lake
     chunks = list(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,10 +29,33 @@ from lifecycle.stores.lake.verify import LakeVerification
 from lifecycle.stores.sql.values import json_key
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """The rows a change takes: its selection, the link values of its people, and the keys
+    (and key, link and created columns) of the rows selected when it read them.  An engine
+    commits by the selection bounded by the keys' range (``expressible``), else by the keys."""
+
+    selection: Selection
+    values: dict
+    keys: pa.Array | None
+    rows: pa.Table
+
+    @property
+    def expressible(self) -> bool:
+        """Whether the selection is a predicate the engine can evaluate (a pending anonymization
+        is decided per value: only the keys say which rows)."""
+        return not self.selection.pending_anonymization
+
+    @property
+    def key_range(self) -> tuple:
+        return pc.min(self.keys).as_py(), pc.max(self.keys).as_py()
+
+
 class LakeStore(LakeRows, LakeVerification):
     """Datasets of one lake system: the contract, ``Rows``, ``StorageVerification``, ``Describing``."""
 
     commit_attempts = 5
+    replace_by_keys = False  # a rewrite's commit names the keys (its new rows must match its predicate)
     conflicts: tuple[type[BaseException], ...] = ()
     data_suffix = ".parquet"
 
@@ -40,7 +64,7 @@ class LakeStore(LakeRows, LakeVerification):
         self.spec = catalog.systems[system]
         self.links = Links(catalog, system, open_store)
 
-    # engines: _read, _delete_keys, _replace_rows, _refresh, _schema, location, purge
+    # engines: _read, _delete_rows, _replace_rows, _refresh, _schema, location, purge
 
     @contextlib.contextmanager
     def snapshot(self):
@@ -64,17 +88,24 @@ class LakeStore(LakeRows, LakeVerification):
             raise TerminalStoreError(self.system, dataset, "select rows", "the dataset has no primary_key")
         return ds.primary_key, self.links.column(dataset), ds.created
 
-    def _selected(self, dataset: str, selection: Selection, extra: tuple[str, ...] = ()) -> pa.Table:
-        """The selected rows' key, link, created and ``extra`` columns, in key order."""
-        pk, link, created = self._columns(dataset)
-        names = list(dict.fromkeys(c for c in (pk, link, created, *extra, *selection.pending_anonymization) if c))
-        values = {}
-        if selection.subjects is not None:
-            if link is None:
-                return pa.table({c: [] for c in names})
+    def _link_values(self, dataset: str, selection: Selection) -> dict[str, list[str]]:
+        """The link column's values of ``subjects`` and of ``exclude_subjects`` (as text)."""
+        link, values = self.links.column(dataset), {}
+        if selection.subjects is not None and link:
             values["subjects"] = list(self.links.values(dataset, selection.subjects))
         if selection.exclude_subjects and link:
             values["excluded"] = list(self.links.values(dataset, selection.exclude_subjects))
+        return values
+
+    def _selected(
+        self, dataset: str, selection: Selection, extra: tuple[str, ...] = (), values: dict | None = None
+    ) -> pa.Table:
+        """The selected rows' key, link, created and ``extra`` columns, in key order."""
+        pk, link, created = self._columns(dataset)
+        names = list(dict.fromkeys(c for c in (pk, link, created, *extra, *selection.pending_anonymization) if c))
+        if selection.subjects is not None and link is None:
+            return pa.table({c: [] for c in names})
+        values = self._link_values(dataset, selection) if values is None else values
         table = self._read(dataset, names, link_values=values.get("subjects"), keys=selection.keys)
         keep = arrow.mask(table, selection, pk=pk, created=created, link=link, values=values)
         if selection.pending_anonymization:
@@ -125,13 +156,18 @@ class LakeStore(LakeRows, LakeVerification):
     def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change:
         """Delete the selected rows in one commit; ``before_commit(rows per subject, [])`` first."""
         with self._failures(dataset, "delete rows"):
-            selected = self._selected(dataset, selection)
-            if selected.num_rows == 0:
+            chosen = self._chosen(dataset, selection)
+            if chosen.keys is None:
                 return Change()
             if before_commit is not None:
-                before_commit(self._per_subject(dataset, selected), [])
-            keys = selected[self._columns(dataset)[0]].combine_chunks()
-            return Change(rows=self._committing(dataset, "delete rows", lambda: self._delete_keys(dataset, keys)))
+                before_commit(self._per_subject(dataset, chosen.rows), [])
+            return Change(rows=self._committing(dataset, "delete rows", lambda: self._delete_rows(dataset, chosen)))
+
+    def _chosen(self, dataset: str, selection: Selection) -> Chosen:
+        values = self._link_values(dataset, selection)
+        rows = self._selected(dataset, selection, values=values)
+        keys = rows[self._columns(dataset)[0]].combine_chunks() if rows.num_rows else None
+        return Chosen(selection, values, keys, rows)
 
     def anonymize(
         self,
@@ -148,22 +184,31 @@ class LakeStore(LakeRows, LakeVerification):
         for f in fields:
             self._check_strategy(dataset, f, hmac_key)
         with self._failures(dataset, "anonymize rows"):
-            selected = self._selected(dataset, selection)
-            if selected.num_rows == 0:
+            chosen = self._chosen(dataset, selection)
+            if chosen.keys is None:
                 return Change()
-            pk = self._columns(dataset)[0]
-            keys = selected[pk].combine_chunks()
             if before_commit is not None:
-                before_commit(self._per_subject(dataset, selected), [json_key(k) for k in keys.to_pylist()])
+                keys = [json_key(k) for k in chosen.keys.to_pylist()]
+                before_commit(self._per_subject(dataset, chosen.rows), keys)
             hops = self.catalog.path_to_subject(dataset)
             cleared = (hops[0].column,) if unlink and hops else ()
 
             def rewrite() -> int:
-                rows = self._read(dataset, None, keys=tuple(keys.to_pylist()))
-                rows = rows.filter(pc.is_in(arrow.plain(rows[pk]), value_set=arrow.plain(keys)))
-                return self._replace_rows(dataset, keys, arrow.anonymized(rows, fields, hmac_key, cleared))
+                rows = self._read(dataset, None, link_values=chosen.values.get("subjects"), keys=selection.keys)
+                rows = rows.filter(self._taken(dataset, chosen, rows))
+                return self._replace_rows(dataset, chosen, arrow.anonymized(rows, fields, hmac_key, cleared))
 
             return Change(rows=self._committing(dataset, "anonymize rows", rewrite))
+
+    def _taken(self, dataset: str, chosen: Chosen, rows: pa.Table):
+        """Which of ``rows`` the engine's commit takes: the selection within the keys' range
+        (``Chosen.expressible``), else the keys: a rewrite puts back every row its predicate removes."""
+        pk, link, created = self._columns(dataset)
+        if not chosen.expressible or self.replace_by_keys:
+            return pc.is_in(arrow.plain(rows[pk]), value_set=arrow.plain(chosen.keys))
+        low, high = chosen.key_range
+        bounded = replace(chosen.selection, within=KeyRange(low, high, 0))
+        return arrow.mask(rows, bounded, pk=pk, created=created, link=link, values=chosen.values)
 
     def _check_strategy(self, dataset: str, field, hmac_key: bytes | None) -> None:
         from lifecycle import anonymize as strategies

@@ -22,12 +22,13 @@ from lifecycle.catalog import Catalog
 from lifecycle.clock import aware_utc
 from lifecycle.stores.contract import Purge
 from lifecycle.stores.lake import arrow
-from lifecycle.stores.lake.base import LakeStore
+from lifecycle.stores.lake.base import Chosen, LakeStore
 from lifecycle.stores.lake.files import Storage, under
 
 
 class DeltaStore(LakeStore):
     conflicts = (CommitFailedError,)
+    replace_by_keys = True  # replace-where refuses new rows its predicate does not match (an unlinked row)
 
     def __init__(self, catalog: Catalog, system: str, spec=None, open_store=None):
         spec = spec or catalog.systems[system]
@@ -73,21 +74,40 @@ class DeltaStore(LakeStore):
         read = table.to_pyarrow_table(columns=list(columns) if columns else None, filters=filters or None)
         return read.cast(_plain_schema(read.schema))
 
-    def _delete_keys(self, dataset: str, keys: pa.Array) -> int:
-        metrics = self._as_read(dataset).delete(self._predicate(dataset, keys))
+    def _delete_rows(self, dataset: str, chosen: Chosen) -> int:
+        metrics = self._as_read(dataset).delete(self._predicate(dataset, chosen))
         return int(metrics.get("num_deleted_rows", 0))
 
-    def _replace_rows(self, dataset: str, keys: pa.Array, rows: pa.Table) -> int:
+    def _replace_rows(self, dataset: str, chosen: Chosen, rows: pa.Table) -> int:
         table = self._as_read(dataset)
         schema = pa.schema(table.schema().to_arrow())
-        write_deltalake(
-            table, rows.cast(_plain_schema(schema)), mode="overwrite", predicate=self._predicate(dataset, keys)
-        )
+        predicate = f"{_name(self._columns(dataset)[0])} IN ({', '.join(_literal(v) for v in chosen.keys.to_pylist())})"
+        write_deltalake(table, rows.cast(_plain_schema(schema)), mode="overwrite", predicate=predicate)
         return rows.num_rows
 
-    def _predicate(self, dataset: str, keys: pa.Array) -> str:
-        pk = self._columns(dataset)[0]
-        return f'"{pk}" IN ({", ".join(_literal(v) for v in keys.to_pylist())})'
+    def _predicate(self, dataset: str, chosen: Chosen) -> str:
+        """The change's rows in delta-rs's SQL: the selection within the selected keys' range (a row
+        another writer appends after the read has a key past it), or the keys themselves where the
+        selection has no expression (a pending anonymization)."""
+        pk, link, created = self._columns(dataset)
+        key, keys = _name(pk), chosen.keys.to_pylist()
+        if not chosen.expressible:
+            return f"{key} IN ({', '.join(_literal(v) for v in keys)})"
+        selection, (low, high) = chosen.selection, chosen.key_range
+        parts = [f"{key} >= {_literal(low)}", f"{key} <= {_literal(high)}"]
+        if selection.subjects is not None:
+            parts.append(f"{_name(link)} IN ({_literals(chosen.values['subjects'], self._kind(dataset, link))})")
+        if selection.exclude_subjects and link:
+            excluded = _literals(chosen.values["excluded"], self._kind(dataset, link))
+            parts.append(f"({_name(link)} IS NULL OR {_name(link)} NOT IN ({excluded}))")
+        if selection.keys is not None:
+            parts.append(f"{key} IN ({_literals(list(selection.keys), self._kind(dataset, pk))})")
+        if created is not None:
+            parts += _created(_name(created), selection)
+        return " AND ".join(parts)
+
+    def _kind(self, dataset: str, column: str) -> pa.DataType:
+        return pa.schema(self._as_read(dataset).schema().to_arrow()).field(column).type
 
     # ---------------------------------------------------------------- purge
 
@@ -113,6 +133,35 @@ def _plain_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema(
         [f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in schema], metadata=schema.metadata
     )
+
+
+def _name(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _literals(values: list, kind: pa.DataType) -> str:
+    """Values from JSON or text as literals of the column's type (none: a NULL, which matches nothing)."""
+    typed = arrow.as_type(values, kind).to_pylist()
+    return ", ".join(_literal(v) for v in typed) or "NULL"
+
+
+def _created(column: str, selection) -> list[str]:
+    """The selection's age bounds on the created column, as timestamps in UTC."""
+
+    def at(when: datetime) -> str:
+        return f"'{aware_utc(when).isoformat()}'"
+
+    parts = []
+    if selection.older_than is not None:
+        parts.append(f"{column} < {at(selection.older_than)}")
+    if selection.created_within is not None:
+        parts.append(f"{column} >= {at(selection.created_within[0])} AND {column} <= {at(selection.created_within[1])}")
+    for start, until in selection.created_not_in:
+        outside = ([f"{column} < {at(start)}"] if start is not None else []) + (
+            [f"{column} >= {at(until)}"] if until is not None else []
+        )
+        parts.append("(" + " OR ".join(outside) + ")")
+    return parts
 
 
 def _literal(value) -> str:

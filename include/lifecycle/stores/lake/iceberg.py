@@ -19,7 +19,7 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from lifecycle.catalog import Catalog
 from lifecycle.clock import aware_utc
 from lifecycle.stores.contract import Purge
-from lifecycle.stores.lake.base import LakeStore
+from lifecycle.stores.lake.base import Chosen, LakeStore
 from lifecycle.stores.lake.files import Storage
 
 try:  # a rewrite refused because the snapshot it read is gone
@@ -89,19 +89,46 @@ class IcebergStore(LakeStore):
         scan = table.scan(row_filter=where, selected_fields=tuple(columns) if columns else ("*",))
         return scan.to_arrow()
 
-    def _delete_keys(self, dataset: str, keys: pa.Array) -> int:
-        from pyiceberg.expressions import In
-
+    def _delete_rows(self, dataset: str, chosen: Chosen) -> int:
         table = self._as_read(dataset)
-        table.delete(In(self._columns(dataset)[0], keys.to_pylist()))
+        table.delete(self._where(dataset, table, chosen))
         return _summary(table, "deleted-records") - _summary(table, "added-records")  # files rewritten keep the rest
 
-    def _replace_rows(self, dataset: str, keys: pa.Array, rows: pa.Table) -> int:
-        from pyiceberg.expressions import In
-
+    def _replace_rows(self, dataset: str, chosen: Chosen, rows: pa.Table) -> int:
         table = self._as_read(dataset)
-        table.overwrite(rows, overwrite_filter=In(self._columns(dataset)[0], keys.to_pylist()))
+        table.overwrite(rows, overwrite_filter=self._where(dataset, table, chosen))
         return rows.num_rows
+
+    def _where(self, dataset: str, table, chosen: Chosen):
+        """The change's rows as a pyiceberg expression: the selection within the selected keys'
+        range (a row another writer appends after the read has a key past it), or the keys
+        themselves where the selection has no expression.  A list of every key would do, but
+        pyiceberg binds each literal again for every file it plans (seconds per thousand keys)."""
+        from pyiceberg.expressions import And, GreaterThanOrEqual, In, IsNull, LessThan, LessThanOrEqual, NotIn, Or
+
+        pk, link, created = self._columns(dataset)
+        if not chosen.expressible:
+            return In(pk, chosen.keys.to_pylist())
+        selection, (low, high) = chosen.selection, chosen.key_range
+        parts = [GreaterThanOrEqual(pk, low), LessThanOrEqual(pk, high)]
+        if selection.subjects is not None:
+            parts.append(In(link, _typed(table, link, chosen.values["subjects"])))
+        if selection.exclude_subjects and link:
+            parts.append(Or(IsNull(link), NotIn(link, _typed(table, link, chosen.values["excluded"]))))
+        if selection.keys is not None:
+            parts.append(In(pk, _typed(table, pk, selection.keys)))
+        if created is not None:
+            at = _instant(table, created)
+            if selection.older_than is not None:
+                parts.append(LessThan(created, at(selection.older_than)))
+            if selection.created_within is not None:
+                parts.append(GreaterThanOrEqual(created, at(selection.created_within[0])))
+                parts.append(LessThanOrEqual(created, at(selection.created_within[1])))
+            for start, until in selection.created_not_in:
+                outside = [LessThan(created, at(start))] if start is not None else []
+                outside += [GreaterThanOrEqual(created, at(until))] if until is not None else []
+                parts.append(Or(*outside) if len(outside) > 1 else outside[0])
+        return And(*parts)
 
     # ---------------------------------------------------------------- purge
 
@@ -152,6 +179,14 @@ def _summary(table, key: str) -> int:
     if snapshot is None or snapshot.summary is None:
         return 0
     return int(snapshot.summary.additional_properties.get(key, 0))
+
+
+def _instant(table, column: str):
+    """A datetime as the literal a timestamp (or date) column compares with."""
+    from lifecycle.stores.lake.arrow import scalar
+
+    kind = table.schema().as_arrow().field(column).type
+    return lambda when: scalar(when, kind).as_py().isoformat()
 
 
 def _typed(table, column: str, values) -> list:
