@@ -171,13 +171,15 @@ def test_stream_gives_subjects_beside_json_ready_values(lake):
     assert first == ["7", 6, (NOW - timedelta(hours=6)).isoformat()]
 
 
-def test_a_writer_appending_during_the_delete_keeps_its_rows(lake):
+@pytest.mark.parametrize("pyiceberg_retries", ["0", "4"], ids=["the store retries", "pyiceberg rebases"])
+def test_a_writer_appending_during_the_delete_keeps_its_rows(lake, pyiceberg_retries):
     """The other writer commits between the lifecycle's read and its commit: the delete is
-    applied again on the new snapshot, and the appended rows (of the same person too) stay."""
+    applied again on the new snapshot (by the store, or by pyiceberg's own retry, which keeps
+    the files it planned), and the appended rows (of the same person too) stay."""
     stores, other, _ = lake
     writer = other.load_table("analytics.events")
     with writer.transaction() as tx:
-        tx.set_properties({"commit.retry.num-retries": "0"})  # conflicts reach the store's own retry
+        tx.set_properties({"commit.retry.num-retries": pyiceberg_retries})
 
     def append(counts, keys):
         writer.refresh()
@@ -187,14 +189,12 @@ def test_a_writer_appending_during_the_delete_keeps_its_rows(lake):
     retried, refresh = [], store._refresh
     store._refresh = lambda dataset: (retried.append(dataset), refresh(dataset))
     assert store.delete("events", Selection(subjects=("1",)), before_commit=append).rows == 20
-    assert retried == ["events"]  # the first commit lost the race and was applied again on the new snapshot
+    if pyiceberg_retries == "0":
+        assert retried == ["events"]  # the first commit lost the race and was applied again on the new snapshot
     rows = other.load_table("analytics.events").scan().to_arrow()
     assert rows.num_rows == world.EVENTS - 20 + 30
-    assert sorted(i for i, u in zip(rows["id"].to_pylist(), rows["user_id"].to_pylist()) if u == 1) == [
-        1000,
-        1010,
-        1020,
-    ]
+    owned = sorted(i for i, u in zip(rows["id"].to_pylist(), rows["user_id"].to_pylist()) if u == 1)
+    assert owned == [1000, 1010, 1020]
 
 
 def test_a_commit_losing_every_race_is_transient(lake):

@@ -33,12 +33,15 @@ from lifecycle.stores.sql.values import json_key
 class Chosen:
     """The rows a change takes: its selection, the link values of its people, and the keys
     (and key, link and created columns) of the rows selected when it read them.  An engine
-    commits by the selection bounded by the keys' range (``expressible``), else by the keys."""
+    commits by the selection (``expressible``; on a retry bounded by the keys' range), else by
+    the keys.  The first commit is checked against the snapshot the read saw, so the
+    selection alone takes exactly those rows."""
 
     selection: Selection
     values: dict
     keys: pa.Array | None
     rows: pa.Table
+    bounded: bool = False  # a retry: the rows another writer added since the read have keys past the range
 
     @property
     def expressible(self) -> bool:
@@ -161,7 +164,9 @@ class LakeStore(LakeRows, LakeVerification):
                 return Change()
             if before_commit is not None:
                 before_commit(self._per_subject(dataset, chosen.rows), [])
-            return Change(rows=self._committing(dataset, "delete rows", lambda: self._delete_rows(dataset, chosen)))
+            return Change(
+                rows=self._committing(dataset, "delete rows", chosen, lambda c: self._delete_rows(dataset, c))
+            )
 
     def _chosen(self, dataset: str, selection: Selection) -> Chosen:
         values = self._link_values(dataset, selection)
@@ -193,12 +198,12 @@ class LakeStore(LakeRows, LakeVerification):
             hops = self.catalog.path_to_subject(dataset)
             cleared = (hops[0].column,) if unlink and hops else ()
 
-            def rewrite() -> int:
+            def rewrite(chosen: Chosen) -> int:
                 rows = self._read(dataset, None, link_values=chosen.values.get("subjects"), keys=selection.keys)
                 rows = rows.filter(self._taken(dataset, chosen, rows))
                 return self._replace_rows(dataset, chosen, arrow.anonymized(rows, fields, hmac_key, cleared))
 
-            return Change(rows=self._committing(dataset, "anonymize rows", rewrite))
+            return Change(rows=self._committing(dataset, "anonymize rows", chosen, rewrite))
 
     def _taken(self, dataset: str, chosen: Chosen, rows: pa.Table):
         """Which of ``rows`` the engine's commit takes: the selection within the keys' range
@@ -206,9 +211,10 @@ class LakeStore(LakeRows, LakeVerification):
         pk, link, created = self._columns(dataset)
         if not chosen.expressible or self.replace_by_keys:
             return pc.is_in(arrow.plain(rows[pk]), value_set=arrow.plain(chosen.keys))
-        low, high = chosen.key_range
-        bounded = replace(chosen.selection, within=KeyRange(low, high, 0))
-        return arrow.mask(rows, bounded, pk=pk, created=created, link=link, values=chosen.values)
+        selection = chosen.selection
+        if chosen.bounded:
+            selection = replace(selection, within=KeyRange(*chosen.key_range, 0))
+        return arrow.mask(rows, selection, pk=pk, created=created, link=link, values=chosen.values)
 
     def _check_strategy(self, dataset: str, field, hmac_key: bytes | None) -> None:
         from lifecycle import anonymize as strategies
@@ -226,12 +232,13 @@ class LakeStore(LakeRows, LakeVerification):
                 f"field {field.column!r} uses {spec.strategy}, which needs the HMAC key",
             )
 
-    def _committing(self, dataset: str, purpose: str, attempt: Callable[[], int]) -> int:
-        """One commit; when another writer committed first, again on the new snapshot."""
+    def _committing(self, dataset: str, purpose: str, chosen: Chosen, attempt: Callable[[Chosen], int]) -> int:
+        """One commit against the snapshot the selection read; when another writer committed
+        first, again on the new snapshot, bounded by the selected keys' range from then on."""
         last: BaseException | None = None
-        for _ in range(self.commit_attempts):
+        for n in range(self.commit_attempts):
             try:
-                return attempt()
+                return attempt(replace(chosen, bounded=True) if n else chosen)
             except self.conflicts as exc:
                 last = exc
                 self._refresh(dataset)

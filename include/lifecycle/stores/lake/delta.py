@@ -86,15 +86,15 @@ class DeltaStore(LakeStore):
         return rows.num_rows
 
     def _predicate(self, dataset: str, chosen: Chosen) -> str:
-        """The change's rows in delta-rs's SQL: the selection within the selected keys' range (a row
-        another writer appends after the read has a key past it), or the keys themselves where the
-        selection has no expression (a pending anonymization)."""
+        """The change's rows in delta-rs's SQL: the selection (on a retry within the selected keys'
+        range: a row another writer appended after the read has a key past it), or the keys
+        themselves where the selection has no expression (a pending anonymization)."""
         pk, link, created = self._columns(dataset)
         key, keys = _name(pk), chosen.keys.to_pylist()
         if not chosen.expressible:
             return f"{key} IN ({', '.join(_literal(v) for v in keys)})"
         selection, (low, high) = chosen.selection, chosen.key_range
-        parts = [f"{key} >= {_literal(low)}", f"{key} <= {_literal(high)}"]
+        parts = [f"{key} >= {_literal(low)}", f"{key} <= {_literal(high)}"] if chosen.bounded else []
         if selection.subjects is not None:
             parts.append(f"{_name(link)} IN ({_literals(chosen.values['subjects'], self._kind(dataset, link))})")
         if selection.exclude_subjects and link:
@@ -104,7 +104,7 @@ class DeltaStore(LakeStore):
             parts.append(f"{key} IN ({_literals(list(selection.keys), self._kind(dataset, pk))})")
         if created is not None:
             parts += _created(_name(created), selection)
-        return " AND ".join(parts)
+        return " AND ".join(parts) or "true"
 
     def _kind(self, dataset: str, column: str) -> pa.DataType:
         return pa.schema(self._as_read(dataset).schema().to_arrow()).field(column).type

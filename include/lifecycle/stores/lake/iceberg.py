@@ -28,6 +28,11 @@ except ImportError:  # pragma: no cover
     ValidationException = CommitFailedException
 
 
+# pyiceberg prunes files by an IN list of at most 200 values; past that the list only costs (each
+# file binds it again): the rows are then selected by the Arrow mask alone
+PRUNING_LIMIT = 200
+
+
 def iceberg_catalog(name: str, spec, storage: Storage):
     """The pyiceberg SQL catalog of an ``iceberg`` system."""
     from pyiceberg.catalog.sql import SqlCatalog
@@ -82,9 +87,9 @@ class IcebergStore(LakeStore):
         table = self.table(dataset)
         pk, link, _ = self._columns(dataset)
         where = AlwaysTrue()
-        if link_values is not None:
+        if link_values is not None and len(link_values) <= PRUNING_LIMIT:
             where = And(where, In(link, _typed(table, link, link_values)))
-        if keys is not None:
+        if keys is not None and len(keys) <= PRUNING_LIMIT:
             where = And(where, In(pk, _typed(table, pk, keys)))
         scan = table.scan(row_filter=where, selected_fields=tuple(columns) if columns else ("*",))
         return scan.to_arrow()
@@ -100,17 +105,31 @@ class IcebergStore(LakeStore):
         return rows.num_rows
 
     def _where(self, dataset: str, table, chosen: Chosen):
-        """The change's rows as a pyiceberg expression: the selection within the selected keys'
-        range (a row another writer appends after the read has a key past it), or the keys
-        themselves where the selection has no expression.  A list of every key would do, but
+        """The change's rows as a pyiceberg expression: the selection (on a retry within the
+        selected keys' range: a row another writer appended after the read has a key past it),
+        or the keys themselves where the selection has no expression.  A list of every key would do, but
         pyiceberg binds each literal again for every file it plans (seconds per thousand keys)."""
-        from pyiceberg.expressions import And, GreaterThanOrEqual, In, IsNull, LessThan, LessThanOrEqual, NotIn, Or
+        from pyiceberg.expressions import (
+            AlwaysTrue,
+            And,
+            GreaterThanOrEqual,
+            In,
+            IsNull,
+            LessThan,
+            LessThanOrEqual,
+            NotIn,
+            Or,
+        )
 
         pk, link, created = self._columns(dataset)
         if not chosen.expressible:
             return In(pk, chosen.keys.to_pylist())
-        selection, (low, high) = chosen.selection, chosen.key_range
-        parts = [GreaterThanOrEqual(pk, low), LessThanOrEqual(pk, high)]
+        selection = chosen.selection
+        parts = (
+            [GreaterThanOrEqual(pk, chosen.key_range[0]), LessThanOrEqual(pk, chosen.key_range[1])]
+            if chosen.bounded
+            else []
+        )
         if selection.subjects is not None:
             parts.append(In(link, _typed(table, link, chosen.values["subjects"])))
         if selection.exclude_subjects and link:
@@ -128,7 +147,7 @@ class IcebergStore(LakeStore):
                 outside = [LessThan(created, at(start))] if start is not None else []
                 outside += [GreaterThanOrEqual(created, at(until))] if until is not None else []
                 parts.append(Or(*outside) if len(outside) > 1 else outside[0])
-        return And(*parts)
+        return And(*parts) if len(parts) > 1 else (parts[0] if parts else AlwaysTrue())
 
     # ---------------------------------------------------------------- purge
 
