@@ -3,7 +3,7 @@ writer, purge and verification read from the files (against a pyarrow oracle).""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
@@ -12,7 +12,7 @@ from pyiceberg.types import StringType
 
 from lifecycle.durations import Duration
 from lifecycle.errors import TransientStoreError
-from lifecycle.stores.contract import Describing, Purging, Rows, Selection, StorageVerification
+from lifecycle.stores.contract import Describing, Partitions, Purging, Rows, Selection, StorageVerification
 from lifecycle.stores.lake.iceberg import IcebergStore
 from tests.stores import lake_world as world
 from tests.stores.lake_world import KEY, NOW
@@ -159,6 +159,26 @@ def test_delete_by_age_keeps_held_people(lake):
     assert store.count_by_subject("events", Selection(older_than=NOW - timedelta(hours=100))) == {"3": 10}
     window = Selection(created_within=(NOW - timedelta(hours=20), NOW - timedelta(hours=10)), subjects=("1", "2"))
     assert store.delete("events", window).rows == 3  # events 10, 11 and 20: both bounds are inside
+
+
+def test_day_partitions_are_dropped_whole_without_rewriting_a_file(lake):
+    stores, other, _ = lake
+    store = stores.of("events")
+    assert isinstance(store, Partitions)
+    parts = store.partitions("events")
+    assert [p.name for p in parts][:2] == ["ts_day=2026-05-24", "ts_day=2026-05-25"] and len(parts) == 9
+    newest = parts[-1]
+    assert (newest.low, newest.high) == (datetime(2026, 6, 1), datetime(2026, 6, 2))
+    assert store.partition_rows("events", newest) == 13  # events 0..12 (noon and the twelve hours before)
+    oldest = parts[0]  # events 181..199: every person's
+    assert store.partition_keeps("events", oldest, Selection(exclude_subjects=("9",))) == "rows of held subjects"
+    assert store.partition_keeps("events", oldest, Selection(exclude_subjects=("11",))) is None
+    store.drop_partition("events", oldest.name)
+    assert store.partition_state("events", oldest.name) == "gone"
+    assert store.count("events") == world.EVENTS - 19
+    summary = other.load_table("analytics.events").current_snapshot().summary.additional_properties
+    assert summary.get("added-data-files", "0") == "0" and summary["deleted-data-files"] == "1"
+    store.drop_partition("events", oldest.name)  # finished already: nothing to do
 
 
 def test_stream_gives_subjects_beside_json_ready_values(lake):

@@ -232,13 +232,13 @@ class LakeStore(LakeRows, LakeVerification):
                 f"field {field.column!r} uses {spec.strategy}, which needs the HMAC key",
             )
 
-    def _committing(self, dataset: str, purpose: str, chosen: Chosen, attempt: Callable[[Chosen], int]) -> int:
+    def _committing(self, dataset: str, purpose: str, chosen: Chosen | None, attempt: Callable[[Chosen], int]) -> int:
         """One commit against the snapshot the selection read; when another writer committed
         first, again on the new snapshot, bounded by the selected keys' range from then on."""
         last: BaseException | None = None
         for n in range(self.commit_attempts):
             try:
-                return attempt(replace(chosen, bounded=True) if n else chosen)
+                return attempt(replace(chosen, bounded=True) if n and chosen is not None else chosen)
             except self.conflicts as exc:
                 last = exc
                 self._refresh(dataset)

@@ -21,6 +21,7 @@ from lifecycle.clock import aware_utc
 from lifecycle.stores.contract import Purge
 from lifecycle.stores.lake.base import Chosen, LakeStore
 from lifecycle.stores.lake.files import Storage
+from lifecycle.stores.lake.partitions import IcebergPartitions
 
 try:  # a rewrite refused because the snapshot it read is gone
     from pyiceberg.exceptions import ValidationException
@@ -47,7 +48,7 @@ def iceberg_catalog(name: str, spec, storage: Storage):
     return SqlCatalog(spec.catalog.name, uri=uri, warehouse=warehouse, **storage.iceberg_properties())
 
 
-class IcebergStore(LakeStore):
+class IcebergStore(IcebergPartitions, LakeStore):
     conflicts = (CommitFailedException, ValidationException)
 
     def __init__(self, catalog: Catalog, system: str, spec=None, open_store=None):
