@@ -6,7 +6,9 @@ partitioned by day, one data file per day.  The lifecycle's store (``IcebergStor
 people's keys, one ``delete`` commit by key, then ``purge`` with ``purge_after: 0``: snapshot expiry
 and removal of the files nothing references) against pyiceberg's own
 ``delete(In("user_id", people))`` followed by ``expire_snapshots().older_than(now)`` on the copy
-(which leaves the old files in place: the lifecycle does more).  Reported: both times, the ratio
+(which leaves the old files in place: the lifecycle does more).  Then retention: the oldest day
+partitions dropped whole (``Partitions.drop_partition``, one commit each) against one raw
+``delete(LessThan("ts", cutoff))``.  Reported: both times, the ratio
 raw / lifecycle, the data files rewritten against the files holding the people, the verification
 read from storage, and the process's peak RSS.
 
@@ -121,12 +123,28 @@ def _holding(table, people: set[int]) -> int:
     return found
 
 
+def _retention(store: IcebergStore, raw_table, days: int) -> tuple[float, float, int]:
+    """The oldest ``days`` day partitions: dropped whole by the store's ``Partitions`` ability (what
+    retention's apply does, one partition a call) against one raw pyiceberg delete below the cutoff."""
+    from pyiceberg.expressions import LessThan
+
+    expired = store.partitions("events")[:days]
+    started = time.perf_counter()
+    for partition in expired:
+        store.drop_partition("events", partition.name)
+    dropped = time.perf_counter() - started
+    started = time.perf_counter()
+    raw_table.delete(LessThan("ts", expired[-1].high.isoformat()))
+    return dropped, time.perf_counter() - started, len(expired)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--erase", type=int, default=1000)
     parser.add_argument("--days", type=int, default=100)
+    parser.add_argument("--expire-days", type=int, default=30, help="retention: the oldest day partitions dropped")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="lake-bench-"))
     data = events(args.rows, args.people, args.days)
@@ -154,6 +172,8 @@ def main() -> None:
     raw_table.maintenance.expire_snapshots().older_than(datetime.now(UTC)).commit()
     raw = time.perf_counter() - started
 
+    dropped, raw_dropped, partitions = _retention(store, raw_table, args.expire_days)
+
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"erased {args.erase:,} of {args.people:,} people: {change.rows:,} rows")
     print(
@@ -167,6 +187,10 @@ def main() -> None:
     print(
         f"  verification from storage: {stored.rows} rows in {stored.files} files, "
         f"{stored.bytes / 1e6:.1f} MB read, {verified:.2f} s"
+    )
+    print(
+        f"retention, the {partitions} oldest day partitions: lifecycle {dropped:.2f} s (one drop each), "
+        f"raw delete {raw_dropped:.2f} s, ratio {raw_dropped / dropped:.2f}"
     )
     print(f"  peak RSS {rss:.0f} MB")
 

@@ -34,6 +34,7 @@ class IcebergPartitions:
         return None
 
     def _bounds(self, kind: str, value) -> tuple[datetime, datetime]:
+        """[low, high) of a partition value: a date, or months since 1970 (a month transform)."""
         start = value if isinstance(value, date) else EPOCH + relativedelta(months=int(value))
         low = datetime(start.year, start.month, start.day)
         return low, low + (timedelta(days=1) if kind == "day" else relativedelta(months=1))
@@ -80,19 +81,24 @@ class IcebergPartitions:
         return None
 
     def drop_partition(self, dataset: str, name: str) -> None:
-        """A delete on the partition's bounds: its files leave the table's metadata whole."""
+        """A delete on the partition's bounds (read from its name): its files leave the table's
+        metadata whole.  A partition an earlier call dropped is dropped again as a no-op."""
         from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
+        value = name.partition("=")[2]
+        low, high = self._bounds("day" if len(value) == 10 else "month", _parse(value))
+        created = self._columns(dataset)[2]
         with self._failures(dataset, f"drop partition {name}"):
-            found = self._partition_rows(dataset).get(name)
-            if found is None:
-                return  # dropped by an earlier call
-            partition, created = found[0], self._columns(dataset)[2]
             kind = self.table(dataset).schema().as_arrow().field(created).type
+            at = [arrow.scalar(t, kind).as_py().isoformat() for t in (low, high)]
 
             def drop(_chosen) -> int:
-                at = [arrow.scalar(t, kind).as_py().isoformat() for t in (partition.low, partition.high)]
-                self.table(dataset).delete(And(GreaterThanOrEqual(created, at[0]), LessThan(created, at[1])))
+                self._as_read(dataset).delete(And(GreaterThanOrEqual(created, at[0]), LessThan(created, at[1])))
                 return 0
 
             self._committing(dataset, f"drop partition {name}", None, drop)
+
+
+def _parse(value: str):
+    """A partition's value from its name: ``2026-05-24`` (day) or ``2026-05`` (month)."""
+    return date.fromisoformat(value) if len(value) == 10 else date.fromisoformat(f"{value}-01")
