@@ -4,6 +4,7 @@ properties and delta-rs its storage options, all from the same connection."""
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +54,10 @@ class Storage:
     # ------------------------------------------------------------- libraries
 
     def filesystem(self) -> pafs.FileSystem:
+        """One filesystem per storage and process (an S3 filesystem is costly to make)."""
+        return _filesystem(self)
+
+    def _make_filesystem(self) -> pafs.FileSystem:
         if not self.s3:
             return pafs.LocalFileSystem()
         scheme, _, host = (self.endpoint or "").partition("://")
@@ -124,6 +129,11 @@ class Storage:
             if column not in parquet.schema_arrow.names:
                 return None
             return parquet.read(columns=[column]).column(column).combine_chunks()
+
+
+@functools.lru_cache(maxsize=16)
+def _filesystem(storage: Storage) -> pafs.FileSystem:
+    return storage._make_filesystem()
 
 
 def _utc(value) -> datetime:

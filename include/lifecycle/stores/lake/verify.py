@@ -21,12 +21,15 @@ class LakeVerification:
             files = [f for f in self.storage.files(self.location(dataset)) if f.path.endswith(self.data_suffix)]
             files = [f for f in files if "/_delta_log/" not in f.path]
             found: dict[str, int] = {}
+            wanted: dict[pa.DataType, pa.Array] = {}  # the people's link values, per column type met
             for f in files:
                 column = self.storage.read_column(f.path, link)
                 if column is None:
                     continue
                 column = arrow.plain(column)
-                hits = column.filter(pc.is_in(column, value_set=arrow.as_type(list(values), column.type)))
+                if column.type not in wanted:
+                    wanted[column.type] = arrow.as_type(list(values), column.type)
+                hits = column.filter(pc.is_in(column, value_set=wanted[column.type]))
                 for value in hits.to_pylist():
                     found[values[str(value)]] = found.get(values[str(value)], 0) + 1
         return StoredRows(sum(found.values()), found, len(files), sum(f.size for f in files))
