@@ -258,6 +258,20 @@ def test_purge_removes_what_the_delete_left_and_storage_verification_reads_it(la
     assert (again.snapshots_expired, again.files_removed) == (0, 0)
 
 
+def test_a_purge_killed_after_its_expiry_is_finished_by_the_next(lake):
+    stores, other, _ = lake
+    store = stores.of("events")
+    deleted_at = world.wall_now() - timedelta(seconds=2)
+    store.delete("events", Selection(subjects=("6",)))
+    table = other.load_table("analytics.events")
+    old = [s.snapshot_id for s in table.snapshots() if s.snapshot_id != table.current_snapshot().snapshot_id]
+    table.maintenance.expire_snapshots().by_ids(old).commit()  # the expiry committed, then the kill
+    assert store.stored("events", ("6",)).rows == 20
+    purge = store.purge("events", deleted_at=deleted_at, at=world.wall_now())
+    assert (purge.snapshots_expired, purge.files_removed > 0) == (0, True)
+    assert store.stored("events", ("6",)).rows == 0
+
+
 def test_purge_waits_for_purge_after(lake):
     stores, _, _ = lake
     spec = stores.catalog.systems["lake"].model_copy(update={"purge_after": Duration.parse("7d")})
