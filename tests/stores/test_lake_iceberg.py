@@ -337,7 +337,7 @@ def _lake_files(system: dict) -> dict:
             "systems.lake.purge_after",
             "longer than cancellation.yaml complete_within (30d)",
         ),
-        ({**LAKE, "bucket": "b"}, "systems.lake.bucket", "unknown key"),
+        ({**LAKE, "bucket": "b"}, "systems.lake.bucket", "valid keys here: conn_id, purge_after, pool_slots"),
         ({"type": "delta", "location": "s3://lake/d"}, "systems.lake", "location 's3://lake/d' is on S3"),
         ({**LAKE, "type": "hive"}, "systems.lake", "'iceberg', 'delta'"),
     ],
