@@ -77,9 +77,27 @@ def app_database(path) -> sa.URL:
     meta = sa.MetaData()
     users = sa.Table("users", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("email", sa.String(100)))
     orders = sa.Table("orders", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("user_id", sa.Integer))
+    consents = sa.Table(
+        "consents",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("user_id", sa.Integer),
+        sa.Column("purpose", sa.String(20)),
+        sa.Column("granted", sa.DateTime),
+        sa.Column("withdrawn", sa.DateTime),
+    )
     meta.create_all(engine)
     with engine.begin() as conn:
         conn.execute(users.insert(), [{"id": i, "email": f"user{i}@example.com"} for i in range(1, PEOPLE + 1)])
+        day = timedelta(days=1)
+        conn.execute(  # people 1 and 2 consent to analytics; 2 withdrew yesterday; 3 only to mail
+            consents.insert(),
+            [
+                {"id": 1, "user_id": 1, "purpose": "analytics", "granted": NOW - 9 * day, "withdrawn": None},
+                {"id": 2, "user_id": 2, "purpose": "analytics", "granted": NOW - 9 * day, "withdrawn": NOW - day},
+                {"id": 3, "user_id": 3, "purpose": "mail", "granted": NOW - 9 * day, "withdrawn": None},
+            ],
+        )
         conn.execute(orders.insert(), [{"id": n, "user_id": owner_of_order(n)} for n in range(1, ORDERS + 1)])
     engine.dispose()
     return url
@@ -105,6 +123,14 @@ def catalog(lake_system: dict, events_table: str, order_events_table: str) -> Ca
                         "primary_key": "id",
                         "subject": "user_id -> users.id",
                         "category": "usage",
+                    },
+                    "consents": {
+                        "system": "app",
+                        "table": "consents",
+                        "primary_key": "id",
+                        "subject": "user_id -> users.id",
+                        "category": "usage",
+                        "consent": {"purpose": "purpose", "granted": "granted", "withdrawn": "withdrawn"},
                     },
                     "events": {
                         "system": "lake",

@@ -191,6 +191,14 @@ def test_stream_gives_subjects_beside_json_ready_values(lake):
     assert first == ["7", 6, (NOW - timedelta(hours=6)).isoformat()]
 
 
+def test_stream_keeps_to_people_whose_consent_is_in_force(lake):
+    stores, _, _ = lake
+    chunks = stores.of("events").stream("events", ["id"], consent=("consents", "analytics", NOW))
+    assert {row[0] for chunk in chunks for row in chunk} == {"1"}
+    before = stores.of("events").stream("events", ["id"], consent=("consents", "analytics", NOW - timedelta(days=2)))
+    assert {row[0] for chunk in before for row in chunk} == {"1", "2"}
+
+
 @pytest.mark.parametrize("pyiceberg_retries", ["0", "4"], ids=["the store retries", "pyiceberg rebases"])
 def test_a_writer_appending_during_the_delete_keeps_its_rows(lake, pyiceberg_retries):
     """The other writer commits between the lifecycle's read and its commit: the delete is
