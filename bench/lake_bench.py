@@ -72,19 +72,24 @@ def events(rows: int, people: int, days: int, seed: int = 7) -> pa.Table:
     )
 
 
-def _catalog(folder: Path) -> Catalog:
-    lake = {"type": "iceberg", "catalog": {"path": str(folder / "catalog.db")}, "warehouse": str(folder / "wh")}
+def _catalog(folder: Path, lake: dict | None = None, table: str = "analytics.events") -> Catalog:
+    lake = lake or {
+        "type": "iceberg",
+        "catalog": {"path": str(folder / "catalog.db")},
+        "warehouse": str(folder / "wh"),
+        "purge_after": 0,
+    }
     return Catalog(
         CatalogFile.model_validate(
             {
-                "systems": {"app": {"type": "sql", "conn_id": "unused"}, "lake": {**lake, "purge_after": 0}},
+                "systems": {"app": {"type": "sql", "conn_id": "unused"}, "lake": lake},
                 "categories": {"usage": {}},
                 "subject": {"dataset": "users", "key": "id"},
                 "datasets": {
                     "users": {"system": "app", "table": "users", "primary_key": "id", "category": "usage"},
                     "events": {
                         "system": "lake",
-                        "table": "analytics.events",
+                        "table": table,
                         "primary_key": "id",
                         "subject": "user_id -> users.id",
                         "created": "ts",
@@ -138,12 +143,47 @@ def _retention(store: IcebergStore, raw_table, days: int) -> tuple[float, float,
     return dropped, time.perf_counter() - started, len(expired)
 
 
+def _delta(folder: Path, data: pa.Table, people: list[int]) -> None:
+    """The same erasure on two Delta tables partitioned by day: the store's delete and purge
+    (vacuum) against deltalake's own ``delete`` and ``vacuum`` on the copy."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable, write_deltalake
+
+    from lifecycle.stores.lake.delta import DeltaStore
+
+    data = data.append_column("day", pc.cast(data["ts"], pa.date32()))
+    for name in ("events", "events_raw"):
+        write_deltalake(str(folder / "delta" / name), data, partition_by=["day"])
+    spec = {"type": "delta", "location": str(folder / "delta"), "purge_after": 0}
+    catalog = _catalog(folder, spec, "events")
+    store = DeltaStore(catalog, "lake")
+    raw = DeltaTable(str(folder / "delta" / "events_raw"))
+    for table in (store.table("events"), raw):
+        table.to_pyarrow_table()
+    deleted_at = datetime.now(UTC)
+    started = time.perf_counter()
+    change = store.delete("events", Selection(subjects=tuple(str(p) for p in people)))
+    purge = store.purge("events", deleted_at=deleted_at, at=datetime.now(UTC) + timedelta(seconds=1))
+    lifecycle = time.perf_counter() - started
+    started = time.perf_counter()
+    raw.delete(f"user_id IN ({', '.join(map(str, people))})")
+    raw.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    raw_time = time.perf_counter() - started
+    stored = store.stored("events", tuple(str(p) for p in people))
+    print(
+        f"delta: {change.rows:,} rows; lifecycle delete + purge {lifecycle:.2f} s ({purge.files_removed} files removed), "
+        f"raw delete + vacuum {raw_time:.2f} s, ratio {raw_time / lifecycle:.2f}; verification {stored.rows} rows "
+        f"in {stored.files} files"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--erase", type=int, default=1000)
     parser.add_argument("--days", type=int, default=100)
+    parser.add_argument("--delta", action="store_true", help="also the same erasure on Delta tables")
     parser.add_argument("--expire-days", type=int, default=30, help="retention: the oldest day partitions dropped")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="lake-bench-"))
@@ -175,6 +215,8 @@ def main() -> None:
     raw = time.perf_counter() - started
 
     dropped, raw_dropped, partitions = _retention(store, raw_table, args.expire_days)
+    if args.delta:
+        _delta(folder, data, people)
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"erased {args.erase:,} of {args.people:,} people: {change.rows:,} rows")
