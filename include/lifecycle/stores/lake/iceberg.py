@@ -10,6 +10,8 @@ JSON, never a file younger than the cutoff (another writer's uncommitted files).
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -97,12 +99,14 @@ class IcebergStore(IcebergPartitions, LakeStore):
 
     def _delete_rows(self, dataset: str, chosen: Chosen) -> int:
         table = self._as_read(dataset)
-        table.delete(self._where(dataset, table, chosen))
+        with quiet():
+            table.delete(self._where(dataset, table, chosen))
         return _summary(table, "deleted-records") - _summary(table, "added-records")  # files rewritten keep the rest
 
     def _replace_rows(self, dataset: str, chosen: Chosen, rows: pa.Table) -> int:
         table = self._as_read(dataset)
-        table.overwrite(rows, overwrite_filter=self._where(dataset, table, chosen))
+        with quiet():
+            table.overwrite(rows, overwrite_filter=self._where(dataset, table, chosen))
         return rows.num_rows
 
     def _where(self, dataset: str, table, chosen: Chosen):
@@ -191,6 +195,16 @@ class IcebergStore(IcebergPartitions, LakeStore):
                 for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
                     found.add(self.storage.path(entry.data_file.file_path))
         return found
+
+
+@contextlib.contextmanager
+def quiet():
+    """pyiceberg warns on every delete that it writes copy-on-write (as the store means it to) and
+    on a delete that matched nothing (a partition an earlier call dropped): not for a task's log."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Merge on read is not yet supported", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Delete operation did not match any records", category=UserWarning)
+        yield
 
 
 def _summary(table, key: str) -> int:

@@ -85,6 +85,8 @@ class IcebergPartitions:
         metadata whole.  A partition an earlier call dropped is dropped again as a no-op."""
         from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
+        from lifecycle.stores.lake.iceberg import quiet
+
         value = name.partition("=")[2]
         low, high = self._bounds("day" if len(value) == 10 else "month", _parse(value))
         created = self._columns(dataset)[2]
@@ -93,7 +95,8 @@ class IcebergPartitions:
             at = [arrow.scalar(t, kind).as_py().isoformat() for t in (low, high)]
 
             def drop(_chosen) -> int:
-                self._as_read(dataset).delete(And(GreaterThanOrEqual(created, at[0]), LessThan(created, at[1])))
+                with quiet():
+                    self._as_read(dataset).delete(And(GreaterThanOrEqual(created, at[0]), LessThan(created, at[1])))
                 return 0
 
             self._committing(dataset, f"drop partition {name}", None, drop)
