@@ -16,6 +16,7 @@ from lifecycle.stores.contract import Describing, Partitions, Purging, Rows, Sel
 from lifecycle.stores.lake.iceberg import IcebergStore
 from tests.stores import lake_world as world
 from tests.stores.lake_world import KEY, NOW
+from tests.support.s3 import aws_connection
 
 
 @pytest.fixture
@@ -240,6 +241,13 @@ def test_a_commit_losing_every_race_is_transient(lake):
     with pytest.raises(TransientStoreError, match="another writer committed first"):
         store.delete("events", Selection(subjects=("1",)), before_commit=append)
     assert store.count("events", Selection(subjects=("1",))) == 21  # nothing deleted; the append stays
+
+
+def test_storage_out_of_reach_is_transient(lake, connect):
+    stores, _, _ = lake
+    connect("lake_s3", aws_connection("http://127.0.0.1:9"))  # nothing listens there
+    with pytest.raises(TransientStoreError, match="system 'lake', dataset 'events': count rows"):
+        IcebergStore(stores.catalog, "lake").count("events")
 
 
 def test_purge_removes_what_the_delete_left_and_storage_verification_reads_it(lake):

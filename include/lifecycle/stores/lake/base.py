@@ -28,6 +28,19 @@ from lifecycle.stores.lake.rows import LakeRows
 from lifecycle.stores.lake.verify import LakeVerification
 from lifecycle.stores.sql.values import json_key
 
+# how pyarrow's S3 client (Iceberg) and delta-rs's object store name failures a retry may get past
+TRANSIENT_SIGNS = (
+    "NETWORK_CONNECTION",
+    "SlowDown",
+    "Throttl",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+    "timed out",
+    "error sending request",
+    "Connection refused",
+)
+
 
 @dataclass(frozen=True)
 class Chosen:
@@ -81,7 +94,10 @@ class LakeStore(LakeRows, LakeVerification):
             yield
 
     def _transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, (*self.conflicts, ConnectionError, TimeoutError))
+        """Another writer first, a lost connection, throttling or a 5xx: a retry may pass."""
+        if isinstance(exc, (*self.conflicts, ConnectionError, TimeoutError)):
+            return True
+        return isinstance(exc, OSError | RuntimeError) and any(sign in str(exc) for sign in TRANSIENT_SIGNS)
 
     # --------------------------------------------------------------- reading
 
