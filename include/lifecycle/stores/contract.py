@@ -298,9 +298,10 @@ class Documents(Protocol):
 
 @dataclass(frozen=True)
 class Purge:
-    """What one ``purge`` of a lake table did: snapshots (Iceberg) or versions no longer
-    restorable, files removed from storage and their bytes.  ``due``: when the purge may run
-    (``deleted_at`` + the system's ``purge_after``); ``done`` False: not yet due, nothing done."""
+    """What one ``purge`` of a lake table did: snapshots expired (Iceberg; a Delta table keeps its
+    log, so 0: its old versions stop being readable when their files go), files removed from
+    storage and their bytes.  ``due``: when the purge may run (``deleted_at`` + the system's
+    ``purge_after``); ``done`` False: not yet due, nothing done."""
 
     dataset: str
     due: datetime
