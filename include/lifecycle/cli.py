@@ -77,7 +77,7 @@ def _undefined_connections(config) -> list[str]:
     """The Airflow connections the configuration names that this environment does not define."""
     from lifecycle.connections import get_connection
 
-    wanted = {s.conn_id for s in config.catalog.systems.values()}
+    wanted = {s.conn_id for s in config.catalog.systems.values() if s.conn_id}
     if config.notifications:
         wanted.add(config.notifications.email.conn_id)
     missing = []

@@ -185,7 +185,8 @@ def _scan_table(
                     f"not classified; add it to datasets.{dataset}.fields with a category or personal: false",
                 )
             )
-    report.findings.extend(_key_findings(catalog, system, table, dataset, columns, inspector))
+    if inspector is not None:  # lake tables have no key constraints to read
+        report.findings.extend(_key_findings(catalog, system, table, dataset, columns, inspector))
     report.findings.extend(_strategy_findings(catalog, system, table, dataset, columns))
 
 
@@ -290,16 +291,40 @@ def _strategy_findings(
     return findings
 
 
+def scan_lake(catalog: Catalog, system: str, store) -> Report:
+    """A lake system's tables (the store's ``describe``): the same column findings as SQL's."""
+    report = Report()
+    for dataset in (n for n in catalog.table_datasets if catalog.dataset(n).system == system):
+        table, columns = catalog.dataset(dataset).table, store.describe(dataset)
+        if columns is None:
+            report.findings.append(
+                Finding(system, table, None, f"dataset {dataset!r} names a table that does not exist")
+            )
+        else:
+            _scan_table(catalog, system, table, dataset, columns, None, report)
+    return report
+
+
 def scan_report(
-    catalog: Catalog, engines: dict[str, sa.Engine] | None = None, *, times: dict[str, dict[str, str]] | None = None
+    catalog: Catalog,
+    engines: dict[str, sa.Engine] | None = None,
+    stores=None,
+    *,
+    times: dict[str, dict[str, str]] | None = None,
 ) -> Report:
-    """Findings and notes for every SQL system holding datasets (engines from connections unless
-    given); ``times``: time columns named outside catalog.yaml (``time_columns``)."""
+    """Findings and notes for every SQL and lake system holding datasets (engines and stores
+    from connections unless given); ``times``: time columns named outside catalog.yaml
+    (``time_columns``)."""
     from lifecycle.connections import sql_engine
+    from lifecycle.stores import Stores
 
     report = Report()
     systems = sorted({catalog.dataset(n).system for n in catalog.table_datasets})
     for system in systems:
+        if catalog.systems[system].type != "sql":
+            found = scan_lake(catalog, system, (stores or Stores(catalog))(system))
+            report.findings += found.findings
+            continue
         engine = (engines or {}).get(system) or sql_engine(catalog.systems[system].conn_id)
         found = scan_system(catalog, system, engine, times)
         report.findings += found.findings

@@ -18,16 +18,35 @@ from lifecycle.errors import Problem
 CATALOG = "catalog.yaml"
 
 
-def system_problems(catalog: Catalog, file: str, path: str, name: str, kind: str) -> Iterator[Problem]:
+TABLE_SYSTEMS = ("sql", "iceberg", "delta")  # systems a table dataset may live in
+
+
+def system_problems(
+    catalog: Catalog, file: str, path: str, name: str, kind: str | tuple[str, ...]
+) -> Iterator[Problem]:
     system = catalog.systems.get(name)
+    kinds = (kind,) if isinstance(kind, str) else kind
     if system is None:
         yield Problem(file, path, f"unknown system {name!r}; the catalog has {', '.join(sorted(catalog.systems))}")
-    elif system.type != kind:
-        yield Problem(
-            file,
-            path,
-            f"system {name!r} is of type {system.type}, this needs {'an s3' if kind == 's3' else 'a sql'} system",
-        )
+    elif system.type not in kinds:
+        needed = f"{'an' if kinds[0] == 's3' else 'a'} {kinds[0]} system"
+        if len(kinds) > 1:
+            needed += f" (or {' or '.join(kinds[1:])})"
+        yield Problem(file, path, f"system {name!r} is of type {system.type}, this needs {needed}")
+
+
+def purge_within(catalog: Catalog, file: str, key: str, promise) -> Iterator[Problem]:
+    """A lake system's ``purge_after`` fits within a promise it serves: an erasure is complete
+    only once the files still holding the rows are gone."""
+    for name, system in catalog.systems.items():
+        purge = getattr(system, "purge_after", None)
+        if purge is not None and promise.surely_shorter_than(purge):
+            yield Problem(
+                CATALOG,
+                f"systems.{name}.purge_after",
+                f"{purge} is longer than {file} {key} ({promise}): the deleted rows would outlive the promise; "
+                f"set purge_after to {promise} or less",
+            )
 
 
 def category_problems(catalog: Catalog, file: str, path: str, name: str | None) -> Iterator[Problem]:
@@ -76,7 +95,7 @@ def _subject_dataset(model: CatalogFile) -> Iterator[Problem]:
 def _dataset(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem]:
     """One dataset: its system and category, its fields, then how a person's rows or objects are found."""
     where = f"datasets.{name}"
-    yield from system_problems(catalog, CATALOG, f"{where}.system", ds.system, "sql" if ds.is_table else "s3")
+    yield from system_problems(catalog, CATALOG, f"{where}.system", ds.system, TABLE_SYSTEMS if ds.is_table else "s3")
     yield from category_problems(catalog, CATALOG, f"{where}.category", ds.category)
     if not ds.personal and (ds.category or any(f.personal for f in ds.fields.values())):
         yield Problem(
@@ -127,8 +146,8 @@ def _field(catalog: Catalog, ds: Dataset, fpath: str, spec: FieldSpec) -> Iterat
 
 
 def _subject_chain(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem]:
-    """A personal table other than the subject's links to the subject within its own system,
-    so a person's rows can be found with one SQL join."""
+    """A personal table other than the subject's links to the subject; a SQL table within its own
+    system, so a person's rows can be found with one SQL join."""
     model = catalog.model
     if not ds.personal or name == model.subject.dataset:
         return
@@ -138,7 +157,7 @@ def _subject_chain(catalog: Catalog, name: str, ds: Dataset) -> Iterator[Problem
     except LinkError as exc:
         hops = ()
         yield Problem(CATALOG, f"{where}.subject", f"does not reach the subject: {exc}")
-    if ds.system in model.systems:
+    if ds.system in model.systems and model.systems[ds.system].type == "sql":  # a lake table resolves hop by hop
         apart = sorted({h.target for h in hops if model.datasets[h.target].system != ds.system})
         if apart:
             yield Problem(

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from lifecycle.anonymize import Anonymize, shorthand
+from lifecycle.catalog.lake import DeltaSystem, IcebergSystem
 from lifecycle.durations import Duration
 from lifecycle.shapes import DurationField, Model, Name
 
@@ -172,8 +173,11 @@ class Anonymization(Model):
     hmac_key_variable: str = "lifecycle_hmac_key"
 
 
+AnySystem = Annotated[System | IcebergSystem | DeltaSystem, Field(discriminator="type")]
+
+
 class CatalogFile(Model):
-    systems: dict[Name, System]
+    systems: dict[Name, AnySystem]
     categories: dict[Name, Category]
     subject: Subject
     datasets: dict[Name, Dataset]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from lifecycle.catalog import Catalog
-from lifecycle.catalog.checks import anonymizable_problems, applies_to_problems, keyed_problems
+from lifecycle.catalog.checks import anonymizable_problems, applies_to_problems, keyed_problems, purge_within
 from lifecycle.catalog.models import AppliesTo
 from lifecycle.config.erasure_actions import check_anonymized
 from lifecycle.errors import Problem
@@ -59,6 +59,7 @@ def check_cancellation(catalog: Catalog, cancellation) -> Iterator[Problem]:
             "complete_within",
             f"{cancellation.complete_within} leaves no time after the grace period {cancellation.grace_period}",
         )
+    yield from purge_within(catalog, CANCELLATION, "complete_within", cancellation.complete_within)
     for i, override in enumerate(cancellation.overrides):
         yield from applies_to_problems(catalog, CANCELLATION, f"overrides[{i}].applies_to", override.applies_to)
         if override.action == "anonymize":

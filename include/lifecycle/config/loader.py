@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from lifecycle.errors import Problem
 
 ENV_DIR = "LIFECYCLE_CONFIG_DIR"
+SYSTEM_TYPES = {"sql", "s3", "iceberg", "delta"}
 
 
 def config_dir(path: str | os.PathLike | None = None) -> Path:
@@ -94,20 +95,24 @@ def parse_model(file: str, data: object, model: type[BaseModel]) -> tuple[BaseMo
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             # pydantic reports which union member failed ("str", "Anonymize"); the user wrote one key.
             loc = tuple(p for p in loc if p not in {"Anonymize", "SubjectLink", "str", "int"})
+            tag = None
+            if loc[:1] == ("systems",) and len(loc) > 2 and loc[2] in SYSTEM_TYPES:
+                tag, loc = loc[2], loc[:2] + loc[3:]  # the system's type, which pydantic names as the union member
             if error["type"] == "extra_forbidden" and loc:
                 problems.append(
-                    Problem(file, key_path(loc), f"unknown key; valid keys here: {_valid_keys(model, loc)}")
+                    Problem(file, key_path(loc), f"unknown key; valid keys here: {_valid_keys(model, loc, tag)}")
                 )
             else:
                 problems.append(Problem(file, key_path(loc), _message(error)))
         return None, problems
 
 
-def _valid_keys(model: type[BaseModel], loc: tuple) -> str:
-    """The keys accepted where ``loc`` points, so the message can list them."""
+def _valid_keys(model: type[BaseModel], loc: tuple, tag: str | None = None) -> str:
+    """The keys accepted where ``loc`` points, so the message can list them (``tag``: the
+    ``type`` that picks a member of a union, as a system's does)."""
     current: object = model
     for part in loc[:-1]:
-        current = _unwrap(current)
+        current = _unwrap(current, tag)
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = current.model_fields.get(part)
             current = field.annotation if field else None
@@ -115,18 +120,22 @@ def _valid_keys(model: type[BaseModel], loc: tuple) -> str:
             current = typing.get_args(current)[-1]
         else:
             return "see the configuration reference"
-    current = _unwrap(current)
+    current = _unwrap(current, tag)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return ", ".join(f.alias or name for name, f in current.model_fields.items())
     return "see the configuration reference"
 
 
-def _unwrap(annotation):
-    """Strip Annotated[...] and Optional[...] down to the model or container."""
+def _unwrap(annotation, tag: str | None = None):
+    """Strip Annotated[...] and Optional[...] down to the model or container (of a union of
+    models, the one whose ``type`` may be ``tag``, else the first)."""
     while typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         members = [a for a in typing.get_args(annotation) if a is not type(None)]
         models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
-        annotation = _unwrap((models or members)[0])
+        tagged = [
+            m for m in models if "type" in m.model_fields and tag in typing.get_args(m.model_fields["type"].annotation)
+        ]
+        annotation = _unwrap((tagged or models or members)[0], tag)
     return annotation

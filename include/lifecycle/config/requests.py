@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from lifecycle.catalog import Catalog
-from lifecycle.catalog.checks import system_problems
+from lifecycle.catalog.checks import purge_within, system_problems
 from lifecycle.durations import Duration
 from lifecycle.errors import Problem
 from lifecycle.shapes import DurationField, Model
@@ -66,6 +66,7 @@ class RequestsFile(Model):
 
 
 def check_requests(catalog: Catalog, requests) -> Iterator[Problem]:
+    yield from purge_within(catalog, REQUESTS, "respond_within", requests.respond_within)
     if requests.intake is not None:
         table = requests.intake.requests
         path = "intake.requests"

@@ -27,7 +27,19 @@ def _open_s3(catalog: Catalog, name: str, system):
     return S3Store.from_connection(system.conn_id, system.bucket, catalog, name)
 
 
-ADAPTERS: dict[str, Callable] = {"sql": _open_sql, "s3": _open_s3}
+def _open_iceberg(catalog: Catalog, name: str, system):
+    from lifecycle.stores.lake.iceberg import IcebergStore
+
+    return IcebergStore(catalog, name, system, open_store=lambda other: open_store(catalog, other))
+
+
+def _open_delta(catalog: Catalog, name: str, system):
+    from lifecycle.stores.lake.delta import DeltaStore
+
+    return DeltaStore(catalog, name, system, open_store=lambda other: open_store(catalog, other))
+
+
+ADAPTERS: dict[str, Callable] = {"sql": _open_sql, "s3": _open_s3, "iceberg": _open_iceberg, "delta": _open_delta}
 
 
 def open_store(catalog: Catalog, system_name: str):

@@ -299,3 +299,54 @@ class Documents(Protocol):
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> str: ...
 
     def get_bytes(self, key: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Purge:
+    """What one ``purge`` of a lake table did: snapshots expired (Iceberg; a Delta table keeps its
+    log, so 0: its old versions stop being readable when their files go), files removed from
+    storage and their bytes.  ``due``: when the purge may run (``deleted_at`` + the system's
+    ``purge_after``); ``done`` False: not yet due, nothing done."""
+
+    dataset: str
+    due: datetime
+    done: bool
+    snapshots_expired: int = 0
+    files_removed: int = 0
+    bytes_freed: int = 0
+
+
+@runtime_checkable
+class Purging(Protocol):
+    """Physical removal of what deleted rows leave in a lake table (Iceberg, Delta): the
+    snapshots older than the deleting commit and the files no remaining snapshot references.
+    Idempotent: a purge killed half-way is finished by the next call."""
+
+    def purge(self, dataset: str, *, deleted_at: datetime, at: datetime) -> Purge: ...
+
+
+@dataclass(frozen=True)
+class StoredRows:
+    """Verification from storage: rows of the given people found in every data file under a
+    table's location (live or not), and how much was read to know it."""
+
+    rows: int
+    by_subject: dict[str, int]
+    files: int
+    bytes: int
+
+
+@runtime_checkable
+class StorageVerification(Protocol):
+    """Reading the subject column of every data file under a table's location, not only the
+    files the live snapshot references: what a purge must have removed."""
+
+    def stored(self, dataset: str, subjects: tuple[str, ...]) -> StoredRows: ...
+
+
+@runtime_checkable
+class Describing(Protocol):
+    """The live columns of a dataset's table, as SQLAlchemy's inspector describes a SQL table's
+    (``name``, ``type`` as a SQLAlchemy type, ``nullable``); None: there is no such table."""
+
+    def describe(self, dataset: str) -> dict[str, dict] | None: ...
