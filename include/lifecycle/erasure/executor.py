@@ -96,9 +96,8 @@ class StepExecutor:
                 before_commit=plan,
             )
         self.recorder.record_done(_done(work, table, change))
-        log.info(
-            "%s%s: %s %d (rows, or object versions and markers)", self.label, work.dataset, work.action, change.rows
-        )
+        what = "row(s)" if table else "object version(s) and marker(s)"
+        log.info("%s%s: %s %d %s", self.label, work.dataset, work.action, change.rows, what)
         return change
 
     def run(self, works: list[Work]) -> None:
