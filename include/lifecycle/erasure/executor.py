@@ -96,9 +96,8 @@ class StepExecutor:
                 before_commit=plan,
             )
         self.recorder.record_done(_done(work, table, change))
-        log.info(
-            "%s%s: %s %d (rows, or object versions and markers)", self.label, work.dataset, work.action, change.rows
-        )
+        what = "row(s)" if table else "object version(s) and marker(s)"
+        log.info("%s%s: %s %d %s", self.label, work.dataset, work.action, change.rows, what)
         return change
 
     def run(self, works: list[Work]) -> None:
@@ -117,9 +116,7 @@ class StepExecutor:
     def verify(self, works: list[Work]) -> list[Leftover]:
         """What each step's action promises, checked again (see the module docstring)."""
         found: list[Leftover] = []
-        with contextlib.ExitStack() as reads:
-            for store in {id(s): s for s in (self.stores.of(w.dataset) for w in works)}.values():
-                reads.enter_context(store.snapshot())
+        with reading(self.stores, [w.dataset for w in works]):
             for work in works:
                 if work.selection.subjects != ():
                     found += self._check(work)
@@ -145,6 +142,15 @@ class StepExecutor:
                 subjects = tuple(work.selection.subjects or ())
                 found.append(Leftover(work.dataset, n, "anonymized row(s) still hold personal values", subjects))
         return found
+
+
+@contextlib.contextmanager
+def reading(stores, datasets: list[str]):
+    """Inside, the reads of these datasets' stores share each store's ``snapshot()``."""
+    with contextlib.ExitStack() as reads:
+        for store in {id(s): s for s in (stores.of(name) for name in datasets)}.values():
+            reads.enter_context(store.snapshot())
+        yield
 
 
 def _per_subject(dataset: str, counts: dict[str, int], what: str) -> list[Leftover]:

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from lifecycle import reports
 from lifecycle.erasure.certificates import Certificates
-from lifecycle.erasure.executor import StepExecutor, Work
+from lifecycle.erasure.executor import StepExecutor, Work, reading
 from lifecycle.erasure.records import StepRecords, batch_entries, step_evidence
 from lifecycle.errors import LifecycleError
 from lifecycle.evidence import request_event
@@ -100,24 +100,30 @@ def plan(rights, request, as_of: datetime) -> dict:
         raise LifecycleError(f"request {request.request_id}: no dataset holds {', '.join(request.categories)}")
     mine = Selection(subjects=(request.subject_id,))
     datasets = {}
-    for step in steps:
-        store = rights.stores.of(step.dataset)
-        table = rights.catalog.dataset(step.dataset).is_table
-        total = store.count(step.dataset, mine) if table else store.remaining(step.dataset, mine).items
-        entry = {"action": step.action, "found": total}
-        if step.held:
-            entry.update(selected=0, kept={"legal hold": total})
-        elif table:
-            selected = store.count(step.dataset, _selection(request, step, steps))
-            entry["selected"] = selected
-            if step.floor and total > selected:
-                entry["kept"] = {step.floor: total - selected}
-        else:
-            entry["selected"] = total
-        if step.fields:
-            entry["fields"] = list(step.fields)
-        datasets[step.dataset] = entry
+    with reading(rights.stores, [s.dataset for s in steps]):
+        for step in steps:
+            datasets[step.dataset] = _planned(rights, request, step, steps, mine)
     return {"categories": list(request.categories), "datasets": datasets}
+
+
+def _planned(rights, request, step: EraseStep, steps: list[EraseStep], mine: Selection) -> dict:
+    """One step's counts: found, selected, and what stays and why."""
+    store = rights.stores.of(step.dataset)
+    table = rights.catalog.dataset(step.dataset).is_table
+    total = store.count(step.dataset, mine) if table else store.remaining(step.dataset, mine).items
+    entry = {"action": step.action, "found": total}
+    if step.held:
+        entry.update(selected=0, kept={"legal hold": total})
+    elif table:
+        selected = store.count(step.dataset, _selection(request, step, steps))
+        entry["selected"] = selected
+        if step.floor and total > selected:
+            entry["kept"] = {step.floor: total - selected}
+    else:
+        entry["selected"] = total
+    if step.fields:
+        entry["fields"] = list(step.fields)
+    return entry
 
 
 def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
@@ -133,7 +139,8 @@ def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
     own = [_work(rights, request, s, steps) for s in steps if s.dataset == subject and not s.held]
     executor.run(linked)
     _verify(rights, request, executor, linked)
-    kept = _kept(rights, request, steps, as_of)
+    with reading(rights.stores, [s.dataset for s in steps]):
+        kept = _kept(rights, request, steps, as_of)
     titles = [rights.catalog.model.categories[c].title or c for c in request.categories]
     notice = rights.notify(request, rights.settings.notify.erased, {"categories": titles, "kept": kept}, run_id)
     executor.run(own)
