@@ -44,9 +44,11 @@ CHUNK = 65536
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with an RST (SO_LINGER 0), as a server or a middlebox dropping a connection does."""
+    """Close with an RST (SO_LINGER 0), as a server or a middlebox dropping a connection does
+    (``shutdown`` first: a thread waiting in ``recv`` would keep the socket open otherwise)."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     try:
@@ -55,11 +57,24 @@ def _reset(sock: socket.socket) -> None:
         pass
 
 
+def _close_listener(listener: socket.socket | None) -> None:
+    """Stop listening at once (``shutdown`` first: a thread waiting in ``accept`` keeps the socket
+    open otherwise, and connections would still be taken)."""
+    if listener is None:
+        return
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    listener.close()
+
+
 class _Framer:
     """Splits what a client sends into the protocol's units; says which are statements."""
 
     def __init__(self, protocol: str):
         self.protocol, self.buf, self.started = protocol, b"", False
+        self.body_left, self.expect_continue = 0, False  # HTTP: the body still to come of the last head
 
     def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
         """The complete units in ``data`` (what is left waits for more), each with whether it is a statement."""
@@ -87,6 +102,10 @@ class _Framer:
             size = int.from_bytes(buf[:3], "little") + 4
             return self._cut(size, buf[3] == 0 and buf[4] in (0x03, 0x17))
         if self.protocol == "http":
+            if self.body_left:  # the body of the request whose head went last: passed on as it comes
+                unit, self.buf = buf[: self.body_left], buf[self.body_left :]
+                self.body_left -= len(unit)
+                return (unit, False) if unit else None
             head_end = buf.find(b"\r\n\r\n")
             if head_end < 0:
                 return None
@@ -94,7 +113,10 @@ class _Framer:
             length = next(
                 (int(line.split(":", 1)[1]) for line in head.split("\r\n") if line.startswith("content-length:")), 0
             )
-            return self._cut(head_end + 4 + length, True)
+            self.expect_continue = "\r\nexpect: 100-continue" in head
+            unit = self._cut(head_end + 4, True)
+            self.body_left = length
+            return unit
         unit, self.buf = buf, b""  # anything else: no framing, no statements
         return (unit, False) if unit else None
 
@@ -167,8 +189,7 @@ class FaultProxy:
             listener, self._listener = self._listener, None
         for conn in list(self._sockets):  # a restarting server drops what it had, too
             _reset(conn)
-        if listener is not None:
-            listener.close()
+        _close_listener(listener)
 
     def delay(self, seconds: float) -> None:
         with self._lock:
@@ -196,8 +217,7 @@ class FaultProxy:
         self._stopped.set()
         with self._lock:
             listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
+        _close_listener(listener)
         for conn in list(self._sockets):
             _reset(conn)
 
@@ -289,6 +309,7 @@ class _Pair:
     client: socket.socket
     upstream: socket.socket
     sent: int = 0
+    answered: bool = False  # the last request was answered by the proxy
     framer: _Framer = field(init=False)
 
     def __post_init__(self):
@@ -303,10 +324,15 @@ class _Pair:
         try:
             while not self.proxy._over() and (data := self.client.recv(CHUNK)):
                 for unit, statement in self.framer.feed(data):
+                    if self.answered and not statement:
+                        continue  # the body of a request the proxy answered itself
                     action, answer = self.proxy._decide(unit, statement, self.sent)
                     if action == "reset":
                         return
-                    if action == "answer":
+                    self.answered = action == "answer"
+                    if self.answered:
+                        if self.framer.expect_continue:  # answered before the body: the client keeps it
+                            self.framer.body_left = 0
                         self.client.sendall(answer)
                         continue
                     if self.proxy._delay:
