@@ -64,10 +64,17 @@ class Tally:
     failures: list[str] = field(default_factory=list)
 
 
-def with_retries(steps: Sequence[tuple[str, Callable[[], object]]], *, retries: int = 3, tally: Tally | None = None):
-    """Run ``steps`` as a DAG's tasks with ``retries`` each: a retryable failure runs the task
-    again as a new process would (``connections.forget()``: new engines and clients), a terminal
-    one fails at once.  Returns the tally; raises the last failure when retries run out."""
+def with_retries(
+    steps: Sequence[tuple[str, Callable[[], object]]],
+    *,
+    retries: int = 3,
+    delay: float = 0.0,
+    tally: Tally | None = None,
+):
+    """Run ``steps`` as a DAG's tasks with ``retries`` each (Airflow's retry, or a responder
+    clearing the failed task): a retryable failure runs the task again after ``delay`` seconds
+    as a new process would (``connections.forget()``: new engines and clients), a terminal one
+    fails at once.  Returns the tally; raises the last failure when retries run out."""
     tally = tally or Tally()
     for name, step in steps:
         for attempt in range(retries + 1):
@@ -80,6 +87,7 @@ def with_retries(steps: Sequence[tuple[str, Callable[[], object]]], *, retries: 
                     raise
                 tally.failures.append(f"{name}: {type(exc).__name__}")
                 connections.forget()
+                time.sleep(delay)
                 if attempt == retries:
                     raise
     return tally
