@@ -93,6 +93,11 @@ def with_retries(
     return tally
 
 
+def outcome_of(tally: Tally, finished: str = "retry finishes") -> str:
+    """How a run met its fault: failed and finished on retry, or absorbed (a pool's reconnect, a client's own retry)."""
+    return f"fails, {finished}" if tally.failures else "absorbed, succeeds"
+
+
 def record(dag: str, fault: str, backend: str, outcome: str, runs: int, checked: str) -> None:
     """One cell of README's "Faults survived" table, appended to ``$LIFECYCLE_FAULTS_REPORT``."""
     path = os.environ.get("LIFECYCLE_FAULTS_REPORT")
