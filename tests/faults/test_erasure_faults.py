@@ -16,7 +16,16 @@ from lifecycle.erasure import Erasure
 from lifecycle.failures import retryable
 from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
-from tests.faults.conftest import LONG, Tally, backend_of, outcome_of, record, smtp_connection, with_retries
+from tests.faults.conftest import (
+    LONG,
+    S3_BACKENDS,
+    Tally,
+    backend_of,
+    outcome_of,
+    record,
+    smtp_connection,
+    with_retries,
+)
 from tests.support.faults import SmtpFaults
 from tests.support.s3 import aws_connection
 from tests.test_erasure import AS_OF, DUE, DUPLICATE, ERASED, HELD, PENDING, _config, _reach, _rows_of_others, _seed
@@ -107,6 +116,7 @@ def test_an_app_database_reset_mid_erase_fails_retryably_and_the_retry_finishes(
     )
 
 
+@pytest.mark.parametrize("backend_url", S3_BACKENDS, indirect=True)
 @pytest.mark.parametrize(
     "status, code, times, outcome",
     [(503, "SlowDown", 3, "waits, succeeds"), (500, "InternalError", 12, "fails, retry finishes")],
