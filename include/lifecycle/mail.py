@@ -490,11 +490,12 @@ def send_claimed(
     overlap the server's.  A person another process claimed meanwhile is
     ``taken`` and not mailed.  Refusals are outcomes (``Mailer.deliver``),
     not errors; a 4xx reply puts that person's mail off (``_Retries``) while
-    the others go on, and a 421 that closed the session is followed by a new one.  On an error the claims whose mails never went out are
-    released; killed outright, a process leaves at most two groups' rows
-    ``sending`` (the group on the wire and the next one: two rows at the
-    usual rates), which the caller reports *uncertain* and never resends:
-    their Message-IDs can be looked up in the mail server's log.
+    the others go on, and a 421 that closed the session is followed by a new
+    one.  On an error the claims whose mails never went out are released
+    (the people put off included); killed outright, a process leaves at most
+    two groups' rows ``sending`` (the group on the wire and the next one: two
+    rows at the usual rates), which the caller reports *uncertain* and never
+    resends: their Message-IDs can be looked up in the mail server's log.
     """
     counts: Counter = Counter()
     if not subjects:
