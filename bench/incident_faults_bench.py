@@ -120,6 +120,19 @@ def _send(urls: dict, folder: Path, notifier: IncidentNotification, processes: i
     return elapsed
 
 
+def _report(args, seen: dict, elapsed: float) -> None:
+    """What the sink saw, against the rate; every person once or the run fails."""
+    allowed = args.people / args.rate
+    print(
+        f"{args.people:,} people at {args.rate:g}/s on {args.workers} x {args.slots}: "
+        f"{seen['closed']} x 421 (connection closed), {seen['greylisted']} x 451"
+    )
+    print(f"mailed {seen['people']:,} people ({seen['twice']} twice), {len(seen['starts']):,} MAIL commands")
+    print(f"busiest second: {_busiest_second(seen['starts'])} MAIL commands (rate {args.rate:g})")
+    print(f"send {elapsed:.1f}s; the rate alone allows {allowed:.1f}s: ratio {elapsed / allowed:.3f} (target <= 1.2)")
+    assert seen["people"] == args.people and seen["twice"] == 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -168,20 +181,7 @@ def main() -> int:
         }
         elapsed = _send(urls, folder, notifier, args.workers * args.slots)
         stop.set()
-        seen = ports.get(timeout=60)
-        allowed = args.people / args.rate
-        busiest = _busiest_second(seen["starts"])
-        tries = len(seen["starts"])
-        print(
-            f"{args.people:,} people at {args.rate:g}/s on {args.workers} x {args.slots}: "
-            f"{seen['closed']} x 421 (connection closed), {seen['greylisted']} x 451"
-        )
-        print(f"mailed {seen['people']:,} people ({seen['twice']} twice), {tries:,} MAIL commands")
-        print(f"busiest second: {busiest} MAIL commands (rate {args.rate:g})")
-        print(
-            f"send {elapsed:.1f}s; the rate alone allows {allowed:.1f}s: ratio {elapsed / allowed:.3f} (target <= 1.2)"
-        )
-        assert seen["people"] == args.people and seen["twice"] == 0
+        _report(args, ports.get(timeout=60), elapsed)
         return 0
     finally:
         stop.set()
