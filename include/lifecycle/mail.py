@@ -13,8 +13,11 @@ never sends a notice twice.  ``lifecycle.notifier`` drives it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
+import heapq
 import html
+import itertools
 import json
 import logging
 import re
@@ -241,6 +244,10 @@ class Mailer:
         self.spacing = SharedSpacing(rates, scope, self.interval)
 
     def __enter__(self) -> Mailer:
+        self._connect()
+        return self
+
+    def _connect(self) -> None:
         from lifecycle.connections import get_connection
 
         conn = get_connection(self.conn_id)
@@ -259,7 +266,6 @@ class Mailer:
         except OSError as exc:
             kind = TransientError if transient(exc) else LifecycleError
             raise kind(f"SMTP connection {self.conn_id!r} ({conn.host}:{conn.port}) failed: {exc}") from exc
-        return self
 
     def __exit__(self, *exc) -> None:
         self.spacing.close()
@@ -305,6 +311,8 @@ class Mailer:
         a mail instead of four.  Refusals raise smtplib's exceptions either way."""
         self.spacing.wait()
         sender = parseaddr(self.sender)[1] or self.sender
+        if self._smtp is not None and self._smtp.sock is None:
+            self._connect()  # the server closed the session with a 421 (smtplib closes then): no mail was in flight
         try:
             if self._smtp.has_extn("pipelining"):
                 _send_pipelined(self._smtp, sender, composed.to, composed.data)
@@ -326,18 +334,22 @@ class Mailer:
         then unknown.
         """
         for attempt in range(1, attempts + 1):
-            try:
-                return Delivery("sent", attempt, self.transmit(composed))
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, reply = next(iter(exc.recipients.values()), (550, b""))
-            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
-                code, reply = exc.smtp_code, exc.smtp_error
-            reply = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-            if not 400 <= code < 500:
-                return Delivery("undeliverable", attempt, code=code, reply=reply[:200])
-            if attempt < attempts:
-                sleep(backoff * 2 ** (attempt - 1))
-        return Delivery("deferred", attempts, code=code, reply=reply[:200])
+            delivery = self.try_once(composed, attempt)
+            if delivery.status != "deferred" or attempt == attempts:
+                return delivery
+            sleep(backoff * 2 ** (attempt - 1))
+        raise AssertionError("attempts must be at least 1")
+
+    def try_once(self, composed: Composed, attempt: int = 1) -> Delivery:
+        """One try: ``sent``, ``undeliverable`` (a 5xx reply) or ``deferred`` (a 4xx reply: may pass later)."""
+        try:
+            return Delivery("sent", attempt, self.transmit(composed))
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()), (550, b""))
+        except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+            code, reply = exc.smtp_code, exc.smtp_error
+        reply = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        return Delivery("deferred" if 400 <= code < 500 else "undeliverable", attempt, code=code, reply=reply[:200])
 
 
 _LEADING_PERIOD = re.compile(rb"(?m)^\.")
@@ -350,11 +362,15 @@ def _send_pipelined(smtp: smtplib.SMTP, sender: str, to: str, data: bytes) -> No
     next message."""
     size = f" SIZE={len(data)}" if smtp.has_extn("size") else ""
     smtp.send(f"MAIL FROM:<{sender}>{size}\r\nRCPT TO:<{to}>\r\nDATA\r\n")
-    mail, rcpt, start = smtp.getreply(), smtp.getreply(), smtp.getreply()
+    mail = smtp.getreply()
+    rcpt = smtp.getreply() if mail[0] != 421 else (503, b"")  # after a 421 the server closes the session
+    start = smtp.getreply() if 421 not in (mail[0], rcpt[0]) else (503, b"")
     if start[0] == 354:  # content expected although the envelope failed: end it empty, then reset
         if mail[0] == 250 and rcpt[0] in (250, 251):
             smtp.send(_LEADING_PERIOD.sub(b"..", data) + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n")
             code, reply = smtp.getreply()
+            if code == 421:
+                smtp.close()
             if code != 250:
                 raise smtplib.SMTPDataError(code, reply)
             return
@@ -372,6 +388,49 @@ def _send_pipelined(smtp: smtplib.SMTP, sender: str, to: str, data: bytes) -> No
 
 
 _TAKEN = object()
+
+
+class _Retries:
+    """The mails a 4xx reply put off (greylisting, a 421 closing the session), tried again
+    ``backoff`` seconds later (doubling each time, up to ``attempts`` tries) while the others
+    go on: a greylisted person costs the connection no wait.  Each try is one
+    ``Mailer.deliver(attempts=1)``, at the connection's rate."""
+
+    def __init__(self, mailer: Mailer, attempts: int, backoff: float, sleep: Callable[[float], None]):
+        self.mailer, self.attempts, self.backoff, self.sleep = mailer, attempts, backoff, sleep
+        self._heap: list[tuple[float, int, str, Composed, int]] = []  # (due, order, subject, mail, next try)
+        self._order = itertools.count()
+
+    def waiting(self) -> list[str]:
+        return [item[2] for item in self._heap]
+
+    def _try(self, subject: str, composed: Composed, attempt: int) -> list[tuple[str, Delivery]]:
+        delivery = dataclasses.replace(self.mailer.deliver(composed, attempts=1), attempts=attempt)
+        if delivery.status == "deferred" and attempt < self.attempts:
+            due = time.monotonic() + self.backoff * 2 ** (attempt - 1)
+            heapq.heappush(self._heap, (due, next(self._order), subject, composed, attempt + 1))
+            return []
+        return [(subject, delivery)]
+
+    def send(self, subject: str, composed: Composed) -> list[tuple[str, Delivery]]:
+        """This person's first try, then the retries now due; the outcomes that are final."""
+        done = self._try(subject, composed, 1)
+        while self._heap and self._heap[0][0] <= time.monotonic():
+            _, _, later, mail, attempt = heapq.heappop(self._heap)
+            done += self._try(later, mail, attempt)
+        return done
+
+    def drain(self) -> list[tuple[str, Delivery]]:
+        """The retries left, each when its time comes."""
+        done = []
+        while self._heap:
+            wait = self._heap[0][0] - time.monotonic()
+            if wait > 0:
+                self.sleep(wait)
+            _, _, later, mail, attempt = heapq.heappop(self._heap)
+            done += self._try(later, mail, attempt)
+        return done
+
 
 GROUP_SECONDS = 0.02  # claims committed together: the mails of 20 ms at the connection's rate
 GROUP_MOST = 16
@@ -430,16 +489,25 @@ def send_claimed(
     group n+1 while group n is on the wire, so the database's round trips
     overlap the server's.  A person another process claimed meanwhile is
     ``taken`` and not mailed.  Refusals are outcomes (``Mailer.deliver``),
-    not errors.  On an error the claims whose mails never went out are
-    released; killed outright, a process leaves at most two groups' rows
-    ``sending`` (the group on the wire and the next one: two rows at the
-    usual rates), which the caller reports *uncertain* and never resends:
-    their Message-IDs can be looked up in the mail server's log.
+    not errors; a 4xx reply puts that person's mail off (``_Retries``) while
+    the others go on, and a 421 that closed the session is followed by a new
+    one.  On an error the claims whose mails never went out are released
+    (the people put off included); killed outright, a process leaves at most
+    two groups' rows ``sending`` (the group on the wire and the next one: two
+    rows at the usual rates), which the caller reports *uncertain* and never
+    resends: their Message-IDs can be looked up in the mail server's log.
     """
     counts: Counter = Counter()
     if not subjects:
         return counts
     groups = list(chunks(subjects, claim_group(mailer)))
+    retries = _Retries(mailer, attempts, backoff, sleep)
+
+    def settle(done: list[tuple[str, Delivery]]) -> None:
+        for subject, delivery in done:
+            pending.append(Outcome(subject, delivery.status, delivery.attempts, delivery.code))
+            counts[delivery.status] += 1
+
     pending: list[Outcome] = []  # outcomes not yet recorded
     handed: list[Outcome] = []  # outcomes given to the helper with the next group's claims
     unsent: list[str] = []  # claimed by this process, not yet on the wire
@@ -458,10 +526,10 @@ def send_claimed(
                         counts["taken" if composed is _TAKEN else "no_address"] += 1
                         continue
                     unsent.remove(subject)  # from here on, whether it went out is the server's to say
-                    delivery = mailer.deliver(composed, attempts=attempts, backoff=backoff, sleep=sleep)
-                    pending.append(Outcome(subject, delivery.status, delivery.attempts, delivery.code))
-                    counts[delivery.status] += 1
+                    settle(retries.send(subject, composed))
+            settle(retries.drain())
         finally:
+            unsent += retries.waiting()  # refused with a 4xx so far: never went out
             if upcoming is not None:  # the next group may be claimed, but its mails never went out
                 try:
                     unsent += _claimed_by_us(upcoming.result(), following)

@@ -28,6 +28,7 @@ No TLS and no AUTH: the sink listens on loopback only by default.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import email.parser
 import email.policy
 import itertools
@@ -84,14 +85,33 @@ class _Handler:
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
+    def _fault(self, server, stage: str, address: str) -> str | None:
+        """The fault hook's reply for this command, if any; after a ``421`` the connection is closed."""
+        reply = self.sink.faults(stage, address) if self.sink.faults else None
+        if reply and reply.startswith("421"):
+            asyncio.get_running_loop().call_soon(server.transport.close)  # once the reply is written
+        return reply
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options) -> str:
+        fault = self._fault(server, "MAIL", address)
+        if fault:
+            return fault
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
-        refusal = self.sink.rcpt_policy(address) if self.sink.rcpt_policy else None
+        refusal = self._fault(server, "RCPT", address)
+        refusal = refusal or (self.sink.rcpt_policy(address) if self.sink.rcpt_policy else None)
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        fault = self._fault(server, "DATA", ",".join(envelope.rcpt_tos))
+        if fault:
+            return fault
         raw: bytes = envelope.original_content or envelope.content
         if isinstance(raw, str):  # only with decode_data=True, which we do not use
             raw = raw.encode("utf-8", "surrogateescape")
@@ -127,6 +147,11 @@ class MailSink:
     ``rcpt_policy``: called with each RCPT TO address; a reply it returns
     (``"450 4.2.1 try later"``, ``"550 5.1.1 no such user"``) refuses that
     recipient, ``None`` accepts it (tests of temporary and permanent refusals).
+    ``faults``: called as ``faults(stage, address)`` at ``MAIL`` (the sender), ``RCPT`` (the
+    recipient) and ``DATA`` (after the content; the recipients, comma-separated); a reply it
+    returns answers that command instead (``"421 …"`` then closes the connection, as a server
+    going away does; a refused ``DATA`` keeps nothing).  Fault tests and benchmarks
+    (``tests/support/faults.SmtpFaults``).
     """
 
     def __init__(
@@ -138,9 +163,10 @@ class MailSink:
         keep: bool = True,
         ready_timeout: float = 10.0,
         rcpt_policy: Callable[[str], str | None] | None = None,
+        faults: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.hostname = hostname
-        self.rcpt_policy = rcpt_policy
+        self.rcpt_policy, self.faults = rcpt_policy, faults
         self._requested_port = int(port)
         self.folder = Path(folder) if folder is not None else None
         self.keep = keep
