@@ -361,3 +361,31 @@ def test_a_removed_or_replaced_checkpoint_is_caught(catalog, state, published, k
     assert problems == [
         "checkpoints/000000000010.json: names a previous checkpoint 'checkpoints/000000000006.json' that is not there (removed)"
     ]
+
+
+def test_ledger_verify_checkpoints_on_the_command_line(tmp_path, monkeypatch, capsys):
+    from lifecycle import connections
+    from lifecycle.config import load_config
+    from tests.config import sample
+
+    config = sample.write(tmp_path / "config")
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_STATE", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv(
+        "LIFECYCLE_VAR_DIR", str(tmp_path)
+    )  # the default evidence destination: $LIFECYCLE_VAR_DIR/evidence
+    connections.forget()
+    try:
+        catalog = load_config(config).catalog
+        state = StateStore.for_catalog(catalog)
+        for n in range(5):
+            state.ledger.append("test.event", {"n": n}, run_id="r1")
+        where = checkpoints.publish(catalog, state.ledger, time="2026-06-01T00:00:00+00:00", dag_id="d", run_id="r1")
+        assert where == str(tmp_path / "evidence" / "checkpoints" / "000000000005.json")
+        assert main(["--config", str(config), "ledger", "verify", "--checkpoints"]) == 0
+        assert "checkpoints: 1 checked, the ledger extends every one" in capsys.readouterr().out
+        _rechain(state.engine, _edit(_rows(state.engine)))
+        assert main(["--config", str(config), "ledger", "verify", "--checkpoints"]) == 1
+        out = capsys.readouterr().out
+        assert "ledger: 5 entries, chain intact" in out and "ledger entry 3 has hash" in out and "1 problem(s)" in out
+    finally:
+        connections.forget()

@@ -68,6 +68,8 @@ def expected(world) -> dict[str, tuple[str, dict[str | None, int]]]:
         "/documents/open (contact list)": (f"/documents/open?key={key}", {E: 200, A: 403, R: 200}),
         "/incidents": ("/incidents", everyone),
         "/incidents/{incident_id}": (f"/incidents/{world.incident_id}?run={quote(DRY, safe='')}", everyone),
+        "/public-keys.json": ("/public-keys.json", everyone),
+        "/certificates/{batch}/{subject}": ("/certificates/2026-06-01:0/" + "ab" * 16, {E: 404, A: 404, R: 403}),
     }
 
 
@@ -149,3 +151,16 @@ def test_documents_open_inline_or_as_downloads_in_a_sandbox(client, world):
         assert client.get(f"/privacy/documents/open?key={key}", headers=engineer).status_code == 400, key
     assert client.get("/privacy/documents/open?key=certificates%2Fnone.html", headers=engineer).status_code == 404
     assert client.get("/privacy/documents?kind=..", headers=engineer).status_code == 404
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_the_public_keys_are_served_to_every_role(client):
+    import json
+
+    from lifecycle import reports, signing
+
+    for user in (E, A, R):
+        got = client.get("/privacy/public-keys.json", headers={"Authorization": f"Bearer {user}"})
+        keys = signing.PublicKeys.load(got.content, "the Privacy view")
+        assert got.headers["content-type"].startswith("application/json") and json.loads(got.content)["keys"]
+        assert keys.status == {reports.signer(web.sources().config.catalog).key_id: "current"}

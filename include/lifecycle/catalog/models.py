@@ -173,7 +173,7 @@ class Evidence(Model):
 
     signing_conn_id: str = "lifecycle_evidence_signing"  # password: the Ed25519 private key; never in YAML
     retired_keys: list[RetiredKey] = []
-    checkpoints: Reports = Reports(path="var/evidence")
+    checkpoints: Reports = Reports(path="$LIFECYCLE_VAR_DIR/evidence")
 
 
 class CatalogFile(Model):

@@ -152,6 +152,8 @@ class Certificates:
     def person(self, batch: str, subject: str) -> dict:
         """One person's certificate, rendered on demand: their leaf, its inclusion proof and the
         batch's signed root.  ``subject``: the subject hash (or the start of it, 16+ digits)."""
+        if reports.safe_name(batch).strip(".") == "":
+            raise LifecycleError(f"{batch!r} is not an erasure batch")
         folder = f"{FOLDER}/{reports.safe_name(batch)}"
         sink = reports.ReportSink(self.catalog)
         try:
