@@ -389,3 +389,30 @@ def test_ledger_verify_checkpoints_on_the_command_line(tmp_path, monkeypatch, ca
         assert "ledger: 5 entries, chain intact" in out and "ledger entry 3 has hash" in out and "1 problem(s)" in out
     finally:
         connections.forget()
+
+
+def test_checkpoints_to_an_object_lock_bucket_and_evidence_verify_of_s3(
+    catalog, state, locked_s3_store, s3_conn_id, capsys
+):
+    from lifecycle.catalog.models import System
+
+    store = locked_s3_store
+    store.client.put_object_lock_configuration(
+        Bucket=store.bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 3650}},
+        },
+    )
+    catalog.systems = {"evidence": System(type="s3", conn_id=s3_conn_id, bucket=store.bucket)}
+    catalog.model.evidence = Evidence(checkpoints=Reports(system="evidence", prefix="ledger/"))
+    for n in range(3):
+        state.ledger.append("test.event", {"n": n}, run_id="r1")
+    where = checkpoints.publish(catalog, state.ledger, time="2026-06-01T00:00:00+00:00", dag_id="d", run_id="r1")
+    assert where == f"s3://{store.bucket}/ledger/checkpoints/000000000003.json"
+    head = store.client.head_object(Bucket=store.bucket, Key="ledger/checkpoints/000000000003.json")
+    assert head["ObjectLockMode"] == "COMPLIANCE"  # the bucket's default retention holds it
+    assert checkpoints.check(catalog, state.ledger, reports.public_keys(catalog)) == (1, [])
+    assert main(["evidence", "verify", where, "--conn-id", s3_conn_id]) == 0  # keys found above it in the bucket
+    out = capsys.readouterr().out
+    assert "ledger.checkpoint" in out and f"s3://{store.bucket}/ledger/public-keys.json" in out
