@@ -416,3 +416,16 @@ def test_checkpoints_to_an_object_lock_bucket_and_evidence_verify_of_s3(
     assert main(["evidence", "verify", where, "--conn-id", s3_conn_id]) == 0  # keys found above it in the bucket
     out = capsys.readouterr().out
     assert "ledger.checkpoint" in out and f"s3://{store.bucket}/ledger/public-keys.json" in out
+
+
+def test_a_batch_certified_in_two_runs_keeps_everyone_under_one_signed_root(catalog, state, keys):
+    certificates = Certificates(catalog, state)
+    first = certificates._write("B", {str(n): _leaf(n) for n in range(3)}, "run-1")
+    again = certificates._write("B", {str(n): _leaf(n) for n in range(3)}, "run-1")  # a rerun: the same root
+    second = certificates._write("B", {str(n): _leaf(n) for n in range(3, 5)}, "run-2")
+    assert first == again and second["root"] == merkle.root([_leaf(n) for n in range(5)])
+    for n in range(5):
+        document = certificates.person("B", _leaf(n)["subject"])
+        assert attestations.check(json.dumps(document).encode(), keys).ok
+    recorded = [e.payload["root"] for e in state.ledger.entries(kind="erasure.certificates")]
+    assert recorded == [first["root"], second["root"]]

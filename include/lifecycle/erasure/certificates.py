@@ -109,11 +109,14 @@ class Certificates:
 
     def _write(self, batch: str, leaves: dict[str, dict], run_id) -> dict:
         """The batch's leaves (one JSON line each, ordered by subject hash) and its signed root
-        document under ``certificates/<batch>/``, the root backed by one ledger entry."""
-        ordered = sorted(leaves.values(), key=lambda leaf: leaf["subject"])
+        document under ``certificates/<batch>/``, the root backed by one ledger entry.  People the
+        batch certified before (a later run finishing the rest) stay leaves of the new root."""
         folder = f"{FOLDER}/{reports.safe_name(batch)}"
-        lines = b"".join(signing.compact(leaf) + b"\n" for leaf in ordered)
         writer = reports.ReportWriter(self.catalog, self.state.ledger)
+        earlier = self._earlier_leaves(writer.sink, folder)
+        merged = {leaf["subject"]: leaf for leaf in earlier} | {leaf["subject"]: leaf for leaf in leaves.values()}
+        ordered = [merged[subject] for subject in sorted(merged)]
+        lines = b"".join(signing.compact(leaf) + b"\n" for leaf in ordered)
         stored = writer.sink.write(f"{folder}/{LEAVES}", lines, content_type="application/x-ndjson")
         document = {
             "certificate": "erasure after account cancellation: one batch",
@@ -131,10 +134,19 @@ class Certificates:
             template="erasure_batch.html.j2",
             kind="erasure.certificates",
             run_id=run_id,
-            key=erasure_certificates(batch),
+            key=f"{erasure_certificates(batch)}:{document['merkle']['root'][:16]}",  # once per root
             about={"batch": batch, "root": document["merkle"]["root"], "subjects": len(ordered)},
         )
         return {"location": report.json.location, "sha256": report.json.sha256, "root": document["merkle"]["root"]}
+
+    @staticmethod
+    def _earlier_leaves(sink, folder: str) -> list[dict]:
+        """The leaves a root of this batch already certifies (none, the first time)."""
+        try:
+            raw = sink.read(f"{folder}/{LEAVES}")
+        except (OSError, TerminalStoreError):
+            return []
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
 
     def _record(self, records: list, leaves: dict[str, dict], root: dict) -> None:
         """Every certified subject *done*, their certificate named as the batch root and their hash."""
