@@ -248,10 +248,16 @@ def test_a_persons_certificate_verifies_offline_and_a_dropped_leaf_is_named(
     assert main(["evidence", "verify", str(out), "--keys", str(tmp_path / "reports" / "public-keys.json")]) == 0
     assert "the leaf's inclusion proof against the signed Merkle root" in capsys.readouterr().out
 
-    # a leaf dropped from the batch: every proof now built leads elsewhere, naming its person
+    assert main(["evidence", "verify", location]) == 0  # the root, and the leaves beside it
+    assert "the leaves beside it give the signed Merkle root" in capsys.readouterr().out
+
+    # a leaf dropped from the batch: the root's check says so, and every proof now built leads
+    # elsewhere, naming its person
     leaves_file = tmp_path / "reports" / "certificates" / "2026-06-01_0" / "leaves.jsonl"
     lines = leaves_file.read_bytes().splitlines(keepends=True)
     leaves_file.write_bytes(b"".join(lines[:1] + lines[2:]))
+    assert main(["evidence", "verify", location]) == 1
+    assert "the leaves file holds 4 leaves, the signed root 5 (a leaf dropped or added)" in capsys.readouterr().out
     rebuilt = certificates.person("2026-06-01:0", subject)
     checked = attestations.check(json.dumps(rebuilt).encode(), reports.public_keys(catalog))
     assert not checked.ok and f"leaf of person {subject[:16]}" in checked.problems[0]

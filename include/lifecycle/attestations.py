@@ -61,7 +61,29 @@ def _signed(document: dict, keys: signing.PublicKeys, beside: dict[str, bytes]) 
         checks.append("the PDF beside it hashes to pdf_sha256")
         if hashlib.sha256(beside["pdf"]).hexdigest() != document["pdf_sha256"]:
             problems.append("the PDF beside it does not hash to the signed pdf_sha256 (the PDF was changed)")
+    if "merkle" in document and "leaves" in beside:
+        checks.append("the leaves beside it give the signed Merkle root")
+        problems += _leaves(document, beside["leaves"])
     return Checked(verdict.kind or "signed document", verdict.key_id, verdict.signed_fields, checks, problems)
+
+
+def _leaves(root: dict, raw: bytes) -> list[str]:
+    """A batch's leaves file against its signed root: their count, the file's hash, the root."""
+    try:
+        leaves = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    except ValueError:
+        return ["the leaves file beside it is not one JSON leaf a line (edited)"]
+    signed = root.get("leaves") or {}
+    problems = []
+    if len(leaves) != signed.get("count"):
+        problems.append(
+            f"the leaves file holds {len(leaves)} leaves, the signed root {signed.get('count')} (a leaf dropped or added)"
+        )
+    if hashlib.sha256(raw).hexdigest() != signed.get("sha256"):
+        problems.append("the leaves file does not hash to the signed leaves.sha256 (edited)")
+    if merkle.root(leaves) != (root.get("merkle") or {}).get("root"):
+        problems.append("the leaves beside it do not give the signed Merkle root")
+    return problems
 
 
 def _person(document: dict, keys: signing.PublicKeys) -> Checked:

@@ -82,14 +82,20 @@ def cmd_evidence_verify(args) -> int:
         source, raw_keys = (args.keys, _read(args.keys, args)) if args.keys else _keys_beside(where, args)
         keys = signing.PublicKeys.load(raw_keys, source)
         raw = _read(where, args)
-        beside = {}
-        if where.endswith(".json") and not where.startswith("s3://") and Path(where[:-5] + ".pdf").exists():
-            beside["pdf"] = Path(where[:-5] + ".pdf").read_bytes()
+        beside = _beside(where)
         checked = attestations.check(raw, keys, beside=beside)
         print("\n".join(checked.lines(where)))
         print(f"  public keys: {source} ({', '.join(keys.keys)})")
         failed += not checked.ok
     return 1 if failed else 0
+
+
+def _beside(where: str) -> dict[str, bytes]:
+    """Local files a document's signature vouches for: the report's PDF, a batch root's leaves."""
+    if where.startswith("s3://") or not where.endswith(".json"):
+        return {}
+    found = {"pdf": Path(where[: -len(".json")] + ".pdf"), "leaves": Path(where).with_name("leaves.jsonl")}
+    return {name: path.read_bytes() for name, path in found.items() if path.exists()}
 
 
 def cmd_certificate_show(args) -> int:
