@@ -80,20 +80,26 @@ demo: venv
 	@$(DEVENV) start
 	@$(MAKE) migrate
 	@echo "a fresh demo world: removing the demo's app database, state store, reports and mails under $(VAR)"
-	@rm -rf "$(VAR)/app.db" "$(VAR)/state.db" "$(VAR)/reports" && mkdir -p "$(VAR)/mail" && find "$(VAR)/mail" -name '*.eml' -delete
+	@rm -rf "$(VAR)/app.db" "$(VAR)/state.db" "$(VAR)/reports" "$(VAR)/evidence" && mkdir -p "$(VAR)/mail" && find "$(VAR)/mail" -name '*.eml' -delete
 	$(DEVENV) run -- $(PY) -m lifecycle.demo seed --reset
 	$(DEVENV) run -- $(PY) -m lifecycle.demo run
 	@echo
 	@echo "== where things are"
 	@echo "  mails (one .eml each):  $(VAR)/mail/  ($$(ls "$(VAR)/mail" 2>/dev/null | grep -c '\.eml$$' || true) so far)"
 	@echo "  reports:                $(VAR)/reports/  (retention/, cancellation/, sharing/, incidents/)"
-	@echo "  erasure certificates:   $(VAR)/reports/certificates/  ($$(ls "$(VAR)/reports/certificates" 2>/dev/null | grep -c '\.json$$' || true) so far)"
+	@echo "  erasure certificates:   $(VAR)/reports/certificates/<batch>/root.json  (one signed Merkle root per batch: $$(ls "$(VAR)/reports/certificates" 2>/dev/null | wc -l) so far)"
+	@echo "  ledger checkpoints:     $(VAR)/evidence/checkpoints/  (signed; public keys: $(VAR)/reports/public-keys.json)"
 	@echo "  app database (SQLite):  $(VAR)/app.db"
 	@echo "  ledger and registers:   $(VAR)/state.db"
 	@echo "  S3 (moto):              http://127.0.0.1:$${LIFECYCLE_S3_PORT:-5055}  (key/secret: testing/testing)"
 	@echo "  Airflow home and logs:  $(VAR)/airflow/   service logs: $(VAR)/log/"
 	@echo "  shell with the same settings:  eval \"\$$($(DEVENV) env)\""
 	@echo "  the S3 endpoint and mail sink keep running: make down stops them, make up adds the UI"
+	@echo
+	@echo "== checked with the public key alone"
+	$(DEVENV) run -- $(PY) -m lifecycle ledger verify --checkpoints
+	$(DEVENV) run -- $(PY) -m lifecycle evidence verify --keys "$(VAR)/reports/public-keys.json" \
+	    $$(ls "$(VAR)"/evidence/checkpoints/*.json 2>/dev/null | tail -n 1) $$(ls "$(VAR)"/reports/certificates/*/root.json 2>/dev/null | head -n 1)
 
 up: venv
 	@$(DEVENV) start

@@ -75,6 +75,8 @@ def _connections(db: str, endpoint: str, folder: Path) -> None:
     def sql(url: str) -> str:
         return json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": url}})
 
+    from lifecycle import signing
+
     os.environ["AIRFLOW_CONN_APP_DB"] = sql(db)
     os.environ["AIRFLOW_CONN_MEDIA_S3"] = aws_connection(endpoint)
     os.environ["AIRFLOW_CONN_LIFECYCLE_STATE"] = sql(f"sqlite:///{folder / 'state.db'}")
@@ -82,6 +84,9 @@ def _connections(db: str, endpoint: str, folder: Path) -> None:
         {"conn_type": "generic", "password": "bench-signing-key-0123456789"}
     )
     os.environ["AIRFLOW_VAR_LIFECYCLE_HMAC_KEY"] = "bench-hmac-key-0123456789abcdef"
+    os.environ["AIRFLOW_CONN_LIFECYCLE_EVIDENCE_SIGNING"] = json.dumps(
+        {"conn_type": "generic", "password": signing.generate_text()}  # the Ed25519 key of what is issued
+    )
 
 
 # ------------------------------------------------------------------ children

@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "include")]
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
 
-from lifecycle import connections
+from lifecycle import connections, signing
 from lifecycle.config import load_config
 from lifecycle.demo import generate, schema
 from lifecycle.erasure import Erasure
@@ -173,6 +173,9 @@ def main() -> int:
                 }
             )
             os.environ["AIRFLOW_VAR_LIFECYCLE_HMAC_KEY"] = "bench-hmac-key-0123456789abcdef"
+            os.environ["AIRFLOW_CONN_LIFECYCLE_EVIDENCE_SIGNING"] = json.dumps(
+                {"conn_type": "generic", "password": signing.generate_text()}  # the Ed25519 key of what is issued
+            )
             os.environ[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = aws_connection(endpoint)
             os.environ["LIFECYCLE_VAR_DIR"] = str(work)  # the demo config's reports folder (each side has its own)
             config = load_config(REPO / "config" / "lifecycle")

@@ -19,8 +19,9 @@ interval end, never the clock.
    dataset reachable from the subject, deeper links first, deleted or
    anonymized (`overrides`), set-based for the whole batch; every object
    version and delete marker under the subject's prefixes; then verification,
-   the completion notice, the subject's own row, and a certificate per person
-   (`certificates/<keyed hash>.json|html` in the reports destination).
+   the completion notice, the subject's own row, and the batch's signed
+   certificate: a Merkle root over one leaf per person (`certificates/<batch>/`
+   in the reports destination; a person's certificate is rendered on demand).
    Locked objects and statutory records are kept and named in the
    certificate. A subject that fails verification is *failed* and the task fails.
    An address the mail server refuses is recorded *undeliverable* (5xx) or

@@ -9,6 +9,7 @@ server, its tests skip with a one-line reason; with
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
@@ -23,6 +24,11 @@ from tests.support.s3 import aws_connection, moto_server
 # suite's Airflow files out of the developer's ~/airflow.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="lifecycle-test-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# The Ed25519 key every signed document is signed with (catalog evidence.signing_conn_id's default).
+TEST_EVIDENCE_KEY = "bGlmZWN5Y2xlLXRlc3QtZXZpZGVuY2Uta2V5LTAwMDA="  # base64 of 32 bytes
+os.environ.setdefault(
+    "AIRFLOW_CONN_LIFECYCLE_EVIDENCE_SIGNING", json.dumps({"conn_type": "generic", "password": TEST_EVIDENCE_KEY})
+)
 
 SERVER_URLS = {
     "postgresql": os.environ.get(

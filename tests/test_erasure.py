@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from lifecycle import attestations, reports
 from lifecycle.config import load_config
 from lifecycle.erasure import BatchResult, Erasure
 from lifecycle.erasure.late import check_overdue
@@ -334,17 +335,28 @@ def test_object_datasets_are_listed_by_prefix_within_the_budget(world, tmp_path,
     }
 
 
+def _certificate(erasure, record) -> dict:
+    """The person's certificate as it is rendered on demand (leaf, proof, signed batch root)."""
+    root, _, subject = record.certificate.partition("#")
+    assert root.endswith("/root.json") and subject == erasure.subject_hash(record.subject_id)
+    return erasure.certificates.person(record.batch, subject)
+
+
 def test_certificates_match_what_was_removed_and_hold_no_personal_information(world):
     config, engine, state, store, sink = world
     erasure = _erasure(config, engine, state, store)
     _run(erasure)
     with state.engine.connect() as conn:
         record = conn.execute(sa.select(erasures).where(erasures.c.subject_id == str(DUPLICATE))).one()
-    text = open(record.certificate).read()
-    html = open(record.certificate.replace(".json", ".html")).read()
+    document = _certificate(erasure, record)
+    text = json.dumps(document)
+    root = record.certificate.partition("#")[0]
+    written = open(root).read() + open(root.replace(".json", ".html")).read()
+    written += open(root.replace("root.json", "leaves.jsonl")).read()
     for secret in (f"u{DUPLICATE}@example.com", f"User {DUPLICATE}", "Main St", "secret "):
-        assert secret not in text and secret not in html
-    cert = json.loads(text)
+        assert secret not in text and secret not in written
+    assert attestations.check(text.encode(), reports.public_keys(config.catalog)).ok
+    cert = document["leaf"]
     assert cert["subject"] == erasure.subject_hash(str(DUPLICATE)) and str(DUPLICATE) not in cert["subject"][:1]
     rows = {d["dataset"]: d for d in cert["datasets"]}
     assert rows["access_logs"]["deleted"] == sum(1 for n in range(1, 61) if n % 10 + 1 == DUPLICATE)
@@ -369,17 +381,23 @@ def test_certificates_go_to_an_s3_reports_destination_as_recorded(world, tmp_pat
         reports={"system": "archive", "prefix": "lifecycle/"},
         systems={"archive": {"type": "s3", "conn_id": s3_conn_id, "bucket": "erasure-archive"}},
     )
-    _run(_erasure(config, engine, state, store))
-    recorded = [c for e in state.ledger.entries(kind="erasure.certificates") for c in e.payload["certificates"]]
-    assert len(recorded) == len(ERASED)
-    for certificate in recorded:
-        key = certificate["location"].removeprefix("s3://erasure-archive/")
-        assert key == f"lifecycle/certificates/{certificate['subject'][:32]}.json"
+    erasure = _erasure(config, engine, state, store)
+    _run(erasure)
+    recorded = list(state.ledger.entries(kind="erasure.certificates"))
+    assert sum(e.payload["subjects"] for e in recorded) == len(ERASED)
+    for entry in recorded:  # one signed root per batch, its leaves beside it
+        key = entry.payload["json"].removeprefix("s3://erasure-archive/")
+        assert key == f"lifecycle/certificates/{reports.safe_name(entry.payload['batch'])}/root.json"
         body = store.client.get_object(Bucket="erasure-archive", Key=key)["Body"].read()
-        assert hashlib.sha256(body).hexdigest() == certificate["sha256"]
-        assert json.loads(body)["subject"] == certificate["subject"]
+        assert hashlib.sha256(body).hexdigest() == entry.payload["json_sha256"]
+        assert json.loads(body)["merkle"]["root"] == entry.payload["root"]
         html = store.client.get_object(Bucket="erasure-archive", Key=key.replace(".json", ".html"))
-        assert html["ContentType"].startswith("text/html") and certificate["subject"] in html["Body"].read().decode()
+        assert html["ContentType"].startswith("text/html") and entry.payload["root"] in html["Body"].read().decode()
+    with state.engine.connect() as conn:
+        for record in conn.execute(sa.select(erasures).where(erasures.c.state == "done")):
+            document = _certificate(erasure, record)
+            assert document["leaf"]["subject"] == erasure.subject_hash(record.subject_id)
+            assert attestations.check(json.dumps(document).encode(), reports.public_keys(config.catalog)).ok
 
 
 class Killed(Exception):
@@ -442,8 +460,9 @@ def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_o
     if point.startswith("as an object step"):  # the table steps beside it went on and were recorded
         done = {e.payload["dataset"] for e in state.ledger.entries(kind="erasure.done")}
         assert {"access_logs", "chat_messages", "orders"} <= done and "chat_photos" not in done
-    _run(_erasure(config, engine, state, store))
-    _run(_erasure(config, engine, state, store))  # and once more: nothing new
+    erasure = _erasure(config, engine, state, store)
+    _run(erasure)
+    _run(erasure)  # and once more: nothing new
     assert _states(state) == {
         str(DUE): "done",
         str(DUPLICATE): "done",
@@ -457,7 +476,7 @@ def test_a_run_killed_mid_batch_resumes_to_the_same_end_state_with_each_notice_o
     assert state.ledger.verify().ok
     with state.engine.connect() as conn:
         certificates = {
-            r.subject_id: json.loads(open(r.certificate).read())
+            r.subject_id: _certificate(erasure, r)["leaf"]
             for r in conn.execute(sa.select(erasures).where(erasures.c.state == "done"))
         }
     for subject in ERASED:  # what the interrupted steps removed is certified all the same

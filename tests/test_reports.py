@@ -45,10 +45,12 @@ def test_report_writer_writes_json_and_html_and_ledgers_their_hashes(tmp_path):
 
     import sqlalchemy as sa
 
-    from lifecycle.catalog.models import Reports
+    from lifecycle.catalog.models import Evidence, Reports
     from lifecycle.state import StateStore
 
-    catalog = SimpleNamespace(model=SimpleNamespace(reports=Reports(path=str(tmp_path / "reports"))))
+    catalog = SimpleNamespace(
+        model=SimpleNamespace(reports=Reports(path=str(tmp_path / "reports")), evidence=Evidence())
+    )
     state = StateStore(sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}"))
     document = {
         "report": "cancellation erasure",
@@ -66,7 +68,9 @@ def test_report_writer_writes_json_and_html_and_ledgers_their_hashes(tmp_path):
         name, document, template="cancellation_report.html.j2", kind="erasure.report", run_id="manual/1"
     )
     assert written.json.location == str(tmp_path / "reports" / "cancellation/2026-06-01/manual_1/report.json")
-    assert json.loads(open(written.json.location).read()) == document
+    stored = json.loads(open(written.json.location).read())
+    assert {k: v for k, v in stored.items() if k != "attestation"} == document
+    assert stored["attestation"]["kind"] == "erasure.report"
     assert "cancellation" in open(written.html.location).read().lower() and written.pdf is None
     (entry,) = state.ledger.entries(kind="erasure.report")
     for part in ("json", "html"):

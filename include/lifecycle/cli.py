@@ -1,7 +1,7 @@
 """``python -m lifecycle``: the one command line.
 
-validate, scan, plan, pools, holds, ledger verify, manifest verify and the
-sharing register; ``access apply`` (roles and users of the Airflow UI),
+validate, scan, plan, pools, holds, ledger verify (``--checkpoints``), manifest
+verify, the sharing register, ``evidence verify`` and ``certificate show``; ``access apply`` (roles and users of the Airflow UI),
 ``dev start|stop|status|env|run`` (the embedded defaults) and ``demo seed|run``
 (the demo world).  ``python -m lifecycle.access``, ``python -m lifecycle.devenv``
 and ``python -m lifecycle.demo`` are aliases of the last three.
@@ -232,12 +232,17 @@ def cmd_pools(args) -> int:
 
 
 def cmd_ledger(args) -> int:
-    result = _state(args).ledger.verify()
+    ledger = _state(args).ledger
+    result = ledger.verify()
     for problem in result.problems:
         print(problem)
     print(
         f"ledger: {result.entries} entries, " + ("chain intact" if result.ok else f"{len(result.problems)} problem(s)")
     )
+    if args.checkpoints:
+        from lifecycle import proofs
+
+        return max(proofs.ledger_checkpoints(_config(args).catalog, ledger), 0 if result.ok else 1)
     return 0 if result.ok else 1
 
 
@@ -411,7 +416,14 @@ def parser() -> argparse.ArgumentParser:
     register.set_defaults(run=cmd_sharing_register)
 
     ledger = sub.add_parser("ledger", help="the hash-chained ledger").add_subparsers(dest="action", required=True)
-    ledger.add_parser("verify", help="check every entry's hash and the chain").set_defaults(run=cmd_ledger)
+    ledger_verify = ledger.add_parser("verify", help="check every entry's hash and the chain")
+    ledger_verify.add_argument(
+        "--checkpoints", action="store_true", help="and that the ledger extends every published signed checkpoint"
+    )
+    ledger_verify.set_defaults(run=cmd_ledger)
+    from lifecycle import proofs
+
+    proofs.mount(sub)
     _mount(sub)
     return top
 

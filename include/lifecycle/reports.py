@@ -21,8 +21,12 @@ from pathlib import Path
 import jinja2
 import msgspec
 
+from lifecycle import signing
 from lifecycle.catalog import Catalog
 from lifecycle.paths import REPO, TEMPLATES
+
+#: The published public keys, written beside the reports and the checkpoints.
+PUBLIC_KEYS = "public-keys.json"
 
 
 def var_dir() -> Path:
@@ -71,11 +75,26 @@ class Written:
     size: int
 
 
+def signer(catalog: Catalog) -> signing.Signer:
+    """The Ed25519 signer of everything the lifecycle issues (``evidence.signing_conn_id``)."""
+    return signing.signer(catalog.model.evidence.signing_conn_id)
+
+
+def public_keys(catalog: Catalog) -> signing.PublicKeys:
+    """The current public key and the retired ones ``evidence.retired_keys`` lists."""
+    retired = [
+        (k.public_key, f"catalog.yaml evidence.retired_keys[{n}]")
+        for n, k in enumerate(catalog.model.evidence.retired_keys)
+    ]
+    return signing.PublicKeys.of(signer(catalog).public, retired)
+
+
 class ReportSink:
     parallel_puts = 8  # documents write_many puts to S3 at once
 
-    def __init__(self, catalog: Catalog):
-        self.reports = catalog.model.reports
+    def __init__(self, catalog: Catalog, destination=None):
+        """The reports destination, or ``destination`` (a ``Reports``-shaped block: ``path`` or ``system`` and ``prefix``)."""
+        self.reports = destination or catalog.model.reports
         self.catalog = catalog
         self._made: set[str] = set()
 
@@ -160,13 +179,22 @@ class Report:
 
 
 class ReportWriter:
-    """A generated document as ``<name>.json`` (canonical) and ``<name>.html`` (its template),
-    and a PDF where one is given, in the reports destination; then, for evidence (a
-    ``kind`` given; drafts are not), one ledger entry that names each file and its
-    SHA-256, so a changed or swapped report can be detected."""
+    """A generated document as ``<name>.json`` (canonical, Ed25519-signed, with the SHA-256 of
+    its PDF where one is given) and ``<name>.html`` (its template), and the PDF, in the
+    reports destination, the public keys beside them; then, for evidence (a ``kind`` given;
+    drafts are not), one ledger entry that names each file and its SHA-256, so a changed or
+    swapped report can be detected."""
 
     def __init__(self, catalog: Catalog, ledger=None):
-        self.sink, self.ledger = ReportSink(catalog), ledger
+        self.sink, self.ledger, self.catalog = ReportSink(catalog), ledger, catalog
+        self._published = False
+
+    def sign(self, document: dict, kind: str) -> dict:
+        """``document`` signed; the public keys written beside the reports once per writer."""
+        if not self._published:
+            self.sink.write(PUBLIC_KEYS, public_keys(self.catalog).published(), content_type="application/json")
+            self._published = True
+        return signer(self.catalog).sign(document, kind)
 
     def write(
         self,
@@ -185,7 +213,10 @@ class ReportWriter:
         """Write ``document`` under ``name`` (rendered by ``template`` with it as ``report``)
         and, given a ``kind``, append it to the ledger: ``about`` and the files, recorded
         once under ``key`` where one is given."""
-        json_file = self.sink.write(f"{name}.json", canonical(document), content_type="application/json")
+        if pdf is not None:
+            document = document | {"pdf_sha256": hashlib.sha256(pdf).hexdigest()}
+        signed = self.sign(document, kind or template.removesuffix(".html.j2"))
+        json_file = self.sink.write(f"{name}.json", canonical(signed), content_type="application/json")
         html = render(template, report=document, **context).encode("utf-8")
         html_file = self.sink.write(f"{name}.html", html, content_type="text/html; charset=utf-8")
         pdf_file = self.sink.write(f"{name}.pdf", pdf, content_type="application/pdf") if pdf is not None else None

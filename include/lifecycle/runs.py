@@ -82,6 +82,17 @@ def terminal_errors(fn=None, *, record=None):
     return wrapper
 
 
+def checkpoint(ctx: RunContext) -> str | None:
+    """The run's end: a signed ledger checkpoint (its time the run's), where the ledger grew."""
+    from lifecycle import checkpoints
+    from lifecycle.clock import iso_utc
+
+    run = ctx.run
+    return checkpoints.publish(
+        ctx.config.catalog, ctx.state.ledger, time=iso_utc(run.as_of), dag_id=run.dag_id, run_id=run.run_id
+    )
+
+
 def run_complete(*steps, task_id: str = "run_complete"):
     """The run's last task, directly downstream of ``steps``: every task that
     checks, changes or delivers something, and the reports on ``all_done``.
@@ -96,9 +107,12 @@ def run_complete(*steps, task_id: str = "run_complete"):
     from airflow.sdk import task
 
     @task(task_id=task_id, trigger_rule="none_failed", retries=0)
+    @terminal_errors
     def complete() -> None:
         """Every step of this run succeeded or had nothing to do (skipped). When a step
-        failed, this task is upstream_failed and the run failed: the red task upstream is the step."""
+        failed, this task is upstream_failed and the run failed: the red task upstream is the step.
+        When the ledger grew since the last checkpoint, a signed checkpoint of it is published."""
+        checkpoint(task_context())
 
     done = complete()
     for step in steps:

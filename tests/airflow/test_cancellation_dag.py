@@ -7,6 +7,11 @@ import sqlalchemy as sa
 from tests.airflow.conftest import AirflowWorld, dag_runs
 
 
+def _batch(root: str) -> str:
+    """The batch a root document certifies (its folder name is the batch made safe for a path)."""
+    return json.loads(open(root).read())["batch"]
+
+
 def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(airflow_world: AirflowWorld):
     state = sa.create_engine(f"sqlite:///{airflow_world.var / 'state.db'}")
     app = sa.create_engine(f"sqlite:///{airflow_world.var / 'app.db'}")
@@ -32,8 +37,22 @@ def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(ai
                     ).scalar()
                     == 0
                 )
-            cert = json.loads(open(r.certificate).read())
-            assert r.subject_id != cert["subject"] and cert["completed_at"]
+            root, _, subject = r.certificate.partition("#")
+            assert r.subject_id not in subject and json.loads(open(root).read())["merkle"]["root"]
+    shown = airflow_world.run("-m", "lifecycle", "certificate", "show", "--batch", _batch(root), "--subject", subject)
+    assert shown.returncode == 0, shown.stderr
+    certificate = airflow_world.var / "certificate.json"
+    certificate.write_text(shown.stdout)
+    assert json.loads(shown.stdout)["leaf"]["completed_at"]
+    keys = str(airflow_world.var / "reports" / "public-keys.json")
+    checkpoints = sorted((airflow_world.var / "evidence" / "checkpoints").glob("*.json"))
+    assert checkpoints, "the run's end published a signed ledger checkpoint"
+    checked = airflow_world.run(
+        "-m", "lifecycle", "evidence", "verify", str(certificate), str(checkpoints[-1]), "--keys", keys
+    )
+    assert checked.returncode == 0 and checked.stdout.count("result: OK") == 2, checked.stdout + checked.stderr
+    ledger = airflow_world.run("-m", "lifecycle", "ledger", "verify", "--checkpoints")
+    assert ledger.returncode == 0 and "the ledger extends every one" in ledger.stdout, ledger.stdout + ledger.stderr
 
     sent = airflow_world.mail.messages[mails_before:]
     completed = [m for m in sent if m["Subject"] in ("Your account has been deleted", "您的账户已注销")]

@@ -68,6 +68,8 @@ def expected(world) -> dict[str, tuple[str, dict[str | None, int]]]:
         "/documents/open (contact list)": (f"/documents/open?key={key}", {E: 200, A: 403, R: 200}),
         "/incidents": ("/incidents", everyone),
         "/incidents/{incident_id}": (f"/incidents/{world.incident_id}?run={quote(DRY, safe='')}", everyone),
+        "/public-keys.json": ("/public-keys.json", everyone),
+        "/certificates/{batch}/{subject}": ("/certificates/2026-06-01:0/" + "ab" * 16, {E: 404, A: 404, R: 403}),
     }
 
 
@@ -177,3 +179,16 @@ def test_the_incident_pages_show_each_runs_notices_sent_owed_uncertain_and_undel
     assert [c.split(">")[1].split("<")[0] for c in dry_row.split('<td class="n')[1:]] == ["0", "0", "0", "0"]
     listing = client.get("/privacy/incidents", headers=auditor).text
     assert '<td class="n late">3</td><td class="n">1</td><td>open</td>' in listing
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_the_public_keys_are_served_to_every_role(client):
+    import json
+
+    from lifecycle import reports, signing
+
+    for user in (E, A, R):
+        got = client.get("/privacy/public-keys.json", headers={"Authorization": f"Bearer {user}"})
+        keys = signing.PublicKeys.load(got.content, "the Privacy view")
+        assert got.headers["content-type"].startswith("application/json") and json.loads(got.content)["keys"]
+        assert keys.status == {reports.signer(web.sources().config.catalog).key_id: "current"}

@@ -176,6 +176,21 @@ class Anonymization(Model):
 AnySystem = Annotated[System | IcebergSystem | DeltaSystem, Field(discriminator="type")]
 
 
+class RetiredKey(Model):
+    """A public key that signed earlier documents, kept listed so they still verify."""
+
+    public_key: str  # base64 of the 32 raw bytes, as published
+    retired_on: str | None = None
+
+
+class Evidence(Model):
+    """Signatures anyone can check, and where ledger checkpoints are published."""
+
+    signing_conn_id: str = "lifecycle_evidence_signing"  # password: the Ed25519 private key; never in YAML
+    retired_keys: list[RetiredKey] = []
+    checkpoints: Reports = Reports(path="$LIFECYCLE_VAR_DIR/evidence")
+
+
 class CatalogFile(Model):
     systems: dict[Name, AnySystem]
     categories: dict[Name, Category]
@@ -184,6 +199,7 @@ class CatalogFile(Model):
     state: str = "state"  # the system holding the ledger and registers
     reports: Reports = Reports(path="var/reports")
     anonymization: Anonymization = Anonymization()
+    evidence: Evidence = Evidence()
 
 
 class AppliesTo(Model):

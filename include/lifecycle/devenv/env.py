@@ -4,6 +4,8 @@ cluster profile's settings; ``export`` lines and a child process's environment."
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shlex
@@ -29,6 +31,9 @@ PORTS: dict[str, tuple[str, int]] = {
 #: Demo-only secrets.  Loopback sandbox only: never use these anywhere else.
 DEMO_HMAC_KEY = "demo-only-hmac-key--NOT-A-SECRET--do-not-use-in-production"
 DEMO_SIGNING_KEY = "demo-only-signing-key--NOT-A-SECRET--do-not-use-in-production"
+#: The Ed25519 private key (base64 of 32 bytes) generated from a fixed seed, so every process
+#: of the sandbox signs with the same key and its public key stays the same across restarts.
+DEMO_EVIDENCE_KEY = base64.b64encode(hashlib.sha256(b"demo-only-evidence-key--NOT-A-SECRET").digest()).decode("ascii")
 
 AWS_DEMO_CREDENTIALS = ("testing", "testing")  # moto accepts anything
 AWS_REGION = "us-east-1"
@@ -196,10 +201,12 @@ def _smtp_conn(port: int) -> str:
 
 def _demo_secrets() -> dict[str, str]:
     """DEMO-ONLY secrets: the HMAC key (Airflow variable lifecycle_hmac_key) and the
-    manifests' signing key (a connection: recipients.yaml signing.conn_id)."""
+    manifests' signing key (a connection: recipients.yaml signing.conn_id), the Ed25519 key of
+    every signed document (a connection: catalog.yaml evidence.signing_conn_id)."""
     return {
         "AIRFLOW_VAR_LIFECYCLE_HMAC_KEY": DEMO_HMAC_KEY,
         "AIRFLOW_CONN_LIFECYCLE_SIGNING": _json({"conn_type": "generic", "password": DEMO_SIGNING_KEY}),
+        "AIRFLOW_CONN_LIFECYCLE_EVIDENCE_SIGNING": _json({"conn_type": "generic", "password": DEMO_EVIDENCE_KEY}),
     }
 
 

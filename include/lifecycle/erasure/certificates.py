@@ -1,9 +1,13 @@
-"""Erasure certificates: one per person, from what the batch's ledger records say about
-them, written as JSON and HTML under ``certificates/`` and backed by one ledger entry.
+"""Erasure certificates: one signed document per batch, a Merkle root over one leaf per
+person (what the batch's ledger records say about them), backed by one ledger entry.
 
-A certificate names the person by HMAC-SHA256 of ``certificate:<id>`` under
-the lifecycle's key, never by id or address; its completion time is the
-ledger time of the subject-row step, so a rerun writes the same document.
+Under ``certificates/<batch>/``: ``leaves.jsonl`` (one leaf a line, ordered by
+subject hash) and ``root.json`` / ``root.html`` (the root, Ed25519-signed).  A
+person's certificate — their leaf, its inclusion proof and the signed root — is
+rendered on demand (``person``), not written per person.  A leaf names the
+person by HMAC-SHA256 of ``certificate:<id>`` under the lifecycle's key, never
+by id or address; its completion time is the ledger time of the subject-row
+step, so a rerun writes the same documents.
 """
 
 from __future__ import annotations
@@ -11,12 +15,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 
-from lifecycle import reports
+from lifecycle import merkle, reports, signing
 from lifecycle.connections import hmac_key
 from lifecycle.erasure.records import batch_entries, step_evidence, step_plans
 from lifecycle.erasure.steps import Step
+from lifecycle.errors import LifecycleError, TerminalStoreError
 from lifecycle.evidence import erasure_certificates
+
+FOLDER, ROOT, LEAVES = "certificates", "root", "leaves.jsonl"
+SUBJECT_IS = "HMAC-SHA256 of the subject id under the lifecycle's key (not the id, not the e-mail)"
 
 
 class Certificates:
@@ -32,11 +41,13 @@ class Certificates:
 
     def issue(self, batch: str, steps: list[Step], records: list, run_id: str | None) -> int:
         """Certify ``records`` (erased and verified), then mark them *done*; how many."""
+        if not records:
+            return 0
         entries = batch_entries(self.state.ledger, batch)
-        documents = {r.subject_id: self._document(batch, steps, r, entries) for r in records}
-        written = self._write(documents)
-        self._record(batch, written, run_id)
-        return len(written)
+        leaves = {r.subject_id: self._document(batch, steps, r, entries) for r in records}
+        root = self._write(batch, leaves, run_id)
+        self._record(records, leaves, root)
+        return len(leaves)
 
     @staticmethod
     def retained(entries: dict, steps: list[Step], subjects: set[str]) -> dict[str, list[str]]:
@@ -87,9 +98,7 @@ class Certificates:
             if step.dataset == self.catalog.subject.dataset and done:
                 completed = evidence.completed_at
         return {
-            "certificate": "erasure after account cancellation",
             "subject": self.subject_hash(subject),
-            "subject_is": "HMAC-SHA256 of the subject id under the lifecycle's key (not the id, not the e-mail)",
             "requested_at": record.requested_at,
             "grace_end": record.grace_end,
             "completed_at": completed,
@@ -98,45 +107,87 @@ class Certificates:
             "ledger_entries": backing,
         }
 
-    def _write(self, documents: dict[str, dict]) -> list[dict]:
-        """Write each subject's certificate as JSON and HTML under ``certificates/`` (named
-        by the subject hash), several at a time; where each is and the JSON's SHA-256."""
-
-        def files():
-            for document in documents.values():
-                name = f"certificates/{document['subject'][:32]}"
-                yield f"{name}.json", reports.canonical(document), "application/json"
-                yield (
-                    f"{name}.html",
-                    reports.render("erasure_certificate.html.j2", cert=document).encode("utf-8"),
-                    "text/html; charset=utf-8",
-                )
-
-        written = reports.ReportSink(self.catalog).write_many(files())
-        return [
-            {
-                "subject_id": subject,
-                "subject": document["subject"],
-                "completed_at": document["completed_at"],
-                "location": json_file.location,
-                "sha256": json_file.sha256,
-            }
-            for (subject, document), json_file in zip(documents.items(), written[::2])
-        ]
-
-    def _record(self, batch: str, certificates: list[dict], run_id) -> None:
-        """One ledger entry for the batch's certificates (hash of each), then every subject *done*."""
-        if not certificates:
-            return
-        self.state.ledger.append(
-            "erasure.certificates",
-            {
-                "batch": batch,
-                "certificates": [
-                    {"subject": c["subject"], "location": c["location"], "sha256": c["sha256"]} for c in certificates
-                ],
-            },
+    def _write(self, batch: str, leaves: dict[str, dict], run_id) -> dict:
+        """The batch's leaves (one JSON line each, ordered by subject hash) and its signed root
+        document under ``certificates/<batch>/``, the root backed by one ledger entry.  People the
+        batch certified before (a later run finishing the rest) stay leaves of the new root."""
+        folder = f"{FOLDER}/{reports.safe_name(batch)}"
+        writer = reports.ReportWriter(self.catalog, self.state.ledger)
+        earlier = self._earlier_leaves(writer.sink, folder)
+        merged = {leaf["subject"]: leaf for leaf in earlier} | {leaf["subject"]: leaf for leaf in leaves.values()}
+        ordered = [merged[subject] for subject in sorted(merged)]
+        lines = b"".join(signing.compact(leaf) + b"\n" for leaf in ordered)
+        stored = writer.sink.write(f"{folder}/{LEAVES}", lines, content_type="application/x-ndjson")
+        document = {
+            "certificate": "erasure after account cancellation: one batch",
+            "batch": batch,
+            "subjects": len(ordered),
+            "subject_is": SUBJECT_IS,
+            "completed_at": max((leaf["completed_at"] or "" for leaf in ordered), default="") or None,
+            "merkle": merkle.DESCRIPTION | {"root": merkle.root(ordered), "order": "leaves by subject hash"},
+            "leaves": {"key": f"{folder}/{LEAVES}", "sha256": stored.sha256, "count": len(ordered)},
+            "person_certificate": "leaf + inclusion proof + this document: python -m lifecycle certificate show",
+        }
+        report = writer.write(
+            f"{folder}/{ROOT}",
+            document,
+            template="erasure_batch.html.j2",
+            kind="erasure.certificates",
             run_id=run_id,
-            key=erasure_certificates(batch),
+            key=f"{erasure_certificates(batch)}:{document['merkle']['root'][:16]}",  # once per root
+            about={"batch": batch, "root": document["merkle"]["root"], "subjects": len(ordered)},
         )
-        self.state.erasures.mark_done([(c["subject_id"], c["completed_at"], c["location"]) for c in certificates])
+        return {"location": report.json.location, "sha256": report.json.sha256, "root": document["merkle"]["root"]}
+
+    @staticmethod
+    def _earlier_leaves(sink, folder: str) -> list[dict]:
+        """The leaves a root of this batch already certifies (none, the first time)."""
+        try:
+            raw = sink.read(f"{folder}/{LEAVES}")
+        except (OSError, TerminalStoreError):
+            return []
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+    def _record(self, records: list, leaves: dict[str, dict], root: dict) -> None:
+        """Every certified subject *done*, their certificate named as the batch root and their hash."""
+        self.state.erasures.mark_done(
+            [
+                (
+                    r.subject_id,
+                    leaves[r.subject_id]["completed_at"],
+                    f"{root['location']}#{leaves[r.subject_id]['subject']}",
+                )
+                for r in records
+            ]
+        )
+
+    def person(self, batch: str, subject: str) -> dict:
+        """One person's certificate, rendered on demand: their leaf, its inclusion proof and the
+        batch's signed root.  ``subject``: the subject hash (or the start of it, 16+ digits)."""
+        if reports.safe_name(batch).strip(".") == "":
+            raise LifecycleError(f"{batch!r} is not an erasure batch")
+        folder = f"{FOLDER}/{reports.safe_name(batch)}"
+        sink = reports.ReportSink(self.catalog)
+        try:
+            root = json.loads(sink.read(f"{folder}/{ROOT}.json"))
+            leaves = [json.loads(line) for line in sink.read(f"{folder}/{LEAVES}").splitlines() if line.strip()]
+        except (OSError, TerminalStoreError, ValueError) as exc:
+            raise LifecycleError(
+                f"batch {batch!r}: no readable certificate root and leaves in {folder}/ ({exc})"
+            ) from None
+        found = [i for i, leaf in enumerate(leaves) if len(subject) >= 16 and leaf["subject"].startswith(subject)]
+        if len(found) != 1:
+            raise LifecycleError(f"batch {batch!r}: {len(found)} certified person(s) match subject {subject!r}")
+        return person_certificate(leaves[found[0]], merkle.proof(leaves, found[0]), root)
+
+
+def person_certificate(leaf: dict, proof: list[dict], root: dict) -> dict:
+    """The document a person (or anyone they show it to) checks with the public key alone."""
+    return {
+        "certificate": "erasure certificate of one person",
+        "how_to_check": "fold the proof onto the leaf's hash (see batch_root.merkle) to get batch_root.merkle.root, "
+        "and check batch_root's Ed25519 attestation: python -m lifecycle evidence verify FILE",
+        "leaf": leaf,
+        "proof": proof,
+        "batch_root": root,
+    }

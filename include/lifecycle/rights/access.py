@@ -196,7 +196,9 @@ def _package(rights, request) -> dict:
             "package": {"bucket": store.bucket, "key": package_key, "encryption": delivery.encryption},
             "datasets": {**{n: {"records": c} for n, c in rows.items()}, **objects},
         }
-        raw = writer.finish(document, connection_secret(signing), f"Airflow connection {signing}")
+        raw = writer.finish(
+            document, connection_secret(signing), f"Airflow connection {signing}", reports.signer(rights.catalog)
+        )
         file.flush()
         size = file.tell()
         file.seek(0)

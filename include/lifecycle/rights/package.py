@@ -92,12 +92,15 @@ class PackageWriter:
         self.files.append(packed)
         return packed
 
-    def finish(self, document: dict, key: bytes, key_name: str) -> bytes:
-        """Sign ``document`` (with ``files`` filled in), write it as the last entry, close the zip;
-        returns the manifest's bytes."""
+    def finish(self, document: dict, key: bytes, key_name: str, signer=None) -> bytes:
+        """Sign ``document`` (with ``files`` filled in): Ed25519 by ``signer`` (a ``signing.Signer``;
+        anyone checks it with the public key), then HMAC-SHA256 over that; write it as the last
+        entry, close the zip; returns the manifest's bytes."""
         from lifecycle import reports
 
         document = {**document, "files": [f.to_dict() for f in self.files]}
+        if signer is not None:
+            document = signer.sign(document, "access.package")
         document["signature"] = {"algorithm": SIGNATURE, "key": key_name, "value": sign(document, key)}
         raw = reports.canonical(document)
         with self.zip.open(self._info(MANIFEST, True), "w", force_zip64=True) as out:

@@ -1,6 +1,8 @@
 """The ``manifest`` task: ``manifest.json`` (signed) and ``manifest.html`` next to the data.
 
-The signature is HMAC-SHA256 over the canonical JSON without its
+Two signatures: an Ed25519 ``attestation`` anyone checks with the published
+public key (``python -m lifecycle evidence verify``), and, over it, the
+HMAC-SHA256 ``signature`` recipients already check.  The HMAC signature is HMAC-SHA256 over the canonical JSON without its
 ``signature`` member, and the stored bytes are that canonical form, so even a
 whitespace edit fails ``manifest verify``.  The page is hashed into the signed
 JSON.  ``generated_at`` is wall-clock time (evidence); no decision uses it.
@@ -64,6 +66,7 @@ def write_manifest(
     html = reports.render("sharing_manifest.html.j2", m=document).encode("utf-8")
     page = _put(delivery, recipient, keys.html, html, "text/html; charset=utf-8")
     document["page"] = {"key": page.key, "size": page.size, "sha256": page.sha256}
+    document = reports.signer(catalog).sign(document, "sharing.manifest")  # Ed25519: anyone checks it
     document["signature"] = {
         "algorithm": SIGNATURE,
         "key": f"Airflow connection {signing_conn_id}",

@@ -179,6 +179,17 @@ class Ledger:
             last = conn.execute(sa.select(ledger_entries.c.recorded_at).where(ledger_entries.c.seq == seq)).scalar()
         return int(seq), last
 
+    def hashes(self, first: int, last: int) -> dict[int, str]:
+        """``{seq: entry_hash}`` of the entries numbered ``first`` to ``last`` that the table holds
+        (what a checkpoint publishes, and what its check compares)."""
+        query = (
+            sa.select(ledger_entries.c.seq, ledger_entries.c.entry_hash)
+            .where(ledger_entries.c.seq.between(first, last))
+            .order_by(ledger_entries.c.seq)
+        )
+        with self.engine.connect() as conn:
+            return {int(seq): value for seq, value in conn.execute(query)}
+
     def find(self, key: str) -> Entry | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(ledger_entries).where(ledger_entries.c.idempotency_key == key)).first()

@@ -219,6 +219,35 @@ def incident_page(request: Request, who: Caller, incident_id: str, run: str | No
     return _page(request, who, "incident.html.j2", v=view, docs=shown, previews=previews)
 
 
+@app.get("/public-keys.json")
+def public_keys(who: Caller):
+    """The Ed25519 public keys everything the lifecycle issues is signed with (current and retired)."""
+    if not who.may.any:
+        raise HTTPException(status_code=403, detail=f"{who.name} may not see the Privacy view")
+    body = reports.public_keys(sources().config.catalog).published()
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@app.get("/certificates/{batch}/{subject}")
+def person_certificate(who: Caller, batch: str, subject: str):
+    """One person's erasure certificate, rendered on demand: leaf, inclusion proof, signed batch root."""
+    require(who, EVERYTHING)
+    from lifecycle.erasure.certificates import Certificates
+    from lifecycle.errors import LifecycleError
+
+    if not 16 <= len(subject) <= 64 or any(c not in "0123456789abcdef" for c in subject):
+        raise HTTPException(status_code=400, detail="a subject is 16 to 64 hex digits of its certificate hash")
+    try:
+        document = Certificates(sources().config.catalog, None).person(batch, subject)
+    except LifecycleError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    headers = {
+        "Cache-Control": "no-store",
+        "Content-Disposition": f'inline; filename="certificate-{subject[:16]}.json"',
+    }
+    return Response(reports.canonical(document), media_type="application/json", headers=headers)
+
+
 def _last_ledger_check() -> dict | None:
     """State, end and entry count of the newest ``verify_ledger`` task of ``lifecycle_checks``."""
     import sqlalchemy as sa
