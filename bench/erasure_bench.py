@@ -107,6 +107,13 @@ def main() -> int:
         help="due subjects that have S3 objects (default: every one; moto lists in time proportional "
         "to the whole bucket)",
     )
+    parser.add_argument(
+        "--list-concurrency",
+        type=int,
+        default=S3Store.list_concurrency,
+        help="people's prefixes an object step lists side by side (catalog.yaml systems.<name>.list_concurrency; "
+        "1: one after another, as before)",
+    )
     parser.add_argument("--side", choices=sorted(SIDES), help="run this lifecycle side only (default: both)")
     parser.add_argument(
         "--keep-world",
@@ -141,6 +148,7 @@ def main() -> int:
     sides = [args.side] if args.side else list(SIDES)
     if args.with_objects is None:
         args.with_objects = args.due
+    S3Store.list_concurrency = args.list_concurrency
     _count_transactions()
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")

@@ -140,9 +140,10 @@ class ObjectDatasets:
 
     def _list_subjects(self, dataset: str, subjects: tuple) -> dict[str, list[ObjectVersion]]:
         """The subjects' keys: the dataset's static prefix is listed once while that stays within
-        what listing each subject's prefix would cost (``list_budget`` entries a request); past
-        that, each subject's prefix."""
-        wanted, budget = set(subjects), self.list_budget * max(len(subjects), 1)
+        what listing each subject's prefix would take (``list_budget`` entries a request, the
+        subjects' listings ``list_concurrency`` at a time); past that, each subject's prefix."""
+        rounds = -(-max(len(subjects), 1) // max(self.list_concurrency, 1))
+        wanted, budget = set(subjects), self.list_budget * rounds
         groups: dict[str, list[ObjectVersion]] = {}
         for n, version in enumerate(self.list_versions(self.catalog.static_prefix(dataset), dataset=dataset)):
             if n >= budget:
