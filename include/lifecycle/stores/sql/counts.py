@@ -73,7 +73,7 @@ class Counting:
         """
         ranges = math.ceil(expected / size) if expected else 0
         if ranges >= SAMPLED_FROM and self.engine.dialect.name == "postgresql":
-            return self._sampled_units(dataset, selection, ranges, expected)
+            return self._sampled_units(dataset, selection, size, expected)
         return self._numbered_units(dataset, selection, size)
 
     def _numbered_units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
@@ -104,8 +104,9 @@ class Counting:
                     ranges.append(KeyRange(json_key(low), json_key(key), number - first + 1))
         return ranges
 
-    def _sampled_units(self, dataset: str, selection: Selection, ranges: int, expected: int) -> list[KeyRange]:
+    def _sampled_units(self, dataset: str, selection: Selection, size: int, expected: int) -> list[KeyRange]:
         """Boundaries from a page sample of the selected rows (PostgreSQL); see ``units``."""
+        ranges = math.ceil(expected / size)
         table = self.table(dataset)
         percent = min(100.0, 100.0 * ranges * SAMPLE_PER_RANGE / expected)
         sample = sa.tablesample(table, sa.func.system(percent), seed=sa.literal(0))
@@ -113,6 +114,8 @@ class Counting:
         query = sa.select(pk).select_from(sample).where(self._where(dataset, selection, sample)).order_by(pk)
         with self._connect(dataset, "sample key ranges") as conn:
             keys = conn.execute(query).scalars().all()
+            if len(keys) < ranges:  # the sample missed most of the rows (a few pages hold them all)
+                return self._numbered_units(dataset, selection, size)
             starts = sorted({round(j * len(keys) / ranges) for j in range(1, ranges)} - {0, len(keys)})
             ends = self._predecessors(conn, dataset, [keys[i] for i in starts])
         found, low, first = [], None, 0
