@@ -79,3 +79,23 @@ def test_one_failed_listing_fails_the_whole_selection_naming_its_prefix(photos):
     photos.failing = "chats/7/"
     with pytest.raises(TerminalStoreError, match=r"list object versions under 'chats/7/' .*NoSuchBucket"):
         photos.count_by_subject("chat_photos", Selection(subjects=tuple(PEOPLE)))
+
+
+def test_the_system_setting_reaches_the_store_and_a_bad_one_is_refused_naming_its_key(tmp_path, s3_conn_id):
+    import copy
+
+    from lifecycle.config import load_config
+    from lifecycle.errors import ConfigError
+    from lifecycle.stores import open_store
+
+    files = copy.deepcopy(sample.FILES)
+    files["catalog.yaml"]["systems"]["media"].update(list_concurrency=3, conn_id=s3_conn_id)
+    config = load_config(sample.write(tmp_path / "good", files))
+    assert open_store(config.catalog, "media").list_concurrency == 3
+
+    files["catalog.yaml"]["systems"]["media"]["list_concurrency"] = 0
+    with pytest.raises(ConfigError) as caught:
+        load_config(sample.write(tmp_path / "bad", files))
+    assert any(
+        p.file == "catalog.yaml" and "systems.media.list_concurrency" in p.path for p in caught.value.problems
+    ), [str(p) for p in caught.value.problems]
