@@ -95,6 +95,7 @@ def test_counted_rows_are_cut_into_ranges_that_cover_each_selected_row_once(engi
     lifecycle_engine = engine_for(engine.url)
     try:
         store = SqlStore(lifecycle_engine, _catalog(), "app")
+        store.sampled_from_rows = 1_000  # a table of a test's size, sampled as a large one is
         selection = Selection(older_than=NOW - timedelta(days=30), exclude_subjects=("3",))
         expected = store.count("events", selection)
         assert expected // SIZE >= SAMPLED_FROM, "enough rows for the sampled boundaries"

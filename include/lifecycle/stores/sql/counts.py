@@ -11,13 +11,15 @@ from lifecycle.batching import chunks
 from lifecycle.stores.contract import ALL, KeyRange, Remaining, Selection
 from lifecycle.stores.sql.values import bound, json_key
 
-SAMPLED_FROM = 20  # ranges from which a PostgreSQL table's boundaries come from a sample of its pages
+SAMPLED_FROM = 4  # ranges from which a PostgreSQL table's boundaries come from a sample of its pages
 SAMPLE_PER_RANGE = 256  # sampled keys per planned range (a few per page of a table): sizes within a few tenths
 
 
 class Counting:
     """``count``, ``tally``, ``count_by_subject``, ``units``, ``kept_by_references`` and
     ``remaining`` of ``SqlStore``."""
+
+    sampled_from_rows = 50_000  # below, one numbered pass is cheap and its ranges exact
 
     def count(self, dataset: str, selection: Selection = ALL) -> int:
         query = sa.select(sa.func.count()).select_from(self.table(dataset)).where(self.where(dataset, selection))
@@ -61,7 +63,7 @@ class Counting:
         """Split the selected rows into primary-key ranges of about ``size`` rows.
 
         ``expected``: how many rows the selection takes, where the caller counted them.  On
-        PostgreSQL, from ``SAMPLED_FROM`` ranges on, the boundaries are keys of a sample of the
+        PostgreSQL, from ``SAMPLED_FROM`` ranges and ``sampled_from_rows`` rows on, the boundaries are keys of a sample of the
         table's pages (``TABLESAMPLE SYSTEM``), ordered by the database: the ranges then hold
         about ``size`` rows each, the first is open below and the last above, so together they
         cover every key, and each range ends at the key just before the next one begins.
@@ -72,7 +74,8 @@ class Counting:
         dead rows; what each range deletes is counted by its delete.
         """
         ranges = math.ceil(expected / size) if expected else 0
-        if ranges >= SAMPLED_FROM and self.engine.dialect.name == "postgresql":
+        large = ranges >= SAMPLED_FROM and expected >= self.sampled_from_rows
+        if large and self.engine.dialect.name == "postgresql":
             return self._sampled_units(dataset, selection, size, expected)
         return self._numbered_units(dataset, selection, size)
 
