@@ -2,7 +2,9 @@
 
 A PostgreSQL demo world of N users (default 100,000) with D of them due at
 once (default 1,000); S3 objects (two versions each, avatars and chats) for
-the first 100 due subjects.  Each round copies the world (CREATE DATABASE …
+every due subject (``--with-objects`` for fewer).  Each batch's database
+transactions are counted (SQLAlchemy's ``begin``/``commit``/``rollback``
+events, per database: the data and the state store) and reported.  Each round copies the world (CREATE DATABASE …
 TEMPLATE) once per side, so every side starts identical, and runs the sides
 in an order rotated from the round before; the medians of the rounds are
 reported:
@@ -102,8 +104,15 @@ def main() -> int:
     parser.add_argument(
         "--with-objects",
         type=int,
-        default=100,
-        help="due subjects that have S3 objects (moto lists in time proportional to the whole bucket)",
+        help="due subjects that have S3 objects (default: every one; moto lists in time proportional "
+        "to the whole bucket)",
+    )
+    parser.add_argument(
+        "--list-concurrency",
+        type=int,
+        default=S3Store.list_concurrency,
+        help="people's prefixes an object step lists side by side (catalog.yaml systems.<name>.list_concurrency; "
+        "1: one after another, as before)",
     )
     parser.add_argument("--side", choices=sorted(SIDES), help="run this lifecycle side only (default: both)")
     parser.add_argument(
@@ -137,6 +146,10 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, help="cancellation.yaml: batch_size (subjects per mapped erase task)")
     args = parser.parse_args()
     sides = [args.side] if args.side else list(SIDES)
+    if args.with_objects is None:
+        args.with_objects = args.due
+    S3Store.list_concurrency = args.list_concurrency
+    _count_transactions()
 
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
     url = sa.make_url(args.postgres)
@@ -477,10 +490,11 @@ def _lifecycle_side(args, config, data_url, state_url, bucket, *, notices: bool,
         with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("fork")) as pool:
             list(pool.map(time.sleep, [0.2] * args.workers))  # the workers exist before the clock starts
             started, start_wall, cpu = time.perf_counter(), datetime.now(UTC), _cpu()
-            data_done = list(pool.map(_erase_in_child, batches))
+            finished = list(pool.map(_erase_in_child, batches))
             seconds = time.perf_counter() - started
-            data_seconds = max(data_done) - started
+            data_seconds = max(at for at, _ in finished) - started
             print(f"  {'with' if notices else 'without'} notices: {_cpu_since(cpu)}", flush=True)
+            _print_transactions([counted for _, counted in finished], data_url.database)
     with erasure.state.engine.connect() as conn:
         done = conn.execute(sa.select(erasures.c.completed_at).where(erasures.c.state == "done")).scalars().all()
     latencies = sorted((datetime.fromisoformat(c) - start_wall).total_seconds() for c in done)
@@ -576,8 +590,9 @@ def _erase_in_child(batch: str) -> float:
 
     erasure.certificates.issue = certificates
     data = erasure.stores.of(erasure.config.catalog.subject.dataset).engine.url.database
-    with _transactions(data) as counted:
-        erasure.erase(batch, AS_OF, run_id="bench")
+    _TRANSACTIONS.clear()
+    erasure.erase(batch, AS_OF, run_id="bench")
+    counted = {kind: _TRANSACTIONS.get((data or "", kind), 0) for kind in ("begin", "commit", "rollback")}
     print(
         f"  {batch}: set-up {built - started:.2f}s, erase {time.perf_counter() - built:.2f}s "
         f"(of it {time.process_time() - cpu:.2f}s on a core in this process); data database: "
@@ -585,27 +600,40 @@ def _erase_in_child(batch: str) -> float:
         flush=True,
     )
     _print_timings(batch)
-    return data_done[0]
+    return data_done[0], dict(_TRANSACTIONS)
 
 
-@contextlib.contextmanager
-def _transactions(database: str | None):
-    """Transactions begun, committed and rolled back on ``database`` meanwhile (SQLAlchemy's events)."""
-    counts = {"begin": 0, "commit": 0, "rollback": 0}
-    listeners = []
-    for name in counts:
+_TRANSACTIONS: dict[tuple[str, str], int] = {}  # (database, begin|commit|rollback) -> count, in this process
 
-        def count(conn, *args, name=name):
-            if conn.engine.url.database == database:
-                counts[name] += 1
 
-        sa.event.listen(sa.engine.Engine, name, count)
-        listeners.append((name, count))
-    try:
-        yield counts
-    finally:
-        for name, count in listeners:
-            sa.event.remove(sa.engine.Engine, name, count)
+def _count_transactions() -> None:
+    """Count every transaction of every engine in this process (and in the workers forked from it)."""
+
+    def counter(kind: str):
+        def count(conn, *args) -> None:
+            key = (conn.engine.url.database or "", kind)
+            _TRANSACTIONS[key] = _TRANSACTIONS.get(key, 0) + 1
+
+        return count
+
+    for kind in ("begin", "commit", "rollback"):
+        sa.event.listen(sa.engine.Engine, kind, counter(kind))
+
+
+def _print_transactions(batches: list[dict], data: str) -> None:
+    """Transactions per batch: begun, committed, rolled back, on the data database and the state store."""
+    for where, label in ((True, "data"), (False, "state")):
+        per_batch = {
+            kind: [
+                sum(n for (db, k), n in counted.items() if k == kind and (db == data) == where) for counted in batches
+            ]
+            for kind in ("begin", "commit", "rollback")
+        }
+        print(
+            f"  transactions per batch on the {label} database: "
+            + ", ".join(f"{kind} {min(v)}-{max(v)}" for kind, v in per_batch.items()),
+            flush=True,
+        )
 
 
 def _print_timings(label: str) -> None:

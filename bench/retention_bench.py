@@ -1,8 +1,11 @@
-"""Retention apply phase against raw baselines, in one run (see bench/README.md).
+"""Retention, plan and apply, against raw baselines in one run (see bench/README.md).
+
+What a user waits for is the plan and the apply phase together: both are timed, and the
+end-to-end ratio counts both.
 
 SQL (PostgreSQL): an access-log table of N rows with two secondary indexes,
-about half expired, a few held subjects.  The lifecycle's apply phase (the
-code the DAG's apply tasks run: key-range batches, each committed and
+about half expired, a few held subjects.  The lifecycle's plan and apply phase (the
+code the DAG's plan and apply tasks run: key-range batches, each committed and
 ledgered) against one raw ``DELETE … WHERE logged_at < cutoff`` on an
 identical copy.
 
@@ -15,7 +18,9 @@ by month, two-thirds past a 4-month cutoff (which falls at noon, so the boundary
 month has expired rows too).  The lifecycle (it drops the eight expired months
 whole and deletes the boundary month's expired rows by key range) against one
 raw ``DELETE … WHERE logged_at < cutoff`` on an identical partitioned copy; and
-the same table unpartitioned (the row path) against the raw DELETE on its copy.
+the same table unpartitioned (the row path) against the raw DELETE on its copy.  The
+partitioned run is also compared with its floor: the bare ``DETACH … CONCURRENTLY`` +
+``DROP`` of the same months on the raw copy.
 
     .venv/bin/python bench/retention_bench.py [--rows 1000000] [--objects 10000] [--batch-size 10000]
     .venv/bin/python bench/retention_bench.py --skip-sql --skip-s3 --partition-rows 1000000 --repeat 1
@@ -134,7 +139,11 @@ def bench_sql(admin_url: str, rows: int, batch_size: int, workers: int, layout: 
         for subject in HELD:
             state.holds.add(subject, reason="benchmark hold", today=AS_OF.date())
         retention = Retention(config, state, open_store=lambda system: SqlStore(engine, config.catalog, system))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("CHECKPOINT"))
+        started = time.perf_counter()
         plan = retention.plan(f"bench-{name}", AS_OF)
+        plan_seconds = time.perf_counter() - started
         planned = plan.dataset("access_logs")
 
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -147,23 +156,32 @@ def bench_sql(admin_url: str, rows: int, batch_size: int, workers: int, layout: 
         with engine.begin() as conn:
             raw_rows = conn.execute(sa.text("DELETE FROM access_logs_raw WHERE logged_at < :c"), {"c": CUTOFF}).rowcount
         raw_seconds = time.perf_counter() - started
+        done = _deleted(state, plan.run_id)
         return {
             "rows": rows,
             "batch_size": batch_size,
             "batches": len(planned.ranges),
             "held": planned.held,
             "workers": workers,
-            "dag_rows": planned.to_delete,
+            "plan_seconds": plan_seconds,
+            "dag_rows": done,
             "dag_seconds": dag_seconds,
             "raw_rows": raw_rows,
             "raw_seconds": raw_seconds,
-            "ratio": (planned.to_delete / dag_seconds) / (raw_rows / raw_seconds),
+            "ratio": (done / dag_seconds) / (raw_rows / raw_seconds),
+            "end_to_end": (done / (plan_seconds + dag_seconds)) / (raw_rows / raw_seconds),
         }
     finally:
         engine.dispose()
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
+
+
+def _deleted(state: StateStore, run_id: str) -> int:
+    """Rows the run deleted, as its ledger records them (each range's and each drop's own count)."""
+    kinds = ("retention.delete", "retention.drop_partition")
+    return sum(e.payload["rows"] for e in state.ledger.entries(run_id=run_id) if e.kind in kinds)
 
 
 PARTITION_AS_OF = datetime(2026, 6, 1, 12, tzinfo=UTC)  # keep 4mo: cutoff 2026-02-01 12:00
@@ -272,6 +290,8 @@ def bench_partitions(admin_url: str, rows: int, batch_size: int, workers: int) -
             retention = Retention(
                 config, state, open_store=lambda system, c=config: SqlStore(engine, c.catalog, system)
             )
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("CHECKPOINT"))
             started = time.perf_counter()
             plan = retention.plan(f"bench-{name}-{partitioned}", PARTITION_AS_OF)
             plan_seconds = time.perf_counter() - started
@@ -296,6 +316,7 @@ def bench_partitions(admin_url: str, rows: int, batch_size: int, workers: int) -
                 if entry.kind in ("retention.delete", "retention.drop_partition"):
                     timings[entry.kind] = timings.get(entry.kind, 0.0) + entry.payload["seconds"]
             print("     seconds recorded per kind (summed over workers):", timings)
+            done = _deleted(state, plan.run_id)
             results.append(
                 {
                     "table": "partitioned by month" if partitioned else "unpartitioned",
@@ -305,12 +326,13 @@ def bench_partitions(admin_url: str, rows: int, batch_size: int, workers: int) -
                     "batches": len(planned.ranges),
                     "held": planned.held,
                     "plan_seconds": plan_seconds,
-                    "dag_rows": planned.to_delete,
+                    "dag_rows": done,
                     "dag_seconds": dag_seconds,
                     "raw_rows": raw_rows,
                     "raw_seconds": raw_seconds,
                     "remaining": verified["remaining"],
-                    "ratio": (planned.to_delete / dag_seconds) / (raw_rows / raw_seconds),
+                    "ratio": (done / dag_seconds) / (raw_rows / raw_seconds),
+                    "end_to_end": (done / (plan_seconds + dag_seconds)) / (raw_rows / raw_seconds),
                     "bare_seconds": bare_seconds,
                 }
             )
@@ -380,6 +402,11 @@ def bench_s3(objects: int, batch_size: int) -> dict:
         }
 
 
+def _floor(r: dict) -> float:
+    """The bare DETACH + DROP of the dropped months against the lifecycle's plan + apply."""
+    return r["bare_seconds"] / (r["plan_seconds"] + r["dag_seconds"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -421,15 +448,17 @@ def main() -> int:
                 f"SQL  {r['rows']:,} rows ({args.layout}), batch {r['batch_size']:,} ({r['batches']} batches, "
                 f"{r['workers']} worker(s)), {r['held']} held rows kept"
             )
+            print(f"     plan:        {r['plan_seconds']:.2f}s")
             print(
                 f"     apply phase: {r['dag_rows']:,} rows in {r['dag_seconds']:.2f}s = {r['dag_rows'] / r['dag_seconds']:,.0f} rows/s"
             )
             print(
                 f"     raw DELETE:  {r['raw_rows']:,} rows in {r['raw_seconds']:.2f}s = {r['raw_rows'] / r['raw_seconds']:,.0f} rows/s"
             )
-            print(f"     ratio {r['ratio']:.2f}")
+            print(f"     ratio {r['end_to_end']:.2f} plan + apply ({r['ratio']:.2f} apply phase alone)")
         print(
-            f"SQL  median ratio over {len(runs)} run(s): {statistics.median(r['ratio'] for r in runs):.2f} (target >= 0.7)"
+            f"SQL  median ratio over {len(runs)} run(s), plan + apply: "
+            f"{statistics.median(r['end_to_end'] for r in runs):.2f} (target >= 0.7)"
         )
     if not args.skip_partitions:
         runs = [
@@ -450,19 +479,21 @@ def main() -> int:
                     f"     raw DELETE:  {r['raw_rows']:,} rows in {r['raw_seconds']:.2f}s = "
                     f"{r['raw_rows'] / r['raw_seconds']:,.0f} rows/s"
                 )
-                print(
-                    f"     ratio {r['ratio']:.2f} (apply phase); "
-                    f"{r['raw_seconds'] / (r['plan_seconds'] + r['dag_seconds']):.2f} counting the plan"
-                )
+                print(f"     ratio {r['end_to_end']:.2f} plan + apply ({r['ratio']:.2f} apply phase alone)")
                 if r["bare_seconds"] is not None:
                     print(
                         f"     the statements alone (DETACH CONCURRENTLY + DROP of the same {r['dropped']} partitions, "
                         f"{args.workers} connection(s)): {r['bare_seconds']:.2f}s = "
-                        f"{r['raw_seconds'] / r['bare_seconds']:.1f}x the raw DELETE"
+                        f"{r['raw_seconds'] / r['bare_seconds']:.1f}x the raw DELETE; plan + apply = "
+                        f"{_floor(r):.2f} of that floor"
                     )
-        for i, target in ((0, 20), (1, 0.85)):
-            ratios = [results[i]["ratio"] for results in runs]
-            print(f"PART {runs[0][i]['table']}: median ratio {statistics.median(ratios):.2f} (target >= {target})")
+        ratios = [results[0]["end_to_end"] for results in runs]
+        print(f"PART {runs[0][0]['table']}: median ratio {statistics.median(ratios):.2f} plan + apply")
+        floors = [_floor(results[0]) for results in runs if results[0]["bare_seconds"]]
+        if floors:
+            print(f"PART {runs[0][0]['table']}: median {statistics.median(floors):.2f} of the floor (target >= 0.8)")
+        ratios = [results[1]["end_to_end"] for results in runs]
+        print(f"PART {runs[0][1]['table']}: median ratio {statistics.median(ratios):.2f} plan + apply (target >= 0.7)")
     if not args.skip_s3:
         runs = [bench_s3(args.objects, args.batch_size) for _ in range(args.repeat)]
         for r in runs:

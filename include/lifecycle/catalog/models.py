@@ -26,6 +26,7 @@ class System(Model):
     conn_id: str
     bucket: str | None = None
     pool_slots: Annotated[int, Field(gt=0, le=128)] = 4  # Airflow pool lifecycle_<system>: concurrent tasks on it
+    list_concurrency: Annotated[int, Field(gt=0, le=64)] = 8  # s3: prefixes listed side by side by one task
     description: str | None = None
 
     @model_validator(mode="after")

@@ -24,7 +24,9 @@ def _open_sql(catalog: Catalog, name: str, system):
 def _open_s3(catalog: Catalog, name: str, system):
     from lifecycle.stores.s3 import S3Store
 
-    return S3Store.from_connection(system.conn_id, system.bucket, catalog, name)
+    store = S3Store.from_connection(system.conn_id, system.bucket, catalog, name)
+    store.list_concurrency = system.list_concurrency
+    return store
 
 
 def _open_iceberg(catalog: Catalog, name: str, system):

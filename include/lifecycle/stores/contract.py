@@ -39,7 +39,8 @@ BeforeCommit = Callable[[dict, list], None]
 
 @dataclass(frozen=True)
 class KeyRange:
-    """Inclusive bounds of one batch (JSON-safe key values) and the items it held when planned."""
+    """Inclusive bounds of one batch (JSON-safe key values; None: open on that side) and the
+    items it held when planned (about as many, where the plan sampled its boundaries)."""
 
     low: Any
     high: Any
@@ -125,7 +126,11 @@ class DatasetStore(Protocol):
 
     def count_by_subject(self, dataset: str, selection: Selection = ALL) -> dict[str, int]: ...
 
-    def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]: ...
+    def tally(self, dataset: str, selection: Selection, within: Selection = ALL) -> tuple[int, int]: ...
+
+    def units(
+        self, dataset: str, selection: Selection, size: int, *, expected: int | None = None
+    ) -> list[KeyRange]: ...
 
     def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change: ...
 

@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from lifecycle.clock import aware_utc
@@ -19,6 +20,7 @@ class ObjectDatasets:
     """The contract's reading verbs of ``S3Store``, and the selection of keys its deletes act on."""
 
     list_budget = 1000  # entries one listing request returns: what listing one subject's prefix costs
+    list_concurrency = 8  # subjects' prefixes listed side by side (the system's ``list_concurrency``)
     _snapshot: dict | None = None  # scope -> listing, inside snapshot()
 
     @contextlib.contextmanager
@@ -47,7 +49,11 @@ class ObjectDatasets:
                 counts[subject] = counts.get(subject, 0) + 1
         return counts
 
-    def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
+    def tally(self, dataset: str, selection: Selection, within: Selection = ALL) -> tuple[int, int]:
+        """(keys of ``within``, of those the keys ``selection`` takes), from one listing in a snapshot."""
+        return self.count(dataset, within), self.count(dataset, selection)
+
+    def units(self, dataset: str, selection: Selection, size: int, *, expected: int | None = None) -> list[KeyRange]:
         """The selected keys in ranges of ``size`` keys (S3 lists keys in this order)."""
         keys = sorted(self._select(dataset, selection))
         return [
@@ -134,21 +140,35 @@ class ObjectDatasets:
 
     def _list_subjects(self, dataset: str, subjects: tuple) -> dict[str, list[ObjectVersion]]:
         """The subjects' keys: the dataset's static prefix is listed once while that stays within
-        what listing each subject's prefix would cost (``list_budget`` entries a request); past
-        that, each subject's prefix."""
-        wanted, budget = set(subjects), self.list_budget * max(len(subjects), 1)
+        what listing each subject's prefix would take (``list_budget`` entries a request, the
+        subjects' listings ``list_concurrency`` at a time); past that, each subject's prefix."""
+        rounds = -(-max(len(subjects), 1) // max(self.list_concurrency, 1))
+        wanted, budget = set(subjects), self.list_budget * rounds
         groups: dict[str, list[ObjectVersion]] = {}
         for n, version in enumerate(self.list_versions(self.catalog.static_prefix(dataset), dataset=dataset)):
             if n >= budget:
                 return _by_key(
-                    itertools.chain.from_iterable(
-                        self.list_versions(self.catalog.subject_prefix(dataset, subject), dataset=dataset)
-                        for subject in subjects
-                    )
+                    self._list_prefixes(dataset, [self.catalog.subject_prefix(dataset, s) for s in subjects])
                 )
             if self.catalog.subject_of_key(dataset, version.key) in wanted:
                 groups.setdefault(version.key, []).append(version)
         return groups
+
+    def _list_prefixes(self, dataset: str, prefixes: list[str]) -> Iterable[ObjectVersion]:
+        """Every version under each prefix, up to ``list_concurrency`` listings side by side (each
+        a request per 1,000 entries that waits on S3).  All or nothing: the first listing that
+        fails fails the call with its own error, which names its prefix and is classified like
+        any listing's; the listings still waiting are cancelled."""
+        if self.list_concurrency <= 1 or len(prefixes) <= 1:
+            return itertools.chain.from_iterable(self.list_versions(p, dataset=dataset) for p in prefixes)
+        with ThreadPoolExecutor(min(self.list_concurrency, len(prefixes)), thread_name_prefix="s3-list") as pool:
+            listings = [pool.submit(lambda p: list(self.list_versions(p, dataset=dataset)), p) for p in prefixes]
+            try:
+                return list(itertools.chain.from_iterable(listing.result() for listing in listings))
+            except BaseException:
+                for listing in listings:
+                    listing.cancel()
+                raise
 
 
 def _by_key(versions: Iterable[ObjectVersion]) -> dict[str, list[ObjectVersion]]:

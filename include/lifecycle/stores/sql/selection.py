@@ -29,9 +29,10 @@ class Predicates:
         if selection.exclude_subjects:
             link = self._link_of(dataset, source)  # a row that reaches nobody is nobody's held row
             clauses.append(sa.or_(link.is_(None), sa.not_(self._owned(dataset, selection.exclude_subjects, link))))
-        if selection.within is not None:
-            pk = self._pk(dataset, source)
-            clauses += [pk >= bound(pk, selection.within.low), pk <= bound(pk, selection.within.high)]
+        if selection.within is not None:  # a bound of None: the range is open on that side
+            pk, low, high = self._pk(dataset, source), selection.within.low, selection.within.high
+            clauses += [pk >= bound(pk, low)] if low is not None else []
+            clauses += [pk <= bound(pk, high)] if high is not None else []
         if selection.keys is not None:
             clauses.append(self.one_of(self._pk(dataset, source), selection.keys))
         if selection.pending_anonymization:
