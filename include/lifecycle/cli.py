@@ -93,6 +93,9 @@ def cmd_scan(args) -> int:
     """Findings fail the command; a ``personal: false`` table's unnamed columns are only listed."""
     from lifecycle.scan import scan_report
 
+    if args.suggest:
+        return cmd_suggest(args)
+
     report = scan_report(_config(args).catalog)
     for finding in report.findings:
         print(finding)
@@ -103,6 +106,36 @@ def cmd_scan(args) -> int:
     findings = report.findings
     print(f"scan: {len(findings)} finding(s)" if findings else "scan: every table and column is classified")
     return 1 if findings else 0
+
+
+def cmd_suggest(args) -> int:
+    """``scan --suggest``: sample, judge, write the patch; fails when a ``personal: false`` column looks personal."""
+    from lifecycle.discovery import report
+
+    config = _config(args)
+    coverage = report.suggest_for(config.catalog, as_of=date.today(), sample_size=args.sample, categories=args.category)
+    path = report.write_patch(coverage, config.catalog, Path(args.out) if args.out else None)
+    for line in report.lines(coverage):
+        print(line)
+    print(f"scan --suggest: patch written to {path} (catalog.yaml is unchanged)")
+    return 1 if coverage.flagged else 0
+
+
+def _kind_category(text: str) -> tuple[str, str]:
+    kind, sep, category = text.partition("=")
+    if not sep or not kind or not category:
+        raise argparse.ArgumentTypeError(f"--category {text!r}: write KIND=CATEGORY (for example email=basic_info)")
+    return kind.strip(), category.strip()
+
+
+def _sample_size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 100_000:
+        raise argparse.ArgumentTypeError(f"--sample {text!r}: a number of rows from 1 to 100000")
+    return size
 
 
 def _state(args):
@@ -367,7 +400,9 @@ def parser() -> argparse.ArgumentParser:
         "--require-connections", action="store_true", help="fail when a connection it names is not defined here"
     )
     validate.set_defaults(run=cmd_validate)
-    sub.add_parser("scan", help="compare the catalog with the live schema").set_defaults(run=cmd_scan)
+    scan = sub.add_parser("scan", help="compare the catalog with the live schema")
+    scan.set_defaults(run=cmd_scan)
+    _suggest_options(scan)
     plan = sub.add_parser("plan", help="what a retention run would do now (counts only)")
     plan.add_argument(
         "--as-of",
@@ -413,6 +448,23 @@ def parser() -> argparse.ArgumentParser:
     ledger.add_parser("verify", help="check every entry's hash and the chain").set_defaults(run=cmd_ledger)
     _mount(sub)
     return top
+
+
+def _suggest_options(scan) -> None:
+    scan.add_argument(
+        "--suggest",
+        action="store_true",
+        help="sample unclassified and personal: false columns and write a YAML patch of suggested classifications",
+    )
+    scan.add_argument("--sample", type=_sample_size, default=1000, help="rows sampled per table (default: 1000)")
+    scan.add_argument("--out", help="where the patch goes (default: $LIFECYCLE_VAR_DIR/discovery/catalog.patch.yaml)")
+    scan.add_argument(
+        "--category",
+        type=_kind_category,
+        action="append",
+        metavar="KIND=CATEGORY",
+        help="the category to propose for a kind (email, phone, ...); repeatable",
+    )
 
 
 def _mount(sub) -> None:
