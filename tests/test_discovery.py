@@ -10,6 +10,7 @@ import sqlalchemy as sa
 import yaml
 
 from lifecycle.catalog import Catalog
+from lifecycle.cli import main
 from lifecycle.catalog.models import CatalogFile
 from lifecycle.discovery import patch, report
 from lifecycle.discovery.coverage import suggest
@@ -19,6 +20,7 @@ from lifecycle.stores.sql import SqlStore
 from tests.config import sample
 from tests.stores.test_sql import meta
 from tests.support import pii_corpus
+from tests.test_cli import setup  # noqa: F401 (a fixture)
 
 AS_OF = date(2026, 12, 8)
 
@@ -174,3 +176,35 @@ def test_the_check_keeps_its_result_and_fails_with_the_list(engine, tmp_path):
     assert "person0@" not in str(failed.value)
     kept = report.last_coverage(sink)
     assert kept["systems"]["app_db"]["flagged"] == 1 and kept["as_of"] == "2026-12-08"
+
+
+def test_scan_suggest_writes_the_patch_and_leaves_the_catalog_alone(setup, capsys):  # noqa: F811
+    args, tmp = setup
+    app = sa.create_engine(f"sqlite:///{tmp / 'app.db'}")
+    with app.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE users ADD COLUMN mobile VARCHAR(40)"))
+        for i in range(30):
+            conn.execute(
+                sa.text("INSERT INTO users (id, email, tier, mobile) VALUES (:i, :e, 'gold', :m)"),
+                {"i": i, "e": f"p{i}@example.com", "m": f"+86 139 1234 {5600 + i}"},
+            )
+    app.dispose()
+    catalog_file = tmp / "config" / "catalog.yaml"
+    before = catalog_file.read_bytes()
+    out = tmp / "suggested.yaml"
+    assert main(args + ["scan", "--suggest", "--sample", "20", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "app_db: users.mobile: not classified (phone: phone accepted 100% of 20 sampled value(s)" in printed
+    assert f"patch written to {out}" in printed and "+86" not in printed and "+86" not in out.read_text()
+    assert yaml.safe_load(out.read_text())["datasets"]["users"]["fields"]["mobile"]["category"] == "basic_info"
+    assert catalog_file.read_bytes() == before
+
+
+def test_scan_suggest_refuses_a_bad_option(setup, capsys):  # noqa: F811
+    args, _ = setup
+    with pytest.raises(SystemExit):
+        main(args + ["scan", "--suggest", "--sample", "lots"])
+    assert "--sample 'lots': a number of rows from 1 to 100000" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args + ["scan", "--suggest", "--category", "email"])
+    assert "write KIND=CATEGORY" in capsys.readouterr().err

@@ -15,6 +15,7 @@ SHARE = 0.8  # a column is of a kind when at least this share of its sampled val
 FREE_TEXT_SHARE = 0.05  # ... but free text is personal when a few of its values hold something
 FREE_TEXT = "free_text"
 PROBE = 40  # distinct values a detector must do well on before it reads the rest
+RARE_PROBE = 200  # the same for free text: 5% of 200 values is 10, and half of that must be there
 
 # the strategies to propose per kind, the first that fits the column (type, NOT NULL) wins
 STRATEGIES: dict[str, tuple] = {
@@ -108,10 +109,11 @@ def _mostly_prose(texts: Counter) -> bool:
 
 def _matched(detector: Detector, texts: Counter, sampled: int, need: float) -> int:
     """Values the detector accepts; gives up (0) once too many were refused to reach ``need``,
-    or when fewer than half of ``need`` of the first ``PROBE`` distinct values were accepted."""
+    or when fewer than half of ``need`` of the first ``PROBE`` (``RARE_PROBE`` for a small
+    ``need``) distinct values were accepted."""
     allowed = sampled - need * sampled
     matched = refused = 0
-    probe = need >= 0.5
+    probe = need >= 0.5  # else free text: a small share, judged on more values
     for seen, (text, n) in enumerate(texts.items(), 1):
         if detector.matches(text):
             matched += n
@@ -119,7 +121,7 @@ def _matched(detector: Detector, texts: Counter, sampled: int, need: float) -> i
             refused += n
             if refused > allowed:
                 return 0
-        if probe and seen == PROBE and matched < need * (matched + refused) / 2:
+        if seen == (PROBE if probe else RARE_PROBE) and matched < need * (matched + refused) / 2:
             return 0
     return matched
 
