@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import yaml
 
 from lifecycle.catalog import Catalog
-from lifecycle.cli import main
 from lifecycle.catalog.models import CatalogFile
+from lifecycle.cli import main
 from lifecycle.discovery import patch, report
 from lifecycle.discovery.coverage import suggest
 from lifecycle.discovery.detectors import DETECTORS, NAME_CUES, iso7064_mod11_2
