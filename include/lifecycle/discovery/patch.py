@@ -53,7 +53,7 @@ def _field_line(column: ColumnVerdict) -> str:
         note = column.verdict.evidence() + ("" if column.anonymize is not None else "; no strategy fits the column")
         if column.flagged:
             note = "FLAGGED: marked personal: false, looks personal; " + note
-    flow = yaml.safe_dump(entry, default_flow_style=True, width=1000).strip()
+    flow = yaml.safe_dump(entry, default_flow_style=True, width=1000, sort_keys=False).strip()
     return f"      {_key(column.column)}: {flow}  # {note}"
 
 
