@@ -121,6 +121,23 @@ def cmd_suggest(args) -> int:
     return 1 if coverage.flagged else 0
 
 
+def cmd_init(args) -> int:
+    """``init --from <connection>``: a configuration folder from a live database."""
+    from lifecycle.connections import sql_engine
+    from lifecycle.discovery import initial
+    from lifecycle.stores.sql import SqlStore
+
+    engine = sql_engine(args.source)
+    system = args.system or args.source
+    store = SqlStore(engine, None, system)
+    catalog = initial.catalog_from(store, system, args.source, as_of=date.today(), sample_size=args.sample)
+    folder = Path(args.out or args.config or "config/lifecycle")
+    for path in initial.write_folder(catalog, folder, args.source):
+        print(f"wrote {path}")
+    print(f"init: {len(catalog['datasets'])} dataset(s); next: python -m lifecycle --config {folder} validate")
+    return 0
+
+
 def _kind_category(text: str) -> tuple[str, str]:
     kind, sep, category = text.partition("=")
     if not sep or not kind or not category:
@@ -403,6 +420,14 @@ def parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="compare the catalog with the live schema")
     scan.set_defaults(run=cmd_scan)
     _suggest_options(scan)
+    init = sub.add_parser("init", help="scaffold a configuration folder from a live database")
+    init.add_argument("--from", dest="source", required=True, metavar="CONN_ID", help="the Airflow connection to read")
+    init.add_argument("--system", help="the system's name in catalog.yaml (default: the connection id)")
+    init.add_argument(
+        "--out", help="the folder to write (default: --config, else config/lifecycle); must not hold catalog.yaml"
+    )
+    init.add_argument("--sample", type=_sample_size, default=1000, help="rows sampled per table (default: 1000)")
+    init.set_defaults(run=cmd_init)
     plan = sub.add_parser("plan", help="what a retention run would do now (counts only)")
     plan.add_argument(
         "--as-of",

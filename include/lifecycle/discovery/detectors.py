@@ -272,6 +272,9 @@ _PEOPLE = re.compile(r"user|customer|member|contact|employee|person|people|accou
 
 NAME_CUES: tuple[NameCue, ...] = (
     NameCue(
+        "name:account", "account", re.compile(r"^(account|username|user_name|login|login_name|nickname|screen_name)$")
+    ),
+    NameCue(
         "name:password", "password", re.compile(r"passw|passwd|pwd|secret|security_answer|pin_hash|pin_code|otp_seed")
     ),
     NameCue(

@@ -31,6 +31,7 @@ STRATEGIES: dict[str, tuple] = {
     "person_name": ("redact", "null"),
     "postal_address": ("redact", "null"),
     "password": ("null", "redact"),
+    "account": ("hmac", "redact", "null"),
 }
 
 # words looked for in the catalog's category names and titles, best first
@@ -46,6 +47,7 @@ CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
     "imei": ("device", "equipment", "hardware", "network"),
     "payment_card": ("payment", "financial", "card", "billing", "transaction"),
     "password": ("credential", "password", "secret", "security", "auth"),
+    "account": ("network", "account", "online", "identity", "basic"),
     "free_text": ("content", "message", "communication", "text"),
 }
 

@@ -307,6 +307,14 @@ class LiveColumn:
     nullable: bool = True
 
 
+@dataclass(frozen=True)
+class LiveKeys:
+    """A live table's primary key columns and foreign keys ``(columns, referred table, referred columns)``."""
+
+    primary: tuple[str, ...]
+    foreign: tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...] = ()
+
+
 @runtime_checkable
 class Sampling(Protocol):
     """A bounded, read-only sample of any table of the system, in the catalog or not (discovery):
@@ -315,6 +323,10 @@ class Sampling(Protocol):
     def live_tables(self, schemas: Iterable[str] = ()) -> dict[str, list[LiveColumn]]:
         """Every table of the default schema and of ``schemas`` (``schema.table`` outside the
         default), with its columns; a partitioned table's partitions are its rows, not tables."""
+        ...
+
+    def live_keys(self, tables: Iterable[str]) -> dict[str, LiveKeys]:
+        """Each table's primary key and foreign keys, as the database declares them."""
         ...
 
     def sample(self, table: str, columns: list[str], size: int) -> dict[str, list]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from lifecycle import anonymize
-from lifecycle.stores.contract import LiveColumn
+from lifecycle.stores.contract import LiveColumn, LiveKeys
 from lifecycle.stores.sql.strategies import fits
 
 
@@ -25,6 +25,26 @@ class TableSampling:
                     qualified = f"{schema}.{table}" if schema else table
                     if qualified not in skip:
                         found[qualified] = [_live(c) for c in inspector.get_columns(table, schema=schema)]
+            return found
+
+    def live_keys(self, tables: Iterable[str]) -> dict[str, LiveKeys]:
+        with self._failures(None, "read the live keys"):
+            inspector = sa.inspect(self.engine)
+            found = {}
+            for table in tables:
+                schema, _, name = table.rpartition(".")
+                primary = inspector.get_pk_constraint(name, schema=schema or None).get("constrained_columns") or ()
+                foreign = tuple(
+                    (
+                        tuple(fk["constrained_columns"]),
+                        f"{fk['referred_schema']}.{fk['referred_table']}"
+                        if fk.get("referred_schema")
+                        else fk["referred_table"],
+                        tuple(fk["referred_columns"]),
+                    )
+                    for fk in inspector.get_foreign_keys(name, schema=schema or None)
+                )
+                found[table] = LiveKeys(tuple(primary), foreign)
             return found
 
     def sample(self, table: str, columns: list[str], size: int) -> dict[str, list]:
