@@ -1,7 +1,7 @@
 """``python -m lifecycle``: the one command line.
 
-validate, scan, plan, pools, holds, ledger verify, manifest verify and the
-sharing register; ``access apply`` (roles and users of the Airflow UI),
+validate, scan (``--suggest``: discovery), init (``--from``: a first configuration),
+plan, pools, holds, ledger verify, manifest verify and the sharing register; ``access apply`` (roles and users of the Airflow UI),
 ``dev start|stop|status|env|run`` (the embedded defaults) and ``demo seed|run``
 (the demo world).  ``python -m lifecycle.access``, ``python -m lifecycle.devenv``
 and ``python -m lifecycle.demo`` are aliases of the last three.
