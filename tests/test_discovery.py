@@ -208,3 +208,17 @@ def test_scan_suggest_refuses_a_bad_option(setup, capsys):  # noqa: F811
     with pytest.raises(SystemExit):
         main(args + ["scan", "--suggest", "--category", "email"])
     assert "write KIND=CATEGORY" in capsys.readouterr().err
+
+
+def test_a_name_alone_does_not_flag_a_personal_false_column(engine):
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE users ADD COLUMN first_name VARCHAR(40)"))
+        conn.execute(sa.text("INSERT INTO users (id, tier, first_name) VALUES (1, 'gold', 'gold')"))
+    model = dict(sample.CATALOG, datasets={k: v for k, v in sample.CATALOG["datasets"].items() if k != "orders"})
+    users = dict(model["datasets"]["users"])
+    users["fields"] = {**users["fields"], "first_name": {"personal": False}}
+    catalog = Catalog(CatalogFile.model_validate({**model, "datasets": {**model["datasets"], "users": users}}))
+    store = SqlStore(engine, catalog, "app_db")
+    found = {c.column: c for c in suggest(catalog, lambda s: store, as_of=AS_OF, sample_size=10).columns}
+    assert found["first_name"].verdict.kind == "person_name" and not found["first_name"].flagged

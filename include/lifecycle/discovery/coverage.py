@@ -37,8 +37,9 @@ class ColumnVerdict:
 
     @property
     def flagged(self) -> bool:
-        """Marked ``personal: false`` and looks personal."""
-        return self.standing == "not_personal" and self.verdict.kind is not None
+        """Marked ``personal: false`` and its values look personal (a column name alone does not
+        overrule what the catalog says)."""
+        return self.standing == "not_personal" and self.verdict.kind is not None and self.verdict.matched > 0
 
 
 @dataclass
