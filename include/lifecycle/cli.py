@@ -420,14 +420,7 @@ def parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="compare the catalog with the live schema")
     scan.set_defaults(run=cmd_scan)
     _suggest_options(scan)
-    init = sub.add_parser("init", help="scaffold a configuration folder from a live database")
-    init.add_argument("--from", dest="source", required=True, metavar="CONN_ID", help="the Airflow connection to read")
-    init.add_argument("--system", help="the system's name in catalog.yaml (default: the connection id)")
-    init.add_argument(
-        "--out", help="the folder to write (default: --config, else config/lifecycle); must not hold catalog.yaml"
-    )
-    init.add_argument("--sample", type=_sample_size, default=1000, help="rows sampled per table (default: 1000)")
-    init.set_defaults(run=cmd_init)
+    _init_command(sub)
     plan = sub.add_parser("plan", help="what a retention run would do now (counts only)")
     plan.add_argument(
         "--as-of",
@@ -490,6 +483,17 @@ def _suggest_options(scan) -> None:
         metavar="KIND=CATEGORY",
         help="the category to propose for a kind (email, phone, ...); repeatable",
     )
+
+
+def _init_command(sub) -> None:
+    init = sub.add_parser("init", help="scaffold a configuration folder from a live database")
+    init.add_argument("--from", dest="source", required=True, metavar="CONN_ID", help="the Airflow connection to read")
+    init.add_argument("--system", help="the system's name in catalog.yaml (default: the connection id)")
+    init.add_argument(
+        "--out", help="the folder to write (default: --config, else config/lifecycle); must not hold catalog.yaml"
+    )
+    init.add_argument("--sample", type=_sample_size, default=1000, help="rows sampled per table (default: 1000)")
+    init.set_defaults(run=cmd_init)
 
 
 def _mount(sub) -> None:
