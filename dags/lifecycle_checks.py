@@ -11,7 +11,13 @@ nothing, and fails loudly when something needs a person:
    column the catalog names exists (`python -m lifecycle scan`).
 3. **verify_ledger**: the hash chain of the ledger is intact
    (`python -m lifecycle ledger verify`).
-4. **run_complete**: the run's last task, after the three checks: it is
+4. **discover_columns**: a bounded sample of every unclassified column and
+   every column marked `personal: false` (`python -m lifecycle scan
+   --suggest`); fails when a column is unclassified or a `personal: false`
+   column looks personal.  Its result (names, verdicts, counts) goes to the
+   reports destination as `discovery/coverage.json`, which the Privacy
+   view's Coverage page shows.
+5. **run_complete**: the run's last task, after the four checks: it is
    *upstream_failed*, and the run **failed**, when any check failed.
 
 A failed task's log lists each finding by table and column; no values are
@@ -48,9 +54,19 @@ def lifecycle_checks():
 
         return ledger_intact(task_context().state)
 
-    validated, scanned, verified = validate_config(), scan_schema(), verify_ledger()
-    validated >> [scanned, verified]
-    run_complete(validated, scanned, verified)
+    @task
+    @terminal_errors
+    def discover_columns() -> dict:
+        from lifecycle.discovery.report import check
+        from lifecycle.reports import ReportSink
+
+        ctx = task_context()
+        catalog = ctx.config.catalog
+        return check(catalog, ReportSink(catalog), as_of=ctx.run.as_of.date(), open_store=ctx.stores)
+
+    validated, scanned, verified, discovered = validate_config(), scan_schema(), verify_ledger(), discover_columns()
+    validated >> [scanned, verified, discovered]
+    run_complete(validated, scanned, verified, discovered)
 
 
 lifecycle_checks()

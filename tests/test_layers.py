@@ -9,7 +9,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "include" / "lifecycle"
 NOTES = ROOT / "docs" / "engineering-notes.md"
-DOMAIN = ("cancellations", "retention", "erasure", "sharing", "incident", "rights", "mail", "notifier", "deadlines")
+DOMAIN = (
+    "cancellations",
+    "retention",
+    "erasure",
+    "sharing",
+    "incident",
+    "rights",
+    "mail",
+    "notifier",
+    "deadlines",
+    "discovery",
+)
 
 
 def _layers() -> list[tuple[str, set[str]]]:

@@ -1,6 +1,7 @@
 """``python -m lifecycle``: the one command line.
 
-validate, scan, plan, pools, holds, ledger verify (``--checkpoints``), manifest
+validate, scan (``--suggest``: discovery), init (``--from``: a first configuration),
+plan, pools, holds, ledger verify (``--checkpoints``), manifest
 verify, the sharing register, ``evidence verify`` and ``certificate show``; ``access apply`` (roles and users of the Airflow UI),
 ``dev start|stop|status|env|run`` (the embedded defaults) and ``demo seed|run``
 (the demo world).  ``python -m lifecycle.access``, ``python -m lifecycle.devenv``
@@ -93,6 +94,9 @@ def cmd_scan(args) -> int:
     """Findings fail the command; a ``personal: false`` table's unnamed columns are only listed."""
     from lifecycle.scan import scan_report, time_columns
 
+    if args.suggest:
+        return cmd_suggest(args)
+
     config = _config(args)
     report = scan_report(config.catalog, times=time_columns(config))
     for finding in report.findings:
@@ -104,6 +108,53 @@ def cmd_scan(args) -> int:
     findings = report.findings
     print(f"scan: {len(findings)} finding(s)" if findings else "scan: every table and column is classified")
     return 1 if findings else 0
+
+
+def cmd_suggest(args) -> int:
+    """``scan --suggest``: sample, judge, write the patch; fails when a ``personal: false`` column looks personal."""
+    from lifecycle.discovery import report
+
+    config = _config(args)
+    coverage = report.suggest_for(config.catalog, as_of=date.today(), sample_size=args.sample, categories=args.category)
+    path = report.write_patch(coverage, config.catalog, Path(args.out) if args.out else None)
+    for line in report.lines(coverage):
+        print(line)
+    print(f"scan --suggest: patch written to {path} (catalog.yaml is unchanged)")
+    return 1 if coverage.flagged else 0
+
+
+def cmd_init(args) -> int:
+    """``init --from <connection>``: a configuration folder from a live database."""
+    from lifecycle.connections import sql_engine
+    from lifecycle.discovery import initial
+    from lifecycle.stores.sql import SqlStore
+
+    engine = sql_engine(args.source)
+    system = args.system or args.source
+    store = SqlStore(engine, None, system)
+    catalog = initial.catalog_from(store, system, args.source, as_of=date.today(), sample_size=args.sample)
+    folder = Path(args.out or args.config or "config/lifecycle")
+    for path in initial.write_folder(catalog, folder, args.source):
+        print(f"wrote {path}")
+    print(f"init: {len(catalog['datasets'])} dataset(s); next: python -m lifecycle --config {folder} validate")
+    return 0
+
+
+def _kind_category(text: str) -> tuple[str, str]:
+    kind, sep, category = text.partition("=")
+    if not sep or not kind or not category:
+        raise argparse.ArgumentTypeError(f"--category {text!r}: write KIND=CATEGORY (for example email=basic_info)")
+    return kind.strip(), category.strip()
+
+
+def _sample_size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 100_000:
+        raise argparse.ArgumentTypeError(f"--sample {text!r}: a number of rows from 1 to 100000")
+    return size
 
 
 def _state(args):
@@ -373,7 +424,10 @@ def parser() -> argparse.ArgumentParser:
         "--require-connections", action="store_true", help="fail when a connection it names is not defined here"
     )
     validate.set_defaults(run=cmd_validate)
-    sub.add_parser("scan", help="compare the catalog with the live schema").set_defaults(run=cmd_scan)
+    scan = sub.add_parser("scan", help="compare the catalog with the live schema")
+    scan.set_defaults(run=cmd_scan)
+    _suggest_options(scan)
+    _init_command(sub)
     plan = sub.add_parser("plan", help="what a retention run would do now (counts only)")
     plan.add_argument(
         "--as-of",
@@ -426,6 +480,34 @@ def parser() -> argparse.ArgumentParser:
     proofs.mount(sub)
     _mount(sub)
     return top
+
+
+def _suggest_options(scan) -> None:
+    scan.add_argument(
+        "--suggest",
+        action="store_true",
+        help="sample unclassified and personal: false columns and write a YAML patch of suggested classifications",
+    )
+    scan.add_argument("--sample", type=_sample_size, default=1000, help="rows sampled per table (default: 1000)")
+    scan.add_argument("--out", help="where the patch goes (default: $LIFECYCLE_VAR_DIR/discovery/catalog.patch.yaml)")
+    scan.add_argument(
+        "--category",
+        type=_kind_category,
+        action="append",
+        metavar="KIND=CATEGORY",
+        help="the category to propose for a kind (email, phone, ...); repeatable",
+    )
+
+
+def _init_command(sub) -> None:
+    init = sub.add_parser("init", help="scaffold a configuration folder from a live database")
+    init.add_argument("--from", dest="source", required=True, metavar="CONN_ID", help="the Airflow connection to read")
+    init.add_argument("--system", help="the system's name in catalog.yaml (default: the connection id)")
+    init.add_argument(
+        "--out", help="the folder to write (default: --config, else config/lifecycle); must not hold catalog.yaml"
+    )
+    init.add_argument("--sample", type=_sample_size, default=1000, help="rows sampled per table (default: 1000)")
+    init.set_defaults(run=cmd_init)
 
 
 def _mount(sub) -> None:

@@ -23,6 +23,7 @@ from lifecycle import anonymize
 from lifecycle.catalog import Catalog
 from lifecycle.stores.sql import fits
 from lifecycle.stores.sql.inbound import Inbound, inbound_keys
+from lifecycle.stores.sql.sampling import attached_partitions as _attached_partitions
 from lifecycle.stores.sql.times import kind_problem
 
 
@@ -190,22 +191,6 @@ def _scan_table(
     report.findings.extend(_strategy_findings(catalog, system, table, dataset, columns))
 
 
-def _attached_partitions(engine: sa.Engine, inspector) -> set[str]:
-    """PostgreSQL lists a partitioned table's partitions as tables: they are its rows, cataloged
-    with it.  A partition detached and left behind is a table of its own again, and a finding."""
-    if engine.dialect.name != "postgresql":
-        return set()
-    default = inspector.default_schema_name
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relispartition"
-            )
-        ).all()
-    return {name if schema == default else f"{schema}.{name}" for schema, name in rows}
-
-
 def _key_findings(
     catalog: Catalog, system: str, table: str, dataset: str, columns: dict[str, dict], inspector
 ) -> list[Finding]:
@@ -337,3 +322,22 @@ def scan(
 ) -> list[Finding]:
     """The findings alone: what must be fixed before a run may change anything."""
     return scan_report(catalog, engines, times=times).findings
+
+
+def column_standing(catalog: Catalog, dataset: str | None, columns: list[str]) -> dict[str, str]:
+    """Each live column's standing in the catalog, by the rules ``scan`` checks: ``classified``
+    (a category, or structural: key, link, created, consent, contact), ``not_personal`` (``personal:
+    false``, its own or its table's) or ``unclassified`` (a personal table's unnamed column, or any
+    column of a table not in the catalog)."""
+    if dataset is None:
+        return dict.fromkeys(columns, "unclassified")
+    spec = catalog.dataset(dataset)
+    named = catalog.named_columns(dataset)
+    standing = {}
+    for column in columns:
+        field_ = spec.fields.get(column)
+        if not spec.personal or (field_ is not None and not field_.personal):
+            standing[column] = "not_personal" if column not in named or field_ is not None else "classified"
+        else:
+            standing[column] = "classified" if column in named else "unclassified"
+    return standing

@@ -15,7 +15,7 @@ bodies, expiring links: access packages), ``Partitions`` (range partitions
 of a table on its ``created`` column, dropped whole by retention),
 ``SubjectDirectory`` (contacts and reach of people), ``References`` (foreign
 keys between datasets), ``Documents`` (whole files: reports, manifests,
-announcements).  Domain modules speak only this contract; the adapters in
+announcements), ``Sampling`` (a bounded sample of any live table: discovery).  Domain modules speak only this contract; the adapters in
 ``stores/sql/`` and ``stores/s3/`` are the only code that knows SQLAlchemy
 or boto3, and they turn their drivers' failures into ``TerminalStoreError`` or
 ``TransientStoreError`` (``lifecycle.errors``).
@@ -355,3 +355,42 @@ class Describing(Protocol):
     (``name``, ``type`` as a SQLAlchemy type, ``nullable``); None: there is no such table."""
 
     def describe(self, dataset: str) -> dict[str, dict] | None: ...
+
+
+@dataclass(frozen=True)
+class LiveColumn:
+    """One column of a live table as discovery sees it: its name, its type as the database names
+    it, and the anonymization strategies whose output the type can hold."""
+
+    name: str
+    type: str
+    fits: tuple[str, ...]
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class LiveKeys:
+    """A live table's primary key columns and foreign keys ``(columns, referred table, referred columns)``."""
+
+    primary: tuple[str, ...]
+    foreign: tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...] = ()
+
+
+@runtime_checkable
+class Sampling(Protocol):
+    """A bounded, read-only sample of any table of the system, in the catalog or not (discovery):
+    values go to the caller's detectors and nowhere else."""
+
+    def live_tables(self, schemas: Iterable[str] = ()) -> dict[str, list[LiveColumn]]:
+        """Every table of the default schema and of ``schemas`` (``schema.table`` outside the
+        default), with its columns; a partitioned table's partitions are its rows, not tables."""
+        ...
+
+    def live_keys(self, tables: Iterable[str]) -> dict[str, LiveKeys]:
+        """Each table's primary key and foreign keys, as the database declares them."""
+        ...
+
+    def sample(self, table: str, columns: list[str], size: int) -> dict[str, list]:
+        """At most ``size`` rows of ``table`` (the first the database returns), per column its
+        non-null values."""
+        ...

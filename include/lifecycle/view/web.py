@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lifecycle import reports
-from lifecycle.view import charts, documents, incidents, overview
+from lifecycle.view import charts, coverage, documents, incidents, overview
 from lifecycle.view.permissions import (
     CONTACT_LISTS,
     EVERYTHING,
@@ -194,6 +194,12 @@ def open_document(who: Caller, key: Annotated[str, Query(max_length=documents.MA
         "Cache-Control": "no-store",
     }
     return Response(sink.read(key), media_type=documents.content_type(key), headers=headers)
+
+
+@app.get("/coverage", response_class=HTMLResponse)
+def coverage_page(request: Request, who: Caller):
+    require(who, EVERYTHING)
+    return _page(request, who, "coverage.html.j2", c=coverage.build(sources().sink))
 
 
 @app.get("/incidents", response_class=HTMLResponse)

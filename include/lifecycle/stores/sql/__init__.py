@@ -16,9 +16,9 @@ module: ``tables`` (connections, reflection), ``selection`` (a ``Selection``
 as SQL), ``references`` (foreign keys and subject links), ``counts``
 (counting, key ranges, verification), ``writes`` (delete, anonymize),
 ``times`` (time columns: values read
-as aware UTC, instants bound as each column holds them), ``rows``, ``consents``, ``people`` and
-``partitions`` (the ``Rows``,
-``Consents``, ``SubjectDirectory`` and ``Partitions`` abilities).
+as aware UTC, instants bound as each column holds them), ``rows``, ``consents``, ``people``,
+``partitions`` and ``sampling`` (the ``Rows``, ``Consents``, ``SubjectDirectory``, ``Partitions``
+and ``Sampling`` abilities).
 The parts reach each other through ``self``; state lives in ``Tables``
 (engine, reflected tables) and in ``ForeignKeys`` (the keys, read once).
 """
@@ -34,6 +34,7 @@ from lifecycle.stores.sql.partitions import PartitionDrops
 from lifecycle.stores.sql.people import Directory
 from lifecycle.stores.sql.references import ForeignKeys
 from lifecycle.stores.sql.rows import RowReading
+from lifecycle.stores.sql.sampling import TableSampling
 from lifecycle.stores.sql.selection import Predicates
 from lifecycle.stores.sql.strategies import already_applied, fits
 from lifecycle.stores.sql.tables import Tables
@@ -55,6 +56,7 @@ class SqlStore(
     PartitionDrops,
     Counting,
     RowReading,
+    TableSampling,
     ConsentRecords,
     Directory,
     ForeignKeys,
@@ -63,4 +65,4 @@ class SqlStore(
     Tables,
 ):
     """Datasets of one SQL system: the store contract, and the ``References``, ``Rows``,
-    ``Consents``, ``SubjectDirectory`` and ``Partitions`` abilities (see the module docstring)."""
+    ``Consents``, ``SubjectDirectory``, ``Partitions`` and ``Sampling`` abilities (see the module docstring)."""
