@@ -29,7 +29,7 @@ from lifecycle.state import StateStore
 from lifecycle.state.erasures import Intake
 from lifecycle.state.incidents import RegulatorDelivery
 from tests.config import sample
-from tests.test_incident import FORM
+from tests.incident.test_incident import FORM
 
 AS_OF = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # the run's logical date
 CONTACT = "privacy@mic.example"

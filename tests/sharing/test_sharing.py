@@ -23,8 +23,8 @@ from lifecycle.sharing.verify import verify_manifest
 from lifecycle.state import StateStore
 from lifecycle.state.schema import erasures, sharing_register
 from tests.config import sample
+from tests.erasure.test_erasure import cancellations
 from tests.support.sample_app import meta, orders, users
-from tests.test_erasure import cancellations
 
 AS_OF = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 NOW = AS_OF.replace(tzinfo=None)

@@ -16,8 +16,8 @@ from lifecycle.errors import LifecycleError
 from lifecycle.incident import FormError, parse
 from lifecycle.mail import Mailer
 from lifecycle.view.incidents import incident_summaries, run_view
-from tests.test_incident import AS_OF, EMAILED, FORM, PEOPLE, _notifier, _run
-from tests.test_incident import world as world  # the fixture: app database, bucket, mail sink
+from tests.incident.test_incident import AS_OF, EMAILED, FORM, PEOPLE, _notifier, _run
+from tests.incident.test_incident import world as world  # the fixture: app database, bucket, mail sink
 
 INCIDENT = FORM["incident_id"]
 

@@ -18,7 +18,7 @@ from lifecycle import devenv
 from lifecycle.devenv import processes
 from lifecycle.mailsink import read_eml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_ports(n: int) -> list[int]:

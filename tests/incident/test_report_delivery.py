@@ -18,8 +18,8 @@ from lifecycle.mail import Mailer
 from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
 from lifecycle.state.schema import deliveries, regulator_deliveries
+from tests.incident.test_incident import AS_OF, IN_WINDOW, REGULATORS, _config, _notifier, _run, _seed
 from tests.support.sample_app import access_logs
-from tests.test_incident import AS_OF, IN_WINDOW, REGULATORS, _config, _notifier, _run, _seed
 
 LEAD_SA, CAC, REFUSING = (
     "breach@lead-sa.regulator.example",
