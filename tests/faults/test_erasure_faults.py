@@ -15,6 +15,18 @@ from lifecycle.erasure import Erasure
 from lifecycle.failures import retryable
 from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
+from tests.erasure.test_erasure import (
+    AS_OF,
+    DUE,
+    DUPLICATE,
+    ERASED,
+    HELD,
+    PENDING,
+    _config,
+    _reach,
+    _rows_of_others,
+    _seed,
+)
 from tests.faults.conftest import (
     LONG,
     S3_BACKENDS,
@@ -27,7 +39,6 @@ from tests.faults.conftest import (
 )
 from tests.support.faults import SmtpFaults
 from tests.support.s3 import aws_connection
-from tests.test_erasure import AS_OF, DUE, DUPLICATE, ERASED, HELD, PENDING, _config, _reach, _rows_of_others, _seed
 
 RUN = "scheduled__2026-06-01"
 DATASETS = ("users", "access_logs", "conversations", "chat_messages", "account_cancellations", "orders")

@@ -18,9 +18,9 @@ from lifecycle.mailsink import MailSink
 from lifecycle.state import StateStore
 from lifecycle.state.schema import deliveries
 from tests.faults.conftest import LONG, Tally, backend_of, outcome_of, record, smtp_connection, with_retries
+from tests.incident.test_incident import AS_OF, EMAILED, FORM, IN_WINDOW, PEOPLE, REGULATORS, _config, _seed
 from tests.support.faults import SmtpFaults
 from tests.support.sample_app import access_logs, users
-from tests.test_incident import AS_OF, EMAILED, FORM, IN_WINDOW, PEOPLE, REGULATORS, _config, _seed
 
 EXTRA = range(100, 160 if LONG else 124)  # more people in the window, so that faults land mid-send
 RUN = "manual__faults"

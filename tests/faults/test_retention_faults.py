@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from lifecycle.retention import Retention, unit_group
 from lifecycle.state import StateStore
 from tests.faults.conftest import LONG, backend_of, outcome_of, record, with_retries
-from tests.support.sample_app import access_logs, users
-from tests.test_retention import (
+from tests.retention.test_retention import (
     AS_OF,
     HELD_SUBJECT,
     HMAC_KEY,
@@ -22,6 +21,7 @@ from tests.test_retention import (
     _ids,
     _seed,
 )
+from tests.support.sample_app import access_logs, users
 
 RUN = "scheduled__2026-06-01"
 CHECKED = "access log ids left against the seeding rule, users' checksum, the ledger"

@@ -16,8 +16,8 @@ from lifecycle.state import StateStore
 from lifecycle.state.schema import sharing_register
 from tests.config import sample
 from tests.faults.conftest import LONG, S3_BACKENDS, backend_of, outcome_of, record, with_retries
+from tests.sharing.test_sharing import HMAC_KEY, INTERVAL, SIGNING_KEY, _files, _seed
 from tests.support.s3 import aws_connection
-from tests.test_sharing import HMAC_KEY, INTERVAL, SIGNING_KEY, _files, _seed
 
 CHECKED = "object versions per key (boto3 listing), register rows by hand, the ledger"
 FILES = {"push/2026-05-31/users.jsonl", "push/2026-05-31/orders.jsonl", "push/2026-05-31/manifest.json"}

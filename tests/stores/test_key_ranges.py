@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from lifecycle.catalog import Catalog
-from lifecycle.config.models import CatalogFile
+from lifecycle.catalog.models import CatalogFile
 from lifecycle.connections import engine_for
 from lifecycle.stores.contract import KeyRange, Selection
 from lifecycle.stores.sql import SqlStore

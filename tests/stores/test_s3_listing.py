@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lifecycle.catalog import Catalog
-from lifecycle.config.models import CatalogFile
+from lifecycle.catalog.models import CatalogFile
 from lifecycle.errors import TerminalStoreError
 from lifecycle.stores.contract import Selection
 from lifecycle.stores.s3 import S3Store

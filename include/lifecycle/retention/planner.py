@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from lifecycle.clock import iso_utc
 from lifecycle.config import Config
-from lifecycle.config.models import RetentionRule
+from lifecycle.config.retention import RetentionRule
 from lifecycle.errors import LifecycleError, is_transient
 from lifecycle.floors import statutory_floors
 from lifecycle.retention.counting import count_dataset, log_counted
