@@ -14,6 +14,7 @@ import hmac
 
 from lifecycle import reports
 from lifecycle.connections import hmac_key
+from lifecycle.erasure.purge import purge_evidence
 from lifecycle.erasure.records import batch_entries, step_evidence, step_plans
 from lifecycle.erasure.steps import Step
 from lifecycle.evidence import erasure_certificates
@@ -82,8 +83,11 @@ class Certificates:
                 row["object_versions_deleted"] = plan.versions.get(subject, 0) - len(locks)
                 if locks:
                     row["retained"] = {"why": "S3 Object Lock", "locks": locks}
+            purge, purge_hashes = purge_evidence(entries, batch, step.dataset)
+            if purge is not None:
+                row["purge"] = purge
             datasets.append(row)
-            backing += evidence.hashes
+            backing += evidence.hashes + purge_hashes
             if step.dataset == self.catalog.subject.dataset and done:
                 completed = evidence.completed_at
         return {
