@@ -140,7 +140,7 @@ def lake(tmp_path, connect, s3_endpoint, monkeypatch):
     storage = {"events": (s3fs, f"{bucket}/warehouse"), "order_events": (pafs.LocalFileSystem(), str(delta))}
     engines = []
 
-    def make(ice_after: str, delta_after: str):
+    def make(ice_after: str, delta_after: str, state_engine: sa.Engine | None = None):
         files = {
             "catalog.yaml": _catalog(tmp_path, bucket, ice_after, delta_after),
             "cancellation.yaml": {
@@ -156,8 +156,9 @@ def lake(tmp_path, connect, s3_endpoint, monkeypatch):
             },
         }
         config = load_config(sample.write(tmp_path / "config", files))
-        engines.append(sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}"))
-        state = StateStore(engines[-1], dataset_names=set(config.catalog.datasets))
+        if state_engine is None:
+            engines.append(state_engine := sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}"))
+        state = StateStore(state_engine, dataset_names=set(config.catalog.datasets))
         return Erasure(config, state), state, as_of, storage
 
     yield make
@@ -205,8 +206,9 @@ def test_purge_after_0_purges_and_certifies_in_the_same_run(lake):
     assert lake_rows["order_events"]["purge"]["files_read"] == purged["order_events"]["files_read"]
 
 
-def test_purge_after_7d_leaves_the_batch_pending_until_a_later_run(lake):
-    erasure, state, as_of, storage = lake("7d", "0")
+def test_purge_after_7d_leaves_the_batch_pending_until_a_later_run(lake, engine):
+    """The state store on each backend (SQLite, PostgreSQL, MariaDB)."""
+    erasure, state, as_of, storage = lake("7d", "0", engine)
     (result,) = _erase(erasure, as_of, "run-1")
     assert (result.subjects, result.certificates) == (2, 0)
     purging = state.erasures.in_states("purging")
