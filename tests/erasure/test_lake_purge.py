@@ -199,7 +199,7 @@ def test_purge_after_0_purges_and_certifies_in_the_same_run(lake):
     assert purged["events"]["snapshots_expired"] >= 1
     done = state.erasures.in_states("done")
     assert sorted(r.subject_id for r in done) == ["1", "2"]
-    cert = json.loads(open(done[0].certificate.removeprefix("file://")).read())
+    cert = json.loads(open(done[0].certificate).read())
     lake_rows = {d["dataset"]: d for d in cert["datasets"] if "purge" in d}
     assert set(lake_rows) == {"events", "order_events"}
     assert lake_rows["order_events"]["purge"]["state"] == "purged"
@@ -228,7 +228,12 @@ def test_purge_after_7d_leaves_the_batch_pending_until_a_later_run(lake, engine)
     later = as_of + timedelta(days=8)
     assert erasure.purge(later, run_id="run-3") == {"batches": 1, "certified": 2, "pending_purge": 0}
     assert _left(storage) == {"events": 0, "order_events": 0}
-    assert sorted(r.subject_id for r in state.erasures.in_states("done")) == ["1", "2"]
+    done = state.erasures.in_states("done")
+    assert sorted(r.subject_id for r in done) == ["1", "2"]
+    cert = json.loads(open(done[0].certificate).read())
+    purges = {d["dataset"]: d["purge"] for d in cert["datasets"] if "purge" in d}
+    assert {p["state"] for p in purges.values()} == {"purged"}
+    assert cert["completed_at"] == purges["events"]["purged_at"]  # complete once the last copy went
     assert erasure.purge(later, run_id="run-4") == {"batches": 0, "certified": 0, "pending_purge": 0}
 
 

@@ -56,7 +56,7 @@ class Certificates:
     def _document(self, batch: str, steps: list[Step], record, entries: dict) -> dict:
         """One subject's certificate: what the ledger entries of the batch record about them."""
         subject = record.subject_id
-        datasets, backing, completed = [], [], None
+        datasets, backing, completed, purged = [], [], None, []
         for step in steps:
             evidence = step_evidence(entries, batch, step.dataset)
             plan, done = evidence.plan, evidence.done
@@ -86,6 +86,7 @@ class Certificates:
             purge, purge_hashes = purge_evidence(entries, batch, step.dataset)
             if purge is not None:
                 row["purge"] = purge
+                purged.append(purge.get("purged_at"))
             datasets.append(row)
             backing += evidence.hashes + purge_hashes
             if step.dataset == self.catalog.subject.dataset and done:
@@ -96,7 +97,7 @@ class Certificates:
             "subject_is": "HMAC-SHA256 of the subject id under the lifecycle's key (not the id, not the e-mail)",
             "requested_at": record.requested_at,
             "grace_end": record.grace_end,
-            "completed_at": completed,
+            "completed_at": max(filter(None, [completed, *purged])) if completed else None,  # lake purges too
             "batch": batch,
             "datasets": datasets,
             "ledger_entries": backing,
