@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from deltalake import write_deltalake
 from pyiceberg.catalog.sql import SqlCatalog
 
+from lifecycle import deadlines
 from lifecycle.config import load_config
 from lifecycle.erasure import Erasure
 from lifecycle.errors import LifecycleError
@@ -224,6 +225,8 @@ def test_purge_after_7d_leaves_the_batch_pending_until_a_later_run(lake, engine)
     assert erasure.overdue(as_of + timedelta(days=6)) == []
     late = erasure.overdue(as_of + timedelta(days=11))  # requested 20 days before, complete_within 30d
     assert len(late) == 2 and {r["state"] for r in late} == {"purging"}
+    report = deadlines.check(erasure.config, state, as_of + timedelta(days=11))
+    assert len(report.found("erasure_requests", "past")) == 2  # the lifecycle_deadlines check counts them
 
     later = as_of + timedelta(days=8)
     assert erasure.purge(later, run_id="run-3") == {"batches": 1, "certified": 2, "pending_purge": 0}
