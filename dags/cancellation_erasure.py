@@ -26,12 +26,20 @@ interval end, never the clock.
    certificate. A subject that fails verification is *failed* and the task fails.
    An address the mail server refuses is recorded *undeliverable* (5xx) or
    *deferred* (4xx on every try) and does not hold the erasure up.
-5. **check_deadlines**: fails when a request is not done within
-   `complete_within` of its request (held requests wait for their hold).
-6. **report**: `cancellation/<date>/<run>/report.html|json`: subjects by state,
+   A batch with lake datasets (Iceberg, Delta) is certified only once their
+   purge is done: until then its people are *purging*.
+5. **purge**: the lake purges due by the run's time (`purge_after` after the
+   erasing run's logical time): old snapshots expired, unreferenced files
+   removed, then every data file under the table read for the batch's people
+   (must be none, else the task fails naming the dataset); counts in the
+   ledger and the certificates, issued then. A rerun finishes a killed purge.
+6. **check_deadlines**: fails when a request is not done within
+   `complete_within` of its request (held requests wait for their hold;
+   pending purges count).
+7. **report**: `cancellation/<date>/<run>/report.html|json`: subjects by state,
    certificates of this run, requests past their deadline. No personal information.
    Runs (like check_deadlines) even when an earlier step failed.
-7. **run_complete**: the run's last task, after every step above. It is
+8. **run_complete**: the run's last task, after every step above. It is
    *upstream_failed*, and the run **failed**, when any step failed (a failed
    preflight erases nobody: the run is red, not green); a run with no due
    subjects (erase skipped: zero batches) succeeds.
@@ -87,6 +95,12 @@ if CONFIG.cancellation is not None:
 
         @task(trigger_rule="all_done")
         @terminal_errors
+        def purge() -> dict:
+            ctx = task_context()
+            return _erasure(ctx).purge(ctx.run.as_of, run_id=ctx.run.run_id)
+
+        @task(trigger_rule="all_done")
+        @terminal_errors
         def check_deadlines() -> dict:
             from lifecycle.erasure.late import check_overdue
 
@@ -106,9 +120,10 @@ if CONFIG.cancellation is not None:
         checked >> batches >> notices
         erased = erase.expand(batch=batches)
         notices >> erased
+        purged = purge()
         deadlines = check_deadlines()
         written = report()
-        erased >> deadlines >> written
-        run_complete(checked, batches, notices, erased, deadlines, written)
+        erased >> purged >> deadlines >> written
+        run_complete(checked, batches, notices, erased, purged, deadlines, written)
 
     cancellation_erasure()

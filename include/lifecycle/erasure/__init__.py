@@ -3,7 +3,8 @@
 A subject's request is *pending* during its grace period, *withdrawn* if
 withdrawn before the grace ends, *held* under a legal hold, *rejected* if the
 subject does not exist, *due* once the grace is over (by the run's time),
-then *erasing* in a batch, *done* or *failed*.  States live in the state
+then *erasing* in a batch, *purging* (lake copies wait for their purge),
+*done* or *failed*.  States live in the state
 store.  The stages, each a module here:
 
 * ``lifecycle.cancellations`` (below ``erasure`` and ``sharing``) — the app's
@@ -14,6 +15,8 @@ store.  The stages, each a module here:
   ledger (``records``) before and after its change, then verified (also what a
   person's erase request runs);
 * ``batch`` — one batch's steps, verification and evidence (``BatchResult``);
+* ``purge`` — a batch's lake copies: pending purge, then purged and verified
+  from storage before the batch is certified;
 * ``notices`` — the scheduled and completion e-mails, each at most once;
 * ``certificates`` and ``report`` — the evidence.
 
@@ -69,6 +72,12 @@ class Erasure:
     def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> BatchResult:
         return BatchErasure(self.config, self.state, self.stores, self.notices, self.certificates).erase(
             batch, as_of, run_id=run_id
+        )
+
+    def purge(self, as_of: datetime, *, run_id: str | None = None) -> dict:
+        """The lake purges due by ``as_of`` of batches waiting for them, and their certificates."""
+        return BatchErasure(self.config, self.state, self.stores, self.notices, self.certificates).purge_due(
+            as_of, run_id
         )
 
     def subject_hash(self, subject: str) -> str:

@@ -19,6 +19,7 @@ from datetime import datetime
 from lifecycle.erasure.certificates import Certificates
 from lifecycle.erasure.executor import StepExecutor, Work
 from lifecycle.erasure.notices import ErasureNotices
+from lifecycle.erasure.purge import Purges
 from lifecycle.erasure.records import StepRecords, batch_entries
 from lifecycle.erasure.steps import Step, erasure_steps
 from lifecycle.errors import LifecycleError
@@ -52,6 +53,7 @@ class BatchErasure:
     def __init__(self, config, state, stores, notices: ErasureNotices, certificates: Certificates):
         self.config, self.catalog, self.state, self.stores = config, config.catalog, state, stores
         self.notices, self.certificates = notices, certificates
+        self.purges = Purges(self.catalog, state, stores)
 
     def erase(self, batch: str, as_of: datetime, *, run_id: str | None = None) -> BatchResult:
         """Erase one batch; steps and notices already recorded are not repeated."""
@@ -72,6 +74,7 @@ class BatchErasure:
         *linked, own_row = steps
         works = [self._work(step, subjects) for step in linked]
         on_tables = [w for w in works if self.catalog.dataset(w.dataset).is_table]
+        self.purges.expect(batch, [w.dataset for w in on_tables], subjects, as_of, run_id)
         with ThreadPoolExecutor(1, thread_name_prefix="objects") as pool:
             objects = StepExecutor(self.catalog, self.stores, tables.recorder.sibling())
             erasing = pool.submit(objects.run, [w for w in works if w not in on_tables])
@@ -85,7 +88,7 @@ class BatchErasure:
         failed.update(self._failed(tables, own))
         ok = [s for s in ok if s not in failed]
         recipients = self._ask_recipients(batch, ok, run_id)
-        written = self.certificates.issue(batch, steps, [r for r in records if r.subject_id in ok], run_id)
+        written = self._certify(batch, steps, [r for r in records if r.subject_id in ok], as_of, run_id)
         if failed:
             reasons = sorted(set(failed.values()))
             self.state.erasures.set_state(set(failed), "failed", "; ".join(reasons)[:2000])
@@ -93,6 +96,32 @@ class BatchErasure:
                 f"batch {batch}: {len(failed)} subject(s) failed verification: " + "; ".join(reasons[:5])
             )
         return BatchResult(batch, len(ok), len(held), written, notified, recipients)
+
+    def _certify(self, batch: str, steps: list[Step], records: list, as_of: datetime, run_id) -> int:
+        """Certify ``records`` once the batch's lake purges due by ``as_of`` are done and verified;
+        while one is not due yet, its people are *purging* (the reason says until when)."""
+        waiting = self.purges.settle(batch, as_of, run_id)
+        if not waiting:
+            return self.certificates.issue(batch, steps, records, run_id)
+        until = max(waiting).date().isoformat()
+        self.state.erasures.set_state({r.subject_id for r in records}, "purging", f"pending purge until {until}")
+        return 0
+
+    def purge_due(self, as_of: datetime, run_id: str | None = None) -> dict:
+        """Every batch whose people are *purging*: its purges due by ``as_of``, then its
+        certificates once none is left (a rerun after a kill finishes either)."""
+        batches: dict[str, list] = {}
+        for record in self.state.erasures.in_states("purging"):
+            batches.setdefault(record.batch, []).append(record)
+        steps = erasure_steps(self.config, as_of)
+        certified = pending = 0
+        for batch, records in sorted(batches.items()):
+            waiting = self.purges.settle(batch, as_of, run_id)
+            if waiting:
+                pending += len(records)
+            else:
+                certified += self.certificates.issue(batch, steps, records, run_id)
+        return {"batches": len(batches), "certified": certified, "pending_purge": pending}
 
     def _work(self, step: Step, subjects: list[str]) -> Work:
         """A step for these subjects: every row (object) of theirs; anonymized, every personal field

@@ -19,6 +19,7 @@ import json
 
 from lifecycle import merkle, reports, signing
 from lifecycle.connections import hmac_key
+from lifecycle.erasure.purge import purge_evidence
 from lifecycle.erasure.records import batch_entries, step_evidence, step_plans
 from lifecycle.erasure.steps import Step
 from lifecycle.errors import LifecycleError, TerminalStoreError
@@ -66,7 +67,7 @@ class Certificates:
     def _document(self, batch: str, steps: list[Step], record, entries: dict) -> dict:
         """One subject's certificate: what the ledger entries of the batch record about them."""
         subject = record.subject_id
-        datasets, backing, completed = [], [], None
+        datasets, backing, completed, purged = [], [], None, []
         for step in steps:
             evidence = step_evidence(entries, batch, step.dataset)
             plan, done = evidence.plan, evidence.done
@@ -93,15 +94,19 @@ class Certificates:
                 row["object_versions_deleted"] = plan.versions.get(subject, 0) - len(locks)
                 if locks:
                     row["retained"] = {"why": "S3 Object Lock", "locks": locks}
+            purge, purge_hashes = purge_evidence(entries, batch, step.dataset)
+            if purge is not None:
+                row["purge"] = purge
+                purged.append(purge.get("purged_at"))
             datasets.append(row)
-            backing += evidence.hashes
+            backing += evidence.hashes + purge_hashes
             if step.dataset == self.catalog.subject.dataset and done:
                 completed = evidence.completed_at
         return {
             "subject": self.subject_hash(subject),
             "requested_at": record.requested_at,
             "grace_end": record.grace_end,
-            "completed_at": completed,
+            "completed_at": max(filter(None, [completed, *purged])) if completed else None,  # lake purges too
             "batch": batch,
             "datasets": datasets,
             "ledger_entries": backing,

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 #: erasure states whose ``complete_within`` clock runs (a legal hold, *held*, suspends it)
-RUNNING = ("pending", "due", "erasing", "failed")
+RUNNING = ("pending", "due", "erasing", "purging", "failed")
 
 
 def deadlines(config, state) -> list[tuple[ErasureRecord, datetime]]:

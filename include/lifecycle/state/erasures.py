@@ -19,7 +19,7 @@ from lifecycle.clock import iso_utc
 from lifecycle.state.schema import erasures
 
 #: states of a cancellation not yet withdrawn, rejected or done
-OPEN = ("pending", "due", "erasing", "failed", "held")
+OPEN = ("pending", "due", "erasing", "purging", "failed", "held")
 
 
 @dataclass(frozen=True)

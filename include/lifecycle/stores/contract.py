@@ -346,7 +346,7 @@ class StorageVerification(Protocol):
     """Reading the subject column of every data file under a table's location, not only the
     files the live snapshot references: what a purge must have removed."""
 
-    def stored(self, dataset: str, subjects: tuple[str, ...]) -> StoredRows: ...
+    def stored(self, dataset: str, subjects: tuple[str, ...], values: dict[str, str] | None = None) -> StoredRows: ...
 
 
 @runtime_checkable

@@ -13,11 +13,13 @@ from lifecycle.stores.lake import arrow
 class LakeVerification:
     """``stored`` and ``describe`` of ``LakeStore``."""
 
-    def stored(self, dataset: str, subjects: tuple[str, ...]) -> StoredRows:
-        """The people's rows in every data file under the table's location, live or not."""
+    def stored(self, dataset: str, subjects: tuple[str, ...], values: dict[str, str] | None = None) -> StoredRows:
+        """The people's rows in every data file under the table's location, live or not.
+        ``values``: their link values as an earlier call resolved them ({value: subject}; two
+        hops, once the rows linking them are gone)."""
         link = self.links.column(dataset)
         with self._failures(dataset, "read every data file"):
-            values = self.links.values(dataset, subjects)
+            values = self.links.values(dataset, subjects) if values is None else values
             files = [f for f in self.storage.files(self.location(dataset)) if f.path.endswith(self.data_suffix)]
             files = [f for f in files if "/_delta_log/" not in f.path]
             found: dict[str, int] = {}
