@@ -341,7 +341,7 @@ def cmd_manifest(args) -> int:
         package = json.loads(raw).get("package") or {}
         return _verify_stored_package(store, package.get("key", ""), signing_key(), raw)
     problems = verify_manifest(store, key, signing_key())
-    return outcome(f"manifest s3://{store.bucket}/{key}", problems, _ALL_MATCH)
+    return outcome(f"manifest s3://{store.bucket}/{key}: ", problems, _ALL_MATCH)
 
 
 def _manifest_kind(raw: bytes) -> str | None:
@@ -353,7 +353,7 @@ def _manifest_kind(raw: bytes) -> str | None:
 
 
 def _package_outcome(where: str, problems: list[str]) -> int:
-    return outcome(f"access package {where}", problems, _ALL_MATCH)
+    return outcome(f"access package {where}: ", problems, _ALL_MATCH)
 
 
 def _verify_stored_package(store, key: str, signing_key: bytes, manifest: bytes | None) -> int:
