@@ -33,6 +33,9 @@ from lifecycle.clock import aware_utc
 from lifecycle.config import collect, load_config
 from lifecycle.devenv.env import DevenvError
 from lifecycle.errors import ConfigError, LifecycleError
+from lifecycle.proofs import outcome
+
+_ALL_MATCH = "signature valid, every file matches its SHA-256"
 
 
 def _config(args):
@@ -338,13 +341,7 @@ def cmd_manifest(args) -> int:
         package = json.loads(raw).get("package") or {}
         return _verify_stored_package(store, package.get("key", ""), signing_key(), raw)
     problems = verify_manifest(store, key, signing_key())
-    for problem in problems:
-        print(problem)
-    print(
-        f"manifest s3://{store.bucket}/{key}: "
-        + ("signature valid, every file matches its SHA-256" if not problems else f"{len(problems)} problem(s)")
-    )
-    return 1 if problems else 0
+    return outcome(f"manifest s3://{store.bucket}/{key}: ", problems, _ALL_MATCH)
 
 
 def _manifest_kind(raw: bytes) -> str | None:
@@ -356,13 +353,7 @@ def _manifest_kind(raw: bytes) -> str | None:
 
 
 def _package_outcome(where: str, problems: list[str]) -> int:
-    for problem in problems:
-        print(problem)
-    print(
-        f"access package {where}: "
-        + ("signature valid, every file matches its SHA-256" if not problems else f"{len(problems)} problem(s)")
-    )
-    return 1 if problems else 0
+    return outcome(f"access package {where}: ", problems, _ALL_MATCH)
 
 
 def _verify_stored_package(store, key: str, signing_key: bytes, manifest: bytes | None) -> int:
@@ -440,18 +431,7 @@ def parser() -> argparse.ArgumentParser:
         run=cmd_pools
     )
 
-    holds = sub.add_parser("holds", help="manage legal holds").add_subparsers(dest="action", required=True)
-    add = holds.add_parser("add", help="put a subject under legal hold")
-    add.add_argument("--subject", required=True)
-    add.add_argument("--datasets", help="comma-separated datasets (default: all)")
-    add.add_argument("--reason", required=True)
-    add.add_argument("--until", type=_date, help="last day of the hold (YYYY-MM-DD)")
-    remove = holds.add_parser("remove", help="end every hold of a subject")
-    remove.add_argument("--subject", required=True)
-    holds.add_parser("list", help="list active holds")
-    for p in (add, remove, holds.choices["list"]):
-        p.set_defaults(run=cmd_holds)
-
+    _holds_command(sub)
     manifest = sub.add_parser("manifest", help="delivery manifests").add_subparsers(dest="action", required=True)
     verify = manifest.add_parser(
         "verify",
@@ -480,6 +460,21 @@ def parser() -> argparse.ArgumentParser:
     proofs.mount(sub)
     _mount(sub)
     return top
+
+
+def _holds_command(sub) -> None:
+    """``holds add|remove|list``: legal holds."""
+    holds = sub.add_parser("holds", help="manage legal holds").add_subparsers(dest="action", required=True)
+    add = holds.add_parser("add", help="put a subject under legal hold")
+    add.add_argument("--subject", required=True)
+    add.add_argument("--datasets", help="comma-separated datasets (default: all)")
+    add.add_argument("--reason", required=True)
+    add.add_argument("--until", type=_date, help="last day of the hold (YYYY-MM-DD)")
+    remove = holds.add_parser("remove", help="end every hold of a subject")
+    remove.add_argument("--subject", required=True)
+    holds.add_parser("list", help="list active holds")
+    for p in (add, remove, holds.choices["list"]):
+        p.set_defaults(run=cmd_holds)
 
 
 def _suggest_options(scan) -> None:

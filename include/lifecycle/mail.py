@@ -468,6 +468,39 @@ def _release_unsent(claims: Claims, subjects: list[str]) -> None:
         log.warning("could not release %d claim(s) after an error; they will be reported uncertain", len(subjects))
 
 
+def _mail_group(
+    group: Sequence[str],
+    prepared: dict[str, object],
+    unsent: list[str],
+    retries: _Retries,
+    counts: Counter,
+    settle: Callable[[list[tuple[str, Delivery]]], None],
+) -> None:
+    """Put ``group``'s mails on the wire, each outcome settled as it comes; people taken or without an address counted."""
+    for subject in group:
+        composed = prepared[subject]
+        if composed is _TAKEN or composed is None:
+            counts["taken" if composed is _TAKEN else "no_address"] += 1
+            continue
+        unsent.remove(subject)  # from here on, whether it went out is the server's to say
+        settle(retries.send(subject, composed))
+
+
+def _wind_up(
+    claims: Claims, unsent: list[str], upcoming: Future | None, following: Sequence[str], outcomes: list[Outcome]
+) -> None:
+    """The end of ``send_claimed``, however it ends: claims whose mails never went out released (``unsent``: this
+    process's, those refused with a 4xx so far among them; the next group's, if it was claimed), outcomes recorded."""
+    if upcoming is not None:  # the next group may be claimed, but its mails never went out
+        try:
+            unsent = unsent + _claimed_by_us(upcoming.result(), following)
+        except Exception:  # the claims were not made, or their fate is unknown: at worst 'uncertain'
+            log.warning("could not learn which claims the last group made; they will be reported uncertain")
+    if unsent:
+        _release_unsent(claims, unsent)
+    claims.record(outcomes)  # recording an outcome twice sets the same values
+
+
 def send_claimed(
     mailer: Mailer,
     subjects: Sequence[str],
@@ -520,22 +553,8 @@ def send_claimed(
                 if n + 1 < len(groups):
                     following, handed, pending = groups[n + 1], pending, []
                     upcoming = helper.submit(_prepare_and_claim, prepare, claims, following, handed)
-                for subject in group:
-                    composed = prepared[subject]
-                    if composed is _TAKEN or composed is None:
-                        counts["taken" if composed is _TAKEN else "no_address"] += 1
-                        continue
-                    unsent.remove(subject)  # from here on, whether it went out is the server's to say
-                    settle(retries.send(subject, composed))
+                _mail_group(group, prepared, unsent, retries, counts, settle)
             settle(retries.drain())
         finally:
-            unsent += retries.waiting()  # refused with a 4xx so far: never went out
-            if upcoming is not None:  # the next group may be claimed, but its mails never went out
-                try:
-                    unsent += _claimed_by_us(upcoming.result(), following)
-                except Exception:  # the claims were not made, or their fate is unknown: at worst 'uncertain'
-                    log.warning("could not learn which claims the last group made; they will be reported uncertain")
-            if unsent:
-                _release_unsent(claims, unsent)
-            claims.record(handed + pending)  # recording an outcome twice sets the same values
+            _wind_up(claims, unsent + retries.waiting(), upcoming, following, handed + pending)
     return counts

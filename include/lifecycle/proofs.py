@@ -17,6 +17,14 @@ from lifecycle import attestations, signing
 from lifecycle.errors import LifecycleError
 
 
+def outcome(lead: str, problems: list[str], valid: str) -> int:
+    """A check's verdict on stdout: each problem, then ``lead`` and ``valid`` or how many problems; the exit status."""
+    for problem in problems:
+        print(problem)
+    print(lead + (valid if not problems else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
+
+
 def mount(sub) -> None:
     evidence = sub.add_parser("evidence", help="check what the lifecycle issued, offline, with the public key")
     verify = evidence.add_subparsers(dest="action", required=True).add_parser(
@@ -118,10 +126,4 @@ def ledger_checkpoints(catalog, ledger) -> int:
     from lifecycle import checkpoints, reports
 
     count, problems = checkpoints.check(catalog, ledger, reports.public_keys(catalog))
-    for problem in problems:
-        print(problem)
-    print(
-        f"checkpoints: {count} checked, "
-        + ("the ledger extends every one" if not problems else f"{len(problems)} problem(s)")
-    )
-    return 1 if problems else 0
+    return outcome(f"checkpoints: {count} checked, ", problems, "the ledger extends every one")

@@ -226,3 +226,9 @@ class ReportWriter:
             payload |= {f"{part}_sha256": w.sha256 for part, w in files.items()}
             self.ledger.append(kind, payload, dag_id=dag_id, run_id=run_id, key=key)
         return Report(json_file, html_file, pdf_file)
+
+    def write_run(self, area: str, document: dict, run_id: str, *, template: str, kind: str, **options) -> dict:
+        """A run's report at ``<area>/<day of its as_of>/<run>/report`` (``write``); where its JSON and HTML went."""
+        folder = f"{area}/{document['as_of'][:10]}/{safe_name(run_id)}"
+        written = self.write(f"{folder}/report", document, template=template, kind=kind, run_id=run_id, **options)
+        return {"json": written.json.location, "html": written.html.location}

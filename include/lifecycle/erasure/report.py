@@ -47,13 +47,11 @@ def write_report(config, state, subject_hash, run_id: str, as_of: datetime) -> d
         "overdue": overdue(config, state, subject_hash, as_of),
         "complete_within": str(config.cancellation.complete_within),
     }
-    folder = f"cancellation/{iso_utc(as_of)[:10]}/{reports.safe_name(run_id)}"
-    written = reports.ReportWriter(config.catalog, state.ledger).write(
-        f"{folder}/report", document, template="cancellation_report.html.j2", kind="erasure.report", run_id=run_id
+    written = reports.ReportWriter(config.catalog, state.ledger).write_run(
+        "cancellation", document, run_id, template="cancellation_report.html.j2", kind="erasure.report"
     )
     return {
-        "json": written.json.location,
-        "html": written.html.location,
+        **written,
         "states": counts,
         "overdue": len(document["overdue"]),
         "certificates": document["certificates"],

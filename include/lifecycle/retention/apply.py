@@ -255,16 +255,7 @@ def drop_partitions(
                     dag_id=dag_id,
                 )
                 continue
-            mark = {
-                "dataset": dataset,
-                "partition": part.name,
-                "low": part.low,
-                "high": part.high,
-                "rows": part.rows,
-                "run_id": run,
-            }
-            marked = partition_mark(dataset, part.name, run)
-            records.sync("retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=marked)
+            _mark(records, dataset, part, run, dag_id)
             going.append((part, run, key, started, pool.submit(store.drop_partition, dataset, part.name)))
         for part, run, key, started, dropping in going:
             dropping.result()
@@ -275,6 +266,20 @@ def drop_partitions(
             log.info("%s: partition %s dropped (%d rows) in %.2fs", dataset, part.name, part.rows, record["seconds"])
             done += part.rows
     return done, skipped
+
+
+def _mark(records: Trailing, dataset: str, part: PartitionPlan, run: str, dag_id: str | None) -> None:
+    """The ledger's word, synced before the drop, that ``run`` drops ``part``: a later run finishes it."""
+    mark = {
+        "dataset": dataset,
+        "partition": part.name,
+        "low": part.low,
+        "high": part.high,
+        "rows": part.rows,
+        "run_id": run,
+    }
+    marked = partition_mark(dataset, part.name, run)
+    records.sync("retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=marked)
 
 
 def _delete_kept(dataset, part, selection, keeps, started, *, store, records, run_id, key, dag_id) -> int:

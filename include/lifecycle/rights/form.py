@@ -21,6 +21,11 @@ from lifecycle.state.requests import KINDS
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,127}$"
 
 
+def _optional_text(title: str, description: str, **rules) -> tuple:
+    """A text field the form may leave empty: (default None, its JSON schema with ``rules``)."""
+    return None, {"type": ["null", "string"], **rules, "title": title, "description": description}
+
+
 def param_schemas(config) -> dict[str, tuple]:
     """name -> (default, JSON schema), in the form's order."""
     catalog = config.catalog
@@ -28,42 +33,26 @@ def param_schemas(config) -> dict[str, tuple]:
     purposes = sorted({r.consent.purpose for r in config.recipients.recipients if r.consent})
     return copy.deepcopy(
         {
-            "request_id": (
-                None,
-                {
-                    "type": ["null", "string"],
-                    "pattern": ID_PATTERN,
-                    "title": "Request id",
-                    "description": "The id the request is known by (a ticket number); empty: one is made from the run.",
-                },
+            "request_id": _optional_text(
+                "Request id",
+                "The id the request is known by (a ticket number); empty: one is made from the run.",
+                pattern=ID_PATTERN,
             ),
-            "kind": (
-                None,
-                {
-                    "type": ["null", "string"],
-                    "enum": [None, *KINDS],
-                    "title": "Kind",
-                    "description": "access: a copy of everything; erase: delete the chosen categories, keep the "
-                    "account; withdraw_consent: for one purpose. Empty: read the app's requests table only.",
-                },
+            "kind": _optional_text(
+                "Kind",
+                "access: a copy of everything; erase: delete the chosen categories, keep the "
+                "account; withdraw_consent: for one purpose. Empty: read the app's requests table only.",
+                enum=[None, *KINDS],
             ),
-            "subject": (
-                None,
-                {
-                    "type": ["null", "string"],
-                    "minLength": 1,
-                    "title": "Person (key)",
-                    "description": f"The person's {catalog.subject.dataset}.{catalog.subject.key}; or give e-mail.",
-                },
+            "subject": _optional_text(
+                "Person (key)",
+                f"The person's {catalog.subject.dataset}.{catalog.subject.key}; or give e-mail.",
+                minLength=1,
             ),
-            "email": (
-                None,
-                {
-                    "type": ["null", "string"],
-                    "format": "email",
-                    "title": "Person (e-mail on file)",
-                    "description": "Looked up in the address on file; the answer goes to that address only.",
-                },
+            "email": _optional_text(
+                "Person (e-mail on file)",
+                "Looked up in the address on file; the answer goes to that address only.",
+                format="email",
             ),
             "categories": (
                 [],
@@ -71,15 +60,11 @@ def param_schemas(config) -> dict[str, tuple]:
                     "Categories (erase)", "The categories of information to delete or anonymize.", categories
                 ),
             ),
-            "purpose": (
-                None,
-                {
-                    "type": ["null", "string"],
-                    "minLength": 1,
-                    "title": "Purpose (withdraw_consent)",
-                    "description": "The consent's purpose as the consent dataset records it.",
-                    "examples": purposes,
-                },
+            "purpose": _optional_text(
+                "Purpose (withdraw_consent)",
+                "The consent's purpose as the consent dataset records it.",
+                minLength=1,
+                examples=purposes,
             ),
             "dry_run": (
                 True,

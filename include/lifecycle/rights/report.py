@@ -69,13 +69,11 @@ def write_report(rights, run_id: str, as_of: datetime) -> dict:
         "this_run": this_run,
         "overdue": overdue(state, as_of),
     }
-    folder = f"requests/{iso_utc(as_of)[:10]}/{reports.safe_name(run_id)}"
-    written = reports.ReportWriter(rights.catalog, state.ledger).write(
-        f"{folder}/report", document, template="requests_report.html.j2", kind="request.report", run_id=run_id
+    written = reports.ReportWriter(rights.catalog, state.ledger).write_run(
+        "requests", document, run_id, template="requests_report.html.j2", kind="request.report"
     )
     return {
-        "json": written.json.location,
-        "html": written.html.location,
+        **written,
         "states": document["states"],
         "overdue": len(document["overdue"]),
     }

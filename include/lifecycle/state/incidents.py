@@ -203,7 +203,38 @@ class OwedNotices:
         return counts
 
 
-class Incidents(OwedNotices):
+class RegulatorDeliveries:
+    """The register's deliveries to regulators: one row per run, regulator and channel."""
+
+    engine: sa.Engine  # ``Incidents``'s
+
+    def record_regulator_delivery(self, delivery: RegulatorDelivery) -> RegulatorDelivery:
+        """Enter one channel's delivery once; returns the row as the register holds it (a rerun
+        gets the first one back, with the hashes of what was sent then)."""
+        table = regulator_deliveries
+        key = (
+            table.c.run_id == delivery.run_id,
+            table.c.regulator_id == delivery.regulator_id,
+            table.c.channel == delivery.channel,
+        )
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(table).where(*key)).first()
+            if found is not None:
+                return RegulatorDelivery(**found._mapping)
+            conn.execute(table.insert().values(**asdict(delivery)))
+        return delivery
+
+    def regulator_deliveries(self, run_id: str | None = None) -> list[RegulatorDelivery]:
+        """The deliveries of one run, or of every run, by run, regulator and channel."""
+        table = regulator_deliveries
+        query = sa.select(table).order_by(table.c.run_id, table.c.regulator_id, table.c.channel)
+        if run_id is not None:
+            query = query.where(table.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [RegulatorDelivery(**row._mapping) for row in conn.execute(query)]
+
+
+class Incidents(OwedNotices, RegulatorDeliveries):
     def __init__(self, engine: sa.Engine):
         self.engine = engine
 
@@ -434,30 +465,3 @@ class Incidents(OwedNotices):
                     )
                 )
             ]
-
-    # ----------------------------------------------------- regulator deliveries
-
-    def record_regulator_delivery(self, delivery: RegulatorDelivery) -> RegulatorDelivery:
-        """Enter one channel's delivery once; returns the row as the register holds it (a rerun
-        gets the first one back, with the hashes of what was sent then)."""
-        table = regulator_deliveries
-        key = (
-            table.c.run_id == delivery.run_id,
-            table.c.regulator_id == delivery.regulator_id,
-            table.c.channel == delivery.channel,
-        )
-        with self.engine.begin() as conn:
-            found = conn.execute(sa.select(table).where(*key)).first()
-            if found is not None:
-                return RegulatorDelivery(**found._mapping)
-            conn.execute(table.insert().values(**asdict(delivery)))
-        return delivery
-
-    def regulator_deliveries(self, run_id: str | None = None) -> list[RegulatorDelivery]:
-        """The deliveries of one run, or of every run, by run, regulator and channel."""
-        table = regulator_deliveries
-        query = sa.select(table).order_by(table.c.run_id, table.c.regulator_id, table.c.channel)
-        if run_id is not None:
-            query = query.where(table.c.run_id == run_id)
-        with self.engine.connect() as conn:
-            return [RegulatorDelivery(**row._mapping) for row in conn.execute(query)]

@@ -256,13 +256,7 @@ class PartitionDrops:
     def _ddl(self, dataset: str, purpose: str, statement: str) -> None:
         """One statement alone (autocommit: ``DETACH … CONCURRENTLY`` may not run in a transaction),
         waiting at most ``partition_lock_timeout`` for its lock; a timeout is retried with backoff."""
-        postgres = self.engine.dialect.name == "postgresql"
-        timeout = (
-            f"SET lock_timeout = '{int(self.partition_lock_timeout * 1000)}ms'"
-            if postgres
-            else f"SET SESSION lock_wait_timeout = {max(1, int(self.partition_lock_timeout))}"
-        )
-        reset = "RESET lock_timeout" if postgres else "SET SESSION lock_wait_timeout = DEFAULT"
+        timeout, reset = _lock_wait(self.engine.dialect.name == "postgresql", self.partition_lock_timeout)
         for attempt in range(1, self.partition_attempts + 1):
             try:
                 with self._connect(dataset, purpose) as conn:
@@ -282,6 +276,13 @@ class PartitionDrops:
     def _qualified(self, dataset: str) -> str:
         """The dataset's table as the dialect quotes it, schema included."""
         return self.engine.dialect.identifier_preparer.format_table(self.table(dataset))
+
+
+def _lock_wait(postgres: bool, seconds: float) -> tuple[str, str]:
+    """The statements that bound a session's wait for a lock to ``seconds``, and that restore it."""
+    if postgres:
+        return f"SET lock_timeout = '{int(seconds * 1000)}ms'", "RESET lock_timeout"
+    return f"SET SESSION lock_wait_timeout = {max(1, int(seconds))}", "SET SESSION lock_wait_timeout = DEFAULT"
 
 
 def _pg_value(text: str) -> datetime | None:
