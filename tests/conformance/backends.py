@@ -7,6 +7,8 @@ runs on one (``r``), incident, sharing and erasure on another (``e``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import os
@@ -276,6 +278,11 @@ class Instance:
             ),
         }
         out = {f"AIRFLOW_CONN_{k.upper()}": v for k, v in env.items()}
+        # the Ed25519 key documents are signed with (catalog evidence.signing_conn_id's default)
+        seed = hashlib.sha256(f"evidence-{self.tag}".encode()).digest()
+        out["AIRFLOW_CONN_LIFECYCLE_EVIDENCE_SIGNING"] = json.dumps(
+            {"conn_type": "generic", "password": base64.b64encode(seed).decode()}
+        )
         variable = self.world.hmac_variable or "lifecycle_hmac_key"
         out[f"AIRFLOW_VAR_{variable.upper()}"] = self.world.hmac_key
         return out

@@ -57,12 +57,13 @@ def _deliver(config, state, *, before=lambda: None):
 
 
 def _check(store, state, tally) -> None:
-    """Each data file and the signed manifest once; the page for people is written again by a
-    retried manifest task (it shows the time it was made): as many versions as that task's tries."""
+    """Each data file and the signed manifest once; the page for people at most once a try of the
+    manifest task (a retry keeps a signed manifest already there for the same files, and the page
+    with it, unless the try was cut between the two)."""
     listed = store.client.list_object_versions(Bucket=store.bucket, Prefix="push/")
     versions = Counter(v["Key"] for v in listed.get("Versions", []))
     assert set(versions) >= FILES and {versions[k] for k in FILES} == {1}, versions
-    assert versions["push/2026-05-31/manifest.html"] == 1 + sum(f.startswith("manifest") for f in tally.failures)
+    assert 1 <= versions["push/2026-05-31/manifest.html"] <= 1 + sum(f.startswith("manifest") for f in tally.failures)
     with state.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(sharing_register)).scalar() == 1
     assert state.ledger.verify().ok
