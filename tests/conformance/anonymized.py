@@ -12,8 +12,10 @@ Some draws are what validation refuses (docs/configuration.md): under
 ``default_action: anonymize``, a dataset with a personal field without a strategy
 (cancellation.yaml ``default_action``); a link kept onto a row the erasure deletes
 (catalog.yaml ``datasets.<name>.on_anonymize.link``).  The erasure is then refused at
-validation, naming the key, and nothing changes.  A link is cleared only where its
-column is nullable.  Drawn from a generator of its own; nothing here imports the engine.
+validation, naming the key, and nothing changes.  A link cleared on a NOT NULL column
+is what validation cannot see but the live schema shows: the preflight refuses, naming
+the column, and nothing changes.  Drawn from a generator of its own; nothing here
+imports the engine.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Choices:
     links: dict[str, str] = field(default_factory=dict)  # dataset -> clear | keep: on_anonymize.link
     written: set[str] = field(default_factory=set)  # datasets whose on_anonymize the catalog states
     refusals: list[tuple[str, str]] = field(default_factory=list)  # (file, key) validation names
+    unfit: list[str] = field(default_factory=list)  # datasets whose cleared link is NOT NULL: the preflight refuses
     mode: str | None = None  # None | default | override: how the subject's row comes to be anonymized
 
     def anonymized(self, dataset: str) -> bool:
@@ -42,7 +45,7 @@ class Choices:
         return dataset != world.subject.dataset and self.links.get(dataset, "clear") == "clear"
 
     def describe(self):
-        return (self.mode, self.default, self.overrides, sorted(self.links.items()), self.refusals)
+        return (self.mode, self.default, self.overrides, sorted(self.links.items()), self.refusals, self.unfit)
 
 
 def plain(world) -> Choices:
@@ -57,6 +60,7 @@ def choices(world) -> Choices:
     mode = rng.choice([None, None, "default", "override"])
     spoil = rng.random() < 0.25  # under default_action: anonymize, leave the requests to it (refused)
     wild = rng.random() < 0.2  # a kept link may be drawn onto a row the erasure deletes (refused)
+    blind = rng.random() < 0.2  # a link may be cleared on a NOT NULL column (refused at the preflight)
     out = plain(world)
     out.mode = mode
     subject = world.subject.dataset
@@ -73,27 +77,29 @@ def choices(world) -> Choices:
                 out.actions[t.dataset] = "anonymize"
                 out.refusals.append((CANCELLATION, "default_action"))
                 continue
-            linkable = t.role == "chain" and (t.link.nullable or out.anonymized(t.link.parent))
+            linkable = t.role == "chain" and (t.link.nullable or blind or out.anonymized(t.link.parent))
             if t.anonymizable and linkable and rng.random() < 0.75:
                 out.actions[t.dataset] = "anonymize"
             else:
                 out.actions[t.dataset] = "delete"
                 out.overrides.append((t.dataset, "delete"))
-    _links(world, out, rng, wild)
+    _links(world, out, rng, wild, blind)
     return out
 
 
-def _links(world, out: Choices, rng: random.Random, wild: bool) -> None:
+def _links(world, out: Choices, rng: random.Random, wild: bool, blind: bool) -> None:
     """clear or keep for every anonymized chain dataset (parents first: a kept link needs its row kept)."""
     chains = sorted((t for t in world.tables.values() if t.role == "chain"), key=lambda t: (t.depth, t.dataset))
     for t in chains:
         if not out.anonymized(t.dataset):
             continue
         keep_ok = out.anonymized(t.link.parent)
-        options = (["clear"] if t.link.nullable else []) + (["keep"] if keep_ok or wild else [])
+        options = (["clear"] if t.link.nullable or blind else []) + (["keep"] if keep_ok or wild else [])
         link = rng.choice(options)
         out.links[t.dataset] = link
         if link == "keep" or rng.random() < 0.5:
             out.written.add(t.dataset)
         if link == "keep" and not keep_ok:
             out.refusals.append((CATALOG, f"datasets.{t.dataset}.on_anonymize.link"))
+        if link == "clear" and not t.link.nullable:
+            out.unfit.append(t.dataset)

@@ -38,9 +38,10 @@ def load(folder):
 
 
 def scan(config) -> list[str]:
-    from lifecycle.scan import scan as scan_catalog
+    from lifecycle.scan import cleared_links, scan_report, time_columns
 
-    return [str(f) for f in scan_catalog(config.catalog)]
+    report = scan_report(config.catalog, times=time_columns(config), cleared=cleared_links(config))
+    return [str(f) for f in report.findings]
 
 
 def _state(config, inst):

@@ -33,13 +33,21 @@ def _dropped(inst: Instance) -> int:
 
 
 def _refusal(inst: Instance, refused: list[str]) -> list[str]:
-    """A key from a table outside the lifecycle without an ON DELETE that lets rows go: the preflight
-    refuses, naming that table; otherwise it lets the run go on."""
-    out = inst.outside
-    if out is not None and out.refused:
-        named = [f for f in refused if f.split(": ")[1].startswith(f"{out.table}.ref") and "foreign key" in f]
-        return [] if named else [f"preflight: expected a refusal naming {out.table}.ref, got {refused}"]
-    return [f"preflight refused: {refused}"] if refused else []
+    """The preflight refuses, naming each column: a key from a table outside the lifecycle without
+    an ON DELETE that lets rows go (traps.py), a link cleared on a NOT NULL column (anonymized.py);
+    otherwise it lets the run go on."""
+    out, world = inst.outside, inst.world
+    expected = [(f"{out.table}.ref", "foreign key")] if out is not None and out.refused else []
+    for name in world.anonymized.unfit:
+        expected.append((f"{world.tables[name].table}.{world.tables[name].link.column}:", "NOT NULL"))
+    if not expected:
+        return [f"preflight refused: {refused}"] if refused else []
+    missing = [where for where, what in expected if not any(where in f and what in f for f in refused)]
+    return [f"preflight: expected a refusal naming {missing}, got {refused}"] if missing else []
+
+
+def _preflight_refuses(inst: Instance) -> bool:
+    return bool(inst.world.anonymized.unfit) or (inst.outside is not None and inst.outside.refused)
 
 
 def _invalid(expected: list[tuple[str, str]], got: list[tuple[str, str]]) -> list[str]:
@@ -310,7 +318,7 @@ class Suite:
         problems = [f"engine: {e}" for e in got["errors"]]
         problems += _invalid(choices.refusals, got["invalid"])
         problems += [] if choices.refusals else _refusal(inst, got["refused"])
-        refused = bool(choices.refusals) or (inst.outside is not None and inst.outside.refused)
+        refused = bool(choices.refusals) or _preflight_refuses(inst)
         due = set() if refused else {str(s) for s in oracle.due_subjects(world)}
         done = {s for s, state in got["states"].items() if state == "done"}
         if done != due:
