@@ -49,7 +49,11 @@ def test_the_configuration_loads_and_scan_finds_every_column_classified(seed, tm
                 "tests/conformance/test_generator.py",
                 pytrace=False,
             )
-        assert runner.scan(config) == [], f"world seed {seed}"
+        # a link cleared on a NOT NULL column (anonymized.py) is the one finding a world may draw
+        unfit = [f"{world.tables[n].table}.{world.tables[n].link.column}:" for n in world.anonymized.unfit]
+        found = runner.scan(config)
+        assert [f for f in found if not any(u in f and "NOT NULL" in f for u in unfit)] == [], f"world seed {seed}"
+        assert all(any(u in f for f in found) for u in unfit), f"world seed {seed}: {unfit} not found in {found}"
     finally:
         runner.dispose(inst)
         inst.drop()
