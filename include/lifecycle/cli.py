@@ -95,13 +95,13 @@ def _undefined_connections(config) -> list[str]:
 
 def cmd_scan(args) -> int:
     """Findings fail the command; a ``personal: false`` table's unnamed columns are only listed."""
-    from lifecycle.scan import scan_report, time_columns
+    from lifecycle.scan import cleared_links, scan_report, time_columns
 
     if args.suggest:
         return cmd_suggest(args)
 
     config = _config(args)
-    report = scan_report(config.catalog, times=time_columns(config))
+    report = scan_report(config.catalog, times=time_columns(config), cleared=cleared_links(config))
     for finding in report.findings:
         print(finding)
     if report.notes:

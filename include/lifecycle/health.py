@@ -11,7 +11,7 @@ import logging
 
 from lifecycle.config import Config
 from lifecycle.errors import LifecycleError
-from lifecycle.scan import Handled, scan_report, time_columns
+from lifecycle.scan import Handled, cleared_links, scan_report, time_columns
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def schema_matches(config: Config, datasets: list[str] | None = None, *, deletin
     keys onto them) count; a run that deletes nothing (``deleting=False``) is not stopped by foreign
     keys that would stop a delete.  Foreign keys whose ``ON DELETE`` lets rows go are logged and returned."""
     catalog = config.catalog
-    report = scan_report(catalog, times=time_columns(config))
+    report = scan_report(catalog, times=time_columns(config), cleared=cleared_links(config))
     findings = [f for f in report.findings if deleting or not f.about]
     if datasets is not None:
         tables = {catalog.dataset(d).table for d in datasets if catalog.dataset(d).is_table}

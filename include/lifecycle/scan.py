@@ -7,7 +7,8 @@ table's other columns are listed for information, not as findings); every
 column the catalog names must exist; every anonymization strategy must fit
 its column; ``primary_key`` must be one unique, non-null column, since the
 engine works in ranges of it; every column named as a time must hold times
-the lifecycle can compare (``stores.sql.times``); and no foreign key from a
+the lifecycle can compare (``stores.sql.times``); a subject link cancellation
+erasure clears (``on_anonymize.link: clear``) must allow NULL; and no foreign key from a
 table the lifecycle does not erase (uncataloged or ``personal: false``) may
 point at a personal table unless its ``ON DELETE`` lets the row go (those
 that do are listed as notes: the database removes or unlinks those rows).
@@ -74,9 +75,14 @@ class Report:
 
 
 def scan_system(
-    catalog: Catalog, system: str, engine: sa.Engine, times: dict[str, dict[str, str]] | None = None
+    catalog: Catalog,
+    system: str,
+    engine: sa.Engine,
+    times: dict[str, dict[str, str]] | None = None,
+    cleared: dict[str, str] | None = None,
 ) -> Report:
-    """``times``: time columns other files name (dataset -> column -> where it is named)."""
+    """``times``: time columns other files name (dataset -> column -> where it is named);
+    ``cleared``: subject links cancellation erasure sets to NULL (dataset -> column)."""
     inspector = sa.inspect(engine)
     datasets = {catalog.dataset(n).table: n for n in catalog.table_datasets if catalog.dataset(n).system == system}
     schemas = {table.rpartition(".")[0] or None for table in datasets}
@@ -104,6 +110,9 @@ def scan_system(
             continue
         _scan_table(catalog, system, table, dataset, live[table], inspector, report)
         report.findings.extend(_time_findings(catalog, system, table, dataset, live[table], engine, times or {}))
+        column = (cleared or {}).get(dataset)
+        if column in live[table] and not live[table][column].get("nullable", True):
+            report.findings.append(Finding(system, table, column, _NOT_NULL_LINK.format(dataset=dataset)))
     _inbound(catalog, system, engine, frozenset(partitions), report)
     return report
 
@@ -120,6 +129,27 @@ def time_columns(config) -> dict[str, dict[str, str]]:
         table = config.requests.intake.requests
         found.setdefault(table.dataset, {})[table.requested_at] = "requests.yaml: intake.requests.requested_at"
     return found
+
+
+_NOT_NULL_LINK = (
+    "cancellation erasure anonymizes {dataset!r} and clears this subject link (datasets.{dataset}."
+    "on_anonymize.link: clear, the default), but the column is NOT NULL: make it nullable, keep the "
+    "link (on_anonymize: {{link: keep}}), or delete the dataset (cancellation.yaml: overrides)"
+)
+
+
+def cleared_links(config) -> dict[str, str]:
+    """Subject link columns cancellation erasure sets to NULL, by dataset."""
+    from lifecycle.config.erasure_actions import anonymized_link, cancellation_actions
+
+    if config.cancellation is None:
+        return {}
+    catalog = config.catalog
+    return {
+        name: catalog.dataset(name).subject.column
+        for name, action in cancellation_actions(catalog, config.cancellation).items()
+        if action == "anonymize" and catalog.dataset(name).subject and anonymized_link(catalog, name) == "clear"
+    }
 
 
 def _time_findings(
@@ -296,10 +326,11 @@ def scan_report(
     stores=None,
     *,
     times: dict[str, dict[str, str]] | None = None,
+    cleared: dict[str, str] | None = None,
 ) -> Report:
     """Findings and notes for every SQL and lake system holding datasets (engines and stores
     from connections unless given); ``times``: time columns named outside catalog.yaml
-    (``time_columns``)."""
+    (``time_columns``); ``cleared``: links cancellation erasure clears (``cleared_links``)."""
     from lifecycle.connections import sql_engine
     from lifecycle.stores import Stores
 
@@ -311,7 +342,7 @@ def scan_report(
             report.findings += found.findings
             continue
         engine = (engines or {}).get(system) or sql_engine(catalog.systems[system].conn_id)
-        found = scan_system(catalog, system, engine, times)
+        found = scan_system(catalog, system, engine, times, cleared)
         report.findings += found.findings
         report.notes += found.notes
     return report

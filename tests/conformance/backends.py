@@ -252,13 +252,15 @@ class Instance:
                     conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
 
     # ---- configuration and connections
-    def write_config(self) -> None:
+    def write_config(self, *, refused: bool = False) -> None:
+        """``refused``: with the erasure choices validation refuses, where the world drew them."""
         files = self.world.files(
             schema=self.schema,
             conn=self.conn,
             bucket=self.bucket if self.world.objects else None,
             drop_bucket=self.drop_bucket,
             reports=str(self.folder / "reports"),
+            refused=refused,
         )
         if getattr(self, "outside", None) and self.outside.cataloged:
             files["catalog.yaml"]["datasets"][self.outside.table] = self.outside.dataset()

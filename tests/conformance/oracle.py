@@ -12,7 +12,10 @@ docs/configuration.md and SPEC.md state them:
   nobody; anonymized fields get NULL, the redaction text or the HMAC-SHA256 hex
   of the UTF-8 value; objects go key by key when the newest version or marker
   is older than the cutoff, except locked versions;
-* erasure: due subjects lose every row reachable from them and their objects;
+* erasure: due subjects lose every row reachable from them and their objects,
+  or, where the dataset's action is anonymize (anonymized.py), keep them with
+  every personal field rewritten, the link NULL where cleared; no row that
+  still reaches them holds a value one of their rows held before;
 * incidents: subjects with a row created inside the window;
 * sharing: the records of the shared dataset, minus open cancellations and
   subjects without consent in force.
@@ -41,9 +44,10 @@ REDACTED = "[redacted]"
 class Owners:
     """Who each row belongs to, following the subject links through the initial rows."""
 
-    def __init__(self, world):
+    def __init__(self, world, rows: dict[str, dict] | None = None):
+        """``rows``: {dataset: {pk: row}} to follow instead of the initial rows (an actual state)."""
         self.world = world
-        self.by_pk = {name: {r[t.pk]: r for r in t.rows} for name, t in world.tables.items()}
+        self.by_pk = rows or {name: {r[t.pk]: r for r in t.rows} for name, t in world.tables.items()}
         self.subjects = {r[world.subject.pk] for r in world.subject.rows}
 
     def owner(self, dataset: str, row: dict):
@@ -230,20 +234,64 @@ def initial_rows(world) -> dict[str, dict]:
 
 
 def expected_erasure_rows(world) -> dict[str, dict]:
-    owners, due = Owners(world), due_subjects(world)
+    """Due subjects' rows deleted, or anonymized (``world.anonymized``): every personal field with a
+    strategy rewritten, the link set to NULL where cleared (the subject's own row keeps its key)."""
+    owners, due, choices = Owners(world), due_subjects(world), world.anonymized
     out = {}
     for name, t in world.tables.items():
         rows = {}
         for row in t.rows:
             mine = t.personal and owners.owner(name, row) in due
-            if mine and name in world.overrides:
+            if mine and choices.anonymized(name):
                 row = rewritten(world, t, row, [f for f in t.fields if f.personal and f.strategy])
-                row[t.link.column] = None
+                if choices.cleared(world, name):
+                    row[t.link.column] = None
             elif mine:
                 continue
             rows[row[t.pk]] = row
         out[name] = rows
     return out
+
+
+def _originals(world) -> dict:
+    """Every due subject -> the text values their rows' personal fields held before erasure."""
+    owners, due, found = Owners(world), due_subjects(world), {}
+    for name, t in world.tables.items():
+        columns = [f.column for f in t.fields if f.personal]
+        for row in t.rows:
+            who = owners.owner(name, row)
+            if who in due:
+                found.setdefault(who, set()).update(row[c] for c in columns if isinstance(row[c], str))
+    return found
+
+
+def originals_left(world, actual: dict[str, dict]) -> list[str]:
+    """No row that reaches a due subject (following the links as they now are) still holds a
+    personal value one of their rows held before erasure."""
+    originals, owners, problems = _originals(world), Owners(world, actual), []
+    for name, rows in sorted(actual.items()):
+        for key, row in rows.items():
+            who = owners.owner(name, row)
+            left = sorted(c for c, v in row.items() if isinstance(v, str) and v in originals.get(who, ()))
+            if left:
+                problems.append(
+                    f"table {world.tables[name].table!r}: {world.tables[name].pk}={key!r} still reaches "
+                    f"{who!r} with its original {left}"
+                )
+    return problems
+
+
+def originals_in_files(world, paths) -> list[str]:
+    """No file (the state store, reports) holds a due subject's original e-mail or name."""
+    s = world.subject
+    needles = {
+        str(row[c]).encode("utf-8") for row in s.rows if row[s.pk] in due_subjects(world) for c in ("email", "name")
+    }
+    return [
+        f"{path.name}: holds an erased person's original e-mail or name"
+        for path in paths
+        if any(n in path.read_bytes() for n in needles)
+    ]
 
 
 def expected_erasure_objects(world, versions: list[dict], now: datetime) -> set[tuple[str, str]]:

@@ -38,9 +38,10 @@ def load(folder):
 
 
 def scan(config) -> list[str]:
-    from lifecycle.scan import scan as scan_catalog
+    from lifecycle.scan import cleared_links, scan_report, time_columns
 
-    return [str(f) for f in scan_catalog(config.catalog)]
+    report = scan_report(config.catalog, times=time_columns(config), cleared=cleared_links(config))
+    return [str(f) for f in report.findings]
 
 
 def _state(config, inst):
@@ -232,21 +233,24 @@ def access(inst, run_id: str, subject: str, client) -> dict:
 
 def erasure(inst, run_id: str) -> dict:
     from lifecycle.erasure import Erasure
-    from lifecycle.errors import LifecycleError
+    from lifecycle.errors import ConfigError, LifecycleError
     from lifecycle.health import schema_matches
 
     world, errors = inst.world, []
     try:
-        config = load(inst.config_dir)
+        try:
+            config = load(inst.config_dir)
+        except ConfigError as exc:  # refused at validation: the (file, key) of each problem
+            return {"errors": [], "states": {}, "refused": [], "invalid": [(p.file, p.path) for p in exc.problems]}
         try:
             schema_matches(config)  # the DAG's preflight
         except LifecycleError:
-            return {"errors": [], "states": {}, "refused": scan(config)}
+            return {"errors": [], "states": {}, "refused": scan(config), "invalid": []}
         state = _state(config, inst)
         e = Erasure(config, state)
         intake = e.intake(run_id, world.as_of)
     except Exception as exc:
-        return {"errors": [_failure("intake", exc)], "states": {}, "refused": []}
+        return {"errors": [_failure("intake", exc)], "states": {}, "refused": [], "invalid": []}
     for batch in intake.batches:
         try:
             e.erase(batch, world.as_of, run_id=run_id)
@@ -258,7 +262,7 @@ def erasure(inst, run_id: str) -> dict:
             states = dict(conn.execute(sa.text("SELECT subject_id, state FROM lifecycle_erasures")).all())
     finally:
         engine.dispose()
-    return {"errors": errors, "states": states, "refused": []}
+    return {"errors": errors, "states": states, "refused": [], "invalid": []}
 
 
 def _iso(when) -> str:

@@ -33,13 +33,29 @@ def _dropped(inst: Instance) -> int:
 
 
 def _refusal(inst: Instance, refused: list[str]) -> list[str]:
-    """A key from a table outside the lifecycle without an ON DELETE that lets rows go: the preflight
-    refuses, naming that table; otherwise it lets the run go on."""
-    out = inst.outside
-    if out is not None and out.refused:
-        named = [f for f in refused if f.split(": ")[1].startswith(f"{out.table}.ref") and "foreign key" in f]
-        return [] if named else [f"preflight: expected a refusal naming {out.table}.ref, got {refused}"]
-    return [f"preflight refused: {refused}"] if refused else []
+    """The preflight refuses, naming each column: a key from a table outside the lifecycle without
+    an ON DELETE that lets rows go (traps.py), a link cleared on a NOT NULL column (anonymized.py);
+    otherwise it lets the run go on."""
+    out, world = inst.outside, inst.world
+    expected = [(f"{out.table}.ref", "foreign key")] if out is not None and out.refused else []
+    for name in world.anonymized.unfit:
+        expected.append((f"{world.tables[name].table}.{world.tables[name].link.column}:", "NOT NULL"))
+    if not expected:
+        return [f"preflight refused: {refused}"] if refused else []
+    missing = [where for where, what in expected if not any(where in f and what in f for f in refused)]
+    return [f"preflight: expected a refusal naming {missing}, got {refused}"] if missing else []
+
+
+def _preflight_refuses(inst: Instance) -> bool:
+    return bool(inst.world.anonymized.unfit) or (inst.outside is not None and inst.outside.refused)
+
+
+def _invalid(expected: list[tuple[str, str]], got: list[tuple[str, str]]) -> list[str]:
+    """Erasure choices validation refuses: refused naming each (file, key); else not refused."""
+    if not expected:
+        return [f"validation refused: {got}"] if got else []
+    missing = [f"{f}: {k}" for f, k in expected if (f, k) not in got]
+    return [f"validation: expected a refusal naming {missing}, got {got}"] if missing else []
 
 
 def _outside_rows(inst: Instance, remaining: set) -> list[str]:
@@ -80,6 +96,11 @@ def header(world: World, backend: str, test: str) -> str:
             f"{x.table}[{x.pk}:{x.pk_kind}{', 2nd schema' if x.second_schema and backend != 'sqlite' else ''}"
             f"{', ' + x.link.column + '->' + x.link.parent + ' fk=' + x.link.fk if x.link else ''}]"
             for x in t.values()
+        )
+        + (
+            f"; erasure choices (mode, default, overrides, links, refusals): {world.anonymized.describe()}"
+            if test == "test_erasure"
+            else ""
         )
         + f"\n{replay(backend, world.seed, test)}"
     )
@@ -271,28 +292,7 @@ class Suite:
                         )
             out["access"] = problems
 
-            # erasure
-            got = runner.erasure(inst, f"scheduled__erasure_w{seed}")
-            problems = [f"engine: {e}" for e in got["errors"]]
-            problems += _refusal(inst, got["refused"])
-            refused = inst.outside is not None and inst.outside.refused
-            due = set() if refused else {str(s) for s in oracle.due_subjects(world)}
-            done = {s for s, state in got["states"].items() if state == "done"}
-            if done != due:
-                problems.append(f"erasure states: due {sorted(due)}, done {sorted(done)} (all: {got['states']})")
-            rows = oracle.actual_rows(inst.engine, inst.tables, world)
-            want_rows = oracle.initial_rows(world) if refused else oracle.expected_erasure_rows(world)
-            problems += oracle.compare_rows(want_rows, rows, world)
-            problems += _outside_rows(inst, set(want_rows[inst.outside.parent]) if inst.outside else set())
-            if world.objects and refused:
-                want = {(v["key"], v["version_id"]) for v in versions}
-                problems += oracle.compare_objects(want, oracle.actual_objects(self.client, inst.bucket), inst.bucket)
-            elif world.objects:
-                want = oracle.expected_erasure_objects(world, versions, datetime.now(UTC))
-                problems += oracle.compare_objects(
-                    want, oracle.actual_objects(self.client, inst.bucket), inst.bucket, versions, f"due {sorted(due)}"
-                )
-            out["erasure"] = problems
+            out["erasure"] = self._erasure(inst, world, versions)
         except BaseException as exc:
             for part in ("incident", "sharing", "access", "erasure"):
                 out.setdefault(part, [f"world could not be run: {type(exc).__name__}: {exc}"])
@@ -306,3 +306,37 @@ class Suite:
             self.timings[f"{backend}:e:{seed}"] = time.monotonic() - started
         self.e_results[case] = out
         return out
+
+    def _erasure(self, inst: Instance, world: World, versions: list[dict]) -> list[str]:
+        """The erasure run against the oracle: refused at validation (erasure choices it refuses,
+        written only now so the other parts could run) or at the preflight with nothing changed,
+        else due subjects erased, no original value left where they are still reached."""
+        choices, seed = world.anonymized, world.seed
+        if choices.refusals:
+            inst.write_config(refused=True)
+        got = runner.erasure(inst, f"scheduled__erasure_w{seed}")
+        problems = [f"engine: {e}" for e in got["errors"]]
+        problems += _invalid(choices.refusals, got["invalid"])
+        problems += [] if choices.refusals else _refusal(inst, got["refused"])
+        refused = bool(choices.refusals) or _preflight_refuses(inst)
+        due = set() if refused else {str(s) for s in oracle.due_subjects(world)}
+        done = {s for s, state in got["states"].items() if state == "done"}
+        if done != due:
+            problems.append(f"erasure states: due {sorted(due)}, done {sorted(done)} (all: {got['states']})")
+        rows = oracle.actual_rows(inst.engine, inst.tables, world)
+        want_rows = oracle.initial_rows(world) if refused else oracle.expected_erasure_rows(world)
+        problems += oracle.compare_rows(want_rows, rows, world)
+        problems += _outside_rows(inst, set(want_rows[inst.outside.parent]) if inst.outside else set())
+        if not refused:
+            problems += oracle.originals_left(world, rows)
+            kept = [p for p in inst.folder.rglob("*") if p.is_file() and not p.name.startswith("app.db")]
+            problems += oracle.originals_in_files(world, [p for p in kept if p.parent.name != "config"])
+        if world.objects and refused:
+            want = {(v["key"], v["version_id"]) for v in versions}
+            problems += oracle.compare_objects(want, oracle.actual_objects(self.client, inst.bucket), inst.bucket)
+        elif world.objects:
+            want = oracle.expected_erasure_objects(world, versions, datetime.now(UTC))
+            problems += oracle.compare_objects(
+                want, oracle.actual_objects(self.client, inst.bucket), inst.bucket, versions, f"due {sorted(due)}"
+            )
+        return problems

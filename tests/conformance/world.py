@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from tests.conformance import traps
+from tests.conformance import anonymized, traps
 from tests.conformance.timeutil import Dur, naive, valid_against_floor
 
 # ------------------------------------------------------------------ vocabulary
@@ -204,6 +204,7 @@ class World:
         self._structure()
         self.time_kind = traps.time_kind(seed)  # every time column's type (traps.py)
         self.outside = traps.outside(self)  # a table outside the lifecycle with a key onto one of ours
+        self.anonymized = anonymized.choices(self)  # the subject's row and links under anonymize (anonymized.py)
 
     # ============================================================ structure
 
@@ -907,9 +908,18 @@ class World:
     # ============================================================ configuration
 
     def files(
-        self, *, schema: str | None, conn: dict[str, str], bucket: str | None, drop_bucket: str, reports: str
+        self,
+        *,
+        schema: str | None,
+        conn: dict[str, str],
+        bucket: str | None,
+        drop_bucket: str,
+        reports: str,
+        refused: bool = False,
     ) -> dict[str, dict]:
-        """The YAML files, in the vocabulary of docs/configuration.md."""
+        """The YAML files, in the vocabulary of docs/configuration.md; ``refused``: with the erasure
+        choices even where validation refuses them (else those worlds get ``anonymized.plain``)."""
+        choices = self.anonymized if refused or not self.anonymized.refusals else anonymized.plain(self)
         systems = {
             "app": {"type": "sql", "conn_id": conn["app"]},
             self.state_system: {"type": "sql", "conn_id": conn["state"]},
@@ -949,6 +959,8 @@ class World:
                 fields[f.column] = spec
             if fields:
                 d["fields"] = fields
+            if t.dataset in choices.written:
+                d["on_anonymize"] = {"link": choices.links[t.dataset]}
             datasets[t.dataset] = d
         for o in self.objects:
             datasets[o.name] = {
@@ -991,8 +1003,8 @@ class World:
             },
             "grace_period": self.grace,
             "complete_within": "60d",
-            "default_action": "delete",
-            "overrides": [{"applies_to": {"datasets": [d]}, "action": "anonymize"} for d in self.overrides],
+            "default_action": choices.default,
+            "overrides": [{"applies_to": {"datasets": [d]}, "action": a} for d, a in choices.overrides],
             "batch_size": self.cancellation_batch,
         }
         dataset, fields = self.share
@@ -1063,6 +1075,7 @@ class World:
             "erasure_objects": [(k.key, k.events) for k in self.erasure_objects],
             "scenarios": [(str(s), k) for s, k in self.scenarios],
             "overrides": self.overrides,
+            "anonymized": self.anonymized.describe(),
             "share": self.share,
             "consent_recipient": self.consent_recipient,
             "tidy": self.tidy,
