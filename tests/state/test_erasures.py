@@ -82,8 +82,9 @@ def test_a_run_id_with_like_wildcards_sees_only_its_own_batches(state):
     assert state.erasures.batch_due("manual__1", 10) == ["manual__1#0"], "'_' is not a wildcard here"
 
 
-def test_open_subjects_are_those_pending_due_erasing_failed_or_held(state):
-    states = ["pending", "due", "erasing", "failed", "held", "withdrawn", "rejected", "done"]
+def test_open_subjects_are_those_pending_due_erasing_purging_failed_or_held(state):
+    states = ["pending", "due", "erasing", "purging", "failed", "held", "withdrawn", "rejected", "done"]
     state.erasures.record_intake([_intake(s, s) for s in states], at=SEEN)
-    assert state.erasures.open_subjects() == set(OPEN) == {"pending", "due", "erasing", "failed", "held"}
+    open_states = {"pending", "due", "erasing", "purging", "failed", "held"}
+    assert state.erasures.open_subjects() == set(OPEN) == open_states
     assert state.erasures.counts() == dict.fromkeys(states, 1)
