@@ -87,6 +87,12 @@ def _expected(cluster, run_id: str, lists_run: str) -> dict[str, tuple[str, dict
         ),
         "/incidents": ("/incidents", everyone),
         "/incidents/{incident_id}": (f"/incidents/{INCIDENT}?run={quote(run_id, safe='')}", everyone),
+        "/coverage": ("/coverage", everything),
+        "/public-keys.json": ("/public-keys.json", everyone),
+        "/certificates/{batch}/{subject}": (
+            "/certificates/2026-06-01:0/" + "ab" * 16,
+            {"engineer": 404, "auditor": 404, "responder": 403},
+        ),
     }
 
 
