@@ -12,9 +12,15 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lifecycle import merkle, signing
+
+#: The kind of an evidence pack's manifest: it lists every file of the pack with its SHA-256.
+PACK_KIND = "evidence.pack"
+#: Folders of a pack whose JSON files are signed documents of their own (batch roots, checkpoints).
+SIGNED_INSIDE = ("batches/", "checkpoints/")
 
 
 @dataclass(frozen=True)
@@ -38,9 +44,16 @@ class Checked:
         return [head, *checked, *result]
 
 
-def check(raw: bytes, keys: signing.PublicKeys, *, beside: dict[str, bytes] | None = None) -> Checked:
+def check(
+    raw: bytes,
+    keys: signing.PublicKeys,
+    *,
+    beside: dict[str, bytes] | None = None,
+    read: Callable[[str], bytes | None] | None = None,
+) -> Checked:
     """Check ``raw`` (JSON or an access package's zip); ``beside``: files next to it by suffix
-    (``pdf``) whose SHA-256 the document records."""
+    (``pdf``) whose SHA-256 the document records; ``read``: a file by its path relative to the
+    document (None: not there), for an evidence pack's manifest."""
     if raw[:2] == b"PK":
         return _package(raw, keys)
     try:
@@ -51,6 +64,8 @@ def check(raw: bytes, keys: signing.PublicKeys, *, beside: dict[str, bytes] | No
         return Checked("unreadable", None, [], [], ["a JSON document is an object"])
     if "leaf" in document and "batch_root" in document:
         return _person(document, keys)
+    if (document.get(signing.MEMBER) or {}).get("kind") == PACK_KIND:
+        return _pack(document, keys, read or (lambda path: None))
     return _signed(document, keys, beside or {})
 
 
@@ -123,4 +138,34 @@ def _package(raw: bytes, keys: signing.PublicKeys) -> Checked:
         if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
             problems.append(f"{entry.get('path')}: does not hash to the SHA-256 the signed manifest lists")
     checks = [*checked.checks, "every listed file re-hashed from the zip"]
+    return Checked(checked.what, checked.key_id, checked.signed_fields, checks, problems)
+
+
+def _pack(document: dict, keys: signing.PublicKeys, read: Callable[[str], bytes | None]) -> Checked:
+    """An evidence pack: its manifest's signature, every file it lists re-hashed (each one that
+    fails named), and the signed documents inside it (batch roots with their leaves, checkpoints)."""
+    checked = _signed(document, keys, {})
+    problems, inside = list(checked.problems), 0
+    for entry in document.get("files") or []:
+        path = str(entry.get("path", ""))
+        if path.startswith("/") or ".." in path.split("/"):
+            problems.append(f"{path}: not a path inside the pack")
+            continue
+        data = read(path)
+        if data is None:
+            problems.append(f"{path}: listed in the signed manifest but missing from the pack")
+            continue
+        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            problems.append(f"{path}: does not hash to the SHA-256 the signed manifest lists (changed)")
+            continue
+        if path.startswith(SIGNED_INSIDE) and path.endswith(".json"):
+            inside += 1
+            leaves = read(path.rsplit("/", 1)[0] + "/leaves.jsonl") if path.startswith("batches/") else None
+            own = check(data, keys, beside={"leaves": leaves} if leaves is not None else {})
+            problems += [f"{path}: {p}" for p in own.problems]
+    checks = [
+        *checked.checks,
+        f"every file the manifest lists ({len(document.get('files') or [])}) re-hashed",
+        f"the signed batch roots and checkpoints inside it ({inside}), each on its own",
+    ]
     return Checked(checked.what, checked.key_id, checked.signed_fields, checks, problems)

@@ -152,3 +152,21 @@ def request_notice(template: str, request_id: str) -> str:
 def recipient_deletion(scope: str, recipient_id: str) -> str:
     """A deletion request to one recipient for a request or an erasure batch."""
     return _key("deletion", scope, recipient_id)
+
+
+# -------------------------------------------------------------- lifecycle_evidence
+
+
+def pack(period: str) -> str:
+    """The prefix of every record of one period's evidence pack (``<from>_<to>``)."""
+    return _key("evidence", "pack", period, "")
+
+
+def pack_built(period: str, manifest_sha256: str) -> str:
+    """One distinct pack of a period, once built (a rebuild of the same state records nothing new)."""
+    return _key("evidence", "pack", period, "built", manifest_sha256[:16])
+
+
+def pack_delivery(period: str, recipient_id: str, channel: str) -> str:
+    """A period's pack delivered to one recipient by one channel (``email`` or ``upload``): once."""
+    return _key("evidence", "pack", period, "delivery", recipient_id, channel)

@@ -9,8 +9,10 @@ in the document's folder or one above it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from datetime import date
 from pathlib import Path
 
 from lifecycle import attestations, signing
@@ -27,8 +29,10 @@ def outcome(lead: str, problems: list[str], valid: str) -> int:
 
 def mount(sub) -> None:
     evidence = sub.add_parser("evidence", help="check what the lifecycle issued, offline, with the public key")
-    verify = evidence.add_subparsers(dest="action", required=True).add_parser(
-        "verify", help="check a signed document, a person's certificate, a checkpoint or an access package"
+    actions = evidence.add_subparsers(dest="action", required=True)
+    verify = actions.add_parser(
+        "verify",
+        help="check a signed document, a person's certificate, a checkpoint, an access package or an evidence pack",
     )
     verify.add_argument("files", nargs="+", metavar="FILE", help="a local file or s3://bucket/key")
     verify.add_argument("--keys", help="the public keys: public-keys.json as published, or a PEM (file or s3://)")
@@ -36,6 +40,11 @@ def mount(sub) -> None:
         "--conn-id", help="the Airflow connection to read s3:// with (default: the system of that bucket)"
     )
     verify.set_defaults(run=cmd_evidence_verify)
+    pack = actions.add_parser("pack", help="build the evidence pack of a period, then check it")
+    pack.add_argument("--from", dest="start", type=_day, required=True, help="first day (YYYY-MM-DD)")
+    pack.add_argument("--to", dest="end", type=_day, required=True, help="last day, included (YYYY-MM-DD)")
+    pack.add_argument("--out", help="write the pack to this folder (default: the packs destination of catalog.yaml)")
+    pack.set_defaults(run=cmd_evidence_pack)
     certificate = sub.add_parser("certificate", help="a person's erasure certificate, rendered on demand")
     show = certificate.add_subparsers(dest="action", required=True).add_parser(
         "show", help="the person's leaf, its inclusion proof and the batch's signed root (JSON)"
@@ -44,6 +53,30 @@ def mount(sub) -> None:
     show.add_argument("--subject", required=True, help="the subject's certificate hash (16+ hex digits)")
     show.add_argument("--out", help="write it to this file (default: standard output)")
     show.set_defaults(run=cmd_certificate_show)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write YYYY-MM-DD") from None
+
+
+def cmd_evidence_pack(args) -> int:
+    """Build the period's pack, then check it as a regulator would (the published keys)."""
+    from lifecycle.config import load_config
+    from lifecycle.packs import Period, build_pack, verify_pack
+    from lifecycle.state import StateStore
+
+    config = load_config(args.config)
+    period = Period(args.start, args.end)
+    built = build_pack(config, StateStore.for_catalog(config.catalog), period.start, period.end, args.out)
+    print(
+        f"evidence pack {built.period}: {built.location} ({built.files} files, sections: {', '.join(built.sections)})"
+    )
+    checked = verify_pack(config, period, args.out)
+    print("\n".join(checked.lines(built.location + "manifest.json")))
+    return 0 if checked.ok else 1
 
 
 def _read(where: str, args) -> bytes:
@@ -87,15 +120,29 @@ def _keys_beside(where: str, args) -> tuple[str, bytes]:
 def cmd_evidence_verify(args) -> int:
     failed = 0
     for where in args.files:
+        if not where.startswith("s3://") and Path(where).is_dir():
+            where = str(Path(where) / "manifest.json")  # an evidence pack's folder: its signed manifest
         source, raw_keys = (args.keys, _read(args.keys, args)) if args.keys else _keys_beside(where, args)
         keys = signing.PublicKeys.load(raw_keys, source)
         raw = _read(where, args)
-        beside = _beside(where)
-        checked = attestations.check(raw, keys, beside=beside)
+        checked = attestations.check(raw, keys, beside=_beside(where), read=_sibling(where, args))
         print("\n".join(checked.lines(where)))
         print(f"  public keys: {source} ({', '.join(keys.keys)})")
         failed += not checked.ok
     return 1 if failed else 0
+
+
+def _sibling(where: str, args):
+    """What reads a file by its path relative to the document's folder (an evidence pack's files)."""
+    folder = where.rsplit("/", 1)[0] if "/" in where else "."
+
+    def read(path: str) -> bytes | None:
+        try:
+            return _read(f"{folder}/{path}", args)
+        except Exception:  # missing or unreadable: the check names the file
+            return None
+
+    return read
 
 
 def _beside(where: str) -> dict[str, bytes]:

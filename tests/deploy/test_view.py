@@ -88,6 +88,7 @@ def _expected(cluster, run_id: str, lists_run: str) -> dict[str, tuple[str, dict
         "/incidents": ("/incidents", everyone),
         "/incidents/{incident_id}": (f"/incidents/{INCIDENT}?run={quote(run_id, safe='')}", everyone),
         "/coverage": ("/coverage", everything),
+        "/evidence": ("/evidence", everything),
         "/public-keys.json": ("/public-keys.json", everyone),
         "/certificates/{batch}/{subject}": (
             "/certificates/2026-06-01:0/" + "ab" * 16,
@@ -108,6 +109,7 @@ PAGES = {  # page -> (path, who may open it)
     "overview": ("/privacy/overview", {"engineer", "auditor"}),
     "documents": ("/privacy/documents?kind=incidents", {"engineer", "auditor"}),
     "manifests": ("/privacy/documents/manifests", {"engineer", "auditor"}),
+    "evidence": ("/privacy/evidence", {"engineer", "auditor"}),
     "incidents": ("/privacy/incidents", set(USERS)),
     "incident": (f"/privacy/incidents/{INCIDENT}", set(USERS)),
 }

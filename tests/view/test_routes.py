@@ -67,6 +67,7 @@ def expected(world) -> dict[str, tuple[str, dict[str | None, int]]]:
         "/documents/open (incident preview)": (f"/documents/open?key={preview}", everyone),
         "/documents/open (contact list)": (f"/documents/open?key={key}", {E: 200, A: 403, R: 200}),
         "/coverage": ("/coverage", everything),
+        "/evidence": ("/evidence", everything),
         "/incidents": ("/incidents", everyone),
         "/incidents/{incident_id}": (f"/incidents/{world.incident_id}?run={quote(DRY, safe='')}", everyone),
         "/public-keys.json": ("/public-keys.json", everyone),

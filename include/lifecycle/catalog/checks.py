@@ -60,11 +60,28 @@ def check_catalog(catalog: Catalog) -> Iterator[Problem]:
     yield from system_problems(catalog, CATALOG, "state", model.state, "sql")
     if model.reports.system:
         yield from system_problems(catalog, CATALOG, "reports.system", model.reports.system, "s3")
+    yield from _evidence(catalog, model)
     for name in model.categories:
         yield from _category_parent(catalog, name)
     yield from _subject_dataset(model)
     for name, ds in model.datasets.items():
         yield from _dataset(catalog, name, ds)
+
+
+def _evidence(catalog: Catalog, model: CatalogFile) -> Iterator[Problem]:
+    """The evidence destinations and the pack recipients' uploads are S3 systems of the catalog; ids unique."""
+    evidence = model.evidence
+    for key, destination in (("checkpoints", evidence.checkpoints), ("packs.destination", evidence.packs.destination)):
+        if destination.system:
+            yield from system_problems(catalog, CATALOG, f"evidence.{key}.system", destination.system, "s3")
+    seen: set[str] = set()
+    for i, recipient in enumerate(evidence.packs.recipients):
+        if recipient.id in seen:
+            yield Problem(CATALOG, f"evidence.packs.recipients[{i}].id", f"{recipient.id!r} is listed twice")
+        seen.add(recipient.id)
+        if recipient.upload is not None:
+            path = f"evidence.packs.recipients[{i}].upload.system"
+            yield from system_problems(catalog, CATALOG, path, recipient.upload.system, "s3")
 
 
 def _category_parent(catalog: Catalog, name: str) -> Iterator[Problem]:

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from lifecycle.anonymize import Anonymize, shorthand
 from lifecycle.catalog.lake import DeltaSystem, IcebergSystem
 from lifecycle.durations import Duration
-from lifecycle.shapes import DurationField, Model, Name
+from lifecycle.shapes import DurationField, Model, Name, RuleName
 
 LINK = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*->\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
@@ -184,12 +184,46 @@ class RetiredKey(Model):
     retired_on: str | None = None
 
 
+class PackUpload(Model):
+    """Where an evidence pack is put for a recipient: an S3 system of the catalog, under a prefix."""
+
+    system: str
+    prefix: str = ""
+
+
+class PackRecipient(Model):
+    """An auditor or a regulator who receives each evidence pack: by e-mail (the files
+    attached), by upload, or both."""
+
+    id: RuleName
+    name: str
+    role: Literal["auditor", "regulator"] = "auditor"
+    email: str | None = None
+    locale: str | None = None
+    upload: PackUpload | None = None
+
+    @model_validator(mode="after")
+    def _a_channel(self):
+        if not self.email and self.upload is None:
+            raise ValueError("a pack recipient needs email, upload or both")
+        return self
+
+
+class Packs(Model):
+    """Evidence packs: built for each period (``lifecycle_evidence``), delivered to ``recipients``."""
+
+    schedule: str | None = "@monthly"  # the DAG's schedule; each run packs the month before its logical date
+    destination: Reports = Reports(path="$LIFECYCLE_VAR_DIR/evidence")  # packs go under packs/<from>_<to>/
+    recipients: list[PackRecipient] = []
+
+
 class Evidence(Model):
-    """Signatures anyone can check, and where ledger checkpoints are published."""
+    """Signatures anyone can check, where ledger checkpoints are published, and evidence packs."""
 
     signing_conn_id: str = "lifecycle_evidence_signing"  # password: the Ed25519 private key; never in YAML
     retired_keys: list[RetiredKey] = []
     checkpoints: Reports = Reports(path="$LIFECYCLE_VAR_DIR/evidence")
+    packs: Packs = Packs()
 
 
 class CatalogFile(Model):

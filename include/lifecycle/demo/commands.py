@@ -119,6 +119,10 @@ def cmd_run(args) -> int:
             out.write(runner.describe(outcome) + "\n")
             tally.add(outcome, config)
         out.write(tally.summary(as_of, log))
+        if not args.dags:  # the whole demo: its month's evidence pack, and its check
+            from lifecycle.demo.evidence import pack_lines
+
+            out.write("".join(line + "\n" for line in pack_lines(config, as_of)))
     return 1 if tally.failed else 0
 
 

@@ -44,14 +44,9 @@ def export_register(catalog, rows: list[dict], start: date, end: date) -> Export
     """Write ``rows`` (the register's entries for [start, end]) as CSV and as an HTML page."""
     from lifecycle import reports
 
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(row[c]) for c in COLUMNS])
     sink = reports.ReportSink(catalog)
     name = f"sharing/register/{start.isoformat()}_{end.isoformat()}"
-    written = sink.write(f"{name}.csv", text.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8")
+    written = sink.write(f"{name}.csv", register_csv(rows), content_type="text/csv; charset=utf-8")
     html = reports.render(
         "sharing_register.html.j2",
         rows=rows,
@@ -61,6 +56,16 @@ def export_register(catalog, rows: list[dict], start: date, end: date) -> Export
     )
     page = sink.write(f"{name}.html", html.encode("utf-8"), content_type="text/html; charset=utf-8")
     return Export(len(rows), written.location, page.location)
+
+
+def register_csv(rows: list[dict]) -> bytes:
+    """The register's entries as CSV (``COLUMNS``, UTF-8): the export's and the evidence pack's."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in COLUMNS])
+    return text.getvalue().encode("utf-8")
 
 
 def _cell(value) -> str:

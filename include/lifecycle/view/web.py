@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from lifecycle import reports
-from lifecycle.view import charts, coverage, documents, incidents, overview
+from lifecycle.view import charts, coverage, documents, evidence, incidents, overview
 from lifecycle.view.permissions import (
     CONTACT_LISTS,
     EVERYTHING,
@@ -200,6 +200,13 @@ def open_document(who: Caller, key: Annotated[str, Query(max_length=documents.MA
 def coverage_page(request: Request, who: Caller):
     require(who, EVERYTHING)
     return _page(request, who, "coverage.html.j2", c=coverage.build(sources().sink))
+
+
+@app.get("/evidence", response_class=HTMLResponse)
+def evidence_page(request: Request, who: Caller):
+    require(who, EVERYTHING)
+    src = sources()
+    return _page(request, who, "evidence.html.j2", e=evidence.build(src.config, src.state))
 
 
 @app.get("/incidents", response_class=HTMLResponse)

@@ -1,0 +1,295 @@
+"""Evidence packs: one signed folder per period that a regulator checks with the public key
+alone; the same bytes when built again; a changed file or another key caught by name; each
+recipient delivered once across a kill (a real SMTP server and moto's S3 server)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import re
+import subprocess
+import sys
+import uuid
+import zipfile
+from datetime import date
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from lifecycle import checkpoints, signing
+from lifecycle.cli import main
+from lifecycle.config import load_config
+from lifecycle.erasure.certificates import Certificates
+from lifecycle.errors import LifecycleError
+from lifecycle.mail import Mailer
+from lifecycle.mailsink import MailSink
+from lifecycle.packs import Period, build_pack, deliver_pack, verify_pack
+from lifecycle.sharing.register import SharingRegister
+from lifecycle.state import StateStore
+from lifecycle.stores import Stores
+from tests.config import sample
+
+NOVEMBER = Period(date(2026, 11, 1), date(2026, 11, 30))
+AUDITOR, REGULATOR = "audit@auditor.example", "packs@regulator.example"
+
+
+class Killed(BaseException):
+    """The process dies (no handler of ours runs)."""
+
+
+def _config(folder, s3_conn_id=None, drop=None, smtp_port=None):
+    files = copy.deepcopy(sample.FILES)
+    catalog = files["catalog.yaml"]
+    catalog["reports"] = {"path": str(folder / "reports")}
+    recipients = [{"id": "auditor", "name": "Audit firm", "email": AUDITOR}]
+    if drop:
+        catalog["systems"]["pack_drop"] = {"type": "s3", "conn_id": s3_conn_id, "bucket": drop}
+        recipients.append(
+            {
+                "id": "lead_sa",
+                "name": "Lead SA",
+                "role": "regulator",
+                "email": REGULATOR,
+                "upload": {"system": "pack_drop", "prefix": "evidence/"},
+            }
+        )
+    catalog["evidence"] = {
+        "checkpoints": {"path": str(folder / "evidence")},
+        "packs": {"destination": {"path": str(folder / "evidence")}, "recipients": recipients},
+    }
+    files["incidents.yaml"]["email"] = {
+        "conn_id": "smtp_default",
+        "from": "MIC Privacy <privacy@mic.example>",
+        "retry_attempts": 1,
+    }
+    return load_config(sample.write(folder / "config", files))
+
+
+def _entry(recipient: str, end: str) -> dict:
+    return {
+        "entry_key": f"{recipient}|{end}",
+        "recipient_id": recipient,
+        "recipient_name": "Acme Analytics",
+        "contact": "dpo@acme.example",
+        "role": "processor",
+        "legal_basis": "contract",
+        "purpose": "Order analytics",
+        "processing": "csv extract of orders",
+        "agreement_id": "DPA-7",
+        "categories": ["transaction_records"],
+        "fields": {"orders": ["id", "total"]},
+        "interval_start": f"{end[:10]}T00:00:00+00:00",
+        "interval_end": end,
+        "outcome": "delivered",
+        "records": 42,
+        "manifest": "s3://drop/acme/manifest.json",
+        "manifest_sha256": "ab" * 32,
+    }
+
+
+def _leaf(subject: str, completed_at: str, batch: str) -> dict:
+    return {"subject": subject, "completed_at": completed_at, "batch": batch, "datasets": [], "ledger_entries": []}
+
+
+def _seed(config, state) -> str:
+    """Two disclosures, two erasure batches and two checkpoints: one of each in November; the
+    key of November's checkpoint."""
+    register, certificates = SharingRegister(state), Certificates(config.catalog, state)
+    for day in ("2026-10-20", "2026-11-03"):
+        register.record(_entry("acme", f"{day}T00:00:00+00:00"), dag_id="sharing_acme", run_id=day)
+        batch = f"{day}:0"
+        leaves = {s: _leaf(s * 32, f"{day}T10:00:00+00:00", batch) for s in ("ab", "cd", "ef")}
+        certificates._write(batch, leaves, run_id=f"manual__{day}")
+        where = checkpoints.publish(config.catalog, state.ledger, time=f"{day}T12:00:00+00:00", dag_id="d", run_id=day)
+    return "checkpoints/" + where.rsplit("/", 1)[-1]
+
+
+@pytest.fixture
+def world(engine, tmp_path):
+    config = _config(tmp_path)
+    state = StateStore(engine, dataset_names=set(config.catalog.datasets))
+    return config, state, tmp_path, _seed(config, state)
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_pack_holds_the_periods_records_verifies_and_is_the_same_bytes_built_again(world, capsys):
+    config, state, tmp, checkpoint = world
+    first = build_pack(config, state, NOVEMBER.start, NOVEMBER.end, tmp / "a")
+    second = build_pack(config, state, NOVEMBER.start, NOVEMBER.end, tmp / "b")
+    a, b = _files(tmp / "a"), _files(tmp / "b")
+    assert a == b and first.manifest_sha256 == second.manifest_sha256, "same period and state, same bytes"
+    assert sorted(a) == sorted(
+        [
+            "VERIFY.md",
+            "batches/2026-11-03_0/leaves.jsonl",
+            "batches/2026-11-03_0/root.json",
+            checkpoint,
+            "evidence-pack.pdf",
+            "index.html",
+            "manifest.json",
+            "public-keys.json",
+            "records/batch_roots.html",
+            "records/batch_roots.json",
+            "records/ledger_checkpoints.html",
+            "records/ledger_checkpoints.json",
+            "records/sharing_register.csv",
+            "records/sharing_register.html",
+            "records/sharing_register.json",
+        ]
+    ), "October's batch, checkpoint and disclosure stay out"
+    manifest = json.loads(a["manifest.json"])
+    assert manifest["period"] == {"from": "2026-11-01", "to": "2026-11-30"}
+    assert manifest["as_of"] == "2026-11-30T23:59:59+00:00"
+    assert {f["path"]: f["sha256"] for f in manifest["files"]} == {
+        p: hashlib.sha256(d).hexdigest() for p, d in a.items() if p != "manifest.json"
+    }
+    register = json.loads(a["records/sharing_register.json"])
+    assert [e["interval_end"] for e in register["entries"]] == ["2026-11-03T00:00:00+00:00"]
+    assert a["batches/2026-11-03_0/root.json"] == (tmp / "reports/certificates/2026-11-03_0/root.json").read_bytes()
+    assert a[checkpoint] == (tmp / "evidence" / checkpoint).read_bytes()
+    key_id = signing.key_id(signing.PublicKeys.load(a["public-keys.json"], "pack").keys.popitem()[1])
+    assert manifest["attestation"]["key_id"] == key_id and key_id in a["index.html"].decode()
+
+    from pypdf import PdfReader
+
+    pdf = PdfReader(io.BytesIO(a["evidence-pack.pdf"]))
+    assert pdf.metadata["/CreationDate"].startswith("D:20261130235959"), "the PDF is dated the pack's time"
+    assert pdf.metadata["/ModDate"] == pdf.metadata["/CreationDate"]
+    text = " ".join(page.extract_text() for page in pdf.pages)
+    assert "Sharing register" in text and "Acme Analytics" in text and "Ledger checkpoints" in text
+
+    # the project's verifier, on the folder and on the manifest, with the public keys given
+    keys = tmp / "published-keys.json"
+    keys.write_bytes(a["public-keys.json"])
+    assert main(["evidence", "verify", "--keys", str(keys), str(tmp / "a")]) == 0
+    assert main(["evidence", "verify", str(tmp / "a" / "manifest.json")]) == 0
+    out = capsys.readouterr().out
+    assert "evidence.pack" in out and "every file the manifest lists (14) re-hashed" in out
+    assert "the signed batch roots and checkpoints inside it (2)" in out and "result: OK" in out
+
+    # VERIFY.md's snippet, run as written, with Python and cryptography alone
+    snippet = re.search(r"```python\n(.*?)```", a["VERIFY.md"].decode(), re.S)[1]
+    ran = subprocess.run([sys.executable, "-c", snippet], cwd=tmp / "a", capture_output=True, text=True)
+    assert ran.returncode == 0 and "all 14 files check out" in ran.stdout, ran.stderr
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "path", ["records/sharing_register.json", "evidence-pack.pdf", "batches/2026-11-03_0/leaves.jsonl", "index.html"]
+)
+def test_a_byte_flipped_in_any_file_fails_the_check_naming_the_file(world, capsys, path):
+    config, state, tmp, checkpoint = world
+    build_pack(config, state, NOVEMBER.start, NOVEMBER.end, tmp / "p")
+    target = tmp / "p" / path
+    raw = bytearray(target.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    target.write_bytes(bytes(raw))
+    checked = verify_pack(config, NOVEMBER, tmp / "p")
+    assert checked.problems[0] == f"{path}: does not hash to the SHA-256 the signed manifest lists (changed)"
+    assert all(p.startswith((path, "batches/2026-11-03_0/root.json: the leaves")) for p in checked.problems)
+    assert main(["evidence", "verify", str(tmp / "p")]) == 1
+    assert f"FAILED: {path}: does not hash" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_another_public_key_or_a_replaced_key_file_fails_the_check(world, capsys):
+    config, state, tmp, checkpoint = world
+    build_pack(config, state, NOVEMBER.start, NOVEMBER.end, tmp / "p")
+    other = signing.PublicKeys.of(Ed25519PrivateKey.generate().public_key()).published()
+    (tmp / "other.json").write_bytes(other)
+    assert main(["evidence", "verify", "--keys", str(tmp / "other.json"), str(tmp / "p")]) == 1
+    assert "is not among the public keys given" in capsys.readouterr().out
+    (tmp / "p" / "public-keys.json").write_bytes(other)  # the pack's own copy swapped
+    assert main(["evidence", "verify", str(tmp / "p")]) == 1
+    out = capsys.readouterr().out
+    assert "is not among the public keys given" in out and "public-keys.json: does not hash" in out
+    manifest = json.loads((tmp / "p" / "manifest.json").read_bytes())
+    manifest["files"] = manifest["files"][1:]  # a file dropped from the signed list
+    (tmp / "p" / "manifest.json").write_text(json.dumps(manifest))
+    checked = verify_pack(config, NOVEMBER, tmp / "p")
+    assert any("does not match" in p for p in checked.problems)
+
+
+def test_a_pack_is_delivered_to_each_recipient_once_across_a_kill(engine, tmp_path, monkeypatch, s3_store, s3_conn_id):
+    """The task dies right after the SMTP server took the auditor's mail and after the first file
+    was put; run again (twice), nobody is mailed twice and no file is put twice."""
+    from lifecycle.stores.s3 import S3Store
+
+    drop = f"t-pack-{uuid.uuid4().hex[:8]}"
+    s3_store.client.create_bucket(Bucket=drop)
+    s3_store.client.put_bucket_versioning(Bucket=drop, VersioningConfiguration={"Status": "Enabled"})
+    with MailSink() as sink:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": sink.port,
+                    "extra": {"disable_ssl": True, "disable_tls": True},
+                }
+            ),
+        )
+        config = _config(tmp_path, s3_conn_id, drop)
+        state = StateStore(engine, dataset_names=set(config.catalog.datasets))
+        _seed(config, state)
+        built = build_pack(config, state, NOVEMBER.start, NOVEMBER.end)
+        stores = Stores(config.catalog)
+        put, transmit = S3Store.put_bytes, Mailer.transmit
+
+        def put_then_die(self, key, data, **kwargs):
+            version = put(self, key, data, **kwargs)
+            if self.bucket == drop:
+                raise Killed()
+            return version
+
+        def transmit_then_die(self, composed):
+            message_id = transmit(self, composed)
+            if composed.to == AUDITOR:
+                raise Killed()
+            return message_id
+
+        monkeypatch.setattr(S3Store, "put_bytes", put_then_die)
+        with pytest.raises(Killed):
+            deliver_pack(config, state, NOVEMBER, stores)
+        monkeypatch.setattr(S3Store, "put_bytes", put)
+        monkeypatch.setattr(Mailer, "transmit", transmit_then_die)
+        with pytest.raises(Killed):
+            deliver_pack(config, state, NOVEMBER, stores)
+        monkeypatch.setattr(Mailer, "transmit", transmit)
+        for _ in range(2):  # the cleared task, and once more
+            with pytest.raises(LifecycleError, match="auditor by email: uncertain"):
+                deliver_pack(config, state, NOVEMBER, stores)
+
+        to = sorted(m.envelope_to[0] for m in sink.messages)
+        assert to == [AUDITOR, REGULATOR], "each recipient mailed once; the mail in flight in the kill not again"
+        mail = next(m for m in sink.messages if m.envelope_to[0] == REGULATOR)
+        attached = {part.get_filename(): part.get_payload(decode=True) for part in mail.iter_attachments()}
+        assert sorted(attached) == [
+            "evidence-pack-2026-11-01_2026-11-30.pdf",
+            "evidence-pack-2026-11-01_2026-11-30.zip",
+        ]
+        assert built.manifest_sha256 in mail.text
+        unzipped = tmp_path / "unzipped"
+        zipfile.ZipFile(io.BytesIO(attached["evidence-pack-2026-11-01_2026-11-30.zip"])).extractall(unzipped)
+        assert main(["evidence", "verify", str(unzipped)]) == 0, "the zip is the pack, and it checks out"
+
+        versions = s3_store.client.list_object_versions(Bucket=drop).get("Versions", [])
+        keys = [v["Key"] for v in versions]
+        assert sorted(keys) == sorted(
+            f"evidence/2026-11-01_2026-11-30/{p}" for p in _files(tmp_path / "evidence/packs/2026-11-01_2026-11-30")
+        )
+        assert len(keys) == len(set(keys)) == built.files, "each file put once: one version per key"
+        entries = state.ledger.entries_with_prefix("evidence:pack:2026-11-01_2026-11-30:delivery:")
+        assert sorted((e.payload["recipient"], e.payload["channel"], e.payload["status"]) for e in entries) == [
+            ("auditor", "email", "uncertain"),
+            ("lead_sa", "email", "sent"),
+            ("lead_sa", "upload", "uploaded"),
+        ]
+        assert all(e.payload["manifest_sha256"] == built.manifest_sha256 for e in entries)
+        assert state.ledger.verify().ok
