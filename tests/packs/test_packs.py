@@ -293,3 +293,42 @@ def test_a_pack_is_delivered_to_each_recipient_once_across_a_kill(engine, tmp_pa
         ]
         assert all(e.payload["manifest_sha256"] == built.manifest_sha256 for e in entries)
         assert state.ledger.verify().ok
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_the_command_builds_a_period_into_a_folder_and_checks_it(world, connect, capsys):
+    config, state, tmp, _ = world
+    connect("lifecycle_state", state.engine.url)
+    out = tmp / "by-hand"
+    argv = ["--config", str(config.directory), "evidence", "pack", "--from", "2026-11-01", "--to", "2026-11-30"]
+    assert main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"evidence pack 2026-11-01_2026-11-30: {out}/ (15 files" in printed and "result: OK" in printed
+    assert (out / "manifest.json").exists() and (out / "index.html").exists()
+    assert (
+        main(["--config", str(config.directory), "evidence", "pack", "--from", "2026-11-30", "--to", "2026-11-01"]) == 1
+    )
+    assert "--to 2026-11-01 is before --from 2026-11-30" in capsys.readouterr().err
+
+
+PACK_CASES = [
+    (
+        {"id": "x", "name": "X", "upload": {"system": "nowhere"}},
+        "evidence.packs.recipients[0].upload.system",
+        "unknown system 'nowhere'",
+    ),
+    ({"id": "x", "name": "X", "upload": {"system": "app_db"}}, "evidence.packs.recipients[0].upload.system", "s3"),
+    ({"id": "x", "name": "X"}, "evidence.packs.recipients[0]", "needs email, upload or both"),
+]
+
+
+@pytest.mark.parametrize("recipient,path,words", PACK_CASES)
+def test_a_pack_recipient_without_a_channel_or_with_a_wrong_system_is_refused(tmp_path, recipient, path, words):
+    from lifecycle.errors import ConfigError
+
+    files = copy.deepcopy(sample.FILES)
+    files["catalog.yaml"]["evidence"] = {"packs": {"recipients": [recipient]}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(sample.write(tmp_path, files))
+    found = [str(p) for p in caught.value.problems]
+    assert any(path in p and words in p for p in found), found
