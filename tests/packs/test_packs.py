@@ -332,3 +332,28 @@ def test_a_pack_recipient_without_a_channel_or_with_a_wrong_system_is_refused(tm
         load_config(sample.write(tmp_path, files))
     found = [str(p) for p in caught.value.problems]
     assert any(path in p and words in p for p in found), found
+
+
+def test_mailed_pack_recipients_need_mail_settings(tmp_path):
+    from lifecycle.errors import ConfigError
+
+    files = copy.deepcopy(sample.FILES)
+    del files["incidents.yaml"]
+    files["catalog.yaml"]["evidence"] = {"packs": {"recipients": [{"id": "x", "name": "X", "email": AUDITOR}]}}
+    with pytest.raises(ConfigError, match=r"evidence.packs.recipients\[0\].email: notices need mail settings"):
+        load_config(sample.write(tmp_path, files))
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_the_demo_ends_with_its_months_pack_where_it_is_and_its_check(world, connect):
+    from datetime import UTC, datetime
+
+    from lifecycle.demo.evidence import pack_lines
+
+    config, state, tmp, _ = world
+    connect("lifecycle_state", state.engine.url)
+    lines = pack_lines(config, datetime(2026, 11, 26, tzinfo=UTC))
+    folder = f"{tmp}/evidence/packs/2026-11-01_2026-11-26/"
+    assert lines[0] == f"\nevidence pack 2026-11-01 – 2026-11-26: {folder}index.html (15 files)"
+    assert lines[1] == f"$ python -m lifecycle evidence verify {folder}" and lines[-1] == "  result: OK"
+    assert len(lines) <= 8, "a few lines"

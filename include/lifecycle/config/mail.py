@@ -22,7 +22,7 @@ def check_mail(models: dict, notifications) -> Iterator[Problem]:
         for key in MAIL_KEYS:
             if getattr(incidents, key) is not None:
                 yield Problem(INCIDENTS, key, f"mail is configured in {NOTIFICATIONS}; remove {key} here")
-    notices = _notices(incidents, cancellation, requests)
+    notices = _notices(incidents, cancellation, requests) + _pack_notices(models.get("catalog.yaml"))
     if notifications is None:
         for file, key in sorted({(file, key) for file, key, _ in notices}):
             yield Problem(file, key, f"notices need mail settings: add {NOTIFICATIONS} (email: conn_id, from; contact)")
@@ -68,3 +68,10 @@ def _notices(incidents, cancellation, requests) -> list[tuple[str, str, str]]:
             if template and (kind != "access_ready" or requests.access is not None):
                 found.append((REQUESTS, f"notify.{kind}", template))
     return found
+
+
+def _pack_notices(catalog) -> list[tuple[str, str, str]]:
+    """The evidence pack's cover e-mail, when a pack recipient is mailed (catalog.yaml ``evidence.packs``)."""
+    recipients = catalog.evidence.packs.recipients if catalog is not None else []
+    mailed = [i for i, r in enumerate(recipients) if r.email]
+    return [("catalog.yaml", f"evidence.packs.recipients[{mailed[0]}].email", "evidence_pack")] if mailed else []
