@@ -113,7 +113,6 @@ def _record(state: StateStore, pack: Pack, recipient: PackRecipient, channel: st
         "target": where.get("target"),
         "message_id": where.get("message_id"),
         "manifest_sha256": pack.sha256,
-        "delivered_at": pack.period.closes.isoformat(),
     }
     key = pack_delivery(pack.period.key, recipient.id, channel)
     state.ledger.append("evidence.pack_delivery", payload, key=key)
