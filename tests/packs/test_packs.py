@@ -278,6 +278,10 @@ def test_a_pack_is_delivered_to_each_recipient_once_across_a_kill(engine, tmp_pa
         unzipped = tmp_path / "unzipped"
         zipfile.ZipFile(io.BytesIO(attached["evidence-pack-2026-11-01_2026-11-30.zip"])).extractall(unzipped)
         assert main(["evidence", "verify", str(unzipped)]) == 0, "the zip is the pack, and it checks out"
+        (tmp_path / "pack.zip").write_bytes(attached["evidence-pack-2026-11-01_2026-11-30.zip"])
+        assert (
+            main(["evidence", "verify", "--keys", str(unzipped / "public-keys.json"), str(tmp_path / "pack.zip")]) == 0
+        )
 
         versions = s3_store.client.list_object_versions(Bucket=drop).get("Versions", [])
         keys = [v["Key"] for v in versions]
