@@ -361,3 +361,16 @@ def test_the_demo_ends_with_its_months_pack_where_it_is_and_its_check(world, con
     assert lines[0] == f"\nevidence pack 2026-11-01 – 2026-11-26: {folder}index.html (15 files)"
     assert lines[1] == f"$ python -m lifecycle evidence verify {folder}" and lines[-1] == "  result: OK"
     assert len(lines) <= 8, "a few lines"
+
+
+def test_a_monthly_run_packs_the_calendar_month_before_its_logical_date():
+    from datetime import UTC, datetime
+
+    assert Period.month_before(datetime(2026, 12, 1, tzinfo=UTC)) == NOVEMBER
+    assert Period.month_before(datetime(2026, 12, 31, 23, 0, tzinfo=UTC)) == NOVEMBER
+    assert Period.month_before(datetime(2027, 1, 1, tzinfo=UTC)).key == "2026-12-01_2026-12-31"
+    assert Period.month_before(datetime(2028, 3, 1, tzinfo=UTC)).end == date(2028, 2, 29)
+    assert NOVEMBER.begins.isoformat() == "2026-11-01T00:00:00+00:00"
+    assert NOVEMBER.until.isoformat() == "2026-12-01T00:00:00+00:00"
+    with pytest.raises(LifecycleError, match="--to 2026-11-01 is before --from 2026-11-02"):
+        Period(date(2026, 11, 2), date(2026, 11, 1))

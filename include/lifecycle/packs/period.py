@@ -36,6 +36,16 @@ class Period:
         return f"{self.start.isoformat()}_{self.end.isoformat()}"
 
     @property
+    def begins(self) -> datetime:
+        """The period's first instant (its first day's midnight, UTC)."""
+        return datetime.combine(self.start, time(), UTC)
+
+    @property
+    def until(self) -> datetime:
+        """The instant the period ends before (the midnight after its last day): [begins, until)."""
+        return datetime.combine(self.end + timedelta(days=1), time(), UTC)
+
+    @property
     def closes(self) -> datetime:
         """The pack's time: the last second of the period."""
         return datetime.combine(self.end, time(23, 59, 59), UTC)
