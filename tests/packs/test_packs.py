@@ -374,3 +374,27 @@ def test_a_monthly_run_packs_the_calendar_month_before_its_logical_date():
     assert NOVEMBER.until.isoformat() == "2026-12-01T00:00:00+00:00"
     with pytest.raises(LifecycleError, match="--to 2026-11-01 is before --from 2026-11-02"):
         Period(date(2026, 11, 2), date(2026, 11, 1))
+
+
+@pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
+def test_a_pack_in_an_s3_destination_is_checked_where_it_is(engine, tmp_path, s3_store, s3_conn_id, capsys):
+    files = copy.deepcopy(sample.FILES)
+    files["catalog.yaml"]["reports"] = {"path": str(tmp_path / "reports")}
+    files["catalog.yaml"]["systems"]["evidence"] = {"type": "s3", "conn_id": s3_conn_id, "bucket": s3_store.bucket}
+    files["catalog.yaml"]["evidence"] = {
+        "checkpoints": {"path": str(tmp_path / "evidence")},
+        "packs": {"destination": {"system": "evidence", "prefix": "regulators/"}},
+    }
+    config = load_config(sample.write(tmp_path / "config", files))
+    state = StateStore(engine, dataset_names=set(config.catalog.datasets))
+    _seed(config, state)
+    built = build_pack(config, state, NOVEMBER.start, NOVEMBER.end)
+    assert built.location == f"s3://{s3_store.bucket}/regulators/packs/2026-11-01_2026-11-30/"
+    assert verify_pack(config, NOVEMBER).ok
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(s3_store.get_bytes("regulators/packs/2026-11-01_2026-11-30/public-keys.json"))
+    manifest = built.location + "manifest.json"
+    assert main(["evidence", "verify", "--keys", str(keys), "--conn-id", s3_conn_id, manifest]) == 0
+    assert "every file the manifest lists (14) re-hashed" in capsys.readouterr().out
+    s3_store.put_bytes("regulators/packs/2026-11-01_2026-11-30/records/batch_roots.json", b"{}", content_type="x")
+    assert verify_pack(config, NOVEMBER).problems[0].startswith("records/batch_roots.json: does not hash")
