@@ -84,9 +84,7 @@ def build_pack(config: Config, state: StateStore, start: date, end: date, out_di
     about = {"period": period.to_json(), "key_id": key_id, "sections": found, "as_of": period.closes.isoformat()}
     files[VERIFY] = reports.render("evidence_pack_verify.md.j2", **about).encode("utf-8")
     files[PDF] = _pdf(period, found, about)
-    listed = [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for p, b in sorted(files.items())]
-    files[INDEX] = reports.render("evidence_pack.html.j2", files=listed, **about).encode("utf-8")
-    listed = [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for p, b in sorted(files.items())]
+    files[INDEX] = reports.render("evidence_pack.html.j2", files=_listed(files), **about).encode("utf-8")
     manifest = {
         "pack": "evidence pack: the records regulators and auditors ask for, for one period",
         "period": period.to_json(),
@@ -95,27 +93,27 @@ def build_pack(config: Config, state: StateStore, start: date, end: date, out_di
             {"name": s.name, "title": s.title, "json": f"records/{s.name}.json", "html": f"records/{s.name}.html"}
             for s in found
         ],
-        "files": listed,
+        "files": _listed(files),
         "how_to_verify": VERIFY,
     }
-    files[MANIFEST] = reports.canonical(reports.signer(catalog).sign(manifest, KIND))
     sink, folder = destination(config, period, out_dir)
-    written = sink.write_many(
-        (f"{folder}{path}", data, _content_type(path)) for path, data in sorted(files.items(), key=_manifest_last)
-    )
-    where = written[-1].location.removesuffix(MANIFEST)
-    sha = written[-1].sha256
+    sink.write_many((f"{folder}{path}", data, _content_type(path)) for path, data in sorted(files.items()))
+    signed = reports.canonical(reports.signer(catalog).sign(manifest, KIND))
+    written = sink.write(
+        f"{folder}{MANIFEST}", signed, content_type="application/json"
+    )  # last: a pack cut short has none
+    where, sha = written.location.removesuffix(MANIFEST), written.sha256
     state.ledger.append(
         "evidence.pack",
-        {"period": period.key, "location": where, "manifest_sha256": sha, "files": len(files)},
+        {"period": period.key, "location": where, "manifest_sha256": sha, "files": len(files) + 1},
         key=pack_built(period.key, sha),
     )
-    return Built(period.key, where, sha, len(files), [s.name for s in found])
+    return Built(period.key, where, sha, len(files) + 1, [s.name for s in found])
 
 
-def _manifest_last(item: tuple[str, bytes]) -> tuple[bool, str]:
-    """The manifest is written last: a pack cut short by a crash has none, and fails its check."""
-    return item[0] == MANIFEST, item[0]
+def _listed(files: dict[str, bytes]) -> list[dict]:
+    """Each file's path, SHA-256 and size, by path."""
+    return [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for p, b in sorted(files.items())]
 
 
 def _content_type(path: str) -> str:
