@@ -190,36 +190,32 @@ class SharedSpacing:
     """Mail starts drawn from the state store (``state.rates``) so that all the connections of a
     run keep one rate together.
 
-    A connection reserves its starts in blocks of ``BLOCK_SECONDS`` of the rate (at most
-    ``BLOCK_MOST``; one start at a time below 200 mails a second), the next block by a helper
-    thread while this one is used, so the store is asked once per block, not once per mail.
-    A start is never taken early, and never late by more than ``LATE_MOST``: a connection
-    that fell behind (a reconnect, a slow reply) draws a new start instead of sending at once
-    beside the connections on time.  With the starts ``1 + LATE_MOST`` intervals apart, no
-    one-second window holds more than ``max_per_second`` starts, not only on average.
+    A connection draws its starts when it is ready to send, in blocks of ``BLOCK_SECONDS`` of
+    the rate (at most ``BLOCK_MOST``; one start at a time below 200 mails a second), so the
+    store is asked once per block, not once per mail, and no start is held by a connection
+    still busy with an earlier mail.  A start is never taken early, and never late by more
+    than ``LATE_MOST``: a connection that fell behind its block (a reconnect, a slow reply)
+    lets the rest go and draws anew rather than send beside the connections on time.  With the
+    starts ``1 + LATE_MOST`` intervals apart, no one-second window holds more than
+    ``max_per_second`` starts, not only on average.
     """
 
     BLOCK_SECONDS = 0.01
     BLOCK_MOST = 64
-    LATE_MOST = 0.01  # seconds
+    LATE_MOST = 0.05  # seconds
 
     def __init__(self, rates: SendRates, scope: str, interval: float):
         interval *= 1 + self.LATE_MOST
         self._open = lambda: rates.open(scope, interval)
         self._block = max(1, min(self.BLOCK_MOST, int(self.BLOCK_SECONDS / interval)))
         self._starts: Starts | None = None  # opened with the first mail
-        self._helper = ThreadPoolExecutor(1, thread_name_prefix="send-rate")
-        self._upcoming: Future | None = None
         self._reserved: deque[float] = deque()
         self.passed = 0  # starts let go because this connection came to them too late
 
-    def _take(self, lead: float) -> Future:
-        return self._helper.submit(self._starts.take, time.time() + lead, self._block)
-
     def _next(self) -> float:
-        """The next reserved start not past by more than ``LATE_MOST`` (those are let go).  Each
-        block drawn while looking is asked ``lead`` further ahead, so that a store slower to
-        answer than ``LATE_MOST`` still hands out starts this connection can keep."""
+        """The next drawn start not past by more than ``LATE_MOST`` (those are let go).  A block
+        drawn again is asked ``lead`` ahead, so that a store slower to answer than
+        ``LATE_MOST`` still hands out starts this connection can keep."""
         lead = 0.0
         while True:
             while self._reserved:
@@ -227,8 +223,7 @@ class SharedSpacing:
                 if start >= time.time() - self.LATE_MOST:
                     return start
                 self.passed += 1
-            self._reserved.extend((self._upcoming or self._take(lead)).result())
-            self._upcoming = self._take(lead)
+            self._reserved.extend(self._starts.take(time.time() + lead, self._block))
             lead = min(2 * lead or self.LATE_MOST, 1.0)
 
     def wait(self) -> float:
@@ -242,7 +237,6 @@ class SharedSpacing:
         return start
 
     def close(self) -> None:
-        self._helper.shutdown(wait=True)  # the reservation in flight, then the connection
         if self._starts is not None:
             self._starts.close()
         if self.passed:
