@@ -3,11 +3,13 @@ declare (read here as plain YAML, not through the lifecycle's models); purposes 
 the catalog does not define are refused with the file, the key and what to add."""
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from lifecycle import cli
 from lifecycle.config import load_config
 from lifecycle.errors import ConfigError
 from lifecycle.registers.processing import record_of_processing, render
@@ -153,3 +155,10 @@ def test_the_record_needs_a_controller(tmp_path):
     del files["catalog.yaml"]["controller"]
     with pytest.raises(ConfigError, match=r"catalog\.yaml: controller: the record of processing names the controller"):
         record_of_processing(load_config(sample.write(tmp_path, files)))
+
+
+def test_the_command_prints_the_record_as_json_or_html(capsys):
+    assert cli.main(["--config", str(DEMO), "records", "processing", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == record_of_processing(load_config(DEMO))
+    assert cli.main(["--config", str(DEMO), "records", "processing"]) == 0
+    assert capsys.readouterr().out.startswith("<!doctype html>")

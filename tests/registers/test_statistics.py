@@ -3,12 +3,14 @@ answered on time, late (and why), rejected, still open; erasures done, late and 
 requests to recipients; the sharing register.  Each request and erasure is made for the outcome
 the test expects of it, so the expected counts are the test's own."""
 
+import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from lifecycle import cli, reports
 from lifecycle.clock import iso_utc
 from lifecycle.config import load_config
 from lifecycle.registers.requests import OUTCOMES, render, request_statistics
@@ -215,3 +217,17 @@ def test_the_same_state_gives_the_same_document_and_it_renders(world):
     assert "form:004" in html and "failed: system &#39;app_db&#39; refused the connection" in html
     with pytest.raises(Exception, match="is not after its start"):
         request_statistics(config, state, END, START)
+
+
+def test_the_command_prints_or_writes_the_period_given_by_its_last_day(world, engine, connect, tmp_path, capsys):
+    config, state = world
+    connect("lifecycle_state", engine.url)
+    period = ["--config", str(DEMO), "records", "requests", "--from", "2026-11-01", "--to", "2026-11-30"]
+    assert cli.main([*period, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(
+        reports.canonical(request_statistics(config, state, START, END))
+    )
+    assert cli.main([*period, "--out", str(tmp_path)]) == 0
+    written = tmp_path / "request_statistics_2026-11-01_2026-11-30"
+    assert capsys.readouterr().out.split() == ["wrote", f"{written}.json", "wrote", f"{written}.html"]
+    assert json.loads(written.with_suffix(".json").read_text())["requests"]["totals"]["received"] == len(REQUESTS)
