@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from lifecycle import checkpoints, reports
 from lifecycle.erasure.certificates import FOLDER as CERTIFICATES
 from lifecycle.erasure.certificates import LEAVES, ROOT
 from lifecycle.errors import TerminalStoreError
+from lifecycle.registers import processing, requests
 from lifecycle.sharing.register import SharingRegister
 from lifecycle.sharing.register_export import register_csv
 
@@ -37,10 +39,27 @@ class Section:
 def sections(config: Config, state: StateStore, period: Period) -> list[Section]:
     """Every record of the period, in the order the pack presents them."""
     return [
+        record(
+            "record_of_processing",
+            "Record of processing activities",
+            processing.record_of_processing(config),
+            processing.render,
+        ),
+        record(
+            "request_statistics",
+            "Requests and erasures",
+            requests.request_statistics(config, state, period.begins, period.until),
+            requests.render,
+        ),
         sharing_register(config, state, period),
         batch_roots(config, period),
         ledger_checkpoints(config, period),
     ]
+
+
+def record(name: str, title: str, data: dict, render: Callable[[dict], str]) -> Section:
+    """A record built in ``lifecycle.registers``: its data, and its HTML as its module renders it."""
+    return Section(name, title, data, render(data))
 
 
 def sharing_register(config: Config, state: StateStore, period: Period) -> Section:
