@@ -458,8 +458,48 @@ def parser() -> argparse.ArgumentParser:
     from lifecycle import proofs
 
     proofs.mount(sub)
+    _records_breaches(sub)
     _mount(sub)
     return top
+
+
+def _records(sub):
+    """The ``records`` group's subcommands (the records regulators ask for), made once."""
+    if "records" not in sub.choices:
+        group = sub.add_parser("records", help="the records regulators and auditors ask for")
+        group.records = group.add_subparsers(dest="action", required=True)
+    return sub.choices["records"].records
+
+
+def _records_breaches(sub) -> None:
+    """``records breaches --from --to``: the breach register of a period."""
+    breaches = _records(sub).add_parser(
+        "breaches", help="the breach register (GDPR art. 33(5)) for [--from, --to): JSON and HTML"
+    )
+    breaches.add_argument("--from", dest="start", type=_date, required=True, help="first day (YYYY-MM-DD)")
+    breaches.add_argument("--to", dest="end", type=_date, required=True, help="the day after the last (YYYY-MM-DD)")
+    breaches.add_argument("--json", action="store_true", help="print the register as JSON")
+    breaches.add_argument("--out", metavar="DIR", help="write the files here (default: the reports destination)")
+    breaches.set_defaults(run=cmd_records_breaches)
+
+
+def cmd_records_breaches(args) -> int:
+    from lifecycle.registers.breaches import breach_register, write
+
+    if args.end <= args.start:
+        print(f"error: --to {args.end} is not after --from {args.start}", file=sys.stderr)
+        return 2
+    start, end = (datetime.combine(day, datetime.min.time(), UTC) for day in (args.start, args.end))
+    register = breach_register(_config(args), _state(args), start, end)
+    written = write(_config(args), register, args.out)
+    if args.json:
+        print(json.dumps(register, indent=2, sort_keys=True, ensure_ascii=False))
+        return 0
+    totals = register["totals"]
+    decisions = ", ".join(f"{n} {d.replace('_', ' ')}" for d, n in totals["decisions"].items()) or "none"
+    print(f"breach register {args.start} – {args.end} (end excluded): {totals['incidents']} incident(s): {decisions}")
+    print(f"  json: {written['json']}\n  html: {written['html']}")
+    return 0
 
 
 def _holds_command(sub) -> None:
