@@ -4,17 +4,23 @@ its report), not owed to anyone; a responder who changes their mind notifies eve
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import timedelta
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 
-from lifecycle import deadlines
+from lifecycle import deadlines, reports
 from lifecycle.config import load_config
 from lifecycle.errors import LifecycleError
 from lifecycle.incident import FormError, parse
+from lifecycle.reports import ReportSink
 from lifecycle.state.schema import deliveries
+from lifecycle.view import approval
+from lifecycle.view.incidents import incident_summaries, run_view
 from tests.config import sample
 from tests.incident.test_incident import AS_OF, EMAILED, FORM, PEOPLE, REGULATORS, _notifier, _recipients, _run
 from tests.incident.test_incident import world as world  # the fixture: app database, bucket, mail sink
@@ -81,6 +87,19 @@ def test_a_decision_not_to_notify_is_recorded_and_sends_no_notice_only_the_regul
     assert "decision not_notify: no public announcement" in entries["incident.announcement"]["reasons"][-1]
     assert "incident.batch" not in entries
     assert entries["incident.figures"]["decision"] == "not_notify"
+
+    view = run_view(state, ReportSink(config.catalog), FORM["incident_id"], "manual__1", ["en"], AS_OF)
+    assert [(line.notice, line.notice_reason) for line in view.runs] == [("not_notify", REASON)]
+    who = SimpleNamespace(name="responder", may=SimpleNamespace(everything=False, incidents=True, contact_lists=False))
+    page = reports.render("view/incident.html.j2", base="", who=who, q=quote, v=view, docs=[], previews={})
+    assert "Decision: <b>not to notify</b> the people affected: " + html.escape(REASON) in page
+    body = approval.render_body(state, ReportSink(config.catalog), "manual__1", ["en"])
+    assert body.startswith(
+        f"**Approve the decision not to notify the people affected by incident {FORM['incident_id']}**"
+    )
+    assert REASON in body
+    [summary_line] = incident_summaries(state, AS_OF)
+    assert summary_line.notice == "not_notify" and summary_line.owed == 0
 
     later = deadlines.check(config, state, AS_OF + timedelta(days=1))
     assert later.found("owed_notices", deadlines.PAST) == later.found("owed_notices", deadlines.NEAR) == []

@@ -166,7 +166,9 @@ def breach_record(state: StateStore, catalog: Catalog, runs: list[Run], as_of: d
             "occurred_from": iso_utc(form.occurred_from) if form.occurred_from else None,
             "occurred_to": iso_utc(form.occurred_to) if form.occurred_to else None,
             "categories": category_titles(catalog, categories),
-            "datasets": sorted({d for r in runs if r.scope for d in r.scope.datasets} or set(form.affected_datasets)),
+            "datasets": sorted(
+                {d for r in runs if r.scope for d, n in r.scope.datasets.items() if n} or set(form.affected_datasets)
+            ),
             "countries": sorted(countries),
         },
         "effects": form.impact,
