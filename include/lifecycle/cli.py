@@ -2,7 +2,7 @@
 
 validate, scan (``--suggest``: discovery), init (``--from``: a first configuration),
 plan, pools, holds, ledger verify (``--checkpoints``), manifest
-verify, the sharing register, ``evidence verify`` and ``certificate show``; ``access apply`` (roles and users of the Airflow UI),
+verify, the sharing register, ``records breaches`` (the breach register), ``evidence verify`` and ``certificate show``; ``access apply`` (roles and users of the Airflow UI),
 ``dev start|stop|status|env|run`` (the embedded defaults) and ``demo seed|run``
 (the demo world).  ``python -m lifecycle.access``, ``python -m lifecycle.devenv``
 and ``python -m lifecycle.demo`` are aliases of the last three.
