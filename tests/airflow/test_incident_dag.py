@@ -147,6 +147,7 @@ def test_a_decision_not_to_notify_is_approved_recorded_and_mails_nobody(airflow_
     [run] = [r for r in dag_runs(result.stdout) if r["dag_id"] == "incident_notification"]
     assert run["run"] == run["approve"] == run["plan_sends"] == run["finish"] == run["run_complete"] == "success", run
     assert run["contact_lists"] == run["announce"] == run["deliver_reports"] == "success", run
+    assert f"decision:     not to notify: {reason}" in result.stdout
     mails = airflow_world.mail.messages[mails_before:]
     assert not [m for m in mails if not m.envelope_to[0].endswith(REGULATORS)], "no notice reached the mail sink"
     assert [m.envelope_to for m in mails] == [[LEAD_SA]], "people in the EU: the lead authority's report is due"
