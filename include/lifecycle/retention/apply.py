@@ -19,7 +19,7 @@ from lifecycle.evidence import partition_mark, retention_batch, retention_datase
 from lifecycle.retention.plan import PartitionPlan, Unit
 from lifecycle.retention.selections import Holds, expired, held_pairs
 from lifecycle.state import StateStore
-from lifecycle.stores.contract import Change, KeyRange, Selection, TablePartition
+from lifecycle.stores.contract import Change, KeyRange, Selection, TablePartition, anonymizing
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
 
@@ -55,16 +55,7 @@ class BatchRecord:
     @classmethod
     def from_json(cls, data: dict) -> BatchRecord:
         locked = data.get("locked")
-        return cls(
-            dataset=data["dataset"],
-            low=data["low"],
-            high=data["high"],
-            rows=data["rows"],
-            seconds=data["seconds"],
-            objects=data.get("objects", 0),
-            requests=data.get("requests", 0),
-            locked=tuple(locked) if locked is not None else None,
-        )
+        return cls(**{**data, "locked": tuple(locked) if locked is not None else None})
 
 
 @dataclass(frozen=True)
@@ -187,7 +178,7 @@ def _apply_ranges(unit, selection, fields, key_material, store, records, finishe
         if action == "delete":
             change = store.delete(name, batch)
         else:
-            change = store.anonymize(name, batch, fields, hmac_key=key_material)
+            change = anonymizing(store, name).anonymize(name, batch, fields, hmac_key=key_material)
         seconds = round(time.monotonic() - started, 3)
         record = BatchRecord.of(name, key_range, change, seconds)
         records.append(f"retention.{action}", record.to_json(), dag_id=dag_id, run_id=run_id, key=key)

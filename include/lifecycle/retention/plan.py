@@ -130,13 +130,7 @@ class Plan:
         return next(d for d in self.datasets if d.dataset == name)
 
     def to_json(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "as_of": self.as_of,
-            "batch_size": self.batch_size,
-            "max_fraction": self.max_fraction,
-            "datasets": [d.to_json() for d in self.datasets],
-        }
+        return vars(self) | {"datasets": [d.to_json() for d in self.datasets]}
 
     @classmethod
     def from_json(cls, data: dict) -> Plan:
