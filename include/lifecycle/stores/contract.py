@@ -234,6 +234,16 @@ class Partitions(Protocol):
 
 
 @runtime_checkable
+class PartitionEstimates(Protocol):
+    """A partition's rows read from the database's statistics, where they are current for it:
+    a count without a scan, an estimate (PostgreSQL's ``ANALYZE`` samples large tables)."""
+
+    def partition_rows_estimate(self, dataset: str, partition: TablePartition) -> int | None:
+        """The estimate, or None: no current statistics (then ``partition_rows`` counts)."""
+        ...
+
+
+@runtime_checkable
 class Rows(Protocol):
     """Reading columns of a dataset: values come back JSON-ready (text for dates, decimals, uuids)."""
 
