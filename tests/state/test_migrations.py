@@ -90,6 +90,12 @@ def test_migration_ids_run_one_to_the_last_in_order():
     assert [version for version, _ in migrations.MIGRATIONS] == list(range(1, LAST + 1))
 
 
+def test_every_step_has_its_changelog_and_every_changelog_is_a_step():
+    changelogs = sorted(Path(migrations.__file__).parent.glob("v*.yaml"))
+    assert [int(p.stem[1:3]) for p in changelogs] == list(range(1, LAST + 1))
+    assert all(changelog.changelog(p.stem) for p in changelogs), "each one states what its step does"
+
+
 @pytest.mark.parametrize("path", sorted(Path(migrations.__file__).parent.glob("*.py")), ids=lambda p: p.name)
 def test_no_migration_reads_the_current_table_definitions(path):
     imported = set()

@@ -89,16 +89,6 @@ def unfinished_drops(entry: DatasetPlan, store, state: StateStore) -> tuple[Part
             else f"dropped by run {run}, which did not record it: recorded now"
         )
         log.warning("plan: %s: partition %s: %s", entry.dataset, name, why)
-        found.append(
-            PartitionPlan(
-                name,
-                mark.payload["low"],
-                mark.payload["high"],
-                mark.payload["rows"],
-                True,
-                why,
-                run,
-                mark.payload.get("estimated", False),
-            )
-        )
+        low, high, rows = mark.payload["low"], mark.payload["high"], mark.payload["rows"]
+        found.append(PartitionPlan(name, low, high, rows, True, why, run, mark.payload.get("estimated", False)))
     return tuple(found)

@@ -160,9 +160,8 @@ class Anonymizing(Protocol):
 def anonymizing(store: DatasetStore, dataset: str) -> Anonymizing:
     """``store`` as one that anonymizes ``dataset``; refused, naming both, when it cannot."""
     if not isinstance(store, Anonymizing):
-        raise TerminalStoreError(
-            store.system, dataset, "anonymize", f"{store.system} stores cannot anonymize; use action: delete"
-        )
+        message = "this store cannot anonymize (objects have no fields to rewrite); use action: delete"
+        raise TerminalStoreError(store.system, dataset, "anonymize", message)
     return store
 
 
