@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -273,6 +274,14 @@ def _analyzed_then_written(engine, month: tuple[int, int]) -> None:
     after them, its counters flushed at once (``pg_stat_force_next_flush``)."""
     if engine.dialect.name != "postgresql":
         return
+    engine.dispose()  # a backend flushes its counters when it ends: the seeding's inserts, before ANALYZE
+    deadline = time.monotonic() + 10
+    inserted = sa.text("SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE relname LIKE 'part_logs_%'")
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(inserted).scalar() >= len(_rows()):
+                break
+        time.sleep(0.05)
     with engine.begin() as conn:
         conn.execute(sa.text("ANALYZE part_logs"))
     with engine.begin() as conn:
