@@ -2,7 +2,7 @@
 
 A changelog names what its step does, in this order: ``create`` tables (columns
 and named indexes), ``add`` columns to a table an earlier step created, and
-``seed`` rows into a table left empty.  A column is one line of words::
+``seed`` rows into a table it creates, while that table is empty.  A column is one line of words::
 
     seq: bigint primary key no autoincrement
     subject_id: string(255) not null index
