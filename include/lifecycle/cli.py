@@ -235,7 +235,7 @@ def cmd_plan(args) -> int:
                 f"({', '.join(ref['columns'])}) that stay still point at them"
             )
         for part in d.partitions:
-            verdict = f"drop ({part.rows:,} rows)" if part.go else "rows"
+            verdict = f"drop ({part.counted})" if part.go else "rows"
             print(
                 f"  {d.dataset}: partition {part.name} [{part.low or '-'}, {part.high or '-'}): {verdict}: {part.why}"
             )
