@@ -2,7 +2,7 @@
 
 validate, scan (``--suggest``: discovery), init (``--from``: a first configuration),
 plan, pools, holds, ledger verify (``--checkpoints``), manifest
-verify, the sharing register, ``records processing|requests`` (the record of processing, a period's request statistics), ``evidence verify`` and ``certificate show``; ``access apply`` (roles and users of the Airflow UI),
+verify, the sharing register, ``records processing|requests|breaches`` (the record of processing, a period's request statistics, the breach register), ``evidence verify`` and ``certificate show``; ``access apply`` (roles and users of the Airflow UI),
 ``dev start|stop|status|env|run`` (the embedded defaults) and ``demo seed|run``
 (the demo world).  ``python -m lifecycle.access``, ``python -m lifecycle.devenv``
 and ``python -m lifecycle.demo`` are aliases of the last three.
@@ -235,7 +235,7 @@ def cmd_plan(args) -> int:
                 f"({', '.join(ref['columns'])}) that stay still point at them"
             )
         for part in d.partitions:
-            verdict = f"drop ({part.rows:,} rows)" if part.go else "rows"
+            verdict = f"drop ({part.counted})" if part.go else "rows"
             print(
                 f"  {d.dataset}: partition {part.name} [{part.low or '-'}, {part.high or '-'}): {verdict}: {part.why}"
             )
@@ -432,7 +432,7 @@ def cmd_records(args) -> int:
 
 
 def _records_command(sub) -> None:
-    """``records processing|requests``: the records regulators ask for."""
+    """``records processing|requests|breaches``: the records regulators ask for (``--to``: a period's last day)."""
     records = sub.add_parser("records", help="the records regulators ask for").add_subparsers(
         dest="action", required=True
     )
@@ -444,6 +444,12 @@ def _records_command(sub) -> None:
         command.add_argument("--json", action="store_true", help="print the JSON document instead of HTML")
         command.add_argument("--out", metavar="DIR", help="write the JSON and the HTML into DIR instead")
         command.set_defaults(run=cmd_records)
+    breaches = records.add_parser("breaches", help="the breach register (GDPR art. 33(5)) of a period: JSON and HTML")
+    breaches.add_argument("--from", dest="start", type=_date, required=True, help="first day (YYYY-MM-DD)")
+    breaches.add_argument("--to", dest="end", type=_date, required=True, help="last day (YYYY-MM-DD)")
+    breaches.add_argument("--json", action="store_true", help="print the register as JSON")
+    breaches.add_argument("--out", metavar="DIR", help="write the files here (default: the reports destination)")
+    breaches.set_defaults(run=cmd_records_breaches)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -503,6 +509,26 @@ def parser() -> argparse.ArgumentParser:
     _records_command(sub)
     _mount(sub)
     return top
+
+
+def cmd_records_breaches(args) -> int:
+    from lifecycle.registers.breaches import breach_register, write
+
+    """``records breaches``: the breach register of the days ``--from`` … ``--to``, written as JSON and HTML."""
+    if args.end < args.start:
+        print(f"error: --to {args.end} is before --from {args.start}", file=sys.stderr)
+        return 2
+    start, end = (datetime.combine(day, datetime.min.time(), UTC) for day in (args.start, args.end + timedelta(days=1)))
+    register = breach_register(_config(args), _state(args), start, end)
+    written = write(_config(args), register, args.out)
+    if args.json:
+        print(json.dumps(register, indent=2, sort_keys=True, ensure_ascii=False))
+        return 0
+    totals = register["totals"]
+    decisions = ", ".join(f"{n} {d.replace('_', ' ')}" for d, n in totals["decisions"].items()) or "none"
+    print(f"breach register {args.start} – {args.end}: {totals['incidents']} incident(s): {decisions}")
+    print(f"  json: {written['json']}\n  html: {written['html']}")
+    return 0
 
 
 def _holds_command(sub) -> None:

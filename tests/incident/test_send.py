@@ -270,12 +270,10 @@ def _statuses(engine) -> Counter:
 def test_two_processes_side_by_side_keep_one_rate_and_mail_each_person_once(run, engine):
     start, sink = run
     folder, _ = start(max_per_second=80)
-    began = time.monotonic()
     workers = _workers(folder)
     for worker in workers:
         worker.join(timeout=60)
         assert worker.exitcode == 0
-    took = time.monotonic() - began
 
     received = sink.wait_for(PEOPLE, timeout=10)
     recipients = Counter(r for m in received for r in m.envelope_to)
@@ -287,7 +285,6 @@ def test_two_processes_side_by_side_keep_one_rate_and_mail_each_person_once(run,
     assert _most_in_one_second(arrivals) <= 90, "one rate for both connections"
     spread = (max(arrivals) - min(arrivals)).total_seconds()
     assert spread >= (PEOPLE - 1) / 80 - 0.5, f"{PEOPLE} mails at 80/s take 3 s, not half that ({spread:.1f}s)"
-    assert took < 30
     with engine.connect() as conn:
         assert conn.execute(sa.select(send_rates.c.scope)).scalars().all() == [f"incident:{RUN}"], "one rate row"
     with engine.connect() as conn:  # the first worker's people: those of its batches

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from lifecycle.anonymize import Anonymize, shorthand
 from lifecycle.catalog.lake import DeltaSystem, IcebergSystem
 from lifecycle.durations import Duration
-from lifecycle.shapes import DurationField, Model, Name, RuleName
+from lifecycle.shapes import DurationField, Model, Name, RuleName, exactly_one
 
 LINK = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*->\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
@@ -164,8 +164,9 @@ class Dataset(Model):
 
     @model_validator(mode="after")
     def _table_or_prefix(self):
-        if bool(self.table) == bool(self.prefix):
-            raise ValueError("a dataset has either table (sql) or prefix (s3), not both and not neither")
+        exactly_one(
+            self, "table", "prefix", "a dataset has either table (sql) or prefix (s3), not both and not neither"
+        )
         if self.table and not self.primary_key and (self.personal or self.subject):
             raise ValueError(
                 "a table dataset needs primary_key (one column); only a personal: false table "
@@ -203,9 +204,7 @@ class Reports(Model):
 
     @model_validator(mode="after")
     def _one_destination(self):
-        if bool(self.system) == bool(self.path):
-            raise ValueError("reports needs either system (with prefix) or path, not both")
-        return self
+        return exactly_one(self, "system", "path", "reports needs either system (with prefix) or path, not both")
 
 
 class Anonymization(Model):

@@ -1,2 +1,3 @@
 """The records a supervisory authority or an auditor asks for first: the record of processing
-(``processing``), and the statistics of a person's requests and of erasures (``requests``)."""
+(``processing``), the statistics of a person's requests and of erasures (``requests``), and the
+breach register (``breaches``)."""

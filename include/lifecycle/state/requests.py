@@ -36,10 +36,11 @@ class SubjectRequest:
     received_at: str
     due_at: str
     run_id: str | None
-    plan: dict | None
-    result: dict | None
-    completed_at: str | None
     updated_at: str
+    # what a request gets on its way: none when it is received
+    plan: dict | None = None
+    result: dict | None = None
+    completed_at: str | None = None
 
     @property
     def open(self) -> bool:
