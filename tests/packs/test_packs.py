@@ -135,6 +135,8 @@ def test_a_pack_holds_the_periods_records_verifies_and_is_the_same_bytes_built_a
             "public-keys.json",
             "records/batch_roots.html",
             "records/batch_roots.json",
+            "records/breach_register.html",
+            "records/breach_register.json",
             "records/ledger_checkpoints.html",
             "records/ledger_checkpoints.json",
             "records/record_of_processing.html",
@@ -159,10 +161,12 @@ def test_a_pack_holds_the_periods_records_verifies_and_is_the_same_bytes_built_a
     assert [s["name"] for s in manifest["sections"]] == [
         "record_of_processing",
         "request_statistics",
+        "breach_register",
         "sharing_register",
         "batch_roots",
         "ledger_checkpoints",
     ]
+    assert json.loads(a["records/breach_register.json"])["incidents"] == [], "no incident in this state store"
     register = json.loads(a["records/sharing_register.json"])
     assert [e["interval_end"] for e in register["entries"]] == ["2026-11-03T00:00:00+00:00"]
     assert a["batches/2026-11-03_0/root.json"] == (tmp / "reports/certificates/2026-11-03_0/root.json").read_bytes()
@@ -184,13 +188,13 @@ def test_a_pack_holds_the_periods_records_verifies_and_is_the_same_bytes_built_a
     assert main(["evidence", "verify", "--keys", str(keys), str(tmp / "a")]) == 0
     assert main(["evidence", "verify", str(tmp / "a" / "manifest.json")]) == 0
     out = capsys.readouterr().out
-    assert "evidence.pack" in out and "every file the manifest lists (18) re-hashed" in out
+    assert "evidence.pack" in out and "every file the manifest lists (20) re-hashed" in out
     assert "the signed batch roots and checkpoints inside it (2)" in out and "result: OK" in out
 
     # VERIFY.md's snippet, run as written, with Python and cryptography alone
     snippet = re.search(r"```python\n(.*?)```", a["VERIFY.md"].decode(), re.S)[1]
     ran = subprocess.run([sys.executable, "-c", snippet], cwd=tmp / "a", capture_output=True, text=True)
-    assert ran.returncode == 0 and "all 18 files check out" in ran.stdout, ran.stderr
+    assert ran.returncode == 0 and "all 20 files check out" in ran.stdout, ran.stderr
 
 
 @pytest.mark.parametrize("backend_url", ["sqlite"], indirect=True)
@@ -322,7 +326,7 @@ def test_the_command_builds_a_period_into_a_folder_and_checks_it(world, connect,
     argv = ["--config", str(config.directory), "evidence", "pack", "--from", "2026-11-01", "--to", "2026-11-30"]
     assert main([*argv, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"evidence pack 2026-11-01_2026-11-30: {out}/ (19 files" in printed and "result: OK" in printed
+    assert f"evidence pack 2026-11-01_2026-11-30: {out}/ (21 files" in printed and "result: OK" in printed
     assert (out / "manifest.json").exists() and (out / "index.html").exists()
     assert (
         main(["--config", str(config.directory), "evidence", "pack", "--from", "2026-11-30", "--to", "2026-11-01"]) == 1
@@ -373,7 +377,7 @@ def test_the_demo_ends_with_its_months_pack_where_it_is_and_its_check(world, con
     connect("lifecycle_state", state.engine.url)
     lines = pack_lines(config, datetime(2026, 11, 26, tzinfo=UTC))
     folder = f"{tmp}/evidence/packs/2026-11-01_2026-11-26/"
-    assert lines[0] == f"\nevidence pack 2026-11-01 – 2026-11-26: {folder}index.html (19 files)"
+    assert lines[0] == f"\nevidence pack 2026-11-01 – 2026-11-26: {folder}index.html (21 files)"
     assert lines[1] == f"$ python -m lifecycle evidence verify {folder}" and lines[-1] == "  result: OK"
     assert len(lines) <= 8, "a few lines"
 
@@ -410,6 +414,6 @@ def test_a_pack_in_an_s3_destination_is_checked_where_it_is(engine, tmp_path, s3
     keys.write_bytes(s3_store.get_bytes("regulators/packs/2026-11-01_2026-11-30/public-keys.json"))
     manifest = built.location + "manifest.json"
     assert main(["evidence", "verify", "--keys", str(keys), "--conn-id", s3_conn_id, manifest]) == 0
-    assert "every file the manifest lists (18) re-hashed" in capsys.readouterr().out
+    assert "every file the manifest lists (20) re-hashed" in capsys.readouterr().out
     s3_store.put_bytes("regulators/packs/2026-11-01_2026-11-30/records/batch_roots.json", b"{}", content_type="x")
     assert verify_pack(config, NOVEMBER).problems[0].startswith("records/batch_roots.json: does not hash")

@@ -17,7 +17,7 @@ from lifecycle import checkpoints, reports
 from lifecycle.erasure.certificates import FOLDER as CERTIFICATES
 from lifecycle.erasure.certificates import LEAVES, ROOT
 from lifecycle.errors import TerminalStoreError
-from lifecycle.registers import processing, requests
+from lifecycle.registers import breaches, processing, requests
 from lifecycle.sharing.register import SharingRegister
 from lifecycle.sharing.register_export import register_csv
 
@@ -50,6 +50,12 @@ def sections(config: Config, state: StateStore, period: Period) -> list[Section]
             "Requests and erasures",
             requests.request_statistics(config, state, period.begins, period.until),
             requests.render,
+        ),
+        record(
+            "breach_register",
+            "Breach register",
+            breaches.breach_register(config, state, period.begins, period.until),
+            breaches.render,
         ),
         sharing_register(config, state, period),
         batch_roots(config, period),
