@@ -1,14 +1,13 @@
 """retention_expiry end to end through Airflow on the seeded demo world."""
 
 import json
-import re
 from datetime import datetime
 
 import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 
 from lifecycle.lineage import COUNTS
-from tests.airflow.conftest import AS_OF, AirflowWorld, dag_runs
+from tests.airflow.conftest import AS_OF, AirflowWorld, asset_events, dag_runs, run_id_of
 from tests.support.s3 import moto_client
 
 
@@ -36,32 +35,13 @@ def test_retention_expiry_applies_the_plan_and_writes_its_report(airflow_world: 
     engine.dispose()
     assert expired_before > left == logs["held"]
 
-    [run_id] = re.findall(r"retention_expiry: success in [\d.]+s \(run (.+)\)", result.stdout)
-    events = asset_events(airflow_world, "retention_expiry", run_id)
+    events = asset_events(airflow_world, "retention_expiry", run_id_of(result.stdout, "retention_expiry"))
     assert sum(e["rows_deleted"] for e in events["lifecycle.access_logs"]) == expired_before - left
     for d in document["datasets"]:  # every dataset the run changed has its event with the report's counts; none else
         changed = d["deleted"] + d["anonymized"]
         assert (f"lifecycle.{d['dataset']}" in events) == (changed > 0), (d, events)
     assert "lifecycle.chat_photos" not in events and "lifecycle.users" not in events
     assert all(set(e) <= {"action", *COUNTS} for found in events.values() for e in found)
-
-
-def asset_events(world: AirflowWorld, dag_id: str, run_id: str) -> dict[str, list[dict]]:
-    """The asset events a run emitted, by asset name, from Airflow's metadata database."""
-    engine = sa.create_engine(f"sqlite:///{world.var / 'airflow' / 'airflow.db'}")
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-                "WHERE e.source_dag_id = :d AND e.source_run_id = :r ORDER BY e.id"
-            ),
-            {"d": dag_id, "r": run_id},
-        ).all()
-    engine.dispose()
-    events: dict[str, list[dict]] = {}
-    for name, extra in rows:
-        events.setdefault(name, []).append(json.loads(extra) if isinstance(extra, str) else extra)
-    return events
 
 
 def test_object_retention_through_the_media_connection_deletes_every_expired_version(airflow_world: AirflowWorld):
