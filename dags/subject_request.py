@@ -37,7 +37,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from lifecycle.config import load_config
-from lifecycle.lineage import emit, outlets, request_changes, request_datasets
+from lifecycle.lineage import emit, outlets, personal_datasets, request_changes
 from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
 CONFIG = load_config()
@@ -83,7 +83,7 @@ if CONFIG.requests is not None:
         @task(
             pool=f"lifecycle_{SUBJECT_SYSTEM}",
             map_index_template="{{ request_id }}",
-            outlets=outlets(request_datasets(CONFIG)),
+            outlets=outlets(personal_datasets(CONFIG.catalog)),
         )
         @terminal_errors
         def answer(request_id: str) -> dict:

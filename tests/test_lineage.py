@@ -8,6 +8,7 @@ from lifecycle.catalog import Catalog
 from lifecycle.catalog.models import CatalogFile
 from lifecycle.config import load_config
 from lifecycle.erasure.records import StepDone, StepPlan, StepRecords
+from lifecycle.erasure.steps import erasure_steps
 from lifecycle.state import StateStore
 
 SUBJECTS = ("u-1001", "u-1002")
@@ -125,3 +126,8 @@ def test_erasure_events_carry_the_batch_counts_and_never_a_subject(engine, tmp_p
     assert emitted["lifecycle.users"] == ("lifecycle.users.changes", {"action": "anonymize", "rows_anonymized": 2})
     text = repr(emitted)
     assert not any(s in text for s in SUBJECTS)
+
+
+def test_an_erasure_declares_every_dataset_its_steps_can_change():
+    config = load_config()
+    assert lineage.personal_datasets(config.catalog) == sorted(s.dataset for s in erasure_steps(config))

@@ -13,15 +13,16 @@ changed or not; the alias is Airflow's way to name at run time which ones did.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from airflow.sdk import Asset, AssetAlias
 
 from lifecycle.catalog import Catalog
 from lifecycle.config import Config
-from lifecycle.erasure.records import StepDone, batch_entries
-from lifecycle.erasure.steps import erasure_steps
-from lifecycle.state.ledger import Ledger
+
+if TYPE_CHECKING:
+    from lifecycle.state.ledger import Ledger
 
 # Airflow leaves URIs whose scheme starts with ``x-`` to their owner; SQL and lake tables are
 # named by the catalog's system (the host lives in its Airflow connection), objects by bucket.
@@ -76,14 +77,10 @@ def retention_datasets(config: Config, system: str | None = None) -> list[str]:
     return sorted(n for n in names if system is None or catalog.dataset(n).system == system)
 
 
-def erasure_datasets(config: Config) -> list[str]:
-    """The datasets an erasure may change: every one reachable from the subject, and its own."""
-    return sorted(step.dataset for step in erasure_steps(config))
-
-
-def request_datasets(config: Config) -> list[str]:
-    """The datasets a subject's erasure request may change: every personal one."""
-    return sorted(n for n, d in config.catalog.datasets.items() if d.personal)
+def personal_datasets(catalog: Catalog) -> list[str]:
+    """The datasets an erasure may change, a cancellation's or a person's request: every personal one
+    (``erasure.steps`` and ``rights.erase`` take theirs from these)."""
+    return sorted(n for n, d in catalog.datasets.items() if d.personal)
 
 
 def retention_changes(applied: dict) -> dict[str, dict]:
@@ -100,6 +97,8 @@ def retention_changes(applied: dict) -> dict[str, dict]:
 def erasure_changes(ledger: Ledger, batch: str) -> dict[str, dict]:
     """What a batch's steps changed, from their *done* records in the ledger (so a rerun
     of a killed batch reports the whole batch's changes): ``{dataset: counts}``."""
+    from lifecycle.erasure.records import StepDone, batch_entries  # at run time: the DAG files parse without it
+
     changes = {}
     for entry in batch_entries(ledger, batch).values():
         if entry.kind != "erasure.done":
