@@ -143,7 +143,7 @@ if CONFIG.retention.rules:
             ctx = task_context()
             run = ctx.run
             applied = _retention(ctx).apply(unit, run.run_id, run.as_of, dag_id=run.dag_id)
-            emit(ctx.config.catalog, retention_changes(applied))
+            emit(ctx.config.catalog, retention_changes(ctx.config.catalog, applied))
             return applied
 
         @task(trigger_rule="all_done")

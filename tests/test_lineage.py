@@ -81,14 +81,20 @@ def test_the_demo_catalog_has_one_distinct_uri_per_dataset():
     assert len(set(uris)) == len(uris) == len(catalog.datasets)
 
 
-def test_a_retention_unit_that_changed_nothing_emits_nothing_and_counts_are_named_by_action():
-    assert lineage.retention_changes({"dataset": "users", "action": "delete", "rows": 0, "batches": 1}) == {}
-    assert lineage.retention_changes({"dataset": "users", "action": "anonymize", "rows": 7, "batches": 1}) == {
+def test_a_retention_unit_that_changed_nothing_emits_nothing_and_counts_are_named_by_kind(tmp_path):
+    catalog = _catalog(tmp_path)
+    changes = lineage.retention_changes
+    assert changes(catalog, {"dataset": "users", "action": "delete", "rows": 0, "batches": 1}) == {}
+    assert changes(catalog, {"dataset": "users", "action": "anonymize", "rows": 7, "batches": 1}) == {
         "users": {"action": "anonymize", "rows_anonymized": 7}
     }
     objects = {"dataset": "avatars", "action": "delete", "rows": 5, "batches": 1, "objects": 2, "locked": 1}
-    assert lineage.retention_changes(objects) == {
+    assert changes(catalog, objects) == {
         "avatars": {"action": "delete", "versions_deleted": 5, "objects_removed": 2, "locked": 1}
+    }
+    # only older versions went: no key left empty, nothing locked (Applied.to_json leaves both out)
+    assert changes(catalog, {"dataset": "avatars", "action": "delete", "rows": 3, "batches": 1}) == {
+        "avatars": {"action": "delete", "versions_deleted": 3, "objects_removed": 0, "locked": 0}
     }
 
 

@@ -83,11 +83,11 @@ def personal_datasets(catalog: Catalog) -> list[str]:
     return sorted(n for n, d in catalog.datasets.items() if d.personal)
 
 
-def retention_changes(applied: dict) -> dict[str, dict]:
+def retention_changes(catalog: Catalog, applied: dict) -> dict[str, dict]:
     """An apply unit's outcome (``Applied.to_json()``) as the changes it made: ``{dataset: counts}``,
     empty when the unit changed nothing."""
     rows, objects = applied.get("rows", 0), applied.get("objects", 0)
-    if "objects" in applied or "locked" in applied:  # an object dataset
+    if not catalog.dataset(applied["dataset"]).is_table:  # rows are object versions and markers
         counts = {"versions_deleted": rows, "objects_removed": objects, "locked": applied.get("locked", 0)}
     else:
         counts = {_rows_key(applied["action"]): rows}

@@ -83,3 +83,5 @@ def test_object_retention_through_the_media_connection_deletes_every_expired_ver
     photos = next(d for d in json.loads(report.read_text())["datasets"] if d["dataset"] == "chat_photos")
     gone = [v for v in before if v not in kept]
     assert photos["versions_deleted"] == len(gone) > 0 and photos["deleted"] == len({v["Key"] for v in gone})
+    events = asset_events(airflow_world, "retention_expiry", run_id_of(result.stdout, "retention_expiry"))
+    assert sum(e["versions_deleted"] for e in events["lifecycle.chat_photos"]) == len(gone)
