@@ -117,6 +117,13 @@ class SubjectRequests:
         with self.engine.connect() as conn:
             return [_request(row) for row in conn.execute(query.order_by(subject_requests.c.due_at))]
 
+    def received_between(self, start: str, end: str) -> list[SubjectRequest]:
+        """Requests received in [start, end) (ISO UTC), in the order received."""
+        received = subject_requests.c.received_at
+        query = sa.select(subject_requests).where(received >= start, received < end)
+        with self.engine.connect() as conn:
+            return [_request(row) for row in conn.execute(query.order_by(received, subject_requests.c.request_id))]
+
     def open_requests(self) -> list[SubjectRequest]:
         """Requests not yet done or rejected, soonest due first."""
         return self.in_states(*OPEN)
