@@ -44,7 +44,10 @@ def contexts(catalog: dict) -> dict[str, dict | None]:
             {"subject": catalog["subject"]["dataset"], "requests": cancellations} if cancellations else None
         ),
         "requests.yaml": {"intake": _intake(catalog, linked, cancellations)},
-        "recipients.yaml": {"share": _share_example(catalog, linked)},
+        "recipients.yaml": {
+            "share": _share_example(catalog, linked),
+            "purpose": next(iter(catalog.get("purposes") or {}), "<purpose>"),
+        },
         "incidents.yaml": {},
         "notifications.yaml": {},
         "deadlines.yaml": {},
