@@ -64,7 +64,7 @@ from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_complete, task_contex
 CONFIG = load_config()
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
-# the Privacy view's macro renders the counts, deadlines and the English notice (plugins/privacy_view.py);
+# the Privacy view's macro renders the counts, deadlines and the English notice (lifecycle/airflow/plugin.py);
 # without the plugin, the steps' return values
 APPROVAL_BODY = """{% if macros.privacy_view is defined %}{{ macros.privacy_view.approval_body(ti) }}{% else %}\
 Approve to send the notices of this incident now.
@@ -235,4 +235,4 @@ if CONFIG.incidents is not None:
             recorded,
         )
 
-    incident_notification()
+    incident_notification_dag = incident_notification()
