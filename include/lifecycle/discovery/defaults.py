@@ -1,5 +1,5 @@
 """The files ``init --from`` writes beside catalog.yaml: every other file of the folder, its
-defaults and, in comments, what to edit (templates ``include/templates/init/<file>.j2``).
+defaults and, in comments, what to edit (templates ``include/lifecycle/templates/init/<file>.j2``).
 
 What the scaffolded catalog shows fills them in: the table of account cancellations
 (cancellation.yaml's ``requests``), the app's table of privacy requests (requests.yaml's

@@ -150,5 +150,5 @@ def retention_of(config: Config, dataset: str) -> dict:
 
 
 def render(record: dict) -> str:
-    """The record as HTML (``include/templates/record_of_processing.html.j2``)."""
+    """The record as HTML (``include/lifecycle/templates/record_of_processing.html.j2``)."""
     return reports.render(TEMPLATE, report=record)

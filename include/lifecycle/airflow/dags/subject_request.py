@@ -109,4 +109,4 @@ if CONFIG.requests is not None:
         answered >> written
         run_complete(checked, requests, answered, written)
 
-    subject_request()
+    subject_request_dag = subject_request()

@@ -129,4 +129,4 @@ if CONFIG.cancellation is not None:
         erased >> purged >> deadlines >> written
         run_complete(checked, batches, notices, erased, purged, deadlines, written)
 
-    cancellation_erasure()
+    cancellation_erasure_dag = cancellation_erasure()

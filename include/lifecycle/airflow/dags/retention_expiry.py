@@ -185,4 +185,4 @@ if CONFIG.retention.rules:
         verified >> written
         run_complete(checked, planned, units, applies, verified, written, task_id="evidence_complete")
 
-    retention_expiry()
+    retention_expiry_dag = retention_expiry()
