@@ -107,15 +107,14 @@ def serves(config: Config, recipient: Recipient) -> set[str]:
     return found
 
 
+# The recipient's own keys in recipients.yaml that the record shows as written.
+_RECIPIENT_KEYS = {"name", "role", "legal_basis", "purpose", "country", "safeguards"}
+
+
 def _recipient(recipient: Recipient) -> dict:
     return {
         "recipient": recipient.id,
-        "name": recipient.name,
-        "role": recipient.role,
-        "legal_basis": recipient.legal_basis,
-        "purpose": recipient.purpose,
-        "country": recipient.country,
-        "safeguards": recipient.safeguards,
+        **recipient.model_dump(include=_RECIPIENT_KEYS),
         "datasets": {dataset: sorted(columns) for dataset, columns in sorted(recipient.share.items())},
         "agreement": recipient.agreement.id if recipient.agreement else None,
     }
