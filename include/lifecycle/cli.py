@@ -129,7 +129,7 @@ def cmd_suggest(args) -> int:
 def cmd_init(args) -> int:
     """``init --from <connection>``: a configuration folder from a live database."""
     from lifecycle.connections import sql_engine
-    from lifecycle.discovery import initial
+    from lifecycle.discovery import defaults, initial
     from lifecycle.stores.sql import SqlStore
 
     engine = sql_engine(args.source)
@@ -139,6 +139,8 @@ def cmd_init(args) -> int:
     folder = Path(args.out or args.config or "config/lifecycle")
     for path in initial.write_folder(catalog, folder, args.source):
         print(f"wrote {path}")
+    for name, why in defaults.skipped(catalog).items():
+        print(f"not written: {name}: {why}")
     print(f"init: {len(catalog['datasets'])} dataset(s); next: python -m lifecycle --config {folder} validate")
     return 0
 

@@ -2,7 +2,7 @@
 one SMTP connection from an Airflow ``smtp`` connection, at a bounded rate
 (a run's connections share one: ``SharedSpacing``).
 
-Templates live in ``include/templates/mail/<name>.<locale>.txt.j2``; the
+Templates live in ``include/lifecycle/templates/mail/<name>.<locale>.txt.j2``; the
 first line is ``Subject: …``.  A locale falls back to its language, then to
 the first configured locale.  ``send_claimed`` is the one way notices go
 out: each person's claim is committed before their mail is sent (the claim

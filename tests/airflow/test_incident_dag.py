@@ -212,7 +212,7 @@ def test_with_approval_required_the_run_waits_for_the_standard_providers_approva
         (config / name).write_text(yaml.safe_dump(data))
     env = {**os.environ, "LIFECYCLE_CONFIG_DIR": str(config), "AIRFLOW_HOME": str(tmp_path / "airflow")}
     result = subprocess.run(
-        [sys.executable, "-c", SHAPE, str(repo / "dags" / "incident_notification.py")],
+        [sys.executable, "-c", SHAPE, str(repo / "dags" / "lifecycle.py")],
         env=env,
         capture_output=True,
         text=True,

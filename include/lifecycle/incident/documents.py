@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lifecycle.incident.form import IncidentForm
     from lifecycle.incident.models import RegulatorDecision, Run, Scope
 
-NOTICE_TEMPLATE = "incident_notice"  # include/templates/mail/incident_notice.<locale>.{txt,html}.j2
+NOTICE_TEMPLATE = "incident_notice"  # include/lifecycle/templates/mail/incident_notice.<locale>.{txt,html}.j2
 PDF_FONT = "STSong-Light"  # reportlab's built-in CID font: Chinese glyphs (used when a report has CJK text)
 
 # The legal items each report answers, in the order regulators read them.

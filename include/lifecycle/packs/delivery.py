@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from lifecycle.config import Config
     from lifecycle.state import StateStore
 
-TEMPLATE = "evidence_pack"  # include/templates/mail/evidence_pack.<locale>.txt.j2
+TEMPLATE = "evidence_pack"  # include/lifecycle/templates/mail/evidence_pack.<locale>.txt.j2
 DELIVERED = ("sent", "uploaded")
 
 

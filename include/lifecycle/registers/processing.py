@@ -107,15 +107,14 @@ def serves(config: Config, recipient: Recipient) -> set[str]:
     return found
 
 
+# The recipient's own keys in recipients.yaml that the record shows as written.
+_RECIPIENT_KEYS = {"name", "role", "legal_basis", "purpose", "country", "safeguards"}
+
+
 def _recipient(recipient: Recipient) -> dict:
     return {
         "recipient": recipient.id,
-        "name": recipient.name,
-        "role": recipient.role,
-        "legal_basis": recipient.legal_basis,
-        "purpose": recipient.purpose,
-        "country": recipient.country,
-        "safeguards": recipient.safeguards,
+        **recipient.model_dump(include=_RECIPIENT_KEYS),
         "datasets": {dataset: sorted(columns) for dataset, columns in sorted(recipient.share.items())},
         "agreement": recipient.agreement.id if recipient.agreement else None,
     }
@@ -150,5 +149,5 @@ def retention_of(config: Config, dataset: str) -> dict:
 
 
 def render(record: dict) -> str:
-    """The record as HTML (``include/templates/record_of_processing.html.j2``)."""
+    """The record as HTML (``include/lifecycle/templates/record_of_processing.html.j2``)."""
     return reports.render(TEMPLATE, report=record)

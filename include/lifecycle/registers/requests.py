@@ -186,5 +186,5 @@ def _sharing(entries: list[dict]) -> dict:
 
 
 def render(statistics: dict) -> str:
-    """The statistics as HTML (``include/templates/request_statistics.html.j2``)."""
+    """The statistics as HTML (``include/lifecycle/templates/request_statistics.html.j2``)."""
     return reports.render(TEMPLATE, report=statistics)

@@ -78,4 +78,4 @@ def lifecycle_deadlines():
     run_complete(checked, notified, kept)
 
 
-lifecycle_deadlines()
+lifecycle_deadlines_dag = lifecycle_deadlines()

@@ -37,6 +37,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from lifecycle.config import load_config
+from lifecycle.lineage import emit, outlets, personal_datasets, request_changes
 from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
 CONFIG = load_config()
@@ -79,14 +80,20 @@ if CONFIG.requests is not None:
             form = rights.parse(dict(get_current_context()["params"]), ctx.run.run_id)
             return rights.take_in(form, ctx.run.run_id, ctx.run.as_of)
 
-        @task(pool=f"lifecycle_{SUBJECT_SYSTEM}", map_index_template="{{ request_id }}")
+        @task(
+            pool=f"lifecycle_{SUBJECT_SYSTEM}",
+            map_index_template="{{ request_id }}",
+            outlets=outlets(personal_datasets(CONFIG.catalog)),
+        )
         @terminal_errors
         def answer(request_id: str) -> dict:
             ctx = task_context()
             rights = _rights(ctx)
             form = rights.parse(dict(get_current_context()["params"]), ctx.run.run_id)
             dry_run = form is not None and form.dry_run  # the app's own requests are real
-            return rights.answer(request_id, ctx.run.run_id, ctx.run.as_of, dry_run=dry_run)
+            answered = rights.answer(request_id, ctx.run.run_id, ctx.run.as_of, dry_run=dry_run)
+            emit(ctx.config.catalog, request_changes(ctx.state.ledger, request_id))
+            return answered
 
         @task(trigger_rule="all_done")
         @terminal_errors
@@ -102,4 +109,4 @@ if CONFIG.requests is not None:
         answered >> written
         run_complete(checked, requests, answered, written)
 
-    subject_request()
+    subject_request_dag = subject_request()

@@ -68,7 +68,7 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 APPROVAL_SUBJECT = """{% set registered = ti.xcom_pull(task_ids='register') %}\
 {% if registered.get('decision') == 'not_notify' %}Record the decision not to notify the people affected by \
 incident {{ registered['incident_id'] }}?{% else %}Send the notices of incident {{ registered['incident_id'] }}?{% endif %}"""
-# the Privacy view's macro renders the counts, deadlines and the English notice (plugins/privacy_view.py);
+# the Privacy view's macro renders the counts, deadlines and the English notice (lifecycle/airflow/plugin.py);
 # without the plugin, the steps' return values
 APPROVAL_BODY = """{% if macros.privacy_view is defined %}{{ macros.privacy_view.approval_body(ti) }}{% else %}\
 Approve to send the notices of this incident now (decision notify), or to record the decision \
@@ -240,4 +240,4 @@ if CONFIG.incidents is not None:
             recorded,
         )
 
-    incident_notification()
+    incident_notification_dag = incident_notification()

@@ -1,5 +1,6 @@
 """The Privacy view in the Airflow UI: the lifecycle's FastAPI app (``lifecycle.view.web``),
-mounted by the api-server under ``/privacy``, and its entry in the navigation.
+mounted by the api-server under ``/privacy``, and its entry in the navigation.  Airflow finds
+it through the ``airflow.plugins`` entry point of the installed package (pyproject.toml).
 
 The app checks every caller itself (Airflow does not protect plugin routes);
 see ``lifecycle.view.permissions`` for who sees what.

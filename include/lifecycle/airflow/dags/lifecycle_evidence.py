@@ -77,4 +77,4 @@ def lifecycle_evidence():
     run_complete(built, verified, deliver(verified))
 
 
-lifecycle_evidence()
+lifecycle_evidence_dag = lifecycle_evidence()

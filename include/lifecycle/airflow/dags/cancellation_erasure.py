@@ -50,6 +50,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
+from lifecycle.lineage import emit, erasure_changes, outlets, personal_datasets
 from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
 CONFIG = load_config()
@@ -87,11 +88,13 @@ if CONFIG.cancellation is not None:
             ctx = task_context()
             return _erasure(ctx).notify_scheduled(run_id=ctx.run.run_id)
 
-        @task(pool=f"lifecycle_{SUBJECT_SYSTEM}")
+        @task(pool=f"lifecycle_{SUBJECT_SYSTEM}", outlets=outlets(personal_datasets(CONFIG.catalog)))
         @terminal_errors
         def erase(batch: str) -> dict:
             ctx = task_context()
-            return _erasure(ctx).erase(batch, ctx.run.as_of, run_id=ctx.run.run_id).to_json()
+            result = _erasure(ctx).erase(batch, ctx.run.as_of, run_id=ctx.run.run_id)
+            emit(ctx.config.catalog, erasure_changes(ctx.state.ledger, batch))
+            return result.to_json()
 
         @task(trigger_rule="all_done")
         @terminal_errors
@@ -126,4 +129,4 @@ if CONFIG.cancellation is not None:
         erased >> purged >> deadlines >> written
         run_complete(checked, batches, notices, erased, purged, deadlines, written)
 
-    cancellation_erasure()
+    cancellation_erasure_dag = cancellation_erasure()

@@ -43,6 +43,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from lifecycle.config import load_config
+from lifecycle.lineage import emit, outlets, retention_changes, retention_datasets
 from lifecycle.retention import retention_systems, stages_of, unit_group
 from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
@@ -141,7 +142,9 @@ if CONFIG.retention.rules:
         def apply(unit: dict) -> dict:
             ctx = task_context()
             run = ctx.run
-            return _retention(ctx).apply(unit, run.run_id, run.as_of, dag_id=run.dag_id)
+            applied = _retention(ctx).apply(unit, run.run_id, run.as_of, dag_id=run.dag_id)
+            emit(ctx.config.catalog, retention_changes(ctx.config.catalog, applied))
+            return applied
 
         @task(trigger_rule="all_done")
         @terminal_errors
@@ -168,9 +171,11 @@ if CONFIG.retention.rules:
             previous = units
             for stage in range(stages_of(CONFIG, system)):
                 group = work.override(task_id=f"units_{system}_stage_{stage}")(unit_group(system, stage))
-                step = apply.override(task_id=f"apply_{system}_stage_{stage}", pool=f"lifecycle_{system}").expand(
-                    unit=group
-                )
+                step = apply.override(
+                    task_id=f"apply_{system}_stage_{stage}",
+                    pool=f"lifecycle_{system}",
+                    outlets=outlets(retention_datasets(CONFIG, system)),
+                ).expand(unit=group)
                 previous >> group
                 previous = step
                 applies.append(step)
@@ -180,4 +185,4 @@ if CONFIG.retention.rules:
         verified >> written
         run_complete(checked, planned, units, applies, verified, written, task_id="evidence_complete")
 
-    retention_expiry()
+    retention_expiry_dag = retention_expiry()

@@ -69,4 +69,4 @@ def lifecycle_checks():
     run_complete(validated, scanned, verified, discovered)
 
 
-lifecycle_checks()
+lifecycle_checks_dag = lifecycle_checks()

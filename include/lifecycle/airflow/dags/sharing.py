@@ -42,6 +42,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from lifecycle.config import load_config
+from lifecycle.lineage import asset
 from lifecycle.runs import dag_settings, run_complete, task_context, terminal_errors
 
 CONFIG = load_config()
@@ -87,7 +88,11 @@ def build(recipient):
             return schema_matches(service.config, service.source_datasets(), deleting=False)
 
         def extractor(dataset: str):
-            @task(task_id=f"extract_{dataset}", pool=f"lifecycle_{CONFIG.catalog.dataset(dataset).system}")
+            @task(
+                task_id=f"extract_{dataset}",
+                pool=f"lifecycle_{CONFIG.catalog.dataset(dataset).system}",
+                inlets=[asset(CONFIG.catalog, dataset)],
+            )
             @terminal_errors
             def extract() -> dict:
                 service, interval, _ = _sharing(recipient.id)
