@@ -9,8 +9,9 @@ logical date (a run on 2026-12-01 packs 2026-11-01 – 2026-11-30). No clock is
 read: the same period and state give the same pack, byte for byte.
 
 1. **build**: under `packs/<from>_<to>/` of `evidence.packs.destination`:
-   `index.html`, each record as JSON and HTML (the sharing register, the signed
-   batch roots and ledger checkpoints of the period, …), one PDF of them all,
+   `index.html`, each record as JSON and HTML (the record of processing, the
+   requests and erasures statistics, the breach register, the sharing register,
+   the signed batch roots and ledger checkpoints of the period), one PDF of them all,
    `public-keys.json`, `VERIFY.md` and `manifest.json` (every file's SHA-256,
    signed with Ed25519); one `evidence.pack` ledger entry per distinct pack.
 2. **verify**: the pack read back and checked as a regulator would, with the
