@@ -182,6 +182,24 @@ def test_purge_waits_for_purge_after(lake):
     assert not purge.done and purge.files_removed == 0
 
 
+@pytest.mark.parametrize("years", [3, -3])
+def test_a_purge_honours_the_run_logical_date_ahead_of_or_behind_the_wall_clock(lake, years):
+    """delta-rs's vacuum compares with the wall clock; the run's dates are years away from it."""
+    stores, _, _ = lake
+    spec = stores.catalog.systems["lake"].model_copy(update={"purge_after": Duration.parse("7d")})
+    store = DeltaStore(stores.catalog, "lake", spec)
+    deleted_at = world.wall_now() + timedelta(days=365 * years)
+    store.delete("events", Selection(subjects=("1", "2")))
+    committed_by = world.wall_now()  # the ledger's done record, written after the commit
+    early = store.purge("events", deleted_at=deleted_at, at=deleted_at + timedelta(days=6), committed_by=committed_by)
+    assert not early.done
+    purge = store.purge("events", deleted_at=deleted_at, at=deleted_at + timedelta(days=7), committed_by=committed_by)
+    assert purge.done and purge.files_removed == 4
+    fs, root = store.storage.filesystem(), store.storage.path(store.location("events"))
+    assert world.oracle(fs, root, "user_id", [1, 2])[0] == 0
+    assert store.count("events") == world.EVENTS - 40
+
+
 def test_describe_and_a_missing_table(lake):
     from lifecycle.scan import scan_report
 

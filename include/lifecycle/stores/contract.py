@@ -325,9 +325,15 @@ class Purge:
 class Purging(Protocol):
     """Physical removal of what deleted rows leave in a lake table (Iceberg, Delta): the
     snapshots older than the deleting commit and the files no remaining snapshot references.
-    Idempotent: a purge killed half-way is finished by the next call."""
+    Idempotent: a purge killed half-way is finished by the next call.  ``deleted_at`` and
+    ``at`` are the runs' logical times; ``committed_by``, the wall-clock time by which the
+    deleting commit had been made (its ledger record), for a store whose files carry only
+    their writers' clocks (Delta: a run whose logical date is ahead of or behind the wall
+    clock still removes what that commit left)."""
 
-    def purge(self, dataset: str, *, deleted_at: datetime, at: datetime) -> Purge: ...
+    def purge(
+        self, dataset: str, *, deleted_at: datetime, at: datetime, committed_by: datetime | None = None
+    ) -> Purge: ...
 
 
 @dataclass(frozen=True)
