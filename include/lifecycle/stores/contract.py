@@ -216,6 +216,14 @@ class Partitions(Protocol):
 
 
 @runtime_checkable
+class PartitionBatches(Protocol):
+    """Several partitions dropped in one commit (lake tables: one delete on their bounds, no
+    file rewritten); a partition an earlier call dropped is dropped again as a no-op."""
+
+    def drop_partitions(self, dataset: str, names: list[str]) -> None: ...
+
+
+@runtime_checkable
 class Rows(Protocol):
     """Reading columns of a dataset: values come back JSON-ready (text for dates, decimals, uuids)."""
 

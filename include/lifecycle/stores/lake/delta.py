@@ -25,9 +25,10 @@ from lifecycle.stores.contract import Purge
 from lifecycle.stores.lake import arrow
 from lifecycle.stores.lake.base import Chosen, LakeStore
 from lifecycle.stores.lake.files import Storage, under
+from lifecycle.stores.lake.partitions import DeltaPartitions
 
 
-class DeltaStore(LakeStore):
+class DeltaStore(DeltaPartitions, LakeStore):
     conflicts = (CommitFailedError,)
     replace_by_keys = True  # replace-where refuses new rows its predicate does not match (an unlinked row)
 
