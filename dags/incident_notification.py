@@ -24,6 +24,7 @@ you what would happen.
 | Reasons for delay | only when a deadline has passed: why |
 | Phase | `initial`, or `update` to notify people not notified before: the newly affected, and those an interrupted earlier run still owes a notice; reports are marked as follow-ups |
 | Dry run | on: decide and write previews, send nothing |
+| Decision, Why not notify | `notify` (default), or `not_notify` with the reason: the decision not to tell the people affected, approved like a sending run and recorded; no notice, list or announcement goes out. Regulators whose conditions hold still get their report, stating the decision. Trigger again with `notify` to tell them after all |
 | Resend uncertain notices, Why | `update` only: also mail the people whose notice is *uncertain* (a kill while it was on the wire), with the reason (ledgered). Off by default: nobody is mailed twice |
 
 Input that does not fit is refused with the field and the reason before
@@ -64,10 +65,14 @@ from lifecycle.runs import DEFAULT_ARGS, dag_settings, run_complete, task_contex
 CONFIG = load_config()
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
+APPROVAL_SUBJECT = """{% set registered = ti.xcom_pull(task_ids='register') %}\
+{% if registered.get('decision') == 'not_notify' %}Record the decision not to notify the people affected by \
+incident {{ registered['incident_id'] }}?{% else %}Send the notices of incident {{ registered['incident_id'] }}?{% endif %}"""
 # the Privacy view's macro renders the counts, deadlines and the English notice (plugins/privacy_view.py);
 # without the plugin, the steps' return values
 APPROVAL_BODY = """{% if macros.privacy_view is defined %}{{ macros.privacy_view.approval_body(ti) }}{% else %}\
-Approve to send the notices of this incident now.
+Approve to send the notices of this incident now (decision notify), or to record the decision \
+not to notify its people (decision not_notify: no notice, list or announcement goes out).
 
 * Incident: {{ ti.xcom_pull(task_ids='register') }}
 * People: {{ ti.xcom_pull(task_ids='resolve') }}
@@ -143,7 +148,7 @@ if CONFIG.incidents is not None:
 
             approve = ApprovalOperator(
                 task_id="approve",
-                subject="Send the notices of incident {{ ti.xcom_pull(task_ids='register')['incident_id'] }}?",
+                subject=APPROVAL_SUBJECT,
                 body=APPROVAL_BODY,
                 defaults="Reject",  # no answer within approval_timeout: rejected
                 response_timeout=CONFIG.incidents.approval_timeout.after(EPOCH) - EPOCH,

@@ -49,6 +49,7 @@ def catalog_from(store: Sampling, system: str, conn_id: str, *, as_of: date, sam
             "state": {"type": "sql", "conn_id": STATE_CONN},
         },
         "state": "state",
+        "purposes": scaffold.PURPOSES,
         "categories": scaffold.CATEGORIES,
         "subject": {
             "dataset": scaffold.dataset_name(subject),

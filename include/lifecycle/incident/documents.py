@@ -210,4 +210,12 @@ def regulator_report(
         "channels": list(form.channels),
         "announcement": obligations.fallback.to_dict(),
         "delivery": delivery or "not sent yet",
+        **_withheld(form),
     }
+
+
+def _withheld(form: IncidentForm) -> dict:
+    """A report of a run that recorded the decision not to notify says so, with the reason (GDPR art. 34(3))."""
+    if form.notifies:
+        return {}
+    return {"people_notice": {"decision": form.decision, "reason": form.decision_reason}}
