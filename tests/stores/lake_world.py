@@ -111,7 +111,8 @@ def catalog_data(lake_system: dict, events_table: str, order_events_table: str) 
     """catalog.yaml of the world: the app's people, orders and consents, and the two lake tables."""
     return {
         "systems": {"app": {"type": "sql", "conn_id": "lake_app"}, "lake": lake_system},
-        "categories": {"contact": {}, "usage": {}},
+        "purposes": {"account": {"title": "Run the account", "legal_basis": "contract"}},
+        "categories": {"contact": {"purposes": ["account"]}, "usage": {"purposes": ["account"]}},
         "subject": {"dataset": "users", "key": "id", "contact": {"email": "email"}},
         "datasets": {
             "users": {
