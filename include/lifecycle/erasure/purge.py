@@ -102,17 +102,20 @@ class Purges:
             if pending.due > as_of:
                 waiting.append(pending.due)
                 continue
-            left = self._purge(pending, as_of, run_id)
+            done = entries.get(erasure_step(batch, pending.dataset, "done"))
+            committed_by = datetime.fromisoformat(done.recorded_at) if done is not None else None
+            left = self._purge(pending, as_of, committed_by, run_id)
             if left:
                 failed.append(f"{pending.dataset}: {left} row(s) of the batch's people still in storage")
         if failed:
             raise LifecycleError(f"batch {batch}: purge verification failed: " + "; ".join(failed))
         return waiting
 
-    def _purge(self, pending: PendingPurge, as_of: datetime, run_id) -> int:
-        """Purge one dataset; the people's rows storage still holds (recorded when 0)."""
+    def _purge(self, pending: PendingPurge, as_of: datetime, committed_by: datetime | None, run_id) -> int:
+        """Purge one dataset; the people's rows storage still holds (recorded when 0).
+        ``committed_by``: when the step's done record was written (wall clock), after its commit."""
         store = self.stores.of(pending.dataset)
-        purge = store.purge(pending.dataset, deleted_at=pending.deleted_at, at=as_of)
+        purge = store.purge(pending.dataset, deleted_at=pending.deleted_at, at=as_of, committed_by=committed_by)
         subjects = tuple(sorted(set(pending.links.values())))
         stored = store.stored(pending.dataset, subjects, values=pending.links)
         if stored.rows:

@@ -154,7 +154,23 @@ class LakeStore(LakeRows, LakeVerification):
         with self._failures(dataset, "count rows per subject"):
             return self._per_subject(dataset, self._selected(dataset, selection))
 
-    def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
+    def tally(self, dataset: str, selection: Selection, within: Selection = ALL) -> tuple[int, int]:
+        """(rows of ``within``, of those the rows ``selection`` takes)."""
+        pk = self._columns(dataset)[0]
+        with self._failures(dataset, "count rows"):
+            inside = self._selected(dataset, within)[pk].combine_chunks()
+            taken = self._selected(dataset, selection)[pk]
+        return len(inside), int(pc.sum(pc.is_in(taken, value_set=inside)).as_py() or 0)
+
+    def references(self, dataset: str) -> list:
+        """A lake table declares no foreign keys: no other table's rows keep its rows."""
+        return []
+
+    def kept_by_references(self, dataset: str, selection: Selection) -> int:
+        return 0
+
+    def units(self, dataset: str, selection: Selection, size: int, *, expected: int | None = None) -> list[KeyRange]:
+        """Key ranges of ``size`` selected rows (``expected`` is a hint a lake table does not need)."""
         with self._failures(dataset, "plan key ranges"):
             keys = self._selected(dataset, selection)[self._columns(dataset)[0]].to_pylist()
         return [
