@@ -1,0 +1,56 @@
+"""What a retention plan asks a lake store besides the verbs: ``tally`` (rows, and of those the
+rows a rule takes, in one call) and ``units`` told how many rows to expect, on both engines."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from deltalake import write_deltalake
+from pyiceberg.catalog.sql import SqlCatalog
+
+from lifecycle.stores.contract import ALL, Selection
+from tests.stores import lake_world as world
+from tests.stores.lake_world import NOW
+
+
+@pytest.fixture(params=["iceberg", "delta"])
+def events_store(request, connect, tmp_path, s3_endpoint):
+    bucket = world.connect_world(connect, tmp_path, s3_endpoint)
+    if request.param == "iceberg":
+        system = {
+            "type": "iceberg",
+            "conn_id": "lake_s3",
+            "catalog": {"path": str(tmp_path / "catalog.db")},
+            "warehouse": f"s3://{bucket}/warehouse",
+        }
+        s3 = {
+            "s3.endpoint": s3_endpoint,
+            "s3.access-key-id": "testing",
+            "s3.secret-access-key": "testing",
+            "s3.region": "us-east-1",
+        }
+        other = SqlCatalog("lifecycle", uri=f"sqlite:///{tmp_path / 'catalog.db'}", **s3)
+        other.create_namespace("analytics")
+        other.create_table(
+            "analytics.events", schema=world.EVENT_SCHEMA, location=f"s3://{bucket}/warehouse/events"
+        ).append(world.events())
+        table = "analytics.events"
+    else:
+        system = {"type": "delta", "location": str(tmp_path / "delta")}
+        write_deltalake(str(tmp_path / "delta" / "events"), world.events())
+        table = "events"
+    return world.stores(world.catalog(system, table, "order_events")).of("events")
+
+
+def test_tally_counts_the_rows_and_those_a_rule_takes(events_store):
+    old = Selection(older_than=NOW - timedelta(hours=100), exclude_subjects=("3",))
+    assert events_store.tally("events", old, ALL) == (world.EVENTS, 99 - 10)
+    within = Selection(created_not_in=((None, NOW - timedelta(hours=150)),))  # a span dropped whole left out
+    assert events_store.tally("events", old, within) == (151, 50 - 5)
+
+
+def test_units_take_the_rows_expected(events_store):
+    old = Selection(older_than=NOW - timedelta(hours=100))
+    units = events_store.units("events", old, 50, expected=99)
+    assert [(u.low, u.high, u.rows) for u in units] == [(101, 150, 50), (151, 199, 49)]
