@@ -54,3 +54,12 @@ def test_units_take_the_rows_expected(events_store):
     old = Selection(older_than=NOW - timedelta(hours=100))
     units = events_store.units("events", old, 50, expected=99)
     assert [(u.low, u.high, u.rows) for u in units] == [(101, 150, 50), (151, 199, 49)]
+
+
+def test_a_selection_reading_no_rows_counts_none(events_store):
+    """Nobody's rows read (a person without events): the masks over no rows are still boolean."""
+    nobody = Selection(subjects=("999",), pending_anonymization=("email",))
+    assert events_store.count_by_subject("events", nobody) == {}
+    assert events_store.remaining("events", nobody).items == 0
+    outside = Selection(subjects=("999",), created_not_in=((None, NOW - timedelta(hours=150)),))
+    assert events_store.count("events", outside) == 0
