@@ -215,7 +215,9 @@ class Lake:
             if info.type != pafs.FileType.File or not info.path.endswith(".parquet") or "/_delta_log/" in info.path:
                 continue
             with fs.open_input_file(info.path) as handle:
-                tables.append(pq.read_table(handle))
+                table = pq.read_table(handle)
+            strings = [f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema]
+            tables.append(table.cast(pa.schema(strings)))  # delta-rs writes string views
         return tables
 
 
