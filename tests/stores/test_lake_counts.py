@@ -63,3 +63,36 @@ def test_a_selection_reading_no_rows_counts_none(events_store):
     assert events_store.remaining("events", nobody).items == 0
     outside = Selection(subjects=("999",), created_not_in=((None, NOW - timedelta(hours=150)),))
     assert events_store.count("events", outside) == 0
+
+
+def test_day_partitions_dropped_side_by_side_are_all_gone(connect, tmp_path, s3_endpoint):
+    """Retention drops a run's partitions a few at a time on threads sharing one store: each
+    commit must build on the one before (none undone by another's stale table)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyiceberg.transforms import DayTransform
+
+    bucket = world.connect_world(connect, tmp_path, s3_endpoint)
+    system = {
+        "type": "iceberg",
+        "conn_id": "lake_s3",
+        "catalog": {"path": str(tmp_path / "catalog.db")},
+        "warehouse": f"s3://{bucket}/warehouse",
+    }
+    s3 = {"s3.endpoint": s3_endpoint, "s3.access-key-id": "testing", "s3.secret-access-key": "testing"}
+    other = SqlCatalog("lifecycle", uri=f"sqlite:///{tmp_path / 'catalog.db'}", **s3, **{"s3.region": "us-east-1"})
+    other.create_namespace("analytics")
+    table = other.create_table(
+        "analytics.events", schema=world.EVENT_SCHEMA, location=f"s3://{bucket}/warehouse/events"
+    )
+    with table.update_spec() as spec:
+        spec.add_field("ts", DayTransform(), "ts_day")
+    table.append(world.events())
+    store = world.stores(world.catalog(system, "analytics.events", "order_events")).of("events")
+    oldest = [p.name for p in store.partitions("events")][:4]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda name: store.drop_partition("events", name), oldest))
+    assert [store.partition_state("events", name) for name in oldest] == ["gone"] * 4
+    assert store.count("events") == world.EVENTS - sum(
+        1 for n in range(world.EVENTS) if (NOW - timedelta(hours=n)).date().isoformat() in {o[-10:] for o in oldest}
+    )

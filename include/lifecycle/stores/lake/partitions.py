@@ -5,6 +5,7 @@ rewritten); the files themselves go with the next purge."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta
 
 import pyarrow.compute as pc
@@ -15,6 +16,7 @@ from lifecycle.stores.lake import arrow
 from lifecycle.stores.lake.quiet import quiet
 
 EPOCH = date(1970, 1, 1)
+_DROPPING = threading.Lock()
 
 
 class IcebergPartitions:
@@ -90,12 +92,16 @@ class IcebergPartitions:
         low, high = self._bounds("day" if len(value) == 10 else "month", _parse(value))
         created = self._columns(dataset)[2]
         with self._failures(dataset, f"drop partition {name}"):
-            kind = self.table(dataset).schema().as_arrow().field(created).type
-            at = [arrow.scalar(t, kind).as_py().isoformat() for t in (low, high)]
 
             def drop(_chosen) -> int:
-                with quiet():
-                    self._as_read(dataset).delete(And(GreaterThanOrEqual(created, at[0]), LessThan(created, at[1])))
+                # drops run side by side on threads sharing this store: each on the table as the
+                # catalog has it now, one at a time (a shared, stale table object undid drops)
+                with _DROPPING:
+                    table = self.iceberg.load_table(self.catalog.dataset(dataset).table)
+                    kind = table.schema().as_arrow().field(created).type
+                    at = [arrow.scalar(t, kind).as_py().isoformat() for t in (low, high)]
+                    with quiet():
+                        table.delete(And(GreaterThanOrEqual(created, at[0]), LessThan(created, at[1])))
                 return 0
 
             self._committing(dataset, f"drop partition {name}", None, drop)
