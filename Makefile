@@ -22,7 +22,6 @@ PY := $(VENV)/bin/python
 # the interpreter that creates the venv: python3.11, else python3
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 STAMP := $(VENV)/.requirements.stamp
-PTH_NAME := privacy_lifecycle.pth
 DEVENV := $(PY) -m lifecycle.devenv
 PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (each module runs whole on one worker; 0: no workers)
@@ -36,19 +35,20 @@ help:
 	@sed -n '3,13p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 # --- the virtualenv ---------------------------------------------------------------
-# Reinstalls only when requirements.txt changes (the stamp is newer otherwise).
+# Reinstalls only when requirements.txt or pyproject.toml changes (the stamp is newer otherwise):
+# the pinned lock, then this project in editable mode (include/ on the path, the plugin's entry point).
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "need python3.11 (or python3) on PATH" >&2; exit 1; fi
 	@if [ ! -x "$(PY)" ]; then \
 	    echo "creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version 2>&1))"; \
 	    $(PYTHON) -m venv "$(VENV)"; \
 	fi
 	$(PY) -m pip install --disable-pip-version-check --progress-bar off -r requirements.txt
-	@site="$$($(PY) -c 'import site; print(site.getsitepackages()[0])')"; \
-	    echo "$(CURDIR)/include" > "$$site/$(PTH_NAME)"; \
-	    echo "wrote $$site/$(PTH_NAME) -> $(CURDIR)/include"
+	@# an older venv put include/ on the path with a .pth file of its own: the editable install does that now
+	@rm -f "$$($(PY) -c 'import site; print(site.getsitepackages()[0])')/privacy_lifecycle.pth"
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off --no-deps -e .
 	@$(PY) -c 'import lifecycle' || { echo "lifecycle is not importable from $(VENV)" >&2; exit 1; }
 	@touch "$@"
 

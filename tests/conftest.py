@@ -167,6 +167,7 @@ def connect(monkeypatch):
 _SHARED_SCOPES = {"tests/deploy/": "tests/deploy (one cluster)"}
 # Modules whose tests take longest in all: handed out first, so that no worker starts one last.
 _FIRST = (
+    "tests/package/",
     "tests/deploy/",
     "tests/airflow/test_failed_runs.py",
     "tests/airflow/test_incident_dag.py",

@@ -315,7 +315,7 @@ def test_a_persons_request_still_open_after_respond_within_is_past_and_a_done_on
         when = AS_OF - timedelta(days=days_ago)
         request = SubjectRequest(
             request_id, "access", "7", "form", (), None, "received", None,
-            when.isoformat(), (when + timedelta(days=7)).isoformat(), None, None, None, None, when.isoformat(),
+            when.isoformat(), (when + timedelta(days=7)).isoformat(), None, when.isoformat(),
         )  # fmt: skip
         state.requests.receive(request)
         if state_name != "received":

@@ -10,6 +10,8 @@ from lifecycle import connections
 from lifecycle.cli import main
 from lifecycle.config import load_config
 from lifecycle.demo import generate
+from lifecycle.discovery.defaults import FILES
+from tests.support import sample_app
 
 AS_OF = datetime(2026, 12, 1)
 
@@ -47,5 +49,37 @@ def test_init_scaffolds_a_configuration_that_validates_and_matches_the_demo(demo
     ]
     matched = sum(want == have for want, have in pairs)
     assert matched / len(pairs) >= 0.9, (matched, len(pairs))
+    written = load_config(folder)
+    demo_config = load_config()
+    assert written.cancellation.requests == demo_config.cancellation.requests, "the demo's cancellations table"
+    assert written.cancellation.schedule is None, "no erasure runs before someone sets a schedule"
+    assert written.requests.intake.requests == demo_config.requests.intake.requests, "the demo's requests table"
+    assert (
+        written.requests.intake.schedule is None and not written.retention.rules and not written.recipients.recipients
+    )
+    for name in FILES:
+        lines = (folder / name).read_text().splitlines()
+        assert lines[0].startswith(f"# {name}: ") and "docs/configuration.md" in lines[0] + lines[1], name
+        assert sum("#" in line for line in lines) >= 4, f"{name} says what to edit"
     assert main(["init", "--from", "app_db", "--out", str(folder)]) == 1, "an existing catalog.yaml is left alone"
     assert "exists" in capsys.readouterr().err
+
+
+def test_init_without_a_table_of_cancellations_leaves_cancellation_yaml_out_and_says_why(
+    engine, connect, tmp_path, capsys
+):
+    """A schema with no cancellations and no requests table (the sample app), on each backend."""
+    sample_app.meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sample_app.users.insert(), [{"id": n, "email": f"p{n}@mail.example"} for n in range(1, 21)])
+    connect("sample_app", engine.url)
+    connect("lifecycle_state", sa.URL.create("sqlite", database=str(tmp_path / "state.db")))
+    folder = tmp_path / "config"
+    assert main(["init", "--from", "sample_app", "--out", str(folder), "--sample", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "not written: cancellation.yaml: no table of account cancellations found" in out
+    assert sorted(p.name for p in folder.iterdir()) == sorted({"catalog.yaml", *FILES} - {"cancellation.yaml"})
+    assert main(["--config", str(folder), "validate"]) == 0, capsys.readouterr()
+    config = load_config(folder)
+    assert config.cancellation is None and config.requests.intake is None
+    assert "# intake:" in (folder / "requests.yaml").read_text()

@@ -13,6 +13,8 @@ EXCEPTED = {
     "demo/words.py": "the demo's word lists",
     "demo/generate.py": "the demo's generator, one recipe after another",
 }
+# The DAG definitions: each DAG's wiring is one decorated function whose tasks are nested in it.
+EXCEPTED_FOLDERS = ("airflow/dags/",)
 
 
 def _oversized() -> list[str]:
@@ -20,7 +22,7 @@ def _oversized() -> list[str]:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE).as_posix()
-        if relative in EXCEPTED:
+        if relative in EXCEPTED or relative.startswith(EXCEPTED_FOLDERS):
             continue
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.ClassDef):

@@ -109,7 +109,11 @@ def _files(tmp_path, declared: str | None) -> dict:
             "app_db": {"type": "sql", "conn_id": "app_db"},
             "state": {"type": "sql", "conn_id": "lifecycle_state"},
         },
-        "categories": {c: {"title": c} for c in ("basic_info", "access_records", "account_records", "consents")},
+        "purposes": sample.CATALOG["purposes"],
+        "categories": {
+            c: {"title": c, "purposes": ["account"]}
+            for c in ("basic_info", "access_records", "account_records", "consents")
+        },
         "subject": {"dataset": "users", "key": "id", "contact": {"email": "email"}},
         "reports": {"path": str(tmp_path / "reports")},
         "datasets": {

@@ -109,7 +109,7 @@ def cmd_apply(args) -> int:
 def add_commands(sub) -> None:
     """``apply``, as a subcommand of ``sub``: mounted under ``python -m lifecycle access``."""
     a = sub.add_parser("apply", help="make the roles (and users) match the roles file")
-    a.add_argument("--roles", type=Path, default=Path(__file__).resolve().parents[2] / "config" / "roles.json")
+    a.add_argument("--roles", type=Path, default=Path("config") / "roles.json")
     a.add_argument(
         "--user",
         action="append",

@@ -2,7 +2,7 @@
 
 validate, scan (``--suggest``: discovery), init (``--from``: a first configuration),
 plan, pools, holds, ledger verify (``--checkpoints``), manifest
-verify, the sharing register, ``evidence verify`` and ``certificate show``; ``access apply`` (roles and users of the Airflow UI),
+verify, the sharing register, ``records processing|requests|breaches`` (the record of processing, a period's request statistics, the breach register), ``evidence verify`` and ``certificate show``; ``access apply`` (roles and users of the Airflow UI),
 ``dev start|stop|status|env|run`` (the embedded defaults) and ``demo seed|run``
 (the demo world).  ``python -m lifecycle.access``, ``python -m lifecycle.devenv``
 and ``python -m lifecycle.demo`` are aliases of the last three.
@@ -23,7 +23,7 @@ import json
 import logging
 import sys
 import traceback
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -129,7 +129,7 @@ def cmd_suggest(args) -> int:
 def cmd_init(args) -> int:
     """``init --from <connection>``: a configuration folder from a live database."""
     from lifecycle.connections import sql_engine
-    from lifecycle.discovery import initial
+    from lifecycle.discovery import defaults, initial
     from lifecycle.stores.sql import SqlStore
 
     engine = sql_engine(args.source)
@@ -139,6 +139,8 @@ def cmd_init(args) -> int:
     folder = Path(args.out or args.config or "config/lifecycle")
     for path in initial.write_folder(catalog, folder, args.source):
         print(f"wrote {path}")
+    for name, why in defaults.skipped(catalog).items():
+        print(f"not written: {name}: {why}")
     print(f"init: {len(catalog['datasets'])} dataset(s); next: python -m lifecycle --config {folder} validate")
     return 0
 
@@ -235,7 +237,7 @@ def cmd_plan(args) -> int:
                 f"({', '.join(ref['columns'])}) that stay still point at them"
             )
         for part in d.partitions:
-            verdict = f"drop ({part.rows:,} rows)" if part.go else "rows"
+            verdict = f"drop ({part.counted})" if part.go else "rows"
             print(
                 f"  {d.dataset}: partition {part.name} [{part.low or '-'}, {part.high or '-'}): {verdict}: {part.why}"
             )
@@ -404,6 +406,54 @@ def cmd_sharing_register(args) -> int:
     return 0
 
 
+def cmd_records(args) -> int:
+    """``records processing|requests``: the record of processing, or a period's request statistics
+    (``--to`` is the period's last day), as HTML or ``--json`` on stdout, or both files in ``--out``."""
+    from lifecycle import reports
+    from lifecycle.registers import processing, requests
+
+    config = _config(args)
+    if args.action == "processing":
+        module, name, document = processing, "record_of_processing", processing.record_of_processing(config)
+    else:
+        if args.end < args.start:
+            print(f"error: --to {args.end} is before --from {args.start}", file=sys.stderr)
+            return 2
+        end = args.end + timedelta(days=1)
+        module, name = requests, f"request_statistics_{args.start}_{args.end}"
+        document = requests.request_statistics(config, _state(args), args.start, end)
+    if args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.json").write_bytes(reports.canonical(document))
+        (folder / f"{name}.html").write_text(module.render(document), encoding="utf-8")
+        print(f"wrote {folder / name}.json\nwrote {folder / name}.html")
+    else:
+        print(reports.canonical(document).decode("utf-8") if args.json else module.render(document))
+    return 0
+
+
+def _records_command(sub) -> None:
+    """``records processing|requests|breaches``: the records regulators ask for (``--to``: a period's last day)."""
+    records = sub.add_parser("records", help="the records regulators ask for").add_subparsers(
+        dest="action", required=True
+    )
+    processing = records.add_parser("processing", help="the record of processing activities, from the configuration")
+    statistics = records.add_parser("requests", help="a period's requests, erasures, deletion requests and deliveries")
+    statistics.add_argument("--from", dest="start", type=_date, required=True, help="first day (YYYY-MM-DD)")
+    statistics.add_argument("--to", dest="end", type=_date, required=True, help="last day (YYYY-MM-DD)")
+    for command in (processing, statistics):
+        command.add_argument("--json", action="store_true", help="print the JSON document instead of HTML")
+        command.add_argument("--out", metavar="DIR", help="write the JSON and the HTML into DIR instead")
+        command.set_defaults(run=cmd_records)
+    breaches = records.add_parser("breaches", help="the breach register (GDPR art. 33(5)) of a period: JSON and HTML")
+    breaches.add_argument("--from", dest="start", type=_date, required=True, help="first day (YYYY-MM-DD)")
+    breaches.add_argument("--to", dest="end", type=_date, required=True, help="last day (YYYY-MM-DD)")
+    breaches.add_argument("--json", action="store_true", help="print the register as JSON")
+    breaches.add_argument("--out", metavar="DIR", help="write the files here (default: the reports destination)")
+    breaches.set_defaults(run=cmd_records_breaches)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m lifecycle", description="Privacy Lifecycle commands")
     top.add_argument("--config", help="configuration folder (default: $LIFECYCLE_CONFIG_DIR or config/lifecycle)")
@@ -458,8 +508,29 @@ def parser() -> argparse.ArgumentParser:
     from lifecycle import proofs
 
     proofs.mount(sub)
+    _records_command(sub)
     _mount(sub)
     return top
+
+
+def cmd_records_breaches(args) -> int:
+    from lifecycle.registers.breaches import breach_register, write
+
+    """``records breaches``: the breach register of the days ``--from`` … ``--to``, written as JSON and HTML."""
+    if args.end < args.start:
+        print(f"error: --to {args.end} is before --from {args.start}", file=sys.stderr)
+        return 2
+    start, end = (datetime.combine(day, datetime.min.time(), UTC) for day in (args.start, args.end + timedelta(days=1)))
+    register = breach_register(_config(args), _state(args), start, end)
+    written = write(_config(args), register, args.out)
+    if args.json:
+        print(json.dumps(register, indent=2, sort_keys=True, ensure_ascii=False))
+        return 0
+    totals = register["totals"]
+    decisions = ", ".join(f"{n} {d.replace('_', ' ')}" for d, n in totals["decisions"].items()) or "none"
+    print(f"breach register {args.start} – {args.end}: {totals['incidents']} incident(s): {decisions}")
+    print(f"  json: {written['json']}\n  html: {written['html']}")
+    return 0
 
 
 def _holds_command(sub) -> None:

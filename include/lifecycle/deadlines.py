@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NEAR, PAST = "near", "past"
-SUMMARY_TEMPLATE = "deadlines_summary"  # include/templates/mail/deadlines_summary.en.txt.j2
+SUMMARY_TEMPLATE = "deadlines_summary"  # include/lifecycle/templates/mail/deadlines_summary.en.txt.j2
 CONTACT = "privacy_contact"  # the summary's subject in the claim table (one row per run)
 
 

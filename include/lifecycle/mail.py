@@ -2,7 +2,7 @@
 one SMTP connection from an Airflow ``smtp`` connection, at a bounded rate
 (a run's connections share one: ``SharedSpacing``).
 
-Templates live in ``include/templates/mail/<name>.<locale>.txt.j2``; the
+Templates live in ``include/lifecycle/templates/mail/<name>.<locale>.txt.j2``; the
 first line is ``Subject: …``.  A locale falls back to its language, then to
 the first configured locale.  ``send_claimed`` is the one way notices go
 out: each person's claim is committed before their mail is sent (the claim
@@ -190,42 +190,57 @@ class SharedSpacing:
     """Mail starts drawn from the state store (``state.rates``) so that all the connections of a
     run keep one rate together.
 
-    A connection reserves its starts in blocks of ``BLOCK_SECONDS`` of the rate (at most
-    ``BLOCK_MOST``; one start at a time below 200 mails a second), the next block by a helper
-    thread while this one is used, so the store is asked once per block, not once per mail.
-    A start is never taken early; a connection slower than its share takes its starts late,
-    so in any second at most ``max_per_second`` mails start, give or take one block per
-    connection.
+    A connection draws its starts when it is ready to send, in blocks of ``BLOCK_SECONDS`` of
+    the rate (at most ``BLOCK_MOST``; one start at a time below 200 mails a second), so the
+    store is asked once per block, not once per mail, and no start is held by a connection
+    still busy with an earlier mail.  A start is never taken early, and never late by more
+    than ``LATE_MOST``: a connection that fell behind its block (a reconnect, a slow reply)
+    lets the rest go and draws anew rather than send beside the connections on time.  With the
+    starts ``1 + LATE_MOST`` intervals apart, no one-second window holds more than
+    ``max_per_second`` starts, not only on average.
     """
 
     BLOCK_SECONDS = 0.01
     BLOCK_MOST = 64
+    LATE_MOST = 0.05  # seconds
 
     def __init__(self, rates: SendRates, scope: str, interval: float):
+        interval *= 1 + self.LATE_MOST
         self._open = lambda: rates.open(scope, interval)
         self._block = max(1, min(self.BLOCK_MOST, int(self.BLOCK_SECONDS / interval)))
         self._starts: Starts | None = None  # opened with the first mail
-        self._helper = ThreadPoolExecutor(1, thread_name_prefix="send-rate")
-        self._upcoming: Future | None = None
         self._reserved: deque[float] = deque()
+        self.passed = 0  # starts let go because this connection came to them too late
 
-    def _reserve(self) -> Future:
-        return self._helper.submit(self._starts.take, time.time(), self._block)
+    def _next(self) -> float:
+        """The next drawn start not past by more than ``LATE_MOST`` (those are let go).  A block
+        drawn again is asked ``lead`` ahead, so that a store slower to answer than
+        ``LATE_MOST`` still hands out starts this connection can keep."""
+        lead = 0.0
+        while True:
+            while self._reserved:
+                start = self._reserved.popleft()
+                if start >= time.time() - self.LATE_MOST:
+                    return start
+                self.passed += 1
+            self._reserved.extend(self._starts.take(time.time() + lead, self._block))
+            lead = min(2 * lead or self.LATE_MOST, 1.0)
 
-    def wait(self) -> None:
+    def wait(self) -> float:
+        """Sleep until this connection's next start; returns that start (Unix time)."""
         if self._starts is None:
             self._starts = self._open()
-        if not self._reserved:
-            self._reserved.extend((self._upcoming or self._reserve()).result())
-            self._upcoming = self._reserve()
-        delay = self._reserved.popleft() - time.time()
+        start = self._next()
+        delay = start - time.time()
         if delay > 0:
             time.sleep(delay)
+        return start
 
     def close(self) -> None:
-        self._helper.shutdown(wait=True)  # the reservation in flight, then the connection
         if self._starts is not None:
             self._starts.close()
+        if self.passed:
+            log.info("%d mail start(s) let go: the connection came to them late", self.passed)
 
 
 class Mailer:
@@ -309,10 +324,10 @@ class Mailer:
         Where the server offers PIPELINING (RFC 2920), as relays do, the envelope (MAIL, RCPT,
         DATA) goes out in one write and its three replies are read together: two round trips
         a mail instead of four.  Refusals raise smtplib's exceptions either way."""
-        self.spacing.wait()
-        sender = parseaddr(self.sender)[1] or self.sender
         if self._smtp is not None and self._smtp.sock is None:
             self._connect()  # the server closed the session with a 421 (smtplib closes then): no mail was in flight
+        self.spacing.wait()  # after a reconnect, not before it: the start is the MAIL command's
+        sender = parseaddr(self.sender)[1] or self.sender
         try:
             if self._smtp.has_extn("pipelining"):
                 _send_pipelined(self._smtp, sender, composed.to, composed.data)
@@ -394,30 +409,41 @@ class _Retries:
     """The mails a 4xx reply put off (greylisting, a 421 closing the session), tried again
     ``backoff`` seconds later (doubling each time, up to ``attempts`` tries) while the others
     go on: a greylisted person costs the connection no wait.  Each try is one
-    ``Mailer.deliver(attempts=1)``, at the connection's rate."""
+    ``Mailer.deliver(attempts=1)``, at the connection's rate.
 
-    def __init__(self, mailer: Mailer, attempts: int, backoff: float, sleep: Callable[[float], None]):
-        self.mailer, self.attempts, self.backoff, self.sleep = mailer, attempts, backoff, sleep
+    A mail put off gives its claim up while it waits (nothing went out: a process killed
+    meanwhile leaves the person owed a notice, not in doubt) and claims the person again just
+    before its retry; one another run claimed meanwhile is ``taken``, not mailed."""
+
+    def __init__(
+        self, mailer: Mailer, claims: Claims, counts: Counter, attempts: int, backoff: float, sleep: Callable[..., None]
+    ):
+        self.mailer, self.claims, self.counts = mailer, claims, counts  # ``counts``: the loop's, for ``taken``
+        self.attempts, self.backoff, self.sleep = attempts, backoff, sleep
         self._heap: list[tuple[float, int, str, Composed, int]] = []  # (due, order, subject, mail, next try)
         self._order = itertools.count()
-
-    def waiting(self) -> list[str]:
-        return [item[2] for item in self._heap]
 
     def _try(self, subject: str, composed: Composed, attempt: int) -> list[tuple[str, Delivery]]:
         delivery = dataclasses.replace(self.mailer.deliver(composed, attempts=1), attempts=attempt)
         if delivery.status == "deferred" and attempt < self.attempts:
+            self.claims.put_off(subject)
             due = time.monotonic() + self.backoff * 2 ** (attempt - 1)
             heapq.heappush(self._heap, (due, next(self._order), subject, composed, attempt + 1))
             return []
         return [(subject, delivery)]
 
+    def _retry(self) -> list[tuple[str, Delivery]]:
+        _, _, subject, composed, attempt = heapq.heappop(self._heap)
+        if not self.claims.resume(subject, composed.message_id, composed.locale):
+            self.counts["taken"] += 1
+            return []
+        return self._try(subject, composed, attempt)
+
     def send(self, subject: str, composed: Composed) -> list[tuple[str, Delivery]]:
         """This person's first try, then the retries now due; the outcomes that are final."""
         done = self._try(subject, composed, 1)
         while self._heap and self._heap[0][0] <= time.monotonic():
-            _, _, later, mail, attempt = heapq.heappop(self._heap)
-            done += self._try(later, mail, attempt)
+            done += self._retry()
         return done
 
     def drain(self) -> list[tuple[str, Delivery]]:
@@ -427,8 +453,7 @@ class _Retries:
             wait = self._heap[0][0] - time.monotonic()
             if wait > 0:
                 self.sleep(wait)
-            _, _, later, mail, attempt = heapq.heappop(self._heap)
-            done += self._try(later, mail, attempt)
+            done += self._retry()
         return done
 
 
@@ -490,7 +515,7 @@ def _wind_up(
     claims: Claims, unsent: list[str], upcoming: Future | None, following: Sequence[str], outcomes: list[Outcome]
 ) -> None:
     """The end of ``send_claimed``, however it ends: claims whose mails never went out released (``unsent``: this
-    process's, those refused with a 4xx so far among them; the next group's, if it was claimed), outcomes recorded."""
+    process's; the next group's, if it was claimed), outcomes recorded."""
     if upcoming is not None:  # the next group may be claimed, but its mails never went out
         try:
             unsent = unsent + _claimed_by_us(upcoming.result(), following)
@@ -522,10 +547,10 @@ def send_claimed(
     group n+1 while group n is on the wire, so the database's round trips
     overlap the server's.  A person another process claimed meanwhile is
     ``taken`` and not mailed.  Refusals are outcomes (``Mailer.deliver``),
-    not errors; a 4xx reply puts that person's mail off (``_Retries``) while
-    the others go on, and a 421 that closed the session is followed by a new
-    one.  On an error the claims whose mails never went out are released
-    (the people put off included); killed outright, a process leaves at most
+    not errors; a 4xx reply puts that person's mail off (``_Retries``: its
+    claim given up until the retry) while the others go on; a 421 that closed
+    the session is followed by a new one.  On an error the claims whose mails
+    never went out are released; killed outright, a process leaves at most
     two groups' rows ``sending`` (the group on the wire and the next one: two
     rows at the usual rates), which the caller reports *uncertain* and never
     resends: their Message-IDs can be looked up in the mail server's log.
@@ -534,7 +559,7 @@ def send_claimed(
     if not subjects:
         return counts
     groups = list(chunks(subjects, claim_group(mailer)))
-    retries = _Retries(mailer, attempts, backoff, sleep)
+    retries = _Retries(mailer, claims, counts, attempts, backoff, sleep)
 
     def settle(done: list[tuple[str, Delivery]]) -> None:
         for subject, delivery in done:
@@ -554,7 +579,9 @@ def send_claimed(
                     following, handed, pending = groups[n + 1], pending, []
                     upcoming = helper.submit(_prepare_and_claim, prepare, claims, following, handed)
                 _mail_group(group, prepared, unsent, retries, counts, settle)
+            claims.record(pending)  # before the retries' wait: what went out is not left in doubt meanwhile
+            pending = []
             settle(retries.drain())
         finally:
-            _wind_up(claims, unsent + retries.waiting(), upcoming, following, handed + pending)
+            _wind_up(claims, unsent, upcoming, following, handed + pending)
     return counts

@@ -1,8 +1,9 @@
-"""Where the repository's own files are: the templates every document and mail is rendered from."""
+"""Where the package's own files are: the templates every document and mail is rendered from,
+shipped inside the package and found through ``importlib.resources`` (in a wheel as in a checkout)."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO / "include" / "templates"
+TEMPLATES = Path(str(resources.files("lifecycle").joinpath("templates")))

@@ -1,8 +1,8 @@
-"""Generated documents: one renderer (Jinja2 over include/templates) and one sink.
+"""Generated documents: one renderer (Jinja2 over include/lifecycle/templates) and one sink.
 
 The sink writes to the catalog's ``reports`` destination: a local folder
 (``reports: {path: …}``; ``$LIFECYCLE_VAR_DIR`` may appear in it, and a
-relative path is taken from the repository root) or an S3 system under a
+relative path is taken from the working directory) or an S3 system under a
 prefix.  Keys derive from the run, so a rerun overwrites its own documents.
 """
 
@@ -23,14 +23,15 @@ import msgspec
 
 from lifecycle import signing
 from lifecycle.catalog import Catalog
-from lifecycle.paths import REPO, TEMPLATES
+from lifecycle.paths import TEMPLATES
 
 #: The published public keys, written beside the reports and the checkpoints.
 PUBLIC_KEYS = "public-keys.json"
 
 
 def var_dir() -> Path:
-    return Path(os.environ.get("LIFECYCLE_VAR_DIR") or REPO / "var")
+    """``$LIFECYCLE_VAR_DIR``, else ``var`` of the working directory."""
+    return Path(os.environ.get("LIFECYCLE_VAR_DIR") or Path.cwd() / "var")
 
 
 @functools.cache
@@ -102,7 +103,7 @@ class ReportSink:
     def _folder(self) -> str:
         text = string.Template(self.reports.path).safe_substitute(LIFECYCLE_VAR_DIR=str(var_dir()))
         folder = Path(text)
-        return str(folder if folder.is_absolute() else REPO / folder)
+        return str(folder if folder.is_absolute() else Path.cwd() / folder)
 
     @functools.cached_property
     def _store(self):

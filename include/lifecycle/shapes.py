@@ -19,3 +19,11 @@ RuleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def exactly_one(model, first: str, second: str, message: str):
+    """``model`` when exactly one of its fields ``first`` and ``second`` is set (a model
+    validator's answer); ``message`` when both or neither are."""
+    if bool(getattr(model, first)) == bool(getattr(model, second)):
+        raise ValueError(message)
+    return model

@@ -8,6 +8,7 @@ child process through ``python -m lifecycle.demo run`` (Airflow's
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import sqlalchemy as sa
 
 from lifecycle import devenv
 from lifecycle.mailsink import MailSink
@@ -61,6 +63,30 @@ def dag_runs(stdout: str) -> list[dict[str, str]]:
         else:
             current = None
     return runs
+
+
+def run_id_of(stdout: str, dag_id: str) -> str:
+    """The id of the one run of ``dag_id`` the demo runner printed."""
+    [run_id] = re.findall(rf"{dag_id}: \w+ in [\d.]+s \(run (.+)\)", stdout)
+    return run_id
+
+
+def asset_events(world: AirflowWorld, dag_id: str, run_id: str) -> dict[str, list[dict]]:
+    """The asset events a run emitted, by asset name, from Airflow's metadata database."""
+    engine = sa.create_engine(f"sqlite:///{world.var / 'airflow' / 'airflow.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE e.source_dag_id = :d AND e.source_run_id = :r ORDER BY e.id"
+            ),
+            {"d": dag_id, "r": run_id},
+        ).all()
+    engine.dispose()
+    events: dict[str, list[dict]] = {}
+    for name, extra in rows:
+        events.setdefault(name, []).append(json.loads(extra) if isinstance(extra, str) else extra)
+    return events
 
 
 @pytest.fixture(scope="session")

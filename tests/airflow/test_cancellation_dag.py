@@ -4,7 +4,7 @@ import json
 
 import sqlalchemy as sa
 
-from tests.airflow.conftest import AirflowWorld, dag_runs
+from tests.airflow.conftest import AirflowWorld, asset_events, dag_runs, run_id_of
 
 
 def _batch(root: str) -> str:
@@ -54,6 +54,21 @@ def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(ai
     ledger = airflow_world.run("-m", "lifecycle", "ledger", "verify", "--checkpoints")
     assert ledger.returncode == 0 and "the ledger extends every one" in ledger.stdout, ledger.stdout + ledger.stderr
 
+    run_id = run_id_of(result.stdout, "cancellation_erasure")
+    events = asset_events(airflow_world, "cancellation_erasure", run_id)
+    with state.connect() as conn:
+        steps = [
+            json.loads(p)
+            for p in conn.execute(
+                sa.text("SELECT payload FROM lifecycle_ledger WHERE kind = 'erasure.done' AND run_id = :r"),
+                {"r": run_id},
+            ).scalars()
+        ]
+    changed = {p["dataset"] for p in steps if p.get("rows") or p.get("versions")}
+    untouched = {p["dataset"] for p in steps} - changed
+    assert sum(e["rows_deleted"] for e in events["lifecycle.users"]) == len(done), "one own row per erased person"
+    assert {name.removeprefix("lifecycle.") for name in events} == changed and untouched, (events, untouched)
+
     sent = airflow_world.mail.messages[mails_before:]
     completed = [m for m in sent if m["Subject"] in ("Your account has been deleted", "您的账户已注销")]
     with state.connect() as conn:
@@ -78,6 +93,7 @@ def test_cancellation_erasure_erases_due_subjects_certifies_and_notifies_once(ai
     assert (rerun["run"], rerun["erase"], rerun["run_complete"]) == ("success", "skipped", "success"), (
         "nobody left to erase: no batches, and the run is green"
     )
+    assert asset_events(airflow_world, "cancellation_erasure", run_id_of(again.stdout, "cancellation_erasure")) == {}
     assert airflow_world.mail.count == mails_before + len(sent), "a rerun sends no notice twice"
     state.dispose()
     app.dispose()

@@ -126,6 +126,57 @@ def test_a_follow_up_with_nobody_new_still_writes_its_lists_and_reports(airflow_
     assert (reports / "letters.csv").exists() and (reports / "telephone.csv").exists()
 
 
+def test_a_decision_not_to_notify_is_approved_recorded_and_mails_nobody(airflow_world: AirflowWorld, tmp_path):
+    """decision not_notify through the whole DAG: approved, recorded in the register and the ledger with its
+    reason; no person is mailed and nothing published; the lead authority's report is still due and delivered."""
+    reason = "The bucket was private to our own backup account; its access log shows no read from outside."
+    form = {
+        **demo_incident.form(datetime(2026, 11, 22), dry_run=False),
+        "incident_id": "INC-NOT-NOTIFIED",
+        "channels": ["email", "letter", "telephone"],
+        "decision": "not_notify",
+        "decision_reason": reason,
+    }
+    (tmp_path / "withheld.json").write_text(json.dumps(form))
+    mails_before = airflow_world.mail.count
+    result = airflow_world.run(
+        "-m", "lifecycle.demo", "run", "--dags", "incident_notification", "--as-of", "2026-11-22",
+        "--conf", f"@{tmp_path / 'withheld.json'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    [run] = [r for r in dag_runs(result.stdout) if r["dag_id"] == "incident_notification"]
+    assert run["run"] == run["approve"] == run["plan_sends"] == run["finish"] == run["run_complete"] == "success", run
+    assert run["contact_lists"] == run["announce"] == run["deliver_reports"] == "success", run
+    assert f"decision:     not to notify: {reason}" in result.stdout
+    mails = airflow_world.mail.messages[mails_before:]
+    assert not [m for m in mails if not m.envelope_to[0].endswith(REGULATORS)], "no notice reached the mail sink"
+    assert [m.envelope_to for m in mails] == [[LEAD_SA]], "people in the EU: the lead authority's report is due"
+    state = _state(airflow_world)
+    with state.connect() as conn:
+        run_row = conn.execute(
+            sa.text("SELECT facts, figures FROM lifecycle_incident_runs WHERE incident_id = 'INC-NOT-NOTIFIED'")
+        ).one()
+        ledger = {
+            kind: json.loads(payload)
+            for kind, payload in conn.execute(
+                sa.text(
+                    "SELECT kind, payload FROM lifecycle_ledger WHERE kind LIKE 'incident.%' "
+                    "AND payload LIKE '%INC-NOT-NOTIFIED%' ORDER BY seq"
+                )
+            )
+        }
+        claimed = conn.execute(
+            sa.text("SELECT count(*) FROM lifecycle_deliveries WHERE notice = 'incident:INC-NOT-NOTIFIED'")
+        ).scalar()
+    state.dispose()
+    assert json.loads(run_row.facts)["decision_reason"] == reason and claimed == 0
+    final = json.loads(run_row.figures)["final"]
+    assert (final["decision"], final["emails_sent"], final["owed"], final["announcement"]) == ("not_notify", 0, 0, None)
+    assert ledger["incident.registered"]["decision"] == "not_notify"
+    assert ledger["incident.registered"]["decision_reason"] == reason
+    assert ledger["incident.approval"]["decision"] == "approved" and "incident.batch" not in ledger
+
+
 SHAPE = r"""
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -161,7 +212,7 @@ def test_with_approval_required_the_run_waits_for_the_standard_providers_approva
         (config / name).write_text(yaml.safe_dump(data))
     env = {**os.environ, "LIFECYCLE_CONFIG_DIR": str(config), "AIRFLOW_HOME": str(tmp_path / "airflow")}
     result = subprocess.run(
-        [sys.executable, "-c", SHAPE, str(repo / "dags" / "incident_notification.py")],
+        [sys.executable, "-c", SHAPE, str(repo / "dags" / "lifecycle.py")],
         env=env,
         capture_output=True,
         text=True,

@@ -6,7 +6,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 
-from tests.airflow.conftest import AS_OF, AirflowWorld, dag_runs
+from lifecycle.lineage import COUNTS
+from tests.airflow.conftest import AS_OF, AirflowWorld, asset_events, dag_runs, run_id_of
 from tests.support.s3 import moto_client
 
 
@@ -33,6 +34,14 @@ def test_retention_expiry_applies_the_plan_and_writes_its_report(airflow_world: 
         left = conn.execute(sa.text("SELECT count(*) FROM access_logs WHERE logged_at < :c"), {"c": cutoff}).scalar()
     engine.dispose()
     assert expired_before > left == logs["held"]
+
+    events = asset_events(airflow_world, "retention_expiry", run_id_of(result.stdout, "retention_expiry"))
+    assert sum(e["rows_deleted"] for e in events["lifecycle.access_logs"]) == expired_before - left
+    for d in document["datasets"]:  # every dataset the run changed has its event with the report's counts; none else
+        changed = d["deleted"] + d["anonymized"]
+        assert (f"lifecycle.{d['dataset']}" in events) == (changed > 0), (d, events)
+    assert "lifecycle.chat_photos" not in events and "lifecycle.users" not in events
+    assert all(set(e) <= {"action", *COUNTS} for found in events.values() for e in found)
 
 
 def test_object_retention_through_the_media_connection_deletes_every_expired_version(airflow_world: AirflowWorld):
@@ -74,3 +83,5 @@ def test_object_retention_through_the_media_connection_deletes_every_expired_ver
     photos = next(d for d in json.loads(report.read_text())["datasets"] if d["dataset"] == "chat_photos")
     gone = [v for v in before if v not in kept]
     assert photos["versions_deleted"] == len(gone) > 0 and photos["deleted"] == len({v["Key"] for v in gone})
+    events = asset_events(airflow_world, "retention_expiry", run_id_of(result.stdout, "retention_expiry"))
+    assert sum(e["versions_deleted"] for e in events["lifecycle.chat_photos"]) == len(gone)

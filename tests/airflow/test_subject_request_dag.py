@@ -5,7 +5,9 @@ import json
 
 import sqlalchemy as sa
 
-from tests.airflow.conftest import AirflowWorld, dag_runs
+from tests.airflow.conftest import AirflowWorld, asset_events, dag_runs, run_id_of
+
+COUNTED = ("rows_deleted", "rows_anonymized", "versions_deleted")
 
 
 def test_the_apps_requests_are_answered_and_a_form_dry_run_changes_nothing(airflow_world: AirflowWorld):
@@ -22,6 +24,21 @@ def test_the_apps_requests_are_answered_and_a_form_dry_run_changes_nothing(airfl
         requests = {r.kind: r for r in conn.execute(sa.text("SELECT * FROM lifecycle_subject_requests"))}
     assert {k: r.state for k, r in requests.items()} == {"access": "done", "erase": "done", "withdraw_consent": "done"}
     assert all(r.completed_at <= r.due_at for r in requests.values())
+    with state.connect() as conn:  # the erase request's steps: an event for each dataset it changed, none else
+        steps = [
+            json.loads(p)
+            for p in conn.execute(
+                sa.text("SELECT payload FROM lifecycle_ledger WHERE kind = 'erasure.done' AND idempotency_key LIKE :k"),
+                {"k": f"erasure:request:{requests['erase'].request_id}:%"},
+            ).scalars()
+        ]
+    events = asset_events(airflow_world, "subject_request", run_id_of(result.stdout, "subject_request"))
+    changed = {p["dataset"]: p.get("rows") or p.get("versions") for p in steps if p.get("rows") or p.get("versions")}
+    counted = {
+        name.removeprefix("lifecycle."): sum(e.get(k, 0) for e in found for k in COUNTED)
+        for name, found in events.items()
+    }
+    assert changed and counted == changed, (changed, events)
     sent = airflow_world.mail.messages[mails_before:]
     with app.connect() as conn:
         addresses = {
@@ -45,5 +62,6 @@ def test_the_apps_requests_are_answered_and_a_form_dry_run_changes_nothing(airfl
         planned = conn.execute(sa.text("SELECT state FROM lifecycle_subject_requests WHERE request_id = 'FORM-1'"))
         assert planned.scalar() == "planned", "dry_run is on unless switched off"
     assert airflow_world.mail.count == mails_before + len(sent), "a dry run sends nothing"
+    assert asset_events(airflow_world, "subject_request", run_id_of(dry.stdout, "subject_request")) == {}
     state.dispose()
     app.dispose()

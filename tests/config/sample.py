@@ -11,12 +11,22 @@ CATALOG = {
         "state": {"type": "sql", "conn_id": "lifecycle_state"},
         "drop": {"type": "s3", "conn_id": "partner_s3", "bucket": "partner-drop"},
     },
+    "controller": {
+        "name": "MIC Buyer Services Ltd.",
+        "address": "88 Example Road, Nanjing",
+        "privacy_contact": "privacy@mic.example",
+    },
+    "purposes": {
+        "account": {"title": "Run the buyer's account", "legal_basis": "contract"},
+        "network_logs": {"title": "Keep network logs", "legal_basis": "legal_obligation"},
+        "bookkeeping": {"title": "Keep transaction records", "legal_basis": "legal_obligation"},
+    },
     "categories": {
-        "basic_info": {"title": "Basic information"},
-        "network_identification": {"title": "Network identification information"},
+        "basic_info": {"title": "Basic information", "purposes": ["account"]},
+        "network_identification": {"title": "Network identification information", "purposes": ["account"]},
         "credentials": {"parent": "network_identification", "shareable": False},
-        "access_records": {"title": "Personal Internet access records"},
-        "transaction_records": {"title": "Transaction records"},
+        "access_records": {"title": "Personal Internet access records", "purposes": ["network_logs"]},
+        "transaction_records": {"title": "Transaction records", "purposes": ["bookkeeping"]},
     },
     "subject": {"dataset": "users", "key": "id", "contact": {"email": "email", "name": "name"}},
     "datasets": {

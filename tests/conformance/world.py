@@ -61,17 +61,18 @@ PERSONAL_POOL = [  # (column, strategy, kind)
 PLAIN_POOL = [("amount", "int"), ("tier", "str"), ("status", "str"), ("from", "str")]
 CHAIN_CATEGORIES = ["access_records", "transaction_records", "device_info", "content"]
 FIELD_CATEGORIES = ["basic_info", "network_identification", "credentials"]
+PURPOSES = {"service": {"title": "Run the service people signed up for", "legal_basis": "contract"}}
 CATEGORIES = {
-    "basic_info": {"title": "Basic information"},
-    "network_identification": {"title": "Network identification information"},
+    "basic_info": {"title": "Basic information", "purposes": ["service"]},
+    "network_identification": {"title": "Network identification information", "purposes": ["service"]},
     "credentials": {"parent": "network_identification"},
-    "access_records": {"title": "Personal Internet access records"},
-    "transaction_records": {"title": "Transaction records"},
-    "device_info": {"title": "Common equipment information"},
-    "content": {"title": "Content people wrote"},
-    "consent_records": {"title": "Consents"},
-    "account_records": {"title": "Account cancellation requests"},
-    "media_content": {"title": "Photos and files"},
+    "access_records": {"title": "Personal Internet access records", "purposes": ["service"]},
+    "transaction_records": {"title": "Transaction records", "purposes": ["service"]},
+    "device_info": {"title": "Common equipment information", "purposes": ["service"]},
+    "content": {"title": "Content people wrote", "purposes": ["service"]},
+    "consent_records": {"title": "Consents", "purposes": ["service"]},
+    "account_records": {"title": "Account cancellation requests", "purposes": ["service"]},
+    "media_content": {"title": "Photos and files", "purposes": ["service"]},
 }
 KEEPS = ["30d", "90d", "6mo", "1y", "18mo", "2y", "400d", "26w"]
 FLOORS = ["30d", "90d", "6mo", "1y"]
@@ -988,6 +989,7 @@ class World:
         s = self.subject
         catalog = {
             "systems": systems,
+            "purposes": PURPOSES,
             "categories": CATEGORIES,
             "subject": {
                 "dataset": s.dataset,

@@ -74,7 +74,7 @@ def test_services_in_the_pattern_of_airflows_own(rendered):
     assert worker["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert worker["environment"]["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
     mounts = {str(v["target"] if isinstance(v, dict) else v.split(":")[1]) for v in worker["volumes"]}
-    assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/config"} <= mounts
+    assert {"/opt/airflow/dags", "/opt/airflow/config"} <= mounts
 
 
 def test_the_image_is_the_airflow_of_requirements(rendered):

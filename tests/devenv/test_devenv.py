@@ -75,7 +75,7 @@ def test_environment_values(tmp_path):
     assert values["AIRFLOW_HOME"] == f"{var}/airflow"
     assert values["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert values["AIRFLOW__CORE__DAGS_FOLDER"] == "/some/repo/dags"
-    assert values["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/some/repo/plugins"
+    assert "AIRFLOW__CORE__PLUGINS_FOLDER" not in values  # the plugin comes through the package's entry point
     assert values["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{var}/airflow/airflow.db"
     assert values["LIFECYCLE_CONFIG_DIR"] == "/some/repo/config/lifecycle"
     assert json.loads(values["AIRFLOW_CONN_APP_DB"]) == {"conn_type": "sqlite", "host": f"{var}/app.db"}

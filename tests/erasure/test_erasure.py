@@ -51,7 +51,7 @@ def _config(tmp_path, bucket, reports=None, systems=None, **more_datasets):
     catalog["systems"]["media"]["bucket"] = bucket
     catalog["datasets"].update(more_datasets)
     catalog["systems"].update(systems or {})
-    catalog["categories"]["account_records"] = {"title": "Account cancellation requests"}
+    catalog["categories"]["account_records"] = {"title": "Account cancellation requests", "purposes": ["account"]}
     catalog["datasets"]["account_cancellations"] = {
         "system": "app_db",
         "table": "account_cancellations",

@@ -40,7 +40,8 @@ def _catalog(tmp_path, bucket: str, ice_after: str, delta_after: str) -> dict:
             },
             "dl": {"type": "delta", "location": str(tmp_path / "delta"), "purge_after": delta_after},
         },
-        "categories": {"contact": {}, "usage": {}, "account_records": {}},
+        "purposes": sample.CATALOG["purposes"],
+        "categories": {c: {"purposes": ["account"]} for c in ("contact", "usage", "account_records")},
         "subject": {"dataset": "users", "key": "id", "contact": {"email": "email"}},
         "reports": {"path": str(tmp_path / "reports")},
         "datasets": {

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -264,6 +267,65 @@ def test_drops_are_ledgered_with_their_rows_and_the_rest_goes_row_by_row(world):
     report = retention.report(plan.run_id, as_of=AS_OF)
     assert report["failures"] == 0
     assert state.ledger.verify().ok
+
+
+def _analyzed_then_written(engine, month: tuple[int, int]) -> None:
+    """Statistics current for every partition (PostgreSQL), then one row written into ``month``'s
+    after them, its counters flushed at once (``pg_stat_force_next_flush``)."""
+    if engine.dialect.name != "postgresql":
+        return
+    engine.dispose()  # a backend flushes its counters when it ends: the seeding's inserts, before ANALYZE
+    deadline = time.monotonic() + 10
+    inserted = sa.text("SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE relname LIKE 'part_logs_%'")
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(inserted).scalar() >= len(_rows()):
+                break
+        time.sleep(0.05)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ANALYZE part_logs"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+        conn.execute(
+            sa.text("INSERT INTO part_logs VALUES (9999, :user, '/late', :at)"),
+            {"user": OTHER, "at": datetime(*month, 28, 12)},
+        )
+
+
+def test_a_dropped_partitions_rows_come_from_current_statistics_marked_estimated_else_counted(world):
+    engine, state, tmp_path = world
+    _create(engine)
+    written = GONE_WHOLE[1]  # analyzed, then written to: its statistics are not current
+    _analyzed_then_written(engine, written)
+    retention = _retention(engine, state, _config(tmp_path))
+    plan = retention.plan("scheduled__part", AS_OF)
+    drops = {p.name.rpartition(".")[2]: p for p in plan.dataset("logs").drops}
+    if engine.dialect.name != "postgresql":  # MariaDB: every drop counted
+        assert all(p.rows == PER_MONTH and not p.estimated and p.counted == "10 rows" for p in drops.values())
+        return
+    late = drops.pop(_label(engine, *written))
+    assert (late.rows, late.estimated, late.counted) == (PER_MONTH + 1, False, "11 rows"), "counted: exact"
+    assert all(p.rows == PER_MONTH and p.estimated for p in drops.values()), "from the statistics"
+    assert {p.counted for p in drops.values()} == {"~10 rows (estimate)"}
+
+    _apply(retention, plan)
+    records = {
+        e.payload["partition"].rpartition(".")[2]: e.payload
+        for e in state.ledger.entries(kind="retention.drop_partition")
+    }
+    marks = {
+        e.payload["partition"].rpartition(".")[2]: e.payload
+        for e in state.ledger.entries(kind="retention.partition_marked")
+    }
+    for ledgered in (records, marks):
+        assert "estimated" not in ledgered[_label(engine, *written)]
+        assert all(ledgered[name]["estimated"] is True for name in drops)
+    report = retention.report(plan.run_id, as_of=AS_OF)
+    document = json.loads(Path(report["json"]).read_text())
+    logs = next(d for d in document["datasets"] if d["dataset"] == "logs")
+    assert logs["deleted_estimated"] is True
+    assert {p["name"].rpartition(".")[2] for p in logs["partitions"] if p["estimated"]} == set(drops)
+    assert "~10 (estimate)" in Path(report["html"]).read_text()
 
 
 class _KilledAfterDetach(SqlStore):

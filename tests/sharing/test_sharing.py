@@ -56,7 +56,9 @@ def _files(tmp_path, bucket, conn_id) -> dict:
     catalog = files["catalog.yaml"]
     catalog["systems"]["drop"] = {"type": "s3", "conn_id": conn_id, "bucket": bucket}
     catalog["reports"] = {"path": str(tmp_path / "reports")}
-    catalog["categories"].update({"consent_records": {}, "account_records": {}})
+    catalog["categories"].update(
+        {"consent_records": {"purposes": ["account"]}, "account_records": {"purposes": ["account"]}}
+    )
     catalog["datasets"].pop("chat_photos")
     catalog["datasets"]["consents"] = {
         "system": "app_db",

@@ -49,6 +49,25 @@ def test_an_outcome_changes_only_a_row_still_sending_and_release_removes_only_su
     assert _notices(state) == {(TEMPLATE, "1"): ("sent", None, "<m1@x>")}
 
 
+def test_a_mail_put_off_gives_its_claim_up_until_its_retry_claims_the_person_again(state):
+    claims = state.notices.claims(TEMPLATE, "run#0")
+    with claims:  # the sending loop's connection stays open: put_off and resume use their own
+        claims.claim("1", "<m1@x>", "en")
+        claims.claim("2", "<m2@x>", "en")
+        claims.put_off("1")
+        claims.put_off("2")
+        assert _notices(state) == {}, "put off: no claim, so the person is owed, not in doubt"
+        assert claims.resume("1", "<m1@x>", "en")
+        other = state.notices.claims(TEMPLATE, "run#1")
+        assert other.claim("2", "<other@x>", "en"), "another run claims the person meanwhile"
+        assert not claims.resume("2", "<m2@x>", "en"), "the retry finds the person taken"
+        claims.record([Outcome("1", "sent", 2)])
+    assert _notices(state) == {
+        (TEMPLATE, "1"): ("sent", None, "<m1@x>"),
+        (TEMPLATE, "2"): ("sending", None, "<other@x>"),
+    }
+
+
 def test_a_group_is_claimed_in_one_commit_and_one_person_claimed_before_leaves_the_others_claimed(state):
     claims, other = state.notices.claims(TEMPLATE, "run#0"), state.notices.claims(TEMPLATE, "run#1")
     assert other.claim("3", "<o3@x>")

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from lifecycle.state import migrations, schema
 from lifecycle.state.claims import Claims
-from lifecycle.state.migrations import v04_incidents, v05_notices
+from lifecycle.state.migrations import changelog
+from lifecycle.state.migrations.changelog import tables
 
 NOW = "2026-12-01T00:00:00+00:00"
 LAST = migrations.MIGRATIONS[-1][0]
@@ -89,6 +90,12 @@ def test_migration_ids_run_one_to_the_last_in_order():
     assert [version for version, _ in migrations.MIGRATIONS] == list(range(1, LAST + 1))
 
 
+def test_every_step_has_its_changelog_and_every_changelog_is_a_step():
+    changelogs = sorted(Path(migrations.__file__).parent.glob("v*.yaml"))
+    assert [int(p.stem[1:3]) for p in changelogs] == list(range(1, LAST + 1))
+    assert all(changelog.changelog(p.stem) for p in changelogs), "each one states what its step does"
+
+
 @pytest.mark.parametrize("path", sorted(Path(migrations.__file__).parent.glob("*.py")), ids=lambda p: p.name)
 def test_no_migration_reads_the_current_table_definitions(path):
     imported = set()
@@ -103,11 +110,20 @@ def test_no_migration_reads_the_current_table_definitions(path):
     )
 
 
+def test_a_changelog_column_with_a_word_the_applier_does_not_know_is_refused_naming_its_place():
+    with pytest.raises(ValueError, match=r"v99_new\.yaml: t\.c: 'text nullable' has words other than"):
+        changelog.column("v99_new", "t", "c", "text nullable")
+    with pytest.raises(ValueError, match=r"v99_new\.yaml: t\.c: 'varchar\(3\)' does not start with one of"):
+        changelog.column("v99_new", "t", "c", "varchar(3)")
+    owed = changelog.column("v99_new", "t", "owed", "boolean not null default false")
+    assert (owed.nullable, owed.server_default is not None) == (False, True)
+
+
 def test_rows_of_both_old_tables_move_to_the_claim_table_and_the_old_tables_go(engine):
     _up_to(engine, 5)
     with engine.begin() as conn:
         conn.execute(
-            v05_notices.notices.insert(),
+            tables("v05_notices")["lifecycle_notices"].insert(),
             [
                 {
                     "template": "cancellation_completed",
@@ -134,7 +150,7 @@ def test_rows_of_both_old_tables_move_to_the_claim_table_and_the_old_tables_go(e
             ],
         )
         conn.execute(
-            v04_incidents.incident_deliveries.insert(),
+            tables("v04_incidents")["lifecycle_incident_deliveries"].insert(),
             [
                 {
                     "incident_id": "INC-1",
@@ -190,7 +206,7 @@ def test_reports_approved_runs_wrote_before_deliveries_were_recorded_are_not_tak
     approved = {"decision": "approved", "by": None, "how": "test"}
     with engine.begin() as conn:
         conn.execute(
-            v04_incidents.incident_runs.insert(),
+            tables("v04_incidents")["lifecycle_incident_runs"].insert(),
             [
                 _run("approved", approval=approved),
                 _run("dry", dry_run=True),

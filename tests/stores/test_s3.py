@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lifecycle.errors import TerminalStoreError
+from lifecycle.stores.contract import Anonymizing, anonymizing
 from lifecycle.stores.s3 import (
     MAX_KEYS_PER_DELETE,
     ObjectLock,
@@ -273,3 +274,10 @@ def test_a_presigned_link_downloads_the_object_without_credentials(s3_store):
     assert "X-Amz-Expires=3600" in link or "Expires=" in link
     with urllib.request.urlopen(link) as response:
         assert response.read() == b"zip bytes"
+
+
+def test_an_object_store_does_not_anonymize_and_asking_it_to_is_refused_naming_system_and_dataset(s3_conn_id):
+    store = S3Store.from_connection(s3_conn_id, "t-no-such-bucket", system="media")
+    assert not isinstance(store, Anonymizing)
+    with pytest.raises(TerminalStoreError, match=r"system 'media'.*avatars.*cannot anonymize.*use action: delete"):
+        anonymizing(store, "avatars")

@@ -1,4 +1,5 @@
-"""Airflow's plugin manager finds the Privacy view in plugins/: the app under /privacy, the
+"""Airflow's plugin manager finds the Privacy view through the installed package's
+``airflow.plugins`` entry point, with an empty plugins folder: the app under /privacy, the
 navigation entry, the macro of the approval body (in a fresh interpreter, as an Airflow process)."""
 
 from __future__ import annotations
@@ -7,9 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json
@@ -31,7 +29,7 @@ def test_the_plugin_loads_with_its_app_navigation_entry_and_macro(tmp_path):
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")},
         "AIRFLOW_HOME": str(tmp_path),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)

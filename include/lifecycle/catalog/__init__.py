@@ -126,6 +126,23 @@ class Catalog:
             found.add(ds.category)
         return found
 
+    def category_purposes(self, category: str) -> set[str]:
+        """The purposes a category serves: its own and its ancestors'."""
+        return {p for c in self.category_lineage(category) for p in self.model.categories[c].purposes}
+
+    def purposes_of(self, name: str) -> dict[str, set[str]]:
+        """A personal dataset's purposes, each with the categories of the dataset it covers: the
+        dataset's own purposes cover all its categories, a category's purposes that category."""
+        ds = self.dataset(name)
+        if not ds.personal:
+            return {}
+        categories = self.categories_of(name)
+        found: dict[str, set[str]] = {purpose: set(categories) for purpose in ds.purposes}
+        for category in categories:
+            for purpose in self.category_purposes(category):
+                found.setdefault(purpose, set()).add(category)
+        return found
+
     def datasets_in_category(self, category: str) -> list[str]:
         """Datasets holding ``category`` or any category below it."""
         return [name for name in self.datasets if any(self.is_within(c, category) for c in self.categories_of(name))]

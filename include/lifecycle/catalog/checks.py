@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from lifecycle import anonymize
 from lifecycle.catalog import Catalog, LinkError
-from lifecycle.catalog.models import AppliesTo, CatalogFile, Dataset, FieldSpec
+from lifecycle.catalog.models import LEGAL_BASES, AppliesTo, CatalogFile, Dataset, FieldSpec
 from lifecycle.errors import Problem
 
 CATALOG = "catalog.yaml"
@@ -65,6 +65,41 @@ def check_catalog(catalog: Catalog) -> Iterator[Problem]:
     yield from _subject_dataset(model)
     for name, ds in model.datasets.items():
         yield from _dataset(catalog, name, ds)
+    yield from _purposes(catalog)
+
+
+def purpose_problems(catalog: Catalog, file: str, path: str, names: list[str]) -> Iterator[Problem]:
+    """Each of ``names`` is a purpose catalog.yaml defines."""
+    defined = catalog.model.purposes
+    for i, name in enumerate(names):
+        if name not in defined:
+            known = ", ".join(sorted(defined)) or "none: add purposes: to catalog.yaml"
+            yield Problem(file, f"{path}[{i}]", f"unknown purpose {name!r}; defined: {known}")
+
+
+def _purposes(catalog: Catalog) -> Iterator[Problem]:
+    """Purposes name a known legal basis; categories and datasets name known purposes; every
+    personal dataset serves at least one purpose (the record of processing lists it under each)."""
+    model = catalog.model
+    for name, purpose in model.purposes.items():
+        if purpose.legal_basis not in LEGAL_BASES:
+            yield Problem(
+                CATALOG,
+                f"purposes.{name}.legal_basis",
+                f"unknown legal basis {purpose.legal_basis!r}; one of {', '.join(LEGAL_BASES)} (GDPR art. 6(1)(a)-(f))",
+            )
+    for name, category in model.categories.items():
+        yield from purpose_problems(catalog, CATALOG, f"categories.{name}.purposes", category.purposes)
+    for name, ds in model.datasets.items():
+        yield from purpose_problems(catalog, CATALOG, f"datasets.{name}.purposes", ds.purposes)
+        if ds.personal and catalog.categories_of(name) and not catalog.purposes_of(name):
+            yield Problem(
+                CATALOG,
+                f"datasets.{name}",
+                f"personal dataset {name!r} serves no purpose; add purposes: [<purpose>] to the dataset, "
+                f"or to one of its categories ({', '.join(sorted(catalog.categories_of(name)))}), "
+                "naming purposes defined under purposes:",
+            )
 
 
 def _category_parent(catalog: Catalog, name: str) -> Iterator[Problem]:

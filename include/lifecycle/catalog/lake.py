@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from lifecycle.durations import Duration
+from lifecycle.shapes import exactly_one
 
 DEFAULT_PURGE_AFTER = Duration.parse("7d")
 
@@ -46,9 +47,8 @@ class IcebergCatalog(_Model):
 
     @model_validator(mode="after")
     def _one_place(self):
-        if bool(self.conn_id) == bool(self.path):
-            raise ValueError("catalog needs either conn_id (a SQL connection) or path (a SQLite file), not both")
-        return self
+        message = "catalog needs either conn_id (a SQL connection) or path (a SQLite file), not both"
+        return exactly_one(self, "conn_id", "path", message)
 
 
 class _LakeSystem(_Model):

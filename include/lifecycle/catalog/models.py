@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from lifecycle.anonymize import Anonymize, shorthand
 from lifecycle.catalog.lake import DeltaSystem, IcebergSystem
 from lifecycle.durations import Duration
-from lifecycle.shapes import DurationField, Model, Name
+from lifecycle.shapes import DurationField, Model, Name, exactly_one
 
 LINK = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*->\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
@@ -38,10 +38,48 @@ class System(Model):
         return self
 
 
+#: the legal bases a purpose may name (GDPR art. 6(1)(a)-(f)), with the article each stands for
+LEGAL_BASES: dict[str, str] = {
+    "consent": "GDPR art. 6(1)(a): consent",
+    "contract": "GDPR art. 6(1)(b): performance of a contract with the person",
+    "legal_obligation": "GDPR art. 6(1)(c): compliance with a legal obligation",
+    "vital_interests": "GDPR art. 6(1)(d): vital interests",
+    "public_task": "GDPR art. 6(1)(e): a task in the public interest",
+    "legitimate_interests": "GDPR art. 6(1)(f): legitimate interests",
+}
+
+
 class Category(Model):
     title: str | None = None
     parent: str | None = None
     shareable: bool = True  # false: never leaves to a third party (credentials)
+    purposes: list[str] = []  # purposes every dataset holding it (or a category below it) serves
+
+
+class Purpose(Model):
+    """A purpose of processing (record of processing, GDPR art. 30): why, and on what legal basis."""
+
+    title: str
+    legal_basis: str  # one of LEGAL_BASES (checked with the whole catalog, so the message lists them)
+    description: str | None = None
+
+
+class Party(Model):
+    """A person or body the record of processing names (a representative, a data protection officer)."""
+
+    name: str
+    email: str | None = None
+    address: str | None = None
+
+
+class Controller(Model):
+    """Who decides why and how personal information is processed, and how people reach them."""
+
+    name: str
+    address: str
+    privacy_contact: str  # the e-mail address people write to about their information
+    representative: Party | None = None  # in the EU (GDPR art. 27), where the controller is not
+    dpo: Party | None = None  # the data protection officer, where one is designated
 
 
 class FieldSpec(Model):
@@ -122,11 +160,13 @@ class Dataset(Model):
     # time columns held as numbers: what they count (a date/time type says so itself)
     times: dict[str, Literal["epoch_seconds", "epoch_milliseconds"]] = {}
     on_anonymize: OnAnonymize | None = None  # cancellation erasure: clear (default) or keep the subject link
+    purposes: list[str] = []  # purposes of the whole dataset, beside those of its categories
 
     @model_validator(mode="after")
     def _table_or_prefix(self):
-        if bool(self.table) == bool(self.prefix):
-            raise ValueError("a dataset has either table (sql) or prefix (s3), not both and not neither")
+        exactly_one(
+            self, "table", "prefix", "a dataset has either table (sql) or prefix (s3), not both and not neither"
+        )
         if self.table and not self.primary_key and (self.personal or self.subject):
             raise ValueError(
                 "a table dataset needs primary_key (one column); only a personal: false table "
@@ -154,6 +194,7 @@ class Subject(Model):
     dataset: str
     key: str
     contact: Contact = Contact()
+    people: list[str] = []  # the categories of people the subject stands for (record of processing)
 
 
 class Reports(Model):
@@ -163,9 +204,7 @@ class Reports(Model):
 
     @model_validator(mode="after")
     def _one_destination(self):
-        if bool(self.system) == bool(self.path):
-            raise ValueError("reports needs either system (with prefix) or path, not both")
-        return self
+        return exactly_one(self, "system", "path", "reports needs either system (with prefix) or path, not both")
 
 
 class Anonymization(Model):
@@ -201,6 +240,9 @@ class CatalogFile(Model):
     reports: Reports = Reports(path="var/reports")
     anonymization: Anonymization = Anonymization()
     evidence: Evidence = Evidence()
+    controller: Controller | None = None
+    purposes: dict[Name, Purpose] = {}
+    security_measures: list[str] = []  # what protects the information, as the record of processing states it
 
 
 class AppliesTo(Model):

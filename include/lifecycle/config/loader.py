@@ -17,12 +17,12 @@ SYSTEM_TYPES = {"sql", "s3", "iceberg", "delta"}
 
 
 def config_dir(path: str | os.PathLike | None = None) -> Path:
-    """The folder given, else ``$LIFECYCLE_CONFIG_DIR``, else ``config/lifecycle`` of the repo."""
+    """The folder given, else ``$LIFECYCLE_CONFIG_DIR``, else ``config/lifecycle`` of the working directory."""
     if path is not None:
         return Path(path)
     if os.environ.get(ENV_DIR):
         return Path(os.environ[ENV_DIR])
-    return Path(__file__).resolve().parents[3] / "config" / "lifecycle"
+    return Path.cwd() / "config" / "lifecycle"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

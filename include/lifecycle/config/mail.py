@@ -45,7 +45,7 @@ def check_mail(models: dict, notifications) -> Iterator[Problem]:
                     source,
                     f"locales[{i}]",
                     f"{locale!r} has no {template.replace('_', ' ')} template "
-                    f"(include/templates/mail/{template}.{locale}.txt.j2{'' if file == INCIDENTS else ', ' + file + ': ' + key}); "
+                    f"(include/lifecycle/templates/mail/{template}.{locale}.txt.j2{'' if file == INCIDENTS else ', ' + file + ': ' + key}); "
                     "add one or remove the locale",
                 )
 

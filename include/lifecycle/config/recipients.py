@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from lifecycle.catalog import Catalog
-from lifecycle.catalog.checks import system_problems
+from lifecycle.catalog.checks import purpose_problems, system_problems
 from lifecycle.errors import Problem
 from lifecycle.shapes import Model, Name
 
@@ -91,6 +91,11 @@ class Recipient(Model):
     pseudonymize_subject: bool = True
     delivery: Delivery
     schedule: str | None = None
+    # record of processing: the catalog's purposes it serves (none: those of the fields it receives),
+    # its country (ISO 3166-1 alpha-2) and, for a transfer abroad, the safeguards it rests on
+    purposes: list[str] = []
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    safeguards: str | None = None
 
 
 class Signing(Model):
@@ -290,6 +295,7 @@ def check_recipients(catalog: Catalog, recipients) -> Iterator[Problem]:
         yield from system_problems(catalog, RECIPIENTS, f"{path}.delivery.system", recipient.delivery.system, "s3")
         for refusal in static_refusals(recipient, catalog):
             yield Problem(RECIPIENTS, f"{path}.{refusal.key}", refusal.reason)
+        yield from purpose_problems(catalog, RECIPIENTS, f"{path}.purposes", recipient.purposes)
         placeholders = catalog.prefix_fields(recipient.delivery.prefix)
         if placeholders - DELIVERY_PLACEHOLDERS:
             yield Problem(

@@ -48,7 +48,7 @@ class Access(Model):
 
 
 class RequestNotify(Model):
-    """E-mail templates (include/templates/mail/<name>.<locale>.txt.j2); null: no mail of that kind."""
+    """E-mail templates (include/lifecycle/templates/mail/<name>.<locale>.txt.j2); null: no mail of that kind."""
 
     access_ready: str | None = "access_ready"  # the link to the package, to the address on file only
     erased: str | None = "subject_erased"

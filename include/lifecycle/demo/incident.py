@@ -84,6 +84,11 @@ def summary(outcomes) -> list[str]:
             f"{result.get('owed', 0)}, by the incident {result.get('owed_in_incident', 0)}; uncertain "
             f"{result.get('uncertain', 0)}",
             f"  regulators: {', '.join(result['regulators']) or 'none'}",
+            *(
+                [f"  decision:     not to notify: {result['decision_reason']}"]
+                if result.get("decision") == "not_notify"
+                else []
+            ),
             f"  documents:    {reports}/{result['folder']}/"
             + (" (preview/ only: dry run)" if result["outcome"] == "dry run" else ""),
         ]

@@ -6,6 +6,9 @@ random and belong to nobody.  E-mail addresses use reserved example domains.
 
 from __future__ import annotations
 
+import json
+from importlib.resources import files
+
 # (hanzi, pinyin)
 CN_SURNAMES = [
     ("王", "wang"),
@@ -99,88 +102,17 @@ CN_FIRM_WORDS = [
     "Minghui",
 ]
 
+# country: (first names, surnames, (city, postcode) pairs, streets, firm suffix, calling code)
 WESTERN = {
-    # country: (first names, surnames, cities, streets, firm suffix, calling code)
-    "DE": (
-        ["Anna", "Lukas", "Lea", "Jonas", "Marie", "Felix", "Sophie", "Paul", "Laura", "Maximilian", "Julia", "Tobias"],
-        ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Hoffmann", "Keller"],
-        [("Berlin", "10115"), ("Hamburg", "20095"), ("München", "80331"), ("Köln", "50667"), ("Stuttgart", "70173")],
-        ["Haupt", "Garten", "Schiller", "Goethe", "Bahnhof", "Linden"],
-        "GmbH",
-        "49",
-    ),
-    "FR": (
-        ["Camille", "Louis", "Léa", "Hugo", "Chloé", "Jules", "Manon", "Gabriel", "Inès", "Arthur"],
-        ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Petit", "Durand", "Leroy", "Moreau", "Lefèvre"],
-        [("Paris", "75002"), ("Lyon", "69002"), ("Marseille", "13001"), ("Lille", "59000"), ("Nantes", "44000")],
-        ["de la République", "Victor Hugo", "des Lilas", "du Port", "Pasteur", "de la Paix"],
-        "SARL",
-        "33",
-    ),
-    "IT": (
-        ["Giulia", "Marco", "Chiara", "Luca", "Sara", "Matteo", "Elena", "Andrea"],
-        ["Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Colombo", "Ricci"],
-        [("Milano", "20121"), ("Roma", "00184"), ("Torino", "10121"), ("Bologna", "40121")],
-        ["Roma", "Garibaldi", "Mazzini", "Verdi"],
-        "S.r.l.",
-        "39",
-    ),
-    "ES": (
-        ["Lucía", "Hugo", "Martina", "Pablo", "Sofía", "Daniel", "Paula", "Álvaro"],
-        ["García", "Fernández", "González", "Rodríguez", "López", "Martínez", "Sánchez", "Pérez"],
-        [("Madrid", "28013"), ("Barcelona", "08002"), ("Valencia", "46002"), ("Sevilla", "41001")],
-        ["Mayor", "del Sol", "de Alcalá", "Real"],
-        "S.L.",
-        "34",
-    ),
-    "NL": (
-        ["Emma", "Daan", "Julia", "Sem", "Mila", "Lucas", "Tess", "Finn"],
-        ["de Jong", "Jansen", "de Vries", "van Dijk", "Bakker", "Visser", "Smit", "Meijer"],
-        [("Amsterdam", "1012 AB"), ("Rotterdam", "3011 AA"), ("Utrecht", "3511 AB"), ("Eindhoven", "5611 AA")],
-        ["Kerk", "Molen", "Haven", "Dorps"],
-        "B.V.",
-        "31",
-    ),
-    "US": (
-        ["James", "Mary", "Michael", "Patricia", "Robert", "Jennifer", "David", "Linda", "Emily", "Daniel"],
-        ["Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Taylor", "Clark"],
-        [("Springfield, IL", "62701"), ("Austin, TX", "73301"), ("Portland, OR", "97201"), ("Columbus, OH", "43004")],
-        ["Maple", "Oak", "Pine", "Cedar", "Elm", "Washington"],
-        "LLC",
-        "1",
-    ),
-    "GB": (
-        ["Oliver", "Amelia", "George", "Isla", "Harry", "Ava", "Jack", "Grace"],
-        ["Smith", "Jones", "Taylor", "Brown", "Evans", "Walker", "Wright", "Robinson"],
-        [("London", "EC1A 1BB"), ("Manchester", "M1 1AE"), ("Leeds", "LS1 1UR"), ("Bristol", "BS1 4DJ")],
-        ["High", "Station", "Church", "Victoria"],
-        "Ltd",
-        "44",
-    ),
-    "IN": (
-        ["Aarav", "Ananya", "Vihaan", "Diya", "Arjun", "Isha", "Rohan", "Priya"],
-        ["Sharma", "Patel", "Singh", "Kumar", "Gupta", "Reddy", "Iyer", "Das"],
-        [("Mumbai", "400001"), ("Bengaluru", "560001"), ("Chennai", "600001"), ("Pune", "411001")],
-        ["MG", "Station", "Temple", "Market"],
-        "Pvt Ltd",
-        "91",
-    ),
-    "JP": (
-        ["Haruto", "Yui", "Sota", "Hina", "Riku", "Aoi"],
-        ["Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Ito"],
-        [("Tokyo", "100-0001"), ("Osaka", "530-0001"), ("Nagoya", "450-0002")],
-        ["Chuo", "Sakura", "Minami"],
-        "K.K.",
-        "81",
-    ),
-    "BR": (
-        ["Miguel", "Alice", "Arthur", "Helena", "Heitor", "Laura"],
-        ["Silva", "Santos", "Oliveira", "Souza", "Lima", "Costa"],
-        [("São Paulo", "01001-000"), ("Curitiba", "80010-000"), ("Recife", "50010-000")],
-        ["das Flores", "Principal", "XV de Novembro"],
-        "Ltda.",
-        "55",
-    ),
+    country: (
+        w["first_names"],
+        w["surnames"],
+        [tuple(c) for c in w["cities"]],
+        w["streets"],
+        w["firm_suffix"],
+        w["calling_code"],
+    )
+    for country, w in json.loads(files(__package__).joinpath("western.json").read_text(encoding="utf-8")).items()
 }
 
 # country: weight (per 1000 users); CN dominates, some GDPR countries.

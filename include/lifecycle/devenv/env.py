@@ -131,13 +131,13 @@ def environment(repo: str | os.PathLike | None = None, env: Mapping[str, str] | 
 
 
 def _airflow_environment(repo: Path, var: Path, api_port: int, env: Mapping[str, str]) -> dict[str, str]:
-    """Airflow's own settings: its home, metadata database and API under ``var``, the repo's DAGs and plugins."""
+    """Airflow's own settings: its home, metadata database and API under ``var``, the repo's dags folder
+    (its one file builds the DAGs; the plugin comes through the installed package's entry point)."""
     airflow_home = var / "airflow"
     return {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(api_port),

@@ -1,6 +1,6 @@
 """The configuration folder ``init --from`` writes: catalog.yaml built by ``scaffold`` from the
-live database, retention.yaml with its defaults and a commented example, nothing else (the
-other files are optional; docs/configuration.md shows each)."""
+live database; beside it every other file with its defaults and, in comments, what to edit
+(``defaults``)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from lifecycle.discovery import scaffold
+from lifecycle.discovery import defaults, scaffold
 from lifecycle.stores.contract import Sampling
 
 STATE_CONN = "lifecycle_state"
-RETENTION = """\
-# retention.yaml: how long each dataset is kept (docs/configuration.md, "retention.yaml").
-# No rule yet: nothing is deleted until you add one, for example
-#   - name: access-logs-6mo
-#     applies_to: {datasets: [access_logs]}
-#     keep: 6mo
-#     action: delete
-schedule: "0 2 * * *"
-batch_size: 10000
-max_fraction_per_run: 0.25
-rules: []
-"""
 
 
 def catalog_from(store: Sampling, system: str, conn_id: str, *, as_of: date, sample_size: int = 1000) -> dict:
@@ -49,6 +37,7 @@ def catalog_from(store: Sampling, system: str, conn_id: str, *, as_of: date, sam
             "state": {"type": "sql", "conn_id": STATE_CONN},
         },
         "state": "state",
+        "purposes": scaffold.PURPOSES,
         "categories": scaffold.CATEGORIES,
         "subject": {
             "dataset": scaffold.dataset_name(subject),
@@ -93,7 +82,7 @@ def _dataset(store, system, table, cols, keys, subject, link, as_of, sample_size
 
 
 def write_folder(catalog: dict, folder: Path, source: str) -> list[Path]:
-    """catalog.yaml and retention.yaml in ``folder`` (refused when catalog.yaml is there)."""
+    """catalog.yaml and the other files (``defaults``) in ``folder`` (refused when catalog.yaml is there)."""
     target = folder / "catalog.yaml"
     if target.exists():
         raise FileExistsError(f"{target} exists: init writes a new folder, give another with --out")
@@ -105,6 +94,4 @@ def write_folder(catalog: dict, folder: Path, source: str) -> list[Path]:
         "# `python -m lifecycle scan`.  Connections hold the credentials (AIRFLOW_CONN_<ID>).\n"
     )
     target.write_text(header + yaml.safe_dump(catalog, sort_keys=False, width=120), encoding="utf-8")
-    retention = folder / "retention.yaml"
-    retention.write_text(RETENTION, encoding="utf-8")
-    return [target, retention]
+    return [target, *defaults.write_files(catalog, folder)]

@@ -29,6 +29,18 @@ CATEGORIES = {
     "consent_records": {"title": "Consents given and withdrawn"},
     "account_records": {"title": "Account cancellation and privacy requests"},
 }
+# Every category serves one placeholder purpose, so the scaffold validates; the reviewer replaces it.
+PLACEHOLDER_PURPOSE = "placeholder_edit_me"
+PURPOSES = {
+    PLACEHOLDER_PURPOSE: {
+        "title": "PLACEHOLDER: edit me (the purposes this data is processed for)",
+        "legal_basis": "contract",
+        "description": "Written by init. Replace with the real purposes, each with its legal basis (consent, "
+        "contract, legal_obligation, vital_interests, public_task, legitimate_interests), and name them under "
+        "categories.<c>.purposes or datasets.<d>.purposes; add controller and security_measures too.",
+    }
+}
+CATEGORIES = {name: {**spec, "purposes": [PLACEHOLDER_PURPOSE]} for name, spec in CATEGORIES.items()}
 # a linked table's whole-row category from words of its name, first match wins
 TABLE_WORDS = (
     (re.compile(r"consent"), "consent_records"),

@@ -30,7 +30,7 @@ from lifecycle.catalog import PersonalField
 from lifecycle.connections import hmac_key
 from lifecycle.erasure.records import StepDone, StepPlan, StepRecords
 from lifecycle.errors import LifecycleError
-from lifecycle.stores.contract import Change, Selection
+from lifecycle.stores.contract import Change, Selection, anonymizing
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class StepExecutor:
         if work.action == "delete":
             change = store.delete(work.dataset, work.selection, before_commit=plan)
         else:
-            change = store.anonymize(
+            change = anonymizing(store, work.dataset).anonymize(
                 work.dataset,
                 work.selection,
                 list(work.fields),

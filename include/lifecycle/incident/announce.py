@@ -3,7 +3,8 @@
 At ``obligations`` the fallback is decided from reach (for the preview);
 here the people whose mail was undeliverable, deferred or uncertain count as
 unreachable too.  The notice is published when the rule fires or the form
-chose the announcement.
+chose the announcement, unless the run recorded the decision not to notify:
+then nothing is published, and the ledger says whether the rule would have fired.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def announce(services: Services, run_id: str) -> dict:
         run.scope.new,
         "announcement" in form.channels,
     )
+    if not run.notifies:
+        withheld = f"decision not_notify: no public announcement ({form.decision_reason})"
+        decision = replace(decision, publish=False, reasons=(*decision.reasons, withheld))
     published = _publish(services, run) if decision.publish else None
     final = decision.announced(published, delivered)
     services.save(run_id, obligations=replace(obligations, announcement=final))

@@ -69,3 +69,13 @@ def may_send(run: Run) -> None:
     if not (run.approval and run.approval.approved):
         decision = run.approval.decision if run.approval else "no decision"
         raise LifecycleError(f"run {run.run_id} is not approved ({decision}): nothing is sent")
+
+
+def may_notify(run: Run) -> None:
+    """Refuse to mail people for a run that may not send (``may_send``) or recorded the decision not to notify."""
+    may_send(run)
+    if not run.notifies:
+        raise LifecycleError(
+            f"run {run.run_id} recorded the decision not to notify ({run.form.decision_reason}): no notice is sent; "
+            "trigger the incident again with decision 'notify' to tell the people affected"
+        )

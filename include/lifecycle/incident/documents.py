@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lifecycle.incident.form import IncidentForm
     from lifecycle.incident.models import RegulatorDecision, Run, Scope
 
-NOTICE_TEMPLATE = "incident_notice"  # include/templates/mail/incident_notice.<locale>.{txt,html}.j2
+NOTICE_TEMPLATE = "incident_notice"  # include/lifecycle/templates/mail/incident_notice.<locale>.{txt,html}.j2
 PDF_FONT = "STSong-Light"  # reportlab's built-in CID font: Chinese glyphs (used when a report has CJK text)
 
 # The legal items each report answers, in the order regulators read them.
@@ -210,4 +210,12 @@ def regulator_report(
         "channels": list(form.channels),
         "announcement": obligations.fallback.to_dict(),
         "delivery": delivery or "not sent yet",
+        **_withheld(form),
     }
+
+
+def _withheld(form: IncidentForm) -> dict:
+    """A report of a run that recorded the decision not to notify says so, with the reason (GDPR art. 34(3))."""
+    if form.notifies:
+        return {}
+    return {"people_notice": {"decision": form.decision, "reason": form.decision_reason}}

@@ -57,6 +57,8 @@ def finish(services: Services, run_id: str, approval: Approval | None) -> dict:
         "incident_id": run.incident_id,
         "phase": run.phase,
         "outcome": outcome,
+        "decision": run.form.decision,
+        **({"decision_reason": run.form.decision_reason} if not run.notifies else {}),
         **delivery_figures(services, run),
         "announcement": published.url if published else None,
         "regulators": [r.id for r in obligations.matched] if obligations else [],

@@ -22,6 +22,7 @@ from lifecycle.forms import FormError
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
 CHANNELS = ["email", "letter", "telephone", "announcement"]
 PHASES = ["initial", "update"]
+DECISIONS = ["notify", "not_notify"]  # whether the people affected (and the public) are told
 TEXT_FIELDS = ("title", "cause", "impact", "measures_taken", "precautions", "remedies")  # stripped when parsed
 TIME_FIELDS = ("discovered_at", "occurred_from", "occurred_to")
 LIST_FIELDS = ("affected_datasets", "affected_categories", "channels")  # tuples in the form, lists in the facts
@@ -125,6 +126,27 @@ _NOTICE_FIELDS = {
             "interrupted earlier run still owes a notice) and marks reports as follow-ups.",
         },
     ),
+    "decision": (
+        "notify",
+        {
+            "type": "string",
+            "enum": DECISIONS,
+            "title": "Decision",
+            "description": "'notify' tells the people affected (and the public when the fallback fires). "
+            "'not_notify' records the decision not to tell them, with its reason: approved like a sending run, "
+            "it sends no notice and publishes nothing; a regulator whose conditions hold still gets its report.",
+        },
+    ),
+    "decision_reason": (
+        None,
+        {
+            "type": ["null", "string"],
+            "format": "multiline",
+            "title": "Why not notify",
+            "description": "Required with decision 'not_notify' (GDPR art. 33(5), 34(3)): why the people affected "
+            "are not told, e.g. the data was encrypted and the key not exposed. Kept in the register and the ledger.",
+        },
+    ),
     "resend_uncertain": (
         False,
         {
@@ -212,6 +234,13 @@ class IncidentForm:
     dry_run: bool
     resend_uncertain: bool = False  # release the notices in doubt of earlier runs for sending
     resend_reason: str | None = None
+    decision: str = "notify"  # notify | not_notify (registers written before the decision: notify)
+    decision_reason: str | None = None  # why not notify
+
+    @property
+    def notifies(self) -> bool:
+        """The people affected are to be told (decision ``notify``)."""
+        return self.decision == "notify"
 
     def facts(self) -> dict:
         """The form as JSON-ready data (for the register)."""
@@ -255,12 +284,14 @@ def parse(conf: dict, catalog: Catalog) -> IncidentForm:
     problems += _time_order_problems(**times)
     problems += _content_problems(values, catalog)
     problems += _resend_problems(values)
+    problems += _decision_problems(values)
     if problems:
         raise FormError(problems)
     return IncidentForm(
         **{
             **values,
             **times,
+            "decision_reason": (values["decision_reason"] or "").strip() or None,
             **{name: values[name].strip() for name in TEXT_FIELDS},
             **{name: tuple(values[name]) for name in LIST_FIELDS},
         }
@@ -303,6 +334,29 @@ def _resend_problems(values: dict) -> list[str]:
         problems.append("resend_uncertain: only a run with phase 'update' may resend notices in doubt")
     if len((values.get("resend_reason") or "").strip()) < 3:
         problems.append("resend_reason: say why the uncertain notices are sent again (required with resend_uncertain)")
+    return problems
+
+
+def _decision_problems(values: dict) -> list[str]:
+    """A decision not to notify carries its reason and sends nothing; a reason goes with that decision only."""
+    reason = (values["decision_reason"] or "").strip()
+    if values["decision"] == "notify":
+        if reason:
+            return [
+                "decision_reason: given with decision 'notify'; it is the reason not to notify: choose "
+                "decision 'not_notify', or leave decision_reason empty"
+            ]
+        return []
+    problems = []
+    if len(reason) < 3:
+        problems.append(
+            "decision_reason: say why the people affected are not notified (required with decision 'not_notify'; "
+            "kept in the register and the ledger)"
+        )
+    if "announcement" in values["channels"]:
+        problems.append("channels: 'announcement' publishes the public notice; decision 'not_notify' publishes none")
+    if values["resend_uncertain"]:
+        problems.append("resend_uncertain: decision 'not_notify' sends no notice; resend with decision 'notify'")
     return problems
 
 

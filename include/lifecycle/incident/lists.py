@@ -32,9 +32,12 @@ def unreached(state: StateStore, run_id: str) -> list[tuple[str, str]]:
 
 
 def contact_lists(services: Services, run_id: str) -> dict:
-    """Write the lists the form's channels ask for; returns their counts and locations."""
+    """Write the lists the form's channels ask for; returns their counts and locations.  A run
+    that recorded the decision not to notify writes none: nobody is to be contacted."""
     run = services.run(run_id)
     may_send(run)
+    if not run.notifies:
+        return {"decision": run.form.decision, "files": {}}
     channels = run.form.channels
     people = unreached(services.state, run_id)
     contacts = services.people().contacts([s for s, _ in people], ("name", "address", "phone", "locale", "country"))

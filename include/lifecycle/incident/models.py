@@ -252,6 +252,11 @@ class Run:
     approval: Approval | None
     figures: Figures
 
+    @property
+    def notifies(self) -> bool:
+        """The run is to tell the people affected (its form's decision ``notify``)."""
+        return self.form.notifies
+
     @classmethod
     def from_row(cls, row) -> Run:
         """A ``state.incidents.IncidentRun`` row, its JSON columns read."""

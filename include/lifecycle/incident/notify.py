@@ -90,7 +90,9 @@ class IncidentNotification:
         return resolve.resolve(self.services, run_id)
 
     def batches(self, run_id: str) -> list[int]:
-        return list(range(self.services.run(run_id).scope.batches))
+        """The run's mail batches: none when it recorded the decision not to notify."""
+        run = self.services.run(run_id)
+        return list(range(run.scope.batches)) if run.notifies else []
 
     def obligations(self, run_id: str) -> dict:
         return obligations.obligations(self.services, run_id)

@@ -33,16 +33,30 @@ log = logging.getLogger(__name__)
 
 
 def approved_runs(runs: list[Run], *, except_run: str | None = None) -> list[Run]:
-    """The runs approved to send (not dry runs), oldest first."""
+    """The runs approved to send notices (not dry runs, decision ``notify``), oldest first.  A run
+    that recorded the decision not to notify tells nobody: its people are new to a later run."""
     return [
         run
         for run in runs
-        if run.run_id != except_run and not run.dry_run and run.approval is not None and run.approval.approved
+        if run.run_id != except_run
+        and not run.dry_run
+        and run.notifies
+        and run.approval is not None
+        and run.approval.approved
     ]
 
 
 def runs_of(state: StateStore, incident_id: str) -> list[Run]:
     return [Run.from_row(row) for row in state.incidents.runs_of(incident_id)]
+
+
+def runs_by_incident(state: StateStore) -> dict[str, list[Run]]:
+    """Every run of the register by incident, each incident's oldest first."""
+    found: dict[str, list[Run]] = {}
+    for row in state.incidents.all_runs():
+        run = Run.from_row(row)
+        found.setdefault(run.incident_id, []).append(run)
+    return found
 
 
 @dataclass(frozen=True)
@@ -69,18 +83,15 @@ def owing(state: StateStore, incident_id: str, runs: list[Run] | None = None) ->
 
 def owing_incidents(state: StateStore) -> list[Owing]:
     """Every incident of the register that owes people a notice, oldest debt first."""
-    by_incident: dict[str, list[Run]] = {}
-    for row in state.incidents.all_runs():
-        run = Run.from_row(row)
-        by_incident.setdefault(run.incident_id, []).append(run)
-    found = [owing(state, incident, runs) for incident, runs in by_incident.items()]
+    found = [owing(state, incident, runs) for incident, runs in runs_by_incident(state).items()]
     return sorted((o for o in found if o.open), key=lambda o: (o.since or "", o.incident_id))
 
 
 def run_delivery(state: StateStore, run: Run) -> dict[str, int]:
-    """A run's notices: sent, owed, uncertain, undeliverable, deferred (owed only where the run was approved)."""
+    """A run's notices: sent, owed, uncertain, undeliverable, deferred (owed only where the run was
+    approved to notify)."""
     counts = state.incidents.run_delivery(run.incident_id, run.run_id)
-    if run.dry_run or not (run.approval and run.approval.approved):
+    if run.dry_run or not run.notifies or not (run.approval and run.approval.approved):
         counts["owed"] = 0  # it was not to send
     return counts
 

@@ -34,6 +34,7 @@ from lifecycle.errors import LifecycleError
 from lifecycle.evidence import regulator_delivery
 from lifecycle.incident.approval import may_send
 from lifecycle.incident.models import Run
+from lifecycle.incident.owed import runs_by_incident
 from lifecycle.mail import Attachment, render_notice
 from lifecycle.notifier import Recorded
 from lifecycle.reports import safe_name
@@ -285,13 +286,9 @@ def owed_reports(state: StateStore) -> list[Owed]:
     for row in state.incidents.regulator_deliveries():
         if row.status in DELIVERED:
             delivered.setdefault((row.incident_id, row.regulator_id), set()).add(row.run_id)
-    runs: dict[str, list[Run]] = {}
-    for row in state.incidents.all_runs():
-        run = Run.from_row(row)
-        runs.setdefault(run.incident_id, []).append(run)
     owed: dict[tuple[str, str], Owed] = {}
-    for incident, its_runs in runs.items():
-        for run, approved, regulator in _obligations(its_runs):
+    for incident, its_runs in runs_by_incident(state).items():
+        for run, approved, regulator in committed(its_runs):
             later = {r.run_id for r in its_runs[its_runs.index(run) :]}
             if not later & delivered.get((incident, regulator.id), set()):
                 found = Owed(incident, regulator.id, regulator.deadline, approved)
@@ -299,8 +296,10 @@ def owed_reports(state: StateStore) -> list[Owed]:
     return sorted(owed.values(), key=lambda o: (o.deadline, o.incident_id, o.regulator_id))
 
 
-def _obligations(runs: list[Run]):
-    """(run, approved, regulator) of each report the incident's runs committed it to (oldest run first)."""
+def committed(runs: list[Run]):
+    """(run, approved, regulator) of each report the incident's runs committed it to (oldest run first).
+    A run that recorded the decision not to notify people commits the incident to the reports its
+    obligations matched like any other approved run: the regulators' conditions decide them."""
     approved = [r for r in runs if not r.dry_run and r.approval and r.approval.approved and r.obligations]
     if approved:
         yield from ((run, True, regulator) for run in approved for regulator in run.obligations.matched)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lifecycle.incident import documents
-from lifecycle.incident.approval import may_send
+from lifecycle.incident.approval import may_notify
 from lifecycle.mail import personal_notices
 from lifecycle.notifier import Recorded
 
@@ -62,7 +62,7 @@ class DeliveryBook:
 def send_batch(services: Services, run_id: str, batch: int) -> dict:
     """Mail one batch over one SMTP session; returns the batch's delivery counts."""
     run = services.run(run_id)
-    may_send(run)
+    may_notify(run)
     subjects = services.state.incidents.mailable(run_id, batch)
     book = DeliveryBook(services, run, batch, subjects)
     services.notifier.deliver(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from lifecycle.catalog import Catalog
 from lifecycle.connections import hmac_key
@@ -19,7 +19,7 @@ from lifecycle.evidence import partition_mark, retention_batch, retention_datase
 from lifecycle.retention.plan import PartitionPlan, Unit
 from lifecycle.retention.selections import Holds, expired, held_pairs
 from lifecycle.state import StateStore
-from lifecycle.stores.contract import Change, KeyRange, Selection, TablePartition
+from lifecycle.stores.contract import Change, KeyRange, Selection, TablePartition, anonymizing
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
 
@@ -54,17 +54,10 @@ class BatchRecord:
 
     @classmethod
     def from_json(cls, data: dict) -> BatchRecord:
-        locked = data.get("locked")
-        return cls(
-            dataset=data["dataset"],
-            low=data["low"],
-            high=data["high"],
-            rows=data["rows"],
-            seconds=data["seconds"],
-            objects=data.get("objects", 0),
-            requests=data.get("requests", 0),
-            locked=tuple(locked) if locked is not None else None,
-        )
+        """The record's own fields out of a ledger entry (a drop's entry names its partition too)."""
+        own = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        locked = own.get("locked")
+        return cls(**own | {"locked": tuple(locked) if locked is not None else None})
 
 
 @dataclass(frozen=True)
@@ -187,7 +180,7 @@ def _apply_ranges(unit, selection, fields, key_material, store, records, finishe
         if action == "delete":
             change = store.delete(name, batch)
         else:
-            change = store.anonymize(name, batch, fields, hmac_key=key_material)
+            change = anonymizing(store, name).anonymize(name, batch, fields, hmac_key=key_material)
         seconds = round(time.monotonic() - started, 3)
         record = BatchRecord.of(name, key_range, change, seconds)
         records.append(f"retention.{action}", record.to_json(), dag_id=dag_id, run_id=run_id, key=key)
@@ -260,10 +253,9 @@ def drop_partitions(
         for part, run, key, started, dropping in going:
             dropping.result()
             record = {**BatchRecord(dataset, part.low, part.high, part.rows, _since(started)).to_json()}
-            records.append(
-                "retention.drop_partition", {**record, "partition": part.name}, dag_id=dag_id, run_id=run, key=key
-            )
-            log.info("%s: partition %s dropped (%d rows) in %.2fs", dataset, part.name, part.rows, record["seconds"])
+            record |= {"partition": part.name, **_estimated(part)}
+            records.append("retention.drop_partition", record, dag_id=dag_id, run_id=run, key=key)
+            log.info("%s: partition %s dropped (%s) in %.2fs", dataset, part.name, part.counted, record["seconds"])
             done += part.rows
     return done, skipped
 
@@ -277,9 +269,15 @@ def _mark(records: Trailing, dataset: str, part: PartitionPlan, run: str, dag_id
         "high": part.high,
         "rows": part.rows,
         "run_id": run,
+        **_estimated(part),
     }
     marked = partition_mark(dataset, part.name, run)
     records.sync("retention.partition_marked", mark, dag_id=dag_id, run_id=run, key=marked)
+
+
+def _estimated(part: PartitionPlan) -> dict:
+    """What a record adds when its rows are the statistics' estimate (nothing when counted)."""
+    return {"estimated": True} if part.estimated else {}
 
 
 def _delete_kept(dataset, part, selection, keeps, started, *, store, records, run_id, key, dag_id) -> int:

@@ -11,7 +11,7 @@ from lifecycle.evidence import partition_marks, retention_partition_drop
 from lifecycle.retention.plan import DatasetPlan, PartitionPlan
 from lifecycle.retention.selections import Holds, keeping_referenced
 from lifecycle.state import StateStore
-from lifecycle.stores.contract import Partitions, Selection
+from lifecycle.stores.contract import PartitionEstimates, Partitions, Selection, TablePartition
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
 
@@ -24,7 +24,8 @@ def planned_partitions(
     entry: DatasetPlan, store, acting: Selection, holds: Holds, *, drops: bool, state: StateStore
 ) -> tuple[PartitionPlan, ...]:
     """The table's partitions that reach back before the effective cutoff: those wholly before
-    it that hold nothing held or still referenced go whole (their rows counted here, once);
+    it that hold nothing held or still referenced go whole (their rows counted here, once, or
+    read from current statistics);
     the boundary partition and kept ones go row by row.  Then the drops earlier runs marked
     and did not finish.  ``drops``: the rule lets partitions go whole."""
     if entry.action != "delete" or not drops or not isinstance(store, Partitions):
@@ -43,13 +44,23 @@ def planned_partitions(
         elif keeps := store.partition_keeps(entry.dataset, part, delete):
             planned.append(replace(plan, why=f"holds {keeps}: its other expired rows go row by row"))
         else:
-            rows = store.partition_rows(entry.dataset, part)
+            rows, estimated = _rows(store, entry.dataset, part)
             why = "wholly before the cutoff, nothing in it held or still referenced: dropped whole"
-            planned.append(replace(plan, rows=rows, go=True, why=why))
+            planned.append(replace(plan, rows=rows, estimated=estimated, go=True, why=why))
     for part in planned:
-        counted = f" ({part.rows:,} rows)" if part.go else ""
+        counted = f" ({part.counted})" if part.go else ""
         log.info("plan: %s: partition %s%s: %s", entry.dataset, part.name, counted, part.why)
     return tuple(planned) + unfinished_drops(entry, store, state)
+
+
+def _rows(store, dataset: str, part: TablePartition) -> tuple[int, bool]:
+    """A partition's rows and whether they are an estimate: from the database's statistics where
+    they are current for it (no scan of a partition about to go), else counted."""
+    if isinstance(store, PartitionEstimates):
+        estimate = store.partition_rows_estimate(dataset, part)
+        if estimate is not None:
+            return estimate, True
+    return store.partition_rows(dataset, part), False
 
 
 def unfinished_drops(entry: DatasetPlan, store, state: StateStore) -> tuple[PartitionPlan, ...]:
@@ -78,7 +89,6 @@ def unfinished_drops(entry: DatasetPlan, store, state: StateStore) -> tuple[Part
             else f"dropped by run {run}, which did not record it: recorded now"
         )
         log.warning("plan: %s: partition %s: %s", entry.dataset, name, why)
-        found.append(
-            PartitionPlan(name, mark.payload["low"], mark.payload["high"], mark.payload["rows"], True, why, run)
-        )
+        low, high, rows = mark.payload["low"], mark.payload["high"], mark.payload["rows"]
+        found.append(PartitionPlan(name, low, high, rows, True, why, run, mark.payload.get("estimated", False)))
     return tuple(found)

@@ -16,8 +16,10 @@ from lifecycle.stores.contract import KeyRange
 class PartitionPlan:
     """One range partition of a deleting dataset's table that reaches back before the cutoff:
     whether it is dropped whole (``go``) and why, or why its expired rows go row by row.
-    ``rows``: counted at plan, what its drop records.  ``run_id``: a drop an earlier run
-    marked and did not finish (its table may be left detached): this run finishes it."""
+    ``rows``: counted at plan, what its drop records; ``estimated``: read from the database's
+    statistics instead (current for the partition), said so wherever the number is shown.
+    ``run_id``: a drop an earlier run marked and did not finish (its table may be left
+    detached): this run finishes it."""
 
     name: str
     low: str | None  # ISO UTC bounds: rows created in [low, high); None unbounded
@@ -26,6 +28,12 @@ class PartitionPlan:
     go: bool = False
     why: str = ""
     run_id: str | None = None
+    estimated: bool = False
+
+    @property
+    def counted(self) -> str:
+        """``rows`` as a reader sees it: ``1,234 rows``, or ``~1,234 rows (estimate)``."""
+        return f"~{self.rows:,} rows (estimate)" if self.estimated else f"{self.rows:,} rows"
 
     @property
     def span(self) -> tuple[datetime | None, datetime | None]:
@@ -130,13 +138,7 @@ class Plan:
         return next(d for d in self.datasets if d.dataset == name)
 
     def to_json(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "as_of": self.as_of,
-            "batch_size": self.batch_size,
-            "max_fraction": self.max_fraction,
-            "datasets": [d.to_json() for d in self.datasets],
-        }
+        return vars(self) | {"datasets": [d.to_json() for d in self.datasets]}
 
     @classmethod
     def from_json(cls, data: dict) -> Plan:

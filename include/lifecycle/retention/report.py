@@ -62,10 +62,13 @@ def _document(config: Config, run_id: str, plan: Plan | None, entries: list, *, 
         if not any(f["step"] == step for f in failures):
             failures.append({"step": step, "reason": "the task failed; its log says why"})
     batches: dict[str, list[tuple[str, BatchRecord]]] = {}
+    estimated = set()  # datasets with a partition dropped whose rows are the statistics' estimate
     for e in entries:
         if e.kind in BATCH_KINDS:
             record = BatchRecord.from_json(e.payload)
             batches.setdefault(record.dataset, []).append((e.kind, record))
+            if e.payload.get("estimated"):
+                estimated.add(record.dataset)
     return {
         "report": "retention",
         "run_id": run_id,
@@ -74,7 +77,9 @@ def _document(config: Config, run_id: str, plan: Plan | None, entries: list, *, 
         "batch_size": plan.batch_size if plan else config.retention.batch_size,
         "planned": plan is not None,
         "failures": failures,
-        "datasets": [_row(d, batches.get(d.dataset, [])) for d in plan.datasets] if plan else [],
+        "datasets": [_row(d, batches.get(d.dataset, []), d.dataset in estimated) for d in plan.datasets]
+        if plan
+        else [],
         "guardrail_events": [
             e.payload for e in entries if e.kind in ("retention.guardrail", "retention.guardrail_override")
         ],
@@ -82,7 +87,7 @@ def _document(config: Config, run_id: str, plan: Plan | None, entries: list, *, 
     }
 
 
-def _row(d: DatasetPlan, batches: list[tuple[str, BatchRecord]]) -> dict:
+def _row(d: DatasetPlan, batches: list[tuple[str, BatchRecord]], estimated: bool) -> dict:
     locks = [lock for _, record in batches for lock in record.locked or ()]
     deleted = [record for kind, record in batches if kind in ("retention.delete", "retention.drop_partition")]
     objects = d.store != "sql"
@@ -104,6 +109,7 @@ def _row(d: DatasetPlan, batches: list[tuple[str, BatchRecord]]) -> dict:
         "references": [dict(r, advice=_advice(d, r)) for r in d.references],
         "deleted": sum(r.objects if objects else r.rows for r in deleted),
         "versions_deleted": sum(r.rows for r in deleted) if objects else 0,
+        "deleted_estimated": estimated,  # ``deleted`` holds a dropped partition's estimated rows
         "anonymized": sum(record.rows for kind, record in batches if kind == "retention.anonymize"),
         "locked": len(locks),
         "locked_until": sorted({lock["retain_until"] for lock in locks if lock.get("retain_until")}),

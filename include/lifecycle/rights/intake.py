@@ -78,9 +78,6 @@ def _form_request(rights, form: RequestForm, run_id: str, as_of: datetime) -> Su
         received_at=iso_utc(as_of),
         due_at=_due(rights, as_of),
         run_id=run_id,
-        plan=None,
-        result=None,
-        completed_at=None,
         updated_at=iso_utc(as_of),
     )
     stored = _record(rights, request, run_id)
@@ -135,9 +132,6 @@ def _table_requests(rights, run_id: str, as_of: datetime) -> None:
             received_at=iso_utc(received),
             due_at=_due(rights, received),
             run_id=run_id,
-            plan=None,
-            result=None,
-            completed_at=None,
             updated_at=iso_utc(as_of),
         )
         _record(rights, request, run_id)

@@ -162,6 +162,23 @@ class Claims:
         with self._begin() as conn:
             conn.execute(self._release, [{"_subject": subject} for subject in subjects])
 
+    def put_off(self, subject: str) -> None:
+        """Give up the claim of a mail a 4xx reply put off: nothing went out, so a process that
+        ends before the retry leaves the person owed a notice, not in doubt.  On a connection
+        of its own (the sending loop's may be in use by the thread claiming the next group)."""
+        with self.engine.begin() as conn:
+            conn.execute(self._release, {"_subject": subject})
+
+    def resume(self, subject: str, message_id: str, locale: str | None) -> bool:
+        """Claim a mail put off again, just before its retry (on a connection of its own);
+        False when another run claimed the person meanwhile."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self._insert, self._row(subject, message_id, locale))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
     def mark_uncertain(self, subjects: Sequence[str]) -> None:
         """Rows a killed process left ``sending`` become ``uncertain``: whether the
         server took those mails is unknown, so they are never sent again."""

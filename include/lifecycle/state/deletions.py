@@ -90,6 +90,14 @@ class RecipientDeletions:
                 .values(ledger_hash=row.ledger_hash)
             )
 
+    def recorded_between(self, start: str, end: str) -> list[DeletionRow]:
+        """Deletion requests recorded in [start, end) (ISO UTC)."""
+        recorded = recipient_deletions.c.recorded_at
+        query = sa.select(recipient_deletions).where(recorded >= start, recorded < end)
+        query = query.order_by(recorded, recipient_deletions.c.scope, recipient_deletions.c.recipient_id)
+        with self.engine.connect() as conn:
+            return [DeletionRow(**row._mapping) for row in conn.execute(query)]
+
     def rows(self, scope: str | None = None) -> list[DeletionRow]:
         query = sa.select(recipient_deletions)
         if scope is not None:

@@ -76,6 +76,14 @@ class Erasures:
         """Subjects erased in a batch of ``run_id``."""
         return [r for r in self.in_states("done") if (r.batch or "").startswith(f"{run_id}#")]
 
+    def touching(self, start: str, end: str) -> list[ErasureRecord]:
+        """Cancellations a period [start, end) (ISO UTC) saw: requested before its end and not
+        completed before its start."""
+        completed = erasures.c.completed_at
+        return self._select(
+            (erasures.c.requested_at < end) & (completed.is_(None) | (completed >= start)),
+        )
+
     def open_subjects(self) -> set[str]:
         """Subjects with a cancellation in an ``OPEN`` state."""
         with self.engine.connect() as conn:

@@ -36,10 +36,11 @@ class SubjectRequest:
     received_at: str
     due_at: str
     run_id: str | None
-    plan: dict | None
-    result: dict | None
-    completed_at: str | None
     updated_at: str
+    # what a request gets on its way: none when it is received
+    plan: dict | None = None
+    result: dict | None = None
+    completed_at: str | None = None
 
     @property
     def open(self) -> bool:
@@ -116,6 +117,13 @@ class SubjectRequests:
         query = sa.select(subject_requests).where(subject_requests.c.state.in_(states))
         with self.engine.connect() as conn:
             return [_request(row) for row in conn.execute(query.order_by(subject_requests.c.due_at))]
+
+    def received_between(self, start: str, end: str) -> list[SubjectRequest]:
+        """Requests received in [start, end) (ISO UTC), in the order received."""
+        received = subject_requests.c.received_at
+        query = sa.select(subject_requests).where(received >= start, received < end)
+        with self.engine.connect() as conn:
+            return [_request(row) for row in conn.execute(query.order_by(received, subject_requests.c.request_id))]
 
     def open_requests(self) -> list[SubjectRequest]:
         """Requests not yet done or rejected, soonest due first."""

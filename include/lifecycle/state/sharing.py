@@ -33,6 +33,17 @@ class SharingEntries:
                     conn.execute(sharing_register.update().where(mine).values(row))
         return row
 
+    def ending_between(self, start: str, end: str) -> list[dict]:
+        """Rows whose data interval ends in [start, end) (ISO UTC), oldest first, ``categories``
+        and ``fields`` as lists and mappings."""
+        ends = sharing_register.c.interval_end
+        query = sa.select(sharing_register).where(ends >= start, ends < end)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(ends, sharing_register.c.recipient_id)).all()
+        return [
+            {**row._mapping, "categories": json.loads(row.categories), "fields": json.loads(row.fields)} for row in rows
+        ]
+
     def ending_within(
         self, start: date | None = None, end: date | None = None, *, recipient: str | None = None
     ) -> list[dict]:

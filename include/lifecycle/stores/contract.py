@@ -2,12 +2,13 @@
 
 Every store answers the same few verbs for the datasets that live in it —
 ``count`` and ``count_by_subject``, ``units`` (how to cut the work into
-batches), ``delete``, ``anonymize`` and ``remaining`` (verification) — for a
+batches), ``delete`` and ``remaining`` (verification) — for a
 ``Selection`` of rows or objects: by age, by subjects, by key range.  A change
 reports what it did and, item by item, what it had to leave (``Change``):
 rows still referenced by rows that stay, object versions under Object Lock.
 
-Abilities only some stores have are small separate protocols: ``Rows``
+Abilities only some stores have are small separate protocols: ``Anonymizing``
+(rewriting rows' personal fields in place: tables, not objects), ``Rows``
 (reading and streaming columns: sharing, cancellation requests, access
 packages), ``Consents`` (a person's consent periods for a purpose, and
 withdrawing them), ``ObjectReading`` (current object versions, streamed
@@ -32,6 +33,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
+
+from lifecycle.errors import TerminalStoreError
 
 # (rows or versions per subject, primary keys of rows rewritten) -> None; raising undoes the change
 BeforeCommit = Callable[[dict, list], None]
@@ -134,6 +137,14 @@ class DatasetStore(Protocol):
 
     def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change: ...
 
+    def remaining(self, dataset: str, selection: Selection) -> Remaining: ...
+
+
+@runtime_checkable
+class Anonymizing(Protocol):
+    """Rewriting the selected rows' personal fields in place (SQL tables, lake tables): objects
+    have no fields to rewrite, so object stores do not anonymize (the catalog refuses it)."""
+
     def anonymize(
         self,
         dataset: str,
@@ -145,7 +156,13 @@ class DatasetStore(Protocol):
         before_commit: BeforeCommit | None = None,
     ) -> Change: ...
 
-    def remaining(self, dataset: str, selection: Selection) -> Remaining: ...
+
+def anonymizing(store: DatasetStore, dataset: str) -> Anonymizing:
+    """``store`` as one that anonymizes ``dataset``; refused, naming both, when it cannot."""
+    if not isinstance(store, Anonymizing):
+        message = "this store cannot anonymize (objects have no fields to rewrite); use action: delete"
+        raise TerminalStoreError(store.system, dataset, "anonymize", message)
+    return store
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,16 @@ class Partitions(Protocol):
 
     def drop_partition(self, dataset: str, name: str) -> None:
         """Detach (where the database detaches) and drop; finishes a drop an earlier call left."""
+        ...
+
+
+@runtime_checkable
+class PartitionEstimates(Protocol):
+    """A partition's rows read from the database's statistics, where they are current for it:
+    a count without a scan, an estimate (PostgreSQL's ``ANALYZE`` samples large tables)."""
+
+    def partition_rows_estimate(self, dataset: str, partition: TablePartition) -> int | None:
+        """The estimate, or None: no current statistics (then ``partition_rows`` counts)."""
         ...
 
 

@@ -55,7 +55,7 @@ def render_body(state, sink, run_id: str, locales: list[str], *, base: str = "")
     form, scope, duty = run.form, run.scope, run.obligations
     page = base + INCIDENT_PAGE.format(incident=quote(run.incident_id, safe=""), run=quote(run_id, safe=""))
     lines = [
-        f"**Approve to send the notices of incident {run.incident_id} now.**",
+        _ask(run),
         "",
         f"*{form.title}*: phase {run.phase}, discovered {form.discovered_at.isoformat()[:16].replace('T', ' ')} UTC.",
         "",
@@ -98,6 +98,17 @@ def render_body(state, sink, run_id: str, locales: list[str], *, base: str = "")
         "Reject, or no answer in time, ends the run with nothing sent.",
     ]
     return "\n".join(lines)
+
+
+def _ask(run) -> str:
+    """What approving does: send the notices, or record the decision not to notify (with its reason)."""
+    if run.notifies:
+        return f"**Approve to send the notices of incident {run.incident_id} now.**"
+    return (
+        f"**Approve the decision not to notify the people affected by incident {run.incident_id}**: "
+        f"{run.form.decision_reason}. No notice, contact list or announcement goes out; a regulator whose "
+        "conditions hold still gets its report (below)."
+    )
 
 
 def _notice(sink, incident_id: str, run_id: str, locales: list[str]) -> tuple[str, str]:

@@ -1,5 +1,5 @@
-"""Incidents as the register holds them: per incident and run the form's facts, the people
-by reach (counts), the obligations and deadlines, the previews and the delivery progress:
+"""Incidents as the register holds them: per incident and run the form's facts and decision
+(notify, or not to notify and why), the people by reach (counts), the obligations and deadlines, the previews and the delivery progress:
 per run the notices sent, owed (an approved run found the person, nobody claimed their
 notice), uncertain (a kill left it in doubt) and undeliverable.
 
@@ -49,6 +49,7 @@ class IncidentSummary:
     open: bool  # no approved run has finished yet, a regulator's deadline is still ahead, or people are owed
     owed: int = 0  # people the incident's approved runs still owe a notice
     uncertain: int = 0  # notices in doubt (a kill): not sent again unless released
+    notice: str = "notify"  # the latest run's decision: notify | not_notify (the people are not told)
 
 
 def _deadlines(run: Run | None, now: datetime) -> list[Deadline]:
@@ -85,6 +86,7 @@ def summarize(state, incident: dict, now: datetime) -> IncidentSummary:
         open=not finished or debt.open or any(d.seconds_left > 0 for d in deadlines),
         owed=debt.owed,
         uncertain=debt.uncertain,
+        notice=latest.form.decision if latest else "notify",
     )
 
 
@@ -102,6 +104,8 @@ class RunLine:
     dry_run: bool
     decision: str | None
     delivery: dict[str, int]  # sent, owed, uncertain, undeliverable, deferred
+    notice: str = "notify"  # the form's decision: notify | not_notify
+    notice_reason: str | None = None  # why not notify
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,15 @@ def run_view(state, sink, incident_id: str, run_id: str, locales: list[str], now
     if f"{folder}preview/announcement.html" in keys:
         previews["Announcement"] = f"{folder}preview/announcement.html"
     runs = [
-        RunLine(r.run_id, r.phase, r.dry_run, r.approval.decision if r.approval else None, run_delivery(state, r))
+        RunLine(
+            r.run_id,
+            r.phase,
+            r.dry_run,
+            r.approval.decision if r.approval else None,
+            run_delivery(state, r),
+            r.form.decision,
+            r.form.decision_reason,
+        )
         for r in map(Run.from_row, state.incidents.runs_of(incident_id))
     ]
     return RunView(

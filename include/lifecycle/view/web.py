@@ -1,4 +1,4 @@
-"""The Privacy view: a FastAPI app the api-server mounts (``plugins/privacy_view.py``).
+"""The Privacy view: a FastAPI app the api-server mounts (``lifecycle.airflow.plugin``).
 
 Airflow does not protect a plugin's routes: every route here depends on
 ``viewer``, which asks the api-server's auth manager who is calling (the UI's

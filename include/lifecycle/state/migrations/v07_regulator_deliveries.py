@@ -1,4 +1,4 @@
-"""Migration 7: regulator deliveries (frozen as written), and a ``before_delivery``
+"""Migration 7: regulator deliveries (frozen as written, in ``v07_regulator_deliveries.yaml``), and a ``before_delivery``
 row for each report an approved run wrote before the table existed, so that those
 are not taken for reports still owed."""
 
@@ -8,28 +8,10 @@ import json
 
 import sqlalchemy as sa
 
+from lifecycle.state.migrations import changelog
 from lifecycle.state.migrations.paging import pages
-from lifecycle.state.migrations.v04_incidents import incident_runs
 
-metadata = sa.MetaData()
-
-regulator_deliveries = sa.Table(
-    "lifecycle_regulator_deliveries",
-    metadata,
-    sa.Column("run_id", sa.String(250), primary_key=True),
-    sa.Column("regulator_id", sa.String(64), primary_key=True),
-    sa.Column("channel", sa.String(16), primary_key=True),
-    sa.Column("incident_id", sa.String(64), nullable=False, index=True),
-    sa.Column("phase", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("target", sa.Text),
-    sa.Column("message_id", sa.String(255)),
-    sa.Column("pdf_sha256", sa.String(64)),
-    sa.Column("json_sha256", sa.String(64)),
-    sa.Column("delivered_at", sa.String(32)),
-    sa.Column("deadline", sa.String(32), nullable=False),
-    sa.Column("late", sa.Boolean, nullable=False),
-)
+STEP = "v07_regulator_deliveries"
 
 
 def _registered(run) -> list[dict]:
@@ -55,7 +37,9 @@ def _registered(run) -> list[dict]:
 
 
 def upgrade(conn: sa.Connection, now: str) -> None:
-    metadata.create_all(conn, checkfirst=True)
+    changelog.apply(conn, STEP)
+    regulator_deliveries = changelog.tables(STEP)["lifecycle_regulator_deliveries"]
+    incident_runs = changelog.tables("v04_incidents")["lifecycle_incident_runs"]
     if conn.execute(sa.select(regulator_deliveries.c.run_id).limit(1)).first() is not None:
         return  # a migration interrupted after its inserts: they were committed with the table
     query = sa.select(incident_runs).where(incident_runs.c.dry_run.is_(False), incident_runs.c.figures.is_not(None))

@@ -12,7 +12,7 @@ from lifecycle.stores.s3.versions import DeleteError, ObjectVersion
 
 
 class Deletion:
-    """``delete`` and ``anonymize`` (refused: objects cannot be) of ``S3Store``."""
+    """``delete`` of ``S3Store`` (objects are not anonymized: it is no ``Anonymizing`` store)."""
 
     def delete(self, dataset: str, selection: Selection, *, before_commit: BeforeCommit | None = None) -> Change:
         """Delete every version and marker of the selected keys (candidates from an inventory
@@ -73,20 +73,3 @@ class Deletion:
             }
             change.kept.append(Kept("locked", self.catalog.subject_of_key(dataset, version.key), detail))
         return refused
-
-    def anonymize(
-        self,
-        dataset: str,
-        selection: Selection,
-        fields: list,
-        *,
-        hmac_key: bytes | None = None,
-        unlink: bool = False,
-        before_commit: BeforeCommit | None = None,
-    ) -> Change:
-        raise TerminalStoreError(
-            self.system,
-            dataset,
-            "anonymize objects",
-            "objects cannot be anonymized; use action: delete for object datasets",
-        )

@@ -30,6 +30,30 @@ log = logging.getLogger(__name__)
 _PG_BOUND = re.compile(r"^FOR VALUES FROM \((.*)\) TO \((.*)\)$")
 _MY_EXPRESSION = re.compile(r"^(?:(to_days)\()?`?([^`()]+)`?\)?$", re.IGNORECASE)
 
+# the catalog reads that find a table's partitions: PostgreSQL's key and children, MariaDB's list
+_PG_PARTITION_KEY = sa.text(
+    "SELECT pt.partstrat, a.attname FROM pg_partitioned_table pt JOIN pg_attribute a "
+    "ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0] "
+    "WHERE pt.partrelid = to_regclass(:parent) AND pt.partnatts = 1"
+)
+_PG_PARTITIONS = sa.text(
+    "SELECT format('%I.%I', n.nspname, c.relname), c.relkind, pg_get_expr(c.relpartbound, c.oid), "
+    "i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = to_regclass(:parent)"
+)
+_MY_PARTITIONS = sa.text(
+    "SELECT PARTITION_NAME, SUBPARTITION_NAME, PARTITION_METHOD, PARTITION_EXPRESSION, "
+    "PARTITION_DESCRIPTION FROM information_schema.PARTITIONS "
+    "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table "
+    "AND PARTITION_NAME IS NOT NULL ORDER BY PARTITION_ORDINAL_POSITION"
+)
+# a partition's live rows as PostgreSQL's statistics hold them, when nothing was written to it
+# since it was last analyzed (its counters are then the analyze's, or a later vacuum's)
+_PG_ANALYZED_ROWS = sa.text(
+    "SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = to_regclass(:name) "
+    "AND n_mod_since_analyze = 0 AND coalesce(last_analyze, last_autoanalyze) IS NOT NULL"
+)
+
 
 class PartitionDrops:
     """The ``Partitions`` ability of ``SqlStore`` (PostgreSQL and MariaDB; SQLite has none)."""
@@ -54,24 +78,10 @@ class PartitionDrops:
 
     def _pg_partitions(self, conn: sa.Connection, dataset: str) -> list[TablePartition]:
         parent = self._qualified(dataset)
-        key = conn.execute(
-            sa.text(
-                "SELECT pt.partstrat, a.attname FROM pg_partitioned_table pt JOIN pg_attribute a "
-                "ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0] "
-                "WHERE pt.partrelid = to_regclass(:parent) AND pt.partnatts = 1"
-            ),
-            {"parent": parent},
-        ).first()
+        key = conn.execute(_PG_PARTITION_KEY, {"parent": parent}).first()
         if key is None or key[0] != "r" or key[1] != self.catalog.dataset(dataset).created:
             return []
-        rows = conn.execute(
-            sa.text(
-                "SELECT format('%I.%I', n.nspname, c.relname), c.relkind, pg_get_expr(c.relpartbound, c.oid), "
-                "i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = to_regclass(:parent)"
-            ),
-            {"parent": parent},
-        ).all()
+        rows = conn.execute(_PG_PARTITIONS, {"parent": parent}).all()
         found = []
         for name, kind, bound, pending in rows:
             match = _PG_BOUND.match(bound or "")
@@ -84,15 +94,7 @@ class PartitionDrops:
 
     def _my_partitions(self, conn: sa.Connection, dataset: str) -> list[TablePartition]:
         table = self.table(dataset)
-        rows = conn.execute(
-            sa.text(
-                "SELECT PARTITION_NAME, SUBPARTITION_NAME, PARTITION_METHOD, PARTITION_EXPRESSION, "
-                "PARTITION_DESCRIPTION FROM information_schema.PARTITIONS "
-                "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table "
-                "AND PARTITION_NAME IS NOT NULL ORDER BY PARTITION_ORDINAL_POSITION"
-            ),
-            {"schema": table.schema, "table": table.name},
-        ).all()
+        rows = conn.execute(_MY_PARTITIONS, {"schema": table.schema, "table": table.name}).all()
         created = self.catalog.dataset(dataset).created
         found, low = [], None
         for name, sub, method, expression, description in rows:
@@ -159,6 +161,14 @@ class PartitionDrops:
         query = sa.select(sa.func.count()).select_from(table).where(self._inside(dataset, partition, table))
         with self._connect(dataset, f"count the rows of partition {partition.name}") as conn:
             return conn.execute(query).scalar_one()
+
+    def partition_rows_estimate(self, dataset: str, partition: TablePartition) -> int | None:
+        """The partition's rows from PostgreSQL's statistics where they are current for it (analyzed,
+        nothing inserted, updated or deleted since): no scan.  None elsewhere (then count)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        with self._connect(dataset, f"read the statistics of partition {partition.name}") as conn:
+            return conn.execute(_PG_ANALYZED_ROWS, {"name": partition.name}).scalar()
 
     def partition_keeps(self, dataset: str, partition: TablePartition, selection: Selection) -> str | None:
         """The first reason a row of the partition stays, each asked by an ``EXISTS`` that stops
