@@ -387,7 +387,17 @@ class StorageVerification(Protocol):
     """Reading the subject column of every data file under a table's location, not only the
     files the live snapshot references: what a purge must have removed."""
 
-    def stored(self, dataset: str, subjects: tuple[str, ...], values: dict[str, str] | None = None) -> StoredRows: ...
+    def stored(
+        self,
+        dataset: str,
+        subjects: tuple[str, ...],
+        values: dict[str, str] | None = None,
+        anonymized: tuple[str, ...] = (),
+    ) -> StoredRows:
+        """``anonymized``: fields the people's rows keep anonymized under their link (an
+        anonymization that kept the link): only their rows where one still differs from its
+        strategy's output count."""
+        ...
 
 
 @runtime_checkable

@@ -7,6 +7,7 @@ partitions go in one commit (``drop_partitions``)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
@@ -18,6 +19,7 @@ from lifecycle.stores.lake import arrow
 from lifecycle.stores.lake.quiet import quiet
 
 EPOCH = date(1970, 1, 1)
+_DROPPING = threading.Lock()
 
 
 class LakePartitions:
@@ -62,7 +64,10 @@ class LakePartitions:
         with self._failures(dataset, label):
 
             def drop(_chosen) -> int:
-                self._drop_spans(dataset, spans)
+                # drops may run side by side on threads sharing this store: one at a time, each on
+                # the table as the catalog has it now (a shared, stale table object undid drops)
+                with _DROPPING:
+                    self._drop_spans(dataset, spans)
                 return 0
 
             self._committing(dataset, label, None, drop)
@@ -103,14 +108,15 @@ class IcebergPartitions(LakePartitions):
         from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan, Or
 
         created = self._columns(dataset)[2]
-        kind = self.table(dataset).schema().as_arrow().field(created).type
+        table = self.iceberg.load_table(self.catalog.dataset(dataset).table)
+        kind = table.schema().as_arrow().field(created).type
 
         def at(t: datetime) -> str:
             return arrow.scalar(t, kind).as_py().isoformat()
 
         ranges = [And(GreaterThanOrEqual(created, at(low)), LessThan(created, at(high))) for low, high in spans]
         with quiet():
-            self._as_read(dataset).delete(ranges[0] if len(ranges) == 1 else Or(*ranges))
+            table.delete(ranges[0] if len(ranges) == 1 else Or(*ranges))
 
 
 class DeltaPartitions(LakePartitions):
@@ -141,7 +147,7 @@ class DeltaPartitions(LakePartitions):
         """A predicate on the partition column alone: delta-rs removes the files whole."""
         column = '"' + self._partition_column(dataset).replace('"', '""') + '"'
         ranges = [f"({column} >= '{low.date()}' AND {column} < '{high.date()}')" for low, high in spans]
-        self._as_read(dataset).delete(" OR ".join(ranges))
+        self.table(dataset).delete(" OR ".join(ranges))
 
 
 def _span(name: str) -> tuple[datetime, datetime]:
