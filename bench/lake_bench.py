@@ -7,7 +7,7 @@ people's keys, one ``delete`` commit by key, then ``purge`` with ``purge_after: 
 and removal of the files nothing references) against pyiceberg's own
 ``delete(In("user_id", people))`` followed by ``expire_snapshots().older_than(now)`` on the copy
 (which leaves the old files in place: the lifecycle does more).  Then retention: the oldest day
-partitions dropped whole (``Partitions.drop_partition``, one commit each) against one raw
+partitions dropped whole (``PartitionBatches.drop_partitions``, one commit) against one raw
 ``delete(LessThan("ts", cutoff))``.  Reported: both times, the ratio
 raw / lifecycle, the data files rewritten against the files holding the people, the verification
 read from storage, and the process's peak RSS.
@@ -129,14 +129,14 @@ def _holding(table, people: set[int]) -> int:
 
 
 def _retention(store: IcebergStore, raw_table, days: int) -> tuple[float, float, int]:
-    """The oldest ``days`` day partitions: dropped whole by the store's ``Partitions`` ability (what
-    retention's apply does, one partition a call) against one raw pyiceberg delete below the cutoff."""
+    """The oldest ``days`` day partitions: dropped whole in one commit by the store's
+    ``PartitionBatches`` ability (what retention's apply does) against one raw pyiceberg delete
+    below the cutoff."""
     from pyiceberg.expressions import LessThan
 
     expired = store.partitions("events")[:days]
     started = time.perf_counter()
-    for partition in expired:
-        store.drop_partition("events", partition.name)
+    store.drop_partitions("events", [partition.name for partition in expired])
     dropped = time.perf_counter() - started
     started = time.perf_counter()
     raw_table.delete(LessThan("ts", expired[-1].high.isoformat()))
@@ -233,7 +233,7 @@ def main() -> None:
         f"{stored.bytes / 1e6:.1f} MB read, {verified:.2f} s"
     )
     print(
-        f"retention, the {partitions} oldest day partitions: lifecycle {dropped:.2f} s (one drop each), "
+        f"retention, the {partitions} oldest day partitions: lifecycle {dropped:.2f} s (one commit), "
         f"raw delete {raw_dropped:.2f} s, ratio {raw_dropped / dropped:.2f}"
     )
     print(f"  peak RSS {rss:.0f} MB")

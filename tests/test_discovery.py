@@ -222,3 +222,28 @@ def test_a_name_alone_does_not_flag_a_personal_false_column(engine):
     store = SqlStore(engine, catalog, "app_db")
     found = {c.column: c for c in suggest(catalog, lambda s: store, as_of=AS_OF, sample_size=10).columns}
     assert found["first_name"].verdict.kind == "person_name" and not found["first_name"].flagged
+
+
+def test_suggest_samples_the_sql_systems_and_leaves_lake_tables_to_scan(engine, tmp_path):
+    """A lake system (Iceberg, Delta) has no sampling: its columns are compared by ``scan``, and
+    discovery goes on over the SQL systems."""
+    _world(engine)
+    model = dict(sample.CATALOG, datasets={k: v for k, v in sample.CATALOG["datasets"].items() if k != "orders"})
+    model["systems"] = {
+        **model["systems"],
+        "lake": {"type": "delta", "location": str(tmp_path / "delta"), "purge_after": "0"},
+    }
+    model["datasets"] = {
+        **model["datasets"],
+        "clicks": {"system": "lake", "table": "clicks", "primary_key": "id", "subject": "user_id -> users.id"},
+    }
+    catalog = Catalog(CatalogFile.model_validate(model))
+    store = SqlStore(engine, catalog, "app_db")
+
+    def open_store(system):
+        assert system == "app_db", f"discovery opened {system!r}"
+        return store
+
+    coverage = suggest(catalog, open_store, as_of=AS_OF, sample_size=10)
+    assert set(coverage.systems) == {"app_db"}
+    assert ("users", "mobile") in {(c.table, c.column) for c in coverage.columns}

@@ -11,7 +11,7 @@ def test_checks_pass_on_the_demo_world_then_fail_on_drift(airflow_world: Airflow
     result = airflow_world.run_dags("lifecycle_checks")
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "lifecycle_checks: success" in result.stdout
-    assert '"findings": 0' in result.stdout and '"table_datasets": 12' in result.stdout
+    assert '"findings": 0' in result.stdout and '"table_datasets": 14' in result.stdout  # 12 SQL tables, 2 lake tables
     assert "1 of 1 DAG run(s) succeeded" in result.stdout
     assert "run_complete                 success" in result.stdout
     assert "discover_columns             success" in result.stdout

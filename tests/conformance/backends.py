@@ -150,6 +150,7 @@ class Instance:
         }
         self.bucket = bucket_name(self.backend, self.world.seed, self.kind)
         self.drop_bucket = bucket_name(self.backend, self.world.seed, self.kind + "d")
+        self.lake_bucket = bucket_name(self.backend, self.world.seed, self.kind + "l")
         self.state_path = self.folder / "state.db"
         self.config_dir = self.folder / "config"
 
@@ -199,7 +200,7 @@ class Instance:
         self._partition(backend)
         with self.engine.begin() as conn:
             for t in world.insert_order():
-                if t.rows:
+                if t.rows and not t.lake:
                     times = set(traps.time_columns(t))
                     rows = [
                         {c: traps.stored(world.time_kind, v) if c in times else v for c, v in r.items()} for r in t.rows
@@ -261,12 +262,17 @@ class Instance:
             drop_bucket=self.drop_bucket,
             reports=str(self.folder / "reports"),
             refused=refused,
+            lake=self.lake() if self.world.lakes else None,
         )
         if getattr(self, "outside", None) and self.outside.cataloged:
             files["catalog.yaml"]["datasets"][self.outside.table] = self.outside.dataset()
         self.config_dir.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             (self.config_dir / name).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+    def lake(self) -> dict:
+        """Where the world's lake tables live: a bucket on moto S3 and the Iceberg SQLite catalog."""
+        return {"bucket": self.lake_bucket, "catalog": str(self.folder / "iceberg.db")}
 
     def environment(self) -> dict[str, str]:
         """``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` the engine reads, as an Airflow task would."""

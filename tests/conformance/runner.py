@@ -269,3 +269,69 @@ def _iso(when) -> str:
     from tests.conformance.timeutil import naive
 
     return naive(when).isoformat() + "Z"
+
+
+class Killed(BaseException):
+    """The process killed at a chosen moment: like a SIGKILL, nothing after it runs."""
+
+
+def killed_once(inst, run_id: str, where: str) -> dict:
+    """The erasure run killed once: ``commit``, right after a lake table's data commit (before
+    the step's record of it); ``purge``, half-way through removing a purge's files."""
+    from lifecycle.stores.lake.base import LakeStore
+    from lifecycle.stores.lake.files import Storage
+
+    fired: list[str] = []
+    if where == "commit":
+        target, name = LakeStore, "_committing"
+        original = LakeStore._committing
+
+        def replacement(self, dataset, *args, **kwargs):
+            done = original(self, dataset, *args, **kwargs)
+            if not fired:
+                fired.append(dataset)
+                raise Killed(f"killed after the commit on {dataset}")
+            return done
+
+    elif where == "purge":
+        target, name = Storage, "remove"
+        original = Storage.remove
+
+        def replacement(self, paths):
+            if fired or len(paths) < 2:
+                return original(self, paths)
+            original(self, paths[: len(paths) // 2])
+            fired.append(paths[0])
+            raise Killed("killed half-way through a purge's removals")
+
+    else:
+        raise ValueError(where)
+    setattr(target, name, replacement)
+    try:
+        result = erasure(inst, run_id)
+    except Killed:
+        result = {"errors": []}
+    finally:
+        setattr(target, name, original)
+    return {"errors": result["errors"], "killed": bool(fired)}
+
+
+def with_another_writer(inst, run_id: str, write) -> dict:
+    """The erasure run while another process commits to its lake tables: ``write(dataset)`` runs
+    between the lifecycle's read of a lake dataset and its first commit there (once each)."""
+    from lifecycle.stores.lake.base import LakeStore
+
+    original, written = LakeStore._committing, []
+
+    def committing(self, dataset, *args, **kwargs):
+        if dataset not in written:
+            written.append(dataset)
+            write(dataset)
+        return original(self, dataset, *args, **kwargs)
+
+    LakeStore._committing = committing
+    try:
+        result = erasure(inst, run_id)
+    finally:
+        LakeStore._committing = original
+    return {**result, "written": written}

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from tests.conformance import oracle, runner, traps
 from tests.conformance.backends import Instance, create_bucket, delete_bucket, read_back, s3_client, upload
+from tests.conformance.lakes import AnotherWriter, Lake, lake_as_of, left_in_storage
 from tests.conformance.world import World
 
 
@@ -210,18 +211,28 @@ class Suite:
 
     # ---------------------------------------------------------------- incident, sharing, erasure
 
-    def erasure_instance(self, backend: str, seed: int, monkeypatch) -> dict:
-        case = (backend, seed)
+    def erasure_instance(self, backend: str, seed: int, monkeypatch, *, lakes: bool = False, kill=None) -> dict:
+        """``lakes``: the world with lake tables (lakes.py), as of a moment after their writes;
+        ``kill``: where the erasure run is killed once before it runs again (runner.killed_once)."""
+        case = (backend, seed, lakes, kill)
         if case in self.e_results:
             return self.e_results[case]
         started = time.monotonic()
-        world = World(seed).materialize(World(seed).fixed_as_of())
-        inst = Instance(world, backend, "e", self.folders(f"w{seed}_{backend}_e"), self.endpoint)
-        out = {"world": world}
+        world = World(seed, lakes=lakes).materialize(lake_as_of() if lakes else World(seed).fixed_as_of())
+        tag = f"w{seed}_{backend}_e" + (f"_lake_{kill or 'run'}" if lakes else "")
+        inst = Instance(world, backend, "e", self.folders(tag), self.endpoint)
+        if lakes:  # buckets of their own: the world without lakes, and each variant, has its own too
+            for name in ("bucket", "drop_bucket", "lake_bucket"):
+                setattr(inst, name, f"{getattr(inst, name)}-{kill or 'lake'}")
+        out = {"world": world, **({"incident": [], "sharing": [], "access": []} if kill else {})}
+        lake = None
         try:
             inst.create()
             inst.write_config()
             self.client.create_bucket(Bucket=inst.drop_bucket)
+            if lakes:
+                lake = Lake(world, self.endpoint, inst.lake())
+                lake.create(self.client)
             versions: list[dict] = []
             if world.objects:
                 create_bucket(self.client, inst.bucket, world.lock_bucket)
@@ -231,68 +242,9 @@ class Suite:
             for name, value in inst.environment().items():
                 monkeypatch.setenv(name, value)
 
-            # incident: who had a row in the affected datasets inside the window
-            got = runner.incident(inst, f"manual__incident_w{seed}")
-            problems = [f"engine: {e}" for e in got["errors"]]
-            if got["subjects"] is not None:
-                want = oracle.expected_incident(world)
-                if got["subjects"] != want:
-                    problems.append(
-                        f"incident {world.incident['datasets']} window [{world.incident['from']}, "
-                        f"{world.incident['to']}]: missing {sorted(want - got['subjects'])}, "
-                        f"not affected but listed {sorted(got['subjects'] - want)}"
-                    )
-            out["incident"] = problems
-
-            # sharing: the delivered records
-            got = runner.sharing(inst, f"scheduled__sharing_w{seed}", self.client)
-            problems = [f"engine: {e}" for e in got["errors"]]
-            if got["records"] is not None:
-                want = oracle.expected_sharing(world, backend)
-                if got["records"] != want:
-                    missing, extra = want - got["records"], got["records"] - want
-                    problems.append(
-                        f"sharing {world.share[0]} {world.share[1]} (consent={world.consent_recipient}): "
-                        f"{sum(missing.values())} record(s) missing {sorted(missing)[:4]}; "
-                        f"{sum(extra.values())} unexpected {sorted(extra)[:4]}"
-                    )
-            out["sharing"] = problems
-
-            # access: the package of the person with the most rows, against the oracle
-            subject = oracle.access_subject(world)
-            got = runner.access(inst, f"manual__access_w{seed}", subject, self.client)
-            problems = [f"engine: {e}" for e in got["errors"]]
-            if got["rows"] is not None:
-                want = oracle.expected_access_rows(world, subject)
-                pks = {name: world.tables[name].pk for name in world.tables}
-                have = {
-                    name: {str(oracle.jsonable(r[pks[name]])) for r in rows}
-                    for name, rows in got["rows"].items()
-                    if rows
-                }
-                for name in sorted(set(want) | set(have)):
-                    missing, extra = (
-                        want.get(name, set()) - have.get(name, set()),
-                        have.get(name, set()) - want.get(name, set()),
-                    )
-                    if missing or extra:
-                        problems.append(
-                            f"access for {subject}: {name}: missing {sorted(missing)[:5]}, not theirs {sorted(extra)[:5]}"
-                        )
-                columns = {name: {c.name for c in inst.tables[name].c} for name in got["rows"] if name in inst.tables}
-                for name, rows in got["rows"].items():
-                    if rows and name in columns and set(rows[0]) != columns[name]:
-                        problems.append(f"access: {name}: columns {sorted(rows[0])}, table has {sorted(columns[name])}")
-                if world.objects:
-                    want_objects = oracle.expected_access_objects(world, versions, subject)
-                    if got["objects"] != want_objects:
-                        problems.append(
-                            f"access for {subject}: objects missing {sorted(want_objects - got['objects'])[:5]}, "
-                            f"not theirs {sorted(got['objects'] - want_objects)[:5]}"
-                        )
-            out["access"] = problems
-
-            out["erasure"] = self._erasure(inst, world, versions)
+            if kill is None:
+                self._reads(inst, world, versions, out)
+            out["erasure"] = self._erasure(inst, world, versions, lake, kill)
         except BaseException as exc:
             for part in ("incident", "sharing", "access", "erasure"):
                 out.setdefault(part, [f"world could not be run: {type(exc).__name__}: {exc}"])
@@ -301,21 +253,101 @@ class Suite:
         finally:
             runner.dispose(inst)
             inst.drop()
-            for bucket in ([inst.bucket] if world.objects else []) + [inst.drop_bucket]:
+            for bucket in (
+                ([inst.bucket] if world.objects else []) + [inst.drop_bucket] + ([inst.lake_bucket] if lakes else [])
+            ):
                 delete_bucket(self.client, bucket)
             self.timings[f"{backend}:e:{seed}"] = time.monotonic() - started
         self.e_results[case] = out
         return out
 
-    def _erasure(self, inst: Instance, world: World, versions: list[dict]) -> list[str]:
+    def _reads(self, inst: Instance, world: World, versions: list[dict], out: dict) -> None:
+        """Incident, sharing and access: the parts that only read the application's data."""
+        seed, backend = world.seed, inst.backend
+        # incident: who had a row in the affected datasets inside the window
+        got = runner.incident(inst, f"manual__incident_w{seed}")
+        problems = [f"engine: {e}" for e in got["errors"]]
+        if got["subjects"] is not None:
+            want = oracle.expected_incident(world)
+            if got["subjects"] != want:
+                problems.append(
+                    f"incident {world.incident['datasets']} window [{world.incident['from']}, "
+                    f"{world.incident['to']}]: missing {sorted(want - got['subjects'])}, "
+                    f"not affected but listed {sorted(got['subjects'] - want)}"
+                )
+        out["incident"] = problems
+
+        # sharing: the delivered records
+        got = runner.sharing(inst, f"scheduled__sharing_w{seed}", self.client)
+        problems = [f"engine: {e}" for e in got["errors"]]
+        if got["records"] is not None:
+            want = oracle.expected_sharing(world, backend)
+            if got["records"] != want:
+                missing, extra = want - got["records"], got["records"] - want
+                problems.append(
+                    f"sharing {world.share[0]} {world.share[1]} (consent={world.consent_recipient}): "
+                    f"{sum(missing.values())} record(s) missing {sorted(missing)[:4]}; "
+                    f"{sum(extra.values())} unexpected {sorted(extra)[:4]}"
+                )
+        out["sharing"] = problems
+
+        # access: the package of the person with the most rows, against the oracle
+        subject = oracle.access_subject(world)
+        got = runner.access(inst, f"manual__access_w{seed}", subject, self.client)
+        problems = [f"engine: {e}" for e in got["errors"]]
+        if got["rows"] is not None:
+            want = oracle.expected_access_rows(world, subject)
+            pks = {name: world.tables[name].pk for name in world.tables}
+            have = {
+                name: {str(oracle.jsonable(r[pks[name]])) for r in rows} for name, rows in got["rows"].items() if rows
+            }
+            for name in sorted(set(want) | set(have)):
+                missing, extra = (
+                    want.get(name, set()) - have.get(name, set()),
+                    have.get(name, set()) - want.get(name, set()),
+                )
+                if missing or extra:
+                    problems.append(
+                        f"access for {subject}: {name}: missing {sorted(missing)[:5]}, not theirs {sorted(extra)[:5]}"
+                    )
+            columns = {name: {c.name for c in inst.tables[name].c} for name in got["rows"] if name in inst.tables}
+            for name, rows in got["rows"].items():
+                if rows and name in columns and set(rows[0]) != columns[name]:
+                    problems.append(f"access: {name}: columns {sorted(rows[0])}, table has {sorted(columns[name])}")
+            if world.objects:
+                want_objects = oracle.expected_access_objects(world, versions, subject)
+                if got["objects"] != want_objects:
+                    problems.append(
+                        f"access for {subject}: objects missing {sorted(want_objects - got['objects'])[:5]}, "
+                        f"not theirs {sorted(got['objects'] - want_objects)[:5]}"
+                    )
+        out["access"] = problems
+
+    def _erasure(self, inst: Instance, world: World, versions: list[dict], lake=None, kill=None) -> list[str]:
         """The erasure run against the oracle: refused at validation (erasure choices it refuses,
         written only now so the other parts could run) or at the preflight with nothing changed,
-        else due subjects erased, no original value left where they are still reached."""
+        else due subjects erased, no original value left where they are still reached; lake
+        tables' storage read file by file (lakes.py)."""
         choices, seed = world.anonymized, world.seed
         if choices.refusals:
             inst.write_config(refused=True)
-        got = runner.erasure(inst, f"scheduled__erasure_w{seed}")
-        problems = [f"engine: {e}" for e in got["errors"]]
+        problems, run_id = [], f"scheduled__erasure_w{seed}"
+        if kill in ("commit", "purge"):
+            killed = runner.killed_once(inst, run_id, kill)
+            problems += [f"engine (killed run): {e}" for e in killed["errors"]]
+            if not killed["killed"] and not choices.refusals and not _preflight_refuses(inst):
+                problems.append(f"the run was not killed at a {kill}: the world gave it no such moment")
+        if kill == "writer":
+            writer = AnotherWriter(lake, world)
+            try:
+                got = runner.with_another_writer(inst, run_id, writer.append)
+            finally:
+                writer.close()
+            if not got["written"] and not choices.refusals and not _preflight_refuses(inst):
+                problems.append("no lake commit for another writer to race")
+        else:
+            got = runner.erasure(inst, run_id)
+        problems += [f"engine: {e}" for e in got["errors"]]
         problems += _invalid(choices.refusals, got["invalid"])
         problems += [] if choices.refusals else _refusal(inst, got["refused"])
         refused = bool(choices.refusals) or _preflight_refuses(inst)
@@ -324,6 +356,8 @@ class Suite:
         if done != due:
             problems.append(f"erasure states: due {sorted(due)}, done {sorted(done)} (all: {got['states']})")
         rows = oracle.actual_rows(inst.engine, inst.tables, world)
+        if lake is not None:
+            rows.update(lake.actual_rows())
         want_rows = oracle.initial_rows(world) if refused else oracle.expected_erasure_rows(world)
         problems += oracle.compare_rows(want_rows, rows, world)
         problems += _outside_rows(inst, set(want_rows[inst.outside.parent]) if inst.outside else set())
@@ -331,6 +365,8 @@ class Suite:
             problems += oracle.originals_left(world, rows)
             kept = [p for p in inst.folder.rglob("*") if p.is_file() and not p.name.startswith("app.db")]
             problems += oracle.originals_in_files(world, [p for p in kept if p.parent.name != "config"])
+            if lake is not None:
+                problems += left_in_storage(lake, world, oracle.due_subjects(world), oracle.Owners(world))
         if world.objects and refused:
             want = {(v["key"], v["version_id"]) for v in versions}
             problems += oracle.compare_objects(want, oracle.actual_objects(self.client, inst.bucket), inst.bucket)

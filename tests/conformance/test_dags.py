@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from tests.conformance import oracle
 from tests.conformance.backends import Instance, _admin, create_bucket, delete_bucket, read_back, s3_client, upload
+from tests.conformance.lakes import Lake, lake_as_of, left_in_storage
 from tests.conformance.timeutil import naive
 from tests.conformance.world import World
 
@@ -58,6 +59,20 @@ class Airflow:
             timeout=600,
             stdin=subprocess.DEVNULL,
         )
+
+    def lifecycle(self, *args: str, env: dict) -> str:
+        """``python -m lifecycle ...`` in the same environment; its standard output."""
+        result = subprocess.run(
+            [sys.executable, "-m", "lifecycle", *args],
+            env={**self.env, **env},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 0, f"lifecycle {' '.join(args)}:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+        return result.stdout
 
     def dags_test(self, dag_id: str, when: datetime, env: dict, conf: dict | None = None) -> str:
         args = ["dags", "test", dag_id, when.isoformat()] + (["--conf", json.dumps(conf)] if conf else [])
@@ -260,3 +275,69 @@ def test_incident_sharing_and_cancellation_erasure(world_env):
             "erasure through airflow dags test",
         )
     assert not problems, "\n".join(problems)
+
+
+LAKE_SEED = 0  # an Iceberg table four hops from the subject, a Delta table three hops, erased people in both
+
+
+@pytest.fixture
+def lake_world(world_env, tmp_path, s3_endpoint):
+    """A world with lake tables on SQLite and moto S3, as of a moment after their writes (lakes.py)."""
+    world = World(LAKE_SEED, lakes=True).materialize(lake_as_of())
+    inst = Instance(world, "sqlite", "e", tmp_path / "lake", s3_endpoint)
+    for name in ("bucket", "drop_bucket", "lake_bucket"):
+        setattr(inst, name, f"{getattr(inst, name)}-dag")
+    inst.folder.mkdir(parents=True)
+    client = world_env["client"]
+    inst.create()
+    inst.write_config()
+    client.create_bucket(Bucket=inst.drop_bucket)
+    if world.objects:
+        create_bucket(client, inst.bucket, world.lock_bucket)
+        upload(client, inst.bucket, world.erasure_objects, None, [])
+    lake = Lake(world, s3_endpoint, inst.lake())
+    lake.create(client)
+    env = {**inst.environment(), "LIFECYCLE_CONFIG_DIR": str(inst.config_dir)}
+    _add_holds(inst, env)
+    yield inst, lake, env
+    inst.drop()
+    for bucket in (inst.bucket, inst.drop_bucket, inst.lake_bucket):
+        delete_bucket(client, bucket)
+
+
+def test_cancellation_erasure_on_lake_tables_certifies_after_the_storage_read(world_env, lake_world):
+    """cancellation_erasure through ``airflow dags test`` on a world with an Iceberg and a Delta
+    table: the people erased there, the purge in the same run (``purge_after: 0``), storage read
+    by pyarrow holding none of them, and each certificate naming the purge and what it read."""
+    inst, lake, env = lake_world
+    world = inst.world
+    world_env["airflow"].dags_test("cancellation_erasure", world.as_of, env)
+    state = sa.create_engine(f"sqlite:///{inst.state_path}")
+    with state.connect() as conn:
+        rows = conn.execute(sa.text("SELECT subject_id, state, certificate FROM lifecycle_erasures")).all()
+        purged = [
+            json.loads(p)
+            for p in conn.execute(sa.text("SELECT payload FROM lifecycle_ledger WHERE kind = 'erasure.purged'"))
+            .scalars()
+            .all()
+        ]
+    state.dispose()
+    due = {str(s) for s in oracle.due_subjects(world)}
+    assert {r.subject_id for r in rows if r.state == "done"} == due and due
+    actual = oracle.actual_rows(inst.engine, inst.tables, world)
+    actual.update(lake.actual_rows())
+    problems = oracle.compare_rows(oracle.expected_erasure_rows(world), actual, world)
+    problems += left_in_storage(lake, world, oracle.due_subjects(world), oracle.Owners(world))
+    assert not problems, "\n".join(problems)
+    assert {p["dataset"] for p in purged} == {t.dataset for t in world.lakes}
+    assert all(p["files_read"] > 0 and p["bytes_read"] > 0 for p in purged)
+
+    done = next(r for r in rows if r.state == "done")
+    root, _, subject = done.certificate.partition("#")
+    batch = json.loads(Path(root).read_text())["batch"]
+    shown = world_env["airflow"].lifecycle("certificate", "show", "--batch", batch, "--subject", subject, env=env)
+    leaf = json.loads(shown)["leaf"]
+    purges = {d["dataset"]: d["purge"] for d in leaf["datasets"] if "purge" in d}
+    assert set(purges) == {t.dataset for t in world.lakes}
+    assert {p["state"] for p in purges.values()} == {"purged"}
+    assert all(p["files_read"] > 0 for p in purges.values())

@@ -124,6 +124,7 @@ class Table:
     fields: list[Field] = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # role-specific column names
     no_null_link: bool = False  # on the shared dataset's path: every row names its subject
+    lake: str | None = None  # iceberg | delta: a lake table (lakes.py), not in the SQL database
     rows: list[dict] = field(default_factory=list)
 
     @property
@@ -182,7 +183,8 @@ class ObjectDataset:
 
 
 class World:
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, *, lakes: bool = False):
+        """``lakes``: the world also has lake tables (lakes.py), drawn after everything else."""
         self.seed = seed
         rng = self.rng = random.Random(seed)
         self.tidy = seed % 3 == 1  # no expired row stays referenced through a foreign key
@@ -198,6 +200,7 @@ class World:
         self.hmac_variable = rng.choice([None, None, f"cw_key_{seed}"])
         self.hmac_key = f"conformance-hmac-key-{seed:05d}-0123456789"
         self.tables: dict[str, Table] = {}
+        self.lakes: list[Table] = []  # lake tables, also in ``tables`` (lakes.py)
         self.rules: list[Rule] = []
         self.floors: list[Floor] = []
         self.holds: list[Hold] = []
@@ -205,6 +208,10 @@ class World:
         self._structure()
         self.time_kind = traps.time_kind(seed)  # every time column's type (traps.py)
         self.outside = traps.outside(self)  # a table outside the lifecycle with a key onto one of ours
+        if lakes:
+            from tests.conformance import lakes as lake_tables
+
+            lake_tables.add(self)
         self.anonymized = anonymized.choices(self)  # the subject's row and links under anonymize (anonymized.py)
 
     # ============================================================ structure
@@ -810,6 +817,7 @@ class World:
             t.dataset
             for t in self.tables.values()
             if t.role == "chain"
+            and not t.lake
             and t.created
             and not t.created_nullable
             and t.dataset not in referred
@@ -851,7 +859,7 @@ class World:
                 "dt": traps.time_type(self.time_kind, backend),
             }.get(kind) or sa.Text()
 
-        order = sorted(self.tables.values(), key=lambda t: (t.depth, t.dataset))
+        order = sorted((t for t in self.tables.values() if not t.lake), key=lambda t: (t.depth, t.dataset))
         for t in order:
             columns = [sa.Column(t.pk, kind_type(t.pk_kind), primary_key=True, autoincrement=False)]
             constraints = []
@@ -917,9 +925,11 @@ class World:
         drop_bucket: str,
         reports: str,
         refused: bool = False,
+        lake: dict | None = None,
     ) -> dict[str, dict]:
         """The YAML files, in the vocabulary of docs/configuration.md; ``refused``: with the erasure
-        choices even where validation refuses them (else those worlds get ``anonymized.plain``)."""
+        choices even where validation refuses them (else those worlds get ``anonymized.plain``);
+        ``lake``: where the lake tables live (``lakes.systems``)."""
         choices = self.anonymized if refused or not self.anonymized.refusals else anonymized.plain(self)
         systems = {
             "app": {"type": "sql", "conn_id": conn["app"]},
@@ -928,9 +938,15 @@ class World:
         }
         if self.objects:
             systems["media_store"] = {"type": "s3", "conn_id": conn["s3"], "bucket": bucket}
+        if lake is not None:
+            from tests.conformance import lakes as lake_tables
+
+            systems.update(lake_tables.systems(conn["s3"], lake))
         datasets = {}
         for t in sorted(self.tables.values(), key=lambda t: (t.depth, t.dataset)):
             d = {"system": "app", "table": self.qualified(t, schema), "primary_key": t.pk}
+            if t.lake:
+                d = {"system": f"lake_{t.lake}", "table": lake_tables.table_name(t), "primary_key": t.pk}
             if not t.personal:
                 d["personal"] = False
                 d["fields"] = {f.column: {"personal": False} for f in t.fields}
@@ -941,7 +957,7 @@ class World:
                 d["subject"] = f"{t.link.column} -> {parent.dataset}.{parent.pk}"
             if t.created:
                 d["created"] = t.created
-            if self.time_kind in traps.SCALE:
+            if self.time_kind in traps.SCALE and not t.lake:
                 d["times"] = dict.fromkeys(traps.time_columns(t), self.time_kind)
             if t.category:
                 d["category"] = t.category

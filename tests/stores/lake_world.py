@@ -104,60 +104,62 @@ def app_database(path) -> sa.URL:
 
 
 def catalog(lake_system: dict, events_table: str, order_events_table: str) -> Catalog:
-    return Catalog(
-        CatalogFile.model_validate(
-            {
-                "systems": {"app": {"type": "sql", "conn_id": "lake_app"}, "lake": lake_system},
-                "categories": {"contact": {}, "usage": {}},
-                "subject": {"dataset": "users", "key": "id", "contact": {"email": "email"}},
-                "datasets": {
-                    "users": {
-                        "system": "app",
-                        "table": "users",
-                        "primary_key": "id",
-                        "fields": {"email": {"category": "contact"}},
-                    },
-                    "orders": {
-                        "system": "app",
-                        "table": "orders",
-                        "primary_key": "id",
-                        "subject": "user_id -> users.id",
-                        "category": "usage",
-                    },
-                    "consents": {
-                        "system": "app",
-                        "table": "consents",
-                        "primary_key": "id",
-                        "subject": "user_id -> users.id",
-                        "category": "usage",
-                        "consent": {"purpose": "purpose", "granted": "granted", "withdrawn": "withdrawn"},
-                    },
-                    "events": {
-                        "system": "lake",
-                        "table": events_table,
-                        "primary_key": "id",
-                        "subject": "user_id -> users.id",
-                        "created": "ts",
-                        "category": "usage",
-                        "fields": {
-                            "email": {"category": "contact", "anonymize": "redact"},
-                            "ip": {"anonymize": "truncate_ip"},
-                            "path": {"personal": False},
-                        },
-                    },
-                    "order_events": {
-                        "system": "lake",
-                        "table": order_events_table,
-                        "primary_key": "id",
-                        "subject": "order_id -> orders.id",
-                        "created": "ts",
-                        "category": "usage",
-                        "fields": {"note": {"anonymize": "hmac"}},
-                    },
+    return Catalog(CatalogFile.model_validate(catalog_data(lake_system, events_table, order_events_table)))
+
+
+def catalog_data(lake_system: dict, events_table: str, order_events_table: str) -> dict:
+    """catalog.yaml of the world: the app's people, orders and consents, and the two lake tables."""
+    return {
+        "systems": {"app": {"type": "sql", "conn_id": "lake_app"}, "lake": lake_system},
+        "purposes": {"account": {"title": "Run the account", "legal_basis": "contract"}},
+        "categories": {"contact": {"purposes": ["account"]}, "usage": {"purposes": ["account"]}},
+        "subject": {"dataset": "users", "key": "id", "contact": {"email": "email"}},
+        "datasets": {
+            "users": {
+                "system": "app",
+                "table": "users",
+                "primary_key": "id",
+                "fields": {"email": {"category": "contact"}},
+            },
+            "orders": {
+                "system": "app",
+                "table": "orders",
+                "primary_key": "id",
+                "subject": "user_id -> users.id",
+                "category": "usage",
+            },
+            "consents": {
+                "system": "app",
+                "table": "consents",
+                "primary_key": "id",
+                "subject": "user_id -> users.id",
+                "category": "usage",
+                "consent": {"purpose": "purpose", "granted": "granted", "withdrawn": "withdrawn"},
+            },
+            "events": {
+                "system": "lake",
+                "table": events_table,
+                "primary_key": "id",
+                "subject": "user_id -> users.id",
+                "created": "ts",
+                "category": "usage",
+                "fields": {
+                    "email": {"category": "contact", "anonymize": "redact"},
+                    "ip": {"anonymize": "truncate_ip"},
+                    "path": {"personal": False},
                 },
-            }
-        )
-    )
+            },
+            "order_events": {
+                "system": "lake",
+                "table": order_events_table,
+                "primary_key": "id",
+                "subject": "order_id -> orders.id",
+                "created": "ts",
+                "category": "usage",
+                "fields": {"note": {"anonymize": "hmac"}},
+            },
+        },
+    }
 
 
 def connect_world(connect, tmp_path, s3_endpoint: str | None) -> str | None:

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lifecycle.durations import Duration
 from lifecycle.errors import TransientStoreError
-from lifecycle.stores.contract import Describing, Purging, Rows, Selection, StorageVerification
+from lifecycle.stores.contract import (
+    Describing,
+    PartitionBatches,
+    Partitions,
+    Purging,
+    Rows,
+    Selection,
+    StorageVerification,
+)
 from lifecycle.stores.lake.delta import DeltaStore
 from tests.stores import lake_world as world
 from tests.stores.lake_world import KEY, NOW
@@ -180,6 +188,64 @@ def test_purge_waits_for_purge_after(lake):
     spec = stores.catalog.systems["lake"].model_copy(update={"purge_after": Duration.parse("7d")})
     purge = DeltaStore(stores.catalog, "lake", spec).purge("events", deleted_at=NOW, at=NOW + timedelta(days=6))
     assert not purge.done and purge.files_removed == 0
+
+
+@pytest.mark.parametrize("years", [3, -3])
+def test_a_purge_honours_the_run_logical_date_ahead_of_or_behind_the_wall_clock(lake, years):
+    """delta-rs's vacuum compares with the wall clock; the run's dates are years away from it."""
+    stores, _, _ = lake
+    spec = stores.catalog.systems["lake"].model_copy(update={"purge_after": Duration.parse("7d")})
+    store = DeltaStore(stores.catalog, "lake", spec)
+    deleted_at = world.wall_now() + timedelta(days=365 * years)
+    store.delete("events", Selection(subjects=("1", "2")))
+    committed_by = world.wall_now()  # the ledger's done record, written after the commit
+    early = store.purge("events", deleted_at=deleted_at, at=deleted_at + timedelta(days=6), committed_by=committed_by)
+    assert not early.done
+    purge = store.purge("events", deleted_at=deleted_at, at=deleted_at + timedelta(days=7), committed_by=committed_by)
+    assert purge.done and purge.files_removed == 4
+    fs, root = store.storage.filesystem(), store.storage.path(store.location("events"))
+    assert world.oracle(fs, root, "user_id", [1, 2])[0] == 0
+    assert store.count("events") == world.EVENTS - 40
+
+
+def test_day_partitions_of_a_date_column_go_in_one_commit_without_rewriting_a_file(lake):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lifecycle.catalog import Catalog
+    from lifecycle.catalog.models import CatalogFile
+
+    stores, root, options = lake
+    events = world.events()
+    daily = events.append_column("day", pc.cast(events["ts"], pa.date32()))
+    write_deltalake(f"{root}/daily", daily, partition_by=["day"], storage_options=options)
+    data = world.catalog_data(stores.catalog.systems["lake"].model_dump(mode="json"), "daily", "order_events")
+    data["datasets"]["events"]["created"] = "day"
+    store = world.stores(Catalog(CatalogFile.model_validate(data))).of("events")
+    assert isinstance(store, Partitions) and isinstance(store, PartitionBatches)
+    parts = store.partitions("events")
+    assert [p.name for p in parts][:2] == ["day=2026-05-24", "day=2026-05-25"] and len(parts) == 9
+    assert (parts[0].low, parts[0].high) == (datetime(2026, 5, 24), datetime(2026, 5, 25))
+    assert store.partition_rows("events", parts[-1]) == 13
+    assert store.partition_keeps("events", parts[0], Selection(exclude_subjects=("9",))) == "rows of held subjects"
+
+    def live() -> tuple[int, set[str]]:
+        table = DeltaTable(f"{root}/daily", storage_options=options)
+        return table.version(), set(pa.table(table.get_add_actions()).column("path").to_pylist())
+
+    version, files = live()
+    store.drop_partitions("events", [parts[2].name, parts[0].name])  # two days apart: two ranges, one commit
+    after, left = live()
+    gone = {f for f in files if f.startswith(("day=2026-05-24/", "day=2026-05-26/"))}
+    assert after == version + 1 and len(gone) == 2 and left == files - gone  # no file written
+    assert [store.partition_state("events", p.name) for p in parts[:3]] == ["gone", "attached", "gone"]
+    assert store.count("events") == world.EVENTS - 19 - 24
+    store.drop_partitions("events", [parts[0].name])  # finished already: nothing to do
+    assert store.count("events") == world.EVENTS - 43
+
+
+def test_an_unpartitioned_delta_table_has_no_partitions(lake):
+    assert lake[0].of("events").partitions("events") == []
 
 
 def test_describe_and_a_missing_table(lake):

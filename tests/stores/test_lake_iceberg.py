@@ -12,7 +12,15 @@ from pyiceberg.types import StringType
 
 from lifecycle.durations import Duration
 from lifecycle.errors import TransientStoreError
-from lifecycle.stores.contract import Describing, Partitions, Purging, Rows, Selection, StorageVerification
+from lifecycle.stores.contract import (
+    Describing,
+    PartitionBatches,
+    Partitions,
+    Purging,
+    Rows,
+    Selection,
+    StorageVerification,
+)
 from lifecycle.stores.lake.iceberg import IcebergStore
 from tests.stores import lake_world as world
 from tests.stores.lake_world import KEY, NOW
@@ -180,6 +188,23 @@ def test_day_partitions_are_dropped_whole_without_rewriting_a_file(lake):
     summary = other.load_table("analytics.events").current_snapshot().summary.additional_properties
     assert summary.get("added-data-files", "0") == "0" and summary["deleted-data-files"] == "1"
     store.drop_partition("events", oldest.name)  # finished already: nothing to do
+
+
+def test_several_partitions_go_in_one_commit_without_rewriting_a_file(lake):
+    stores, other, _ = lake
+    store = stores.of("events")
+    assert isinstance(store, PartitionBatches)
+    oldest = [p.name for p in store.partitions("events")][:3]  # 2026-05-24 .. 26: events 133..199
+    before = len(other.load_table("analytics.events").snapshots())
+    store.drop_partitions("events", [oldest[2], oldest[0], oldest[1]])
+    table = other.load_table("analytics.events")
+    assert len(table.snapshots()) == before + 1
+    summary = table.current_snapshot().summary.additional_properties
+    assert summary.get("added-data-files", "0") == "0" and summary["deleted-data-files"] == "3"
+    assert [store.partition_state("events", name) for name in oldest] == ["gone"] * 3
+    assert store.count("events") == world.EVENTS - 67
+    store.drop_partitions("events", oldest)  # finished already: nothing to do
+    assert store.count("events") == world.EVENTS - 67
 
 
 def test_stream_gives_subjects_beside_json_ready_values(lake):

@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 
 from lifecycle.catalog import Catalog
 from lifecycle.catalog.checks import purpose_problems, system_problems
+from lifecycle.catalog.lake import LAKE_TYPES
 from lifecycle.errors import Problem
 from lifecycle.shapes import Model, Name
 
@@ -262,8 +263,12 @@ def _consent(recipient: Recipient, catalog: Catalog) -> list[Refusal]:
                 )
             )
         else:
-            apart = sorted(
-                d for d in recipient.share if d in catalog.datasets and catalog.dataset(d).system != consent_ds.system
+            apart = sorted(  # a lake table's store reads the consents through their own system's store
+                d
+                for d in recipient.share
+                if d in catalog.datasets
+                and catalog.dataset(d).system != consent_ds.system
+                and catalog.systems[catalog.dataset(d).system].type not in LAKE_TYPES
             )
             if apart:
                 out.append(
@@ -272,7 +277,7 @@ def _consent(recipient: Recipient, catalog: Catalog) -> list[Refusal]:
                         "consent.dataset",
                         None,
                         f"{recipient.consent.dataset!r} is in system {consent_ds.system!r}, but {', '.join(apart)} "
-                        "is not; consent is checked in SQL, so it must be in the same system",
+                        "is not; consent is checked in SQL, so it must be in the same system (or the dataset in a lake)",
                     )
                 )
     return out

@@ -47,6 +47,8 @@ def cmd_seed(args) -> int:
     client = None if args.no_s3 or media is None else s3_client(media.conn_id)
     bucket = media.bucket if media else None
     started = time.monotonic()
+    lake_rows: dict[str, int] = {}
+    lake_seconds = 0.0
     try:
         if args.reset:
             generate.reset(engine, client, bucket)
@@ -60,6 +62,9 @@ def cmd_seed(args) -> int:
         from lifecycle.demo.sharing import ensure_delivery_buckets
 
         ensure_delivery_buckets(config)
+        lake_rows, lake_seconds = _seed_lake(config, args)
+        counts.update(lake_rows)
+        started += lake_seconds  # the rows/s line is the app's
     holds = StateStore.for_catalog(catalog).holds
     for subject, datasets, reason in generate.demo_holds(args.users, seed=args.seed):
         if not any(h.subject_id == str(subject) for h in holds.active(args.as_of.date())):
@@ -75,7 +80,27 @@ def cmd_seed(args) -> int:
         print(f"{name:<{width}}  {count:>10,}")
     rows = sum(v for k, v in counts.items() if k in {t.name for t in generate.schema.metadata.sorted_tables})
     print(f"{'rows':<{width}}  {rows:>10,}  in {elapsed:.1f}s ({rows / max(elapsed, 1e-9):,.0f} rows/s)")
+    if lake_rows:
+        print(f"{'lake rows':<{width}}  {sum(lake_rows.values()):>10,}  in {lake_seconds:.1f}s")
     return 0
+
+
+def _seed_lake(config, args) -> tuple[dict[str, int], float]:
+    """The analytics lake (``demo/lake.py``), where the catalog has one: rows per dataset, seconds."""
+    from lifecycle.demo import lake
+
+    if not lake.lake_datasets(config.catalog):
+        return {}, 0.0
+    started = time.monotonic()
+    rows = lake.seed(
+        config.catalog,
+        users=args.users,
+        as_of=args.as_of,
+        rows=args.lake_rows,
+        seed=args.seed,
+        reset=args.reset,
+    )
+    return rows, time.monotonic() - started
 
 
 @contextlib.contextmanager
@@ -132,11 +157,12 @@ class _Tally:
 
     def __init__(self):
         self.outcomes, self.failed, self.refused, self.attention = [], [], [], []
-        self._state = None
+        self._state, self._config = None, None
 
     def add(self, outcome, config) -> None:
         from lifecycle.demo import sharing
 
+        self._config = config
         self.outcomes.append(outcome)
         if outcome.state == "success":
             return
@@ -154,6 +180,22 @@ class _Tally:
             self._state = StateStore.for_catalog(config.catalog)
         return self._state
 
+    def _lake_summary(self) -> list[str]:
+        """Day partitions dropped and purges, from the ledger entries of this demo's runs."""
+        from lifecycle.demo import lake
+
+        if self._config is None:
+            return []
+        runs = {o.run_id for o in self.outcomes}
+        ledger = self._state_of(self._config).ledger
+        entries = [
+            (e.kind, e.payload)
+            for kind in ("retention.drop_partition", "erasure.plan", "erasure.purged")
+            for e in ledger.entries(kind=kind)
+            if e.run_id in runs
+        ]
+        return lake.summary(entries, set(lake.lake_datasets(self._config.catalog)))
+
     def summary(self, as_of, log: Path) -> str:
         from lifecycle.demo import incident as demo_incident
         from lifecycle.demo import requests as demo_requests
@@ -161,6 +203,7 @@ class _Tally:
 
         lines = [
             *sharing.summary(self.outcomes, as_of),
+            *self._lake_summary(),
             *demo_incident.summary(self.outcomes),
             *demo_requests.summary(self.outcomes),
             *(_deadlines_summary(outcome) for outcome in self.attention),
@@ -213,6 +256,12 @@ def add_commands(sub) -> None:
     s.add_argument("--reset", action="store_true", help="drop the demo tables and empty the demo prefixes first")
     s.add_argument("--no-s3", action="store_true", help="leave the media bucket alone")
     s.add_argument("--chunk-size", type=int, default=10_000, help="rows per insert batch (default 10000)")
+    s.add_argument(
+        "--lake-rows",
+        type=int,
+        default=1_000_000,
+        help="events in the analytics lake's Iceberg table (default 1000000)",
+    )
     s.set_defaults(run=cmd_seed)
     r = sub.add_parser("run", help="run DAGs once through Airflow (dag.test) and print what each did")
     r.add_argument("--dags", help="comma-separated DAG ids (default: every DAG)")

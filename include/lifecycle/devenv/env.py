@@ -166,6 +166,7 @@ def _connections(var: Path, p: Mapping[str, int]) -> dict[str, str]:
         "AIRFLOW_CONN_PARTNER_S3": _s3_conn(p["s3"]),
         "AIRFLOW_CONN_PUBLIC_S3": _s3_conn(p["s3"]),
         "AIRFLOW_CONN_SMTP_DEFAULT": _smtp_conn(p["smtp"]),
+        "AIRFLOW_CONN_LAKE_CATALOG": _json({"conn_type": "sqlite", "host": str(var / "lake-catalog.db")}),
     }
 
 

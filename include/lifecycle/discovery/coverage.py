@@ -92,7 +92,9 @@ def suggest(
         raise ValueError(f"sample size must be at least 1, not {sample_size}")
     coverage = Coverage(as_of, sample_size)
     detectors = detectors_at(as_of)
-    systems = sorted({catalog.dataset(n).system for n in catalog.table_datasets})
+    systems = sorted(
+        {s for s in (catalog.dataset(n).system for n in catalog.table_datasets) if catalog.systems[s].type == "sql"}
+    )  # lake tables (Iceberg, Delta) are not sampled: ``scan`` compares their schemas
     for system in systems:
         store = open_store(system)
         if not isinstance(store, Sampling):

@@ -74,7 +74,8 @@ class BatchErasure:
         *linked, own_row = steps
         works = [self._work(step, subjects) for step in linked]
         on_tables = [w for w in works if self.catalog.dataset(w.dataset).is_table]
-        self.purges.expect(batch, [w.dataset for w in on_tables], subjects, as_of, run_id)
+        kept = {w.dataset: tuple(f.column for f in w.fields) for w in on_tables if w.fields and not w.clear_link}
+        self.purges.expect(batch, [w.dataset for w in on_tables], subjects, as_of, run_id, kept)
         with ThreadPoolExecutor(1, thread_name_prefix="objects") as pool:
             objects = StepExecutor(self.catalog, self.stores, tables.recorder.sibling())
             erasing = pool.submit(objects.run, [w for w in works if w not in on_tables])

@@ -8,7 +8,8 @@ people's link values as the deleting call resolved them (two hops: the parent
 rows are erased next, and verification must still know what to look for).
 ``settle`` purges what is due at the run's time (``Purging.purge``), reads every
 data file under the table's location for those values
-(``StorageVerification.stored``), which must find none, and records the counts
+(``StorageVerification.stored``), which must find none (rows an anonymization kept under
+their link: none with a field not yet anonymized), and records the counts
 (``...:purged``): snapshots expired, files removed, bytes freed, files and bytes
 read.  A batch is certified once every purge of it is recorded; until then its
 people are *purging*.  A purge is idempotent, so a run killed anywhere is
@@ -39,12 +40,13 @@ class PendingPurge:
     deleted_at: datetime
     due: datetime
     links: dict[str, str]  # {link value: subject}
+    anonymized: tuple[str, ...] = ()  # fields the rows keep anonymized under the kept link
 
     @classmethod
     def of(cls, entry: Entry) -> PendingPurge:
         p = entry.payload
         due, deleted = (datetime.fromisoformat(p[k]) for k in ("due", "deleted_at"))
-        return cls(p["batch"], p["dataset"], deleted, due, dict(p["links"]))
+        return cls(p["batch"], p["dataset"], deleted, due, dict(p["links"]), tuple(p.get("anonymized", ())))
 
 
 def purge_evidence(entries: dict[str, Entry], batch: str, dataset: str) -> tuple[dict | None, tuple[str, ...]]:
@@ -68,8 +70,18 @@ class Purges:
         store = self.stores.of(dataset)
         return isinstance(store, Purging) and isinstance(store, StorageVerification)
 
-    def expect(self, batch: str, datasets: list[str], subjects: list[str], as_of: datetime, run_id) -> None:
-        """Record each lake dataset of the batch *pending purge*, before its step commits (once)."""
+    def expect(
+        self,
+        batch: str,
+        datasets: list[str],
+        subjects: list[str],
+        as_of: datetime,
+        run_id,
+        kept: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        """Record each lake dataset of the batch *pending purge*, before its step commits (once).
+        ``kept``: datasets whose rows stay under the people's link, anonymized (their fields):
+        storage may hold those rows, only not with a field still as it was."""
         recorded = self.state.ledger.keys_with_prefix(erasure_batch(batch))
         records = []
         for dataset in datasets:
@@ -84,6 +96,7 @@ class Purges:
                 "deleted_at": iso_utc(as_of),
                 "due": iso_utc(after.after(aware_utc(as_of))),
                 "links": links,
+                **({"anonymized": list(kept[dataset])} if kept and dataset in kept else {}),
             }
             records.append(Record(f"erasure.{PENDING}", payload, key))
         if records:
@@ -102,19 +115,22 @@ class Purges:
             if pending.due > as_of:
                 waiting.append(pending.due)
                 continue
-            left = self._purge(pending, as_of, run_id)
+            done = entries.get(erasure_step(batch, pending.dataset, "done"))
+            committed_by = datetime.fromisoformat(done.recorded_at) if done is not None else None
+            left = self._purge(pending, as_of, committed_by, run_id)
             if left:
                 failed.append(f"{pending.dataset}: {left} row(s) of the batch's people still in storage")
         if failed:
             raise LifecycleError(f"batch {batch}: purge verification failed: " + "; ".join(failed))
         return waiting
 
-    def _purge(self, pending: PendingPurge, as_of: datetime, run_id) -> int:
-        """Purge one dataset; the people's rows storage still holds (recorded when 0)."""
+    def _purge(self, pending: PendingPurge, as_of: datetime, committed_by: datetime | None, run_id) -> int:
+        """Purge one dataset; the people's rows storage still holds (recorded when 0).
+        ``committed_by``: when the step's done record was written (wall clock), after its commit."""
         store = self.stores.of(pending.dataset)
-        purge = store.purge(pending.dataset, deleted_at=pending.deleted_at, at=as_of)
+        purge = store.purge(pending.dataset, deleted_at=pending.deleted_at, at=as_of, committed_by=committed_by)
         subjects = tuple(sorted(set(pending.links.values())))
-        stored = store.stored(pending.dataset, subjects, values=pending.links)
+        stored = store.stored(pending.dataset, subjects, values=pending.links, anonymized=pending.anonymized)
         if stored.rows:
             return stored.rows
         counts = (purge.snapshots_expired, purge.files_removed, purge.bytes_freed, stored.files, stored.bytes)

@@ -19,7 +19,7 @@ from lifecycle.evidence import partition_mark, retention_batch, retention_datase
 from lifecycle.retention.plan import PartitionPlan, Unit
 from lifecycle.retention.selections import Holds, expired, held_pairs
 from lifecycle.state import StateStore
-from lifecycle.stores.contract import Change, KeyRange, Selection, TablePartition, anonymizing
+from lifecycle.stores.contract import Change, KeyRange, PartitionBatches, Selection, TablePartition, anonymizing
 
 log = logging.getLogger(__package__)  # one logger for the package: the CLI filters it by name
 
@@ -217,12 +217,14 @@ def drop_partitions(
     dag_id: str | None,
 ) -> tuple[int, int]:
     """Drop partitions whole: for each, look again (holds are read when the task runs) for rows
-    that must stay, mark it in the ledger, then detach and drop it, up to ``DROPPERS`` at a time
-    (detaches take their turn on the parent's lock; the DROPs overlap), and record each drop with
+    that must stay, and mark it in the ledger; then drop the marked ones: a lake table's in one
+    commit (``PartitionBatches``), a database's detached and dropped up to ``DROPPERS`` at a time
+    (detaches take their turn on the parent's lock; the DROPs overlap); record each drop with
     the rows counted at plan.  A partition that now holds a held or still-referenced row is not
     dropped: its selected rows are deleted in one statement instead.  A drop an earlier run
     marked (``part.run_id``) is finished and recorded under that run.  Returns (rows, skipped)."""
     done = skipped = 0
+    batched = isinstance(store, PartitionBatches)
     with ThreadPoolExecutor(DROPPERS, thread_name_prefix="drop") as pool:
         going = []
         for part in parts:
@@ -249,9 +251,13 @@ def drop_partitions(
                 )
                 continue
             _mark(records, dataset, part, run, dag_id)
-            going.append((part, run, key, started, pool.submit(store.drop_partition, dataset, part.name)))
+            dropping = None if batched else pool.submit(store.drop_partition, dataset, part.name)
+            going.append((part, run, key, started, dropping))
+        if batched and going:  # every marked partition in one commit
+            store.drop_partitions(dataset, [part.name for part, *_ in going])
         for part, run, key, started, dropping in going:
-            dropping.result()
+            if dropping is not None:
+                dropping.result()
             record = {**BatchRecord(dataset, part.low, part.high, part.rows, _since(started)).to_json()}
             record |= {"partition": part.name, **_estimated(part)}
             records.append("retention.drop_partition", record, dag_id=dag_id, run_id=run, key=key)

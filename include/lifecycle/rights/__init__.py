@@ -115,10 +115,13 @@ class SubjectRights:
 
     def answer(self, request_id: str, run_id: str, as_of: datetime, *, dry_run: bool = False) -> dict:
         """Plan the request (counts, in the register and the ledger); unless ``dry_run``, carry it
-        out and record it *done*.  A request already done or rejected is left as it is."""
+        out and record it *done* (*purging* while a lake purge waits).  A request already done
+        or rejected is left as it is; one *purging* is only settled (``purge``)."""
         request = self.request(request_id)
         if request.state in ("done", "rejected"):
             return self._summary(request)
+        if request.state == "purging":
+            return self._summary(self._settle(request, run_id, as_of))
         answering = handler(request.kind)
         plan = answering.plan(self, request, as_of)
         self.state.ledger.append(
@@ -136,6 +139,39 @@ class SubjectRights:
                 reason = str(exc).splitlines()[0][:2000] if isinstance(exc, LifecycleError) else type(exc).__name__
                 self.state.requests.update(request_id, "failed", at=as_of, run_id=run_id, reason=reason, plan=plan)
             raise
+        return self._summary(self._answered(request, plan, result, run_id, as_of))
+
+    def purge(self, run_id: str, as_of: datetime) -> dict:
+        """Every *purging* request: its lake purges due by ``as_of``, then its certificate and
+        *done* once none is left (a rerun after a kill finishes either)."""
+        counts, failed = {"requests": 0, "done": 0, "purging": 0}, []
+        for request in self.state.requests.in_states("purging"):
+            counts["requests"] += 1
+            try:
+                counts[self._settle(request, run_id, as_of).state] += 1
+            except LifecycleError as exc:  # storage still holds the person: stays purging, named
+                counts["purging"] += 1
+                failed.append(str(exc).splitlines()[0])
+        if failed:
+            raise LifecycleError("; ".join(failed))
+        return counts
+
+    def _settle(self, request: SubjectRequest, run_id: str, as_of: datetime) -> SubjectRequest:
+        from lifecycle.rights.erase import settled
+
+        result = settled(self, request, run_id, as_of, request.result or {})
+        return self._answered(request, request.plan, result, run_id, as_of)
+
+    def _answered(self, request: SubjectRequest, plan, result: dict, run_id: str, as_of: datetime) -> SubjectRequest:
+        """The register after ``carry_out``: *purging* while a lake purge waits (the reason says
+        until when), else *done* with its ledger entry."""
+        request_id = request.request_id
+        if result.get("purging_until"):
+            reason = f"pending purge until {result['purging_until']}"
+            log.info("request %s (%s): %s", request_id, request.kind, reason)
+            return self.state.requests.update(
+                request_id, "purging", at=as_of, run_id=run_id, reason=reason, plan=plan, result=result
+            )
         self.state.ledger.append(
             "request.done",
             {
@@ -150,7 +186,7 @@ class SubjectRights:
         )
         done = self.state.requests.update(request_id, "done", at=as_of, run_id=run_id, plan=plan, result=result)
         log.info("request %s (%s) done: %s", request_id, request.kind, result)
-        return self._summary(done)
+        return done
 
     @staticmethod
     def _summary(request: SubjectRequest) -> dict:

@@ -15,6 +15,10 @@ Each step is an erasure step of batch ``request:<id>`` in the ledger (plan
 before the change commits, done after: ``erasure.records``), so a killed
 run resumes without repeating a step; verification counts what still
 matches; a certificate names the person by HMAC, as a cancellation's does.
+A lake dataset's step is *pending purge* as a cancellation batch's is
+(``erasure.purge``): the certificate waits until the purge ran and storage
+verification read none of the person's rows; until then the request is
+*purging* (``settled`` is called again by later runs).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import datetime
 from lifecycle import reports
 from lifecycle.erasure.certificates import Certificates
 from lifecycle.erasure.executor import StepExecutor, Work, reading
+from lifecycle.erasure.purge import Purges, purge_evidence
 from lifecycle.erasure.records import StepRecords, batch_entries, step_evidence
 from lifecycle.errors import LifecycleError
 from lifecycle.evidence import request_event
@@ -128,7 +133,8 @@ def _planned(rights, request, step: EraseStep, steps: list[EraseStep], mine: Sel
 
 def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
     """Every step but the person's own row, verified; the notice, while the address on file
-    is still there; then the own row's fields, verified; the certificate."""
+    is still there; then the own row's fields, verified; the lake purges due and the
+    certificate (``settled``)."""
     steps = erase_steps(rights, request, as_of)
     batch = batch_of(request)
     executor = StepExecutor(
@@ -137,6 +143,8 @@ def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
     subject = rights.catalog.subject.dataset
     linked = [_work(rights, request, s, steps) for s in steps if s.dataset != subject and not s.held]
     own = [_work(rights, request, s, steps) for s in steps if s.dataset == subject and not s.held]
+    tables = [w.dataset for w in linked + own if rights.catalog.dataset(w.dataset).is_table]
+    Purges(rights.catalog, rights.state, rights.stores).expect(batch, tables, [request.subject_id], as_of, run_id)
     executor.run(linked)
     _verify(rights, request, executor, linked)
     with reading(rights.stores, [s.dataset for s in steps]):
@@ -145,7 +153,6 @@ def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
     notice = rights.notify(request, rights.settings.notify.erased, {"categories": titles, "kept": kept}, run_id)
     executor.run(own)
     _verify(rights, request, executor, own)
-    certificate = _certificate(rights, request, steps, batch, run_id)
     entries = batch_entries(rights.state.ledger, batch)
     changed = {}
     for step in steps:
@@ -155,7 +162,19 @@ def carry_out(rights, request, run_id: str, as_of: datetime) -> dict:
                 "action": step.action,
                 "changed": done.rows if done.rows is not None else done.versions,
             }
-    return {"datasets": changed, "kept": len(kept), "certificate": certificate, "notice": notice}
+    return settled(rights, request, run_id, as_of, {"datasets": changed, "kept": len(kept), "notice": notice})
+
+
+def settled(rights, request, run_id: str, as_of: datetime, result: dict) -> dict:
+    """``result`` with the certificate once every lake purge of the request is done and storage
+    verified (those due by ``as_of`` run now); while one is not due, ``purging_until`` its date."""
+    batch = batch_of(request)
+    waiting = Purges(rights.catalog, rights.state, rights.stores).settle(batch, as_of, run_id)
+    done = {k: v for k, v in result.items() if k not in ("certificate", "purging_until")}
+    if waiting:
+        return {**done, "certificate": None, "purging_until": max(waiting).date().isoformat()}
+    steps = erase_steps(rights, request, as_of)
+    return {**done, "certificate": _certificate(rights, request, steps, batch, run_id)}
 
 
 def _work(rights, request, step: EraseStep, steps: list[EraseStep]) -> Work:
@@ -223,9 +242,12 @@ def _certificate(rights, request, steps: list[EraseStep], batch: str, run_id: st
                 row["retained"] = {"why": "S3 Object Lock", "locks": locks}
         if step.floor and step.older_than is not None:
             row["retained"] = {"why": step.floor, "form": "rows inside the floor unchanged"}
+        purge, purge_hashes = purge_evidence(entries, batch, step.dataset)
+        if purge is not None:
+            row["purge"] = purge
         datasets.append(row)
-        backing += evidence.hashes
-        completed = max(filter(None, [completed, evidence.completed_at]), default=None)
+        backing += evidence.hashes + purge_hashes
+        completed = max(filter(None, [completed, evidence.completed_at, (purge or {}).get("purged_at")]), default=None)
     document = {
         "certificate": "erasure of chosen categories at the person's request (account kept)",
         "subject": certificates.subject_hash(request.subject_id),

@@ -2,7 +2,7 @@
 about their own information, with its due date and state.
 
 A request is *received*, *planned* (a dry run counted what it would do),
-*done*, *rejected* (no such person, nothing to do it with) or *failed* (the
+*purging* (an erase waits for a lake table's purge before its certificate), *done*, *rejected* (no such person, nothing to do it with) or *failed* (the
 reason names the dataset and system).  Receiving is idempotent: a request id
 seen before keeps its first row, so its due date never moves.
 """
@@ -19,7 +19,7 @@ from lifecycle.clock import iso_utc
 from lifecycle.state.schema import subject_requests
 
 #: states a request can still move out of; the deadline counts for these
-OPEN = ("received", "planned", "failed")
+OPEN = ("received", "planned", "purging", "failed")
 KINDS = ("access", "erase", "withdraw_consent")
 
 

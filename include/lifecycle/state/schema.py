@@ -193,7 +193,9 @@ subject_requests = sa.Table(
     sa.Column("source", sa.String(16), nullable=False),  # form | table
     sa.Column("categories", sa.Text),  # erase: JSON list of category names
     sa.Column("purpose", sa.String(128)),  # withdraw_consent
-    sa.Column("state", sa.String(16), nullable=False, index=True),  # received | planned | done | rejected | failed
+    sa.Column(
+        "state", sa.String(16), nullable=False, index=True
+    ),  # received | planned | purging | done | rejected | failed
     sa.Column("reason", sa.Text),  # rejected or failed: why (names datasets and systems, never values)
     sa.Column("received_at", sa.String(32), nullable=False),  # ISO UTC: when the person asked
     sa.Column("due_at", sa.String(32), nullable=False),  # received_at + respond_within

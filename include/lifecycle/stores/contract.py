@@ -233,6 +233,14 @@ class Partitions(Protocol):
 
 
 @runtime_checkable
+class PartitionBatches(Protocol):
+    """Several partitions dropped in one commit (lake tables: one delete on their bounds, no
+    file rewritten); a partition an earlier call dropped is dropped again as a no-op."""
+
+    def drop_partitions(self, dataset: str, names: list[str]) -> None: ...
+
+
+@runtime_checkable
 class PartitionEstimates(Protocol):
     """A partition's rows read from the database's statistics, where they are current for it:
     a count without a scan, an estimate (PostgreSQL's ``ANALYZE`` samples large tables)."""
@@ -352,9 +360,15 @@ class Purge:
 class Purging(Protocol):
     """Physical removal of what deleted rows leave in a lake table (Iceberg, Delta): the
     snapshots older than the deleting commit and the files no remaining snapshot references.
-    Idempotent: a purge killed half-way is finished by the next call."""
+    Idempotent: a purge killed half-way is finished by the next call.  ``deleted_at`` and
+    ``at`` are the runs' logical times; ``committed_by``, the wall-clock time by which the
+    deleting commit had been made (its ledger record), for a store whose files carry only
+    their writers' clocks (Delta: a run whose logical date is ahead of or behind the wall
+    clock still removes what that commit left)."""
 
-    def purge(self, dataset: str, *, deleted_at: datetime, at: datetime) -> Purge: ...
+    def purge(
+        self, dataset: str, *, deleted_at: datetime, at: datetime, committed_by: datetime | None = None
+    ) -> Purge: ...
 
 
 @dataclass(frozen=True)
@@ -373,7 +387,17 @@ class StorageVerification(Protocol):
     """Reading the subject column of every data file under a table's location, not only the
     files the live snapshot references: what a purge must have removed."""
 
-    def stored(self, dataset: str, subjects: tuple[str, ...], values: dict[str, str] | None = None) -> StoredRows: ...
+    def stored(
+        self,
+        dataset: str,
+        subjects: tuple[str, ...],
+        values: dict[str, str] | None = None,
+        anonymized: tuple[str, ...] = (),
+    ) -> StoredRows:
+        """``anonymized``: fields the people's rows keep anonymized under their link (an
+        anonymization that kept the link): only their rows where one still differs from its
+        strategy's output count."""
+        ...
 
 
 @runtime_checkable

@@ -27,9 +27,14 @@ only), `categories` (erase), `purpose` (withdraw_consent), `request_id`
    - *withdraw_consent*: the consent marked withdrawn; every recipient that
      received the person's data under it is asked to delete it.
    Every step is in the ledger; a rerun resumes and sends nothing twice.
-4. **report**: `requests/<date>/<run>/report.html|json` — requests of this
+   An erase that reached a lake table (Iceberg, Delta) is *purging* until the
+   table's `purge_after` has passed: its certificate waits for the purge.
+4. **purge**: every *purging* request whose purges are due: old snapshots
+   expired, unreferenced files removed, every Parquet file read again for the
+   person (must be 0), then the certificate and *done*.
+5. **report**: `requests/<date>/<run>/report.html|json` — requests of this
    run and by state, those past their due date. Ids and counts only.
-5. **run_complete**: the run fails when any step failed.
+6. **run_complete**: the run fails when any step failed.
 """
 
 from __future__ import annotations
@@ -97,6 +102,12 @@ if CONFIG.requests is not None:
 
         @task(trigger_rule="all_done")
         @terminal_errors
+        def purge() -> dict:
+            ctx = task_context()
+            return _rights(ctx).purge(ctx.run.run_id, ctx.run.as_of)
+
+        @task(trigger_rule="all_done")
+        @terminal_errors
         def report() -> dict:
             ctx = task_context()
             return _rights(ctx).report(ctx.run.run_id, ctx.run.as_of)
@@ -105,8 +116,9 @@ if CONFIG.requests is not None:
         requests = intake()
         checked >> requests
         answered = answer.expand(request_id=requests)
+        purged = purge()
         written = report()
-        answered >> written
-        run_complete(checked, requests, answered, written)
+        answered >> purged >> written
+        run_complete(checked, requests, answered, purged, written)
 
     subject_request_dag = subject_request()

@@ -84,7 +84,7 @@ def _created_parts(table: pa.Table, selection: Selection, created: str | None) -
         parts.append(_compare(column, pc.greater_equal, selection.created_within[0]))
         parts.append(_compare(column, pc.less_equal, selection.created_within[1]))
     for start, until in selection.created_not_in:
-        inside = pa.chunked_array([pa.array([True] * table.num_rows)])
+        inside = pa.chunked_array([pa.array([True] * table.num_rows, type=pa.bool_())])
         if start is not None:
             inside = pc.and_kleene(inside, _compare(column, pc.greater_equal, start))
         if until is not None:
@@ -95,7 +95,7 @@ def _created_parts(table: pa.Table, selection: Selection, created: str | None) -
 
 def pending(table: pa.Table, fields: tuple[str, ...], specs: dict) -> pa.ChunkedArray:
     """Rows where one of ``fields`` does not yet hold its strategy's output (``Shape``)."""
-    out = pa.chunked_array([pa.array([False] * table.num_rows)])
+    out = pa.chunked_array([pa.array([False] * table.num_rows, type=pa.bool_())])
     for name in fields:
         applied = _applied(plain(table[name]), strategies.strategy(specs[name].strategy).shape(specs[name]))
         out = pc.or_kleene(out, pc.invert(pc.fill_null(applied, True)))
@@ -121,7 +121,7 @@ def _date_cut(column, to: str):
     else:
         zero = [pc.hour, pc.minute, pc.second, pc.microsecond]
         parts = zero + {"day": [], "month": [pc.day], "year": [pc.day, pc.month]}[to]
-    out = pa.chunked_array([pa.array([True] * len(column))])
+    out = pa.chunked_array([pa.array([True] * len(column), type=pa.bool_())])
     for part in parts:
         expected = 1 if part in (pc.day, pc.month) else 0
         out = pc.and_kleene(out, pc.equal(part(column), expected))

@@ -154,7 +154,25 @@ class LakeStore(LakeRows, LakeVerification):
         with self._failures(dataset, "count rows per subject"):
             return self._per_subject(dataset, self._selected(dataset, selection))
 
-    def units(self, dataset: str, selection: Selection, size: int) -> list[KeyRange]:
+    def tally(self, dataset: str, selection: Selection, within: Selection = ALL) -> tuple[int, int]:
+        """(rows of ``within``, of those the rows ``selection`` takes)."""
+        with self._failures(dataset, "count rows"):
+            pk = self._columns(dataset)[0]
+            rows = arrow.plain(self._selected(dataset, within)[pk]).combine_chunks()
+            taken = arrow.plain(self._selected(dataset, selection)[pk]).combine_chunks()
+            if not len(rows) or not len(taken):
+                return len(rows), 0
+            return len(rows), int(pc.sum(pc.is_in(taken, value_set=rows).cast(pa.int64())).as_py() or 0)
+
+    def references(self, dataset: str) -> list:
+        """A lake table declares no foreign keys: no other table's rows keep its rows."""
+        return []
+
+    def kept_by_references(self, dataset: str, selection: Selection) -> int:
+        return 0
+
+    def units(self, dataset: str, selection: Selection, size: int, *, expected: int | None = None) -> list[KeyRange]:
+        """Key ranges of ``size`` rows over the selected keys (read whole: ``expected`` changes nothing)."""
         with self._failures(dataset, "plan key ranges"):
             keys = self._selected(dataset, selection)[self._columns(dataset)[0]].to_pylist()
         return [

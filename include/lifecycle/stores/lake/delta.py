@@ -4,14 +4,15 @@
 A delete is ``DeltaTable.delete`` with a predicate on the keys selected; an anonymization
 is one ``write_deltalake`` overwrite whose predicate is the same keys (replace-where: the
 rows out, their rewritten copies in, one commit).  Both rewrite only the files holding
-those keys.  A purge is ``vacuum`` with ``purge_after`` as its retention: the files no
-version within it references are removed.
+those keys.  A purge is ``vacuum`` once ``purge_after`` has passed in the run's time, with a
+retention reaching back to the deleting commit on the wall clock (the ledger's record of it):
+the files no later version references are removed.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,9 +25,10 @@ from lifecycle.stores.contract import Purge
 from lifecycle.stores.lake import arrow
 from lifecycle.stores.lake.base import Chosen, LakeStore
 from lifecycle.stores.lake.files import Storage, under
+from lifecycle.stores.lake.partitions import DeltaPartitions
 
 
-class DeltaStore(LakeStore):
+class DeltaStore(DeltaPartitions, LakeStore):
     conflicts = (CommitFailedError,)
     replace_by_keys = True  # replace-where refuses new rows its predicate does not match (an unlinked row)
 
@@ -111,21 +113,33 @@ class DeltaStore(LakeStore):
 
     # ---------------------------------------------------------------- purge
 
-    def purge(self, dataset: str, *, deleted_at: datetime, at: datetime) -> Purge:
-        """``vacuum`` with ``purge_after`` as retention, once ``deleted_at + purge_after`` is past.
-        delta-rs judges the files' age by the wall clock of their removal commit."""
+    def purge(self, dataset: str, *, deleted_at: datetime, at: datetime, committed_by: datetime | None = None) -> Purge:
+        """``vacuum`` once ``deleted_at + purge_after`` is past (both the run's logical time).
+        delta-rs judges a removed file's age by the wall clock of its removal commit: the
+        retention given to it reaches back to ``committed_by`` (the wall time by which the
+        deleting commit was made), whatever the run's logical date; without it, ``purge_after``."""
         after = self.spec.purge_after
         due = after.after(aware_utc(deleted_at))
         if aware_utc(at) < due:
             return Purge(dataset, due, False)
-        hours = math.ceil((after.months * 31 * 86400 + after.seconds) / 3600)
         with self._failures(dataset, "purge"):
             table = self.table(dataset)
             sizes = {f.path: f.size for f in self.storage.files(self.location(dataset))}
+            hours = _retention_hours(after, committed_by)
             removed = table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
             paths = [self.storage.path(under(self.location(dataset), name)) for name in removed]
             paths = [p for p in paths if p in sizes]  # delta-rs names tombstoned files an earlier purge removed
         return Purge(dataset, due, True, 0, len(paths), sum(sizes[p] for p in paths))
+
+
+def _retention_hours(after, committed_by: datetime | None) -> int:
+    """Whole hours back from the wall clock (vacuum's own reference) to the deleting commit,
+    rounded down so that commit's removals are always older; without it, ``purge_after``
+    rounded up."""
+    if committed_by is None:
+        return math.ceil((after.months * 31 * 86400 + after.seconds) / 3600)
+    since = datetime.now(UTC) - aware_utc(committed_by)  # vacuum compares with the wall clock, so must this
+    return max(0, math.floor(since.total_seconds() / 3600))
 
 
 def _plain_schema(schema: pa.Schema) -> pa.Schema:

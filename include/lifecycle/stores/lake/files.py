@@ -121,14 +121,15 @@ class Storage:
             except FileNotFoundError:  # removed by an earlier, interrupted purge
                 pass
 
-    def read_column(self, path: str, column: str) -> pa.Array | None:
-        """One column of a Parquet file; None if the file has no such column."""
+    def read_columns(self, path: str, columns: tuple[str, ...]) -> pa.Table | None:
+        """The columns a Parquet file has of ``columns``; None if it lacks the first."""
         fs = self.filesystem()
         with fs.open_input_file(path) as handle:
             parquet = pq.ParquetFile(handle)
-            if column not in parquet.schema_arrow.names:
+            names = parquet.schema_arrow.names
+            if columns[0] not in names:
                 return None
-            return parquet.read(columns=[column]).column(column).combine_chunks()
+            return parquet.read(columns=[c for c in dict.fromkeys(columns) if c in names])
 
 
 @functools.lru_cache(maxsize=16)

@@ -155,9 +155,10 @@ class IcebergStore(IcebergPartitions, LakeStore):
 
     # ---------------------------------------------------------------- purge
 
-    def purge(self, dataset: str, *, deleted_at: datetime, at: datetime) -> Purge:
+    def purge(self, dataset: str, *, deleted_at: datetime, at: datetime, committed_by: datetime | None = None) -> Purge:
         """Expire snapshots older than ``at - purge_after`` (the current one stays) and remove
-        the files no remaining snapshot references, once ``deleted_at + purge_after`` is past."""
+        the files no remaining snapshot references, once ``deleted_at + purge_after`` is past.
+        Snapshots and files are judged by the run's time (``committed_by`` is not used)."""
         after = self.spec.purge_after
         due = after.after(aware_utc(deleted_at))
         if aware_utc(at) < due:

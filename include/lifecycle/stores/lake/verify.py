@@ -13,11 +13,19 @@ from lifecycle.stores.lake import arrow
 class LakeVerification:
     """``stored`` and ``describe`` of ``LakeStore``."""
 
-    def stored(self, dataset: str, subjects: tuple[str, ...], values: dict[str, str] | None = None) -> StoredRows:
+    def stored(
+        self,
+        dataset: str,
+        subjects: tuple[str, ...],
+        values: dict[str, str] | None = None,
+        anonymized: tuple[str, ...] = (),
+    ) -> StoredRows:
         """The people's rows in every data file under the table's location, live or not.
         ``values``: their link values as an earlier call resolved them ({value: subject}; two
-        hops, once the rows linking them are gone)."""
+        hops, once the rows linking them are gone).  ``anonymized``: fields their rows keep
+        anonymized under the link; only rows where one does not hold its strategy's output count."""
         link = self.links.column(dataset)
+        specs = {f: self.catalog.dataset(dataset).fields[f].anonymize for f in anonymized}
         with self._failures(dataset, "read every data file"):
             values = self.links.values(dataset, subjects) if values is None else values
             files = [f for f in self.storage.files(self.location(dataset)) if f.path.endswith(self.data_suffix)]
@@ -25,13 +33,17 @@ class LakeVerification:
             found: dict[str, int] = {}
             wanted: dict[pa.DataType, pa.Array] = {}  # the people's link values, per column type met
             for f in files:
-                column = self.storage.read_column(f.path, link)
-                if column is None:
+                read = self.storage.read_columns(f.path, (link, *anonymized))
+                if read is None:
                     continue
-                column = arrow.plain(column)
+                column = arrow.plain(read[link])
                 if column.type not in wanted:
                     wanted[column.type] = arrow.as_type(list(values), column.type)
-                hits = column.filter(pc.is_in(column, value_set=wanted[column.type]))
+                theirs = pc.is_in(column, value_set=wanted[column.type])
+                present = tuple(c for c in anonymized if c in read.column_names)
+                if present:
+                    theirs = pc.and_kleene(theirs, arrow.pending(read, present, specs))
+                hits = column.filter(pc.fill_null(theirs, False))
                 for value in hits.to_pylist():
                     found[values[str(value)]] = found.get(values[str(value)], 0) + 1
         return StoredRows(sum(found.values()), found, len(files), sum(f.size for f in files))
