@@ -35,6 +35,7 @@ NEWEST, LOWEST = "3.3.2", "3.3.0"
 DEMO_DAGS = {
     "lifecycle_checks",
     "lifecycle_deadlines",
+    "lifecycle_evidence",
     "retention_expiry",
     "cancellation_erasure",
     "subject_request",
