@@ -45,6 +45,7 @@ def test_init_scaffolds_a_configuration_that_validates_and_matches_the_demo(demo
     pairs = [
         (f.category, {g.column: g.category for g in got.personal_fields(name)}.get(f.column))
         for name in demo.table_datasets
+        if demo.system_of(name).type == "sql"  # the lake's tables are not in the database init reads
         for f in demo.personal_fields(name)
     ]
     matched = sum(want == have for want, have in pairs)

@@ -52,6 +52,21 @@ class RightsWorld:
         return self.reload()
 
 
+def _without_lake(folder) -> None:
+    """The demo configuration without its analytics lake (its systems, their datasets and the
+    rules naming only them): these tests seed the application's database and buckets."""
+    catalog = yaml.safe_load((folder / "catalog.yaml").read_text())
+    lake = {name for name, system in catalog["systems"].items() if system["type"] in ("iceberg", "delta")}
+    gone = {name for name, dataset in catalog["datasets"].items() if dataset.get("system") in lake}
+    catalog["systems"] = {n: s for n, s in catalog["systems"].items() if n not in lake}
+    catalog["datasets"] = {n: d for n, d in catalog["datasets"].items() if n not in gone}
+    (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False, allow_unicode=True))
+    retention = yaml.safe_load((folder / "retention.yaml").read_text())
+    named = [set(rule["applies_to"].get("datasets") or ()) for rule in retention["rules"]]
+    retention["rules"] = [rule for rule, names in zip(retention["rules"], named) if not names or not names <= gone]
+    (folder / "retention.yaml").write_text(yaml.safe_dump(retention, sort_keys=False, allow_unicode=True))
+
+
 @pytest.fixture
 def rights_world(engine, tmp_path, monkeypatch, s3_endpoint, connect):
     folder = tmp_path / "config"
@@ -64,6 +79,7 @@ def rights_world(engine, tmp_path, monkeypatch, s3_endpoint, connect):
             system["bucket"] = buckets[name] = f"{system['bucket'][:40]}-{suffix}"
     catalog["reports"] = {"path": str(tmp_path / "reports")}
     (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False, allow_unicode=True))
+    _without_lake(folder)  # the rights of SQL and S3 data; tests/rights/test_lake.py has the lake's
     config = load_config(folder)
 
     s3 = moto_client(s3_endpoint)
